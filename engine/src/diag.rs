@@ -1,0 +1,184 @@
+//! Diagnostics are data: a stable code, a severity, a message, a location and a
+//! fix hint. Rendering (source line and caret) happens at the CLI edge.
+
+use serde::Serialize;
+use std::ops::Range;
+
+/// A source text with the path it was read from (for locations).
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        SourceFile { path: path.into(), text: text.into() }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// The byte offset of 1-based `line`, `col`.
+    pub fn offset_of(&self, line: usize, col: usize) -> usize {
+        let mut start = 0;
+        for _ in 1..line {
+            match self.text.get(start..).and_then(|s| s.find('\n')) {
+                Some(i) => start += i + 1,
+                None => return self.text.len(),
+            }
+        }
+        let rest = self.text.get(start..).unwrap_or("");
+        start + rest.char_indices().nth(col.saturating_sub(1)).map_or(rest.len(), |(i, _)| i)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding of `leadflow check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Byte range in `file`.
+    #[serde(skip)]
+    pub span: Range<usize>,
+    pub hint: String,
+}
+
+impl Diagnostic {
+    pub fn new(code: &'static str, file: &SourceFile, span: Range<usize>, message: impl Into<String>) -> Self {
+        let (line, column) = file.line_col(span.start);
+        let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
+        Diagnostic {
+            code,
+            severity,
+            message: message.into(),
+            file: file.path.clone(),
+            line,
+            column,
+            span,
+            hint: explain(code).map(|e| e.hint.to_string()).unwrap_or_default(),
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// What a code means, for `leadflow explain` and the default hint.
+pub struct Explanation {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub hint: &'static str,
+}
+
+macro_rules! codes {
+    ($($code:literal => $title:literal, $hint:literal;)*) => {
+        /// Every diagnostic and refusal code, with its title and fix hint.
+        pub const CODES: &[Explanation] = &[$(Explanation { code: $code, title: $title, hint: $hint }),*];
+    };
+}
+
+codes! {
+    "E001" => "the file is not valid TOML or has a key or value of the wrong shape", "fix the syntax at the caret; `leadflow schema` lists every key";
+    "E002" => "two workflows share one id", "give each workflow a unique `[workflow] id`";
+    "E003" => "unknown state", "declare it as `[states.<name>]` or fix the spelling";
+    "E004" => "unknown field", "declare it as `[fields.<name>]` or fix the spelling";
+    "E005" => "unknown transition", "declare it as `[transitions.<name>]` or fix the spelling";
+    "E006" => "unknown workflow", "spawn a workflow id that exists in the same directory";
+    "E007" => "a script calls a function that does not exist", "define it in a rules module listed in `[workflow] rules`, or fix the name";
+    "E008" => "a Rhai script does not compile", "fix the script syntax at the caret";
+    "E009" => "a rules module cannot be found", "list files that exist under rules/, e.g. rules = [\"rules/aslm.rhai\"]";
+    "E010" => "unknown calendar", "add calendars/<name>.toml or name an existing calendar";
+    "E011" => "a final state is the source of a transition", "remove the state from `from`, or make it non-final";
+    "E012" => "a timer fires a transition that cannot run from the timer's states", "add the timer's states to the transition's `from` and \"system\" to its `by`";
+    "E013" => "a spawn maps a value into a field of another type", "map a field of a compatible type, or convert it in a Rhai expression";
+    "E014" => "a field pattern is not a valid regular expression", "fix the regex; it must match the whole value";
+    "E015" => "enum values are missing or misplaced", "give `values = [...]` to enum fields only";
+    "E016" => "a duration cannot be read", "write a number and a unit: 30m, 2h, 60d, 24wh (working hours), 2wd (working days)";
+    "E017" => "a timer is incomplete or ambiguous", "give exactly one of `after`/`at`, and `fire` or `do`";
+    "E018" => "an effect is malformed", "give exactly one action key (set, append, clear, notify, assign, release, spawn) with what it needs";
+    "E019" => "a value does not fit the field's type", "use a value or field of the declared type";
+    "E020" => "a non-final state has no path to a final state", "add a transition (or a timer) leading towards a final state";
+    "E021" => "the workflow has no final state", "mark at least one state `final = true`";
+    "E022" => "unknown timer", "name a timer declared as `[timers.<name>]`";
+    "E023" => "a script reads a field the workflow does not declare", "declare `[fields.<name>]` or fix the spelling after `lead.`";
+    "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
+    "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
+    "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
+    "E053" => "bad holiday entry", "give exactly one of date = \"MM-DD\", easter = N, on = \"YYYY-MM-DD\"";
+    "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
+    "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
+    "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
+    "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
+    "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";
+    "E_NOT_ENABLED" => "the transition cannot be fired from the record's current state", "fire one of the transitions enabled in this state";
+    "E_FINAL" => "the record is in a final state and accepts no change", "create a new record instead";
+    "E_FORBIDDEN" => "the caller's role may not fire this transition", "fire it as one of the roles in its `by` list";
+    "E_INPUT" => "the input sets a field this transition does not accept", "send only the fields listed in the transition's `input`";
+    "E_TYPE" => "a value does not fit its field (type, pattern, enum, date, decimal)", "send a value of the field's declared type";
+    "E_REQUIRED" => "a required field is empty", "give every field in the transition's `require` list";
+    "E_GUARD" => "the transition's guard refused", "meet the condition the guard's message states";
+    "E_SCRIPT" => "a script failed or exceeded its limits", "fix the rule script; it must not loop or fail";
+    "E_NO_CANDIDATE" => "no actor could be assigned", "add available actors of the role to the directory";
+}
+
+pub fn explain(code: &str) -> Option<&'static Explanation> {
+    CODES.iter().find(|e| e.code.eq_ignore_ascii_case(code))
+}
+
+/// Narrow `span` to where `needle` (usually a quoted name) appears inside it,
+/// so a diagnostic about one element of an array points at that element.
+pub fn refine(text: &str, span: &Range<usize>, needle: &str) -> Range<usize> {
+    let quoted = format!("\"{needle}\"");
+    text.get(span.clone())
+        .and_then(|s| s.find(&quoted).map(|i| i + 1).or_else(|| s.find(needle)))
+        .map(|i| span.start + i..span.start + i + needle.len())
+        .unwrap_or_else(|| span.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let f = SourceFile::new("x.toml", "a = 1\nbè = \"c\"\n");
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(6), (2, 1));
+        assert_eq!(f.line_col(12), (2, 6));
+        assert_eq!(f.offset_of(2, 6), 12);
+    }
+
+    #[test]
+    fn every_code_is_explained_once() {
+        let mut seen = std::collections::HashSet::new();
+        for e in CODES {
+            assert!(seen.insert(e.code), "duplicate {}", e.code);
+            assert!(!e.hint.is_empty());
+        }
+    }
+}

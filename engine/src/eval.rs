@@ -1,0 +1,608 @@
+//! Evaluation: create a record, fire a transition, fire a due timer. Pure and
+//! deterministic: time and the actor directory come in as values, and the
+//! result is an [`Outcome`] (what should happen) that the caller commits.
+
+use crate::model::*;
+use crate::script::{self, Eval, Lead, LeadData, Vars};
+use crate::value::Value;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A record as the engine sees it: its state and typed fields (indexed by the
+/// workflow's field ids).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub state: StateId,
+    pub fields: Vec<Value>,
+    pub assignee: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the record entered its current state.
+    pub entered_at: DateTime<Utc>,
+}
+
+impl Record {
+    pub fn get<'a>(&'a self, wf: &Workflow, field: &str) -> Option<&'a Value> {
+        wf.field(field).map(|i| &self.fields[i])
+    }
+
+    /// Fields by name, as JSON (what the store persists).
+    pub fn fields_json(&self, wf: &Workflow) -> serde_json::Map<String, serde_json::Value> {
+        wf.fields
+            .iter()
+            .zip(&self.fields)
+            .filter(|(_, v)| !matches!(v, Value::Null))
+            .map(|(f, v)| (f.name.clone(), v.to_json()))
+            .collect()
+    }
+
+    /// Rebuild a record from persisted parts. Unknown fields are ignored and
+    /// values that no longer fit their type are dropped (a workflow edit must
+    /// never make a stored record unreadable).
+    pub fn from_json(
+        wf: &Workflow,
+        state: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        assignee: Option<String>,
+        created_at: DateTime<Utc>,
+        entered_at: DateTime<Utc>,
+    ) -> Option<Record> {
+        let state = wf.state(state)?;
+        let mut values = vec![Value::Null; wf.fields.len()];
+        for (i, f) in wf.fields.iter().enumerate() {
+            if let Some(j) = fields.get(&f.name) {
+                values[i] = f.ty.coerce(Value::from_json(j)).unwrap_or(Value::Null);
+            }
+        }
+        Some(Record { state, fields: values, assignee, created_at, entered_at })
+    }
+}
+
+/// A period during which an actor receives nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// Someone who fires transitions or receives assignments: a partner, dealer,
+/// operator, agent, or the system itself (timers).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+    #[serde(default)]
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// Open records currently assigned (computed by the caller).
+    #[serde(default)]
+    pub load: u32,
+    #[serde(default)]
+    pub unavailable: Vec<Period>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor { id: "system".into(), role: "system".into(), ..Actor::default() }
+    }
+
+    pub fn available_at(&self, now: DateTime<Utc>) -> bool {
+        !self.unavailable.iter().any(|p| p.from <= now && now < p.until)
+            && self.capacity.is_none_or(|c| self.load < c)
+    }
+
+    fn to_map(&self) -> rhai::Map {
+        let strs = |v: &[String]| rhai::Dynamic::from_array(v.iter().map(|s| s.clone().into()).collect());
+        let mut attrs = rhai::Map::new();
+        for (k, v) in &self.attributes {
+            attrs.insert(k.as_str().into(), script::to_dynamic(v));
+        }
+        let mut m = rhai::Map::new();
+        m.insert("id".into(), self.id.clone().into());
+        m.insert("role".into(), self.role.clone().into());
+        m.insert("zones".into(), strs(&self.zones));
+        m.insert("skills".into(), strs(&self.skills));
+        m.insert("capacity".into(), self.capacity.map_or(rhai::Dynamic::UNIT, |c| (c as rhai::INT).into()));
+        m.insert("load".into(), (self.load as rhai::INT).into());
+        m.insert("attributes".into(), attrs.into());
+        m
+    }
+}
+
+/// What a transition is evaluated against besides the record.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub actor: &'a Actor,
+    /// Candidates for `assign` effects.
+    pub directory: &'a [Actor],
+}
+
+/// Why a request was refused. Codes are stable: clients match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Code {
+    #[serde(rename = "E_UNKNOWN_TRANSITION")]
+    UnknownTransition,
+    #[serde(rename = "E_UNKNOWN_TIMER")]
+    UnknownTimer,
+    #[serde(rename = "E_NOT_ENABLED")]
+    NotEnabled,
+    #[serde(rename = "E_FINAL")]
+    Final,
+    #[serde(rename = "E_FORBIDDEN")]
+    Forbidden,
+    #[serde(rename = "E_INPUT")]
+    Input,
+    #[serde(rename = "E_TYPE")]
+    Type,
+    #[serde(rename = "E_REQUIRED")]
+    Required,
+    #[serde(rename = "E_GUARD")]
+    Guard,
+    #[serde(rename = "E_SCRIPT")]
+    Script,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::UnknownTransition => "E_UNKNOWN_TRANSITION",
+            Code::UnknownTimer => "E_UNKNOWN_TIMER",
+            Code::NotEnabled => "E_NOT_ENABLED",
+            Code::Final => "E_FINAL",
+            Code::Forbidden => "E_FORBIDDEN",
+            Code::Input => "E_INPUT",
+            Code::Type => "E_TYPE",
+            Code::Required => "E_REQUIRED",
+            Code::Guard => "E_GUARD",
+            Code::Script => "E_SCRIPT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+    /// The field concerned, for E_INPUT, E_TYPE and E_REQUIRED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into(), field: None }
+    }
+    fn on(code: Code, field: &str, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into(), field: Some(field.to_string()) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Value,
+    pub new: Value,
+    /// Whether history keeps this change (`track = true`, the default).
+    pub tracked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerArm {
+    pub timer: String,
+    pub due: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub template: String,
+    /// Symbolic recipients: "assignee", "customer", a role, an actor id.
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpawnRequest {
+    pub workflow: String,
+    /// None: create now.
+    pub due: Option<DateTime<Utc>>,
+    pub fields: Vec<(String, Value)>,
+    /// Link name on the new record pointing back to this one.
+    pub link: String,
+    /// Link name on this record pointing to the new one.
+    pub backlink: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub role: String,
+    /// None: no available candidate.
+    pub actor: Option<String>,
+}
+
+/// What a create, transition or timer should do. The caller commits it as a
+/// whole or not at all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// The transition fired (None for a creation or a timer running effects).
+    pub transition: Option<String>,
+    /// The timer that fired, if a timer caused this.
+    pub timer: Option<String>,
+    /// None on creation.
+    pub from_state: Option<String>,
+    pub to_state: String,
+    #[serde(skip)]
+    pub record: Record,
+    pub changes: Vec<FieldChange>,
+    /// (old, new) if the assignee changed.
+    pub assignee: Option<(Option<String>, Option<String>)>,
+    pub arm: Vec<TimerArm>,
+    pub cancel: Vec<String>,
+    pub notifications: Vec<Notification>,
+    pub spawns: Vec<SpawnRequest>,
+    pub assignments: Vec<Assignment>,
+}
+
+/// Loosely typed input: field name -> value.
+pub type Input = [(String, Value)];
+
+/// Check a value against a field: type, pattern, enum values.
+pub fn validate(f: &Field, v: Value) -> Result<Value, Refusal> {
+    let v = f.ty.coerce(v).map_err(|m| Refusal::on(Code::Type, &f.name, format!("{}: {m}", f.name)))?;
+    if let (Some(p), Value::Str(s)) = (&f.pattern, &v) {
+        if !p.is_match(s) {
+            let pat = p.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
+            return Err(Refusal::on(Code::Type, &f.name, format!("{}: \"{s}\" does not match the pattern {pat}", f.name)));
+        }
+    }
+    if let (false, Value::Str(s)) = (f.values.is_empty(), &v) {
+        if !f.values.iter().any(|x| x == s) {
+            return Err(Refusal::on(Code::Type, &f.name, format!("{}: \"{s}\" is not one of {}", f.name, f.values.join(", "))));
+        }
+    }
+    Ok(v)
+}
+
+/// Create a record: initial state, defaults, input, `on_enter` effects of the
+/// initial state, its timers armed.
+pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal> {
+    let mut fields: Vec<Value> = wf.fields.iter().map(|f| f.default.clone().unwrap_or(Value::Null)).collect();
+    for (k, v) in input {
+        let fid = wf.field(k).ok_or_else(|| Refusal::on(Code::Input, k, format!("workflow `{}` has no field `{k}`", wf.id)))?;
+        fields[fid] = validate(&wf.fields[fid], v.clone())?;
+    }
+    if let Some(f) = wf.fields.iter().zip(&fields).find(|(f, v)| f.required && v.is_empty()) {
+        return Err(Refusal::on(Code::Required, &f.0.name, format!("`{}` is required to create a {}", f.0.name, wf.record)));
+    }
+    let empty = Record { state: wf.initial, fields: vec![Value::Null; wf.fields.len()], assignee: None, created_at: ctx.now, entered_at: ctx.now };
+    let mut w = Work::new(wf, &empty, ctx);
+    w.rec.fields = fields;
+    w.run(&wf.states[wf.initial].on_enter, None)?;
+    let mut arm = Vec::new();
+    for t in &wf.timers {
+        if t.armed_in(wf.initial) {
+            if let Some(due) = w.due(t)? {
+                arm.push(TimerArm { timer: t.name.clone(), due });
+            }
+        }
+    }
+    Ok(w.finish(None, None, None, arm, Vec::new()))
+}
+
+/// Fire a transition on a record.
+pub fn fire(wf: &Workflow, rec: &Record, transition: &str, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal> {
+    let ti = wf.transition(transition).ok_or_else(|| {
+        Refusal::new(Code::UnknownTransition, format!("workflow `{}` has no transition `{transition}`", wf.id))
+    })?;
+    fire_inner(wf, rec, ti, input, ctx, None)
+}
+
+/// Fire a due timer. A timer whose record has left the timer's states is
+/// refused with E_NOT_ENABLED: the caller discards it.
+pub fn fire_timer(wf: &Workflow, rec: &Record, timer: &str, now: DateTime<Utc>, directory: &[Actor]) -> Result<Outcome, Refusal> {
+    let id = wf.timer(timer).ok_or_else(|| Refusal::new(Code::UnknownTimer, format!("workflow `{}` has no timer `{timer}`", wf.id)))?;
+    let tm = &wf.timers[id];
+    if !tm.armed_in(rec.state) || wf.states[rec.state].is_final {
+        return Err(Refusal::new(Code::NotEnabled, format!("timer `{timer}` is not armed in state `{}`", wf.state_name(rec.state))));
+    }
+    let system = Actor::system();
+    let ctx = Ctx { now, actor: &system, directory };
+    match &tm.action {
+        TimerAction::Fire(ti) => fire_inner(wf, rec, *ti, &[], ctx, Some(id)),
+        TimerAction::Effects(effects) => {
+            let mut w = Work::new(wf, rec, ctx);
+            w.run(effects, None)?;
+            let mut out = w.finish(None, Some(&tm.name), Some(rec.state), Vec::new(), Vec::new());
+            out.timer = Some(tm.name.clone());
+            Ok(out)
+        }
+    }
+}
+
+fn fire_inner(wf: &Workflow, rec: &Record, ti: TransitionId, input: &Input, ctx: Ctx, firing: Option<TimerId>) -> Result<Outcome, Refusal> {
+    let t = &wf.transitions[ti];
+    let from = rec.state;
+    if wf.states[from].is_final {
+        return Err(Refusal::new(Code::Final, format!("the record is in final state `{}` and accepts no change", wf.state_name(from))));
+    }
+    if !t.enabled_from(from) {
+        let enabled: Vec<&str> = wf.enabled_in(from).map(|t| t.name.as_str()).collect();
+        return Err(Refusal::new(
+            Code::NotEnabled,
+            format!("`{}` cannot be fired in state `{}`; enabled here: {}", t.name, wf.state_name(from), enabled.join(", ")),
+        ));
+    }
+    if !t.allows_role(&ctx.actor.role) {
+        return Err(Refusal::new(
+            Code::Forbidden,
+            format!("role `{}` may not fire `{}` (allowed: {})", ctx.actor.role, t.name, t.by.join(", ")),
+        ));
+    }
+    let mut w = Work::new(wf, rec, ctx);
+    for (k, v) in input {
+        let fid = match wf.field(k) {
+            Some(f) if t.input.contains(&f) => f,
+            _ => {
+                let allowed: Vec<&str> = t.input.iter().map(|&f| wf.fields[f].name.as_str()).collect();
+                return Err(Refusal::on(Code::Input, k, format!("`{}` does not accept `{k}` (accepted: {})", t.name, allowed.join(", "))));
+            }
+        };
+        w.rec.fields[fid] = validate(&wf.fields[fid], v.clone())?;
+    }
+    for &f in &t.require {
+        if w.rec.fields[f].is_empty() {
+            return Err(Refusal::on(Code::Required, &wf.fields[f].name, format!("`{}` is required to {}", wf.fields[f].name, t.title)));
+        }
+    }
+    if let Some(g) = t.guard {
+        let mut map = rhai::Map::new();
+        for (k, v) in input {
+            map.insert(k.as_str().into(), script::to_dynamic(v));
+        }
+        match w.eval(g, Some(map), true)? {
+            v if v.as_bool() == Ok(true) => {}
+            v if v.as_bool() == Ok(false) => {
+                return Err(Refusal::new(Code::Guard, format!("guard of `{}` refused: {}", t.name, t.guard_source.as_deref().unwrap_or(""))))
+            }
+            v => return Err(Refusal::new(Code::Script, format!("guard of `{}` returned {} instead of true or false", t.name, v.type_name()))),
+        }
+    }
+    w.run(&t.effects, None)?;
+    let to = t.to.unwrap_or(from);
+    if to != from {
+        w.rec.state = to;
+        w.rec.entered_at = ctx.now;
+        w.run(&wf.states[to].on_enter, None)?;
+    }
+    let mut arm = Vec::new();
+    let mut cancel = Vec::new();
+    for (i, tm) in wf.timers.iter().enumerate() {
+        let was = tm.armed_in(from) && firing != Some(i) && !wf.states[from].is_final;
+        let is = tm.armed_in(to) && !wf.states[to].is_final;
+        let rearm = match &t.rearm {
+            Rearm::None => false,
+            Rearm::All => true,
+            Rearm::Some(ids) => ids.contains(&i),
+        };
+        if was && !is {
+            cancel.push(tm.name.clone());
+        } else if is && (!was || rearm) {
+            match w.due(tm)? {
+                Some(due) => arm.push(TimerArm { timer: tm.name.clone(), due }),
+                None if was => cancel.push(tm.name.clone()),
+                None => {}
+            }
+        }
+    }
+    let mut out = w.finish(Some(&t.name), None, Some(from), arm, cancel);
+    out.timer = firing.map(|i| wf.timers[i].name.clone());
+    Ok(out)
+}
+
+/// The record being worked on while effects run.
+struct Work<'a> {
+    wf: &'a Workflow,
+    old: &'a Record,
+    rec: Record,
+    ctx: Ctx<'a>,
+    notifications: Vec<Notification>,
+    spawns: Vec<SpawnRequest>,
+    assignments: Vec<Assignment>,
+}
+
+impl<'a> Work<'a> {
+    fn new(wf: &'a Workflow, old: &'a Record, ctx: Ctx<'a>) -> Self {
+        Work { wf, old, rec: old.clone(), ctx, notifications: Vec::new(), spawns: Vec::new(), assignments: Vec::new() }
+    }
+
+    /// Evaluate a script against the record as it is now. The fields move
+    /// into the script's view and back, so no copy is made.
+    fn eval_with(&mut self, id: script::ScriptId, input: Option<rhai::Map>, actor: Option<rhai::Map>) -> Result<rhai::Dynamic, Refusal> {
+        let data = Arc::new(LeadData {
+            names: self.wf.field_index.clone(),
+            fields: std::mem::take(&mut self.rec.fields),
+            state: self.wf.states[self.rec.state].name.clone(),
+            assignee: self.rec.assignee.clone(),
+            created_at: self.rec.created_at,
+            entered_at: self.rec.entered_at,
+        });
+        let r = self.wf.scripts.eval(id, Vars { lead: Lead(data.clone()), now: self.ctx.now, input, actor });
+        self.rec.fields = Arc::try_unwrap(data).map(|d| d.fields).unwrap_or_else(|d| d.fields.clone());
+        match r {
+            Eval::Value(v) => Ok(v),
+            Eval::Thrown(m) => Err(Refusal::new(Code::Guard, m)),
+            Eval::Failed(m) => Err(Refusal::new(Code::Script, m)),
+        }
+    }
+
+    fn eval(&mut self, id: script::ScriptId, input: Option<rhai::Map>, with_actor: bool) -> Result<rhai::Dynamic, Refusal> {
+        let actor = with_actor.then(|| self.ctx.actor.to_map());
+        self.eval_with(id, input, actor)
+    }
+
+    fn value(&mut self, e: &Expr) -> Result<Value, Refusal> {
+        match e {
+            Expr::Literal(v) => Ok(v.clone()),
+            Expr::Field(f) => Ok(self.rec.fields[*f].clone()),
+            Expr::Script(id) => {
+                let d = self.eval(*id, None, true)?;
+                script::from_dynamic(&d).map_err(|m| Refusal::new(Code::Script, m))
+            }
+        }
+    }
+
+    fn run(&mut self, effects: &[Effect], _: Option<()>) -> Result<(), Refusal> {
+        for e in effects {
+            match e {
+                Effect::Set { field, value } => {
+                    let v = self.value(value)?;
+                    self.rec.fields[*field] = validate(&self.wf.fields[*field], v).map_err(|r| Refusal::new(Code::Script, format!("effect: {}", r.message)))?;
+                }
+                Effect::Append { field, value } => {
+                    let v = self.value(value)?;
+                    match &mut self.rec.fields[*field] {
+                        Value::List(l) => l.push(v),
+                        slot => *slot = Value::List(vec![v]),
+                    }
+                }
+                Effect::Clear { fields } => {
+                    for f in fields {
+                        self.rec.fields[*f] = Value::Null;
+                    }
+                }
+                Effect::Notify { template, to } => self.notifications.push(Notification { template: template.clone(), to: to.clone() }),
+                Effect::Release => self.rec.assignee = None,
+                Effect::Assign { role, score, filter, exclude } => {
+                    let chosen = self.assign(role, *score, *filter, *exclude)?;
+                    self.rec.assignee = chosen.clone();
+                    self.assignments.push(Assignment { role: role.clone(), actor: chosen });
+                }
+                Effect::Spawn(s) => {
+                    let due = match s.at {
+                        None => None,
+                        Some(id) => match script::from_dynamic(&self.eval(id, None, false)?) {
+                            Ok(Value::DateTime(t)) => Some(t),
+                            Ok(Value::Date(d)) => Some(date_start(self.wf, d)),
+                            Ok(Value::Null) => None,
+                            Ok(other) => return Err(Refusal::new(Code::Script, format!("spawn `at` gave {} instead of a datetime", other.to_json()))),
+                            Err(m) => return Err(Refusal::new(Code::Script, m)),
+                        },
+                    };
+                    let mut fields = Vec::new();
+                    for (target, src) in &s.map {
+                        let v = self.value(src)?;
+                        if !matches!(v, Value::Null) {
+                            fields.push((target.clone(), v));
+                        }
+                    }
+                    self.spawns.push(SpawnRequest { workflow: s.workflow.clone(), due, fields, link: s.link.clone(), backlink: s.backlink.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pick the best available candidate: highest score, then least loaded,
+    /// then smallest id (deterministic).
+    fn assign(&mut self, role: &str, score: Option<script::ScriptId>, filter: Option<script::ScriptId>, exclude: Option<FieldId>) -> Result<Option<String>, Refusal> {
+        let excluded: Vec<String> = match exclude.map(|f| &self.rec.fields[f]) {
+            Some(Value::List(l)) => l.iter().map(|v| v.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let now = self.ctx.now;
+        let mut best: Option<(f64, u32, &Actor)> = None;
+        for a in self.ctx.directory {
+            if a.role != role || !a.available_at(now) || excluded.iter().any(|x| x == &a.id) {
+                continue;
+            }
+            if let Some(f) = filter {
+                if !self.eval_with(f, None, Some(a.to_map()))?.as_bool().unwrap_or(false) {
+                    continue;
+                }
+            }
+            let s = match score {
+                None => 0.0,
+                Some(id) => {
+                    let d = self.eval_with(id, None, Some(a.to_map()))?;
+                    d.as_float().or_else(|_| d.as_int().map(|i| i as f64)).map_err(|t| Refusal::new(Code::Script, format!("assign score returned {t} instead of a number")))?
+                }
+            };
+            let better = match &best {
+                None => true,
+                Some((bs, bl, ba)) => s > *bs || (s == *bs && (a.load < *bl || (a.load == *bl && a.id < ba.id))),
+            };
+            if better {
+                best = Some((s, a.load, a));
+            }
+        }
+        Ok(best.map(|(_, _, a)| a.id.clone()))
+    }
+
+    fn due(&mut self, tm: &Timer) -> Result<Option<DateTime<Utc>>, Refusal> {
+        match &tm.due {
+            Due::After { amount, unit, since } => {
+                let anchor = match since.map(|f| &self.rec.fields[f]) {
+                    Some(Value::DateTime(t)) => *t,
+                    Some(Value::Date(d)) => date_start(self.wf, *d),
+                    _ => self.ctx.now,
+                };
+                Ok(Some(crate::duration::Span { amount: *amount, unit: *unit }.add_to(anchor, &self.wf.calendar)))
+            }
+            Due::At(id) => match script::from_dynamic(&self.eval(*id, None, false)?) {
+                Ok(Value::DateTime(t)) => Ok(Some(t)),
+                Ok(Value::Date(d)) => Ok(Some(date_start(self.wf, d))),
+                Ok(Value::Null) => Ok(None),
+                Ok(other) => Err(Refusal::new(Code::Script, format!("timer `{}`: `at` gave {} instead of a datetime", tm.name, other.to_json()))),
+                Err(m) => Err(Refusal::new(Code::Script, m)),
+            },
+        }
+    }
+
+    fn finish(self, transition: Option<&str>, timer: Option<&str>, from: Option<StateId>, arm: Vec<TimerArm>, cancel: Vec<String>) -> Outcome {
+        let wf = self.wf;
+        let changes = wf
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.old.fields[*i] != self.rec.fields[*i])
+            .map(|(i, f)| FieldChange { field: f.name.clone(), old: self.old.fields[i].clone(), new: self.rec.fields[i].clone(), tracked: f.track })
+            .collect();
+        let assignee = (self.old.assignee != self.rec.assignee || from.is_none() && self.rec.assignee.is_some())
+            .then(|| (self.old.assignee.clone(), self.rec.assignee.clone()));
+        Outcome {
+            transition: transition.map(str::to_string),
+            timer: timer.map(str::to_string),
+            from_state: from.map(|s| wf.states[s].name.clone()),
+            to_state: wf.states[self.rec.state].name.clone(),
+            record: self.rec,
+            changes,
+            assignee,
+            arm,
+            cancel,
+            notifications: self.notifications,
+            spawns: self.spawns,
+            assignments: self.assignments,
+        }
+    }
+}
+
+/// Midnight of a date in the workflow's calendar time zone.
+fn date_start(wf: &Workflow, d: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let tz = wf.calendar.timezone();
+    let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+    tz.from_local_datetime(&midnight).earliest().map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.from_state.as_deref().unwrap_or("(new)"), self.to_state)
+    }
+}

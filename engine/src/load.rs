@@ -1,0 +1,776 @@
+//! Stage two of loading: raw model -> resolved model, collecting every
+//! diagnostic on the way (a run reports all findings, not just the first).
+//!
+//! This file is long because it is a table of checks, one per key of the
+//! workflow format, in the order the format documents them.
+
+use crate::calendar::Calendar;
+use crate::diag::{refine, Diagnostic, SourceFile};
+use crate::duration::Span as Dur;
+use crate::model::*;
+use crate::raw::{RawEffect, RawFile};
+use crate::script::{ScriptError, ScriptId, ScriptProblem, Scripts};
+use crate::value::{FieldType, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use toml::Spanned;
+
+/// Everything a set of workflows is loaded from, already read by the caller
+/// (the engine does no IO). Paths are relative to the project root, e.g.
+/// `workflows/aslm.toml`, `rules/aslm.rhai`, `calendars/it.toml`.
+#[derive(Debug, Default, Clone)]
+pub struct Project {
+    pub workflows: Vec<SourceFile>,
+    pub rules: Vec<SourceFile>,
+    pub calendars: Vec<SourceFile>,
+}
+
+/// Loaded workflows by id.
+#[derive(Debug, Default)]
+pub struct WorkflowSet {
+    pub workflows: BTreeMap<String, Arc<Workflow>>,
+}
+
+impl WorkflowSet {
+    pub fn get(&self, id: &str) -> Option<&Arc<Workflow>> {
+        self.workflows.get(id)
+    }
+}
+
+/// The result of loading: the workflows that loaded, and every finding.
+#[derive(Debug)]
+pub struct Loaded {
+    pub set: WorkflowSet,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Load and check a project. Workflows with errors are left out of the set.
+pub fn load(project: &Project) -> Loaded {
+    let mut diags = Vec::new();
+    let calendars = load_calendars(project, &mut diags);
+    let mut spawns = Vec::new();
+    let mut loaded: Vec<(Workflow, usize, Range<usize>)> = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (fi, file) in project.workflows.iter().enumerate() {
+        let raw: RawFile = match toml::from_str(&file.text) {
+            Ok(r) => r,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                diags.push(Diagnostic::new("E001", file, span, e.message().trim().to_string()));
+                continue;
+            }
+        };
+        let id_span = raw.workflow.id.span();
+        let id = raw.workflow.id.get_ref().clone();
+        if let Some(&prev) = ids.get(&id) {
+            diags.push(
+                Diagnostic::new("E002", file, id_span.clone(), format!("workflow id `{id}` is already used by {}", project.workflows[prev].path))
+                    .hint("give each workflow a unique id"),
+            );
+            continue;
+        }
+        ids.insert(id, fi);
+        let before = diags.len();
+        let mut r = Resolver { file, diags: &mut diags, project, spawns: Vec::new() };
+        if let Some(wf) = r.workflow(raw, &calendars) {
+            let spawn_checks = std::mem::take(&mut r.spawns);
+            let clean = !diags[before..].iter().any(Diagnostic::is_error);
+            crate::check::graph(&wf, file, &mut diags);
+            spawns.push((fi, spawn_checks));
+            if clean {
+                loaded.push((wf, fi, id_span));
+            }
+        }
+    }
+    // Spawns cross workflows: check targets once every workflow is known.
+    let by_id: HashMap<&str, &Workflow> = loaded.iter().map(|(w, _, _)| (w.id.as_str(), w)).collect();
+    let mut bad_files = Vec::new();
+    for (fi, checks) in spawns {
+        let file = &project.workflows[fi];
+        for c in checks {
+            let n = diags.len();
+            check_spawn(file, &c, &by_id, &ids, &mut diags);
+            if diags[n..].iter().any(Diagnostic::is_error) {
+                bad_files.push(fi);
+            }
+        }
+    }
+    let mut set = WorkflowSet::default();
+    for (wf, fi, _) in loaded {
+        if !bad_files.contains(&fi) {
+            set.workflows.insert(wf.id.clone(), Arc::new(wf));
+        }
+    }
+    diags.sort_by(|a, b| (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code)));
+    Loaded { set, diagnostics: diags }
+}
+
+fn load_calendars(project: &Project, diags: &mut Vec<Diagnostic>) -> HashMap<String, Result<(Arc<Calendar>, String), ()>> {
+    let mut out = HashMap::new();
+    for f in &project.calendars {
+        let stem = f.path.rsplit('/').next().unwrap_or(&f.path).trim_end_matches(".toml").to_string();
+        match Calendar::parse(&stem, &f.text) {
+            Ok(c) => {
+                out.insert(stem, Ok((Arc::new(c), f.text.clone())));
+            }
+            Err(e) => {
+                diags.push(Diagnostic::new(e.code(), f, e.span().unwrap_or(0..0), e.to_string()));
+                out.insert(stem, Err(()));
+            }
+        }
+    }
+    out
+}
+
+/// A spawn to check once all workflows are loaded.
+struct SpawnCheck {
+    workflow: String,
+    span: Range<usize>,
+    /// Target field, source type (None: a script, checked at run time), span.
+    map: Vec<(String, Option<FieldType>)>,
+}
+
+fn check_spawn(file: &SourceFile, c: &SpawnCheck, by_id: &HashMap<&str, &Workflow>, ids: &HashMap<String, usize>, diags: &mut Vec<Diagnostic>) {
+    let Some(target) = by_id.get(c.workflow.as_str()) else {
+        if !ids.contains_key(&c.workflow) {
+            let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
+            known.sort();
+            diags.push(
+                Diagnostic::new("E006", file, refine(&file.text, &c.span, &c.workflow), format!("spawn of unknown workflow `{}`", c.workflow))
+                    .hint(format!("known workflows: {}", known.join(", "))),
+            );
+        }
+        return;
+    };
+    for (field, src_ty) in &c.map {
+        let span = refine(&file.text, &c.span, field);
+        match target.field(field) {
+            None => diags.push(Diagnostic::new("E004", file, span, format!("workflow `{}` has no field `{field}` to map into", target.id))),
+            Some(fid) => {
+                let to = target.fields[fid].ty;
+                if let Some(from) = src_ty {
+                    if !to.accepts(*from) {
+                        diags.push(Diagnostic::new(
+                            "E013",
+                            file,
+                            span,
+                            format!("`{field}` of `{}` is {} but the mapped value is {}", target.id, to.name(), from.name()),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Resolver<'a> {
+    file: &'a SourceFile,
+    diags: &'a mut Vec<Diagnostic>,
+    project: &'a Project,
+    spawns: Vec<SpawnCheck>,
+}
+
+/// Entries of a spanned-key map in file order.
+fn in_file_order<T>(m: BTreeMap<Spanned<String>, T>) -> Vec<(String, Range<usize>, T)> {
+    let mut v: Vec<_> = m.into_iter().map(|(k, t)| (k.get_ref().clone(), k.span(), t)).collect();
+    v.sort_by_key(|(_, s, _)| s.start);
+    v
+}
+
+/// Tables that hold names, while resolving one workflow.
+struct Names {
+    states: HashMap<String, StateId>,
+    finals: Vec<bool>,
+    fields: Arc<HashMap<String, FieldId>>,
+    field_types: Vec<FieldType>,
+}
+
+impl Resolver<'_> {
+    fn err(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::new(code, self.file, span, msg));
+    }
+
+    fn did_you_mean<'k>(name: &str, known: impl Iterator<Item = &'k String>) -> String {
+        let mut known: Vec<&String> = known.collect();
+        known.sort();
+        let close = known.iter().find(|k| strsim(name, k) <= 2);
+        match close {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("known: {}", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    fn workflow(&mut self, raw: RawFile, calendars: &HashMap<String, Result<(Arc<Calendar>, String), ()>>) -> Option<Workflow> {
+        let mut hash_input = self.file.text.clone();
+        // Calendar.
+        let calendar = match &raw.workflow.calendar {
+            None => Arc::new(Calendar::always_open()),
+            Some(c) => match calendars.get(c.get_ref()) {
+                Some(Ok((cal, text))) => {
+                    hash_input.push_str(text);
+                    cal.clone()
+                }
+                Some(Err(())) => Arc::new(Calendar::always_open()),
+                None => {
+                    let hint = Self::did_you_mean(c.get_ref(), calendars.keys());
+                    self.diags.push(
+                        Diagnostic::new("E010", self.file, c.span(), format!("unknown calendar `{}`", c.get_ref()))
+                            .hint(format!("add calendars/{}.toml; {hint}", c.get_ref())),
+                    );
+                    Arc::new(Calendar::always_open())
+                }
+            },
+        };
+        // Rules modules.
+        let mut rules = Vec::new();
+        for r in &raw.workflow.rules {
+            match self.project.rules.iter().find(|f| &f.path == r.get_ref()) {
+                Some(f) => {
+                    hash_input.push_str(&f.text);
+                    rules.push((f.path.as_str(), f.text.as_str()));
+                }
+                None => {
+                    let known: Vec<String> = self.project.rules.iter().map(|f| f.path.clone()).collect();
+                    let hint = Self::did_you_mean(r.get_ref(), known.iter());
+                    self.diags.push(
+                        Diagnostic::new("E009", self.file, r.span(), format!("rules module `{}` not found", r.get_ref())).hint(hint),
+                    );
+                }
+            }
+        }
+        let mut scripts = match Scripts::new(calendar.clone(), &rules) {
+            Ok(s) => s,
+            Err((path, e)) => {
+                if let Some(f) = self.project.rules.iter().find(|f| f.path == path) {
+                    let off = f.offset_of(e.line, e.column);
+                    self.diags.push(Diagnostic::new("E008", f, off..off + 1, format!("rules module does not compile: {}", e.message)));
+                }
+                Scripts::new(calendar.clone(), &[]).ok()?
+            }
+        };
+
+        // States.
+        let states_raw = in_file_order(raw.states);
+        let mut state_index = HashMap::new();
+        for (i, (name, _, _)) in states_raw.iter().enumerate() {
+            state_index.insert(name.clone(), i);
+        }
+        let finals: Vec<bool> = states_raw.iter().map(|(_, _, s)| s.is_final).collect();
+        // Fields.
+        let fields_raw = in_file_order(raw.fields);
+        let field_index: Arc<HashMap<String, FieldId>> =
+            Arc::new(fields_raw.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect());
+        let names = Names {
+            states: state_index.clone(),
+            finals: finals.clone(),
+            fields: field_index.clone(),
+            field_types: fields_raw.iter().map(|(_, _, f)| *f.ty.get_ref()).collect(),
+        };
+        let mut fields = Vec::new();
+        for (name, span, f) in fields_raw {
+            let ty = *f.ty.get_ref();
+            let pattern = f.pattern.as_ref().and_then(|p| match regex::Regex::new(&format!("^(?:{})$", p.get_ref())) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let msg = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    self.err("E014", p.span(), format!("pattern of `{name}` is not a valid regular expression: {msg}"));
+                    None
+                }
+            });
+            if ty == FieldType::Enum && f.values.is_empty() {
+                self.err("E015", f.ty.span(), format!("enum field `{name}` has no `values`"));
+            }
+            if ty != FieldType::Enum && !f.values.is_empty() {
+                self.err("E015", f.values[0].span(), format!("`values` given to `{name}`, which is a {} field", ty.name()));
+            }
+            let values: Vec<String> = f.values.iter().map(|v| v.get_ref().clone()).collect();
+            let default = f.default.as_ref().and_then(|d| match ty.coerce(Value::from_toml(d)) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.err("E019", span.clone(), format!("default of `{name}`: {e}"));
+                    None
+                }
+            });
+            let reveal_in = self.states(&f.reveal_in, &names, false);
+            if f.pii && f.reveal_in.is_empty() {
+                self.err("W003", span.clone(), format!("pii field `{name}` is never revealed to an assigned actor"));
+            }
+            fields.push(Field {
+                title: f.title.unwrap_or_else(|| name.clone()),
+                name,
+                ty,
+                pattern,
+                values,
+                required: f.required,
+                default,
+                pii: f.pii,
+                reveal_in,
+                track: f.track,
+            });
+        }
+
+        let initial = self.state(&raw.workflow.initial, &names).unwrap_or(0);
+        if states_raw.is_empty() {
+            self.err("E003", raw.workflow.initial.span(), "the workflow declares no states");
+            return None;
+        }
+
+        let mut states = Vec::new();
+        for (name, span, s) in states_raw {
+            let on_enter = self.effects(&s.on_enter, &names, &mut scripts);
+            states.push(State { title: s.title.unwrap_or_else(|| name.clone()), name, is_final: s.is_final, on_enter, span });
+        }
+
+        // Transitions.
+        let transitions_raw = in_file_order(raw.transitions);
+        let transition_index: HashMap<String, TransitionId> =
+            transitions_raw.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect();
+        let timer_names: HashMap<String, TimerId> = {
+            let mut v: Vec<(&Spanned<String>, ())> = raw.timers.keys().map(|k| (k, ())).collect();
+            v.sort_by_key(|(k, _)| k.span().start);
+            v.iter().enumerate().map(|(i, (k, _))| (k.get_ref().clone(), i)).collect()
+        };
+        let mut transitions = Vec::new();
+        for (name, span, t) in transitions_raw {
+            let from = self.states_spec(&t.from, &names, Some(&name));
+            let to = t.to.as_ref().and_then(|s| self.state(s, &names));
+            if t.by.is_empty() {
+                self.err("W002", span.clone(), format!("transition `{name}` has no `by`: nobody can fire it"));
+            }
+            let input = self.fields(&t.input, &names);
+            let require = self.fields(&t.require, &names);
+            let guard = t.guard.as_ref().and_then(|g| self.script(g, &names, &mut scripts));
+            let effects = self.effects(&t.effects, &names, &mut scripts);
+            let rearm = match &t.rearm {
+                None => Rearm::None,
+                Some(v) => match v.get_ref() {
+                    toml::Value::Boolean(true) => Rearm::All,
+                    toml::Value::Boolean(false) => Rearm::None,
+                    toml::Value::Array(items) => {
+                        let mut ids = Vec::new();
+                        for it in items {
+                            let n = it.as_str().unwrap_or("");
+                            match timer_names.get(n) {
+                                Some(&i) => ids.push(i),
+                                None => self.err("E022", refine(&self.file.text, &v.span(), n), format!("`rearm` names unknown timer `{n}`")),
+                            }
+                        }
+                        Rearm::Some(ids)
+                    }
+                    _ => {
+                        self.err("E001", v.span(), "`rearm` must be true or a list of timer names");
+                        Rearm::None
+                    }
+                },
+            };
+            transitions.push(Transition {
+                title: t.title.unwrap_or_else(|| name.clone()),
+                name,
+                from,
+                to,
+                by: t.by.iter().map(|b| b.get_ref().clone()).collect(),
+                input,
+                require,
+                guard,
+                guard_source: t.guard.as_ref().map(|g| g.get_ref().clone()),
+                effects,
+                rearm,
+                span,
+            });
+        }
+
+        // Timers.
+        let mut timers = Vec::new();
+        for (name, span, t) in in_file_order(raw.timers) {
+            let in_states = self.states_spec(&t.in_states, &names, None);
+            let due = match (&t.after, &t.at) {
+                (Some(a), None) => match Dur::parse(a.get_ref()) {
+                    Ok(d) => {
+                        let since = t.since.as_ref().and_then(|s| {
+                            let f = self.field(s, &names)?;
+                            if !matches!(names.field_types[f], FieldType::Datetime | FieldType::Date) {
+                                self.err("E019", s.span(), format!("`since` must name a date or datetime field; `{}` is {}", s.get_ref(), names.field_types[f].name()));
+                            }
+                            Some(f)
+                        });
+                        Some(Due::After { amount: d.amount, unit: d.unit, since })
+                    }
+                    Err(e) => {
+                        self.err("E016", a.span(), e);
+                        None
+                    }
+                },
+                (None, Some(at)) => self.script(at, &names, &mut scripts).map(Due::At),
+                _ => {
+                    self.err("E017", span.clone(), format!("timer `{name}` needs exactly one of `after` and `at`"));
+                    None
+                }
+            };
+            let action = match (&t.fire, t.effects.is_empty()) {
+                (Some(f), true) => match transition_index.get(f.get_ref()) {
+                    Some(&ti) => {
+                        let tr = &transitions[ti];
+                        for (s, armed) in in_states.iter().enumerate() {
+                            if *armed && !tr.enabled_from(s) && !names.finals[s] {
+                                self.diags.push(
+                                    Diagnostic::new("E012", self.file, f.span(), format!("timer `{name}` fires `{}`, which is not enabled in state `{}`", tr.name, states[s].name))
+                                        .hint(format!("add \"{}\" to the `from` of transition `{}`", states[s].name, tr.name)),
+                                );
+                            }
+                        }
+                        if !tr.allows_role("system") {
+                            self.diags.push(
+                                Diagnostic::new("E012", self.file, f.span(), format!("timer `{name}` fires `{}`, whose `by` does not include \"system\"", tr.name))
+                                    .hint(format!("add \"system\" to the `by` of transition `{}`", tr.name)),
+                            );
+                        }
+                        Some(TimerAction::Fire(ti))
+                    }
+                    None => {
+                        let hint = Self::did_you_mean(f.get_ref(), transition_index.keys());
+                        self.diags.push(Diagnostic::new("E005", self.file, f.span(), format!("timer `{name}` fires unknown transition `{}`", f.get_ref())).hint(hint));
+                        None
+                    }
+                },
+                (None, false) => Some(TimerAction::Effects(self.effects(&t.effects, &names, &mut scripts))),
+                _ => {
+                    self.err("E017", span.clone(), format!("timer `{name}` needs exactly one of `fire` and `do`"));
+                    None
+                }
+            };
+            if let (Some(due), Some(action)) = (due, action) {
+                timers.push(Timer { title: t.title.unwrap_or_else(|| name.clone()), name, in_states, due, action, span });
+            }
+        }
+        let timer_index = timers.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+
+        // Views, KPIs, reports.
+        let mut views = Vec::new();
+        for (name, _, v) in in_file_order(raw.views) {
+            let states = self.states(&v.states, &names, true);
+            let filter = v.filter.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            let mut columns = Vec::new();
+            for c in v.columns.iter().chain(v.sort.iter()) {
+                let col = c.get_ref().trim_start_matches('-');
+                if !names.fields.contains_key(col) && !VIEW_COLUMNS.contains(&col) {
+                    let hint = Self::did_you_mean(col, names.fields.keys());
+                    self.diags.push(Diagnostic::new("E004", self.file, c.span(), format!("view `{name}` shows unknown column `{col}`")).hint(hint));
+                }
+            }
+            for c in &v.columns {
+                columns.push(c.get_ref().clone());
+            }
+            views.push(View { title: v.title.unwrap_or_else(|| name.clone()), name, states, filter, columns, sort: v.sort.map(|s| s.into_inner()) });
+        }
+        let mut kpis = Vec::new();
+        for (name, _, k) in in_file_order(raw.kpis) {
+            let of = k.of.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            if let Some(hit) = self.script(&k.hit, &names, &mut scripts) {
+                kpis.push(Kpi { title: k.title.unwrap_or_else(|| name.clone()), name, of, hit, target: k.target });
+            }
+        }
+        let mut reports = Vec::new();
+        for (name, _, r) in in_file_order(raw.reports) {
+            let filter = r.filter.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            for g in &r.group_by {
+                if !names.fields.contains_key(g.get_ref()) && !VIEW_COLUMNS.contains(&g.get_ref().as_str()) {
+                    self.err("E004", g.span(), format!("report `{name}` groups by unknown field `{}`", g.get_ref()));
+                }
+            }
+            reports.push(Report {
+                title: r.title.unwrap_or_else(|| name.clone()),
+                name,
+                every: r.every,
+                filter,
+                group_by: r.group_by.into_iter().map(|g| g.into_inner()).collect(),
+                charge: r.charge,
+                notify: r.notify,
+            });
+        }
+
+        Some(Workflow {
+            id: raw.workflow.id.into_inner(),
+            title: raw.workflow.title.unwrap_or_default(),
+            record: raw.workflow.record.unwrap_or_else(|| "lead".into()),
+            file: self.file.path.clone(),
+            hash: content_hash(&hash_input),
+            initial,
+            states,
+            fields,
+            transitions,
+            timers,
+            views,
+            kpis,
+            reports,
+            calendar,
+            scripts,
+            state_index,
+            field_index,
+            transition_index,
+            timer_index,
+        })
+    }
+
+    fn state(&mut self, s: &Spanned<String>, names: &Names) -> Option<StateId> {
+        match names.states.get(s.get_ref()) {
+            Some(&i) => Some(i),
+            None => {
+                let hint = Self::did_you_mean(s.get_ref(), names.states.keys());
+                self.diags.push(Diagnostic::new("E003", self.file, s.span(), format!("unknown state `{}`", s.get_ref())).hint(hint));
+                None
+            }
+        }
+    }
+
+    fn states(&mut self, list: &[Spanned<String>], names: &Names, _views: bool) -> Vec<StateId> {
+        list.iter().filter_map(|s| self.state(s, names)).collect()
+    }
+
+    /// `from`/`in`: "*" (every non-final state) or a list of state names.
+    fn states_spec(&mut self, v: &Spanned<toml::Value>, names: &Names, transition: Option<&str>) -> Vec<bool> {
+        let n = names.finals.len();
+        let mut bits = vec![false; n];
+        match v.get_ref() {
+            toml::Value::String(s) if s == "*" => {
+                for (i, f) in names.finals.iter().enumerate() {
+                    bits[i] = !f;
+                }
+            }
+            toml::Value::String(s) => self.mark_state(s, v, names, transition, &mut bits),
+            toml::Value::Array(items) => {
+                for it in items {
+                    match it.as_str() {
+                        Some(s) => self.mark_state(s, v, names, transition, &mut bits),
+                        None => self.err("E001", v.span(), "expected a list of state names"),
+                    }
+                }
+            }
+            _ => self.err("E001", v.span(), "expected \"*\" or a list of state names"),
+        }
+        bits
+    }
+
+    fn mark_state(&mut self, s: &str, v: &Spanned<toml::Value>, names: &Names, transition: Option<&str>, bits: &mut [bool]) {
+        let span = refine(&self.file.text, &v.span(), s);
+        match names.states.get(s) {
+            Some(&i) => {
+                if let (Some(t), true) = (transition, names.finals[i]) {
+                    self.diags.push(
+                        Diagnostic::new("E011", self.file, span, format!("transition `{t}` leaves final state `{s}`"))
+                            .hint(format!("remove \"{s}\" from `from`, or drop `final = true` from state `{s}`")),
+                    );
+                }
+                bits[i] = true;
+            }
+            None => {
+                let hint = Self::did_you_mean(s, names.states.keys());
+                self.diags.push(Diagnostic::new("E003", self.file, span, format!("unknown state `{s}`")).hint(hint));
+            }
+        }
+    }
+
+    fn field(&mut self, s: &Spanned<String>, names: &Names) -> Option<FieldId> {
+        match names.fields.get(s.get_ref()) {
+            Some(&i) => Some(i),
+            None => {
+                let hint = Self::did_you_mean(s.get_ref(), names.fields.keys());
+                self.diags.push(Diagnostic::new("E004", self.file, s.span(), format!("unknown field `{}`", s.get_ref())).hint(hint));
+                None
+            }
+        }
+    }
+
+    fn fields(&mut self, list: &[Spanned<String>], names: &Names) -> Vec<FieldId> {
+        list.iter().filter_map(|s| self.field(s, names)).collect()
+    }
+
+    /// Compile a script written as a TOML string; map script positions to
+    /// file positions.
+    fn script(&mut self, s: &Spanned<String>, names: &Names, scripts: &mut Scripts) -> Option<ScriptId> {
+        self.script_at(s.get_ref(), s.span(), names, scripts)
+    }
+
+    fn script_at(&mut self, src: &str, span: Range<usize>, names: &Names, scripts: &mut Scripts) -> Option<ScriptId> {
+        match scripts.compile(src, &names.fields) {
+            Ok((id, problems)) => {
+                for p in problems {
+                    match p {
+                        ScriptProblem::UnknownFunction { name, line, column } => {
+                            let at = self.script_pos(&span, line, column);
+                            self.diags.push(Diagnostic::new("E007", self.file, at..at + name.len(), format!("unknown function `{name}`")));
+                        }
+                        ScriptProblem::UnknownField { name, line, column } => {
+                            let at = self.script_pos(&span, line, column);
+                            let hint = Self::did_you_mean(&name, names.fields.keys());
+                            self.diags.push(Diagnostic::new("E023", self.file, at..at + name.len(), format!("`lead.{name}`: the workflow has no field `{name}`")).hint(hint));
+                        }
+                    }
+                }
+                Some(id)
+            }
+            Err(ScriptError { message, line, column }) => {
+                let at = self.script_pos(&span, line, column);
+                self.err("E008", at..at + 1, format!("script does not compile: {message}"));
+                None
+            }
+        }
+    }
+
+    /// File offset of 1-based (line, column) inside a TOML string at `span`.
+    fn script_pos(&self, span: &Range<usize>, line: usize, column: usize) -> usize {
+        let text = &self.file.text;
+        let raw = text.get(span.clone()).unwrap_or("");
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") { 3 } else { 1 };
+        let mut base = span.start + quote;
+        if quote == 3 && text.get(base..).is_some_and(|s| s.starts_with('\n')) {
+            base += 1;
+        }
+        let mut off = base;
+        for _ in 1..line {
+            match text.get(off..).and_then(|s| s.find('\n')) {
+                Some(i) => off += i + 1,
+                None => break,
+            }
+        }
+        let rest = text.get(off..).unwrap_or("");
+        (off + rest.char_indices().nth(column.saturating_sub(1)).map_or(0, |(i, _)| i)).min(span.end.max(span.start))
+    }
+
+    fn effects(&mut self, list: &[Spanned<RawEffect>], names: &Names, scripts: &mut Scripts) -> Vec<Effect> {
+        list.iter().filter_map(|e| self.effect(e, names, scripts)).collect()
+    }
+
+    fn effect(&mut self, e: &Spanned<RawEffect>, names: &Names, scripts: &mut Scripts) -> Option<Effect> {
+        let span = e.span();
+        let r = e.get_ref();
+        let actions = [r.set.is_some(), r.append.is_some(), r.clear.is_some(), r.notify.is_some(), r.assign.is_some(), r.release.is_some(), r.spawn.is_some()];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            self.err("E018", span, "an effect needs exactly one of set, append, clear, notify, assign, release, spawn");
+            return None;
+        }
+        let field_named = |this: &mut Self, name: &str| -> Option<FieldId> {
+            let s = Spanned::new(refine(&this.file.text, &span, name), name.to_string());
+            this.field(&s, names)
+        };
+        if let Some(f) = r.set.as_ref().or(r.append.as_ref()) {
+            let field = field_named(self, f)?;
+            let is_set = r.set.is_some();
+            let ty = names.field_types[field];
+            if !is_set && ty != FieldType::List {
+                self.err("E019", span.clone(), format!("`append` needs a list field; `{f}` is {}", ty.name()));
+            }
+            let value = match (&r.value, &r.expr) {
+                (Some(v), None) => {
+                    let v = Value::from_toml(v);
+                    let coerced = if is_set { ty.coerce(v) } else { Ok(v) };
+                    match coerced {
+                        Ok(v) => Expr::Literal(v),
+                        Err(m) => {
+                            self.err("E019", span, format!("value for `{f}`: {m}"));
+                            return None;
+                        }
+                    }
+                }
+                (None, Some(x)) => {
+                    let at = refine(&self.file.text, &span, x);
+                    Expr::Script(self.script_at(x, at.start.saturating_sub(1)..at.end + 1, names, scripts)?)
+                }
+                _ => {
+                    self.err("E018", span, format!("`{}` needs exactly one of `value` (a literal) and `expr` (Rhai)", if is_set { "set" } else { "append" }));
+                    return None;
+                }
+            };
+            return Some(if is_set { Effect::Set { field, value } } else { Effect::Append { field, value } });
+        }
+        if let Some(c) = &r.clear {
+            let fields = c.to_vec().iter().filter_map(|f| field_named(self, f)).collect();
+            return Some(Effect::Clear { fields });
+        }
+        if let Some(t) = &r.notify {
+            let to = r.to.as_ref().map(|t| t.to_vec()).unwrap_or_else(|| vec!["assignee".into()]);
+            return Some(Effect::Notify { template: t.clone(), to });
+        }
+        if let Some(role) = &r.assign {
+            let mut compile = |this: &mut Self, x: &Option<String>| {
+                x.as_ref().and_then(|x| {
+                    let at = refine(&this.file.text, &span, x);
+                    this.script_at(x, at.start.saturating_sub(1)..at.end + 1, names, scripts)
+                })
+            };
+            let score = compile(self, &r.score);
+            let filter = compile(self, &r.filter);
+            let exclude = r.exclude.as_ref().and_then(|x| {
+                let f = field_named(self, x)?;
+                if names.field_types[f] != FieldType::List {
+                    self.err("E019", refine(&self.file.text, &span, x), format!("`exclude` needs a list field; `{x}` is {}", names.field_types[f].name()));
+                }
+                Some(f)
+            });
+            return Some(Effect::Assign { role: role.clone(), score, filter, exclude });
+        }
+        if r.release.is_some() {
+            return Some(Effect::Release);
+        }
+        let workflow = r.spawn.clone().unwrap_or_default();
+        let at = r.at.as_ref().and_then(|x| {
+            let s = refine(&self.file.text, &span, x);
+            self.script_at(x, s.start.saturating_sub(1)..s.end + 1, names, scripts)
+        });
+        let mut map = Vec::new();
+        let mut check_map = Vec::new();
+        for (target, source) in &r.map {
+            if let Some(&f) = names.fields.get(source) {
+                map.push((target.clone(), Expr::Field(f)));
+                check_map.push((target.clone(), Some(names.field_types[f])));
+            } else {
+                let s = refine(&self.file.text, &span, source);
+                let id = self.script_at(source, s.start.saturating_sub(1)..s.end + 1, names, scripts)?;
+                map.push((target.clone(), Expr::Script(id)));
+                check_map.push((target.clone(), None));
+            }
+        }
+        self.spawns.push(SpawnCheck { workflow: workflow.clone(), span, map: check_map });
+        Some(Effect::Spawn(SpawnSpec {
+            workflow,
+            at,
+            map,
+            link: r.link.clone().unwrap_or_else(|| "origin".into()),
+            backlink: r.backlink.clone().unwrap_or_else(|| "spawned".into()),
+        }))
+    }
+}
+
+/// Columns every view may show besides fields.
+pub const VIEW_COLUMNS: &[&str] = &["id", "state", "assignee", "created_at", "updated_at", "entered_at", "age_days"];
+
+/// Edit distance, for "did you mean" hints.
+fn strsim(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// FNV-1a, 64 bit, as hex: a stable content identifier for versions (not a
+/// security boundary).
+pub fn content_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}

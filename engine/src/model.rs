@@ -1,0 +1,205 @@
+//! The resolved model: names linked to indices, scripts compiled, calendars
+//! attached. Built by `load.rs` from the raw model; evaluated by `eval.rs`.
+
+use crate::calendar::Calendar;
+use crate::script::{ScriptId, Scripts};
+use crate::value::{FieldType, Value};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+pub type StateId = usize;
+pub type FieldId = usize;
+pub type TransitionId = usize;
+pub type TimerId = usize;
+
+/// A loaded, checked lifecycle.
+#[derive(Debug)]
+pub struct Workflow {
+    pub id: String,
+    pub title: String,
+    pub record: String,
+    /// Path of the file it was loaded from.
+    pub file: String,
+    /// Content hash of the source text (hex), a version identifier.
+    pub hash: String,
+    pub initial: StateId,
+    pub states: Vec<State>,
+    pub fields: Vec<Field>,
+    pub transitions: Vec<Transition>,
+    pub timers: Vec<Timer>,
+    pub views: Vec<View>,
+    pub kpis: Vec<Kpi>,
+    pub reports: Vec<Report>,
+    pub calendar: Arc<Calendar>,
+    pub(crate) scripts: Scripts,
+    pub(crate) state_index: HashMap<String, StateId>,
+    pub(crate) field_index: Arc<HashMap<String, FieldId>>,
+    pub(crate) transition_index: HashMap<String, TransitionId>,
+    pub(crate) timer_index: HashMap<String, TimerId>,
+}
+
+impl Workflow {
+    pub fn state(&self, name: &str) -> Option<StateId> {
+        self.state_index.get(name).copied()
+    }
+    pub fn field(&self, name: &str) -> Option<FieldId> {
+        self.field_index.get(name).copied()
+    }
+    pub fn transition(&self, name: &str) -> Option<TransitionId> {
+        self.transition_index.get(name).copied()
+    }
+    pub fn timer(&self, name: &str) -> Option<TimerId> {
+        self.timer_index.get(name).copied()
+    }
+    pub fn state_name(&self, id: StateId) -> &str {
+        &self.states[id].name
+    }
+    /// Transitions enabled in `state` (ignoring roles and guards).
+    pub fn enabled_in(&self, state: StateId) -> impl Iterator<Item = &Transition> {
+        self.transitions.iter().filter(move |t| t.enabled_from(state))
+    }
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub name: String,
+    pub title: String,
+    pub is_final: bool,
+    pub on_enter: Vec<Effect>,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub name: String,
+    pub title: String,
+    pub ty: FieldType,
+    pub pattern: Option<regex::Regex>,
+    pub values: Vec<String>,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub pii: bool,
+    pub reveal_in: Vec<StateId>,
+    pub track: bool,
+}
+
+#[derive(Debug)]
+pub struct Transition {
+    pub name: String,
+    pub title: String,
+    /// Bit per state: may it be fired from there.
+    pub from: Vec<bool>,
+    pub to: Option<StateId>,
+    pub by: Vec<String>,
+    pub input: Vec<FieldId>,
+    pub require: Vec<FieldId>,
+    pub guard: Option<ScriptId>,
+    pub guard_source: Option<String>,
+    pub effects: Vec<Effect>,
+    pub rearm: Rearm,
+    pub span: Range<usize>,
+}
+
+impl Transition {
+    pub fn enabled_from(&self, state: StateId) -> bool {
+        self.from.get(state).copied().unwrap_or(false)
+    }
+    pub fn allows_role(&self, role: &str) -> bool {
+        self.by.iter().any(|r| r == role || r == "*")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rearm {
+    None,
+    All,
+    Some(Vec<TimerId>),
+}
+
+/// A value source in an effect: a literal or a compiled Rhai expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Literal(Value),
+    Field(FieldId),
+    Script(ScriptId),
+}
+
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Set { field: FieldId, value: Expr },
+    Append { field: FieldId, value: Expr },
+    Clear { fields: Vec<FieldId> },
+    Notify { template: String, to: Vec<String> },
+    Assign { role: String, score: Option<ScriptId>, filter: Option<ScriptId>, exclude: Option<FieldId> },
+    Release,
+    Spawn(SpawnSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub workflow: String,
+    pub at: Option<ScriptId>,
+    /// Target field name -> source.
+    pub map: Vec<(String, Expr)>,
+    pub link: String,
+    pub backlink: String,
+}
+
+#[derive(Debug)]
+pub struct Timer {
+    pub name: String,
+    pub title: String,
+    pub in_states: Vec<bool>,
+    pub due: Due,
+    pub action: TimerAction,
+    pub span: Range<usize>,
+}
+
+impl Timer {
+    pub fn armed_in(&self, state: StateId) -> bool {
+        self.in_states.get(state).copied().unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Due {
+    After { amount: i64, unit: crate::duration::Unit, since: Option<FieldId> },
+    At(ScriptId),
+}
+
+#[derive(Debug, Clone)]
+pub enum TimerAction {
+    Fire(TransitionId),
+    Effects(Vec<Effect>),
+}
+
+#[derive(Debug)]
+pub struct View {
+    pub name: String,
+    pub title: String,
+    pub states: Vec<StateId>,
+    pub filter: Option<ScriptId>,
+    pub columns: Vec<String>,
+    pub sort: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Kpi {
+    pub name: String,
+    pub title: String,
+    pub of: Option<ScriptId>,
+    pub hit: ScriptId,
+    pub target: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub name: String,
+    pub title: String,
+    pub every: Option<String>,
+    pub filter: Option<ScriptId>,
+    pub group_by: Vec<String>,
+    pub charge: Option<f64>,
+    pub notify: Option<String>,
+}

@@ -1,0 +1,362 @@
+//! The raw model: the workflow file exactly as typed, with spans.
+//!
+//! Stage one of loading (see `load.rs` for stage two). These structs only
+//! check shape (unknown keys, wrong TOML types); names are linked later. They
+//! also generate the JSON Schema printed by `leadflow schema`, so every doc
+//! comment here is what an editor shows on hover.
+
+use crate::value::FieldType;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// A workflow file: one lifecycle of one record kind.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "leadflow workflow file")]
+pub struct RawFile {
+    /// Identity and defaults of the lifecycle.
+    pub workflow: RawWorkflow,
+    /// Fields of the record, by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawField>")]
+    pub fields: BTreeMap<Spanned<String>, RawField>,
+    /// States of the lifecycle, by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawState>")]
+    pub states: BTreeMap<Spanned<String>, RawState>,
+    /// Transitions (actions a user or the system fires), by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawTransition>")]
+    pub transitions: BTreeMap<Spanned<String>, RawTransition>,
+    /// SLA timers armed while the record is in some states.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawTimer>")]
+    pub timers: BTreeMap<Spanned<String>, RawTimer>,
+    /// List views: named filters over records of this workflow (portal tabs).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawView>")]
+    pub views: BTreeMap<Spanned<String>, RawView>,
+    /// KPIs: ratios over records, computed by the runtime.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawKpi>")]
+    pub kpis: BTreeMap<Spanned<String>, RawKpi>,
+    /// Periodic reports: counts grouped by fields, or per-record charges.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawReport>")]
+    pub reports: BTreeMap<Spanned<String>, RawReport>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    /// Unique within a tenant; spawns and scenarios refer to it.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// Human title, in the portal's own language.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Longer description for docs.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The record kind this graph governs (lead, opportunity, ticket, ...).
+    #[serde(default)]
+    pub record: Option<String>,
+    /// The state every new record starts in.
+    #[schemars(with = "String")]
+    pub initial: Spanned<String>,
+    /// Business calendar name (`calendars/<name>.toml`) for `wh`/`wd` durations.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub calendar: Option<Spanned<String>>,
+    /// Rhai modules under `rules/`; their functions are callable as `rules::f(...)`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub rules: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    /// string | text | int | decimal | bool | date | datetime | enum | list | actor | link
+    #[serde(rename = "type")]
+    #[schemars(with = "FieldType")]
+    pub ty: Spanned<FieldType>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Regular expression a string value must match in full.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub pattern: Option<Spanned<String>>,
+    /// Allowed values of an `enum` field.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub values: Vec<Spanned<String>>,
+    /// Must be given when the record is created.
+    #[serde(default)]
+    pub required: bool,
+    /// Value on creation when none is given.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub default: Option<toml::Value>,
+    /// Personal data: redacted for actor-bound callers outside `reveal_in` states.
+    #[serde(default)]
+    pub pii: bool,
+    /// States in which a `pii` field is visible to the assigned actor.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub reveal_in: Vec<Spanned<String>>,
+    /// Keep field-level history of changes (default true).
+    #[serde(default = "yes")]
+    pub track: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Label shown in portals.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A final state accepts no transition.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+    /// Effects run every time a record enters this state (also on creation).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawEffect>")]
+    pub on_enter: Vec<Spanned<RawEffect>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransition {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// States it may be fired from: a list, or "*" for every non-final state.
+    #[schemars(with = "StatesSpec")]
+    pub from: Spanned<toml::Value>,
+    /// Target state; omitted means stay in the same state.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub to: Option<Spanned<String>>,
+    /// Roles that may fire it; "system" for timers.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub by: Vec<Spanned<String>>,
+    /// Fields the caller may set with this transition.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub input: Vec<Spanned<String>>,
+    /// Fields that must be non-empty once the input is applied.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub require: Vec<Spanned<String>>,
+    /// Rhai expression: true to allow; false or `throw "message"` to refuse.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub guard: Option<Spanned<String>>,
+    /// Effects, in order.
+    #[serde(default, rename = "do")]
+    #[schemars(with = "Vec<RawEffect>")]
+    pub effects: Vec<Spanned<RawEffect>>,
+    /// Re-arm the target state's timers on a self-transition: true for all,
+    /// or a list of timer names.
+    #[serde(default)]
+    #[schemars(with = "Option<RearmSpec>")]
+    pub rearm: Option<Spanned<toml::Value>>,
+}
+
+/// Schema-only: a list of state names, or "*".
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum StatesSpec {
+    All(String),
+    List(Vec<String>),
+}
+
+/// Schema-only: true, or a list of timer names.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum RearmSpec {
+    All(bool),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimer {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// States in which the timer is armed: armed on entering, cancelled on leaving.
+    #[serde(rename = "in")]
+    #[schemars(with = "StatesSpec")]
+    pub in_states: Spanned<toml::Value>,
+    /// Delay: 30m, 2h, 60d (calendar), 24wh (working hours), 2wd (working days).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub after: Option<Spanned<String>>,
+    /// Anchor datetime field for `after`; default: when the state was entered.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub since: Option<Spanned<String>>,
+    /// Rhai expression giving the due datetime (instead of `after`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub at: Option<Spanned<String>>,
+    /// Transition to fire when due (it must allow `by = ["system"]`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fire: Option<Spanned<String>>,
+    /// Effects to run when due, without changing state.
+    #[serde(default, rename = "do")]
+    #[schemars(with = "Vec<RawEffect>")]
+    pub effects: Vec<Spanned<RawEffect>>,
+}
+
+/// One effect. Exactly one of the action keys (set, append, clear, notify,
+/// assign, release, spawn) is given; the others qualify it.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffect {
+    /// Set a field to `value` (a literal) or `expr` (Rhai).
+    #[serde(default)]
+    pub set: Option<String>,
+    /// Append `value`/`expr` to a list field.
+    #[serde(default)]
+    pub append: Option<String>,
+    /// Empty one field or several.
+    #[serde(default)]
+    pub clear: Option<OneOrMany>,
+    /// Send a notification from a template (written to the outbox).
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// Pick an actor of this role and make it the assignee.
+    #[serde(default)]
+    pub assign: Option<String>,
+    /// Unassign the record (true).
+    #[serde(default)]
+    pub release: Option<bool>,
+    /// Create a record of another (or the same) workflow, linked both ways.
+    #[serde(default)]
+    pub spawn: Option<String>,
+    /// Literal value for set/append.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub value: Option<toml::Value>,
+    /// Rhai expression for set/append.
+    #[serde(default)]
+    pub expr: Option<String>,
+    /// Recipients of a notification: "assignee", "customer", a role, an actor id.
+    #[serde(default)]
+    pub to: Option<OneOrMany>,
+    /// Rhai expression scoring a candidate (`actor`, `lead`); highest wins.
+    #[serde(default)]
+    pub score: Option<String>,
+    /// Rhai expression: true if `actor` may receive `lead` at all.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// A list field of actor ids that must not be picked (history exclusions).
+    #[serde(default)]
+    pub exclude: Option<String>,
+    /// For spawn: Rhai expression giving when to create it (default: now).
+    #[serde(default)]
+    pub at: Option<String>,
+    /// For spawn: target field = source (a field name of this record, or a Rhai expression).
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// For spawn: link name on the new record pointing back here.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// For spawn: link name on this record pointing to the new one.
+    #[serde(default)]
+    pub backlink: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A list view: a portal tab or work list.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawView {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// States included (default: all).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub states: Vec<Spanned<String>>,
+    /// Rhai expression over `lead`: true to include.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<Spanned<String>>,
+    /// Columns shown: field names or `state`, `assignee`, `created_at`, `age_days`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub columns: Vec<Spanned<String>>,
+    /// Default sort column; prefix with "-" for descending.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub sort: Option<Spanned<String>>,
+}
+
+/// A KPI: share of records in `of` that satisfy `hit`, with a target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKpi {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Rhai expression selecting the population (default: every record).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub of: Option<Spanned<String>>,
+    /// Rhai expression: true when the record meets the KPI.
+    #[schemars(with = "String")]
+    pub hit: Spanned<String>,
+    /// Target share, 0.0 to 1.0.
+    #[serde(default)]
+    pub target: Option<f64>,
+}
+
+/// A periodic report: counts grouped by fields, or a charge per record.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// week | month | quarter
+    #[serde(default)]
+    pub every: Option<String>,
+    /// Rhai expression selecting records.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<Spanned<String>>,
+    /// Fields (or `state`, `assignee`) to group counts by.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+    /// Amount charged per selected record (billing reports).
+    #[serde(default)]
+    pub charge: Option<f64>,
+    /// Notification template sent per group (e.g. a reminder per assignee).
+    #[serde(default)]
+    pub notify: Option<String>,
+}

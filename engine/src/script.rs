@@ -1,0 +1,408 @@
+//! Rhai: one sandboxed engine configuration, scripts compiled once at load.
+//!
+//! Scripts see `lead` (typed field values, read-only), `input` (a map),
+//! `actor` (a map: id, role, zones, skills, capacity, load, attributes),
+//! `now` (a datetime) and helpers: `minutes/hours/days(n)`,
+//! `add_working_hours(t, n)`, `add_working_days(t, n)`, `is_working_time(t)`,
+//! `date(t)`. Limits keep every evaluation to a few milliseconds at worst;
+//! the module resolver is static, so scripts cannot read files or load
+//! modules other than the workflow's own `rules/`.
+
+use crate::calendar::Calendar;
+use crate::value::Value;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rhai::module_resolvers::StaticModuleResolver;
+use rhai::packages::Package;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Module, Scope, AST, INT};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::Decimal;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub type ScriptId = usize;
+
+/// Upper bound of Rhai operations per evaluation: a runaway loop stops after
+/// about a millisecond.
+pub const MAX_OPERATIONS: u64 = 20_000;
+
+/// A datetime as scripts see it: compares, adds durations, subtracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instant(pub DateTime<Utc>);
+
+/// A length of time (`hours(24)`), added to or subtracted from datetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+/// A calendar date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day(pub NaiveDate);
+
+/// The record as a guard sees it: read-only, fields converted on access.
+#[derive(Debug, Clone)]
+pub struct Lead(pub Arc<LeadData>);
+
+#[derive(Debug)]
+pub struct LeadData {
+    pub names: Arc<HashMap<String, usize>>,
+    pub fields: Vec<Value>,
+    pub state: String,
+    pub assignee: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub entered_at: DateTime<Utc>,
+}
+
+/// Properties every `lead` has besides its fields.
+pub const LEAD_BUILTINS: &[&str] = &["state", "assignee", "created_at", "entered_at"];
+
+impl Lead {
+    fn get(&mut self, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let d = &self.0;
+        if let Some(&i) = d.names.get(name) {
+            return Ok(to_dynamic(&d.fields[i]));
+        }
+        Ok(match name {
+            "state" => d.state.clone().into(),
+            "assignee" => d.assignee.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            "created_at" => Dynamic::from(Instant(d.created_at)),
+            "entered_at" => Dynamic::from(Instant(d.entered_at)),
+            _ => return Err(format!("the record has no field `{name}`").into()),
+        })
+    }
+}
+
+/// Field value -> script value.
+pub fn to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i as INT).into(),
+        Value::Decimal(d) => d.to_f64().unwrap_or(0.0).into(),
+        Value::Str(s) => s.clone().into(),
+        Value::Date(d) => Dynamic::from(Day(*d)),
+        Value::DateTime(t) => Dynamic::from(Instant(*t)),
+        Value::List(l) => Dynamic::from_array(l.iter().map(to_dynamic).collect()),
+    }
+}
+
+/// Script value -> loosely typed field value (then coerced by the field type).
+pub fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
+    if d.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = d.clone().try_cast::<bool>() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(i) = d.clone().try_cast::<INT>() {
+        return Ok(Value::Int(i));
+    }
+    if let Some(f) = d.clone().try_cast::<f64>() {
+        return Decimal::from_f64(f)
+            .map(|x| Value::Decimal(x.round_dp(6).normalize()))
+            .ok_or_else(|| format!("{f} is not a representable decimal"));
+    }
+    if let Some(s) = d.clone().try_cast::<ImmutableString>() {
+        return Ok(Value::Str(s.to_string()));
+    }
+    if let Some(t) = d.clone().try_cast::<Instant>() {
+        return Ok(Value::DateTime(t.0));
+    }
+    if let Some(t) = d.clone().try_cast::<Day>() {
+        return Ok(Value::Date(t.0));
+    }
+    if let Some(a) = d.clone().try_cast::<Array>() {
+        return a.iter().map(from_dynamic).collect::<Result<_, _>>().map(Value::List);
+    }
+    Err(format!("a script returned a value of type {} that no field can hold", d.type_name()))
+}
+
+fn sandbox(engine: &mut Engine) {
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(24);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(64 * 1024);
+    engine.set_max_array_size(10_000);
+    engine.set_max_map_size(10_000);
+    engine.set_max_modules(32);
+    engine.set_max_variables(256);
+    engine.set_max_functions(1024);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+}
+
+fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
+    engine
+        .register_type_with_name::<Instant>("datetime")
+        .register_type_with_name::<Span>("duration")
+        .register_type_with_name::<Day>("date")
+        .register_type_with_name::<Lead>("lead")
+        .register_indexer_get(|l: &mut Lead, name: &str| l.get(name));
+    engine
+        .register_fn("minutes", |n: INT| Span(Duration::minutes(n)))
+        .register_fn("hours", |n: INT| Span(Duration::hours(n)))
+        .register_fn("days", |n: INT| Span(Duration::days(n)))
+        .register_fn("+", |a: Instant, b: Span| Instant(a.0 + b.0))
+        .register_fn("-", |a: Instant, b: Span| Instant(a.0 - b.0))
+        .register_fn("-", |a: Instant, b: Instant| Span(a.0 - b.0))
+        .register_fn("+", |a: Span, b: Span| Span(a.0 + b.0))
+        .register_fn("+", |a: Day, n: Span| Day(a.0 + Duration::days(n.0.num_days())))
+        .register_fn("-", |a: Day, b: Day| Span(a.0.signed_duration_since(b.0)))
+        .register_fn("to_string", |a: &mut Instant| a.0.to_rfc3339())
+        .register_fn("to_string", |a: &mut Day| a.0.to_string())
+        .register_fn("to_string", |a: &mut Span| format!("{}m", a.0.num_minutes()))
+        .register_get("in_minutes", |a: &mut Span| a.0.num_minutes() as INT)
+        .register_get("in_hours", |a: &mut Span| a.0.num_hours() as INT)
+        .register_get("in_days", |a: &mut Span| a.0.num_days() as INT)
+        .register_fn("parse_datetime", |s: &str| -> Result<Instant, Box<EvalAltResult>> {
+            crate::value::parse_instant(s)
+                .map(Instant)
+                .ok_or_else(|| format!("not an RFC 3339 instant: {s}").into())
+        });
+    macro_rules! compare {
+        ($t:ty) => {
+            engine
+                .register_fn("<", |a: $t, b: $t| a < b)
+                .register_fn("<=", |a: $t, b: $t| a <= b)
+                .register_fn(">", |a: $t, b: $t| a > b)
+                .register_fn(">=", |a: $t, b: $t| a >= b)
+                .register_fn("==", |a: $t, b: $t| a == b)
+                .register_fn("!=", |a: $t, b: $t| a != b);
+        };
+    }
+    compare!(Instant);
+    compare!(Span);
+    compare!(Day);
+    let cal = calendar.clone();
+    engine.register_fn("add_working_hours", move |t: Instant, n: INT| {
+        Instant(cal.add_working_minutes(t.0, n.saturating_mul(60)))
+    });
+    let cal = calendar.clone();
+    engine.register_fn("add_working_days", move |t: Instant, n: INT| Instant(cal.add_working_days(t.0, n)));
+    let cal = calendar.clone();
+    engine.register_fn("is_working_time", move |t: Instant| cal.is_working_time(t.0));
+    let cal = calendar;
+    engine.register_fn("date", move |t: Instant| Day(t.0.with_timezone(&cal.timezone()).date_naive()));
+}
+
+/// Names every script may call without defining them (besides registered
+/// functions): Rhai's language built-ins.
+const LANGUAGE_BUILTINS: &[&str] =
+    &["type_of", "print", "debug", "is_def_var", "is_def_fn", "Fn", "call", "curry", "is_shared", "throw"];
+
+/// A compile error with its 1-based line and column inside the script.
+#[derive(Debug, Clone)]
+pub struct ScriptError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The compiled scripts of one workflow, with the engine that runs them.
+pub struct Scripts {
+    engine: Engine,
+    asts: Vec<AST>,
+    known_fns: HashSet<String>,
+}
+
+impl std::fmt::Debug for Scripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scripts({} compiled)", self.asts.len())
+    }
+}
+
+/// The outcome of evaluating a script.
+pub enum Eval {
+    Value(Dynamic),
+    /// `throw "message"`.
+    Thrown(String),
+    /// A runtime error or an exhausted limit.
+    Failed(String),
+}
+
+impl Scripts {
+    /// Build the engine and compile the rules modules (path, source). A
+    /// module that fails to compile is reported with its path and position.
+    pub fn new(calendar: Arc<Calendar>, rules: &[(&str, &str)]) -> Result<Scripts, (String, ScriptError)> {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(rhai::packages::StandardPackage::new().as_shared_module());
+        sandbox(&mut engine);
+        register_types(&mut engine, calendar);
+        let mut resolver = StaticModuleResolver::new();
+        let mut merged = Module::new();
+        for (path, src) in rules {
+            let ast = engine.compile(src).map_err(|e| (path.to_string(), parse_error(&e)))?;
+            let module = Module::eval_ast_as_new(Scope::new(), &ast, &engine).map_err(|e| {
+                (path.to_string(), ScriptError { message: e.to_string(), line: 1, column: 1 })
+            })?;
+            let name = path.trim_end_matches(".rhai").to_string();
+            merged.combine(module.clone());
+            resolver.insert(name, module);
+        }
+        engine.set_module_resolver(resolver);
+        engine.register_static_module("rules", merged.into());
+        let mut known_fns: HashSet<String> = engine
+            .gen_fn_signatures(true)
+            .iter()
+            .filter_map(|s| s.split('(').next())
+            .map(|s| s.trim_start_matches("fn ").trim().to_string())
+            .collect();
+        known_fns.extend(LANGUAGE_BUILTINS.iter().map(|s| s.to_string()));
+        Ok(Scripts { engine, asts: Vec::new(), known_fns })
+    }
+
+    /// Compile an expression or script once; returns its id. The static
+    /// checks (unknown functions, unknown `lead.` fields) go to `problems`.
+    pub fn compile(&mut self, src: &str, fields: &HashMap<String, usize>) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
+        let ast = self.engine.compile(src).map_err(|e| parse_error(&e))?;
+        let problems = self.lint(&ast, fields);
+        self.asts.push(ast);
+        Ok((self.asts.len() - 1, problems))
+    }
+
+    fn lint(&self, ast: &AST, fields: &HashMap<String, usize>) -> Vec<ScriptProblem> {
+        use rhai::{ASTNode, Expr};
+        let local: HashSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
+        let mut out = Vec::new();
+        ast.walk(&mut |path: &[ASTNode]| {
+            match path.last() {
+                Some(ASTNode::Expr(Expr::FnCall(f, pos))) if !f.is_operator_call() => {
+                    let name = if f.namespace.is_empty() {
+                        f.name.to_string()
+                    } else {
+                        format!("{}::{}", f.namespace, f.name)
+                    };
+                    if !local.contains(&name) && !self.known_fns.contains(&name) {
+                        out.push(ScriptProblem::UnknownFunction { name, line: pos.line().unwrap_or(1), column: pos.position().unwrap_or(1) });
+                    }
+                }
+                Some(ASTNode::Expr(Expr::Dot(bin, _, _))) => {
+                    if let (Expr::Variable(v, _, _), Some((prop, pos))) = (&bin.lhs, first_property(&bin.rhs)) {
+                        if v.1.as_str() == "lead" && !fields.contains_key(prop) && !LEAD_BUILTINS.contains(&prop) {
+                            out.push(ScriptProblem::UnknownField { name: prop.to_string(), line: pos.line().unwrap_or(1), column: pos.position().unwrap_or(1) });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+        out
+    }
+
+    /// Evaluate a compiled script with the standard variables.
+    pub fn eval(&self, id: ScriptId, vars: Vars) -> Eval {
+        let mut scope = Scope::new();
+        scope.push_constant("lead", vars.lead);
+        scope.push_constant("now", Instant(vars.now));
+        if let Some(input) = vars.input {
+            scope.push_constant("input", input);
+        }
+        if let Some(actor) = vars.actor {
+            scope.push_constant("actor", actor);
+        }
+        match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.asts[id]) {
+            Ok(v) => Eval::Value(v),
+            Err(e) => match *e {
+                EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
+                EvalAltResult::ErrorTooManyOperations(_) => {
+                    Eval::Failed("the script exceeded its operation limit (an endless loop?)".into())
+                }
+                EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => match *inner {
+                    EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
+                    other => Eval::Failed(format!("in {name}: {other}")),
+                },
+                other => Eval::Failed(other.to_string()),
+            },
+        }
+    }
+}
+
+/// What a script can see.
+pub struct Vars {
+    pub lead: Lead,
+    pub now: DateTime<Utc>,
+    pub input: Option<Map>,
+    pub actor: Option<Map>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptProblem {
+    UnknownFunction { name: String, line: usize, column: usize },
+    UnknownField { name: String, line: usize, column: usize },
+}
+
+/// The property a chain such as `.vin.len()` starts with.
+fn first_property(e: &rhai::Expr) -> Option<(&str, rhai::Position)> {
+    match e {
+        rhai::Expr::Property(p, pos) => Some((p.2.as_str(), *pos)),
+        rhai::Expr::Dot(b, _, _) | rhai::Expr::Index(b, _, _) => first_property(&b.lhs),
+        _ => None,
+    }
+}
+
+fn parse_error(e: &rhai::ParseError) -> ScriptError {
+    ScriptError { message: e.0.to_string(), line: e.1.line().unwrap_or(1), column: e.1.position().unwrap_or(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(fields: Vec<Value>, names: &[&str]) -> Lead {
+        let names = names.iter().enumerate().map(|(i, n)| (n.to_string(), i)).collect();
+        let t = crate::value::parse_instant("2022-11-14T09:00:00Z").unwrap();
+        Lead(Arc::new(LeadData {
+            names: Arc::new(names),
+            fields,
+            state: "assigned".into(),
+            assignee: None,
+            created_at: t,
+            entered_at: t,
+        }))
+    }
+
+    fn run(src: &str, l: Lead) -> Eval {
+        let mut s = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
+        let (id, _) = s.compile(src, &l.0.names).unwrap();
+        s.eval(id, Vars { lead: l, now: crate::value::parse_instant("2022-11-15T09:00:00Z").unwrap(), input: None, actor: None })
+    }
+
+    #[test]
+    fn datetimes_compare_and_add() {
+        let t = crate::value::parse_instant("2022-11-14T09:00:00Z").unwrap();
+        let l = lead(vec![Value::DateTime(t), Value::Int(2)], &["appointment_at", "attempts"]);
+        match run("lead.appointment_at + hours(24) <= now && lead.attempts >= 1", l) {
+            Eval::Value(v) => assert!(v.as_bool().unwrap()),
+            _ => panic!("guard failed"),
+        }
+    }
+
+    #[test]
+    fn endless_loop_is_a_failure_not_a_hang() {
+        let start = std::time::Instant::now();
+        match run("loop { }", lead(vec![], &[])) {
+            Eval::Failed(m) => assert!(m.contains("operation limit"), "{m}"),
+            _ => panic!("expected failure"),
+        }
+        assert!(start.elapsed() < std::time::Duration::from_millis(200));
+    }
+
+    #[test]
+    fn throw_carries_the_message() {
+        match run(r#"if lead.attempts < 1 { throw "log a contact attempt first" } true"#, lead(vec![Value::Int(0)], &["attempts"])) {
+            Eval::Thrown(m) => assert_eq!(m, "log a contact attempt first"),
+            _ => panic!("expected a throw"),
+        }
+    }
+
+    #[test]
+    fn lint_finds_unknown_functions_and_fields() {
+        let mut s = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
+        let names: HashMap<String, usize> = [("vin".to_string(), 0)].into();
+        let (_, p) = s.compile("lead.vni.len() > 0 && frobnicate(1) && days(1) > hours(2)", &names).unwrap();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(matches!(&p[0], ScriptProblem::UnknownField { name, .. } if name == "vni"));
+        assert!(matches!(&p[1], ScriptProblem::UnknownFunction { name, .. } if name == "frobnicate"));
+    }
+}

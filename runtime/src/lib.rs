@@ -1,0 +1,2 @@
+//! leadflow runtime (store, workers, daemon). See src/README.md.
+#![forbid(unsafe_code)]
