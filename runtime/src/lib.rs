@@ -1,2 +1,5 @@
-//! leadflow runtime (store, workers, daemon). See src/README.md.
+//! leadflow runtime: storage backends, timer worker, outbox, HTTP daemon.
+//! Everything that touches the world lives here; the engine stays pure.
 #![forbid(unsafe_code)]
+
+pub mod backend;

@@ -1,0 +1,146 @@
+//! The one storage interface the runtime needs. Three implementations: in
+//! memory (scenario replay), SQLite (embedded default) and PostgreSQL
+//! (production). One conformance suite (`tests/conformance.rs`) runs against
+//! all three, and `leadflow test --database-url` replays scenarios through
+//! any of them with the same results.
+//!
+//! A backend is bound to one tenant. Every method that changes something
+//! executes one engine `Outcome` atomically: record, history, timers,
+//! outbox, spawns and links commit together or not at all.
+
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Refusal, Value};
+use serde::{Deserialize, Serialize};
+
+pub type RecordId = i64;
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub id: RecordId,
+    pub workflow: String,
+    /// Content hash of the workflow version the record runs on.
+    pub version: String,
+    pub state: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub assignee: Option<String>,
+    /// Starts at 1, +1 per committed change.
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub entered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One field-level change (ASLM-11).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// Transition name, `timer:<name>` for timer effects, `create` on creation.
+    pub transition: String,
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub record: RecordId,
+    pub template: String,
+    /// Resolved recipients: "assignee" becomes the assignee's actor id; other
+    /// symbolic names ("customer", a role) are kept as written.
+    pub recipients: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmedTimer {
+    pub record: RecordId,
+    pub timer: String,
+    pub due: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub from: RecordId,
+    pub name: String,
+    pub to: RecordId,
+}
+
+/// What went wrong. Refusals carry the engine's stable codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("revision conflict: expected {expected}, the record is at {actual}")]
+    Conflict { expected: i64, actual: i64 },
+    #[error("record {0} not found")]
+    NotFound(RecordId),
+    #[error("unknown workflow `{0}`")]
+    UnknownWorkflow(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl Error {
+    /// Stable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Refused(r) => r.code.as_str(),
+            Error::Conflict { .. } => "E_CONFLICT",
+            Error::NotFound(_) => "E_NOT_FOUND",
+            Error::UnknownWorkflow(_) => "E_UNKNOWN_WORKFLOW",
+            Error::Storage(_) => "E_STORAGE",
+        }
+    }
+}
+
+/// A request to change a record.
+#[derive(Debug, Clone)]
+pub struct FireRequest<'a> {
+    pub record: RecordId,
+    pub transition: &'a str,
+    pub input: Vec<(String, Value)>,
+    pub actor: &'a Actor,
+    pub now: DateTime<Utc>,
+    /// If set, a different current revision is a conflict and changes nothing.
+    pub expected_revision: Option<i64>,
+    /// If set and seen before, the first result is returned, nothing fires.
+    pub idempotency_key: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateRequest<'a> {
+    pub workflow: &'a str,
+    pub input: Vec<(String, Value)>,
+    pub actor: &'a Actor,
+    pub now: DateTime<Utc>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// The storage interface. Implementations: `mem::MemBackend`, and the SQL
+/// stores.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Replace the tenant's actor directory (partners, dealers, operators).
+    async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error>;
+    async fn actors(&self) -> Result<Vec<Actor>, Error>;
+    async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error>;
+    async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error>;
+    /// The earliest due instant of an armed timer or a scheduled spawn.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
+    /// Fire every timer and scheduled spawn due at or before `now`, in due
+    /// order, each as its own atomic transition with time = its due instant.
+    /// Timers armed by those firings that are also due run too. A timer whose
+    /// record left the timer's states is discarded. Returns how many ran.
+    async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error>;
+    async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error>;
+    async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error>;
+    async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error>;
+    async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error>;
+    /// Links from this record (both directions are stored as two links).
+    async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error>;
+}
