@@ -30,7 +30,7 @@ use chrono::{
     DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
     TimeZone, Utc, Weekday,
 };
-use chrono_tz::Tz;
+use chrono_tz::{GapInfo, Tz};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -98,7 +98,9 @@ pub enum CalendarError {
         message: String,
         span: Option<Range<usize>>,
     },
-    #[error("unknown time zone `{name}`: expected an IANA name such as \"Europe/Rome\" or \"UTC\"")]
+    #[error(
+        "unknown time zone `{name}`: expected an IANA name such as \"Europe/Rome\" or \"UTC\""
+    )]
     UnknownTimeZone { name: String, span: Range<usize> },
     #[error("{message}")]
     BadHours { message: String, span: Range<usize> },
@@ -263,8 +265,9 @@ impl Calendar {
 
     /// Whether `t` lies inside a working range (start included, end excluded).
     pub fn is_working_time(&self, t: DateTime<Utc>) -> bool {
+        let t_ns = nanos(t);
         self.neighbour_days(t)
-            .any(|day| self.day_intervals(day).any(|(s, e)| s <= t && t < e))
+            .any(|day| self.day_intervals(day).any(|(s, e)| s <= t_ns && t_ns < e))
     }
 
     /// Consume `minutes` of working time from `t`; see the module docs.
@@ -273,29 +276,30 @@ impl Calendar {
         if minutes <= 0 {
             return t;
         }
-        // Amounts beyond what TimeDelta holds cannot be reached within the
-        // scan bound anyway, so saturating changes nothing observable.
-        let mut remaining = TimeDelta::try_minutes(minutes).unwrap_or(TimeDelta::MAX);
-        let mut reached = t;
+        // Cannot overflow: i64 minutes in nanoseconds stay far inside i128.
+        let mut remaining = Nanos::from(minutes) * NANOS_PER_MINUTE;
+        let t_ns = nanos(t);
+        let mut reached = t_ns;
         // The day before too: a range of that day can only end at or before
         // local midnight, but starting there costs nothing and needs no proof.
         let first_day = self.local_date(t);
         let first_day = first_day.pred_opt().unwrap_or(first_day);
-        for day in days_from(first_day) {
-            for (s, e) in self.day_intervals(day) {
-                if e <= t {
+        let mut walk = Walk::new(self, first_day);
+        while let Some(intervals) = walk.next_day() {
+            for (s, e) in intervals {
+                if e <= t_ns {
                     continue;
                 }
-                let s = s.max(t);
+                let s = s.max(t_ns);
                 let available = e - s;
                 if available >= remaining {
-                    return s.checked_add_signed(remaining).unwrap_or(e);
+                    return instant(s + remaining).unwrap_or(t);
                 }
                 remaining -= available;
                 reached = e;
             }
         }
-        reached
+        instant(reached).unwrap_or(t)
     }
 
     /// The same local time of day on the `days`-th next working day; see the
@@ -319,8 +323,9 @@ impl Calendar {
 
         let mut target = base_day;
         let mut counted: i64 = 0;
+        let mut closed = Closures::default();
         for day in days_from(base_day).skip(1) {
-            if self.is_working_day(day) {
+            if closed.is_working_day(self, day) {
                 target = day;
                 counted += 1;
                 if counted == days {
@@ -334,15 +339,28 @@ impl Calendar {
     /// Every holiday date of `year` with its name, sorted by date, including
     /// the ones that fall on days without hours (flagged).
     pub fn holidays(&self, year: i32) -> Vec<Holiday> {
+        let mut out: Vec<Holiday> = self
+            .occurrences(year)
+            .into_iter()
+            .map(|(date, rule)| Holiday {
+                date,
+                name: rule.name.clone(),
+                on_working_weekday: !self.hours_on(date.weekday()).is_empty(),
+            })
+            .collect();
+        // Stable: rules sharing a date keep the order of the file.
+        out.sort_by_key(|h| h.date);
+        out
+    }
+
+    // -----------------------------------------------------------------------
+    // Internals
+
+    /// Every (date, rule) pair of `year`, in rule order.
+    fn occurrences(&self, year: i32) -> Vec<(NaiveDate, &HolidayRule)> {
         let mut out = Vec::new();
         for rule in &self.holidays {
-            let mut push = |date: NaiveDate| {
-                out.push(Holiday {
-                    date,
-                    name: rule.name.clone(),
-                    on_working_weekday: !self.hours_on(date.weekday()).is_empty(),
-                })
-            };
+            let mut push = |date: NaiveDate| out.push((date, rule));
             match rule.when {
                 HolidayWhen::Yearly { month, day } => {
                     // Absent in years without that day (29 February).
@@ -372,13 +390,8 @@ impl Calendar {
                 }
             }
         }
-        // Stable: rules sharing a date keep the order of the file.
-        out.sort_by_key(|h| h.date);
         out
     }
-
-    // -----------------------------------------------------------------------
-    // Internals
 
     fn hours_on(&self, weekday: Weekday) -> &[OpenRange] {
         &self.week[weekday.num_days_from_monday() as usize]
@@ -399,11 +412,12 @@ impl Calendar {
     fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         let utc = t.naive_utc();
         let offset = self.tz.offset_from_utc_datetime(&utc).fix();
-        utc.checked_add_offset(offset).unwrap_or(if offset.local_minus_utc() > 0 {
-            NaiveDateTime::MAX
-        } else {
-            NaiveDateTime::MIN
-        })
+        utc.checked_add_offset(offset)
+            .unwrap_or(if offset.local_minus_utc() > 0 {
+                NaiveDateTime::MAX
+            } else {
+                NaiveDateTime::MIN
+            })
     }
 
     fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
@@ -431,10 +445,18 @@ impl Calendar {
         }
     }
 
-    /// Binary search for the transition that skipped over `local`. No zone
-    /// offset exceeds a day, so the answer lies within two days of `local`
-    /// read as UTC; transitions fall on whole seconds, so seconds suffice.
     fn end_of_gap(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match GapInfo::new(&local, &self.tz).and_then(|gap| gap.end) {
+            Some(end) => Some(end.with_timezone(&Utc)),
+            None => self.search_end_of_gap(local),
+        }
+    }
+
+    /// Fallback for gaps chrono-tz cannot describe (at the ends of its
+    /// tables): binary search for the transition that skipped `local`. No
+    /// zone offset exceeds a day, so it lies within two days of `local` read
+    /// as UTC; transitions fall on whole seconds, so seconds suffice.
+    fn search_end_of_gap(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
         const WINDOW: i64 = 2 * 86_400;
         let guess = local.and_utc().timestamp();
         let mut before = guess.checked_sub(WINDOW)?;
@@ -457,33 +479,192 @@ impl Calendar {
     /// Working intervals of one local day, as half-open UTC intervals in
     /// order. Empty on non-working days; a range swallowed by a DST gap
     /// yields nothing.
-    fn day_intervals(
-        &self,
-        day: NaiveDate,
-    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
-        let ranges: &[OpenRange] = if self.is_working_day(day) {
-            self.hours_on(day.weekday())
-        } else {
-            &[]
-        };
-        let midnight = day.and_time(NaiveTime::MIN);
-        ranges.iter().filter_map(move |r| {
-            let at = |minutes: u32| {
-                let local =
-                    midnight.checked_add_signed(TimeDelta::minutes(i64::from(minutes)))?;
-                self.to_utc(local)
-            };
-            let (s, e) = (at(r.start)?, at(r.end)?);
-            (s < e).then_some((s, e))
-        })
+    fn day_intervals(&self, day: NaiveDate) -> DayIntervals<'_> {
+        if !self.is_working_day(day) {
+            return DayIntervals::closed(self, day);
+        }
+        let tomorrow = day.succ_opt().and_then(|d| self.midnight(d));
+        DayIntervals::open(self, day, self.midnight(day), tomorrow)
+    }
+
+    /// The instant of the local midnight that starts `day`.
+    fn midnight(&self, day: NaiveDate) -> Option<Nanos> {
+        self.to_utc(day.and_time(NaiveTime::MIN)).map(nanos)
     }
 
     /// The working day on or after `day` and its opening time.
     fn start_of_working_day(&self, day: NaiveDate) -> Option<(NaiveDate, NaiveTime)> {
-        let day = days_from(day).find(|d| self.is_working_day(*d))?;
+        let mut closed = Closures::default();
+        let day = days_from(day).find(|d| closed.is_working_day(self, *d))?;
         let open = self.hours_on(day.weekday()).first()?;
         Some((day, time_of_minutes(open.start)))
     }
+}
+
+/// Holiday dates of one year at a time: a long scan then costs a binary
+/// search per day instead of evaluating every rule (and Easter) per day.
+#[derive(Default)]
+struct Closures {
+    year: Option<i32>,
+    dates: Vec<NaiveDate>,
+}
+
+impl Closures {
+    fn is_working_day(&mut self, cal: &Calendar, day: NaiveDate) -> bool {
+        if cal.hours_on(day.weekday()).is_empty() {
+            return false;
+        }
+        if self.year != Some(day.year()) {
+            self.year = Some(day.year());
+            self.dates = cal
+                .occurrences(day.year())
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect();
+            self.dates.sort_unstable();
+        }
+        self.dates.binary_search(&day).is_err()
+    }
+}
+
+/// Day-by-day walk over working intervals, bounded by `MAX_SCAN_DAYS`.
+/// Each local midnight is converted once and reused by the next day, and
+/// holidays come from a per-year cache.
+struct Walk<'a> {
+    cal: &'a Calendar,
+    next: Option<NaiveDate>,
+    left: u32,
+    closed: Closures,
+    /// The instant of the next day's midnight, when already known.
+    next_midnight: Option<(NaiveDate, Option<Nanos>)>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(cal: &'a Calendar, start: NaiveDate) -> Self {
+        Walk {
+            cal,
+            next: Some(start),
+            left: MAX_SCAN_DAYS,
+            closed: Closures::default(),
+            next_midnight: None,
+        }
+    }
+
+    fn next_day(&mut self) -> Option<DayIntervals<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let day = self.next?;
+        let tomorrow = day.succ_opt();
+        self.next = tomorrow;
+        if !self.closed.is_working_day(self.cal, day) {
+            return Some(DayIntervals::closed(self.cal, day));
+        }
+        let start = match self.next_midnight.take() {
+            Some((d, at)) if d == day => at,
+            _ => self.cal.midnight(day),
+        };
+        let end = tomorrow.and_then(|d| self.cal.midnight(d));
+        self.next_midnight = tomorrow.map(|d| (d, end));
+        Some(DayIntervals::open(self.cal, day, start, end))
+    }
+}
+
+/// The working intervals of one day, computed lazily.
+///
+/// Converting every range end through the time zone dominates the cost of a
+/// long scan, so a day whose local midnights are exactly 24 hours apart is
+/// taken to have no offset change inside it and its ranges are placed by
+/// plain addition from midnight. A zone would have to change its offset twice
+/// within one day, cancelling out, to defeat this; tzdata has no such day
+/// (`fast_path_matches_conversion` checks the zones most likely to).
+struct DayIntervals<'a> {
+    cal: &'a Calendar,
+    day: NaiveDate,
+    ranges: &'a [OpenRange],
+    /// Set when the day has no offset change: ranges are midnight + minutes.
+    plain_midnight: Option<Nanos>,
+}
+
+impl<'a> DayIntervals<'a> {
+    fn closed(cal: &'a Calendar, day: NaiveDate) -> Self {
+        DayIntervals {
+            cal,
+            day,
+            ranges: &[],
+            plain_midnight: None,
+        }
+    }
+
+    /// A working day, given the instants of its midnight and the next one.
+    fn open(
+        cal: &'a Calendar,
+        day: NaiveDate,
+        midnight: Option<Nanos>,
+        next_midnight: Option<Nanos>,
+    ) -> Self {
+        let plain_midnight = match (midnight, next_midnight) {
+            (Some(s), Some(e)) if e - s == NANOS_PER_DAY => Some(s),
+            _ => None,
+        };
+        DayIntervals {
+            cal,
+            day,
+            ranges: cal.hours_on(day.weekday()),
+            plain_midnight,
+        }
+    }
+
+    fn at(&self, minutes: u32) -> Option<Nanos> {
+        match self.plain_midnight {
+            Some(midnight) => Some(midnight + Nanos::from(minutes) * NANOS_PER_MINUTE),
+            None => {
+                let offset = TimeDelta::minutes(i64::from(minutes));
+                let local = self
+                    .day
+                    .and_time(NaiveTime::MIN)
+                    .checked_add_signed(offset)?;
+                self.cal.to_utc(local).map(nanos)
+            }
+        }
+    }
+}
+
+impl Iterator for DayIntervals<'_> {
+    type Item = (Nanos, Nanos);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some((range, rest)) = self.ranges.split_first() {
+            self.ranges = rest;
+            if let (Some(s), Some(e)) = (self.at(range.start), self.at(range.end)) {
+                if s < e {
+                    return Some((s, e));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Instants as nanoseconds since the Unix epoch. The hot loops do plain
+/// integer arithmetic on these instead of chrono's calendar-aware maths;
+/// i128 holds chrono's whole range.
+type Nanos = i128;
+
+const NANOS_PER_SECOND: Nanos = 1_000_000_000;
+const NANOS_PER_MINUTE: Nanos = 60 * NANOS_PER_SECOND;
+const NANOS_PER_DAY: Nanos = 24 * 60 * NANOS_PER_MINUTE;
+
+fn nanos(t: DateTime<Utc>) -> Nanos {
+    Nanos::from(t.timestamp()) * NANOS_PER_SECOND + Nanos::from(t.timestamp_subsec_nanos())
+}
+
+/// `None` outside chrono's range.
+fn instant(ns: Nanos) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(ns.div_euclid(NANOS_PER_SECOND)).ok()?;
+    let sub = u32::try_from(ns.rem_euclid(NANOS_PER_SECOND)).ok()?;
+    DateTime::from_timestamp(secs, sub)
 }
 
 /// `start` and the days after it, bounded so that no scan can run forever.
@@ -665,15 +846,17 @@ fn parse_holiday(raw: Spanned<RawHoliday>) -> Result<HolidayRule, CalendarError>
         (date, easter, on) => {
             // Point at the later of the clashing keys: the first one looks
             // intended, the extra one is what to remove.
-            let extra = [date.map(|d| d.span()), easter.map(|e| e.span()), on.map(|o| o.span())]
-                .into_iter()
-                .flatten()
-                .max_by_key(|s| s.start)
-                .unwrap_or(span);
+            let extra = [
+                date.map(|d| d.span()),
+                easter.map(|e| e.span()),
+                on.map(|o| o.span()),
+            ]
+            .into_iter()
+            .flatten()
+            .max_by_key(|s| s.start)
+            .unwrap_or(span);
             return Err(bad(
-                format!(
-                    "holiday \"{name}\" must have exactly one of `date`, `easter` or `on`"
-                ),
+                format!("holiday \"{name}\" must have exactly one of `date`, `easter` or `on`"),
                 extra,
             ));
         }
@@ -703,7 +886,6 @@ fn parse_full_date(value: &toml::Value) -> Option<NaiveDate> {
         _ => None,
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -778,19 +960,22 @@ mod tests {
 
     fn is_range_end(cal: &Calendar, t: DateTime<Utc>) -> bool {
         cal.neighbour_days(t)
-            .any(|d| cal.day_intervals(d).any(|(_, e)| e == t))
+            .any(|d| cal.day_intervals(d).any(|(_, e)| e == nanos(t)))
     }
 
     /// Working time in [from, to), summed independently of the walker.
     fn working_between(cal: &Calendar, from: DateTime<Utc>, to: DateTime<Utc>) -> TimeDelta {
         let mut total = TimeDelta::zero();
         let last = cal.local_date(to);
-        let mut day = cal.local_date(from).pred_opt().unwrap_or(cal.local_date(from));
+        let mut day = cal
+            .local_date(from)
+            .pred_opt()
+            .unwrap_or(cal.local_date(from));
         while day <= last {
             for (s, e) in cal.day_intervals(day) {
-                let (s, e) = (s.max(from), e.min(to));
+                let (s, e) = (s.max(nanos(from)), e.min(nanos(to)));
                 if s < e {
-                    total += e - s;
+                    total += TimeDelta::nanoseconds(i64::try_from(e - s).unwrap_or(i64::MAX));
                 }
             }
             day = day.succ_opt().unwrap_or(NaiveDate::MAX);
@@ -831,13 +1016,19 @@ mod tests {
     fn landing_on_closing_time_stays_there() {
         let cal = parse(OFFICE);
         let fri_1800 = rome("2026-01-16 18:00");
-        assert_eq!(cal.add_working_minutes(rome("2026-01-16 17:00"), 60), fri_1800);
+        assert_eq!(
+            cal.add_working_minutes(rome("2026-01-16 17:00"), 60),
+            fri_1800
+        );
         assert!(!cal.is_working_time(fri_1800));
         assert!(cal.is_working_time(rome("2026-01-16 17:59")));
         assert!(cal.is_working_time(rome("2026-01-16 09:00")));
         assert!(!cal.is_working_time(rome("2026-01-16 08:59")));
         // From the closing time itself the next minute is Monday's first.
-        assert_eq!(cal.add_working_minutes(fri_1800, 1), rome("2026-01-19 09:01"));
+        assert_eq!(
+            cal.add_working_minutes(fri_1800, 1),
+            rome("2026-01-19 09:01")
+        );
         assert_eq!(cal.add_working_days(fri_1800, 1), rome("2026-01-19 18:00"));
     }
 
@@ -965,11 +1156,10 @@ mod tests {
         assert_eq!(cal.id(), "test");
         assert_eq!(cal.title(), "Italia (festività nazionali)");
         assert_eq!(cal.timezone(), chrono_tz::Europe::Rome);
-        let listed: Vec<(String, &str, bool)> = cal
+        let listed: Vec<(NaiveDate, bool)> = cal
             .holidays(2026)
             .iter()
-            .map(|h| (h.date.to_string(), "", h.on_working_weekday))
-            .map(|(d, _, w)| (d, "", w))
+            .map(|h| (h.date, h.on_working_weekday))
             .collect();
         let expected = [
             ("2026-01-01", true),
@@ -985,14 +1175,9 @@ mod tests {
             ("2026-12-08", true),
             ("2026-12-25", true),
             ("2026-12-26", false),
-        ];
-        assert_eq!(
-            listed,
-            expected
-                .iter()
-                .map(|(d, w)| (d.to_string(), "", *w))
-                .collect::<Vec<_>>()
-        );
+        ]
+        .map(|(d, w)| (date(d), w));
+        assert_eq!(listed, expected);
         let names: Vec<String> = cal.holidays(2026).into_iter().map(|h| h.name).collect();
         assert_eq!(
             names,
@@ -1079,10 +1264,20 @@ mod tests {
         );
         assert!(!cal.is_working_day(date("2027-01-04")));
         assert!(cal.is_working_day(date("2027-01-11")));
-        // Same checks through the per-day test, which must agree with the list.
+        // The per-day rule check, the per-year cache and the list must agree.
         for year in 2020..2030 {
             for h in cal.holidays(year) {
                 assert!(cal.is_holiday(h.date), "{h:?}");
+            }
+        }
+        for cal in [&cal, &parse(IT), &parse(IT_DEALERS)] {
+            let mut closed = Closures::default();
+            for day in days_from(date("2020-01-01")).take(366 * 10) {
+                assert_eq!(
+                    cal.is_working_day(day),
+                    closed.is_working_day(cal, day),
+                    "{day}"
+                );
             }
         }
     }
@@ -1201,6 +1396,67 @@ mod tests {
         assert_eq!(cal.add_working_days(t, 2), utc("2026-03-30T00:30:17.250Z"));
     }
 
+    /// The walk places ranges by plain addition on days whose midnights are
+    /// 24 h apart; check that against per-boundary conversion in zones with
+    /// midnight transitions, half-hour DST and a skipped day.
+    #[test]
+    fn fast_path_matches_conversion() {
+        for zone in [
+            "Europe/Rome",
+            "America/Sao_Paulo",
+            "America/Santiago",
+            "America/Havana",
+            "Asia/Gaza",
+            "Africa/Casablanca",
+            "Australia/Lord_Howe",
+            "Pacific/Apia",
+        ] {
+            let mut src = format!("[calendar]\ntimezone = \"{zone}\"\n[hours]\n");
+            for key in DAY_KEYS {
+                src.push_str(&format!(
+                    "{key} = [\"00:00-00:30\", \"01:00-23:00\", \"23:30-24:00\"]\n"
+                ));
+            }
+            let cal = parse(&src);
+            let mut walk = Walk::new(&cal, date("1995-01-01"));
+            let mut day = date("1995-01-01");
+            while day < date("2040-01-01") {
+                if day.ordinal() == 1 {
+                    // A walk is bounded to ~20 years.
+                    walk = Walk::new(&cal, day);
+                }
+                let fast: Vec<_> = match walk.next_day() {
+                    Some(intervals) => intervals.collect(),
+                    None => panic!("walk ended early"),
+                };
+                let slow: Vec<_> = cal.week[0]
+                    .iter()
+                    .filter_map(|r| {
+                        let at = |m: u32| {
+                            let local =
+                                day.and_time(NaiveTime::MIN) + TimeDelta::minutes(i64::from(m));
+                            cal.to_utc(local).map(nanos)
+                        };
+                        let (s, e) = (at(r.start)?, at(r.end)?);
+                        (s < e).then_some((s, e))
+                    })
+                    .collect();
+                assert_eq!(fast, slow, "{zone} {day}");
+                day += TimeDelta::days(1);
+            }
+        }
+        // Samoa skipped 2011-12-30 entirely: Thursday 23:59 was followed by
+        // Saturday 00:00.
+        let apia =
+            parse("[calendar]\ntimezone = \"Pacific/Apia\"\n[hours]\nfri = [\"09:00-17:00\"]\n");
+        let thursday = utc("2011-12-29T12:00:00Z");
+        assert!(!apia.is_working_time(utc("2011-12-30T20:00:00Z")));
+        assert_eq!(
+            apia.add_working_minutes(thursday, 60),
+            utc("2012-01-05T20:00:00Z")
+        );
+    }
+
     #[test]
     fn always_open_matches_always_toml() {
         let built = Calendar::always_open();
@@ -1212,7 +1468,10 @@ mod tests {
         let t = utc("2026-03-29T00:59:30Z");
         assert!(built.is_working_time(t));
         assert_eq!(built.add_working_minutes(t, 1440), t + TimeDelta::days(1));
-        assert_eq!(built.add_working_minutes(t, 1_000_000), t + TimeDelta::minutes(1_000_000));
+        assert_eq!(
+            built.add_working_minutes(t, 1_000_000),
+            t + TimeDelta::minutes(1_000_000)
+        );
         assert_eq!(built.add_working_days(t, 7), t + TimeDelta::days(7));
         assert!(built.holidays(2026).is_empty());
     }
@@ -1227,13 +1486,17 @@ mod tests {
             chained = cal.add_working_minutes(chained, 10_000);
         }
         assert_eq!(direct, chained);
-        assert_eq!(working_between(&cal, t, direct), TimeDelta::minutes(1_000_000));
+        assert_eq!(
+            working_between(&cal, t, direct),
+            TimeDelta::minutes(1_000_000)
+        );
     }
 
     #[test]
     fn scans_are_bounded() {
         // Every day of the year is a holiday: nothing is ever open.
-        let mut src = String::from("[calendar]\ntimezone = \"UTC\"\n[hours]\nmon = [\"09:00-10:00\"]\n");
+        let mut src =
+            String::from("[calendar]\ntimezone = \"UTC\"\n[hours]\nmon = [\"09:00-10:00\"]\n");
         for day in 0..366 {
             let d = date("2000-01-01") + TimeDelta::days(day);
             src.push_str(&format!(
@@ -1333,8 +1596,14 @@ mod tests {
         assert_eq!(
             cal.week[0],
             [
-                OpenRange { start: 540, end: 1080 },
-                OpenRange { start: 1200, end: 1440 }
+                OpenRange {
+                    start: 540,
+                    end: 1080
+                },
+                OpenRange {
+                    start: 1200,
+                    end: 1440
+                }
             ]
         );
         // Monday night runs into Tuesday morning without a break.
@@ -1369,7 +1638,10 @@ mod tests {
         assert_eq!(code, "E050");
         let (code, _) = code_and_text("this is not toml");
         assert_eq!(code, "E050");
-        assert_eq!(parse_err("[hours]\nmon = [\"09:00-18:00\"]\n").code(), "E050");
+        assert_eq!(
+            parse_err("[hours]\nmon = [\"09:00-18:00\"]\n").code(),
+            "E050"
+        );
     }
 
     #[test]
@@ -1383,7 +1655,10 @@ mod tests {
             ("name = \"x\"\non = \"12-07\"", "12-07"),
             ("name = \"x\"\neaster = 4000", "4000"),
             ("name = \"Both\"\ndate = \"01-01\"\neaster = 17", "17"),
-            ("name = \"Three\"\non = \"2026-01-02\"\ndate = \"01-01\"\neaster = 17", "17"),
+            (
+                "name = \"Three\"\non = \"2026-01-02\"\ndate = \"01-01\"\neaster = 17",
+                "17",
+            ),
             ("name = \"None\"", "None"),
             ("name = \" \"\ndate = \"01-01\"", "\" \""),
         ] {
@@ -1407,7 +1682,10 @@ mod tests {
     /// Calendars whose working days never contain a DST change or a missing
     /// wall time, where chaining day additions is exact.
     fn day_calendars() -> Vec<Calendar> {
-        [IT, IT_DEALERS, ALWAYS, OFFICE].into_iter().map(parse).collect()
+        [IT, IT_DEALERS, ALWAYS, OFFICE]
+            .into_iter()
+            .map(parse)
+            .collect()
     }
 
     /// 2023-01-01 .. 2029-01-01, at sub-second resolution.

@@ -23,7 +23,11 @@ pub fn state_graph(wf: &Workflow) -> DiGraph<usize, String> {
             let t = &wf.transitions[ti];
             for (s, &on) in timer.in_states.iter().enumerate() {
                 if on && t.enabled_from(s) {
-                    g.add_edge(nodes[s], nodes[t.to.unwrap_or(s)], format!("timer {}", timer.name));
+                    g.add_edge(
+                        nodes[s],
+                        nodes[t.to.unwrap_or(s)],
+                        format!("timer {}", timer.name),
+                    );
                 }
             }
         }
@@ -44,13 +48,30 @@ pub fn graph(wf: &Workflow, file: &SourceFile, diags: &mut Vec<Diagnostic>) {
     }
     for (i, s) in wf.states.iter().enumerate() {
         if !reachable[i] {
-            diags.push(Diagnostic::new("W001", file, s.span.clone(), format!("state `{}` cannot be reached from `{}`", s.name, wf.state_name(wf.initial))));
+            diags.push(Diagnostic::new(
+                "W001",
+                file,
+                s.span.clone(),
+                format!(
+                    "state `{}` cannot be reached from `{}`",
+                    s.name,
+                    wf.state_name(wf.initial)
+                ),
+            ));
         }
     }
     let finals: Vec<usize> = (0..n).filter(|&i| wf.states[i].is_final).collect();
     if finals.is_empty() {
         let span = wf.states[wf.initial].span.clone();
-        diags.push(Diagnostic::new("E021", file, span, format!("workflow `{}` has no final state: records could never be closed", wf.id)));
+        diags.push(Diagnostic::new(
+            "E021",
+            file,
+            span,
+            format!(
+                "workflow `{}` has no final state: records could never be closed",
+                wf.id
+            ),
+        ));
         return;
     }
     let mut reaches_final = vec![false; n];
@@ -63,7 +84,15 @@ pub fn graph(wf: &Workflow, file: &SourceFile, diags: &mut Vec<Diagnostic>) {
     }
     for (i, s) in wf.states.iter().enumerate() {
         if !reaches_final[i] && reachable[i] {
-            diags.push(Diagnostic::new("E020", file, s.span.clone(), format!("state `{}` has no path to a final state: records entering it are stuck", s.name)));
+            diags.push(Diagnostic::new(
+                "E020",
+                file,
+                s.span.clone(),
+                format!(
+                    "state `{}` has no path to a final state: records entering it are stuck",
+                    s.name
+                ),
+            ));
         }
     }
 }

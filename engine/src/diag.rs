@@ -13,7 +13,10 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
-        SourceFile { path: path.into(), text: text.into() }
+        SourceFile {
+            path: path.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -36,7 +39,11 @@ impl SourceFile {
             }
         }
         let rest = self.text.get(start..).unwrap_or("");
-        start + rest.char_indices().nth(col.saturating_sub(1)).map_or(rest.len(), |(i, _)| i)
+        start
+            + rest
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map_or(rest.len(), |(i, _)| i)
     }
 }
 
@@ -63,9 +70,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(code: &'static str, file: &SourceFile, span: Range<usize>, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: &'static str,
+        file: &SourceFile,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column) = file.line_col(span.start);
-        let severity = if code.starts_with('W') { Severity::Warning } else { Severity::Error };
+        let severity = if code.starts_with('W') {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
         Diagnostic {
             code,
             severity,
@@ -74,7 +90,9 @@ impl Diagnostic {
             line,
             column,
             span,
-            hint: explain(code).map(|e| e.hint.to_string()).unwrap_or_default(),
+            hint: explain(code)
+                .map(|e| e.hint.to_string())
+                .unwrap_or_default(),
         }
     }
 

@@ -78,9 +78,18 @@ mod tests {
 
     #[test]
     fn parses_every_unit() {
-        assert_eq!(Span::parse("24wh"), Ok(Span { amount: 24, unit: Unit::WorkingHours }));
+        assert_eq!(
+            Span::parse("24wh"),
+            Ok(Span {
+                amount: 24,
+                unit: Unit::WorkingHours
+            })
+        );
         assert_eq!(Span::parse("2wd").unwrap().unit, Unit::WorkingDays);
-        assert_eq!(Span::parse("60d").unwrap().fixed(), Some(Duration::days(60)));
+        assert_eq!(
+            Span::parse("60d").unwrap().fixed(),
+            Some(Duration::days(60))
+        );
         assert_eq!(Span::parse("90 m").unwrap().amount, 90);
         assert!(Span::parse("d").unwrap_err().contains("whole number"));
         assert!(Span::parse("3y").unwrap_err().contains("unknown unit"));

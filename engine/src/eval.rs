@@ -56,7 +56,13 @@ impl Record {
                 values[i] = f.ty.coerce(Value::from_json(j)).unwrap_or(Value::Null);
             }
         }
-        Some(Record { state, fields: values, assignee, created_at, entered_at })
+        Some(Record {
+            state,
+            fields: values,
+            assignee,
+            created_at,
+            entered_at,
+        })
     }
 }
 
@@ -90,16 +96,24 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Actor {
-        Actor { id: "system".into(), role: "system".into(), ..Actor::default() }
+        Actor {
+            id: "system".into(),
+            role: "system".into(),
+            ..Actor::default()
+        }
     }
 
     pub fn available_at(&self, now: DateTime<Utc>) -> bool {
-        !self.unavailable.iter().any(|p| p.from <= now && now < p.until)
+        !self
+            .unavailable
+            .iter()
+            .any(|p| p.from <= now && now < p.until)
             && self.capacity.is_none_or(|c| self.load < c)
     }
 
     fn to_map(&self) -> rhai::Map {
-        let strs = |v: &[String]| rhai::Dynamic::from_array(v.iter().map(|s| s.clone().into()).collect());
+        let strs =
+            |v: &[String]| rhai::Dynamic::from_array(v.iter().map(|s| s.clone().into()).collect());
         let mut attrs = rhai::Map::new();
         for (k, v) in &self.attributes {
             attrs.insert(k.as_str().into(), script::to_dynamic(v));
@@ -109,7 +123,11 @@ impl Actor {
         m.insert("role".into(), self.role.clone().into());
         m.insert("zones".into(), strs(&self.zones));
         m.insert("skills".into(), strs(&self.skills));
-        m.insert("capacity".into(), self.capacity.map_or(rhai::Dynamic::UNIT, |c| (c as rhai::INT).into()));
+        m.insert(
+            "capacity".into(),
+            self.capacity
+                .map_or(rhai::Dynamic::UNIT, |c| (c as rhai::INT).into()),
+        );
         m.insert("load".into(), (self.load as rhai::INT).into());
         m.insert("attributes".into(), attrs.into());
         m
@@ -179,10 +197,18 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(code: Code, message: impl Into<String>) -> Refusal {
-        Refusal { code, message: message.into(), field: None }
+        Refusal {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
     fn on(code: Code, field: &str, message: impl Into<String>) -> Refusal {
-        Refusal { code, message: message.into(), field: Some(field.to_string()) }
+        Refusal {
+            code,
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
     }
 }
 
@@ -255,16 +281,26 @@ pub type Input = [(String, Value)];
 
 /// Check a value against a field: type, pattern, enum values.
 pub fn validate(f: &Field, v: Value) -> Result<Value, Refusal> {
-    let v = f.ty.coerce(v).map_err(|m| Refusal::on(Code::Type, &f.name, format!("{}: {m}", f.name)))?;
+    let v =
+        f.ty.coerce(v)
+            .map_err(|m| Refusal::on(Code::Type, &f.name, format!("{}: {m}", f.name)))?;
     if let (Some(p), Value::Str(s)) = (&f.pattern, &v) {
         if !p.is_match(s) {
             let pat = p.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
-            return Err(Refusal::on(Code::Type, &f.name, format!("{}: \"{s}\" does not match the pattern {pat}", f.name)));
+            return Err(Refusal::on(
+                Code::Type,
+                &f.name,
+                format!("{}: \"{s}\" does not match the pattern {pat}", f.name),
+            ));
         }
     }
     if let (false, Value::Str(s)) = (f.values.is_empty(), &v) {
         if !f.values.iter().any(|x| x == s) {
-            return Err(Refusal::on(Code::Type, &f.name, format!("{}: \"{s}\" is not one of {}", f.name, f.values.join(", "))));
+            return Err(Refusal::on(
+                Code::Type,
+                &f.name,
+                format!("{}: \"{s}\" is not one of {}", f.name, f.values.join(", ")),
+            ));
         }
     }
     Ok(v)
@@ -273,15 +309,40 @@ pub fn validate(f: &Field, v: Value) -> Result<Value, Refusal> {
 /// Create a record: initial state, defaults, input, `on_enter` effects of the
 /// initial state, its timers armed.
 pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal> {
-    let mut fields: Vec<Value> = wf.fields.iter().map(|f| f.default.clone().unwrap_or(Value::Null)).collect();
+    let mut fields: Vec<Value> = wf
+        .fields
+        .iter()
+        .map(|f| f.default.clone().unwrap_or(Value::Null))
+        .collect();
     for (k, v) in input {
-        let fid = wf.field(k).ok_or_else(|| Refusal::on(Code::Input, k, format!("workflow `{}` has no field `{k}`", wf.id)))?;
+        let fid = wf.field(k).ok_or_else(|| {
+            Refusal::on(
+                Code::Input,
+                k,
+                format!("workflow `{}` has no field `{k}`", wf.id),
+            )
+        })?;
         fields[fid] = validate(&wf.fields[fid], v.clone())?;
     }
-    if let Some(f) = wf.fields.iter().zip(&fields).find(|(f, v)| f.required && v.is_empty()) {
-        return Err(Refusal::on(Code::Required, &f.0.name, format!("`{}` is required to create a {}", f.0.name, wf.record)));
+    if let Some(f) = wf
+        .fields
+        .iter()
+        .zip(&fields)
+        .find(|(f, v)| f.required && v.is_empty())
+    {
+        return Err(Refusal::on(
+            Code::Required,
+            &f.0.name,
+            format!("`{}` is required to create a {}", f.0.name, wf.record),
+        ));
     }
-    let empty = Record { state: wf.initial, fields: vec![Value::Null; wf.fields.len()], assignee: None, created_at: ctx.now, entered_at: ctx.now };
+    let empty = Record {
+        state: wf.initial,
+        fields: vec![Value::Null; wf.fields.len()],
+        assignee: None,
+        created_at: ctx.now,
+        entered_at: ctx.now,
+    };
     let mut w = Work::new(wf, &empty, ctx);
     w.rec.fields = fields;
     w.run(&wf.states[wf.initial].on_enter, None)?;
@@ -289,7 +350,10 @@ pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal
     for t in &wf.timers {
         if t.armed_in(wf.initial) {
             if let Some(due) = w.due(t)? {
-                arm.push(TimerArm { timer: t.name.clone(), due });
+                arm.push(TimerArm {
+                    timer: t.name.clone(),
+                    due,
+                });
             }
         }
     }
@@ -297,52 +361,111 @@ pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal
 }
 
 /// Fire a transition on a record.
-pub fn fire(wf: &Workflow, rec: &Record, transition: &str, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal> {
+pub fn fire(
+    wf: &Workflow,
+    rec: &Record,
+    transition: &str,
+    input: &Input,
+    ctx: Ctx,
+) -> Result<Outcome, Refusal> {
     let ti = wf.transition(transition).ok_or_else(|| {
-        Refusal::new(Code::UnknownTransition, format!("workflow `{}` has no transition `{transition}`", wf.id))
+        Refusal::new(
+            Code::UnknownTransition,
+            format!("workflow `{}` has no transition `{transition}`", wf.id),
+        )
     })?;
     fire_inner(wf, rec, ti, input, ctx, None)
 }
 
 /// Fire a due timer. A timer whose record has left the timer's states is
 /// refused with E_NOT_ENABLED: the caller discards it.
-pub fn fire_timer(wf: &Workflow, rec: &Record, timer: &str, now: DateTime<Utc>, directory: &[Actor]) -> Result<Outcome, Refusal> {
-    let id = wf.timer(timer).ok_or_else(|| Refusal::new(Code::UnknownTimer, format!("workflow `{}` has no timer `{timer}`", wf.id)))?;
+pub fn fire_timer(
+    wf: &Workflow,
+    rec: &Record,
+    timer: &str,
+    now: DateTime<Utc>,
+    directory: &[Actor],
+) -> Result<Outcome, Refusal> {
+    let id = wf.timer(timer).ok_or_else(|| {
+        Refusal::new(
+            Code::UnknownTimer,
+            format!("workflow `{}` has no timer `{timer}`", wf.id),
+        )
+    })?;
     let tm = &wf.timers[id];
     if !tm.armed_in(rec.state) || wf.states[rec.state].is_final {
-        return Err(Refusal::new(Code::NotEnabled, format!("timer `{timer}` is not armed in state `{}`", wf.state_name(rec.state))));
+        return Err(Refusal::new(
+            Code::NotEnabled,
+            format!(
+                "timer `{timer}` is not armed in state `{}`",
+                wf.state_name(rec.state)
+            ),
+        ));
     }
     let system = Actor::system();
-    let ctx = Ctx { now, actor: &system, directory };
+    let ctx = Ctx {
+        now,
+        actor: &system,
+        directory,
+    };
     match &tm.action {
         TimerAction::Fire(ti) => fire_inner(wf, rec, *ti, &[], ctx, Some(id)),
         TimerAction::Effects(effects) => {
             let mut w = Work::new(wf, rec, ctx);
             w.run(effects, None)?;
-            let mut out = w.finish(None, Some(&tm.name), Some(rec.state), Vec::new(), Vec::new());
+            let mut out = w.finish(
+                None,
+                Some(&tm.name),
+                Some(rec.state),
+                Vec::new(),
+                Vec::new(),
+            );
             out.timer = Some(tm.name.clone());
             Ok(out)
         }
     }
 }
 
-fn fire_inner(wf: &Workflow, rec: &Record, ti: TransitionId, input: &Input, ctx: Ctx, firing: Option<TimerId>) -> Result<Outcome, Refusal> {
+fn fire_inner(
+    wf: &Workflow,
+    rec: &Record,
+    ti: TransitionId,
+    input: &Input,
+    ctx: Ctx,
+    firing: Option<TimerId>,
+) -> Result<Outcome, Refusal> {
     let t = &wf.transitions[ti];
     let from = rec.state;
     if wf.states[from].is_final {
-        return Err(Refusal::new(Code::Final, format!("the record is in final state `{}` and accepts no change", wf.state_name(from))));
+        return Err(Refusal::new(
+            Code::Final,
+            format!(
+                "the record is in final state `{}` and accepts no change",
+                wf.state_name(from)
+            ),
+        ));
     }
     if !t.enabled_from(from) {
         let enabled: Vec<&str> = wf.enabled_in(from).map(|t| t.name.as_str()).collect();
         return Err(Refusal::new(
             Code::NotEnabled,
-            format!("`{}` cannot be fired in state `{}`; enabled here: {}", t.name, wf.state_name(from), enabled.join(", ")),
+            format!(
+                "`{}` cannot be fired in state `{}`; enabled here: {}",
+                t.name,
+                wf.state_name(from),
+                enabled.join(", ")
+            ),
         ));
     }
     if !t.allows_role(&ctx.actor.role) {
         return Err(Refusal::new(
             Code::Forbidden,
-            format!("role `{}` may not fire `{}` (allowed: {})", ctx.actor.role, t.name, t.by.join(", ")),
+            format!(
+                "role `{}` may not fire `{}` (allowed: {})",
+                ctx.actor.role,
+                t.name,
+                t.by.join(", ")
+            ),
         ));
     }
     let mut w = Work::new(wf, rec, ctx);
@@ -350,15 +473,31 @@ fn fire_inner(wf: &Workflow, rec: &Record, ti: TransitionId, input: &Input, ctx:
         let fid = match wf.field(k) {
             Some(f) if t.input.contains(&f) => f,
             _ => {
-                let allowed: Vec<&str> = t.input.iter().map(|&f| wf.fields[f].name.as_str()).collect();
-                return Err(Refusal::on(Code::Input, k, format!("`{}` does not accept `{k}` (accepted: {})", t.name, allowed.join(", "))));
+                let allowed: Vec<&str> = t
+                    .input
+                    .iter()
+                    .map(|&f| wf.fields[f].name.as_str())
+                    .collect();
+                return Err(Refusal::on(
+                    Code::Input,
+                    k,
+                    format!(
+                        "`{}` does not accept `{k}` (accepted: {})",
+                        t.name,
+                        allowed.join(", ")
+                    ),
+                ));
             }
         };
         w.rec.fields[fid] = validate(&wf.fields[fid], v.clone())?;
     }
     for &f in &t.require {
         if w.rec.fields[f].is_empty() {
-            return Err(Refusal::on(Code::Required, &wf.fields[f].name, format!("`{}` is required to {}", wf.fields[f].name, t.title)));
+            return Err(Refusal::on(
+                Code::Required,
+                &wf.fields[f].name,
+                format!("`{}` is required to {}", wf.fields[f].name, t.title),
+            ));
         }
     }
     if let Some(g) = t.guard {
@@ -369,9 +508,25 @@ fn fire_inner(wf: &Workflow, rec: &Record, ti: TransitionId, input: &Input, ctx:
         match w.eval(g, Some(map), true)? {
             v if v.as_bool() == Ok(true) => {}
             v if v.as_bool() == Ok(false) => {
-                return Err(Refusal::new(Code::Guard, format!("guard of `{}` refused: {}", t.name, t.guard_source.as_deref().unwrap_or(""))))
+                return Err(Refusal::new(
+                    Code::Guard,
+                    format!(
+                        "guard of `{}` refused: {}",
+                        t.name,
+                        t.guard_source.as_deref().unwrap_or("")
+                    ),
+                ))
             }
-            v => return Err(Refusal::new(Code::Script, format!("guard of `{}` returned {} instead of true or false", t.name, v.type_name()))),
+            v => {
+                return Err(Refusal::new(
+                    Code::Script,
+                    format!(
+                        "guard of `{}` returned {} instead of true or false",
+                        t.name,
+                        v.type_name()
+                    ),
+                ))
+            }
         }
     }
     w.run(&t.effects, None)?;
@@ -395,7 +550,10 @@ fn fire_inner(wf: &Workflow, rec: &Record, ti: TransitionId, input: &Input, ctx:
             cancel.push(tm.name.clone());
         } else if is && (!was || rearm) {
             match w.due(tm)? {
-                Some(due) => arm.push(TimerArm { timer: tm.name.clone(), due }),
+                Some(due) => arm.push(TimerArm {
+                    timer: tm.name.clone(),
+                    due,
+                }),
                 None if was => cancel.push(tm.name.clone()),
                 None => {}
             }
@@ -419,12 +577,25 @@ struct Work<'a> {
 
 impl<'a> Work<'a> {
     fn new(wf: &'a Workflow, old: &'a Record, ctx: Ctx<'a>) -> Self {
-        Work { wf, old, rec: old.clone(), ctx, notifications: Vec::new(), spawns: Vec::new(), assignments: Vec::new() }
+        Work {
+            wf,
+            old,
+            rec: old.clone(),
+            ctx,
+            notifications: Vec::new(),
+            spawns: Vec::new(),
+            assignments: Vec::new(),
+        }
     }
 
     /// Evaluate a script against the record as it is now. The fields move
     /// into the script's view and back, so no copy is made.
-    fn eval_with(&mut self, id: script::ScriptId, input: Option<rhai::Map>, actor: Option<rhai::Map>) -> Result<rhai::Dynamic, Refusal> {
+    fn eval_with(
+        &mut self,
+        id: script::ScriptId,
+        input: Option<rhai::Map>,
+        actor: Option<rhai::Map>,
+    ) -> Result<rhai::Dynamic, Refusal> {
         let data = Arc::new(LeadData {
             names: self.wf.field_index.clone(),
             fields: std::mem::take(&mut self.rec.fields),
@@ -433,8 +604,18 @@ impl<'a> Work<'a> {
             created_at: self.rec.created_at,
             entered_at: self.rec.entered_at,
         });
-        let r = self.wf.scripts.eval(id, Vars { lead: Lead(data.clone()), now: self.ctx.now, input, actor });
-        self.rec.fields = Arc::try_unwrap(data).map(|d| d.fields).unwrap_or_else(|d| d.fields.clone());
+        let r = self.wf.scripts.eval(
+            id,
+            Vars {
+                lead: Lead(data.clone()),
+                now: self.ctx.now,
+                input,
+                actor,
+            },
+        );
+        self.rec.fields = Arc::try_unwrap(data)
+            .map(|d| d.fields)
+            .unwrap_or_else(|d| d.fields.clone());
         match r {
             Eval::Value(v) => Ok(v),
             Eval::Thrown(m) => Err(Refusal::new(Code::Guard, m)),
@@ -442,7 +623,12 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn eval(&mut self, id: script::ScriptId, input: Option<rhai::Map>, with_actor: bool) -> Result<rhai::Dynamic, Refusal> {
+    fn eval(
+        &mut self,
+        id: script::ScriptId,
+        input: Option<rhai::Map>,
+        with_actor: bool,
+    ) -> Result<rhai::Dynamic, Refusal> {
         let actor = with_actor.then(|| self.ctx.actor.to_map());
         self.eval_with(id, input, actor)
     }
@@ -460,10 +646,33 @@ impl<'a> Work<'a> {
 
     fn run(&mut self, effects: &[Effect], _: Option<()>) -> Result<(), Refusal> {
         for e in effects {
+            self.effect(e)?;
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, e: &Effect) -> Result<(), Refusal> {
+        {
             match e {
+                Effect::When { cond, then } => {
+                    let d = self.eval(*cond, None, true)?;
+                    match d.as_bool() {
+                        Ok(true) => self.effect(then)?,
+                        Ok(false) => {}
+                        Err(t) => {
+                            return Err(Refusal::new(
+                                Code::Script,
+                                format!("effect condition returned {t} instead of true or false"),
+                            ))
+                        }
+                    }
+                }
                 Effect::Set { field, value } => {
                     let v = self.value(value)?;
-                    self.rec.fields[*field] = validate(&self.wf.fields[*field], v).map_err(|r| Refusal::new(Code::Script, format!("effect: {}", r.message)))?;
+                    self.rec.fields[*field] =
+                        validate(&self.wf.fields[*field], v).map_err(|r| {
+                            Refusal::new(Code::Script, format!("effect: {}", r.message))
+                        })?;
                 }
                 Effect::Append { field, value } => {
                     let v = self.value(value)?;
@@ -477,12 +686,23 @@ impl<'a> Work<'a> {
                         self.rec.fields[*f] = Value::Null;
                     }
                 }
-                Effect::Notify { template, to } => self.notifications.push(Notification { template: template.clone(), to: to.clone() }),
+                Effect::Notify { template, to } => self.notifications.push(Notification {
+                    template: template.clone(),
+                    to: to.clone(),
+                }),
                 Effect::Release => self.rec.assignee = None,
-                Effect::Assign { role, score, filter, exclude } => {
+                Effect::Assign {
+                    role,
+                    score,
+                    filter,
+                    exclude,
+                } => {
                     let chosen = self.assign(role, *score, *filter, *exclude)?;
                     self.rec.assignee = chosen.clone();
-                    self.assignments.push(Assignment { role: role.clone(), actor: chosen });
+                    self.assignments.push(Assignment {
+                        role: role.clone(),
+                        actor: chosen,
+                    });
                 }
                 Effect::Spawn(s) => {
                     let due = match s.at {
@@ -491,7 +711,15 @@ impl<'a> Work<'a> {
                             Ok(Value::DateTime(t)) => Some(t),
                             Ok(Value::Date(d)) => Some(date_start(self.wf, d)),
                             Ok(Value::Null) => None,
-                            Ok(other) => return Err(Refusal::new(Code::Script, format!("spawn `at` gave {} instead of a datetime", other.to_json()))),
+                            Ok(other) => {
+                                return Err(Refusal::new(
+                                    Code::Script,
+                                    format!(
+                                        "spawn `at` gave {} instead of a datetime",
+                                        other.to_json()
+                                    ),
+                                ))
+                            }
                             Err(m) => return Err(Refusal::new(Code::Script, m)),
                         },
                     };
@@ -502,7 +730,13 @@ impl<'a> Work<'a> {
                             fields.push((target.clone(), v));
                         }
                     }
-                    self.spawns.push(SpawnRequest { workflow: s.workflow.clone(), due, fields, link: s.link.clone(), backlink: s.backlink.clone() });
+                    self.spawns.push(SpawnRequest {
+                        workflow: s.workflow.clone(),
+                        due,
+                        fields,
+                        link: s.link.clone(),
+                        backlink: s.backlink.clone(),
+                    });
                 }
             }
         }
@@ -511,7 +745,13 @@ impl<'a> Work<'a> {
 
     /// Pick the best available candidate: highest score, then least loaded,
     /// then smallest id (deterministic).
-    fn assign(&mut self, role: &str, score: Option<script::ScriptId>, filter: Option<script::ScriptId>, exclude: Option<FieldId>) -> Result<Option<String>, Refusal> {
+    fn assign(
+        &mut self,
+        role: &str,
+        score: Option<script::ScriptId>,
+        filter: Option<script::ScriptId>,
+        exclude: Option<FieldId>,
+    ) -> Result<Option<String>, Refusal> {
         let excluded: Vec<String> = match exclude.map(|f| &self.rec.fields[f]) {
             Some(Value::List(l)) => l.iter().map(|v| v.to_string()).collect(),
             _ => Vec::new(),
@@ -523,7 +763,11 @@ impl<'a> Work<'a> {
                 continue;
             }
             if let Some(f) = filter {
-                if !self.eval_with(f, None, Some(a.to_map()))?.as_bool().unwrap_or(false) {
+                if !self
+                    .eval_with(f, None, Some(a.to_map()))?
+                    .as_bool()
+                    .unwrap_or(false)
+                {
                     continue;
                 }
             }
@@ -531,12 +775,21 @@ impl<'a> Work<'a> {
                 None => 0.0,
                 Some(id) => {
                     let d = self.eval_with(id, None, Some(a.to_map()))?;
-                    d.as_float().or_else(|_| d.as_int().map(|i| i as f64)).map_err(|t| Refusal::new(Code::Script, format!("assign score returned {t} instead of a number")))?
+                    d.as_float()
+                        .or_else(|_| d.as_int().map(|i| i as f64))
+                        .map_err(|t| {
+                            Refusal::new(
+                                Code::Script,
+                                format!("assign score returned {t} instead of a number"),
+                            )
+                        })?
                 }
             };
             let better = match &best {
                 None => true,
-                Some((bs, bl, ba)) => s > *bs || (s == *bs && (a.load < *bl || (a.load == *bl && a.id < ba.id))),
+                Some((bs, bl, ba)) => {
+                    s > *bs || (s == *bs && (a.load < *bl || (a.load == *bl && a.id < ba.id)))
+                }
             };
             if better {
                 best = Some((s, a.load, a));
@@ -547,35 +800,65 @@ impl<'a> Work<'a> {
 
     fn due(&mut self, tm: &Timer) -> Result<Option<DateTime<Utc>>, Refusal> {
         match &tm.due {
-            Due::After { amount, unit, since } => {
+            Due::After {
+                amount,
+                unit,
+                since,
+            } => {
                 let anchor = match since.map(|f| &self.rec.fields[f]) {
                     Some(Value::DateTime(t)) => *t,
                     Some(Value::Date(d)) => date_start(self.wf, *d),
                     _ => self.ctx.now,
                 };
-                Ok(Some(crate::duration::Span { amount: *amount, unit: *unit }.add_to(anchor, &self.wf.calendar)))
+                Ok(Some(
+                    crate::duration::Span {
+                        amount: *amount,
+                        unit: *unit,
+                    }
+                    .add_to(anchor, &self.wf.calendar),
+                ))
             }
             Due::At(id) => match script::from_dynamic(&self.eval(*id, None, false)?) {
                 Ok(Value::DateTime(t)) => Ok(Some(t)),
                 Ok(Value::Date(d)) => Ok(Some(date_start(self.wf, d))),
                 Ok(Value::Null) => Ok(None),
-                Ok(other) => Err(Refusal::new(Code::Script, format!("timer `{}`: `at` gave {} instead of a datetime", tm.name, other.to_json()))),
+                Ok(other) => Err(Refusal::new(
+                    Code::Script,
+                    format!(
+                        "timer `{}`: `at` gave {} instead of a datetime",
+                        tm.name,
+                        other.to_json()
+                    ),
+                )),
                 Err(m) => Err(Refusal::new(Code::Script, m)),
             },
         }
     }
 
-    fn finish(self, transition: Option<&str>, timer: Option<&str>, from: Option<StateId>, arm: Vec<TimerArm>, cancel: Vec<String>) -> Outcome {
+    fn finish(
+        self,
+        transition: Option<&str>,
+        timer: Option<&str>,
+        from: Option<StateId>,
+        arm: Vec<TimerArm>,
+        cancel: Vec<String>,
+    ) -> Outcome {
         let wf = self.wf;
         let changes = wf
             .fields
             .iter()
             .enumerate()
             .filter(|(i, _)| self.old.fields[*i] != self.rec.fields[*i])
-            .map(|(i, f)| FieldChange { field: f.name.clone(), old: self.old.fields[i].clone(), new: self.rec.fields[i].clone(), tracked: f.track })
+            .map(|(i, f)| FieldChange {
+                field: f.name.clone(),
+                old: self.old.fields[i].clone(),
+                new: self.rec.fields[i].clone(),
+                tracked: f.track,
+            })
             .collect();
-        let assignee = (self.old.assignee != self.rec.assignee || from.is_none() && self.rec.assignee.is_some())
-            .then(|| (self.old.assignee.clone(), self.rec.assignee.clone()));
+        let assignee = (self.old.assignee != self.rec.assignee
+            || from.is_none() && self.rec.assignee.is_some())
+        .then(|| (self.old.assignee.clone(), self.rec.assignee.clone()));
         Outcome {
             transition: transition.map(str::to_string),
             timer: timer.map(str::to_string),
@@ -598,11 +881,18 @@ fn date_start(wf: &Workflow, d: chrono::NaiveDate) -> DateTime<Utc> {
     use chrono::TimeZone;
     let tz = wf.calendar.timezone();
     let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-    tz.from_local_datetime(&midnight).earliest().map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} -> {}", self.from_state.as_deref().unwrap_or("(new)"), self.to_state)
+        write!(
+            f,
+            "{} -> {}",
+            self.from_state.as_deref().unwrap_or("(new)"),
+            self.to_state
+        )
     }
 }

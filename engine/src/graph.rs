@@ -7,7 +7,11 @@ use std::fmt::Write;
 
 fn timer_label(wf: &Workflow, t: &crate::model::Timer) -> String {
     let when = match &t.due {
-        Due::After { amount, unit, since } => {
+        Due::After {
+            amount,
+            unit,
+            since,
+        } => {
             let u = match unit {
                 crate::duration::Unit::Minutes => "m",
                 crate::duration::Unit::Hours => "h",
@@ -42,7 +46,9 @@ fn edges(wf: &Workflow) -> Vec<(usize, usize, String, bool)> {
                 continue;
             }
             let to = match &tm.action {
-                TimerAction::Fire(ti) if wf.transitions[*ti].enabled_from(s) => wf.transitions[*ti].to.unwrap_or(s),
+                TimerAction::Fire(ti) if wf.transitions[*ti].enabled_from(s) => {
+                    wf.transitions[*ti].to.unwrap_or(s)
+                }
                 TimerAction::Fire(_) => continue,
                 TimerAction::Effects(_) => s,
             };
@@ -58,7 +64,15 @@ fn esc(s: &str) -> String {
 
 pub fn mermaid(wf: &Workflow) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "---\ntitle: {}\n---\nstateDiagram-v2", esc(if wf.title.is_empty() { &wf.id } else { &wf.title }));
+    let _ = writeln!(
+        o,
+        "---\ntitle: {}\n---\nstateDiagram-v2",
+        esc(if wf.title.is_empty() {
+            &wf.id
+        } else {
+            &wf.title
+        })
+    );
     for s in &wf.states {
         let _ = writeln!(o, "    state \"{}\" as {}", esc(&s.title), s.name);
     }
@@ -66,7 +80,13 @@ pub fn mermaid(wf: &Workflow) -> String {
     for (a, b, label, dashed) in edges(wf) {
         // Mermaid state diagrams have no dashed edges; timers are marked by ⏱.
         let _ = dashed;
-        let _ = writeln!(o, "    {} --> {}: {}", wf.state_name(a), wf.state_name(b), esc(&label));
+        let _ = writeln!(
+            o,
+            "    {} --> {}: {}",
+            wf.state_name(a),
+            wf.state_name(b),
+            esc(&label)
+        );
     }
     for s in wf.states.iter().filter(|s| s.is_final) {
         let _ = writeln!(o, "    {} --> [*]", s.name);
@@ -76,15 +96,34 @@ pub fn mermaid(wf: &Workflow) -> String {
 
 pub fn dot(wf: &Workflow) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "digraph \"{}\" {{\n    rankdir=LR;\n    node [shape=box, style=rounded];", esc(&wf.id));
-    let _ = writeln!(o, "    __start [shape=point];\n    __start -> \"{}\";", wf.state_name(wf.initial));
+    let _ = writeln!(
+        o,
+        "digraph \"{}\" {{\n    rankdir=LR;\n    node [shape=box, style=rounded];",
+        esc(&wf.id)
+    );
+    let _ = writeln!(
+        o,
+        "    __start [shape=point];\n    __start -> \"{}\";",
+        wf.state_name(wf.initial)
+    );
     for s in &wf.states {
         let shape = if s.is_final { ", peripheries=2" } else { "" };
-        let _ = writeln!(o, "    \"{}\" [label=\"{}\"{shape}];", s.name, esc(&s.title));
+        let _ = writeln!(
+            o,
+            "    \"{}\" [label=\"{}\"{shape}];",
+            s.name,
+            esc(&s.title)
+        );
     }
     for (a, b, label, dashed) in edges(wf) {
         let style = if dashed { ", style=dashed" } else { "" };
-        let _ = writeln!(o, "    \"{}\" -> \"{}\" [label=\"{}\"{style}];", wf.state_name(a), wf.state_name(b), esc(&label));
+        let _ = writeln!(
+            o,
+            "    \"{}\" -> \"{}\" [label=\"{}\"{style}];",
+            wf.state_name(a),
+            wf.state_name(b),
+            esc(&label)
+        );
     }
     o.push_str("}\n");
     o

@@ -63,7 +63,12 @@ pub fn load(project: &Project) -> Loaded {
             Ok(r) => r,
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
-                diags.push(Diagnostic::new("E001", file, span, e.message().trim().to_string()));
+                diags.push(Diagnostic::new(
+                    "E001",
+                    file,
+                    span,
+                    e.message().trim().to_string(),
+                ));
                 continue;
             }
         };
@@ -71,14 +76,27 @@ pub fn load(project: &Project) -> Loaded {
         let id = raw.workflow.id.get_ref().clone();
         if let Some(&prev) = ids.get(&id) {
             diags.push(
-                Diagnostic::new("E002", file, id_span.clone(), format!("workflow id `{id}` is already used by {}", project.workflows[prev].path))
-                    .hint("give each workflow a unique id"),
+                Diagnostic::new(
+                    "E002",
+                    file,
+                    id_span.clone(),
+                    format!(
+                        "workflow id `{id}` is already used by {}",
+                        project.workflows[prev].path
+                    ),
+                )
+                .hint("give each workflow a unique id"),
             );
             continue;
         }
         ids.insert(id, fi);
         let before = diags.len();
-        let mut r = Resolver { file, diags: &mut diags, project, spawns: Vec::new() };
+        let mut r = Resolver {
+            file,
+            diags: &mut diags,
+            project,
+            spawns: Vec::new(),
+        };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
             let clean = !diags[before..].iter().any(Diagnostic::is_error);
@@ -90,7 +108,8 @@ pub fn load(project: &Project) -> Loaded {
         }
     }
     // Spawns cross workflows: check targets once every workflow is known.
-    let by_id: HashMap<&str, &Workflow> = loaded.iter().map(|(w, _, _)| (w.id.as_str(), w)).collect();
+    let by_id: HashMap<&str, &Workflow> =
+        loaded.iter().map(|(w, _, _)| (w.id.as_str(), w)).collect();
     let mut bad_files = Vec::new();
     for (fi, checks) in spawns {
         let file = &project.workflows[fi];
@@ -108,20 +127,39 @@ pub fn load(project: &Project) -> Loaded {
             set.workflows.insert(wf.id.clone(), Arc::new(wf));
         }
     }
-    diags.sort_by(|a, b| (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code)));
-    Loaded { set, diagnostics: diags }
+    diags.sort_by(|a, b| {
+        (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code))
+    });
+    Loaded {
+        set,
+        diagnostics: diags,
+    }
 }
 
-fn load_calendars(project: &Project, diags: &mut Vec<Diagnostic>) -> HashMap<String, Result<(Arc<Calendar>, String), ()>> {
+fn load_calendars(
+    project: &Project,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<String, Result<(Arc<Calendar>, String), ()>> {
     let mut out = HashMap::new();
     for f in &project.calendars {
-        let stem = f.path.rsplit('/').next().unwrap_or(&f.path).trim_end_matches(".toml").to_string();
+        let stem = f
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&f.path)
+            .trim_end_matches(".toml")
+            .to_string();
         match Calendar::parse(&stem, &f.text) {
             Ok(c) => {
                 out.insert(stem, Ok((Arc::new(c), f.text.clone())));
             }
             Err(e) => {
-                diags.push(Diagnostic::new(e.code(), f, e.span().unwrap_or(0..0), e.to_string()));
+                diags.push(Diagnostic::new(
+                    e.code(),
+                    f,
+                    e.span().unwrap_or(0..0),
+                    e.to_string(),
+                ));
                 out.insert(stem, Err(()));
             }
         }
@@ -137,14 +175,25 @@ struct SpawnCheck {
     map: Vec<(String, Option<FieldType>)>,
 }
 
-fn check_spawn(file: &SourceFile, c: &SpawnCheck, by_id: &HashMap<&str, &Workflow>, ids: &HashMap<String, usize>, diags: &mut Vec<Diagnostic>) {
+fn check_spawn(
+    file: &SourceFile,
+    c: &SpawnCheck,
+    by_id: &HashMap<&str, &Workflow>,
+    ids: &HashMap<String, usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let Some(target) = by_id.get(c.workflow.as_str()) else {
         if !ids.contains_key(&c.workflow) {
             let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
             known.sort();
             diags.push(
-                Diagnostic::new("E006", file, refine(&file.text, &c.span, &c.workflow), format!("spawn of unknown workflow `{}`", c.workflow))
-                    .hint(format!("known workflows: {}", known.join(", "))),
+                Diagnostic::new(
+                    "E006",
+                    file,
+                    refine(&file.text, &c.span, &c.workflow),
+                    format!("spawn of unknown workflow `{}`", c.workflow),
+                )
+                .hint(format!("known workflows: {}", known.join(", "))),
             );
         }
         return;
@@ -152,7 +201,15 @@ fn check_spawn(file: &SourceFile, c: &SpawnCheck, by_id: &HashMap<&str, &Workflo
     for (field, src_ty) in &c.map {
         let span = refine(&file.text, &c.span, field);
         match target.field(field) {
-            None => diags.push(Diagnostic::new("E004", file, span, format!("workflow `{}` has no field `{field}` to map into", target.id))),
+            None => diags.push(Diagnostic::new(
+                "E004",
+                file,
+                span,
+                format!(
+                    "workflow `{}` has no field `{field}` to map into",
+                    target.id
+                ),
+            )),
             Some(fid) => {
                 let to = target.fields[fid].ty;
                 if let Some(from) = src_ty {
@@ -161,7 +218,12 @@ fn check_spawn(file: &SourceFile, c: &SpawnCheck, by_id: &HashMap<&str, &Workflo
                             "E013",
                             file,
                             span,
-                            format!("`{field}` of `{}` is {} but the mapped value is {}", target.id, to.name(), from.name()),
+                            format!(
+                                "`{field}` of `{}` is {} but the mapped value is {}",
+                                target.id,
+                                to.name(),
+                                from.name()
+                            ),
                         ));
                     }
                 }
@@ -179,7 +241,10 @@ struct Resolver<'a> {
 
 /// Entries of a spanned-key map in file order.
 fn in_file_order<T>(m: BTreeMap<Spanned<String>, T>) -> Vec<(String, Range<usize>, T)> {
-    let mut v: Vec<_> = m.into_iter().map(|(k, t)| (k.get_ref().clone(), k.span(), t)).collect();
+    let mut v: Vec<_> = m
+        .into_iter()
+        .map(|(k, t)| (k.get_ref().clone(), k.span(), t))
+        .collect();
     v.sort_by_key(|(_, s, _)| s.start);
     v
 }
@@ -203,11 +268,22 @@ impl Resolver<'_> {
         let close = known.iter().find(|k| strsim(name, k) <= 2);
         match close {
             Some(k) => format!("did you mean `{k}`?"),
-            None => format!("known: {}", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "known: {}",
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
-    fn workflow(&mut self, raw: RawFile, calendars: &HashMap<String, Result<(Arc<Calendar>, String), ()>>) -> Option<Workflow> {
+    fn workflow(
+        &mut self,
+        raw: RawFile,
+        calendars: &HashMap<String, Result<(Arc<Calendar>, String), ()>>,
+    ) -> Option<Workflow> {
         let mut hash_input = self.file.text.clone();
         // Calendar.
         let calendar = match &raw.workflow.calendar {
@@ -221,8 +297,13 @@ impl Resolver<'_> {
                 None => {
                     let hint = Self::did_you_mean(c.get_ref(), calendars.keys());
                     self.diags.push(
-                        Diagnostic::new("E010", self.file, c.span(), format!("unknown calendar `{}`", c.get_ref()))
-                            .hint(format!("add calendars/{}.toml; {hint}", c.get_ref())),
+                        Diagnostic::new(
+                            "E010",
+                            self.file,
+                            c.span(),
+                            format!("unknown calendar `{}`", c.get_ref()),
+                        )
+                        .hint(format!("add calendars/{}.toml; {hint}", c.get_ref())),
                     );
                     Arc::new(Calendar::always_open())
                 }
@@ -237,10 +318,17 @@ impl Resolver<'_> {
                     rules.push((f.path.as_str(), f.text.as_str()));
                 }
                 None => {
-                    let known: Vec<String> = self.project.rules.iter().map(|f| f.path.clone()).collect();
+                    let known: Vec<String> =
+                        self.project.rules.iter().map(|f| f.path.clone()).collect();
                     let hint = Self::did_you_mean(r.get_ref(), known.iter());
                     self.diags.push(
-                        Diagnostic::new("E009", self.file, r.span(), format!("rules module `{}` not found", r.get_ref())).hint(hint),
+                        Diagnostic::new(
+                            "E009",
+                            self.file,
+                            r.span(),
+                            format!("rules module `{}` not found", r.get_ref()),
+                        )
+                        .hint(hint),
                     );
                 }
             }
@@ -250,7 +338,12 @@ impl Resolver<'_> {
             Err((path, e)) => {
                 if let Some(f) = self.project.rules.iter().find(|f| f.path == path) {
                     let off = f.offset_of(e.line, e.column);
-                    self.diags.push(Diagnostic::new("E008", f, off..off + 1, format!("rules module does not compile: {}", e.message)));
+                    self.diags.push(Diagnostic::new(
+                        "E008",
+                        f,
+                        off..off + 1,
+                        format!("rules module does not compile: {}", e.message),
+                    ));
                 }
                 Scripts::new(calendar.clone(), &[]).ok()?
             }
@@ -265,8 +358,13 @@ impl Resolver<'_> {
         let finals: Vec<bool> = states_raw.iter().map(|(_, _, s)| s.is_final).collect();
         // Fields.
         let fields_raw = in_file_order(raw.fields);
-        let field_index: Arc<HashMap<String, FieldId>> =
-            Arc::new(fields_raw.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect());
+        let field_index: Arc<HashMap<String, FieldId>> = Arc::new(
+            fields_raw
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _, _))| (n.clone(), i))
+                .collect(),
+        );
         let names = Names {
             states: state_index.clone(),
             finals: finals.clone(),
@@ -276,31 +374,58 @@ impl Resolver<'_> {
         let mut fields = Vec::new();
         for (name, span, f) in fields_raw {
             let ty = *f.ty.get_ref();
-            let pattern = f.pattern.as_ref().and_then(|p| match regex::Regex::new(&format!("^(?:{})$", p.get_ref())) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    let msg = e.to_string().lines().last().unwrap_or("").trim().to_string();
-                    self.err("E014", p.span(), format!("pattern of `{name}` is not a valid regular expression: {msg}"));
-                    None
+            let pattern = f.pattern.as_ref().and_then(|p| {
+                match regex::Regex::new(&format!("^(?:{})$", p.get_ref())) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        let msg = e
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
+                        self.err(
+                            "E014",
+                            p.span(),
+                            format!("pattern of `{name}` is not a valid regular expression: {msg}"),
+                        );
+                        None
+                    }
                 }
             });
             if ty == FieldType::Enum && f.values.is_empty() {
-                self.err("E015", f.ty.span(), format!("enum field `{name}` has no `values`"));
+                self.err(
+                    "E015",
+                    f.ty.span(),
+                    format!("enum field `{name}` has no `values`"),
+                );
             }
             if ty != FieldType::Enum && !f.values.is_empty() {
-                self.err("E015", f.values[0].span(), format!("`values` given to `{name}`, which is a {} field", ty.name()));
+                self.err(
+                    "E015",
+                    f.values[0].span(),
+                    format!("`values` given to `{name}`, which is a {} field", ty.name()),
+                );
             }
             let values: Vec<String> = f.values.iter().map(|v| v.get_ref().clone()).collect();
-            let default = f.default.as_ref().and_then(|d| match ty.coerce(Value::from_toml(d)) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    self.err("E019", span.clone(), format!("default of `{name}`: {e}"));
-                    None
-                }
-            });
+            let default = f
+                .default
+                .as_ref()
+                .and_then(|d| match ty.coerce(Value::from_toml(d)) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.err("E019", span.clone(), format!("default of `{name}`: {e}"));
+                        None
+                    }
+                });
             let reveal_in = self.states(&f.reveal_in, &names, false);
             if f.pii && f.reveal_in.is_empty() {
-                self.err("W003", span.clone(), format!("pii field `{name}` is never revealed to an assigned actor"));
+                self.err(
+                    "W003",
+                    span.clone(),
+                    format!("pii field `{name}` is never revealed to an assigned actor"),
+                );
             }
             fields.push(Field {
                 title: f.title.unwrap_or_else(|| name.clone()),
@@ -318,35 +443,58 @@ impl Resolver<'_> {
 
         let initial = self.state(&raw.workflow.initial, &names).unwrap_or(0);
         if states_raw.is_empty() {
-            self.err("E003", raw.workflow.initial.span(), "the workflow declares no states");
+            self.err(
+                "E003",
+                raw.workflow.initial.span(),
+                "the workflow declares no states",
+            );
             return None;
         }
 
         let mut states = Vec::new();
         for (name, span, s) in states_raw {
             let on_enter = self.effects(&s.on_enter, &names, &mut scripts);
-            states.push(State { title: s.title.unwrap_or_else(|| name.clone()), name, is_final: s.is_final, on_enter, span });
+            states.push(State {
+                title: s.title.unwrap_or_else(|| name.clone()),
+                name,
+                is_final: s.is_final,
+                on_enter,
+                span,
+            });
         }
 
         // Transitions.
         let transitions_raw = in_file_order(raw.transitions);
-        let transition_index: HashMap<String, TransitionId> =
-            transitions_raw.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect();
+        let transition_index: HashMap<String, TransitionId> = transitions_raw
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _, _))| (n.clone(), i))
+            .collect();
         let timer_names: HashMap<String, TimerId> = {
             let mut v: Vec<(&Spanned<String>, ())> = raw.timers.keys().map(|k| (k, ())).collect();
             v.sort_by_key(|(k, _)| k.span().start);
-            v.iter().enumerate().map(|(i, (k, _))| (k.get_ref().clone(), i)).collect()
+            v.iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.get_ref().clone(), i))
+                .collect()
         };
         let mut transitions = Vec::new();
         for (name, span, t) in transitions_raw {
             let from = self.states_spec(&t.from, &names, Some(&name));
             let to = t.to.as_ref().and_then(|s| self.state(s, &names));
             if t.by.is_empty() {
-                self.err("W002", span.clone(), format!("transition `{name}` has no `by`: nobody can fire it"));
+                self.err(
+                    "W002",
+                    span.clone(),
+                    format!("transition `{name}` has no `by`: nobody can fire it"),
+                );
             }
             let input = self.fields(&t.input, &names);
             let require = self.fields(&t.require, &names);
-            let guard = t.guard.as_ref().and_then(|g| self.script(g, &names, &mut scripts));
+            let guard = t
+                .guard
+                .as_ref()
+                .and_then(|g| self.script(g, &names, &mut scripts));
             let effects = self.effects(&t.effects, &names, &mut scripts);
             let rearm = match &t.rearm {
                 None => Rearm::None,
@@ -359,13 +507,21 @@ impl Resolver<'_> {
                             let n = it.as_str().unwrap_or("");
                             match timer_names.get(n) {
                                 Some(&i) => ids.push(i),
-                                None => self.err("E022", refine(&self.file.text, &v.span(), n), format!("`rearm` names unknown timer `{n}`")),
+                                None => self.err(
+                                    "E022",
+                                    refine(&self.file.text, &v.span(), n),
+                                    format!("`rearm` names unknown timer `{n}`"),
+                                ),
                             }
                         }
                         Rearm::Some(ids)
                     }
                     _ => {
-                        self.err("E001", v.span(), "`rearm` must be true or a list of timer names");
+                        self.err(
+                            "E001",
+                            v.span(),
+                            "`rearm` must be true or a list of timer names",
+                        );
                         Rearm::None
                     }
                 },
@@ -391,25 +547,35 @@ impl Resolver<'_> {
         for (name, span, t) in in_file_order(raw.timers) {
             let in_states = self.states_spec(&t.in_states, &names, None);
             let due = match (&t.after, &t.at) {
-                (Some(a), None) => match Dur::parse(a.get_ref()) {
-                    Ok(d) => {
-                        let since = t.since.as_ref().and_then(|s| {
+                (Some(a), None) => {
+                    match Dur::parse(a.get_ref()) {
+                        Ok(d) => {
+                            let since = t.since.as_ref().and_then(|s| {
                             let f = self.field(s, &names)?;
                             if !matches!(names.field_types[f], FieldType::Datetime | FieldType::Date) {
                                 self.err("E019", s.span(), format!("`since` must name a date or datetime field; `{}` is {}", s.get_ref(), names.field_types[f].name()));
                             }
                             Some(f)
                         });
-                        Some(Due::After { amount: d.amount, unit: d.unit, since })
+                            Some(Due::After {
+                                amount: d.amount,
+                                unit: d.unit,
+                                since,
+                            })
+                        }
+                        Err(e) => {
+                            self.err("E016", a.span(), e);
+                            None
+                        }
                     }
-                    Err(e) => {
-                        self.err("E016", a.span(), e);
-                        None
-                    }
-                },
+                }
                 (None, Some(at)) => self.script(at, &names, &mut scripts).map(Due::At),
                 _ => {
-                    self.err("E017", span.clone(), format!("timer `{name}` needs exactly one of `after` and `at`"));
+                    self.err(
+                        "E017",
+                        span.clone(),
+                        format!("timer `{name}` needs exactly one of `after` and `at`"),
+                    );
                     None
                 }
             };
@@ -435,53 +601,118 @@ impl Resolver<'_> {
                     }
                     None => {
                         let hint = Self::did_you_mean(f.get_ref(), transition_index.keys());
-                        self.diags.push(Diagnostic::new("E005", self.file, f.span(), format!("timer `{name}` fires unknown transition `{}`", f.get_ref())).hint(hint));
+                        self.diags.push(
+                            Diagnostic::new(
+                                "E005",
+                                self.file,
+                                f.span(),
+                                format!(
+                                    "timer `{name}` fires unknown transition `{}`",
+                                    f.get_ref()
+                                ),
+                            )
+                            .hint(hint),
+                        );
                         None
                     }
                 },
-                (None, false) => Some(TimerAction::Effects(self.effects(&t.effects, &names, &mut scripts))),
+                (None, false) => Some(TimerAction::Effects(self.effects(
+                    &t.effects,
+                    &names,
+                    &mut scripts,
+                ))),
                 _ => {
-                    self.err("E017", span.clone(), format!("timer `{name}` needs exactly one of `fire` and `do`"));
+                    self.err(
+                        "E017",
+                        span.clone(),
+                        format!("timer `{name}` needs exactly one of `fire` and `do`"),
+                    );
                     None
                 }
             };
             if let (Some(due), Some(action)) = (due, action) {
-                timers.push(Timer { title: t.title.unwrap_or_else(|| name.clone()), name, in_states, due, action, span });
+                timers.push(Timer {
+                    title: t.title.unwrap_or_else(|| name.clone()),
+                    name,
+                    in_states,
+                    due,
+                    action,
+                    span,
+                });
             }
         }
-        let timer_index = timers.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let timer_index = timers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
 
         // Views, KPIs, reports.
         let mut views = Vec::new();
         for (name, _, v) in in_file_order(raw.views) {
             let states = self.states(&v.states, &names, true);
-            let filter = v.filter.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            let filter = v
+                .filter
+                .as_ref()
+                .and_then(|f| self.script(f, &names, &mut scripts));
             let mut columns = Vec::new();
             for c in v.columns.iter().chain(v.sort.iter()) {
                 let col = c.get_ref().trim_start_matches('-');
                 if !names.fields.contains_key(col) && !VIEW_COLUMNS.contains(&col) {
                     let hint = Self::did_you_mean(col, names.fields.keys());
-                    self.diags.push(Diagnostic::new("E004", self.file, c.span(), format!("view `{name}` shows unknown column `{col}`")).hint(hint));
+                    self.diags.push(
+                        Diagnostic::new(
+                            "E004",
+                            self.file,
+                            c.span(),
+                            format!("view `{name}` shows unknown column `{col}`"),
+                        )
+                        .hint(hint),
+                    );
                 }
             }
             for c in &v.columns {
                 columns.push(c.get_ref().clone());
             }
-            views.push(View { title: v.title.unwrap_or_else(|| name.clone()), name, states, filter, columns, sort: v.sort.map(|s| s.into_inner()) });
+            views.push(View {
+                title: v.title.unwrap_or_else(|| name.clone()),
+                name,
+                states,
+                filter,
+                columns,
+                sort: v.sort.map(|s| s.into_inner()),
+            });
         }
         let mut kpis = Vec::new();
         for (name, _, k) in in_file_order(raw.kpis) {
-            let of = k.of.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            let of =
+                k.of.as_ref()
+                    .and_then(|f| self.script(f, &names, &mut scripts));
             if let Some(hit) = self.script(&k.hit, &names, &mut scripts) {
-                kpis.push(Kpi { title: k.title.unwrap_or_else(|| name.clone()), name, of, hit, target: k.target });
+                kpis.push(Kpi {
+                    title: k.title.unwrap_or_else(|| name.clone()),
+                    name,
+                    of,
+                    hit,
+                    target: k.target,
+                });
             }
         }
         let mut reports = Vec::new();
         for (name, _, r) in in_file_order(raw.reports) {
-            let filter = r.filter.as_ref().and_then(|f| self.script(f, &names, &mut scripts));
+            let filter = r
+                .filter
+                .as_ref()
+                .and_then(|f| self.script(f, &names, &mut scripts));
             for g in &r.group_by {
-                if !names.fields.contains_key(g.get_ref()) && !VIEW_COLUMNS.contains(&g.get_ref().as_str()) {
-                    self.err("E004", g.span(), format!("report `{name}` groups by unknown field `{}`", g.get_ref()));
+                if !names.fields.contains_key(g.get_ref())
+                    && !VIEW_COLUMNS.contains(&g.get_ref().as_str())
+                {
+                    self.err(
+                        "E004",
+                        g.span(),
+                        format!("report `{name}` groups by unknown field `{}`", g.get_ref()),
+                    );
                 }
             }
             reports.push(Report {
@@ -523,7 +754,15 @@ impl Resolver<'_> {
             Some(&i) => Some(i),
             None => {
                 let hint = Self::did_you_mean(s.get_ref(), names.states.keys());
-                self.diags.push(Diagnostic::new("E003", self.file, s.span(), format!("unknown state `{}`", s.get_ref())).hint(hint));
+                self.diags.push(
+                    Diagnostic::new(
+                        "E003",
+                        self.file,
+                        s.span(),
+                        format!("unknown state `{}`", s.get_ref()),
+                    )
+                    .hint(hint),
+                );
                 None
             }
         }
@@ -534,7 +773,12 @@ impl Resolver<'_> {
     }
 
     /// `from`/`in`: "*" (every non-final state) or a list of state names.
-    fn states_spec(&mut self, v: &Spanned<toml::Value>, names: &Names, transition: Option<&str>) -> Vec<bool> {
+    fn states_spec(
+        &mut self,
+        v: &Spanned<toml::Value>,
+        names: &Names,
+        transition: Option<&str>,
+    ) -> Vec<bool> {
         let n = names.finals.len();
         let mut bits = vec![false; n];
         match v.get_ref() {
@@ -557,21 +801,38 @@ impl Resolver<'_> {
         bits
     }
 
-    fn mark_state(&mut self, s: &str, v: &Spanned<toml::Value>, names: &Names, transition: Option<&str>, bits: &mut [bool]) {
+    fn mark_state(
+        &mut self,
+        s: &str,
+        v: &Spanned<toml::Value>,
+        names: &Names,
+        transition: Option<&str>,
+        bits: &mut [bool],
+    ) {
         let span = refine(&self.file.text, &v.span(), s);
         match names.states.get(s) {
             Some(&i) => {
                 if let (Some(t), true) = (transition, names.finals[i]) {
                     self.diags.push(
-                        Diagnostic::new("E011", self.file, span, format!("transition `{t}` leaves final state `{s}`"))
-                            .hint(format!("remove \"{s}\" from `from`, or drop `final = true` from state `{s}`")),
+                        Diagnostic::new(
+                            "E011",
+                            self.file,
+                            span,
+                            format!("transition `{t}` leaves final state `{s}`"),
+                        )
+                        .hint(format!(
+                            "remove \"{s}\" from `from`, or drop `final = true` from state `{s}`"
+                        )),
                     );
                 }
                 bits[i] = true;
             }
             None => {
                 let hint = Self::did_you_mean(s, names.states.keys());
-                self.diags.push(Diagnostic::new("E003", self.file, span, format!("unknown state `{s}`")).hint(hint));
+                self.diags.push(
+                    Diagnostic::new("E003", self.file, span, format!("unknown state `{s}`"))
+                        .hint(hint),
+                );
             }
         }
     }
@@ -581,7 +842,15 @@ impl Resolver<'_> {
             Some(&i) => Some(i),
             None => {
                 let hint = Self::did_you_mean(s.get_ref(), names.fields.keys());
-                self.diags.push(Diagnostic::new("E004", self.file, s.span(), format!("unknown field `{}`", s.get_ref())).hint(hint));
+                self.diags.push(
+                    Diagnostic::new(
+                        "E004",
+                        self.file,
+                        s.span(),
+                        format!("unknown field `{}`", s.get_ref()),
+                    )
+                    .hint(hint),
+                );
                 None
             }
         }
@@ -593,31 +862,63 @@ impl Resolver<'_> {
 
     /// Compile a script written as a TOML string; map script positions to
     /// file positions.
-    fn script(&mut self, s: &Spanned<String>, names: &Names, scripts: &mut Scripts) -> Option<ScriptId> {
+    fn script(
+        &mut self,
+        s: &Spanned<String>,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Option<ScriptId> {
         self.script_at(s.get_ref(), s.span(), names, scripts)
     }
 
-    fn script_at(&mut self, src: &str, span: Range<usize>, names: &Names, scripts: &mut Scripts) -> Option<ScriptId> {
+    fn script_at(
+        &mut self,
+        src: &str,
+        span: Range<usize>,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Option<ScriptId> {
         match scripts.compile(src, &names.fields) {
             Ok((id, problems)) => {
                 for p in problems {
                     match p {
                         ScriptProblem::UnknownFunction { name, line, column } => {
                             let at = self.script_pos(&span, line, column);
-                            self.diags.push(Diagnostic::new("E007", self.file, at..at + name.len(), format!("unknown function `{name}`")));
+                            self.diags.push(Diagnostic::new(
+                                "E007",
+                                self.file,
+                                at..at + name.len(),
+                                format!("unknown function `{name}`"),
+                            ));
                         }
                         ScriptProblem::UnknownField { name, line, column } => {
                             let at = self.script_pos(&span, line, column);
                             let hint = Self::did_you_mean(&name, names.fields.keys());
-                            self.diags.push(Diagnostic::new("E023", self.file, at..at + name.len(), format!("`lead.{name}`: the workflow has no field `{name}`")).hint(hint));
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "E023",
+                                    self.file,
+                                    at..at + name.len(),
+                                    format!("`lead.{name}`: the workflow has no field `{name}`"),
+                                )
+                                .hint(hint),
+                            );
                         }
                     }
                 }
                 Some(id)
             }
-            Err(ScriptError { message, line, column }) => {
+            Err(ScriptError {
+                message,
+                line,
+                column,
+            }) => {
                 let at = self.script_pos(&span, line, column);
-                self.err("E008", at..at + 1, format!("script does not compile: {message}"));
+                self.err(
+                    "E008",
+                    at..at + 1,
+                    format!("script does not compile: {message}"),
+                );
                 None
             }
         }
@@ -627,7 +928,11 @@ impl Resolver<'_> {
     fn script_pos(&self, span: &Range<usize>, line: usize, column: usize) -> usize {
         let text = &self.file.text;
         let raw = text.get(span.clone()).unwrap_or("");
-        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") { 3 } else { 1 };
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else {
+            1
+        };
         let mut base = span.start + quote;
         if quote == 3 && text.get(base..).is_some_and(|s| s.starts_with('\n')) {
             base += 1;
@@ -640,19 +945,68 @@ impl Resolver<'_> {
             }
         }
         let rest = text.get(off..).unwrap_or("");
-        (off + rest.char_indices().nth(column.saturating_sub(1)).map_or(0, |(i, _)| i)).min(span.end.max(span.start))
+        (off + rest
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(0, |(i, _)| i))
+        .min(span.end.max(span.start))
     }
 
-    fn effects(&mut self, list: &[Spanned<RawEffect>], names: &Names, scripts: &mut Scripts) -> Vec<Effect> {
-        list.iter().filter_map(|e| self.effect(e, names, scripts)).collect()
+    fn effects(
+        &mut self,
+        list: &[Spanned<RawEffect>],
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Vec<Effect> {
+        list.iter()
+            .filter_map(|e| self.effect(e, names, scripts))
+            .collect()
     }
 
-    fn effect(&mut self, e: &Spanned<RawEffect>, names: &Names, scripts: &mut Scripts) -> Option<Effect> {
+    fn effect(
+        &mut self,
+        e: &Spanned<RawEffect>,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Option<Effect> {
+        let inner = self.effect_action(e, names, scripts)?;
+        match &e.get_ref().when {
+            None => Some(inner),
+            Some(w) => {
+                let s = refine(&self.file.text, &e.span(), w);
+                let cond =
+                    self.script_at(w, s.start.saturating_sub(1)..s.end + 1, names, scripts)?;
+                Some(Effect::When {
+                    cond,
+                    then: Box::new(inner),
+                })
+            }
+        }
+    }
+
+    fn effect_action(
+        &mut self,
+        e: &Spanned<RawEffect>,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Option<Effect> {
         let span = e.span();
         let r = e.get_ref();
-        let actions = [r.set.is_some(), r.append.is_some(), r.clear.is_some(), r.notify.is_some(), r.assign.is_some(), r.release.is_some(), r.spawn.is_some()];
+        let actions = [
+            r.set.is_some(),
+            r.append.is_some(),
+            r.clear.is_some(),
+            r.notify.is_some(),
+            r.assign.is_some(),
+            r.release.is_some(),
+            r.spawn.is_some(),
+        ];
         if actions.iter().filter(|a| **a).count() != 1 {
-            self.err("E018", span, "an effect needs exactly one of set, append, clear, notify, assign, release, spawn");
+            self.err(
+                "E018",
+                span,
+                "an effect needs exactly one of set, append, clear, notify, assign, release, spawn",
+            );
             return None;
         }
         let field_named = |this: &mut Self, name: &str| -> Option<FieldId> {
@@ -664,7 +1018,11 @@ impl Resolver<'_> {
             let is_set = r.set.is_some();
             let ty = names.field_types[field];
             if !is_set && ty != FieldType::List {
-                self.err("E019", span.clone(), format!("`append` needs a list field; `{f}` is {}", ty.name()));
+                self.err(
+                    "E019",
+                    span.clone(),
+                    format!("`append` needs a list field; `{f}` is {}", ty.name()),
+                );
             }
             let value = match (&r.value, &r.expr) {
                 (Some(v), None) => {
@@ -680,22 +1038,48 @@ impl Resolver<'_> {
                 }
                 (None, Some(x)) => {
                     let at = refine(&self.file.text, &span, x);
-                    Expr::Script(self.script_at(x, at.start.saturating_sub(1)..at.end + 1, names, scripts)?)
+                    Expr::Script(self.script_at(
+                        x,
+                        at.start.saturating_sub(1)..at.end + 1,
+                        names,
+                        scripts,
+                    )?)
                 }
                 _ => {
-                    self.err("E018", span, format!("`{}` needs exactly one of `value` (a literal) and `expr` (Rhai)", if is_set { "set" } else { "append" }));
+                    self.err(
+                        "E018",
+                        span,
+                        format!(
+                            "`{}` needs exactly one of `value` (a literal) and `expr` (Rhai)",
+                            if is_set { "set" } else { "append" }
+                        ),
+                    );
                     return None;
                 }
             };
-            return Some(if is_set { Effect::Set { field, value } } else { Effect::Append { field, value } });
+            return Some(if is_set {
+                Effect::Set { field, value }
+            } else {
+                Effect::Append { field, value }
+            });
         }
         if let Some(c) = &r.clear {
-            let fields = c.to_vec().iter().filter_map(|f| field_named(self, f)).collect();
+            let fields = c
+                .to_vec()
+                .iter()
+                .filter_map(|f| field_named(self, f))
+                .collect();
             return Some(Effect::Clear { fields });
         }
         if let Some(t) = &r.notify {
-            let to = r.to.as_ref().map(|t| t.to_vec()).unwrap_or_else(|| vec!["assignee".into()]);
-            return Some(Effect::Notify { template: t.clone(), to });
+            let to =
+                r.to.as_ref()
+                    .map(|t| t.to_vec())
+                    .unwrap_or_else(|| vec!["assignee".into()]);
+            return Some(Effect::Notify {
+                template: t.clone(),
+                to,
+            });
         }
         if let Some(role) = &r.assign {
             let mut compile = |this: &mut Self, x: &Option<String>| {
@@ -709,11 +1093,23 @@ impl Resolver<'_> {
             let exclude = r.exclude.as_ref().and_then(|x| {
                 let f = field_named(self, x)?;
                 if names.field_types[f] != FieldType::List {
-                    self.err("E019", refine(&self.file.text, &span, x), format!("`exclude` needs a list field; `{x}` is {}", names.field_types[f].name()));
+                    self.err(
+                        "E019",
+                        refine(&self.file.text, &span, x),
+                        format!(
+                            "`exclude` needs a list field; `{x}` is {}",
+                            names.field_types[f].name()
+                        ),
+                    );
                 }
                 Some(f)
             });
-            return Some(Effect::Assign { role: role.clone(), score, filter, exclude });
+            return Some(Effect::Assign {
+                role: role.clone(),
+                score,
+                filter,
+                exclude,
+            });
         }
         if r.release.is_some() {
             return Some(Effect::Release);
@@ -731,12 +1127,17 @@ impl Resolver<'_> {
                 check_map.push((target.clone(), Some(names.field_types[f])));
             } else {
                 let s = refine(&self.file.text, &span, source);
-                let id = self.script_at(source, s.start.saturating_sub(1)..s.end + 1, names, scripts)?;
+                let id =
+                    self.script_at(source, s.start.saturating_sub(1)..s.end + 1, names, scripts)?;
                 map.push((target.clone(), Expr::Script(id)));
                 check_map.push((target.clone(), None));
             }
         }
-        self.spawns.push(SpawnCheck { workflow: workflow.clone(), span, map: check_map });
+        self.spawns.push(SpawnCheck {
+            workflow: workflow.clone(),
+            span,
+            map: check_map,
+        });
         Some(Effect::Spawn(SpawnSpec {
             workflow,
             at,
@@ -748,7 +1149,15 @@ impl Resolver<'_> {
 }
 
 /// Columns every view may show besides fields.
-pub const VIEW_COLUMNS: &[&str] = &["id", "state", "assignee", "created_at", "updated_at", "entered_at", "age_days"];
+pub const VIEW_COLUMNS: &[&str] = &[
+    "id",
+    "state",
+    "assignee",
+    "created_at",
+    "updated_at",
+    "entered_at",
+    "age_days",
+];
 
 /// Edit distance, for "did you mean" hints.
 fn strsim(a: &str, b: &str) -> usize {
@@ -757,7 +1166,11 @@ fn strsim(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }

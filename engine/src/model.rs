@@ -57,7 +57,9 @@ impl Workflow {
     }
     /// Transitions enabled in `state` (ignoring roles and guards).
     pub fn enabled_in(&self, state: StateId) -> impl Iterator<Item = &Transition> {
-        self.transitions.iter().filter(move |t| t.enabled_from(state))
+        self.transitions
+            .iter()
+            .filter(move |t| t.enabled_from(state))
     }
 }
 
@@ -127,13 +129,34 @@ pub enum Expr {
 
 #[derive(Debug, Clone)]
 pub enum Effect {
-    Set { field: FieldId, value: Expr },
-    Append { field: FieldId, value: Expr },
-    Clear { fields: Vec<FieldId> },
-    Notify { template: String, to: Vec<String> },
-    Assign { role: String, score: Option<ScriptId>, filter: Option<ScriptId>, exclude: Option<FieldId> },
+    Set {
+        field: FieldId,
+        value: Expr,
+    },
+    Append {
+        field: FieldId,
+        value: Expr,
+    },
+    Clear {
+        fields: Vec<FieldId>,
+    },
+    Notify {
+        template: String,
+        to: Vec<String>,
+    },
+    Assign {
+        role: String,
+        score: Option<ScriptId>,
+        filter: Option<ScriptId>,
+        exclude: Option<FieldId>,
+    },
     Release,
     Spawn(SpawnSpec),
+    /// Run the inner effect only when the condition holds.
+    When {
+        cond: ScriptId,
+        then: Box<Effect>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -164,7 +187,11 @@ impl Timer {
 
 #[derive(Debug, Clone)]
 pub enum Due {
-    After { amount: i64, unit: crate::duration::Unit, since: Option<FieldId> },
+    After {
+        amount: i64,
+        unit: crate::duration::Unit,
+        since: Option<FieldId>,
+    },
     At(ScriptId),
 }
 

@@ -224,6 +224,9 @@ pub struct RawTimer {
 #[derive(Debug, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawEffect {
+    /// Rhai condition: the effect runs only when it is true.
+    #[serde(default)]
+    pub when: Option<String>,
     /// Set a field to `value` (a literal) or `expr` (Rhai).
     #[serde(default)]
     pub set: Option<String>,

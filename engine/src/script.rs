@@ -110,9 +110,16 @@ pub fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
         return Ok(Value::Date(t.0));
     }
     if let Some(a) = d.clone().try_cast::<Array>() {
-        return a.iter().map(from_dynamic).collect::<Result<_, _>>().map(Value::List);
+        return a
+            .iter()
+            .map(from_dynamic)
+            .collect::<Result<_, _>>()
+            .map(Value::List);
     }
-    Err(format!("a script returned a value of type {} that no field can hold", d.type_name()))
+    Err(format!(
+        "a script returned a value of type {} that no field can hold",
+        d.type_name()
+    ))
 }
 
 fn sandbox(engine: &mut Engine) {
@@ -146,19 +153,26 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         .register_fn("-", |a: Instant, b: Span| Instant(a.0 - b.0))
         .register_fn("-", |a: Instant, b: Instant| Span(a.0 - b.0))
         .register_fn("+", |a: Span, b: Span| Span(a.0 + b.0))
-        .register_fn("+", |a: Day, n: Span| Day(a.0 + Duration::days(n.0.num_days())))
+        .register_fn("+", |a: Day, n: Span| {
+            Day(a.0 + Duration::days(n.0.num_days()))
+        })
         .register_fn("-", |a: Day, b: Day| Span(a.0.signed_duration_since(b.0)))
         .register_fn("to_string", |a: &mut Instant| a.0.to_rfc3339())
         .register_fn("to_string", |a: &mut Day| a.0.to_string())
-        .register_fn("to_string", |a: &mut Span| format!("{}m", a.0.num_minutes()))
+        .register_fn("to_string", |a: &mut Span| {
+            format!("{}m", a.0.num_minutes())
+        })
         .register_get("in_minutes", |a: &mut Span| a.0.num_minutes() as INT)
         .register_get("in_hours", |a: &mut Span| a.0.num_hours() as INT)
         .register_get("in_days", |a: &mut Span| a.0.num_days() as INT)
-        .register_fn("parse_datetime", |s: &str| -> Result<Instant, Box<EvalAltResult>> {
-            crate::value::parse_instant(s)
-                .map(Instant)
-                .ok_or_else(|| format!("not an RFC 3339 instant: {s}").into())
-        });
+        .register_fn(
+            "parse_datetime",
+            |s: &str| -> Result<Instant, Box<EvalAltResult>> {
+                crate::value::parse_instant(s)
+                    .map(Instant)
+                    .ok_or_else(|| format!("not an RFC 3339 instant: {s}").into())
+            },
+        );
     macro_rules! compare {
         ($t:ty) => {
             engine
@@ -178,17 +192,33 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         Instant(cal.add_working_minutes(t.0, n.saturating_mul(60)))
     });
     let cal = calendar.clone();
-    engine.register_fn("add_working_days", move |t: Instant, n: INT| Instant(cal.add_working_days(t.0, n)));
+    engine.register_fn("add_working_days", move |t: Instant, n: INT| {
+        Instant(cal.add_working_days(t.0, n))
+    });
     let cal = calendar.clone();
-    engine.register_fn("is_working_time", move |t: Instant| cal.is_working_time(t.0));
+    engine.register_fn("is_working_time", move |t: Instant| {
+        cal.is_working_time(t.0)
+    });
     let cal = calendar;
-    engine.register_fn("date", move |t: Instant| Day(t.0.with_timezone(&cal.timezone()).date_naive()));
+    engine.register_fn("date", move |t: Instant| {
+        Day(t.0.with_timezone(&cal.timezone()).date_naive())
+    });
 }
 
 /// Names every script may call without defining them (besides registered
 /// functions): Rhai's language built-ins.
-const LANGUAGE_BUILTINS: &[&str] =
-    &["type_of", "print", "debug", "is_def_var", "is_def_fn", "Fn", "call", "curry", "is_shared", "throw"];
+const LANGUAGE_BUILTINS: &[&str] = &[
+    "type_of",
+    "print",
+    "debug",
+    "is_def_var",
+    "is_def_fn",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "throw",
+];
 
 /// A compile error with its 1-based line and column inside the script.
 #[derive(Debug, Clone)]
@@ -223,7 +253,10 @@ pub enum Eval {
 impl Scripts {
     /// Build the engine and compile the rules modules (path, source). A
     /// module that fails to compile is reported with its path and position.
-    pub fn new(calendar: Arc<Calendar>, rules: &[(&str, &str)]) -> Result<Scripts, (String, ScriptError)> {
+    pub fn new(
+        calendar: Arc<Calendar>,
+        rules: &[(&str, &str)],
+    ) -> Result<Scripts, (String, ScriptError)> {
         let mut engine = Engine::new_raw();
         engine.register_global_module(rhai::packages::StandardPackage::new().as_shared_module());
         sandbox(&mut engine);
@@ -231,9 +264,18 @@ impl Scripts {
         let mut resolver = StaticModuleResolver::new();
         let mut merged = Module::new();
         for (path, src) in rules {
-            let ast = engine.compile(src).map_err(|e| (path.to_string(), parse_error(&e)))?;
+            let ast = engine
+                .compile(src)
+                .map_err(|e| (path.to_string(), parse_error(&e)))?;
             let module = Module::eval_ast_as_new(Scope::new(), &ast, &engine).map_err(|e| {
-                (path.to_string(), ScriptError { message: e.to_string(), line: 1, column: 1 })
+                (
+                    path.to_string(),
+                    ScriptError {
+                        message: e.to_string(),
+                        line: 1,
+                        column: 1,
+                    },
+                )
             })?;
             let name = path.trim_end_matches(".rhai").to_string();
             merged.combine(module.clone());
@@ -248,12 +290,20 @@ impl Scripts {
             .map(|s| s.trim_start_matches("fn ").trim().to_string())
             .collect();
         known_fns.extend(LANGUAGE_BUILTINS.iter().map(|s| s.to_string()));
-        Ok(Scripts { engine, asts: Vec::new(), known_fns })
+        Ok(Scripts {
+            engine,
+            asts: Vec::new(),
+            known_fns,
+        })
     }
 
     /// Compile an expression or script once; returns its id. The static
     /// checks (unknown functions, unknown `lead.` fields) go to `problems`.
-    pub fn compile(&mut self, src: &str, fields: &HashMap<String, usize>) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
+    pub fn compile(
+        &mut self,
+        src: &str,
+        fields: &HashMap<String, usize>,
+    ) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
         let ast = self.engine.compile(src).map_err(|e| parse_error(&e))?;
         let problems = self.lint(&ast, fields);
         self.asts.push(ast);
@@ -273,13 +323,26 @@ impl Scripts {
                         format!("{}::{}", f.namespace, f.name)
                     };
                     if !local.contains(&name) && !self.known_fns.contains(&name) {
-                        out.push(ScriptProblem::UnknownFunction { name, line: pos.line().unwrap_or(1), column: pos.position().unwrap_or(1) });
+                        out.push(ScriptProblem::UnknownFunction {
+                            name,
+                            line: pos.line().unwrap_or(1),
+                            column: pos.position().unwrap_or(1),
+                        });
                     }
                 }
                 Some(ASTNode::Expr(Expr::Dot(bin, _, _))) => {
-                    if let (Expr::Variable(v, _, _), Some((prop, pos))) = (&bin.lhs, first_property(&bin.rhs)) {
-                        if v.1.as_str() == "lead" && !fields.contains_key(prop) && !LEAD_BUILTINS.contains(&prop) {
-                            out.push(ScriptProblem::UnknownField { name: prop.to_string(), line: pos.line().unwrap_or(1), column: pos.position().unwrap_or(1) });
+                    if let (Expr::Variable(v, _, _), Some((prop, pos))) =
+                        (&bin.lhs, first_property(&bin.rhs))
+                    {
+                        if v.1.as_str() == "lead"
+                            && !fields.contains_key(prop)
+                            && !LEAD_BUILTINS.contains(&prop)
+                        {
+                            out.push(ScriptProblem::UnknownField {
+                                name: prop.to_string(),
+                                line: pos.line().unwrap_or(1),
+                                column: pos.position().unwrap_or(1),
+                            });
                         }
                     }
                 }
@@ -301,13 +364,16 @@ impl Scripts {
         if let Some(actor) = vars.actor {
             scope.push_constant("actor", actor);
         }
-        match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.asts[id]) {
+        match self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.asts[id])
+        {
             Ok(v) => Eval::Value(v),
             Err(e) => match *e {
                 EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
-                EvalAltResult::ErrorTooManyOperations(_) => {
-                    Eval::Failed("the script exceeded its operation limit (an endless loop?)".into())
-                }
+                EvalAltResult::ErrorTooManyOperations(_) => Eval::Failed(
+                    "the script exceeded its operation limit (an endless loop?)".into(),
+                ),
                 EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => match *inner {
                     EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
                     other => Eval::Failed(format!("in {name}: {other}")),
@@ -328,8 +394,16 @@ pub struct Vars {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScriptProblem {
-    UnknownFunction { name: String, line: usize, column: usize },
-    UnknownField { name: String, line: usize, column: usize },
+    UnknownFunction {
+        name: String,
+        line: usize,
+        column: usize,
+    },
+    UnknownField {
+        name: String,
+        line: usize,
+        column: usize,
+    },
 }
 
 /// The property a chain such as `.vin.len()` starts with.
@@ -342,7 +416,11 @@ fn first_property(e: &rhai::Expr) -> Option<(&str, rhai::Position)> {
 }
 
 fn parse_error(e: &rhai::ParseError) -> ScriptError {
-    ScriptError { message: e.0.to_string(), line: e.1.line().unwrap_or(1), column: e.1.position().unwrap_or(1) }
+    ScriptError {
+        message: e.0.to_string(),
+        line: e.1.line().unwrap_or(1),
+        column: e.1.position().unwrap_or(1),
+    }
 }
 
 #[cfg(test)]
@@ -350,7 +428,11 @@ mod tests {
     use super::*;
 
     fn lead(fields: Vec<Value>, names: &[&str]) -> Lead {
-        let names = names.iter().enumerate().map(|(i, n)| (n.to_string(), i)).collect();
+        let names = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i))
+            .collect();
         let t = crate::value::parse_instant("2022-11-14T09:00:00Z").unwrap();
         Lead(Arc::new(LeadData {
             names: Arc::new(names),
@@ -365,14 +447,28 @@ mod tests {
     fn run(src: &str, l: Lead) -> Eval {
         let mut s = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
         let (id, _) = s.compile(src, &l.0.names).unwrap();
-        s.eval(id, Vars { lead: l, now: crate::value::parse_instant("2022-11-15T09:00:00Z").unwrap(), input: None, actor: None })
+        s.eval(
+            id,
+            Vars {
+                lead: l,
+                now: crate::value::parse_instant("2022-11-15T09:00:00Z").unwrap(),
+                input: None,
+                actor: None,
+            },
+        )
     }
 
     #[test]
     fn datetimes_compare_and_add() {
         let t = crate::value::parse_instant("2022-11-14T09:00:00Z").unwrap();
-        let l = lead(vec![Value::DateTime(t), Value::Int(2)], &["appointment_at", "attempts"]);
-        match run("lead.appointment_at + hours(24) <= now && lead.attempts >= 1", l) {
+        let l = lead(
+            vec![Value::DateTime(t), Value::Int(2)],
+            &["appointment_at", "attempts"],
+        );
+        match run(
+            "lead.appointment_at + hours(24) <= now && lead.attempts >= 1",
+            l,
+        ) {
             Eval::Value(v) => assert!(v.as_bool().unwrap()),
             _ => panic!("guard failed"),
         }
@@ -390,7 +486,10 @@ mod tests {
 
     #[test]
     fn throw_carries_the_message() {
-        match run(r#"if lead.attempts < 1 { throw "log a contact attempt first" } true"#, lead(vec![Value::Int(0)], &["attempts"])) {
+        match run(
+            r#"if lead.attempts < 1 { throw "log a contact attempt first" } true"#,
+            lead(vec![Value::Int(0)], &["attempts"]),
+        ) {
             Eval::Thrown(m) => assert_eq!(m, "log a contact attempt first"),
             _ => panic!("expected a throw"),
         }
@@ -400,9 +499,16 @@ mod tests {
     fn lint_finds_unknown_functions_and_fields() {
         let mut s = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
         let names: HashMap<String, usize> = [("vin".to_string(), 0)].into();
-        let (_, p) = s.compile("lead.vni.len() > 0 && frobnicate(1) && days(1) > hours(2)", &names).unwrap();
+        let (_, p) = s
+            .compile(
+                "lead.vni.len() > 0 && frobnicate(1) && days(1) > hours(2)",
+                &names,
+            )
+            .unwrap();
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(matches!(&p[0], ScriptProblem::UnknownField { name, .. } if name == "vni"));
-        assert!(matches!(&p[1], ScriptProblem::UnknownFunction { name, .. } if name == "frobnicate"));
+        assert!(
+            matches!(&p[1], ScriptProblem::UnknownFunction { name, .. } if name == "frobnicate")
+        );
     }
 }

@@ -232,9 +232,18 @@ mod tests {
 
     #[test]
     fn coercion_explains_failures() {
-        assert_eq!(FieldType::Int.coerce(Value::Str("12".into())), Ok(Value::Int(12)));
-        assert!(FieldType::Int.coerce(Value::Str("twelve".into())).unwrap_err().contains("integer"));
-        assert!(FieldType::Date.coerce(Value::Str("2022-13-01".into())).unwrap_err().contains("YYYY-MM-DD"));
+        assert_eq!(
+            FieldType::Int.coerce(Value::Str("12".into())),
+            Ok(Value::Int(12))
+        );
+        assert!(FieldType::Int
+            .coerce(Value::Str("twelve".into()))
+            .unwrap_err()
+            .contains("integer"));
+        assert!(FieldType::Date
+            .coerce(Value::Str("2022-13-01".into()))
+            .unwrap_err()
+            .contains("YYYY-MM-DD"));
         assert_eq!(
             FieldType::Decimal.coerce(Value::Str("1250.50".into())),
             Ok(Value::Decimal(Decimal::from_str("1250.50").unwrap()))
@@ -246,7 +255,13 @@ mod tests {
     #[test]
     fn json_round_trip_keeps_types_readable() {
         let t = parse_instant("2022-11-14T09:00:00+01:00").unwrap();
-        assert_eq!(Value::DateTime(t).to_json(), serde_json::json!("2022-11-14T08:00:00Z"));
-        assert_eq!(Value::Decimal(Decimal::from_str("50.00").unwrap()).to_json(), serde_json::json!("50"));
+        assert_eq!(
+            Value::DateTime(t).to_json(),
+            serde_json::json!("2022-11-14T08:00:00Z")
+        );
+        assert_eq!(
+            Value::Decimal(Decimal::from_str("50.00").unwrap()).to_json(),
+            serde_json::json!("50")
+        );
     }
 }

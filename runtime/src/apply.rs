@@ -1,0 +1,433 @@
+//! The executor shared by every store: it calls the engine and turns the
+//! [`Outcome`] into row changes (record, history, timers, outbox, spawns,
+//! links) through the small [`Tx`] interface that each store implements on
+//! top of one database transaction (or one locked in-memory state).
+//!
+//! Order inside one transition: read and lock the record, check the expected
+//! revision, call the engine for the record and for every immediate spawn it
+//! causes (all pure, so nothing is written if any of them is refused), then
+//! write. A store therefore only needs rollback for storage errors.
+
+use crate::backend::{CreateRequest, Error, FireRequest, HistoryEntry, RecordId, StoredRecord};
+use chrono::{DateTime, Utc};
+use leadflow_engine::eval::{Outcome, SpawnRequest};
+use leadflow_engine::model::{Effect, TimerAction};
+use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The workflows a store can run: the current version of each workflow (for
+/// new records) and every version it knows by content hash (a record stays
+/// on the version it was created with).
+#[derive(Debug, Default)]
+pub struct Versions {
+    current: BTreeMap<String, Arc<Workflow>>,
+    by_hash: HashMap<String, Arc<Workflow>>,
+    /// Hashes of workflows with an `assign` effect: only those need the actor
+    /// directory (with loads) computed before calling the engine.
+    assigns: HashMap<String, bool>,
+}
+
+impl Versions {
+    pub fn new(set: &WorkflowSet) -> Versions {
+        let mut v = Versions::default();
+        for wf in set.workflows.values() {
+            v.add(wf.clone());
+            v.current.insert(wf.id.clone(), wf.clone());
+        }
+        v
+    }
+
+    /// Make an older version runnable for the records created with it.
+    pub fn add(&mut self, wf: Arc<Workflow>) {
+        self.assigns.insert(wf.hash.clone(), has_assign(&wf));
+        self.by_hash.insert(wf.hash.clone(), wf);
+    }
+
+    pub fn current(&self, id: &str) -> Result<&Arc<Workflow>, Error> {
+        self.current.get(id).ok_or_else(|| Error::UnknownWorkflow(id.to_string()))
+    }
+
+    pub fn all_current(&self) -> impl Iterator<Item = &Arc<Workflow>> {
+        self.current.values()
+    }
+
+    /// The exact version a record runs on.
+    pub fn version(&self, workflow: &str, hash: &str) -> Result<&Arc<Workflow>, Error> {
+        match self.by_hash.get(hash) {
+            Some(wf) if wf.id == workflow => Ok(wf),
+            _ if self.current.contains_key(workflow) => Err(Error::Storage(format!(
+                "workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)"
+            ))),
+            _ => Err(Error::UnknownWorkflow(workflow.to_string())),
+        }
+    }
+
+    fn needs_directory(&self, wf: &Workflow) -> bool {
+        self.assigns.get(&wf.hash).copied().unwrap_or(true)
+    }
+}
+
+fn has_assign(wf: &Workflow) -> bool {
+    let any = |effects: &[Effect]| effects.iter().any(|e| matches!(e, Effect::Assign { .. }));
+    wf.transitions.iter().any(|t| any(&t.effects))
+        || wf.states.iter().any(|s| any(&s.on_enter))
+        || wf.timers.iter().any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
+}
+
+/// A spawn waiting for its due instant, stored in the timer queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpawnPayload {
+    pub workflow: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub link: String,
+    pub backlink: String,
+}
+
+impl SpawnPayload {
+    fn from_request(s: &SpawnRequest) -> SpawnPayload {
+        SpawnPayload {
+            workflow: s.workflow.clone(),
+            fields: s.fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            link: s.link.clone(),
+            backlink: s.backlink.clone(),
+        }
+    }
+}
+
+/// One entry of the due queue: a timer arming or a scheduled spawn. `seq`
+/// identifies the arming: a re-armed or cancelled timer no longer matches it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueItem {
+    pub record: RecordId,
+    pub timer: String,
+    pub due: DateTime<Utc>,
+    pub seq: i64,
+}
+
+/// What a due item turned out to be when taken.
+#[derive(Debug)]
+pub enum Taken {
+    Timer,
+    Spawn(SpawnPayload),
+}
+
+/// A locked record, as the engine needs it.
+pub struct Current {
+    pub wf: Arc<Workflow>,
+    pub record: Record,
+    pub revision: i64,
+}
+
+/// What the executor needs from a store, inside one transaction.
+pub(crate) trait Tx {
+    /// The response stored for an idempotency key.
+    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error>;
+    /// Store a response; `false` if the key is already taken (a concurrent
+    /// first request won: the caller rolls back and returns its response).
+    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error>;
+    /// Read a record and lock it until the end of the transaction.
+    async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error>;
+    /// The actor directory with `load` = open records assigned to each.
+    async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error>;
+    async fn insert(&mut self, wf: &Arc<Workflow>, rec: Record, now: DateTime<Utc>) -> Result<RecordId, Error>;
+    async fn update(&mut self, id: RecordId, wf: &Arc<Workflow>, rec: Record, revision: i64, now: DateTime<Utc>) -> Result<(), Error>;
+    async fn history(&mut self, id: RecordId, revision: i64, rows: Vec<HistoryEntry>) -> Result<(), Error>;
+    /// Arm (insert or replace) a timer or a scheduled spawn; returns its seq.
+    async fn arm(&mut self, id: RecordId, timer: &str, due: DateTime<Utc>, revision: i64, spawn: Option<SpawnPayload>) -> Result<i64, Error>;
+    async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error>;
+    async fn outbox(&mut self, id: RecordId, template: &str, recipients: Vec<String>, payload: serde_json::Value, now: DateTime<Utc>) -> Result<(), Error>;
+    async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error>;
+    /// Mark a due item fired if it is still the current arming; `None` if it
+    /// is stale (cancelled, re-armed or already fired).
+    async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error>;
+}
+
+pub fn stored(id: RecordId, wf: &Workflow, rec: &Record, revision: i64, updated_at: DateTime<Utc>) -> StoredRecord {
+    StoredRecord {
+        id,
+        workflow: wf.id.clone(),
+        version: wf.hash.clone(),
+        state: wf.state_name(rec.state).to_string(),
+        fields: rec.fields_json(wf),
+        assignee: rec.assignee.clone(),
+        revision,
+        created_at: rec.created_at,
+        entered_at: rec.entered_at,
+        updated_at,
+    }
+}
+
+/// Whether the record's state is final (a record there counts for no load).
+pub fn is_final(wf: &Workflow, rec: &Record) -> bool {
+    wf.states.get(rec.state).is_some_and(|s| s.is_final)
+}
+
+/// A child created by an immediate spawn, computed before anything is written.
+struct Child {
+    /// Index into the list of created records (0 = the record itself).
+    parent: usize,
+    link: String,
+    backlink: String,
+    wf: Arc<Workflow>,
+    out: Outcome,
+}
+
+/// The engine view of the effects for every immediate spawn of `out`, and of
+/// theirs, breadth first. Bounded so that a spawn cycle cannot loop forever.
+fn children(v: &Versions, out: &Outcome, ctx: Ctx) -> Result<Vec<Child>, Error> {
+    let mut list: Vec<Child> = Vec::new();
+    let mut queue: Vec<(usize, &SpawnRequest)> = out.spawns.iter().filter(|s| s.due.is_none()).map(|s| (0, s)).collect();
+    let mut i = 0;
+    while i < queue.len() {
+        let (parent, s) = queue[i];
+        i += 1;
+        if list.len() >= 64 {
+            return Err(Error::Storage("more than 64 records spawned by one transition".into()));
+        }
+        let wf = v.current(&s.workflow)?.clone();
+        let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
+        list.push(Child { parent, link: s.link.clone(), backlink: s.backlink.clone(), wf, out });
+        let _ = &queue;
+        // Children of this child are read from `list` below (lifetimes: the
+        // outcome lives in `list`, so queue the requests by index instead).
+        let me = list.len();
+        let spawned: Vec<SpawnRequest> = list[me - 1].out.spawns.iter().filter(|s| s.due.is_none()).cloned().collect();
+        for sp in spawned {
+            queue_owned(&mut list, me, sp, v, ctx)?;
+        }
+    }
+    Ok(list)
+}
+
+/// Depth-first creation of grandchildren (rare: a spawned record that spawns).
+fn queue_owned(list: &mut Vec<Child>, parent: usize, s: SpawnRequest, v: &Versions, ctx: Ctx) -> Result<(), Error> {
+    if list.len() >= 64 {
+        return Err(Error::Storage("more than 64 records spawned by one transition".into()));
+    }
+    let wf = v.current(&s.workflow)?.clone();
+    let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
+    let grand: Vec<SpawnRequest> = out.spawns.iter().filter(|s| s.due.is_none()).cloned().collect();
+    list.push(Child { parent, link: s.link, backlink: s.backlink, wf, out });
+    let me = list.len();
+    for g in grand {
+        queue_owned(list, me, g, v, ctx)?;
+    }
+    Ok(())
+}
+
+fn label(out: &Outcome) -> String {
+    match (&out.transition, &out.timer) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => format!("timer:{t}"),
+        (None, None) => "create".to_string(),
+    }
+}
+
+fn history_rows(out: &Outcome, actor: &str, now: DateTime<Utc>) -> Vec<HistoryEntry> {
+    let transition = label(out);
+    out.changes
+        .iter()
+        .filter(|c| c.tracked)
+        .map(|c| HistoryEntry {
+            at: now,
+            actor: actor.to_string(),
+            transition: transition.clone(),
+            field: c.field.clone(),
+            old: c.old.to_json(),
+            new: c.new.to_json(),
+        })
+        .collect()
+}
+
+/// Write everything an outcome says, except the record row itself, for a
+/// record now at `revision`.
+async fn write_effects<T: Tx>(tx: &mut T, id: RecordId, wf: &Workflow, out: &Outcome, revision: i64, actor: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    let rows = history_rows(out, actor, now);
+    if !rows.is_empty() {
+        tx.history(id, revision, rows).await?;
+    }
+    for c in &out.cancel {
+        tx.cancel(id, c).await?;
+    }
+    for a in &out.arm {
+        tx.arm(id, &a.timer, a.due, revision, None).await?;
+    }
+    for (i, s) in out.spawns.iter().enumerate() {
+        if let Some(due) = s.due {
+            tx.arm(id, &format!("spawn:{revision}.{i}"), due, revision, Some(SpawnPayload::from_request(s))).await?;
+        }
+    }
+    if !out.notifications.is_empty() {
+        let fields = out.record.fields_json(wf);
+        for n in &out.notifications {
+            let recipients: Vec<String> = n
+                .to
+                .iter()
+                .filter_map(|r| if r == "assignee" { out.record.assignee.clone() } else { Some(r.clone()) })
+                .collect();
+            let payload = serde_json::json!({
+                "record": id,
+                "workflow": wf.id,
+                "state": out.to_state,
+                "template": n.template,
+                "assignee": out.record.assignee,
+                "fields": fields,
+            });
+            tx.outbox(id, &n.template, recipients, payload, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the immediate children of the record `root` and link them.
+async fn write_children<T: Tx>(tx: &mut T, root: RecordId, kids: Vec<Child>, actor: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    let mut ids = vec![root];
+    for k in kids {
+        let parent = ids[k.parent];
+        let id = tx.insert(&k.wf, k.out.record.clone(), now).await?;
+        write_effects(tx, id, &k.wf, &k.out, 1, actor, now).await?;
+        tx.link(id, &k.link, parent).await?;
+        tx.link(parent, &k.backlink, id).await?;
+        ids.push(id);
+    }
+    Ok(())
+}
+
+async fn directory<T: Tx>(tx: &mut T, v: &Versions, wf: &Workflow) -> Result<Arc<Vec<Actor>>, Error> {
+    if v.needs_directory(wf) {
+        tx.directory().await
+    } else {
+        Ok(Arc::default())
+    }
+}
+
+/// Create a record (and whatever it spawns now). Returns the stored record.
+pub(crate) async fn create<T: Tx>(tx: &mut T, v: &Versions, req: &CreateRequest<'_>) -> Result<StoredRecord, Error> {
+    if let Some(k) = req.idempotency_key {
+        if let Some(r) = tx.idem_get(k).await? {
+            return Ok(r);
+        }
+    }
+    let wf = v.current(req.workflow)?.clone();
+    let dir = directory(tx, v, &wf).await?;
+    let ctx = Ctx { now: req.now, actor: req.actor, directory: &dir };
+    let out = leadflow_engine::create(&wf, &req.input, ctx)?;
+    let kids = children(v, &out, ctx)?;
+    let id = tx.insert(&wf, out.record.clone(), req.now).await?;
+    let result = stored(id, &wf, &out.record, 1, req.now);
+    write_effects(tx, id, &wf, &out, 1, &req.actor.id, req.now).await?;
+    write_children(tx, id, kids, &req.actor.id, req.now).await?;
+    finish_idem(tx, req.idempotency_key, result).await
+}
+
+async fn finish_idem<T: Tx>(tx: &mut T, key: Option<&str>, result: StoredRecord) -> Result<StoredRecord, Error> {
+    if let Some(k) = key {
+        if !tx.idem_put(k, &result).await? {
+            return Err(Error::Storage(format!("idempotency key `{k}` was used concurrently; retry to read its result")));
+        }
+    }
+    Ok(result)
+}
+
+/// Fire a transition on a record.
+pub(crate) async fn fire<T: Tx>(tx: &mut T, v: &Versions, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+    if let Some(k) = req.idempotency_key {
+        if let Some(r) = tx.idem_get(k).await? {
+            return Ok(r);
+        }
+    }
+    let cur = tx.lock(req.record).await?.ok_or(Error::NotFound(req.record))?;
+    if let Some(expected) = req.expected_revision {
+        if expected != cur.revision {
+            return Err(Error::Conflict { expected, actual: cur.revision });
+        }
+    }
+    let dir = directory(tx, v, &cur.wf).await?;
+    let ctx = Ctx { now: req.now, actor: req.actor, directory: &dir };
+    let out = leadflow_engine::fire(&cur.wf, &cur.record, req.transition, &req.input, ctx)?;
+    let kids = children(v, &out, ctx)?;
+    let revision = cur.revision + 1;
+    let result = stored(req.record, &cur.wf, &out.record, revision, req.now);
+    write_effects(tx, req.record, &cur.wf, &out, revision, &req.actor.id, req.now).await?;
+    write_children(tx, req.record, kids, &req.actor.id, req.now).await?;
+    tx.update(req.record, &cur.wf, out.record, revision, req.now).await?;
+    finish_idem(tx, req.idempotency_key, result).await
+}
+
+/// What running one due item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// A timer fired, or a scheduled spawn created its record.
+    Fired,
+    /// Stale or no longer enabled: dropped without effect.
+    Discarded,
+}
+
+/// Run one due item with time = its due instant. The earliest instant armed
+/// by it is reported through `armed` so callers can keep strict due order.
+pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) -> Result<Ran, Error> {
+    let now = item.due;
+    let Some(cur) = tx.lock(item.record).await? else {
+        return Ok(Ran::Discarded);
+    };
+    let Some(taken) = tx.take(item, now).await? else {
+        return Ok(Ran::Discarded);
+    };
+    let system = Actor::system();
+    match taken {
+        Taken::Timer => {
+            let dir = directory(tx, v, &cur.wf).await?;
+            let out = match leadflow_engine::fire_timer(&cur.wf, &cur.record, &item.timer, now, &dir) {
+                Ok(out) => out,
+                Err(r) => {
+                    if r.code != Code::NotEnabled {
+                        tracing::warn!(record = item.record, timer = %item.timer, code = r.code.as_str(), "timer refused: {}", r.message);
+                    }
+                    return Ok(Ran::Discarded);
+                }
+            };
+            let ctx = Ctx { now, actor: &system, directory: &dir };
+            let kids = match children(v, &out, ctx) {
+                Ok(k) => k,
+                Err(Error::Refused(r)) => {
+                    tracing::warn!(record = item.record, timer = %item.timer, code = r.code.as_str(), "timer spawn refused: {}", r.message);
+                    return Ok(Ran::Discarded);
+                }
+                Err(e) => return Err(e),
+            };
+            let revision = cur.revision + 1;
+            write_effects(tx, item.record, &cur.wf, &out, revision, &system.id, now).await?;
+            write_children(tx, item.record, kids, &system.id, now).await?;
+            tx.update(item.record, &cur.wf, out.record, revision, now).await?;
+        }
+        Taken::Spawn(p) => {
+            let wf = match v.current(&p.workflow) {
+                Ok(wf) => wf.clone(),
+                Err(e) => {
+                    tracing::warn!(record = item.record, "scheduled spawn dropped: {e}");
+                    return Ok(Ran::Discarded);
+                }
+            };
+            let dir = directory(tx, v, &wf).await?;
+            let ctx = Ctx { now, actor: &system, directory: &dir };
+            let input: Vec<(String, Value)> = p.fields.iter().map(|(k, j)| (k.clone(), Value::from_json(j))).collect();
+            let created = leadflow_engine::create(&wf, &input, ctx).map_err(Error::from).and_then(|out| Ok((children(v, &out, ctx)?, out)));
+            let (kids, out) = match created {
+                Ok(x) => x,
+                Err(Error::Refused(r)) => {
+                    tracing::warn!(record = item.record, code = r.code.as_str(), "scheduled spawn refused: {}", r.message);
+                    return Ok(Ran::Discarded);
+                }
+                Err(e) => return Err(e),
+            };
+            let id = tx.insert(&wf, out.record.clone(), now).await?;
+            write_effects(tx, id, &wf, &out, 1, &system.id, now).await?;
+            write_children(tx, id, kids, &system.id, now).await?;
+            tx.link(id, &p.link, item.record).await?;
+            tx.link(item.record, &p.backlink, id).await?;
+        }
+    }
+    Ok(Ran::Fired)
+}

@@ -1,0 +1,72 @@
+//! Command-line interface definition (clap).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "leadflow",
+    version,
+    about = "A workflow and rules engine for lead lifecycles, driven by config files"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load and check workflow files; report every finding.
+    Check {
+        /// Workflow files or directories (default: workflows/).
+        paths: Vec<PathBuf>,
+        /// Project root holding rules/ and calendars/ (default: found from the paths).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Draw a workflow's state graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the workflow file format (for editors).
+    Schema,
+    /// Explain a diagnostic or refusal code (E004, W001, E_GUARD, ...).
+    Explain { code: String },
+    /// Business-calendar arithmetic: when does an SLA fall due?
+    Calendar {
+        /// Calendar name (calendars/<name>.toml).
+        name: String,
+        /// Start instant, RFC 3339 (e.g. 2026-11-20T17:30:00+01:00).
+        #[arg(long)]
+        from: Option<String>,
+        /// Duration to add: 24wh, 2wd, 60d, 90m.
+        #[arg(long)]
+        add: Option<String>,
+        /// List the closed days (holidays) of a year.
+        #[arg(long)]
+        holidays: Option<i32>,
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,42 @@
+use crate::cli::Format;
+use crate::{project, render};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(
+    paths: Vec<PathBuf>,
+    root: Option<PathBuf>,
+    format: Format,
+    deny_warnings: bool,
+) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("workflows")]
+    } else {
+        paths
+    };
+    let root = root.unwrap_or_else(|| project::find_root(&paths));
+    let project = project::read(&paths, &root)?;
+    let loaded = leadflow_engine::load(&project);
+    let diags = &loaded.diagnostics;
+    match format {
+        Format::Human => {
+            print!("{}", render::human(&project, diags));
+            println!("{}", render::summary(project.workflows.len(), diags));
+        }
+        Format::Json => {
+            let out = serde_json::json!({
+                "files": project.workflows.len(),
+                "errors": diags.iter().filter(|d| d.is_error()).count(),
+                "warnings": diags.iter().filter(|d| !d.is_error()).count(),
+                "diagnostics": diags,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+    }
+    let fail = loaded.has_errors() || (deny_warnings && !diags.is_empty());
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

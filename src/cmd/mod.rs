@@ -1,0 +1,50 @@
+//! One function per command.
+
+mod calendar;
+mod check;
+mod graph;
+
+use crate::cli::{Cli, Command};
+use std::process::ExitCode;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check {
+            paths,
+            root,
+            format,
+            deny_warnings,
+        } => check::run(paths, root, format, deny_warnings),
+        Command::Graph { file, format, root } => graph::run(file, format, root),
+        Command::Schema => {
+            println!("{}", schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { code } => Ok(explain(&code)),
+        Command::Calendar {
+            name,
+            from,
+            add,
+            holidays,
+            root,
+        } => calendar::run(&name, from, add, holidays, root),
+    }
+}
+
+/// The schema as committed in docs/workflow.schema.json.
+pub fn schema_json() -> String {
+    serde_json::to_string_pretty(&leadflow_engine::workflow_schema()).unwrap_or_default()
+}
+
+fn explain(code: &str) -> ExitCode {
+    match leadflow_engine::diag::explain(code) {
+        Some(e) => {
+            println!("{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}", e.code, e.title, e.hint, e.code.to_lowercase());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("unknown code `{code}`; codes look like E004, W001 or E_GUARD (see docs/diagnostics.md)");
+            ExitCode::from(2)
+        }
+    }
+}
