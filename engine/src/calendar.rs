@@ -1689,7 +1689,7 @@ mod tests {
     }
 
     /// 2023-01-01 .. 2029-01-01, at sub-second resolution.
-    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    fn any_instant() -> impl Strategy<Value = DateTime<Utc>> {
         (1_672_531_200_i64..1_861_920_000, 0_u32..1_000_000_000).prop_map(|(s, ns)| {
             DateTime::from_timestamp(s, ns).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
         })
@@ -1699,7 +1699,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         #[test]
-        fn minutes_are_additive(c in 0..6_usize, t in instant(), a in 0..5000_i64, b in 0..5000_i64) {
+        fn minutes_are_additive(c in 0..6_usize, t in any_instant(), a in 0..5000_i64, b in 0..5000_i64) {
             let cal = &calendars()[c];
             let once = cal.add_working_minutes(t, a + b);
             let twice = cal.add_working_minutes(cal.add_working_minutes(t, a), b);
@@ -1707,7 +1707,7 @@ mod tests {
         }
 
         #[test]
-        fn minutes_land_in_working_time_and_count_exactly(c in 0..6_usize, t in instant(), n in 1..5000_i64) {
+        fn minutes_land_in_working_time_and_count_exactly(c in 0..6_usize, t in any_instant(), n in 1..5000_i64) {
             let cal = &calendars()[c];
             let r = cal.add_working_minutes(t, n);
             prop_assert!(cal.is_working_time(r) || is_range_end(cal, r), "{} lands at {}", t, r);
@@ -1716,7 +1716,7 @@ mod tests {
         }
 
         #[test]
-        fn minutes_are_monotonic(c in 0..6_usize, t1 in instant(), t2 in instant(), a in 0..5000_i64, b in 0..5000_i64) {
+        fn minutes_are_monotonic(c in 0..6_usize, t1 in any_instant(), t2 in any_instant(), a in 0..5000_i64, b in 0..5000_i64) {
             let cal = &calendars()[c];
             let (t1, t2) = (t1.min(t2), t1.max(t2));
             let (a, b) = (a.min(b), a.max(b));
@@ -1725,7 +1725,7 @@ mod tests {
         }
 
         #[test]
-        fn days_are_additive(c in 0..4_usize, t in instant(), a in 1..30_i64, b in 1..30_i64) {
+        fn days_are_additive(c in 0..4_usize, t in any_instant(), a in 1..30_i64, b in 1..30_i64) {
             let cal = &day_calendars()[c];
             let once = cal.add_working_days(t, a + b);
             let twice = cal.add_working_days(cal.add_working_days(t, a), b);
@@ -1733,7 +1733,7 @@ mod tests {
         }
 
         #[test]
-        fn days_land_on_working_days(c in 0..4_usize, t in instant(), n in 1..30_i64) {
+        fn days_land_on_working_days(c in 0..4_usize, t in any_instant(), n in 1..30_i64) {
             let cal = &day_calendars()[c];
             let r = cal.add_working_days(t, n);
             let day = cal.local_date(r);
@@ -1747,7 +1747,7 @@ mod tests {
         }
 
         #[test]
-        fn days_are_monotonic(c in 0..4_usize, t1 in instant(), t2 in instant(), a in 0..30_i64, b in 0..30_i64) {
+        fn days_are_monotonic(c in 0..4_usize, t1 in any_instant(), t2 in any_instant(), a in 0..30_i64, b in 0..30_i64) {
             let cal = &day_calendars()[c];
             let (t1, t2) = (t1.min(t2), t1.max(t2));
             let (a, b) = (a.min(b), a.max(b));
