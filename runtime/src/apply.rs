@@ -46,7 +46,9 @@ impl Versions {
     }
 
     pub fn current(&self, id: &str) -> Result<&Arc<Workflow>, Error> {
-        self.current.get(id).ok_or_else(|| Error::UnknownWorkflow(id.to_string()))
+        self.current
+            .get(id)
+            .ok_or_else(|| Error::UnknownWorkflow(id.to_string()))
     }
 
     pub fn all_current(&self) -> impl Iterator<Item = &Arc<Workflow>> {
@@ -73,7 +75,10 @@ fn has_assign(wf: &Workflow) -> bool {
     let any = |effects: &[Effect]| effects.iter().any(|e| matches!(e, Effect::Assign { .. }));
     wf.transitions.iter().any(|t| any(&t.effects))
         || wf.states.iter().any(|s| any(&s.on_enter))
-        || wf.timers.iter().any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
+        || wf
+            .timers
+            .iter()
+            .any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
 }
 
 /// A spawn waiting for its due instant, stored in the timer queue.
@@ -89,7 +94,11 @@ impl SpawnPayload {
     fn from_request(s: &SpawnRequest) -> SpawnPayload {
         SpawnPayload {
             workflow: s.workflow.clone(),
-            fields: s.fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            fields: s
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
             link: s.link.clone(),
             backlink: s.backlink.clone(),
         }
@@ -131,20 +140,57 @@ pub(crate) trait Tx {
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error>;
     /// The actor directory with `load` = open records assigned to each.
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error>;
-    async fn insert(&mut self, wf: &Arc<Workflow>, rec: Record, now: DateTime<Utc>) -> Result<RecordId, Error>;
-    async fn update(&mut self, id: RecordId, wf: &Arc<Workflow>, rec: Record, revision: i64, now: DateTime<Utc>) -> Result<(), Error>;
-    async fn history(&mut self, id: RecordId, revision: i64, rows: Vec<HistoryEntry>) -> Result<(), Error>;
+    async fn insert(
+        &mut self,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        now: DateTime<Utc>,
+    ) -> Result<RecordId, Error>;
+    async fn update(
+        &mut self,
+        id: RecordId,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        revision: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+    async fn history(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        rows: Vec<HistoryEntry>,
+    ) -> Result<(), Error>;
     /// Arm (insert or replace) a timer or a scheduled spawn; returns its seq.
-    async fn arm(&mut self, id: RecordId, timer: &str, due: DateTime<Utc>, revision: i64, spawn: Option<SpawnPayload>) -> Result<i64, Error>;
+    async fn arm(
+        &mut self,
+        id: RecordId,
+        timer: &str,
+        due: DateTime<Utc>,
+        revision: i64,
+        spawn: Option<SpawnPayload>,
+    ) -> Result<i64, Error>;
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error>;
-    async fn outbox(&mut self, id: RecordId, template: &str, recipients: Vec<String>, payload: serde_json::Value, now: DateTime<Utc>) -> Result<(), Error>;
+    async fn outbox(
+        &mut self,
+        id: RecordId,
+        template: &str,
+        recipients: Vec<String>,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error>;
     /// Mark a due item fired if it is still the current arming; `None` if it
     /// is stale (cancelled, re-armed or already fired).
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error>;
 }
 
-pub fn stored(id: RecordId, wf: &Workflow, rec: &Record, revision: i64, updated_at: DateTime<Utc>) -> StoredRecord {
+pub fn stored(
+    id: RecordId,
+    wf: &Workflow,
+    rec: &Record,
+    revision: i64,
+    updated_at: DateTime<Utc>,
+) -> StoredRecord {
     StoredRecord {
         id,
         workflow: wf.id.clone(),
@@ -174,45 +220,47 @@ struct Child {
     out: Outcome,
 }
 
-/// The engine view of the effects for every immediate spawn of `out`, and of
-/// theirs, breadth first. Bounded so that a spawn cycle cannot loop forever.
+/// The engine outcome of every immediate spawn of `out`, and of theirs, depth
+/// first. Bounded so that a spawn cycle cannot loop forever.
 fn children(v: &Versions, out: &Outcome, ctx: Ctx) -> Result<Vec<Child>, Error> {
-    let mut list: Vec<Child> = Vec::new();
-    let mut queue: Vec<(usize, &SpawnRequest)> = out.spawns.iter().filter(|s| s.due.is_none()).map(|s| (0, s)).collect();
-    let mut i = 0;
-    while i < queue.len() {
-        let (parent, s) = queue[i];
-        i += 1;
-        if list.len() >= 64 {
-            return Err(Error::Storage("more than 64 records spawned by one transition".into()));
-        }
-        let wf = v.current(&s.workflow)?.clone();
-        let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
-        list.push(Child { parent, link: s.link.clone(), backlink: s.backlink.clone(), wf, out });
-        let _ = &queue;
-        // Children of this child are read from `list` below (lifetimes: the
-        // outcome lives in `list`, so queue the requests by index instead).
-        let me = list.len();
-        let spawned: Vec<SpawnRequest> = list[me - 1].out.spawns.iter().filter(|s| s.due.is_none()).cloned().collect();
-        for sp in spawned {
-            queue_owned(&mut list, me, sp, v, ctx)?;
-        }
+    let mut list = Vec::new();
+    for s in out.spawns.iter().filter(|s| s.due.is_none()) {
+        spawn_child(&mut list, 0, s.clone(), v, ctx)?;
     }
     Ok(list)
 }
 
-/// Depth-first creation of grandchildren (rare: a spawned record that spawns).
-fn queue_owned(list: &mut Vec<Child>, parent: usize, s: SpawnRequest, v: &Versions, ctx: Ctx) -> Result<(), Error> {
+fn spawn_child(
+    list: &mut Vec<Child>,
+    parent: usize,
+    s: SpawnRequest,
+    v: &Versions,
+    ctx: Ctx,
+) -> Result<(), Error> {
     if list.len() >= 64 {
-        return Err(Error::Storage("more than 64 records spawned by one transition".into()));
+        return Err(Error::Storage(
+            "more than 64 records spawned by one transition".into(),
+        ));
     }
     let wf = v.current(&s.workflow)?.clone();
     let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
-    let grand: Vec<SpawnRequest> = out.spawns.iter().filter(|s| s.due.is_none()).cloned().collect();
-    list.push(Child { parent, link: s.link, backlink: s.backlink, wf, out });
+    let grand: Vec<SpawnRequest> = out
+        .spawns
+        .iter()
+        .filter(|s| s.due.is_none())
+        .cloned()
+        .collect();
+    list.push(Child {
+        parent,
+        link: s.link,
+        backlink: s.backlink,
+        wf,
+        out,
+    });
+    // Index of this child in the list of written ids (0 is the root).
     let me = list.len();
     for g in grand {
-        queue_owned(list, me, g, v, ctx)?;
+        spawn_child(list, me, g, v, ctx)?;
     }
     Ok(())
 }
@@ -243,7 +291,15 @@ fn history_rows(out: &Outcome, actor: &str, now: DateTime<Utc>) -> Vec<HistoryEn
 
 /// Write everything an outcome says, except the record row itself, for a
 /// record now at `revision`.
-async fn write_effects<T: Tx>(tx: &mut T, id: RecordId, wf: &Workflow, out: &Outcome, revision: i64, actor: &str, now: DateTime<Utc>) -> Result<(), Error> {
+async fn write_effects<T: Tx>(
+    tx: &mut T,
+    id: RecordId,
+    wf: &Workflow,
+    out: &Outcome,
+    revision: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     let rows = history_rows(out, actor, now);
     if !rows.is_empty() {
         tx.history(id, revision, rows).await?;
@@ -256,17 +312,29 @@ async fn write_effects<T: Tx>(tx: &mut T, id: RecordId, wf: &Workflow, out: &Out
     }
     for (i, s) in out.spawns.iter().enumerate() {
         if let Some(due) = s.due {
-            tx.arm(id, &format!("spawn:{revision}.{i}"), due, revision, Some(SpawnPayload::from_request(s))).await?;
+            tx.arm(
+                id,
+                &format!("spawn:{revision}.{i}"),
+                due,
+                revision,
+                Some(SpawnPayload::from_request(s)),
+            )
+            .await?;
         }
     }
     if !out.notifications.is_empty() {
         let fields = out.record.fields_json(wf);
         for n in &out.notifications {
-            let recipients: Vec<String> = n
-                .to
-                .iter()
-                .filter_map(|r| if r == "assignee" { out.record.assignee.clone() } else { Some(r.clone()) })
-                .collect();
+            let recipients: Vec<String> =
+                n.to.iter()
+                    .filter_map(|r| {
+                        if r == "assignee" {
+                            out.record.assignee.clone()
+                        } else {
+                            Some(r.clone())
+                        }
+                    })
+                    .collect();
             let payload = serde_json::json!({
                 "record": id,
                 "workflow": wf.id,
@@ -282,7 +350,13 @@ async fn write_effects<T: Tx>(tx: &mut T, id: RecordId, wf: &Workflow, out: &Out
 }
 
 /// Write the immediate children of the record `root` and link them.
-async fn write_children<T: Tx>(tx: &mut T, root: RecordId, kids: Vec<Child>, actor: &str, now: DateTime<Utc>) -> Result<(), Error> {
+async fn write_children<T: Tx>(
+    tx: &mut T,
+    root: RecordId,
+    kids: Vec<Child>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     let mut ids = vec![root];
     for k in kids {
         let parent = ids[k.parent];
@@ -295,7 +369,11 @@ async fn write_children<T: Tx>(tx: &mut T, root: RecordId, kids: Vec<Child>, act
     Ok(())
 }
 
-async fn directory<T: Tx>(tx: &mut T, v: &Versions, wf: &Workflow) -> Result<Arc<Vec<Actor>>, Error> {
+async fn directory<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    wf: &Workflow,
+) -> Result<Arc<Vec<Actor>>, Error> {
     if v.needs_directory(wf) {
         tx.directory().await
     } else {
@@ -304,7 +382,11 @@ async fn directory<T: Tx>(tx: &mut T, v: &Versions, wf: &Workflow) -> Result<Arc
 }
 
 /// Create a record (and whatever it spawns now). Returns the stored record.
-pub(crate) async fn create<T: Tx>(tx: &mut T, v: &Versions, req: &CreateRequest<'_>) -> Result<StoredRecord, Error> {
+pub(crate) async fn create<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &CreateRequest<'_>,
+) -> Result<StoredRecord, Error> {
     if let Some(k) = req.idempotency_key {
         if let Some(r) = tx.idem_get(k).await? {
             return Ok(r);
@@ -312,7 +394,11 @@ pub(crate) async fn create<T: Tx>(tx: &mut T, v: &Versions, req: &CreateRequest<
     }
     let wf = v.current(req.workflow)?.clone();
     let dir = directory(tx, v, &wf).await?;
-    let ctx = Ctx { now: req.now, actor: req.actor, directory: &dir };
+    let ctx = Ctx {
+        now: req.now,
+        actor: req.actor,
+        directory: &dir,
+    };
     let out = leadflow_engine::create(&wf, &req.input, ctx)?;
     let kids = children(v, &out, ctx)?;
     let id = tx.insert(&wf, out.record.clone(), req.now).await?;
@@ -322,37 +408,67 @@ pub(crate) async fn create<T: Tx>(tx: &mut T, v: &Versions, req: &CreateRequest<
     finish_idem(tx, req.idempotency_key, result).await
 }
 
-async fn finish_idem<T: Tx>(tx: &mut T, key: Option<&str>, result: StoredRecord) -> Result<StoredRecord, Error> {
+async fn finish_idem<T: Tx>(
+    tx: &mut T,
+    key: Option<&str>,
+    result: StoredRecord,
+) -> Result<StoredRecord, Error> {
     if let Some(k) = key {
         if !tx.idem_put(k, &result).await? {
-            return Err(Error::Storage(format!("idempotency key `{k}` was used concurrently; retry to read its result")));
+            return Err(Error::Storage(format!(
+                "idempotency key `{k}` was used concurrently; retry to read its result"
+            )));
         }
     }
     Ok(result)
 }
 
 /// Fire a transition on a record.
-pub(crate) async fn fire<T: Tx>(tx: &mut T, v: &Versions, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+pub(crate) async fn fire<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &FireRequest<'_>,
+) -> Result<StoredRecord, Error> {
     if let Some(k) = req.idempotency_key {
         if let Some(r) = tx.idem_get(k).await? {
             return Ok(r);
         }
     }
-    let cur = tx.lock(req.record).await?.ok_or(Error::NotFound(req.record))?;
+    let cur = tx
+        .lock(req.record)
+        .await?
+        .ok_or(Error::NotFound(req.record))?;
     if let Some(expected) = req.expected_revision {
         if expected != cur.revision {
-            return Err(Error::Conflict { expected, actual: cur.revision });
+            return Err(Error::Conflict {
+                expected,
+                actual: cur.revision,
+            });
         }
     }
     let dir = directory(tx, v, &cur.wf).await?;
-    let ctx = Ctx { now: req.now, actor: req.actor, directory: &dir };
+    let ctx = Ctx {
+        now: req.now,
+        actor: req.actor,
+        directory: &dir,
+    };
     let out = leadflow_engine::fire(&cur.wf, &cur.record, req.transition, &req.input, ctx)?;
     let kids = children(v, &out, ctx)?;
     let revision = cur.revision + 1;
     let result = stored(req.record, &cur.wf, &out.record, revision, req.now);
-    write_effects(tx, req.record, &cur.wf, &out, revision, &req.actor.id, req.now).await?;
+    write_effects(
+        tx,
+        req.record,
+        &cur.wf,
+        &out,
+        revision,
+        &req.actor.id,
+        req.now,
+    )
+    .await?;
     write_children(tx, req.record, kids, &req.actor.id, req.now).await?;
-    tx.update(req.record, &cur.wf, out.record, revision, req.now).await?;
+    tx.update(req.record, &cur.wf, out.record, revision, req.now)
+        .await?;
     finish_idem(tx, req.idempotency_key, result).await
 }
 
@@ -367,7 +483,11 @@ pub enum Ran {
 
 /// Run one due item with time = its due instant. The earliest instant armed
 /// by it is reported through `armed` so callers can keep strict due order.
-pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) -> Result<Ran, Error> {
+pub(crate) async fn run_item<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    item: &DueItem,
+) -> Result<Ran, Error> {
     let now = item.due;
     let Some(cur) = tx.lock(item.record).await? else {
         return Ok(Ran::Discarded);
@@ -379,7 +499,13 @@ pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) ->
     match taken {
         Taken::Timer => {
             let dir = directory(tx, v, &cur.wf).await?;
-            let out = match leadflow_engine::fire_timer(&cur.wf, &cur.record, &item.timer, now, &dir) {
+            let out = match leadflow_engine::fire_timer(
+                &cur.wf,
+                &cur.record,
+                &item.timer,
+                now,
+                &dir,
+            ) {
                 Ok(out) => out,
                 Err(r) => {
                     if r.code != Code::NotEnabled {
@@ -388,7 +514,11 @@ pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) ->
                     return Ok(Ran::Discarded);
                 }
             };
-            let ctx = Ctx { now, actor: &system, directory: &dir };
+            let ctx = Ctx {
+                now,
+                actor: &system,
+                directory: &dir,
+            };
             let kids = match children(v, &out, ctx) {
                 Ok(k) => k,
                 Err(Error::Refused(r)) => {
@@ -400,7 +530,8 @@ pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) ->
             let revision = cur.revision + 1;
             write_effects(tx, item.record, &cur.wf, &out, revision, &system.id, now).await?;
             write_children(tx, item.record, kids, &system.id, now).await?;
-            tx.update(item.record, &cur.wf, out.record, revision, now).await?;
+            tx.update(item.record, &cur.wf, out.record, revision, now)
+                .await?;
         }
         Taken::Spawn(p) => {
             let wf = match v.current(&p.workflow) {
@@ -411,13 +542,28 @@ pub(crate) async fn run_item<T: Tx>(tx: &mut T, v: &Versions, item: &DueItem) ->
                 }
             };
             let dir = directory(tx, v, &wf).await?;
-            let ctx = Ctx { now, actor: &system, directory: &dir };
-            let input: Vec<(String, Value)> = p.fields.iter().map(|(k, j)| (k.clone(), Value::from_json(j))).collect();
-            let created = leadflow_engine::create(&wf, &input, ctx).map_err(Error::from).and_then(|out| Ok((children(v, &out, ctx)?, out)));
+            let ctx = Ctx {
+                now,
+                actor: &system,
+                directory: &dir,
+            };
+            let input: Vec<(String, Value)> = p
+                .fields
+                .iter()
+                .map(|(k, j)| (k.clone(), Value::from_json(j)))
+                .collect();
+            let created = leadflow_engine::create(&wf, &input, ctx)
+                .map_err(Error::from)
+                .and_then(|out| Ok((children(v, &out, ctx)?, out)));
             let (kids, out) = match created {
                 Ok(x) => x,
                 Err(Error::Refused(r)) => {
-                    tracing::warn!(record = item.record, code = r.code.as_str(), "scheduled spawn refused: {}", r.message);
+                    tracing::warn!(
+                        record = item.record,
+                        code = r.code.as_str(),
+                        "scheduled spawn refused: {}",
+                        r.message
+                    );
                     return Ok(Ran::Discarded);
                 }
                 Err(e) => return Err(e),

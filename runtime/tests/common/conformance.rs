@@ -1,0 +1,361 @@
+//! The conformance suite: every backend runs it unchanged and must give the
+//! same results.
+
+use super::*;
+use serde_json::json;
+
+fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> &'static str {
+    r.expect_err("expected an error").code()
+}
+
+pub async fn run<B: Backend>(b: &B) {
+    let a1 = agent("a1");
+    let a2 = agent("a2");
+    b.set_actors(vec![a1.clone(), a2.clone()]).await.unwrap();
+    assert_eq!(b.actors().await.unwrap().len(), 2);
+
+    // Create: initial state, assignment by least load, history of the initial values.
+    let l1 = b
+        .create(create_req(
+            "lead",
+            vec![("name".into(), s("Mario"))],
+            &a1,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (l1.state.as_str(), l1.revision, l1.assignee.as_deref()),
+        ("new", 1, Some("a1"))
+    );
+    assert_eq!(l1.fields.get("name"), Some(&json!("Mario")));
+    let l2 = b
+        .create(create_req(
+            "lead",
+            vec![("name".into(), s("Luigi"))],
+            &a1,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        l2.assignee.as_deref(),
+        Some("a2"),
+        "a1 already has one open lead"
+    );
+    assert_eq!(b.get(l1.id).await.unwrap().as_ref(), Some(&l1));
+    let h = b.history(l1.id).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (
+            h[0].transition.as_str(),
+            h[0].field.as_str(),
+            &h[0].old,
+            &h[0].new
+        ),
+        ("create", "name", &json!(null), &json!("Mario"))
+    );
+    assert_eq!(h[0].actor, "a1");
+    let timers: Vec<(String, DateTime<Utc>)> = b
+        .timers(l1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.timer, t.due))
+        .collect();
+    assert_eq!(
+        timers,
+        vec![("reminder".into(), at(1)), ("expiry".into(), at(48))]
+    );
+    assert_eq!(b.next_due().await.unwrap(), Some(at(1)));
+
+    // Refusal codes pass through unchanged and change nothing.
+    assert_eq!(
+        code(b.fire(fire_req(l1.id, "start", vec![], &a1, t0())).await),
+        "E_REQUIRED"
+    );
+    assert_eq!(
+        code(b.fire(fire_req(l1.id, "nope", vec![], &a1, t0())).await),
+        "E_UNKNOWN_TRANSITION"
+    );
+    assert_eq!(
+        code(b.fire(fire_req(l1.id, "expire", vec![], &a1, t0())).await),
+        "E_FORBIDDEN"
+    );
+    assert_eq!(
+        code(
+            b.fire(fire_req(l1.id, "nudge", vec![], &Actor::system(), t0()))
+                .await
+        ),
+        "E_NOT_ENABLED"
+    );
+    assert_eq!(
+        code(
+            b.fire(fire_req(
+                l1.id,
+                "bump",
+                vec![("n".into(), s("x"))],
+                &a1,
+                t0()
+            ))
+            .await
+        ),
+        "E_TYPE"
+    );
+    assert_eq!(
+        code(
+            b.fire(fire_req(
+                l1.id,
+                "bump",
+                vec![("note".into(), s("x"))],
+                &a1,
+                t0()
+            ))
+            .await
+        ),
+        "E_INPUT"
+    );
+    assert_eq!(
+        code(b.fire(fire_req(999_999, "bump", vec![], &a1, t0())).await),
+        "E_NOT_FOUND"
+    );
+    assert_eq!(
+        code(b.create(create_req("nope", vec![], &a1, t0())).await),
+        "E_UNKNOWN_WORKFLOW"
+    );
+    assert_eq!(b.get(l1.id).await.unwrap().unwrap().revision, 1);
+
+    // Expected revision: the right one passes, a stale one conflicts and changes nothing.
+    let mut req = fire_req(
+        l1.id,
+        "bump",
+        vec![("n".into(), Value::Int(1)), ("scratch".into(), s("x"))],
+        &a1,
+        at(0),
+    );
+    req.expected_revision = Some(1);
+    let r = b.fire(req.clone()).await.unwrap();
+    assert_eq!(r.revision, 2);
+    assert_eq!(r.fields.get("scratch"), Some(&json!("x")));
+    match b.fire(req).await {
+        Err(Error::Conflict {
+            expected: 1,
+            actual: 2,
+        }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.get(l1.id).await.unwrap().unwrap().revision, 2);
+
+    // Idempotency: the same key returns the first result and fires nothing.
+    let mut req = fire_req(l1.id, "bump", vec![("n".into(), Value::Int(5))], &a1, at(0));
+    req.idempotency_key = Some("k1");
+    let first = b.fire(req).await.unwrap();
+    let mut again = fire_req(l1.id, "bump", vec![("n".into(), Value::Int(6))], &a1, at(0));
+    again.idempotency_key = Some("k1");
+    assert_eq!(b.fire(again).await.unwrap(), first);
+    assert_eq!(
+        b.get(l1.id).await.unwrap().unwrap().fields.get("n"),
+        Some(&json!(5))
+    );
+    let mut c = create_req("lead", vec![("name".into(), s("Once"))], &a1, at(0));
+    c.idempotency_key = Some("c1");
+    let once = b.create(c.clone()).await.unwrap();
+    assert_eq!(b.create(c).await.unwrap(), once);
+    b.fire(fire_req(once.id, "close", vec![], &a1, at(0)))
+        .await
+        .unwrap();
+
+    // History keeps tracked changes only, with old and new values.
+    let h = b.history(l1.id).await.unwrap();
+    let rows: Vec<(&str, &str, serde_json::Value, serde_json::Value)> = h
+        .iter()
+        .map(|e| {
+            (
+                e.transition.as_str(),
+                e.field.as_str(),
+                e.old.clone(),
+                e.new.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("create", "name", json!(null), json!("Mario")),
+            ("bump", "n", json!(null), json!(1)),
+            ("bump", "n", json!(1), json!(5))
+        ]
+    );
+
+    // Timers fire in due order with time = their due instant.
+    assert_eq!(b.run_due(at(0) + Duration::minutes(30)).await.unwrap(), 0);
+    assert_eq!(b.run_due(at(1)).await.unwrap(), 2, "both reminders");
+    let ob = b.outbox(l1.id).await.unwrap();
+    assert_eq!(ob.len(), 1);
+    assert_eq!(
+        (
+            ob[0].template.as_str(),
+            ob[0].recipients.clone(),
+            ob[0].created_at
+        ),
+        ("reminder", vec!["a1".to_string()], at(1))
+    );
+    assert!(ob[0].delivered_at.is_none());
+    let r = b
+        .fire(fire_req(
+            l1.id,
+            "start",
+            vec![("note".into(), s("called"))],
+            &a1,
+            at(2),
+        ))
+        .await
+        .unwrap();
+    assert_eq!((r.state.as_str(), r.entered_at), ("working", at(2)));
+    let ob = b.outbox(l1.id).await.unwrap();
+    assert_eq!(ob[1].template, "started");
+    assert_eq!(
+        ob[1].recipients,
+        vec!["a1".to_string(), "customer".to_string()]
+    );
+    let timers: Vec<(String, DateTime<Utc>)> = b
+        .timers(l1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.timer, t.due))
+        .collect();
+    assert_eq!(
+        timers,
+        vec![("nudger".into(), at(3)), ("expiry".into(), at(48))]
+    );
+
+    // Timers armed by firings run in the same call when due.
+    assert_eq!(b.run_due(at(5)).await.unwrap(), 3);
+    let r = b.get(l1.id).await.unwrap().unwrap();
+    assert_eq!(
+        r.fields.get("log"),
+        Some(&json!(["nudge", "nudge", "nudge"]))
+    );
+    assert_eq!(r.updated_at, at(5));
+    let h = b.history(l1.id).await.unwrap();
+    let last = h.last().unwrap();
+    assert_eq!(
+        (last.transition.as_str(), last.actor.as_str(), last.at),
+        ("nudge", "system", at(5))
+    );
+
+    // Expiry at 48h leaves `working`: the nudger is cancelled, the lead is lost.
+    // l2 (in `new`) expires too.
+    assert_eq!(b.run_due(at(72)).await.unwrap(), 42 + 1 + 1);
+    let r = b.get(l1.id).await.unwrap().unwrap();
+    assert_eq!((r.state.as_str(), r.entered_at), ("lost", at(48)));
+    assert_eq!(
+        r.fields.get("log").and_then(|l| l.as_array()).map(Vec::len),
+        Some(3 + 42)
+    );
+    assert!(b.timers(l1.id).await.unwrap().is_empty());
+    assert_eq!(b.get(l2.id).await.unwrap().unwrap().state, "lost");
+    assert_eq!(
+        code(b.fire(fire_req(l1.id, "bump", vec![], &a1, at(72))).await),
+        "E_FINAL"
+    );
+    assert_eq!(b.next_due().await.unwrap(), None);
+
+    // Spawn now: the task exists at once, linked both ways.
+    let l3 = b
+        .create(create_req(
+            "lead",
+            vec![("name".into(), s("Anna"))],
+            &a2,
+            at(72),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        l3.assignee.as_deref(),
+        Some("a1"),
+        "loads count open records only"
+    );
+    b.fire(fire_req(
+        l3.id,
+        "start",
+        vec![("note".into(), s("n"))],
+        &a2,
+        at(72),
+    ))
+    .await
+    .unwrap();
+    let won = b
+        .fire(fire_req(l3.id, "win", vec![], &a2, at(73)))
+        .await
+        .unwrap();
+    assert_eq!(won.state, "won");
+    let links = b.links(l3.id).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!((links[0].from, links[0].name.as_str()), (l3.id, "tasks"));
+    let task = b.get(links[0].to).await.unwrap().unwrap();
+    assert_eq!(
+        (task.workflow.as_str(), task.state.as_str(), task.created_at),
+        ("task", "open", at(73))
+    );
+    assert_eq!(task.fields.get("title"), Some(&json!("Anna")));
+    assert_eq!(
+        b.links(task.id).await.unwrap(),
+        vec![Link {
+            from: task.id,
+            name: "lead".into(),
+            to: l3.id
+        }]
+    );
+    assert!(b.timers(l3.id).await.unwrap().is_empty());
+
+    // Spawn later: a scheduled spawn sits in the due queue until its instant.
+    let l4 = b
+        .create(create_req(
+            "lead",
+            vec![("name".into(), s("Carla"))],
+            &a2,
+            at(74),
+        ))
+        .await
+        .unwrap();
+    b.fire(fire_req(
+        l4.id,
+        "contact_again",
+        vec![("again_at".into(), Value::DateTime(at(240)))],
+        &a2,
+        at(74),
+    ))
+    .await
+    .unwrap();
+    let timers = b.timers(l4.id).await.unwrap();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0].due, at(240));
+    assert!(b.links(l4.id).await.unwrap().is_empty());
+    assert_eq!(b.next_due().await.unwrap(), Some(at(240)));
+    assert_eq!(b.run_due(at(239)).await.unwrap(), 0);
+    assert_eq!(b.run_due(at(240)).await.unwrap(), 1);
+    let links = b.links(l4.id).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].name, "recontact");
+    let l5 = b.get(links[0].to).await.unwrap().unwrap();
+    assert_eq!((l5.state.as_str(), l5.created_at), ("new", at(240)));
+    assert_eq!(l5.fields.get("recontacted"), Some(&json!(true)));
+    assert_eq!(l5.fields.get("name"), Some(&json!("Carla")));
+    assert_eq!(
+        b.links(l5.id).await.unwrap(),
+        vec![Link {
+            from: l5.id,
+            name: "master".into(),
+            to: l4.id
+        }]
+    );
+    let h = b.history(l5.id).await.unwrap();
+    assert!(
+        h.iter()
+            .all(|e| e.transition == "create" && e.actor == "system"),
+        "{h:?}"
+    );
+    assert_eq!(b.timers(l5.id).await.unwrap().len(), 2);
+}

@@ -1,0 +1,286 @@
+//! Shared test fixtures: small inline workflows, the conformance suite that
+//! every backend must pass unchanged, and fresh PostgreSQL databases.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, Utc};
+use leadflow_engine::{load, Actor, Project, SourceFile, Value, WorkflowSet};
+use leadflow_runtime::backend::*;
+use std::sync::Arc;
+
+pub mod conformance;
+
+pub const LEAD: &str = r#"
+[workflow]
+id = "lead"
+initial = "new"
+[fields.name]
+type = "string"
+[fields.n]
+type = "int"
+[fields.note]
+type = "text"
+[fields.scratch]
+type = "text"
+track = false
+[fields.again_at]
+type = "datetime"
+[fields.recontacted]
+type = "bool"
+[fields.log]
+type = "list"
+
+[states.new]
+on_enter = [{ assign = "agent" }]
+[states.working]
+[states.won]
+final = true
+[states.lost]
+final = true
+[states.later]
+final = true
+
+[transitions.bump]
+from = ["new", "working"]
+by = ["agent"]
+input = ["n", "scratch"]
+
+[transitions.start]
+from = ["new"]
+to = "working"
+by = ["agent"]
+input = ["note"]
+require = ["note"]
+do = [{ notify = "started", to = ["assignee", "customer"] }]
+
+[transitions.win]
+from = ["working"]
+to = "won"
+by = ["agent"]
+do = [{ spawn = "task", map = { title = "name" }, link = "lead", backlink = "tasks" }]
+
+[transitions.contact_again]
+from = ["new", "working"]
+to = "later"
+by = ["agent"]
+input = ["again_at"]
+require = ["again_at"]
+do = [{ spawn = "lead", at = "lead.again_at", map = { name = "name", recontacted = "true" }, link = "master", backlink = "recontact" }]
+
+[transitions.nudge]
+from = ["working"]
+by = ["system"]
+do = [{ append = "log", value = "nudge" }]
+
+[transitions.expire]
+from = ["new", "working"]
+to = "lost"
+by = ["system"]
+
+[transitions.close]
+from = ["new", "working"]
+to = "lost"
+by = ["agent"]
+
+[timers.reminder]
+in = ["new"]
+after = "1h"
+do = [{ notify = "reminder", to = ["assignee"] }]
+
+[timers.nudger]
+in = ["working"]
+after = "1h"
+fire = "nudge"
+
+[timers.expiry]
+in = ["new", "working"]
+after = "2d"
+fire = "expire"
+"#;
+
+pub const TASK: &str = r#"
+[workflow]
+id = "task"
+initial = "open"
+[fields.title]
+type = "string"
+[states.open]
+[states.done]
+final = true
+[transitions.done]
+from = ["open"]
+to = "done"
+by = ["agent"]
+"#;
+
+/// A counter workflow without timers, for concurrency and throughput tests.
+pub const COUNTER: &str = r#"
+[workflow]
+id = "counter"
+initial = "open"
+[fields.n]
+type = "int"
+[states.open]
+[states.closed]
+final = true
+[transitions.bump]
+from = ["open"]
+by = ["agent"]
+input = ["n"]
+[transitions.close]
+from = ["open"]
+to = "closed"
+by = ["agent", "system"]
+"#;
+
+/// A workflow whose only timer fires once, for timer-worker tests.
+pub const TICK: &str = r#"
+[workflow]
+id = "tick"
+initial = "waiting"
+[fields.k]
+type = "int"
+[states.waiting]
+[states.done]
+final = true
+[transitions.ring]
+from = ["waiting"]
+to = "done"
+by = ["system"]
+do = [{ notify = "rang", to = ["customer"] }]
+[timers.alarm]
+in = ["waiting"]
+after = "1m"
+fire = "ring"
+"#;
+
+pub fn set() -> Arc<WorkflowSet> {
+    let project = Project {
+        workflows: vec![
+            SourceFile::new("workflows/lead.toml", LEAD),
+            SourceFile::new("workflows/task.toml", TASK),
+            SourceFile::new("workflows/counter.toml", COUNTER),
+            SourceFile::new("workflows/tick.toml", TICK),
+        ],
+        ..Project::default()
+    };
+    let loaded = load(&project);
+    assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+    Arc::new(loaded.set)
+}
+
+pub fn t0() -> DateTime<Utc> {
+    "2024-01-01T09:00:00Z".parse().unwrap()
+}
+
+pub fn at(hours: i64) -> DateTime<Utc> {
+    t0() + Duration::hours(hours)
+}
+
+pub fn agent(id: &str) -> Actor {
+    Actor {
+        id: id.into(),
+        role: "agent".into(),
+        ..Actor::default()
+    }
+}
+
+pub fn s(v: &str) -> Value {
+    Value::Str(v.into())
+}
+
+pub fn fire_req<'a>(
+    record: RecordId,
+    transition: &'a str,
+    input: Vec<(String, Value)>,
+    actor: &'a Actor,
+    now: DateTime<Utc>,
+) -> FireRequest<'a> {
+    FireRequest {
+        record,
+        transition,
+        input,
+        actor,
+        now,
+        expected_revision: None,
+        idempotency_key: None,
+    }
+}
+
+pub fn create_req<'a>(
+    workflow: &'a str,
+    input: Vec<(String, Value)>,
+    actor: &'a Actor,
+    now: DateTime<Utc>,
+) -> CreateRequest<'a> {
+    CreateRequest {
+        workflow,
+        input,
+        actor,
+        now,
+        idempotency_key: None,
+    }
+}
+
+/// PostgreSQL at 127.0.0.1:5432 (or LEADFLOW_TEST_PG): a fresh database per
+/// test, dropped by [`PgDb::drop_db`].
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("LEADFLOW_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl PgDb {
+    pub async fn new() -> PgDb {
+        use sqlx::Connection;
+        let admin = pg_admin_url();
+        let name = unique("lf_test");
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        PgDb {
+            url: format!("{base}/{name}"),
+            name,
+            admin,
+        }
+    }
+
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.admin).await.unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+}
