@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod backend;
 pub mod mem;
+pub mod scenario;
 
 pub use backend::Backend;
 pub use mem::MemBackend;

@@ -1,0 +1,374 @@
+//! Checking one `expect` table against what the backend stored. Values are
+//! compared typed: the expected TOML value and the stored JSON value are both
+//! coerced with the field's type, so `2022-11-14T09:00:00+01:00` equals
+//! `2022-11-14T08:00:00Z` and `1250.5` equals `"1250.50"`.
+
+use super::model::*;
+use crate::backend::{Backend, RecordId};
+use leadflow_engine::value::parse_instant;
+use leadflow_engine::{FieldType, Value, Workflow, WorkflowSet};
+use std::collections::HashMap;
+
+/// The record a reference names now: its base name, then each link in turn
+/// (the latest link of that name, if a record has several).
+pub(crate) async fn resolve<B: Backend>(
+    b: &B,
+    names: &HashMap<String, RecordId>,
+    r: &RecordRef,
+) -> Result<RecordId, String> {
+    let mut id = *names
+        .get(&r.name)
+        .ok_or_else(|| format!("record `{}` is not named yet", r.name))?;
+    let mut path = r.name.clone();
+    for l in &r.links {
+        let links = b.links(id).await.map_err(|e| e.to_string())?;
+        id = links
+            .iter()
+            .rev()
+            .find(|k| &k.name == l)
+            .map(|k| k.to)
+            .ok_or_else(|| {
+                let have: Vec<&str> = links.iter().map(|k| k.name.as_str()).collect();
+                format!(
+                    "record `{r}`: {path} has no link `{l}` (links: {})",
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                )
+            })?;
+        path = format!("{path}/{l}");
+    }
+    Ok(id)
+}
+
+/// Expected TOML value, typed by the field (`""` means empty).
+fn expected(ty: Option<FieldType>, v: &toml::Value) -> Result<Value, String> {
+    if matches!(v, toml::Value::String(s) if s.is_empty()) {
+        return Ok(Value::Null);
+    }
+    let v = Value::from_toml(v);
+    match ty {
+        Some(t) => t.coerce(v),
+        None => Ok(v),
+    }
+}
+
+/// Stored JSON value, typed by the field.
+fn actual(ty: Option<FieldType>, j: Option<&serde_json::Value>) -> Value {
+    let v = j.map(Value::from_json).unwrap_or(Value::Null);
+    match ty {
+        Some(t) => t.coerce(v.clone()).unwrap_or(v),
+        None => v,
+    }
+}
+
+/// Equal as values: instants and numbers in any spelling, lists item by item
+/// (list items are untyped, so strings that are instants compare as instants).
+fn same(a: &Value, b: &Value) -> bool {
+    use Value::*;
+    match (a, b) {
+        _ if a == b => true,
+        (Null, x) | (x, Null) => x.is_empty(),
+        (List(x), List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Str(x), Str(y)) => {
+            matches!((parse_instant(x), parse_instant(y)), (Some(p), Some(q)) if p == q)
+        }
+        (Str(s), DateTime(t)) | (DateTime(t), Str(s)) => parse_instant(s) == Some(*t),
+        (Int(_) | Str(_), Decimal(_)) => {
+            FieldType::Decimal.coerce(a.clone()).is_ok_and(|x| x == *b)
+        }
+        (Decimal(_), Int(_) | Str(_)) => same(b, a),
+        _ => false,
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "empty".to_string(),
+        other => other.to_json().to_string(),
+    }
+}
+
+fn ty(wf: Option<&Workflow>, field: &str) -> Option<FieldType> {
+    wf.and_then(|w| w.field(field).map(|i| w.fields[i].ty))
+}
+
+/// Every mismatch between `e` and record `id`, one message each.
+pub(crate) async fn check<B: Backend>(
+    b: &B,
+    set: &WorkflowSet,
+    names: &HashMap<String, RecordId>,
+    e: &Expect,
+    id: RecordId,
+) -> Result<Vec<String>, String> {
+    let err = |e: crate::backend::Error| e.to_string();
+    let rec = b
+        .get(id)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("record {id} not found"))?;
+    let wf = set.get(&rec.workflow).map(|w| w.as_ref());
+    let mut out = Vec::new();
+    if let Some(s) = &e.state {
+        if &rec.state != s {
+            out.push(format!("state: expected \"{s}\", got \"{}\"", rec.state));
+        }
+    }
+    for (k, v) in &e.fields {
+        let t = ty(wf, k);
+        if wf.is_some() && t.is_none() {
+            out.push(format!(
+                "fields.{k}: workflow `{}` has no field `{k}`",
+                rec.workflow
+            ));
+            continue;
+        }
+        let want = match expected(t, v) {
+            Ok(w) => w,
+            Err(m) => {
+                out.push(format!(
+                    "fields.{k}: the expected value does not fit the field: {m}"
+                ));
+                continue;
+            }
+        };
+        let got = actual(t, rec.fields.get(k));
+        if !same(&want, &got) {
+            out.push(format!(
+                "fields.{k}: expected {}, got {}",
+                show(&want),
+                show(&got)
+            ));
+        }
+    }
+    for k in &e.empty {
+        let got = actual(ty(wf, k), rec.fields.get(k));
+        if !got.is_empty() {
+            out.push(format!("fields.{k}: expected empty, got {}", show(&got)));
+        }
+    }
+    if let Some(a) = &e.assignee {
+        let got = rec.assignee.as_deref().unwrap_or("");
+        if got != a {
+            out.push(format!("assignee: expected \"{a}\", got \"{got}\""));
+        }
+    }
+    let needs_outbox = !(e.outbox.is_empty()
+        && e.no_outbox.is_empty()
+        && e.outbox_count.is_empty()
+        && e.outbox_to.is_empty());
+    if needs_outbox {
+        let outbox = b.outbox(id).await.map_err(err)?;
+        let sent: Vec<&str> = outbox.iter().map(|m| m.template.as_str()).collect();
+        let list = || {
+            if sent.is_empty() {
+                "nothing".to_string()
+            } else {
+                sent.join(", ")
+            }
+        };
+        for t in &e.outbox {
+            if !sent.contains(&t.as_str()) {
+                out.push(format!(
+                    "outbox: expected \"{t}\" to be sent, sent: {}",
+                    list()
+                ));
+            }
+        }
+        for t in &e.no_outbox {
+            if sent.contains(&t.as_str()) {
+                out.push(format!("no_outbox: \"{t}\" was sent"));
+            }
+        }
+        for (t, n) in &e.outbox_count {
+            let got = sent.iter().filter(|s| *s == t).count();
+            if got != *n {
+                out.push(format!("outbox_count.{t}: expected {n}, got {got}"));
+            }
+        }
+        for (t, to) in &e.outbox_to {
+            match outbox.iter().rev().find(|m| &m.template == t) {
+                None => out.push(format!("outbox_to.{t}: \"{t}\" was not sent")),
+                Some(m) => {
+                    let missing: Vec<&String> =
+                        to.iter().filter(|r| !m.recipients.contains(r)).collect();
+                    if !missing.is_empty() {
+                        out.push(format!(
+                            "outbox_to.{t}: expected recipients {to:?}, got {:?}",
+                            m.recipients
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !(e.timers.is_empty() && e.no_timers.is_empty()) {
+        let timers = b.timers(id).await.map_err(err)?;
+        let armed = |name: &str| timers.iter().find(|t| t.timer == name);
+        let list = || {
+            let v: Vec<String> = timers
+                .iter()
+                .map(|t| format!("{} at {}", t.timer, t.due.to_rfc3339()))
+                .collect();
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        for (name, want) in &e.timers {
+            match (want, armed(name)) {
+                (TimerExpect::Armed, None) => {
+                    out.push(format!("timers.{name}: expected armed, armed: {}", list()))
+                }
+                (TimerExpect::NotArmed, Some(t)) => out.push(format!(
+                    "timers.{name}: expected not armed, due at {}",
+                    t.due.to_rfc3339()
+                )),
+                (TimerExpect::At(at), None) => out.push(format!(
+                    "timers.{name}: expected due at {}, not armed (armed: {})",
+                    at.to_rfc3339(),
+                    list()
+                )),
+                (TimerExpect::At(at), Some(t)) if t.due != *at => out.push(format!(
+                    "timers.{name}: expected due at {}, got {}",
+                    at.to_rfc3339(),
+                    t.due.to_rfc3339()
+                )),
+                _ => {}
+            }
+        }
+        for name in &e.no_timers {
+            if let Some(t) = armed(name) {
+                out.push(format!(
+                    "no_timers: `{name}` is armed, due at {}",
+                    t.due.to_rfc3339()
+                ));
+            }
+        }
+    }
+    if !e.history.is_empty() {
+        let history = b.history(id).await.map_err(err)?;
+        for h in &e.history {
+            let t = h.field.as_deref().and_then(|f| ty(wf, f));
+            let value_ok = |want: &Option<toml::Value>, got: &serde_json::Value| match want {
+                None => true,
+                Some(w) => expected(t, w).is_ok_and(|w| same(&w, &actual(t, Some(got)))),
+            };
+            let hit = history.iter().any(|r| {
+                h.field.as_ref().is_none_or(|f| &r.field == f)
+                    && h.actor.as_ref().is_none_or(|a| &r.actor == a)
+                    && h.transition.as_ref().is_none_or(|x| &r.transition == x)
+                    && value_ok(&h.old, &r.old)
+                    && value_ok(&h.new, &r.new)
+            });
+            if !hit {
+                let want = describe_history(h);
+                let near: Vec<String> = history
+                    .iter()
+                    .filter(|r| h.field.as_ref().is_none_or(|f| &r.field == f))
+                    .map(|r| {
+                        format!(
+                            "{{ field = {}, old = {}, new = {}, actor = {}, transition = {} }}",
+                            r.field, r.old, r.new, r.actor, r.transition
+                        )
+                    })
+                    .collect();
+                out.push(format!(
+                    "history: no entry matches {want}; {}",
+                    if near.is_empty() {
+                        "no entry for that field".to_string()
+                    } else {
+                        format!("entries: {}", near.join("; "))
+                    }
+                ));
+            }
+        }
+    }
+    if !e.links.is_empty() {
+        let links = b.links(id).await.map_err(err)?;
+        for (name, want) in &e.links {
+            let have: Vec<i64> = links
+                .iter()
+                .filter(|l| &l.name == name)
+                .map(|l| l.to)
+                .collect();
+            match want {
+                LinkExpect::Exists(x) if have.is_empty() == *x => out.push(format!(
+                    "links.{name}: expected {}",
+                    if *x { "a link" } else { "no link" }
+                )),
+                LinkExpect::To(r) => {
+                    let target = resolve(b, names, r).await?;
+                    if !have.contains(&target) {
+                        out.push(format!("links.{name}: expected a link to {r} (record {target}), links to records {have:?}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(r) = e.revision {
+        if rec.revision != r {
+            out.push(format!("revision: expected {r}, got {}", rec.revision));
+        }
+    }
+    Ok(out)
+}
+
+fn describe_history(h: &HistoryExpect) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = &h.field {
+        parts.push(format!("field = {f}"));
+    }
+    if let Some(v) = &h.old {
+        parts.push(format!("old = {v}"));
+    }
+    if let Some(v) = &h.new {
+        parts.push(format!("new = {v}"));
+    }
+    if let Some(a) = &h.actor {
+        parts.push(format!("actor = {a}"));
+    }
+    if let Some(t) = &h.transition {
+        parts.push(format!("transition = {t}"));
+    }
+    format!("{{ {} }}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_comparison() {
+        let t = Some(FieldType::Datetime);
+        let want = expected(t, &toml::Value::String("2022-11-14T09:00:00+01:00".into())).unwrap();
+        assert!(same(
+            &want,
+            &actual(t, Some(&serde_json::json!("2022-11-14T08:00:00Z")))
+        ));
+        let d = Some(FieldType::Decimal);
+        let want = expected(d, &toml::Value::Float(1250.5)).unwrap();
+        assert!(same(&want, &actual(d, Some(&serde_json::json!("1250.50")))));
+        assert!(same(
+            &expected(Some(FieldType::Int), &toml::Value::String(String::new())).unwrap(),
+            &Value::Null
+        ));
+        let l = Some(FieldType::List);
+        let want = expected(
+            l,
+            &toml::Value::Array(vec![toml::Value::String(
+                "2022-11-14T11:00:00+01:00".into(),
+            )]),
+        )
+        .unwrap();
+        assert!(same(
+            &want,
+            &actual(l, Some(&serde_json::json!(["2022-11-14T10:00:00Z"])))
+        ));
+        assert!(!same(&Value::Int(1), &Value::Int(2)));
+    }
+}

@@ -1,0 +1,33 @@
+//! Scenario replay: the engine of `leadflow test`.
+//!
+//! A scenario file (format: `docs/scenarios.md`) tells a story about records
+//! on a virtual clock: create, fire, advance time, expect. This module parses
+//! it ([`parse`]), resolves its names against the loaded workflows
+//! ([`Scenario::resolve`]), and replays it against any [`Backend`]
+//! ([`run`]): a fresh backend per scenario, time passed in as a value.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `model.rs` | the parsed scenario: steps, actions, expectations |
+//! | `parse.rs` | TOML -> model, with `file:line:col` errors (S001..) |
+//! | `files.rs` | finding scenario files and their project, reading it |
+//! | `run.rs` | the step runner, generic over [`Backend`] |
+//! | `expect.rs` | checking one expectation against the backend |
+//! | `report.rs` | results, human and JSON output |
+//! | `suite.rs` | running many scenarios (in parallel) on the memory store |
+//! | `generate.rs` | a large generated ASLM scenario for benchmarks |
+//!
+//! [`Backend`]: crate::backend::Backend
+
+mod expect;
+pub mod files;
+
+mod model;
+mod parse;
+mod report;
+mod run;
+
+pub use model::*;
+pub use parse::{parse, ScenarioError};
+pub use report::{Failure, ScenarioResult, Summary};
+pub use run::run;

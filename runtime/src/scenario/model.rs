@@ -1,0 +1,148 @@
+//! A parsed scenario. Every step keeps the line it starts on, so failures
+//! point at the file.
+
+use chrono::{DateTime, Utc};
+use leadflow_engine::duration::Span as Dur;
+use leadflow_engine::Actor;
+use std::collections::BTreeMap;
+
+/// A scenario, parsed but not yet checked against workflows.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Path as given (for reports).
+    pub path: String,
+    pub name: String,
+    /// Default workflow of `create` steps.
+    pub workflow: Option<Located<String>>,
+    pub start: DateTime<Utc>,
+    /// `project = "dir"`: project root relative to the scenario file.
+    pub project: Option<String>,
+    /// In file order; the first is the default actor of `create`/`fire`.
+    pub actors: Vec<Actor>,
+    pub steps: Vec<Step>,
+    /// The source text, for positions of errors found after parsing.
+    pub(crate) source: leadflow_engine::SourceFile,
+}
+
+/// A value with the byte span it was written at.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub value: T,
+    pub span: std::ops::Range<usize>,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, span: std::ops::Range<usize>) -> Self {
+        Located { value, span }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// 1-based line of the step's `[[step]]` header.
+    pub line: usize,
+    pub advance: Option<Advance>,
+    pub alias: Option<Alias>,
+    pub create: Option<Create>,
+    pub fire: Option<Fire>,
+    pub expect: Vec<Expect>,
+    pub expect_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Advance {
+    By(Dur),
+    To(DateTime<Utc>),
+}
+
+/// A record reference: `L1`, or `L1/link/link`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRef {
+    pub name: String,
+    pub links: Vec<String>,
+}
+
+impl RecordRef {
+    pub fn parse(s: &str) -> RecordRef {
+        let mut parts = s.split('/').map(|p| p.trim().to_string());
+        let name = parts.next().unwrap_or_default();
+        RecordRef {
+            name,
+            links: parts.collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        for l in &self.links {
+            write!(f, "/{l}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub name: String,
+    pub record: RecordRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub name: Option<String>,
+    pub workflow: Located<String>,
+    pub fields: Vec<(String, toml::Value)>,
+    /// Actor id; None: the default actor.
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fire {
+    pub record: RecordRef,
+    pub transition: String,
+    pub by: Option<String>,
+    pub input: Vec<(String, toml::Value)>,
+}
+
+/// One `expect` table. Every key is optional; all given ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    pub record: Option<RecordRef>,
+    pub state: Option<String>,
+    pub fields: Vec<(String, toml::Value)>,
+    pub empty: Vec<String>,
+    pub assignee: Option<String>,
+    pub outbox: Vec<String>,
+    pub no_outbox: Vec<String>,
+    pub outbox_count: BTreeMap<String, usize>,
+    pub outbox_to: BTreeMap<String, Vec<String>>,
+    pub timers: BTreeMap<String, TimerExpect>,
+    pub no_timers: Vec<String>,
+    pub history: Vec<HistoryExpect>,
+    pub links: BTreeMap<String, LinkExpect>,
+    pub revision: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerExpect {
+    Armed,
+    NotArmed,
+    At(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkExpect {
+    Exists(bool),
+    To(RecordRef),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HistoryExpect {
+    pub field: Option<String>,
+    pub old: Option<toml::Value>,
+    pub new: Option<toml::Value>,
+    pub actor: Option<String>,
+    pub transition: Option<String>,
+}

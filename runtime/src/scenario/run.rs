@@ -1,0 +1,305 @@
+//! The step runner: replays one scenario against a fresh backend on a
+//! virtual clock. It stops at the first failing step (later steps build on
+//! earlier ones) and reports every mismatch of that step.
+
+use super::expect::{check, resolve};
+use super::model::*;
+use super::report::{Failure, ScenarioResult};
+use crate::backend::{Backend, CreateRequest, Error, FireRequest, RecordId};
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Calendar, Value, WorkflowSet};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Replay `sc` against `backend`, which must be fresh (empty) and serve the
+/// workflows of `set`. Call [`Scenario::resolve`] first for S002 errors.
+pub async fn run<B: Backend>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> ScenarioResult {
+    let started = Instant::now();
+    let mut r = Runner {
+        sc,
+        set,
+        b: backend,
+        now: sc.start,
+        names: HashMap::new(),
+        current: None,
+        fired: 0,
+        system: Actor::system(),
+    };
+    let mut failures = Vec::new();
+    let mut steps_run = 0;
+    match backend.set_actors(sc.actors.clone()).await {
+        Err(e) => failures.push(Failure {
+            step: 0,
+            line: 1,
+            message: format!("cannot set the actors: {e}"),
+            code: Some(e.code().to_string()),
+        }),
+        Ok(()) => {
+            for (i, step) in sc.steps.iter().enumerate() {
+                steps_run = i + 1;
+                let problems = r.step(step).await;
+                if !problems.is_empty() {
+                    failures.extend(problems.into_iter().map(|(message, code)| Failure {
+                        step: i + 1,
+                        line: step.line,
+                        message,
+                        code,
+                    }));
+                    break;
+                }
+            }
+        }
+    }
+    ScenarioResult {
+        path: sc.path.clone(),
+        name: sc.name.clone(),
+        passed: failures.is_empty(),
+        steps: sc.steps.len(),
+        steps_run,
+        fired: r.fired,
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+        error: None,
+        failures,
+    }
+}
+
+type Problems = Vec<(String, Option<String>)>;
+
+struct Runner<'a, B> {
+    sc: &'a Scenario,
+    set: &'a WorkflowSet,
+    b: &'a B,
+    now: DateTime<Utc>,
+    names: HashMap<String, RecordId>,
+    /// The record an `expect` without `record` checks.
+    current: Option<RecordId>,
+    fired: usize,
+    system: Actor,
+}
+
+/// Whether a refusal is the one the step expects: its code, or a substring
+/// of its message.
+fn matches(expected: &str, e: &Error) -> bool {
+    e.code() == expected || e.to_string().contains(expected)
+}
+
+fn refused(what: &str, e: &Error) -> (String, Option<String>) {
+    let msg = match e {
+        Error::Refused(r) => format!("{what} refused: {}: {}", r.code.as_str(), r.message),
+        other => format!("{what} failed: {}: {other}", other.code()),
+    };
+    (msg, Some(e.code().to_string()))
+}
+
+impl<B: Backend> Runner<'_, B> {
+    fn actor(&self, by: Option<&str>) -> &Actor {
+        match by {
+            Some("system") => &self.system,
+            Some(id) => self
+                .sc
+                .actors
+                .iter()
+                .find(|a| a.id == id)
+                .unwrap_or(&self.system),
+            None => self.sc.actors.first().unwrap_or(&self.system),
+        }
+    }
+
+    fn calendar(&self) -> Option<&Calendar> {
+        let wf = self.sc.workflow.as_ref()?;
+        self.set.get(&wf.value).map(|w| w.calendar.as_ref())
+    }
+
+    async fn step(&mut self, step: &Step) -> Problems {
+        let mut out = Problems::new();
+        if let Some(a) = step.advance {
+            let target = match a {
+                Advance::To(t) => t,
+                Advance::By(d) => match d.fixed() {
+                    Some(f) => self.now + f,
+                    None => match self.calendar() {
+                        Some(c) => d.add_to(self.now, c),
+                        None => d.add_to(self.now, &Calendar::always_open()),
+                    },
+                },
+            };
+            if target < self.now {
+                out.push((
+                    format!(
+                        "advance_to {} is before the clock ({})",
+                        target.to_rfc3339(),
+                        self.now.to_rfc3339()
+                    ),
+                    None,
+                ));
+                return out;
+            }
+            match self.b.run_due(target).await {
+                Ok(n) => self.fired += n,
+                Err(e) => {
+                    out.push(refused("running due timers", &e));
+                    return out;
+                }
+            }
+            self.now = target;
+        }
+        if let Some(a) = &step.alias {
+            match resolve(self.b, &self.names, &a.record).await {
+                Ok(id) => {
+                    self.names.insert(a.name.clone(), id);
+                    self.current = Some(id);
+                }
+                Err(m) => {
+                    out.push((format!("alias {}: {m}", a.name), None));
+                    return out;
+                }
+            }
+        }
+        let expect_error = step.expect_error.as_deref();
+        if let Some(c) = &step.create {
+            // With both create and fire in a step, expect_error is about fire.
+            let expecting = expect_error.filter(|_| step.fire.is_none());
+            let input: Vec<(String, Value)> = c
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from_toml(v)))
+                .collect();
+            let res = self
+                .b
+                .create(CreateRequest {
+                    workflow: &c.workflow.value,
+                    input,
+                    actor: self.actor(c.by.as_deref()),
+                    now: self.now,
+                    idempotency_key: None,
+                })
+                .await;
+            match (res, expecting) {
+                (Ok(rec), None) => {
+                    if let Some(n) = &c.name {
+                        self.names.insert(n.clone(), rec.id);
+                    }
+                    self.current = Some(rec.id);
+                }
+                (Ok(rec), Some(x)) => {
+                    out.push((format!("expected create to be refused with {x}, but it created record {} in state \"{}\"", rec.id, rec.state), None));
+                    return out;
+                }
+                (Err(e), Some(x)) if matches(x, &e) => {}
+                (Err(e), Some(x)) => {
+                    let (m, code) = refused("create", &e);
+                    out.push((format!("expected refusal {x}; {m}"), code));
+                    return out;
+                }
+                (Err(e), None) => {
+                    out.push(refused("create", &e));
+                    return out;
+                }
+            }
+        }
+        if let Some(f) = &step.fire {
+            let id = match resolve(self.b, &self.names, &f.record).await {
+                Ok(id) => id,
+                Err(m) => {
+                    out.push((format!("fire {}: {m}", f.transition), None));
+                    return out;
+                }
+            };
+            self.current = Some(id);
+            let before = match expect_error {
+                Some(_) => Some(self.snapshot(id).await),
+                None => None,
+            };
+            let input: Vec<(String, Value)> = f
+                .input
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from_toml(v)))
+                .collect();
+            let res = self
+                .b
+                .fire(FireRequest {
+                    record: id,
+                    transition: &f.transition,
+                    input,
+                    actor: self.actor(f.by.as_deref()),
+                    now: self.now,
+                    expected_revision: None,
+                    idempotency_key: None,
+                })
+                .await;
+            let what = format!("fire {} on {}", f.transition, f.record);
+            match (res, expect_error) {
+                (Ok(_), None) => {}
+                (Ok(rec), Some(x)) => {
+                    out.push((format!("expected {what} to be refused with {x}, but it succeeded (state \"{}\")", rec.state), None));
+                    return out;
+                }
+                (Err(e), Some(x)) if matches(x, &e) => {
+                    let after = self.snapshot(id).await;
+                    if before.as_ref() != Some(&after) {
+                        out.push((
+                            format!(
+                                "{what} was refused as expected ({}) but changed the record",
+                                e.code()
+                            ),
+                            None,
+                        ));
+                        return out;
+                    }
+                }
+                (Err(e), Some(x)) => {
+                    let (m, code) = refused(&what, &e);
+                    out.push((format!("expected refusal {x}; {m}"), code));
+                    return out;
+                }
+                (Err(e), None) => {
+                    out.push(refused(&what, &e));
+                    return out;
+                }
+            }
+        }
+        for e in &step.expect {
+            let id = match &e.record {
+                Some(r) => match resolve(self.b, &self.names, r).await {
+                    Ok(id) => id,
+                    Err(m) => {
+                        out.push((m, None));
+                        continue;
+                    }
+                },
+                None => match self.current {
+                    Some(id) => id,
+                    None => {
+                        out.push((
+                            "`expect` without `record`, and no record was named yet".to_string(),
+                            None,
+                        ));
+                        continue;
+                    }
+                },
+            };
+            match check(self.b, self.set, &self.names, e, id).await {
+                Ok(list) => out.extend(list.into_iter().map(|m| (m, None))),
+                Err(m) => out.push((m, None)),
+            }
+        }
+        out
+    }
+
+    /// Everything a refused step must leave unchanged, as comparable text.
+    async fn snapshot(&self, id: RecordId) -> String {
+        let b = self.b;
+        let parts = (
+            b.get(id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| (r.state, r.revision, r.fields, r.assignee)),
+            b.timers(id).await.ok(),
+            b.outbox(id).await.ok().map(|o| o.len()),
+            b.history(id).await.ok().map(|h| h.len()),
+            b.links(id).await.ok().map(|l| l.len()),
+        );
+        format!("{parts:?}")
+    }
+}
