@@ -44,6 +44,8 @@ pub mod check;
 pub mod diag;
 pub mod duration;
 pub mod eval;
+#[cfg(test)]
+mod eval_tests;
 pub mod graph;
 pub mod load;
 pub mod model;

@@ -1,0 +1,362 @@
+//! Every refusal code and every effect, on a small workflow built for it.
+
+use crate::eval::*;
+use crate::{load, Project, SourceFile, Value};
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+const WF: &str = r#"
+[workflow]
+id = "t"
+initial = "new"
+rules = ["rules/t.rhai"]
+
+[fields.name]
+type = "string"
+required = true
+[fields.code]
+type = "string"
+pattern = "[A-Z]{3}"
+[fields.kind]
+type = "enum"
+values = ["a", "b"]
+[fields.day]
+type = "date"
+[fields.amount]
+type = "decimal"
+[fields.note]
+type = "text"
+[fields.count]
+type = "int"
+default = 0
+[fields.tags]
+type = "list"
+[fields.excluded]
+type = "list"
+[fields.visit_at]
+type = "datetime"
+[fields.closed_at]
+type = "datetime"
+
+[states.new]
+on_enter = [{ assign = "agent", score = "rules::score(actor)", exclude = "excluded" }]
+[states.working]
+[states.done]
+final = true
+
+[transitions.start]
+from = ["new"]
+to = "working"
+by = ["agent"]
+input = ["code", "kind", "day", "amount", "note"]
+require = ["note"]
+guard = "rules::ok(lead)"
+do = [
+  { set = "count", expr = "lead.count + 1" },
+  { append = "tags", value = "started" },
+  { notify = "welcome", to = ["customer", "assignee"] },
+  { notify = "big", when = "lead.amount != () && lead.amount > 1000" },
+]
+
+[transitions.plan]
+from = ["working"]
+by = ["agent"]
+input = ["visit_at"]
+require = ["visit_at"]
+
+[transitions.replan]
+from = ["working"]
+by = ["agent"]
+input = ["visit_at"]
+rearm = true
+
+[transitions.hand_back]
+from = ["working"]
+to = "new"
+by = ["agent"]
+do = [{ append = "excluded", expr = "lead.assignee" }, { release = true }]
+
+[transitions.finish]
+from = ["working"]
+to = "done"
+by = ["agent", "system"]
+do = [
+  { set = "closed_at", expr = "now" },
+  { clear = ["note", "tags"] },
+  { spawn = "t", at = "now + days(30)", map = { name = "name", note = '"follow-up of " + lead.name' }, link = "origin", backlink = "follow_up" },
+]
+
+[transitions.expire]
+from = ["new", "working"]
+to = "done"
+by = ["system"]
+
+[timers.sla]
+in = ["new", "working"]
+after = "2d"
+fire = "expire"
+
+[timers.visit_reminder]
+in = ["working"]
+at = "if lead.visit_at == () { () } else { lead.visit_at - hours(24) }"
+do = [{ notify = "reminder" }]
+"#;
+
+const RULES: &str = r#"
+fn ok(lead) {
+    if lead.note == "nope" { throw "note says nope"; }
+    if lead.note == "loop" { loop { } }
+    lead.note != "false"
+}
+fn score(actor) { actor.attributes.rating }
+"#;
+
+fn wf() -> Arc<crate::Workflow> {
+    let p = Project {
+        workflows: vec![SourceFile::new("workflows/t.toml", WF)],
+        rules: vec![SourceFile::new("rules/t.rhai", RULES)],
+        calendars: vec![],
+    };
+    let l = load(&p);
+    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
+    l.set.get("t").unwrap().clone()
+}
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-16T09:00:00Z".parse().unwrap()
+}
+
+fn agent(id: &str, rating: i64) -> Actor {
+    let mut a = Actor { id: id.into(), role: "agent".into(), ..Actor::default() };
+    a.attributes.insert("rating".into(), Value::Int(rating));
+    a
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.into())
+}
+
+fn input(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+struct Fx {
+    wf: Arc<crate::Workflow>,
+    dir: Vec<Actor>,
+    me: Actor,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        Fx { wf: wf(), dir: vec![agent("ann", 5), agent("bob", 9), agent("cid", 1)], me: agent("bob", 9) }
+    }
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { now: t0(), actor: &self.me, directory: &self.dir }
+    }
+    fn created(&self) -> Outcome {
+        create(&self.wf, &input(&[("name", s("Mario"))]), self.ctx()).unwrap()
+    }
+    fn working(&self) -> Record {
+        let r = self.created().record;
+        fire(&self.wf, &r, "start", &input(&[("note", s("hi"))]), self.ctx()).unwrap().record
+    }
+    fn refuse(&self, rec: &Record, t: &str, inp: &[(&str, Value)]) -> Refusal {
+        fire(&self.wf, rec, t, &input(inp), self.ctx()).unwrap_err()
+    }
+}
+
+#[test]
+fn create_applies_defaults_assigns_and_arms() {
+    let fx = Fx::new();
+    let o = fx.created();
+    assert_eq!(o.to_state, "new");
+    assert_eq!(o.record.get(&fx.wf, "count"), Some(&Value::Int(0)));
+    assert_eq!(o.record.assignee.as_deref(), Some("bob"), "highest score wins");
+    assert_eq!(o.assignee, Some((None, Some("bob".into()))));
+    assert_eq!(o.arm, vec![TimerArm { timer: "sla".into(), due: t0() + Duration::days(2) }]);
+    assert!(o.changes.iter().any(|c| c.field == "name" && c.new == s("Mario")));
+}
+
+#[test]
+fn create_refuses_missing_required_and_unknown_fields() {
+    let fx = Fx::new();
+    let r = create(&fx.wf, &[], fx.ctx()).unwrap_err();
+    assert_eq!((r.code, r.field.as_deref()), (Code::Required, Some("name")));
+    let r = create(&fx.wf, &input(&[("name", s("x")), ("nope", s("y"))]), fx.ctx()).unwrap_err();
+    assert_eq!(r.code, Code::Input);
+}
+
+#[test]
+fn unknown_transition() {
+    let fx = Fx::new();
+    assert_eq!(fx.refuse(&fx.created().record, "teleport", &[]).code, Code::UnknownTransition);
+}
+
+#[test]
+fn not_enabled_names_what_is() {
+    let fx = Fx::new();
+    let r = fx.refuse(&fx.created().record, "finish", &[]);
+    assert_eq!(r.code, Code::NotEnabled);
+    assert!(r.message.contains("enabled here: start"), "{}", r.message);
+}
+
+#[test]
+fn final_state_accepts_nothing() {
+    let fx = Fx::new();
+    let done = fire(&fx.wf, &fx.working(), "finish", &[], fx.ctx()).unwrap().record;
+    assert_eq!(fx.refuse(&done, "finish", &[]).code, Code::Final);
+    assert_eq!(fx.refuse(&done, "start", &[]).code, Code::Final);
+}
+
+#[test]
+fn forbidden_role() {
+    let mut fx = Fx::new();
+    let rec = fx.created().record;
+    fx.me = Actor { id: "v".into(), role: "viewer".into(), ..Actor::default() };
+    let r = fx.refuse(&rec, "start", &[("note", s("x"))]);
+    assert_eq!(r.code, Code::Forbidden);
+    assert!(r.message.contains("allowed: agent"));
+}
+
+#[test]
+fn input_outside_the_transition_list() {
+    let fx = Fx::new();
+    let rec = fx.created().record;
+    let r = fx.refuse(&rec, "start", &[("note", s("x")), ("name", s("Luigi"))]);
+    assert_eq!((r.code, r.field.as_deref()), (Code::Input, Some("name")));
+    assert_eq!(fx.refuse(&rec, "start", &[("ghost", s("x"))]).code, Code::Input);
+}
+
+#[test]
+fn type_errors_for_pattern_enum_date_decimal() {
+    let fx = Fx::new();
+    let rec = fx.created().record;
+    for (field, bad) in [("code", s("abc")), ("kind", s("c")), ("day", s("2026-02-30")), ("amount", s("12,5"))] {
+        let r = fx.refuse(&rec, "start", &[("note", s("x")), (field, bad)]);
+        assert_eq!((r.code, r.field.as_deref()), (Code::Type, Some(field)), "{}", r.message);
+    }
+    let ok = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("code", s("ABC")), ("amount", s("1250.50"))]), fx.ctx()).unwrap();
+    assert_eq!(ok.record.get(&fx.wf, "code"), Some(&s("ABC")));
+}
+
+#[test]
+fn required_after_input() {
+    let fx = Fx::new();
+    let r = fx.refuse(&fx.created().record, "start", &[("note", s("  "))]);
+    assert_eq!((r.code, r.field.as_deref()), (Code::Required, Some("note")));
+}
+
+#[test]
+fn guard_false_or_throw() {
+    let fx = Fx::new();
+    let rec = fx.created().record;
+    let r = fx.refuse(&rec, "start", &[("note", s("nope"))]);
+    assert_eq!((r.code, r.message.as_str()), (Code::Guard, "note says nope"));
+    assert_eq!(fx.refuse(&rec, "start", &[("note", s("false"))]).code, Code::Guard);
+}
+
+#[test]
+fn endless_guard_is_a_quick_script_refusal() {
+    let fx = Fx::new();
+    let started = std::time::Instant::now();
+    let r = fx.refuse(&fx.created().record, "start", &[("note", s("loop"))]);
+    assert_eq!(r.code, Code::Script);
+    assert!(started.elapsed() < std::time::Duration::from_millis(250));
+}
+
+#[test]
+fn effects_set_append_notify_when() {
+    let fx = Fx::new();
+    let rec = fx.created().record;
+    let o = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("amount", s("999"))]), fx.ctx()).unwrap();
+    assert_eq!(o.record.get(&fx.wf, "count"), Some(&Value::Int(1)));
+    assert_eq!(o.record.get(&fx.wf, "tags"), Some(&Value::List(vec![s("started")])));
+    let templates: Vec<&str> = o.notifications.iter().map(|n| n.template.as_str()).collect();
+    assert_eq!(templates, ["welcome"], "`big` only when amount > 1000");
+    assert_eq!(o.notifications[0].to, ["customer", "assignee"]);
+    let o = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("amount", s("1500"))]), fx.ctx()).unwrap();
+    assert_eq!(o.notifications.len(), 2);
+    let change = o.changes.iter().find(|c| c.field == "count").unwrap();
+    assert_eq!((&change.old, &change.new), (&Value::Int(0), &Value::Int(1)));
+}
+
+#[test]
+fn timers_kept_between_states_of_their_set_and_cancelled_on_leaving() {
+    let fx = Fx::new();
+    let o = fire(&fx.wf, &fx.created().record, "start", &input(&[("note", s("x"))]), fx.ctx()).unwrap();
+    assert!(o.arm.iter().all(|a| a.timer != "sla"), "sla stays armed from `new`");
+    assert!(o.cancel.is_empty());
+    let o = fire(&fx.wf, &o.record, "finish", &[], fx.ctx()).unwrap();
+    assert_eq!(o.cancel, ["sla", "visit_reminder"]);
+}
+
+#[test]
+fn self_transition_does_not_rearm_unless_told() {
+    let fx = Fx::new();
+    let rec = fx.working();
+    let visit = t0() + Duration::days(5);
+    let o = fire(&fx.wf, &rec, "plan", &input(&[("visit_at", Value::DateTime(visit))]), fx.ctx()).unwrap();
+    assert!(o.arm.is_empty(), "plan is a self-transition without rearm: {:?}", o.arm);
+    let o = fire(&fx.wf, &o.record, "replan", &input(&[("visit_at", Value::DateTime(visit + Duration::days(1)))]), fx.ctx()).unwrap();
+    let reminder = o.arm.iter().find(|a| a.timer == "visit_reminder").unwrap();
+    assert_eq!(reminder.due, visit + Duration::days(1) - Duration::hours(24));
+}
+
+#[test]
+fn timer_fires_its_transition_as_system() {
+    let fx = Fx::new();
+    let rec = fx.working();
+    let o = fire_timer(&fx.wf, &rec, "sla", t0() + Duration::days(2), &fx.dir).unwrap();
+    assert_eq!((o.to_state.as_str(), o.timer.as_deref()), ("done", Some("sla")));
+    let done = o.record;
+    assert_eq!(fire_timer(&fx.wf, &done, "sla", t0(), &fx.dir).unwrap_err().code, Code::NotEnabled);
+    assert_eq!(fire_timer(&fx.wf, &done, "nope", t0(), &fx.dir).unwrap_err().code, Code::UnknownTimer);
+}
+
+#[test]
+fn timer_with_effects_stays_in_state() {
+    let fx = Fx::new();
+    let rec = fx.working();
+    let o = fire(&fx.wf, &rec, "replan", &input(&[("visit_at", Value::DateTime(t0() + Duration::days(3)))]), fx.ctx()).unwrap();
+    let o = fire_timer(&fx.wf, &o.record, "visit_reminder", t0() + Duration::days(2), &fx.dir).unwrap();
+    assert_eq!(o.to_state, "working");
+    assert_eq!(o.notifications[0].template, "reminder");
+}
+
+#[test]
+fn clear_and_spawn_later_with_mapping() {
+    let fx = Fx::new();
+    let o = fire(&fx.wf, &fx.working(), "finish", &[], fx.ctx()).unwrap();
+    assert_eq!(o.record.get(&fx.wf, "note"), Some(&Value::Null));
+    assert_eq!(o.record.get(&fx.wf, "tags"), Some(&Value::Null));
+    let sp = &o.spawns[0];
+    assert_eq!((sp.workflow.as_str(), sp.due), ("t", Some(t0() + Duration::days(30))));
+    assert_eq!(sp.fields, vec![("name".to_string(), s("Mario")), ("note".to_string(), s("follow-up of Mario"))]);
+    assert_eq!((sp.link.as_str(), sp.backlink.as_str()), ("origin", "follow_up"));
+}
+
+#[test]
+fn assign_skips_unavailable_excluded_and_full_actors() {
+    let mut fx = Fx::new();
+    // bob (best score) is on holiday; cid is full; ann gets it.
+    fx.dir[1].unavailable.push(Period { from: t0() - Duration::days(1), until: t0() + Duration::days(1) });
+    fx.dir[2].capacity = Some(1);
+    fx.dir[2].load = 1;
+    assert_eq!(fx.created().record.assignee.as_deref(), Some("ann"));
+    // Back from holiday: bob again. Hand back excludes him, and release + re-entry picks the next.
+    fx.dir[1].unavailable.clear();
+    let rec = fx.working();
+    assert_eq!(rec.assignee.as_deref(), Some("bob"));
+    let o = fire(&fx.wf, &rec, "hand_back", &[], fx.ctx()).unwrap();
+    assert_eq!(o.record.assignee.as_deref(), Some("ann"), "bob is excluded by history, cid is full");
+    assert_eq!(o.assignments.last().map(|a| a.actor.clone()), Some(Some("ann".into())));
+}
+
+#[test]
+fn no_candidate_leaves_the_record_unassigned() {
+    let mut fx = Fx::new();
+    fx.dir.clear();
+    let o = fx.created();
+    assert_eq!(o.record.assignee, None);
+    assert_eq!(o.assignments[0].actor, None);
+}
