@@ -69,4 +69,20 @@ pub enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Replay scenario files on a virtual clock (docs/scenarios.md).
+    Test {
+        /// Scenario files or directories (default: tests/scenarios/).
+        paths: Vec<PathBuf>,
+        /// Run only scenarios whose path or name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Replay through a SQL store (postgres:// or sqlite:) instead of memory.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Print a generated ASLM scenario with this many leads (benchmarks).
+        #[arg(long, hide = true)]
+        generate: Option<usize>,
+    },
 }

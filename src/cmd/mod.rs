@@ -3,6 +3,7 @@
 mod calendar;
 mod check;
 mod graph;
+mod test;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -28,6 +29,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             holidays,
             root,
         } => calendar::run(&name, from, add, holidays, root),
+        Command::Test {
+            paths,
+            filter,
+            format,
+            database_url,
+            generate,
+        } => test::run(test::Args {
+            paths,
+            filter,
+            format,
+            database_url,
+            generate,
+        }),
     }
 }
 

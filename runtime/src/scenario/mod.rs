@@ -21,11 +21,12 @@
 
 mod expect;
 pub mod files;
-
+pub mod generate;
 mod model;
 mod parse;
 mod report;
 mod run;
+pub mod suite;
 
 pub use model::*;
 pub use parse::{parse, ScenarioError};
