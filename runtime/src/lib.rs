@@ -4,10 +4,16 @@
 //! See `src/README.md` for a map of the files.
 #![forbid(unsafe_code)]
 
+pub mod any;
 pub mod apply;
 pub mod backend;
 pub mod mem;
-pub mod scenario;
+pub mod pg;
+pub mod sql;
+pub mod sqlite;
 
+pub use any::{open, AnyBackend};
 pub use backend::Backend;
 pub use mem::MemBackend;
+pub use pg::PgBackend;
+pub use sqlite::SqliteBackend;

@@ -9,3 +9,41 @@ async fn conformance_mem() {
     let b = MemBackend::new(common::set());
     common::conformance::run(&b).await;
 }
+
+#[tokio::test]
+async fn conformance_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let b = leadflow_runtime::SqliteBackend::open(&url, "acme", common::set())
+        .await
+        .unwrap();
+    common::conformance::run(&b).await;
+}
+
+#[tokio::test]
+async fn conformance_pg() {
+    let db = common::PgDb::new().await;
+    let b = leadflow_runtime::PgBackend::open(&db.url, "acme", common::set())
+        .await
+        .unwrap();
+    common::conformance::run(&b).await;
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn conformance_any_from_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("any.db").display());
+    let b = leadflow_runtime::open(&url, "acme", common::set())
+        .await
+        .unwrap();
+    common::conformance::run(&b).await;
+    let m = leadflow_runtime::open("mem:", "acme", common::set())
+        .await
+        .unwrap();
+    common::conformance::run(&m).await;
+    assert!(leadflow_runtime::open("mysql://x", "acme", common::set())
+        .await
+        .is_err());
+}

@@ -1,0 +1,81 @@
+//! One backend chosen at run time from a database URL.
+
+use crate::backend::*;
+use crate::mem::MemBackend;
+use crate::pg::PgBackend;
+use crate::sqlite::SqliteBackend;
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, WorkflowSet};
+use std::sync::Arc;
+
+/// Any store, so callers can pick one from configuration.
+pub enum AnyBackend {
+    Mem(Box<MemBackend>),
+    Sqlite(SqliteBackend),
+    Pg(PgBackend),
+}
+
+/// Open the store a URL names: `postgres://` or `postgresql://` (PostgreSQL),
+/// `sqlite:` (a file, created if missing), `mem:` (in memory). Migrations
+/// are applied; the backend is bound to `tenant`.
+pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyBackend, Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(AnyBackend::Pg(PgBackend::open(url, tenant, set).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(AnyBackend::Sqlite(
+            SqliteBackend::open(url, tenant, set).await?,
+        ))
+    } else if url.starts_with("mem:") {
+        Ok(AnyBackend::Mem(Box::new(MemBackend::new(set))))
+    } else {
+        Err(Error::Storage(format!(
+            "unsupported database URL `{url}`: use postgres://, sqlite: or mem:"
+        )))
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            AnyBackend::Mem($b) => $e,
+            AnyBackend::Sqlite($b) => $e,
+            AnyBackend::Pg($b) => $e,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
+        each!(self, b => b.set_actors(actors).await)
+    }
+    async fn actors(&self) -> Result<Vec<Actor>, Error> {
+        each!(self, b => b.actors().await)
+    }
+    async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
+        each!(self, b => b.create(req).await)
+    }
+    async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
+        each!(self, b => b.fire(req).await)
+    }
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        each!(self, b => b.next_due().await)
+    }
+    async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        each!(self, b => b.run_due(now).await)
+    }
+    async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
+        each!(self, b => b.get(id).await)
+    }
+    async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
+        each!(self, b => b.history(id).await)
+    }
+    async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
+        each!(self, b => b.timers(id).await)
+    }
+    async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
+        each!(self, b => b.outbox(id).await)
+    }
+    async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
+        each!(self, b => b.links(id).await)
+    }
+}

@@ -1,0 +1,722 @@
+//! The PostgreSQL store: production. One transition is one transaction that
+//! locks the record row (`FOR UPDATE`), checks the revision, calls the engine
+//! and writes everything. Connections run as the role `leadflow_app` with
+//! `app.tenant_id` set, so row-level security isolates tenants even for a
+//! query that forgets its tenant filter.
+
+use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
+use crate::backend::*;
+use crate::sql::{db, json_err, with_loads, Row};
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Executor, Postgres, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel the arming transaction notifies when a timer is due soon.
+pub const TIMER_CHANNEL: &str = "leadflow_timers";
+
+/// Timers due within this horizon of their arming wake the workers at once;
+/// later ones are found by the worker's periodic look-ahead.
+pub const NOTIFY_HORIZON: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Connection settings for [`PgBackend::open_with`].
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub max_connections: u32,
+    /// Apply migrations before use (needs a role allowed to create tables).
+    pub migrate: bool,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 20,
+            migrate: true,
+        }
+    }
+}
+
+/// The PostgreSQL backend, bound to one tenant.
+#[derive(Clone)]
+pub struct PgBackend {
+    tenant: Arc<str>,
+    versions: Arc<Versions>,
+    pool: PgPool,
+}
+
+impl PgBackend {
+    pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<PgBackend, Error> {
+        PgBackend::open_with(url, tenant, set, PgOptions::default()).await
+    }
+
+    /// Connect, migrate (as the URL's user), then open a pool whose sessions
+    /// run as `leadflow_app` bound to `tenant`.
+    pub async fn open_with(
+        url: &str,
+        tenant: &str,
+        set: Arc<WorkflowSet>,
+        opts: PgOptions,
+    ) -> Result<PgBackend, Error> {
+        if opts.migrate {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .map_err(db)?;
+            MIGRATOR
+                .run(&admin)
+                .await
+                .map_err(|e| Error::Storage(format!("migrations: {e}")))?;
+            admin.close().await;
+        }
+        let t = tenant.to_string();
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |conn, _| {
+                let t = t.clone();
+                Box::pin(async move {
+                    conn.execute("SET ROLE leadflow_app").await?;
+                    sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+                        .bind(t)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(db)?;
+        let b = PgBackend {
+            tenant: tenant.into(),
+            versions: Arc::new(Versions::new(&set)),
+            pool,
+        };
+        sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
+            .bind(tenant)
+            .execute(&b.pool)
+            .await
+            .map_err(db)?;
+        for wf in set.workflows.values() {
+            b.register_version(wf, None).await?;
+        }
+        Ok(b)
+    }
+
+    /// Record a workflow version (and its source text, when known).
+    pub async fn register_version(&self, wf: &Workflow, source: Option<&str>) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO workflow_versions (tenant_id, workflow, hash, source, loaded_at) VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (tenant_id, workflow, hash) DO UPDATE SET source = COALESCE(excluded.source, workflow_versions.source)",
+        )
+        .bind(&*self.tenant)
+        .bind(&wf.id)
+        .bind(&wf.hash)
+        .bind(source)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The tenant-bound pool (role `leadflow_app`, RLS applies).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<PgTx<'_>, Error> {
+        let tx = self.pool.begin().await.map_err(db)?;
+        Ok(PgTx {
+            tx,
+            tenant: &self.tenant,
+            versions: &self.versions,
+            notified: false,
+        })
+    }
+
+    /// Claim up to `limit` items due by `due_by` whose lease (if any) ended
+    /// before `wall`, for `owner` until `lease_until`. Rows locked by another
+    /// claimer are skipped, not waited for.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        due_by: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueItem>, Error> {
+        let rows: Vec<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
+            "UPDATE timers t SET claim_owner = $1, lease_until = $2
+             FROM (SELECT tenant_id, record_id, timer FROM timers
+                   WHERE tenant_id = $3 AND fired_at IS NULL AND due <= $4 AND (lease_until IS NULL OR lease_until < $5)
+                   ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED) c
+             WHERE t.tenant_id = c.tenant_id AND t.record_id = c.record_id AND t.timer = c.timer
+             RETURNING t.record_id, t.timer, t.due, t.seq",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(&*self.tenant)
+        .bind(due_by)
+        .bind(wall)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut items: Vec<DueItem> = rows
+            .into_iter()
+            .map(|(record, timer, due, seq)| DueItem {
+                record,
+                timer,
+                due,
+                seq,
+            })
+            .collect();
+        items.sort_by_key(|i| (i.due, i.seq));
+        Ok(items)
+    }
+
+    /// Fire one claimed item in its own transaction. Exactly once per arming:
+    /// the record is locked, then the timer row is marked fired only if it is
+    /// still the same arming and not fired yet.
+    pub async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
+        let mut tx = self.begin().await?;
+        let ran = apply::run_item(&mut tx, &self.versions, item).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(ran)
+    }
+
+    /// Give back the unfired claims of `owner` (on shutdown).
+    pub async fn release(&self, owner: &str) -> Result<u64, Error> {
+        let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND claim_owner = $2 AND fired_at IS NULL")
+            .bind(&*self.tenant)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+}
+
+struct PgTx<'a> {
+    tx: Transaction<'static, Postgres>,
+    tenant: &'a str,
+    versions: &'a Versions,
+    notified: bool,
+}
+
+impl Tx for PgTx<'_> {
+    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
+        let r: Option<Json<StoredRecord>> = sqlx::query_scalar(
+            "SELECT response FROM idempotency WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(self.tenant)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(r.map(|j| j.0))
+    }
+
+    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
+        let r = sqlx::query("INSERT INTO idempotency (tenant_id, key, response) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(self.tenant)
+            .bind(key)
+            .bind(Json(rec))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
+        type R = (
+            String,
+            String,
+            String,
+            Json<serde_json::Map<String, serde_json::Value>>,
+            Option<String>,
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let row: Option<R> = sqlx::query_as(
+            "SELECT workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records
+             WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let Some((workflow, version, state, fields, assignee, revision, created_at, entered_at)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let row = Row {
+            workflow,
+            version,
+            state,
+            fields: fields.0,
+            assignee,
+            revision,
+            created_at,
+            entered_at,
+        };
+        row.current(self.versions).map(Some)
+    }
+
+    async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
+        let data: Vec<Json<Actor>> =
+            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = $1 ORDER BY id")
+                .bind(self.tenant)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db)?;
+        let loads: HashMap<String, i64> = sqlx::query_as(
+            "SELECT assignee, COUNT(*) FROM records WHERE tenant_id = $1 AND NOT is_final AND assignee IS NOT NULL GROUP BY assignee",
+        )
+        .bind(self.tenant)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+        Ok(with_loads(data.into_iter().map(|j| j.0).collect(), loads))
+    }
+
+    async fn insert(
+        &mut self,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        now: DateTime<Utc>,
+    ) -> Result<RecordId, Error> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO records (tenant_id, id, workflow, version, state, is_final, fields, assignee, revision, created_at, entered_at, updated_at)
+             VALUES ($1, nextval('record_ids'), $2, $3, $4, $5, $6, $7, 1, $8, $9, $10) RETURNING id",
+        )
+        .bind(self.tenant)
+        .bind(&wf.id)
+        .bind(&wf.hash)
+        .bind(wf.state_name(rec.state))
+        .bind(apply::is_final(wf, &rec))
+        .bind(Json(rec.fields_json(wf)))
+        .bind(&rec.assignee)
+        .bind(rec.created_at)
+        .bind(rec.entered_at)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(id)
+    }
+
+    async fn update(
+        &mut self,
+        id: RecordId,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        revision: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE records SET version = $1, state = $2, is_final = $3, fields = $4, assignee = $5, revision = $6, entered_at = $7, updated_at = $8
+             WHERE tenant_id = $9 AND id = $10",
+        )
+        .bind(&wf.hash)
+        .bind(wf.state_name(rec.state))
+        .bind(apply::is_final(wf, &rec))
+        .bind(Json(rec.fields_json(wf)))
+        .bind(&rec.assignee)
+        .bind(revision)
+        .bind(rec.entered_at)
+        .bind(now)
+        .bind(self.tenant)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn history(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        rows: Vec<HistoryEntry>,
+    ) -> Result<(), Error> {
+        // One statement for all rows of the transition.
+        let mut at = Vec::with_capacity(rows.len());
+        let mut actor = Vec::with_capacity(rows.len());
+        let mut transition = Vec::with_capacity(rows.len());
+        let mut field = Vec::with_capacity(rows.len());
+        let mut old = Vec::with_capacity(rows.len());
+        let mut new = Vec::with_capacity(rows.len());
+        for h in rows {
+            at.push(h.at);
+            actor.push(h.actor);
+            transition.push(h.transition);
+            field.push(h.field);
+            old.push(h.old);
+            new.push(h.new);
+        }
+        sqlx::query(
+            "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
+             SELECT $1, $2, $3, u.ord - 1, u.at, u.actor, u.transition, u.field, u.old, u.new
+             FROM UNNEST($4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])
+                  WITH ORDINALITY AS u(at, actor, transition, field, old, new, ord)",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(revision)
+        .bind(at)
+        .bind(actor)
+        .bind(transition)
+        .bind(field)
+        .bind(old)
+        .bind(new)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn arm(
+        &mut self,
+        id: RecordId,
+        timer: &str,
+        due: DateTime<Utc>,
+        revision: i64,
+        spawn: Option<SpawnPayload>,
+    ) -> Result<i64, Error> {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) VALUES ($1, $2, $3, $4, nextval('timer_seq'), $5, $6)
+             ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL
+             RETURNING seq",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(timer)
+        .bind(due)
+        .bind(revision)
+        .bind(spawn.map(Json))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if !self.notified && due <= Utc::now() + NOTIFY_HORIZON {
+            // Delivered on commit only: a worker never wakes for a rolled-back arming.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(TIMER_CHANNEL)
+                .bind(self.tenant)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db)?;
+            self.notified = true;
+        }
+        Ok(seq)
+    }
+
+    async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND record_id = $2 AND timer = $3")
+            .bind(self.tenant)
+            .bind(id)
+            .bind(timer)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox(
+        &mut self,
+        id: RecordId,
+        template: &str,
+        recipients: Vec<String>,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
+             VALUES ($1, nextval('outbox_ids'), $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(template)
+        .bind(Json(recipients))
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
+        sqlx::query("INSERT INTO links (tenant_id, from_id, name, to_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(self.tenant)
+            .bind(from)
+            .bind(name)
+            .bind(to)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
+        let row: Option<(Option<Json<SpawnPayload>>,)> = sqlx::query_as(
+            "UPDATE timers SET fired_at = $1, claim_owner = NULL, lease_until = NULL
+             WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING payload",
+        )
+        .bind(now)
+        .bind(self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(match row {
+            None => None,
+            Some((None,)) => Some(Taken::Timer),
+            Some((Some(p),)) => Some(Taken::Spawn(p.0)),
+        })
+    }
+}
+
+type RecordRow = (
+    i64,
+    String,
+    String,
+    String,
+    Json<serde_json::Map<String, serde_json::Value>>,
+    Option<String>,
+    i64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+type OutboxRow = (
+    i64,
+    String,
+    Json<Vec<String>>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+fn record_from(r: RecordRow) -> StoredRecord {
+    let (
+        id,
+        workflow,
+        version,
+        state,
+        fields,
+        assignee,
+        revision,
+        created_at,
+        entered_at,
+        updated_at,
+    ) = r;
+    StoredRecord {
+        id,
+        workflow,
+        version,
+        state,
+        fields: fields.0,
+        assignee,
+        revision,
+        created_at,
+        entered_at,
+        updated_at,
+    }
+}
+
+impl Backend for PgBackend {
+    async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM actors WHERE tenant_id = $1")
+            .bind(&*self.tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let ids: Vec<&str> = actors.iter().map(|a| a.id.as_str()).collect();
+        let data: Vec<serde_json::Value> = actors
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(json_err)?;
+        sqlx::query(
+            "INSERT INTO actors (tenant_id, id, data) SELECT $1, u.id, u.data FROM UNNEST($2::text[], $3::jsonb[]) AS u(id, data)
+             ON CONFLICT (tenant_id, id) DO UPDATE SET data = excluded.data",
+        )
+        .bind(&*self.tenant)
+        .bind(ids)
+        .bind(data)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn actors(&self) -> Result<Vec<Actor>, Error> {
+        let mut tx = self.begin().await?;
+        let d = tx.directory().await?;
+        tx.tx.rollback().await.map_err(db)?;
+        Ok(d.as_ref().clone())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::create(&mut tx, &self.versions, &req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::fire(&mut tx, &self.versions, &req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        sqlx::query_scalar("SELECT MIN(due) FROM timers WHERE tenant_id = $1 AND fired_at IS NULL")
+            .bind(&*self.tenant)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let mut ran = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            // Not locked here: `run_item` locks the record first and then the
+            // timer row, the same order as a transition, so no deadlock.
+            let next: Option<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
+                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND due <= $2
+                 AND (lease_until IS NULL OR lease_until < now()) ORDER BY due, seq LIMIT 1",
+            )
+            .bind(&*self.tenant)
+            .bind(now)
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .map_err(db)?;
+            let Some((record, timer, due, seq)) = next else {
+                tx.tx.rollback().await.map_err(db)?;
+                return Ok(ran);
+            };
+            let item = DueItem {
+                record,
+                timer,
+                due,
+                seq,
+            };
+            if apply::run_item(&mut tx, &self.versions, &item).await? == Ran::Fired {
+                ran += 1;
+            }
+            tx.tx.commit().await.map_err(db)?;
+        }
+    }
+
+    async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
+        let r: Option<RecordRow> = sqlx::query_as(
+            "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at FROM records WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&*self.tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.map(record_from))
+    }
+
+    async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
+        let rows: Vec<(DateTime<Utc>, String, String, String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
+            "SELECT at, actor, transition, field, old, new FROM history WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision, ord",
+        )
+        .bind(&*self.tenant)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, actor, transition, field, old, new)| HistoryEntry {
+                at,
+                actor,
+                transition,
+                field,
+                old,
+                new,
+            })
+            .collect())
+    }
+
+    async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
+        let rows: Vec<(String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT timer, due FROM timers WHERE tenant_id = $1 AND record_id = $2 AND fired_at IS NULL ORDER BY due, timer")
+                .bind(&*self.tenant)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(timer, due)| ArmedTimer {
+                record: id,
+                timer,
+                due,
+            })
+            .collect())
+    }
+
+    async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, template, recipients, created_at, delivered_at FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
+        )
+        .bind(&*self.tenant)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(oid, template, recipients, created_at, delivered_at)| OutboxMessage {
+                    id: oid,
+                    record: id,
+                    template,
+                    recipients: recipients.0,
+                    created_at,
+                    delivered_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, to_id FROM links WHERE tenant_id = $1 AND from_id = $2 ORDER BY name, to_id")
+            .bind(&*self.tenant)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, to)| Link { from: id, name, to })
+            .collect())
+    }
+}

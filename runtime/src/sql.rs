@@ -1,0 +1,93 @@
+//! Helpers shared by the SQL stores.
+
+use crate::apply::{Current, Versions};
+use crate::backend::Error;
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Record};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Storage errors keep the database's text for logs; the HTTP layer maps
+/// `E_STORAGE` to a generic message.
+pub(crate) fn db(e: sqlx::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+pub(crate) fn json_err(e: serde_json::Error) -> Error {
+    Error::Storage(format!("stored JSON: {e}"))
+}
+
+/// The parts of a record row, as read from any SQL store.
+pub(crate) struct Row {
+    pub workflow: String,
+    pub version: String,
+    pub state: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub assignee: Option<String>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub entered_at: DateTime<Utc>,
+}
+
+impl Row {
+    /// The engine view of a stored record, on the version it runs on.
+    pub fn current(self, v: &Versions) -> Result<Current, Error> {
+        let wf = v.version(&self.workflow, &self.version)?.clone();
+        let record = Record::from_json(
+            &wf,
+            &self.state,
+            &self.fields,
+            self.assignee,
+            self.created_at,
+            self.entered_at,
+        )
+        .ok_or_else(|| {
+            Error::Storage(format!(
+                "state `{}` is not in workflow `{}`",
+                self.state, self.workflow
+            ))
+        })?;
+        Ok(Current {
+            wf,
+            record,
+            revision: self.revision,
+        })
+    }
+}
+
+/// Actors with `load` filled from counts of open assigned records.
+pub(crate) fn with_loads(actors: Vec<Actor>, loads: HashMap<String, i64>) -> Arc<Vec<Actor>> {
+    Arc::new(
+        actors
+            .into_iter()
+            .map(|a| {
+                let load = loads
+                    .get(&a.id)
+                    .copied()
+                    .unwrap_or(0)
+                    .clamp(0, i64::from(u32::MAX)) as u32;
+                Actor { load, ..a }
+            })
+            .collect(),
+    )
+}
+
+/// A name for this process in timer claims: host, pid and a counter.
+pub fn owner_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn instant(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}

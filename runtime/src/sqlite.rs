@@ -1,0 +1,660 @@
+//! The SQLite store: the embedded, zero-setup default. A real file in WAL
+//! mode; writes go through one connection (SQLite has one writer anyway), so
+//! transitions serialize in the pool and each runs as `BEGIN IMMEDIATE`.
+
+use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
+use crate::backend::*;
+use crate::sql::{db, instant, json_err, micros, with_loads, Row};
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite backend, bound to one tenant.
+pub struct SqliteBackend {
+    tenant: String,
+    versions: Arc<Versions>,
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteBackend {
+    /// Open (creating if missing) the database at `url` (`sqlite://path` or
+    /// `sqlite:path`), apply migrations, register the tenant and the workflow
+    /// versions of `set`.
+    pub async fn open(
+        url: &str,
+        tenant: &str,
+        set: Arc<WorkflowSet>,
+    ) -> Result<SqliteBackend, Error> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
+            .await
+            .map_err(db)?;
+        MIGRATOR
+            .run(&write)
+            .await
+            .map_err(|e| Error::Storage(format!("migrations: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(db)?;
+        let b = SqliteBackend {
+            tenant: tenant.to_string(),
+            versions: Arc::new(Versions::new(&set)),
+            write,
+            read,
+        };
+        let now = micros(Utc::now());
+        sqlx::query(
+            "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(now)
+        .execute(&b.write)
+        .await
+        .map_err(db)?;
+        for wf in set.workflows.values() {
+            b.register_version(wf, None).await?;
+        }
+        Ok(b)
+    }
+
+    /// Record a workflow version (and its source text, when known).
+    pub async fn register_version(&self, wf: &Workflow, source: Option<&str>) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO workflow_versions (tenant_id, workflow, hash, source, loaded_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, workflow, hash) DO UPDATE SET source = COALESCE(excluded.source, workflow_versions.source)",
+        )
+        .bind(&self.tenant)
+        .bind(&wf.id)
+        .bind(&wf.hash)
+        .bind(source)
+        .bind(micros(Utc::now()))
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The write pool (one connection), for tests and tools.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    async fn begin(&self) -> Result<SqliteTx<'_>, Error> {
+        let tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(SqliteTx {
+            tx,
+            tenant: &self.tenant,
+            versions: &self.versions,
+        })
+    }
+
+    /// Claim up to `limit` due items for `owner` until `lease_until`.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        due_by: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueItem>, Error> {
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "UPDATE timers SET claim_owner = ?, lease_until = ?
+             WHERE rowid IN (SELECT rowid FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
+                             AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT ?)
+             RETURNING record_id, timer, due, seq",
+        )
+        .bind(owner)
+        .bind(micros(lease_until))
+        .bind(&self.tenant)
+        .bind(micros(due_by))
+        .bind(micros(wall))
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db)?;
+        let mut items: Vec<DueItem> = rows
+            .into_iter()
+            .map(|(record, timer, due, seq)| DueItem {
+                record,
+                timer,
+                due: instant(due),
+                seq,
+            })
+            .collect();
+        items.sort_by_key(|i| (i.due, i.seq));
+        Ok(items)
+    }
+
+    /// Fire one claimed item in its own transaction.
+    pub async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
+        let mut tx = self.begin().await?;
+        let ran = apply::run_item(&mut tx, &self.versions, item).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(ran)
+    }
+
+    /// Give back the unfired claims of `owner` (on shutdown).
+    pub async fn release(&self, owner: &str) -> Result<u64, Error> {
+        let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = ? AND claim_owner = ? AND fired_at IS NULL")
+            .bind(&self.tenant)
+            .bind(owner)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+}
+
+struct SqliteTx<'a> {
+    tx: Transaction<'static, Sqlite>,
+    tenant: &'a str,
+    versions: &'a Versions,
+}
+
+impl SqliteTx<'_> {
+    async fn counter(&mut self, column: &str) -> Result<i64, Error> {
+        let sql =
+            format!("UPDATE tenants SET {column} = {column} + 1 WHERE id = ? RETURNING {column}");
+        sqlx::query_scalar(&sql)
+            .bind(self.tenant)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
+        let r: Option<String> =
+            sqlx::query_scalar("SELECT response FROM idempotency WHERE tenant_id = ? AND key = ?")
+                .bind(self.tenant)
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db)?;
+        r.map(|s| serde_json::from_str(&s).map_err(json_err))
+            .transpose()
+    }
+
+    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
+        let r = sqlx::query("INSERT INTO idempotency (tenant_id, key, response, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(self.tenant)
+            .bind(key)
+            .bind(serde_json::to_string(rec).map_err(json_err)?)
+            .bind(micros(Utc::now()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
+        let row: Option<LockRow> = sqlx::query_as(
+            "SELECT workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let Some((workflow, version, state, fields, assignee, revision, created, entered)) = row
+        else {
+            return Ok(None);
+        };
+        let fields = serde_json::from_str(&fields).map_err(json_err)?;
+        let row = Row {
+            workflow,
+            version,
+            state,
+            fields,
+            assignee,
+            revision,
+            created_at: instant(created),
+            entered_at: instant(entered),
+        };
+        row.current(self.versions).map(Some)
+    }
+
+    async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
+        let data: Vec<String> =
+            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = ? ORDER BY id")
+                .bind(self.tenant)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db)?;
+        let actors = data
+            .iter()
+            .map(|d| serde_json::from_str(d).map_err(json_err))
+            .collect::<Result<Vec<Actor>, _>>()?;
+        let loads: HashMap<String, i64> = sqlx::query_as(
+            "SELECT assignee, COUNT(*) FROM records WHERE tenant_id = ? AND is_final = 0 AND assignee IS NOT NULL GROUP BY assignee",
+        )
+        .bind(self.tenant)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+        Ok(with_loads(actors, loads))
+    }
+
+    async fn insert(
+        &mut self,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        now: DateTime<Utc>,
+    ) -> Result<RecordId, Error> {
+        let id = self.counter("next_record").await?;
+        sqlx::query(
+            "INSERT INTO records (tenant_id, id, workflow, version, state, is_final, fields, assignee, revision, created_at, entered_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(&wf.id)
+        .bind(&wf.hash)
+        .bind(wf.state_name(rec.state))
+        .bind(apply::is_final(wf, &rec))
+        .bind(serde_json::to_string(&rec.fields_json(wf)).map_err(json_err)?)
+        .bind(&rec.assignee)
+        .bind(micros(rec.created_at))
+        .bind(micros(rec.entered_at))
+        .bind(micros(now))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(id)
+    }
+
+    async fn update(
+        &mut self,
+        id: RecordId,
+        wf: &Arc<Workflow>,
+        rec: Record,
+        revision: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE records SET version = ?, state = ?, is_final = ?, fields = ?, assignee = ?, revision = ?, entered_at = ?, updated_at = ?
+             WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(&wf.hash)
+        .bind(wf.state_name(rec.state))
+        .bind(apply::is_final(wf, &rec))
+        .bind(serde_json::to_string(&rec.fields_json(wf)).map_err(json_err)?)
+        .bind(&rec.assignee)
+        .bind(revision)
+        .bind(micros(rec.entered_at))
+        .bind(micros(now))
+        .bind(self.tenant)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn history(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        rows: Vec<HistoryEntry>,
+    ) -> Result<(), Error> {
+        for (ord, h) in rows.into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(self.tenant)
+            .bind(id)
+            .bind(revision)
+            .bind(ord as i64)
+            .bind(micros(h.at))
+            .bind(h.actor)
+            .bind(h.transition)
+            .bind(h.field)
+            .bind(h.old.to_string())
+            .bind(h.new.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn arm(
+        &mut self,
+        id: RecordId,
+        timer: &str,
+        due: DateTime<Utc>,
+        revision: i64,
+        spawn: Option<SpawnPayload>,
+    ) -> Result<i64, Error> {
+        let seq = self.counter("next_seq").await?;
+        let payload = spawn
+            .map(|p| serde_json::to_string(&p))
+            .transpose()
+            .map_err(json_err)?;
+        sqlx::query(
+            "INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(timer)
+        .bind(micros(due))
+        .bind(seq)
+        .bind(revision)
+        .bind(payload)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(seq)
+    }
+
+    async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM timers WHERE tenant_id = ? AND record_id = ? AND timer = ?")
+            .bind(self.tenant)
+            .bind(id)
+            .bind(timer)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox(
+        &mut self,
+        id: RecordId,
+        template: &str,
+        recipients: Vec<String>,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let oid = self.counter("next_outbox").await?;
+        sqlx::query(
+            "INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(self.tenant)
+        .bind(oid)
+        .bind(id)
+        .bind(template)
+        .bind(serde_json::to_string(&recipients).map_err(json_err)?)
+        .bind(payload.to_string())
+        .bind(micros(now))
+        .bind(micros(now))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
+        sqlx::query("INSERT INTO links (tenant_id, from_id, name, to_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(self.tenant)
+            .bind(from)
+            .bind(name)
+            .bind(to)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "UPDATE timers SET fired_at = ?, claim_owner = NULL, lease_until = NULL
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ? AND fired_at IS NULL RETURNING payload",
+        )
+        .bind(micros(now))
+        .bind(self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(match row {
+            None => None,
+            Some((None,)) => Some(Taken::Timer),
+            Some((Some(p),)) => Some(Taken::Spawn(serde_json::from_str(&p).map_err(json_err)?)),
+        })
+    }
+}
+
+type LockRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+type RecordRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn record_from(r: RecordRow) -> Result<StoredRecord, Error> {
+    let (id, workflow, version, state, fields, assignee, revision, created, entered, updated) = r;
+    Ok(StoredRecord {
+        id,
+        workflow,
+        version,
+        state,
+        fields: serde_json::from_str(&fields).map_err(json_err)?,
+        assignee,
+        revision,
+        created_at: instant(created),
+        entered_at: instant(entered),
+        updated_at: instant(updated),
+    })
+}
+
+impl Backend for SqliteBackend {
+    async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        sqlx::query("DELETE FROM actors WHERE tenant_id = ?")
+            .bind(&self.tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for a in &actors {
+            sqlx::query("INSERT INTO actors (tenant_id, id, data) VALUES (?, ?, ?) ON CONFLICT (tenant_id, id) DO UPDATE SET data = excluded.data")
+                .bind(&self.tenant)
+                .bind(&a.id)
+                .bind(serde_json::to_string(a).map_err(json_err)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn actors(&self) -> Result<Vec<Actor>, Error> {
+        let mut tx = self.begin().await?;
+        let d = tx.directory().await?;
+        tx.tx.rollback().await.map_err(db)?;
+        Ok(d.as_ref().clone())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::create(&mut tx, &self.versions, &req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::fire(&mut tx, &self.versions, &req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(due) FROM timers WHERE tenant_id = ? AND fired_at IS NULL",
+        )
+        .bind(&self.tenant)
+        .fetch_one(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(due.map(instant))
+    }
+
+    async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let mut ran = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let next: Option<(i64, String, i64, i64)> = sqlx::query_as(
+                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
+                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT 1",
+            )
+            .bind(&self.tenant)
+            .bind(micros(now))
+            .bind(micros(Utc::now()))
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .map_err(db)?;
+            let Some((record, timer, due, seq)) = next else {
+                tx.tx.rollback().await.map_err(db)?;
+                return Ok(ran);
+            };
+            let item = DueItem {
+                record,
+                timer,
+                due: instant(due),
+                seq,
+            };
+            if apply::run_item(&mut tx, &self.versions, &item).await? == Ran::Fired {
+                ran += 1;
+            }
+            tx.tx.commit().await.map_err(db)?;
+        }
+    }
+
+    async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
+        let r: Option<RecordRow> = sqlx::query_as(
+            "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at FROM records WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        r.map(record_from).transpose()
+    }
+
+    async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
+        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT at, actor, transition, field, old, new FROM history WHERE tenant_id = ? AND record_id = ? ORDER BY revision, ord",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(at, actor, transition, field, old, new)| {
+                Ok(HistoryEntry {
+                    at: instant(at),
+                    actor,
+                    transition,
+                    field,
+                    old: serde_json::from_str(&old).map_err(json_err)?,
+                    new: serde_json::from_str(&new).map_err(json_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT timer, due FROM timers WHERE tenant_id = ? AND record_id = ? AND fired_at IS NULL ORDER BY due, timer")
+                .bind(&self.tenant)
+                .bind(id)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(timer, due)| ArmedTimer {
+                record: id,
+                timer,
+                due: instant(due),
+            })
+            .collect())
+    }
+
+    async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, template, recipients, created_at, delivered_at FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(oid, template, recipients, created, delivered)| {
+                Ok(OutboxMessage {
+                    id: oid,
+                    record: id,
+                    template,
+                    recipients: serde_json::from_str(&recipients).map_err(json_err)?,
+                    created_at: instant(created),
+                    delivered_at: delivered.map(instant),
+                })
+            })
+            .collect()
+    }
+
+    async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, to_id FROM links WHERE tenant_id = ? AND from_id = ? ORDER BY name, to_id")
+            .bind(&self.tenant)
+            .bind(id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, to)| Link { from: id, name, to })
+            .collect())
+    }
+}
