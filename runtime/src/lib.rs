@@ -9,6 +9,7 @@ pub mod apply;
 pub mod backend;
 pub mod mem;
 pub mod pg;
+pub mod scenario;
 pub mod sql;
 pub mod sqlite;
 
