@@ -7,11 +7,12 @@
 pub mod any;
 pub mod apply;
 pub mod backend;
+pub mod clock;
 pub mod mem;
 pub mod pg;
-pub mod scenario;
 pub mod sql;
 pub mod sqlite;
+pub mod worker;
 
 pub use any::{open, AnyBackend};
 pub use backend::Backend;

@@ -19,6 +19,7 @@ use std::time::Duration;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite backend, bound to one tenant.
+#[derive(Clone)]
 pub struct SqliteBackend {
     tenant: String,
     versions: Arc<Versions>,

@@ -1,0 +1,379 @@
+//! PostgreSQL-only guarantees: concurrent writers, row-level security,
+//! several timer workers, crash recovery, LISTEN/NOTIFY wake-up.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use leadflow_engine::Value;
+use leadflow_runtime::backend::{Backend, Error};
+use leadflow_runtime::clock::SystemClock;
+use leadflow_runtime::worker::{self, WorkerConfig};
+use leadflow_runtime::PgBackend;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// 32 tasks fire conflicting transitions on one record: exactly one wins per
+/// revision, the others get a conflict, and history has no gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_writers_on_one_record_serialize() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let a = agent("a1");
+    let r = b
+        .create(create_req("counter", vec![], &a, t0()))
+        .await
+        .unwrap();
+    let results = contend(b.clone(), r.id).await;
+    check_contention(&b, r.id, results).await;
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// Each task reads the revision and fires `bump` with it as the expected one.
+async fn contend(b: PgBackend, id: i64) -> Vec<Result<i64, String>> {
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = agent("a1");
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                let rev = b.get(id).await.unwrap().unwrap().revision;
+                let mut req = fire_req(
+                    id,
+                    "bump",
+                    vec![("n".into(), Value::Int(rev + 1))],
+                    &a,
+                    t0(),
+                );
+                req.expected_revision = Some(rev);
+                out.push(match b.fire(req).await {
+                    Ok(r) => Ok(r.revision),
+                    Err(Error::Conflict { .. }) => Err("conflict".to_string()),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+async fn check_contention(b: &PgBackend, id: i64, results: Vec<Result<i64, String>>) {
+    let wins: Vec<i64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    let others: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        others.iter().all(|e| *e == "conflict"),
+        "only conflicts may fail: {others:?}"
+    );
+    let unique: HashSet<i64> = wins.iter().copied().collect();
+    assert_eq!(unique.len(), wins.len(), "one winner per revision");
+    assert!(
+        !wins.is_empty() && !others.is_empty(),
+        "{} wins, {} conflicts",
+        wins.len(),
+        others.len()
+    );
+    let rec = b.get(id).await.unwrap().unwrap();
+    assert_eq!(rec.revision, 1 + wins.len() as i64);
+    let h = b.history(id).await.unwrap();
+    assert_eq!(h.len(), wins.len());
+    for (i, e) in h.iter().enumerate() {
+        let n = i as i64 + 2;
+        let old = if i == 0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(n - 1)
+        };
+        assert_eq!(
+            (&e.old, &e.new),
+            (&old, &serde_json::json!(n)),
+            "history row {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pg_row_level_security_isolates_tenants() {
+    let db = PgDb::new().await;
+    let a = PgBackend::open(&db.url, "tenant_a", set()).await.unwrap();
+    let b = PgBackend::open(&db.url, "tenant_b", set()).await.unwrap();
+    let who = agent("a1");
+    let ra = a
+        .create(create_req(
+            "lead",
+            vec![("name".into(), s("A"))],
+            &who,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        b.create(create_req(
+            "lead",
+            vec![("name".into(), s("B"))],
+            &who,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    }
+    b.set_actors(vec![agent("b1")]).await.unwrap();
+    // No tenant filter in these queries: RLS alone hides tenant B.
+    for table in [
+        "records",
+        "history",
+        "timers",
+        "actors",
+        "workflow_versions",
+        "tenants",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+        let expected = match table {
+            "records" | "tenants" => 1,
+            "history" => 1,
+            "timers" => 2,
+            "actors" => 0,
+            _ => 4,
+        };
+        assert_eq!(n, expected, "{table} as seen by tenant A");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE tenant_id = 'tenant_b'")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // Writes into another tenant are refused by the policy.
+    let w = sqlx::query("INSERT INTO actors (tenant_id, id, data) VALUES ('tenant_b', 'x', '{}')")
+        .execute(a.pool())
+        .await;
+    assert!(w.is_err(), "RLS must refuse a write into tenant B");
+    // The app role is not a superuser (superusers bypass RLS).
+    let sup: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+    assert!(!sup);
+    let rb_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM records")
+        .fetch_all(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(rb_ids.len(), 3);
+    assert!(a.get(rb_ids[0]).await.unwrap().is_none());
+    assert!(b.get(ra.id).await.unwrap().is_none());
+    a.pool().close().await;
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// Create `n` tick records at `at` (their alarm is due one minute later).
+async fn seed_ticks(b: &PgBackend, n: usize, at: chrono::DateTime<Utc>) {
+    let per = n.div_ceil(8);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = agent("a1");
+            for k in (w * per)..((w + 1) * per).min(n) {
+                b.create(create_req(
+                    "tick",
+                    vec![("k".into(), Value::Int(k as i64))],
+                    &a,
+                    at,
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn count(b: &PgBackend, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(b.pool()).await.unwrap()
+}
+
+async fn wait_fired(b: &PgBackend, n: i64, secs: i64) {
+    let deadline = Utc::now() + Duration::seconds(secs);
+    while count(b, "SELECT count(*) FROM timers WHERE fired_at IS NOT NULL").await < n {
+        assert!(Utc::now() < deadline, "timers not fired in {secs}s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_two_workers_fire_each_timer_exactly_once() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    seed_ticks(&b, 10_000, t0()).await;
+    assert_eq!(
+        count(&b, "SELECT count(*) FROM timers WHERE fired_at IS NULL").await,
+        10_000
+    );
+    let clock = Arc::new(SystemClock);
+    let cfg = |name: &str| WorkerConfig {
+        owner: name.into(),
+        batch: 200,
+        ..WorkerConfig::default()
+    };
+    let w1 = worker::spawn(b.clone(), clock.clone(), cfg("w1"));
+    let w2 = worker::spawn(b.clone(), clock.clone(), cfg("w2"));
+    wait_fired(&b, 10_000, 120).await;
+    let (s1, s2) = (w1.shutdown().await, w2.shutdown().await);
+    assert_eq!(s1.fired + s2.fired, 10_000, "{s1:?} {s2:?}");
+    assert!(
+        s1.fired > 0 && s2.fired > 0,
+        "both workers took part: {s1:?} {s2:?}"
+    );
+    assert_eq!(s1.errors + s2.errors, 0);
+    // Exactly once: one outbox message and one revision step per record.
+    assert_eq!(count(&b, "SELECT count(*) FROM outbox").await, 10_000);
+    assert_eq!(
+        count(&b, "SELECT count(DISTINCT record_id) FROM outbox").await,
+        10_000
+    );
+    assert_eq!(
+        count(
+            &b,
+            "SELECT count(*) FROM records WHERE state = 'done' AND revision = 2"
+        )
+        .await,
+        10_000
+    );
+    assert_eq!(
+        count(
+            &b,
+            "SELECT count(*) FROM timers WHERE claim_owner IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// Run inside a child process by `pg_crashed_claims_are_fired_once_after_the_lease`:
+/// claim every due timer, start firing one, and die before committing.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(url) = std::env::var("LEADFLOW_CRASH_URL") else {
+        return;
+    };
+    let opts = leadflow_runtime::pg::PgOptions {
+        max_connections: 2,
+        migrate: false,
+    };
+    let b = PgBackend::open_with(&url, "acme", set(), opts)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let items = b
+        .claim("doomed", now, now, now + Duration::seconds(3), 1000)
+        .await
+        .unwrap();
+    assert!(!items.is_empty());
+    let mut tx = b.pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM records WHERE id = $1 FOR UPDATE")
+        .bind(items[0].record)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE records SET state = 'done' WHERE id = $1")
+        .bind(items[0].record)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    std::process::exit(3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_crashed_claims_are_fired_once_after_the_lease() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    seed_ticks(&b, 50, t0()).await;
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new(exe)
+        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("LEADFLOW_CRASH_URL", &db.url)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "the child must die mid-transaction");
+    assert_eq!(
+        count(
+            &b,
+            "SELECT count(*) FROM timers WHERE claim_owner = 'doomed' AND fired_at IS NULL"
+        )
+        .await,
+        50
+    );
+    assert_eq!(
+        count(&b, "SELECT count(*) FROM records WHERE state = 'done'").await,
+        0,
+        "the dead transaction left nothing"
+    );
+    let started = Utc::now();
+    let cfg = WorkerConfig {
+        owner: "rescuer".into(),
+        busy_poll: Duration::milliseconds(100),
+        ..WorkerConfig::default()
+    };
+    let w = worker::spawn(b.clone(), Arc::new(SystemClock), cfg);
+    wait_fired(&b, 50, 30).await;
+    let stats = w.shutdown().await;
+    assert!(
+        Utc::now() - started >= Duration::seconds(1),
+        "fired only after the lease expired"
+    );
+    assert_eq!(stats.fired, 50);
+    assert_eq!(count(&b, "SELECT count(*) FROM outbox").await, 50);
+    assert_eq!(
+        count(
+            &b,
+            "SELECT count(*) FROM records WHERE state = 'done' AND revision = 2"
+        )
+        .await,
+        50
+    );
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// A sleeping worker (nothing due for its whole idle period) wakes on the
+/// NOTIFY of an arming transaction and fires the new timer on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_worker_wakes_on_notify() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let cfg = WorkerConfig {
+        owner: "sleeper".into(),
+        max_idle: Duration::seconds(60),
+        ..WorkerConfig::default()
+    };
+    let w = worker::spawn(b.clone(), Arc::new(SystemClock), cfg);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Created 59.5 s ago in its own time: the alarm is due in half a second.
+    let at = Utc::now() - Duration::milliseconds(59_500);
+    let r = b
+        .create(create_req("tick", vec![], &agent("a1"), at))
+        .await
+        .unwrap();
+    wait_fired(&b, 1, 10).await;
+    assert_eq!(b.get(r.id).await.unwrap().unwrap().state, "done");
+    assert_eq!(w.shutdown().await.fired, 1);
+    b.pool().close().await;
+    db.drop_db().await;
+}
