@@ -2,7 +2,7 @@
 
 use crate::cli::Format;
 use leadflow_runtime::scenario::files::find_scenarios;
-use leadflow_runtime::scenario::suite::{run_files, Mem, Options};
+use leadflow_runtime::scenario::suite::{run_files, Mem, Options, Url};
 use leadflow_runtime::scenario::{generate, Summary};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,25 +24,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(url) = &args.database_url {
-        anyhow::bail!(
-            "--database-url {}: replay through a SQL store is not available in this build yet; run without it to use the in-memory store",
-            redact(url)
-        );
-    }
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("tests/scenarios")]
     } else {
         args.paths
     };
     let files = find_scenarios(&paths)?;
-    let results = run_files(
-        &files,
-        &Options {
-            filter: args.filter,
-        },
-        &Mem,
-    );
+    let opts = Options {
+        filter: args.filter,
+    };
+    let results = match &args.database_url {
+        None => run_files(&files, &opts, &Mem),
+        Some(url) => run_files(&files, &opts, &Url::new(url)),
+    };
     let summary = Summary::of(&results);
     match args.format {
         Format::Human => {
@@ -58,18 +52,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }

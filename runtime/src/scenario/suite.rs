@@ -8,6 +8,7 @@ use super::files::{project_root, Projects};
 use super::{parse, run, ScenarioError, ScenarioResult};
 use crate::backend::Backend;
 use crate::mem::MemBackend;
+use crate::AnyBackend;
 use leadflow_engine::WorkflowSet;
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,6 +32,45 @@ impl Factory for Mem {
     type B = MemBackend;
     async fn make(&self, set: Arc<WorkflowSet>) -> Result<MemBackend, String> {
         Ok(MemBackend::new(set))
+    }
+}
+
+/// A SQL store (or any URL [`crate::open`] takes). Each scenario runs as a
+/// tenant of its own, so state is fresh without dropping anything; they run
+/// one at a time (SQLite has one writer).
+pub struct Url {
+    url: String,
+    run: String,
+    next: AtomicUsize,
+}
+
+impl Url {
+    pub fn new(url: impl Into<String>) -> Url {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Url {
+            url: url.into(),
+            run: format!("{:x}-{}", nanos, std::process::id()),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Factory for Url {
+    type B = AnyBackend;
+    async fn make(&self, set: Arc<WorkflowSet>) -> Result<AnyBackend, String> {
+        let tenant = format!(
+            "scenario-{}-{}",
+            self.run,
+            self.next.fetch_add(1, Ordering::SeqCst)
+        );
+        crate::open(&self.url, &tenant, set)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    fn jobs(&self) -> usize {
+        1
     }
 }
 
