@@ -96,11 +96,17 @@ pub fn load(project: &Project) -> Loaded {
             diags: &mut diags,
             project,
             spawns: Vec::new(),
+            rules_incomplete: false,
         };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
             let clean = !diags[before..].iter().any(Diagnostic::is_error);
-            crate::check::graph(&wf, file, &mut diags);
+            // A file with errors has an incomplete graph (an unknown `to`
+            // becomes a self-loop, a broken timer loses its edge): checking
+            // it would report states as stuck or unreachable that are not.
+            if clean {
+                crate::check::graph(&wf, file, &mut diags);
+            }
             spawns.push((fi, spawn_checks));
             if clean {
                 loaded.push((wf, fi, id_span));
@@ -129,6 +135,11 @@ pub fn load(project: &Project) -> Loaded {
     }
     diags.sort_by(|a, b| {
         (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code))
+    });
+    // A rules module shared by several workflows is compiled for each: report
+    // its errors once.
+    diags.dedup_by(|a, b| {
+        (&a.file, &a.span, a.code, &a.message) == (&b.file, &b.span, b.code, &b.message)
     });
     Loaded {
         set,
@@ -237,6 +248,9 @@ struct Resolver<'a> {
     diags: &'a mut Vec<Diagnostic>,
     project: &'a Project,
     spawns: Vec<SpawnCheck>,
+    /// A rules module is missing or does not compile: calls to `rules::`
+    /// functions cannot be checked (they would all look unknown).
+    rules_incomplete: bool,
 }
 
 /// Entries of a spanned-key map in file order.
@@ -265,9 +279,15 @@ impl Resolver<'_> {
     fn did_you_mean<'k>(name: &str, known: impl Iterator<Item = &'k String>) -> String {
         let mut known: Vec<&String> = known.collect();
         known.sort();
-        let close = known.iter().find(|k| strsim(name, k) <= 2);
+        // The closest name wins (ties: the first in alphabetical order).
+        let close = known
+            .iter()
+            .map(|k| (strsim(name, k), k))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d);
         match close {
-            Some(k) => format!("did you mean `{k}`?"),
+            Some((_, k)) => format!("did you mean `{k}`?"),
+            None if known.is_empty() => "known: none".to_string(),
             None => format!(
                 "known: {}",
                 known
@@ -318,6 +338,7 @@ impl Resolver<'_> {
                     rules.push((f.path.as_str(), f.text.as_str()));
                 }
                 None => {
+                    self.rules_incomplete = true;
                     let known: Vec<String> =
                         self.project.rules.iter().map(|f| f.path.clone()).collect();
                     let hint = Self::did_you_mean(r.get_ref(), known.iter());
@@ -336,6 +357,7 @@ impl Resolver<'_> {
         let mut scripts = match Scripts::new(calendar.clone(), &rules) {
             Ok(s) => s,
             Err((path, e)) => {
+                self.rules_incomplete = true;
                 if let Some(f) = self.project.rules.iter().find(|f| f.path == path) {
                     let off = f.offset_of(e.line, e.column);
                     self.diags.push(Diagnostic::new(
@@ -882,6 +904,8 @@ impl Resolver<'_> {
             Ok((id, problems)) => {
                 for p in problems {
                     match p {
+                        ScriptProblem::UnknownFunction { name, .. }
+                            if self.rules_incomplete && name.starts_with("rules::") => {}
                         ScriptProblem::UnknownFunction { name, line, column } => {
                             let at = self.script_pos(&span, line, column);
                             self.diags.push(Diagnostic::new(
@@ -1159,22 +1183,32 @@ pub const VIEW_COLUMNS: &[&str] = &[
     "age_days",
 ];
 
-/// Edit distance, for "did you mean" hints.
+/// Edit distance, for "did you mean" hints: Levenshtein plus the swap of two
+/// adjacent characters as one edit (`opne` is one edit from `open`).
 fn strsim(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// FNV-1a, 64 bit, as hex: a stable content identifier for versions (not a
@@ -1186,4 +1220,18 @@ pub fn content_hash(s: &str) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strsim;
+
+    #[test]
+    fn edit_distance_counts_a_swap_as_one_edit() {
+        assert_eq!(strsim("open", "open"), 0);
+        assert_eq!(strsim("opne", "open"), 1);
+        assert_eq!(strsim("opne", "done"), 2);
+        assert_eq!(strsim("mark_lots", "mark_lost"), 1);
+        assert_eq!(strsim("", "abc"), 3);
+    }
 }
