@@ -45,6 +45,9 @@ macro_rules! each {
 }
 
 impl Backend for AnyBackend {
+    async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
+        each!(self, b => b.select(filter).await)
+    }
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
         each!(self, b => b.set_actors(actors).await)
     }

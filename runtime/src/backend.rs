@@ -121,6 +121,44 @@ pub struct CreateRequest<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+/// Which records a bulk operation applies to (SOC-8, SOC-9). Only records
+/// in non-final states are ever selected.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub workflow: &'a str,
+    /// Empty: every non-final state.
+    pub states: Vec<&'a str>,
+    /// Field equalities (JSON values as stored).
+    pub fields: Vec<(String, serde_json::Value)>,
+    /// Only records not changed since this instant (idle ones).
+    pub idle_since: Option<DateTime<Utc>>,
+}
+
+impl Filter<'_> {
+    /// Whether a record in `state` with `fields` passes the state and field
+    /// conditions (the store checks workflow, finality and idleness).
+    pub fn matches(
+        &self,
+        state: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        (self.states.is_empty() || self.states.contains(&state))
+            && self
+                .fields
+                .iter()
+                .all(|(k, v)| fields.get(k).unwrap_or(&serde_json::Value::Null) == v)
+    }
+}
+
+/// What a bulk operation did, record by record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkResult {
+    /// Records changed, each by one ordinary transition with history.
+    pub changed: Vec<RecordId>,
+    /// Records the transition refused or that changed concurrently: (id, code).
+    pub refused: Vec<(RecordId, String)>,
+}
+
 /// The storage interface. Implementations: `mem::MemBackend`, and the SQL
 /// stores.
 #[allow(async_fn_in_trait)]
@@ -143,4 +181,58 @@ pub trait Backend {
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error>;
     /// Links from this record (both directions are stored as two links).
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error>;
+    /// Ids of the non-final records a filter selects, ascending.
+    async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error>;
+
+    /// SOC-8 batch update: fire `transition` with `input` on every selected
+    /// record, each as its own atomic transition (with history). Refusals
+    /// are reported per record; storage errors stop the batch.
+    async fn fire_many(
+        &self,
+        filter: &Filter<'_>,
+        transition: &str,
+        input: Vec<(String, Value)>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<BulkResult, Error> {
+        let mut out = BulkResult::default();
+        for id in self.select(filter).await? {
+            let req = FireRequest {
+                record: id,
+                transition,
+                input: input.clone(),
+                actor,
+                now,
+                expected_revision: None,
+                idempotency_key: None,
+            };
+            match self.fire(req).await {
+                Ok(_) => out.changed.push(id),
+                Err(e @ (Error::Refused(_) | Error::Conflict { .. } | Error::NotFound(_))) => {
+                    out.refused.push((id, e.code().to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// SOC-9 auto-close: fire `transition` as the system on every record of
+    /// `workflow` idle (unchanged) for `idle` or longer. States the
+    /// transition is not enabled from are left alone (reported as refused).
+    async fn close_idle(
+        &self,
+        workflow: &str,
+        idle: chrono::Duration,
+        transition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BulkResult, Error> {
+        let filter = Filter {
+            workflow,
+            idle_since: Some(now - idle),
+            ..Filter::default()
+        };
+        self.fire_many(&filter, transition, Vec::new(), &Actor::system(), now)
+            .await
+    }
 }

@@ -274,6 +274,26 @@ impl Tx for MemTx<'_> {
 }
 
 impl Backend for MemBackend {
+    async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
+        let st = self.state.lock().await;
+        let mut ids = Vec::new();
+        for (i, r) in st.records.iter().enumerate() {
+            if r.wf.id != filter.workflow
+                || apply::is_final(&r.wf, &r.rec)
+                || filter.idle_since.is_some_and(|t| r.updated_at >= t)
+            {
+                continue;
+            }
+            let state = r.wf.state_name(r.rec.state);
+            let fields_match =
+                filter.fields.is_empty() || filter.matches(state, &r.rec.fields_json(&r.wf));
+            if fields_match && (filter.states.is_empty() || filter.states.contains(&state)) {
+                ids.push(i as RecordId + 1);
+            }
+        }
+        Ok(ids)
+    }
+
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
         let mut st = self.state.lock().await;
         let mut load: HashMap<&str, u32> = HashMap::new();

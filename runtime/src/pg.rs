@@ -508,6 +508,7 @@ type RecordRow = (
     DateTime<Utc>,
 );
 
+type Fields = serde_json::Map<String, serde_json::Value>;
 type OutboxRow = (
     i64,
     String,
@@ -544,6 +545,36 @@ fn record_from(r: RecordRow) -> StoredRecord {
 }
 
 impl Backend for PgBackend {
+    async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
+        let states: Vec<&str> = filter.states.clone();
+        let fields: serde_json::Map<String, serde_json::Value> =
+            filter.fields.iter().cloned().collect();
+        // `fields @> {}` holds for every record; null equalities are checked below.
+        let contained: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let rows: Vec<(i64, String, Json<Fields>)> = sqlx::query_as(
+            "SELECT id, state, fields FROM records WHERE tenant_id = $1 AND workflow = $2 AND NOT is_final
+             AND ($3::timestamptz IS NULL OR updated_at < $3) AND (cardinality($4::text[]) = 0 OR state = ANY($4)) AND fields @> $5
+             ORDER BY id",
+        )
+        .bind(&*self.tenant)
+        .bind(filter.workflow)
+        .bind(filter.idle_since)
+        .bind(states)
+        .bind(Json(contained))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, state, f)| filter.matches(state, &f.0))
+            .map(|(id, _, _)| id)
+            .collect())
+    }
+
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("DELETE FROM actors WHERE tenant_id = $1")

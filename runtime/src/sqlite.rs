@@ -488,6 +488,26 @@ fn record_from(r: RecordRow) -> Result<StoredRecord, Error> {
 }
 
 impl Backend for SqliteBackend {
+    async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, state, fields FROM records WHERE tenant_id = ? AND workflow = ? AND is_final = 0 AND updated_at < ? ORDER BY id",
+        )
+        .bind(&self.tenant)
+        .bind(filter.workflow)
+        .bind(filter.idle_since.map_or(i64::MAX, micros))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let mut ids = Vec::new();
+        for (id, state, fields) in rows {
+            let fields = serde_json::from_str(&fields).map_err(json_err)?;
+            if filter.matches(&state, &fields) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         sqlx::query("DELETE FROM actors WHERE tenant_id = ?")

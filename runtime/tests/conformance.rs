@@ -8,6 +8,7 @@ use leadflow_runtime::mem::MemBackend;
 async fn conformance_mem() {
     let b = MemBackend::new(common::set());
     common::conformance::run(&b).await;
+    common::conformance::bulk(&b).await;
 }
 
 #[tokio::test]
@@ -18,6 +19,7 @@ async fn conformance_sqlite() {
         .await
         .unwrap();
     common::conformance::run(&b).await;
+    common::conformance::bulk(&b).await;
 }
 
 #[tokio::test]
@@ -27,6 +29,7 @@ async fn conformance_pg() {
         .await
         .unwrap();
     common::conformance::run(&b).await;
+    common::conformance::bulk(&b).await;
     b.pool().close().await;
     db.drop_db().await;
 }
@@ -39,10 +42,12 @@ async fn conformance_any_from_url() {
         .await
         .unwrap();
     common::conformance::run(&b).await;
+    common::conformance::bulk(&b).await;
     let m = leadflow_runtime::open("mem:", "acme", common::set())
         .await
         .unwrap();
     common::conformance::run(&m).await;
+    common::conformance::bulk(&m).await;
     assert!(leadflow_runtime::open("mysql://x", "acme", common::set())
         .await
         .is_err());

@@ -359,3 +359,98 @@ pub async fn run<B: Backend>(b: &B) {
     );
     assert_eq!(b.timers(l5.id).await.unwrap().len(), 2);
 }
+
+/// Bulk operations (SOC-8 batch update, SOC-9 auto-close) as ordinary
+/// transitions with history.
+pub async fn bulk<B: Backend>(b: &B) {
+    let a = agent("a1");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            b.create(create_req("counter", vec![], &a, at(300)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    b.fire(fire_req(
+        ids[0],
+        "bump",
+        vec![("n".into(), Value::Int(1))],
+        &a,
+        at(300),
+    ))
+    .await
+    .unwrap();
+    let only_n1 = Filter {
+        workflow: "counter",
+        fields: vec![("n".into(), json!(1))],
+        ..Filter::default()
+    };
+    assert_eq!(b.select(&only_n1).await.unwrap(), vec![ids[0]]);
+    let r = b
+        .fire_many(
+            &only_n1,
+            "bump",
+            vec![("n".into(), Value::Int(7))],
+            &a,
+            at(301),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.changed.clone(), r.refused.len()), (vec![ids[0]], 0));
+    let h = b.history(ids[0]).await.unwrap();
+    assert_eq!(
+        (&h.last().unwrap().old, &h.last().unwrap().new),
+        (&json!(1), &json!(7))
+    );
+    let unset = Filter {
+        workflow: "counter",
+        fields: vec![("n".into(), json!(null))],
+        states: vec!["open"],
+        ..Filter::default()
+    };
+    assert_eq!(b.select(&unset).await.unwrap(), ids[1..].to_vec());
+    let all = Filter {
+        workflow: "counter",
+        ..Filter::default()
+    };
+    let r = b
+        .fire_many(&all, "bump", vec![("note".into(), s("x"))], &a, at(301))
+        .await
+        .unwrap();
+    assert!(r.changed.is_empty());
+    assert_eq!(
+        r.refused,
+        ids.iter()
+            .map(|&i| (i, "E_INPUT".to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // Auto-close after 10 idle days; one record was touched meanwhile.
+    b.fire(fire_req(
+        ids[1],
+        "bump",
+        vec![("n".into(), Value::Int(3))],
+        &a,
+        at(301 + 24 * 5),
+    ))
+    .await
+    .unwrap();
+    let now = at(301 + 24 * 10) + Duration::minutes(1);
+    let r = b
+        .close_idle("counter", Duration::days(10), "close", now)
+        .await
+        .unwrap();
+    assert_eq!(r.changed, vec![ids[0], ids[2], ids[3]]);
+    for &id in &r.changed {
+        let rec = b.get(id).await.unwrap().unwrap();
+        assert_eq!((rec.state.as_str(), rec.updated_at), ("closed", now));
+    }
+    assert_eq!(b.get(ids[1]).await.unwrap().unwrap().state, "open");
+    assert_eq!(
+        b.select(&all).await.unwrap(),
+        vec![ids[1]],
+        "final records are never selected"
+    );
+}

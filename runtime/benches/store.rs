@@ -1,0 +1,369 @@
+//! Store throughput, as a plain binary (harness = false). Usage:
+//!
+//! ```text
+//! cargo bench -p leadflow-runtime --bench store -- mem [records=100000] [beats=10]
+//! cargo bench -p leadflow-runtime --bench store -- sqlite [transitions=5000]
+//! cargo bench -p leadflow-runtime --bench store -- pg-transitions [writers=16] [seconds=20]
+//! cargo bench -p leadflow-runtime --bench store -- pg-timers [timers=100000] [workers=2]
+//! ```
+//! PostgreSQL: LEADFLOW_BENCH_PG (default postgres://postgres@127.0.0.1:5432/postgres);
+//! a scratch database is created and dropped.
+
+use chrono::{DateTime, Duration, Utc};
+use leadflow_engine::{load, Actor, Project, SourceFile, Value, WorkflowSet};
+use leadflow_runtime::backend::{Backend, CreateRequest, FireRequest};
+use leadflow_runtime::clock::SystemClock;
+use leadflow_runtime::worker::{self, WorkerConfig};
+use leadflow_runtime::{MemBackend, PgBackend, SqliteBackend};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `touch` is shaped like the pgbench baseline: lock, update fields, one
+/// history row, re-arm a 60-day timer. `pulse` re-arms itself every hour.
+const BENCH: &str = r#"
+[workflow]
+id = "bench"
+initial = "open"
+[fields.n]
+type = "int"
+default = 0
+[states.open]
+[states.closed]
+final = true
+[transitions.touch]
+from = ["open"]
+by = ["agent"]
+input = ["n"]
+rearm = ["lost"]
+[transitions.expire]
+from = ["open"]
+to = "closed"
+by = ["system"]
+[transitions.beat]
+from = ["open"]
+by = ["system"]
+do = [{ set = "n", expr = "lead.n + 1" }]
+[timers.lost]
+in = ["open"]
+after = "60d"
+fire = "expire"
+"#;
+
+const PULSE: &str = r#"
+[workflow]
+id = "pulse"
+initial = "on"
+[fields.n]
+type = "int"
+default = 0
+[states.on]
+[states.off]
+final = true
+[transitions.beat]
+from = ["on"]
+by = ["system"]
+do = [{ set = "n", expr = "lead.n + 1" }]
+[transitions.stop]
+from = ["on"]
+to = "off"
+by = ["agent"]
+[timers.beat]
+in = ["on"]
+after = "1h"
+fire = "beat"
+"#;
+
+const TICK: &str = r#"
+[workflow]
+id = "tick"
+initial = "waiting"
+[states.waiting]
+[states.done]
+final = true
+[transitions.ring]
+from = ["waiting"]
+to = "done"
+by = ["system"]
+[timers.alarm]
+in = ["waiting"]
+after = "1m"
+fire = "ring"
+"#;
+
+fn set() -> Arc<WorkflowSet> {
+    let project = Project {
+        workflows: vec![
+            SourceFile::new("workflows/bench.toml", BENCH),
+            SourceFile::new("workflows/pulse.toml", PULSE),
+            SourceFile::new("workflows/tick.toml", TICK),
+        ],
+        ..Project::default()
+    };
+    let loaded = load(&project);
+    assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+    Arc::new(loaded.set)
+}
+
+fn t0() -> DateTime<Utc> {
+    "2024-01-01T09:00:00Z".parse().unwrap_or_default()
+}
+
+fn agent() -> Actor {
+    Actor {
+        id: "a1".into(),
+        role: "agent".into(),
+        ..Actor::default()
+    }
+}
+
+fn arg(args: &[String], i: usize, default: u64) -> u64 {
+    args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+fn create<'a>(wf: &'a str, a: &'a Actor, now: DateTime<Utc>) -> CreateRequest<'a> {
+    CreateRequest {
+        workflow: wf,
+        input: vec![],
+        actor: a,
+        now,
+        idempotency_key: None,
+    }
+}
+
+async fn mem(records: u64, beats: u64) {
+    let b = MemBackend::new(set());
+    let a = agent();
+    let start = Instant::now();
+    for _ in 0..records {
+        b.create(create("pulse", &a, t0())).await.unwrap();
+    }
+    let created = start.elapsed();
+    let start = Instant::now();
+    let fired = b
+        .run_due(t0() + Duration::hours(beats as i64))
+        .await
+        .unwrap();
+    let el = start.elapsed();
+    println!(
+        "mem: {records} records created in {:.2}s; {fired} timer firings in {:.2}s ({:.0} firings/s); total {:.2}s",
+        created.as_secs_f64(),
+        el.as_secs_f64(),
+        fired as f64 / el.as_secs_f64(),
+        (created + el).as_secs_f64()
+    );
+}
+
+async fn sqlite(n: u64) {
+    let dir = std::env::temp_dir().join(format!("leadflow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let b = SqliteBackend::open(&url, "bench", set()).await.unwrap();
+    let a = agent();
+    let ids: Vec<i64> = {
+        let mut v = Vec::new();
+        for _ in 0..1000 {
+            v.push(b.create(create("bench", &a, t0())).await.unwrap().id);
+        }
+        v
+    };
+    let start = Instant::now();
+    for i in 0..n {
+        let id = ids[(i % 1000) as usize];
+        b.fire(FireRequest {
+            record: id,
+            transition: "touch",
+            input: vec![("n".into(), Value::Int(i as i64))],
+            actor: &a,
+            now: t0(),
+            expected_revision: None,
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    }
+    let el = start.elapsed();
+    println!("sqlite: {n} durable transitions in {:.2}s = {:.0} transitions/s (one writer, synchronous=FULL, WAL)", el.as_secs_f64(), n as f64 / el.as_secs_f64());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+struct Scratch {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+async fn scratch() -> Scratch {
+    let admin = std::env::var("LEADFLOW_BENCH_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("lf_bench_{}", std::process::id());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
+    Scratch {
+        url: format!("{base}/{name}"),
+        admin,
+        name,
+    }
+}
+
+async fn drop_scratch(s: Scratch) {
+    let mut c = sqlx::PgConnection::connect(&s.admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.name))
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
+
+async fn seed(b: &PgBackend, wf: &'static str, n: u64, tasks: u64) -> Vec<i64> {
+    let mut hs = Vec::new();
+    for w in 0..tasks {
+        let b = b.clone();
+        hs.push(tokio::spawn(async move {
+            let a = agent();
+            let mut ids = Vec::new();
+            for _ in (0..n).filter(|i| i % tasks == w) {
+                ids.push(b.create(create(wf, &a, t0())).await.unwrap().id);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for h in hs {
+        ids.extend(h.await.unwrap());
+    }
+    ids
+}
+
+async fn pg_transitions(writers: u64, seconds: u64) {
+    let s = scratch().await;
+    let opts = leadflow_runtime::pg::PgOptions {
+        max_connections: writers as u32 + 2,
+        migrate: true,
+    };
+    let b = PgBackend::open_with(&s.url, "bench", set(), opts)
+        .await
+        .unwrap();
+    let ids = Arc::new(seed(&b, "bench", 20_000, writers).await);
+    let stop = Instant::now() + std::time::Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut hs = Vec::new();
+    for w in 0..writers {
+        let b = b.clone();
+        let ids = ids.clone();
+        hs.push(tokio::spawn(async move {
+            let a = agent();
+            let mut n = 0u64;
+            let mut i = w as usize;
+            while Instant::now() < stop {
+                let id = ids[i % ids.len()];
+                i += writers as usize;
+                b.fire(FireRequest {
+                    record: id,
+                    transition: "touch",
+                    input: vec![("n".into(), Value::Int(n as i64))],
+                    actor: &a,
+                    now: t0(),
+                    expected_revision: None,
+                    idempotency_key: None,
+                })
+                .await
+                .unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for h in hs {
+        total += h.await.unwrap();
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!("pg-transitions: {writers} writers, distinct records: {total} transitions in {el:.1}s = {:.0} transitions/s", total as f64 / el);
+    b.pool().close().await;
+    drop_scratch(s).await;
+}
+
+async fn pg_timers(n: u64, workers: u64) {
+    let s = scratch().await;
+    let opts = leadflow_runtime::pg::PgOptions {
+        max_connections: 20,
+        migrate: true,
+    };
+    let b = PgBackend::open_with(&s.url, "bench", set(), opts)
+        .await
+        .unwrap();
+    let seeded = Instant::now();
+    seed(&b, "tick", n, 16).await;
+    println!(
+        "pg-timers: seeded {n} records with a due timer in {:.1}s",
+        seeded.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    let clock = Arc::new(SystemClock);
+    let hs: Vec<_> = (0..workers)
+        .map(|w| {
+            worker::spawn(
+                b.clone(),
+                clock.clone(),
+                WorkerConfig {
+                    owner: format!("bench-{w}"),
+                    batch: 500,
+                    ..WorkerConfig::default()
+                },
+            )
+        })
+        .collect();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE fired_at IS NULL")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let el = start.elapsed().as_secs_f64();
+    let mut fired = 0;
+    for h in hs {
+        fired += h.shutdown().await.fired;
+    }
+    println!(
+        "pg-timers: {fired} due timers fired by {workers} workers in {el:.1}s = {:.0} timers/s",
+        fired as f64 / el
+    );
+    b.pool().close().await;
+    drop_scratch(s).await;
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mode = args.first().map(String::as_str).unwrap_or("mem");
+    rt.block_on(async {
+        match mode {
+            "mem" => mem(arg(&args, 1, 100_000), arg(&args, 2, 10)).await,
+            "sqlite" => sqlite(arg(&args, 1, 5000)).await,
+            "pg-transitions" => pg_transitions(arg(&args, 1, 16), arg(&args, 2, 20)).await,
+            "pg-timers" => pg_timers(arg(&args, 1, 100_000), arg(&args, 2, 2)).await,
+            other => eprintln!("unknown mode `{other}`: mem | sqlite | pg-transitions | pg-timers"),
+        }
+    });
+}

@@ -1,0 +1,589 @@
+//! The outbox dispatcher: delivers the messages transitions wrote to the
+//! outbox, to a log, a webhook (HMAC-signed JSON) or SMTP, with exponential
+//! backoff. A row is marked delivered only after its sink accepted it; a
+//! failure (including a missing template) is recorded on the row and retried
+//! until `max_attempts`.
+//!
+//! Templates live in a directory (`workflows/templates/<id>.txt`). An
+//! optional first line `Subject: ...` gives the subject; `{{name}}` is
+//! replaced by the record's field `name`, or by `record`, `workflow`,
+//! `state`, `assignee`, `template`; unknown names become empty.
+
+use crate::backend::Error;
+use crate::clock::Clock;
+use crate::pg::PgBackend;
+use crate::sql::{db, instant, json_err, micros};
+use crate::sqlite::SqliteBackend;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub id: i64,
+    pub record: i64,
+    pub template: String,
+    pub recipients: Vec<String>,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+}
+
+/// What is sent: the rendered message plus its data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub record: i64,
+    pub template: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub payload: serde_json::Value,
+}
+
+/// Stores whose outbox can be dispatched.
+pub trait OutboxQueue: Clone + Send + Sync + 'static {
+    /// Claim up to `limit` undelivered messages due by `now` (fewer than
+    /// `max_attempts` tries), hiding them from other dispatchers until `lease_until`.
+    fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Pending>, Error>> + Send;
+    fn delivered(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn failed(
+        &self,
+        id: i64,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+type PgPending = (
+    i64,
+    i64,
+    String,
+    sqlx::types::Json<Vec<String>>,
+    serde_json::Value,
+    i32,
+);
+
+impl OutboxQueue for PgBackend {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> Result<Vec<Pending>, Error> {
+        let rows: Vec<PgPending> = sqlx::query_as(
+            "UPDATE outbox o SET next_attempt = $1
+             FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND next_attempt <= $3 AND attempts < $4
+                   ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
+             WHERE o.tenant_id = c.tenant_id AND o.id = c.id
+             RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts",
+        )
+        .bind(lease_until)
+        .bind(self.tenant())
+        .bind(now)
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db)?;
+        let mut list: Vec<Pending> = rows
+            .into_iter()
+            .map(
+                |(id, record, template, recipients, payload, attempts)| Pending {
+                    id,
+                    record,
+                    template,
+                    recipients: recipients.0,
+                    payload,
+                    attempts,
+                },
+            )
+            .collect();
+        list.sort_by_key(|p| p.id);
+        Ok(list)
+    }
+
+    async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE tenant_id = $2 AND id = $3")
+            .bind(at)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(next_attempt)
+            .bind(error)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl OutboxQueue for SqliteBackend {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> Result<Vec<Pending>, Error> {
+        let rows: Vec<(i64, i64, String, String, String, i32)> = sqlx::query_as(
+            "UPDATE outbox SET next_attempt = ?
+             WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
+                             ORDER BY next_attempt, id LIMIT ?)
+             RETURNING id, record_id, template, recipients, payload, attempts",
+        )
+        .bind(micros(lease_until))
+        .bind(self.tenant())
+        .bind(micros(now))
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db)?;
+        let mut list = rows
+            .into_iter()
+            .map(|(id, record, template, recipients, payload, attempts)| {
+                Ok(Pending {
+                    id,
+                    record,
+                    template,
+                    recipients: serde_json::from_str(&recipients).map_err(json_err)?,
+                    payload: serde_json::from_str(&payload).map_err(json_err)?,
+                    attempts,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        list.sort_by_key(|p| p.id);
+        Ok(list)
+    }
+
+    async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE tenant_id = ? AND id = ?")
+            .bind(micros(at))
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
+            .bind(micros(next_attempt))
+            .bind(error)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// Message templates read from a directory, `<template>.txt`.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    dir: PathBuf,
+}
+
+impl Templates {
+    pub fn new(dir: impl Into<PathBuf>) -> Templates {
+        Templates { dir: dir.into() }
+    }
+
+    /// Render a message; `Err` explains a missing or unreadable template.
+    pub fn render(&self, p: &Pending) -> Result<Delivery, String> {
+        let ok_name = !p.template.is_empty()
+            && p.template
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok_name {
+            return Err(format!("invalid template name `{}`", p.template));
+        }
+        let path = self.dir.join(format!("{}.txt", p.template));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("template `{}` ({}): {e}", p.template, path.display()))?;
+        let text = fill(&text, &p.payload);
+        let (subject, body) = match text.split_once('\n') {
+            Some((first, rest)) if first.starts_with("Subject:") => (
+                first["Subject:".len()..].trim().to_string(),
+                rest.trim_start_matches('\n').to_string(),
+            ),
+            _ => (p.template.clone(), text),
+        };
+        Ok(Delivery {
+            id: p.id,
+            record: p.record,
+            template: p.template.clone(),
+            recipients: p.recipients.clone(),
+            subject,
+            body,
+            payload: p.payload.clone(),
+        })
+    }
+}
+
+/// Replace `{{name}}` placeholders from the payload.
+fn fill(text: &str, payload: &serde_json::Value) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = after[..end].trim();
+        let v = payload
+            .get("fields")
+            .and_then(|f| f.get(name))
+            .or_else(|| payload.get(name));
+        match v {
+            Some(serde_json::Value::String(s)) => out.push_str(s),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => out.push_str(&other.to_string()),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// SMTP settings. `tls = false` talks plain SMTP (local relays, tests).
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    /// Actor id -> e-mail address. "customer" resolves to the record's
+    /// `email` field; a recipient containing `@` is used as written.
+    pub addresses: HashMap<String, String>,
+}
+
+/// Where messages go.
+#[derive(Clone)]
+pub enum Sink {
+    /// Logged with tracing (development, dry runs).
+    Log,
+    /// HTTP POST of the JSON [`Delivery`], signed with
+    /// `X-Leadflow-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    Webhook {
+        url: String,
+        secret: String,
+        client: reqwest::Client,
+    },
+    Smtp {
+        config: Arc<SmtpConfig>,
+        transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    },
+}
+
+impl Sink {
+    pub fn webhook(url: impl Into<String>, secret: impl Into<String>) -> Result<Sink, Error> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Storage(format!("webhook client: {e}")))?;
+        Ok(Sink::Webhook {
+            url: url.into(),
+            secret: secret.into(),
+            client,
+        })
+    }
+
+    pub fn smtp(config: SmtpConfig) -> Result<Sink, Error> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{AsyncSmtpTransport, Tokio1Executor};
+        let mut b = if config.tls {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
+                .map_err(|e| Error::Storage(format!("smtp: {e}")))?
+        } else {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+        };
+        b = b
+            .port(config.port)
+            .timeout(Some(std::time::Duration::from_secs(10)));
+        if let (Some(u), Some(p)) = (&config.username, &config.password) {
+            b = b.credentials(Credentials::new(u.clone(), p.clone()));
+        }
+        Ok(Sink::Smtp {
+            transport: b.build(),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Deliver one message; `Ok` means the receiver accepted it.
+    pub async fn deliver(&self, d: &Delivery) -> Result<(), String> {
+        match self {
+            Sink::Log => {
+                tracing::info!(id = d.id, record = d.record, template = %d.template, recipients = ?d.recipients, subject = %d.subject, "outbox message");
+                Ok(())
+            }
+            Sink::Webhook {
+                url,
+                secret,
+                client,
+            } => {
+                let body = serde_json::to_vec(d).map_err(|e| e.to_string())?;
+                let resp = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("x-leadflow-signature", signature(secret, &body))
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("webhook: {e}"))?;
+                match resp.status() {
+                    s if s.is_success() => Ok(()),
+                    s => Err(format!("webhook answered {s}")),
+                }
+            }
+            Sink::Smtp { config, transport } => send_mail(config, transport, d).await,
+        }
+    }
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this never fails in practice.
+    match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+async fn send_mail(
+    config: &SmtpConfig,
+    transport: &lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    d: &Delivery,
+) -> Result<(), String> {
+    use lettre::message::Mailbox;
+    use lettre::AsyncTransport;
+    let from: Mailbox = config
+        .from
+        .parse()
+        .map_err(|e| format!("smtp from `{}`: {e}", config.from))?;
+    let mut to = Vec::new();
+    for r in &d.recipients {
+        let addr = if r.contains('@') {
+            Some(r.clone())
+        } else if r == "customer" {
+            d.payload
+                .get("fields")
+                .and_then(|f| f.get("email"))
+                .and_then(|e| e.as_str())
+                .map(str::to_string)
+        } else {
+            config.addresses.get(r).cloned()
+        };
+        if let Some(a) = addr {
+            to.push(
+                a.parse::<Mailbox>()
+                    .map_err(|e| format!("address `{a}`: {e}"))?,
+            );
+        }
+    }
+    if to.is_empty() {
+        return Err(format!(
+            "no e-mail address for recipients {:?}",
+            d.recipients
+        ));
+    }
+    let mut b = lettre::Message::builder()
+        .from(from)
+        .subject(d.subject.clone());
+    for m in to {
+        b = b.to(m);
+    }
+    let msg = b
+        .body(d.body.clone())
+        .map_err(|e| format!("message: {e}"))?;
+    transport
+        .send(msg)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("smtp: {e}"))
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub batch: i64,
+    /// How long a claimed message is hidden from other dispatchers.
+    pub lease: chrono::Duration,
+    /// Delay after the first failure; doubles per attempt up to `max_backoff`.
+    pub backoff: chrono::Duration,
+    pub max_backoff: chrono::Duration,
+    pub max_attempts: i32,
+    /// Sleep when nothing is pending.
+    pub idle: chrono::Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch: 50,
+            lease: chrono::Duration::seconds(60),
+            backoff: chrono::Duration::seconds(5),
+            max_backoff: chrono::Duration::hours(1),
+            max_attempts: 12,
+            idle: chrono::Duration::seconds(2),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// When to try again after `attempts` failures (1 = the first).
+    pub fn next_attempt(&self, now: DateTime<Utc>, attempts: i32) -> DateTime<Utc> {
+        let factor = 1i32
+            .checked_shl(attempts.clamp(1, 30) as u32 - 1)
+            .unwrap_or(i32::MAX);
+        let delay = self
+            .backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff);
+        now + delay
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchStats {
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// One pass: claim due messages, deliver each, record the result.
+pub async fn dispatch_once<Q: OutboxQueue>(
+    q: &Q,
+    sink: &Sink,
+    templates: &Templates,
+    cfg: &DispatchConfig,
+    now: DateTime<Utc>,
+) -> Result<DispatchStats, Error> {
+    let mut stats = DispatchStats::default();
+    for p in q
+        .claim_outbox(now, now + cfg.lease, cfg.max_attempts, cfg.batch)
+        .await?
+    {
+        let result = match templates.render(&p) {
+            Ok(d) => sink.deliver(&d).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                q.delivered(p.id, now).await?;
+                stats.delivered += 1;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    id = p.id,
+                    attempt = p.attempts + 1,
+                    "outbox delivery failed: {e}"
+                );
+                q.failed(p.id, cfg.next_attempt(now, p.attempts + 1), &e)
+                    .await?;
+                stats.failed += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    join: JoinHandle<DispatchStats>,
+}
+
+impl DispatcherHandle {
+    pub async fn shutdown(self) -> DispatchStats {
+        self.stop.send_replace(true);
+        self.join.await.unwrap_or_default()
+    }
+}
+
+/// Run [`dispatch_once`] in a loop until shut down.
+pub fn spawn<Q: OutboxQueue, C: Clock>(
+    q: Q,
+    sink: Sink,
+    templates: Templates,
+    cfg: DispatchConfig,
+    clock: Arc<C>,
+) -> DispatcherHandle {
+    let (stop, mut rx) = watch::channel(false);
+    let join = tokio::spawn(async move {
+        let mut total = DispatchStats::default();
+        while !*rx.borrow() {
+            let now = clock.now();
+            let idle = match dispatch_once(&q, &sink, &templates, &cfg, now).await {
+                Ok(s) => {
+                    total.delivered += s.delivered;
+                    total.failed += s.failed;
+                    s.delivered + s.failed < cfg.batch as u64
+                }
+                Err(e) => {
+                    tracing::error!("outbox dispatcher: {e}");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = clock.sleep_until(now + cfg.idle) => {}
+                    _ = rx.wait_for(|s| *s) => {}
+                }
+            }
+        }
+        total
+    });
+    DispatcherHandle { stop, join }
+}
+
+/// Read an outbox row's delivery state (for tests and tools).
+pub async fn sqlite_row_state(
+    b: &SqliteBackend,
+    id: i64,
+) -> Result<(i32, Option<DateTime<Utc>>, Option<String>), Error> {
+    let (attempts, delivered, err): (i32, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT attempts, delivered_at, last_error FROM outbox WHERE tenant_id = ? AND id = ?",
+    )
+    .bind(b.tenant())
+    .bind(id)
+    .fetch_one(b.pool())
+    .await
+    .map_err(db)?;
+    Ok((attempts, delivered.map(instant), err))
+}
