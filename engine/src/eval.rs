@@ -110,28 +110,6 @@ impl Actor {
             .any(|p| p.from <= now && now < p.until)
             && self.capacity.is_none_or(|c| self.load < c)
     }
-
-    fn to_map(&self) -> rhai::Map {
-        let strs =
-            |v: &[String]| rhai::Dynamic::from_array(v.iter().map(|s| s.clone().into()).collect());
-        let mut attrs = rhai::Map::new();
-        for (k, v) in &self.attributes {
-            attrs.insert(k.as_str().into(), script::to_dynamic(v));
-        }
-        let mut m = rhai::Map::new();
-        m.insert("id".into(), self.id.clone().into());
-        m.insert("role".into(), self.role.clone().into());
-        m.insert("zones".into(), strs(&self.zones));
-        m.insert("skills".into(), strs(&self.skills));
-        m.insert(
-            "capacity".into(),
-            self.capacity
-                .map_or(rhai::Dynamic::UNIT, |c| (c as rhai::INT).into()),
-        );
-        m.insert("load".into(), (self.load as rhai::INT).into());
-        m.insert("attributes".into(), attrs.into());
-        m
-    }
 }
 
 /// What a transition is evaluated against besides the record.
@@ -166,6 +144,8 @@ pub enum Code {
     Guard,
     #[serde(rename = "E_SCRIPT")]
     Script,
+    #[serde(rename = "E_NO_CANDIDATE")]
+    NoCandidate,
 }
 
 impl Code {
@@ -181,6 +161,7 @@ impl Code {
             Code::Required => "E_REQUIRED",
             Code::Guard => "E_GUARD",
             Code::Script => "E_SCRIPT",
+            Code::NoCandidate => "E_NO_CANDIDATE",
         }
     }
 }
@@ -501,11 +482,14 @@ fn fire_inner(
         }
     }
     if let Some(g) = t.guard {
-        let mut map = rhai::Map::new();
-        for (k, v) in input {
-            map.insert(k.as_str().into(), script::to_dynamic(v));
-        }
-        match w.eval(g, Some(map), true)? {
+        let map = wf.scripts.uses(g).input.then(|| {
+            let mut map = rhai::Map::new();
+            for (k, v) in input {
+                map.insert(k.as_str().into(), script::to_dynamic(v));
+            }
+            map
+        });
+        match w.eval(g, map, true)? {
             v if v.as_bool() == Ok(true) => {}
             v if v.as_bool() == Ok(false) => {
                 return Err(Refusal::new(
@@ -594,8 +578,21 @@ impl<'a> Work<'a> {
         &mut self,
         id: script::ScriptId,
         input: Option<rhai::Map>,
-        actor: Option<rhai::Map>,
+        actor: Option<script::ActorView>,
     ) -> Result<rhai::Dynamic, Refusal> {
+        if let Some(node) = self.wf.scripts.native(id) {
+            let env = crate::native::Env {
+                fields: &self.rec.fields,
+                state: &self.wf.states[self.rec.state].name,
+                assignee: self.rec.assignee.as_deref(),
+                created_at: self.rec.created_at,
+                entered_at: self.rec.entered_at,
+                now: self.ctx.now,
+            };
+            if let Some(v) = node.eval(&env) {
+                return Ok(v);
+            }
+        }
         let data = Arc::new(LeadData {
             names: self.wf.field_index.clone(),
             fields: std::mem::take(&mut self.rec.fields),
@@ -629,7 +626,8 @@ impl<'a> Work<'a> {
         input: Option<rhai::Map>,
         with_actor: bool,
     ) -> Result<rhai::Dynamic, Refusal> {
-        let actor = with_actor.then(|| self.ctx.actor.to_map());
+        let actor = (with_actor && self.wf.scripts.uses(id).actor)
+            .then(|| script::ActorView(Arc::new(self.ctx.actor.clone())));
         self.eval_with(id, input, actor)
     }
 
@@ -696,8 +694,15 @@ impl<'a> Work<'a> {
                     score,
                     filter,
                     exclude,
+                    required,
                 } => {
                     let chosen = self.assign(role, *score, *filter, *exclude)?;
+                    if chosen.is_none() && *required {
+                        return Err(Refusal::new(
+                            Code::NoCandidate,
+                            format!("no available `{role}` can take this record"),
+                        ));
+                    }
                     self.rec.assignee = chosen.clone();
                     self.assignments.push(Assignment {
                         role: role.clone(),
@@ -764,7 +769,7 @@ impl<'a> Work<'a> {
             }
             if let Some(f) = filter {
                 if !self
-                    .eval_with(f, None, Some(a.to_map()))?
+                    .eval_with(f, None, Some(script::ActorView(Arc::new(a.clone()))))?
                     .as_bool()
                     .unwrap_or(false)
                 {
@@ -774,7 +779,8 @@ impl<'a> Work<'a> {
             let s = match score {
                 None => 0.0,
                 Some(id) => {
-                    let d = self.eval_with(id, None, Some(a.to_map()))?;
+                    let d =
+                        self.eval_with(id, None, Some(script::ActorView(Arc::new(a.clone()))))?;
                     d.as_float()
                         .or_else(|_| d.as_int().map(|i| i as f64))
                         .map_err(|t| {

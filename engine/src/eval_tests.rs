@@ -86,6 +86,11 @@ do = [
   { spawn = "t", at = "now + days(30)", map = { name = "name", note = '"follow-up of " + lead.name' }, link = "origin", backlink = "follow_up" },
 ]
 
+[transitions.escalate]
+from = ["working"]
+by = ["agent"]
+do = [{ assign = "supervisor", required = true }]
+
 [transitions.expire]
 from = ["new", "working"]
 to = "done"
@@ -127,7 +132,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn agent(id: &str, rating: i64) -> Actor {
-    let mut a = Actor { id: id.into(), role: "agent".into(), ..Actor::default() };
+    let mut a = Actor {
+        id: id.into(),
+        role: "agent".into(),
+        ..Actor::default()
+    };
     a.attributes.insert("rating".into(), Value::Int(rating));
     a
 }
@@ -137,7 +146,10 @@ fn s(v: &str) -> Value {
 }
 
 fn input(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 struct Fx {
@@ -148,17 +160,33 @@ struct Fx {
 
 impl Fx {
     fn new() -> Fx {
-        Fx { wf: wf(), dir: vec![agent("ann", 5), agent("bob", 9), agent("cid", 1)], me: agent("bob", 9) }
+        Fx {
+            wf: wf(),
+            dir: vec![agent("ann", 5), agent("bob", 9), agent("cid", 1)],
+            me: agent("bob", 9),
+        }
     }
     fn ctx(&self) -> Ctx<'_> {
-        Ctx { now: t0(), actor: &self.me, directory: &self.dir }
+        Ctx {
+            now: t0(),
+            actor: &self.me,
+            directory: &self.dir,
+        }
     }
     fn created(&self) -> Outcome {
         create(&self.wf, &input(&[("name", s("Mario"))]), self.ctx()).unwrap()
     }
     fn working(&self) -> Record {
         let r = self.created().record;
-        fire(&self.wf, &r, "start", &input(&[("note", s("hi"))]), self.ctx()).unwrap().record
+        fire(
+            &self.wf,
+            &r,
+            "start",
+            &input(&[("note", s("hi"))]),
+            self.ctx(),
+        )
+        .unwrap()
+        .record
     }
     fn refuse(&self, rec: &Record, t: &str, inp: &[(&str, Value)]) -> Refusal {
         fire(&self.wf, rec, t, &input(inp), self.ctx()).unwrap_err()
@@ -171,10 +199,23 @@ fn create_applies_defaults_assigns_and_arms() {
     let o = fx.created();
     assert_eq!(o.to_state, "new");
     assert_eq!(o.record.get(&fx.wf, "count"), Some(&Value::Int(0)));
-    assert_eq!(o.record.assignee.as_deref(), Some("bob"), "highest score wins");
+    assert_eq!(
+        o.record.assignee.as_deref(),
+        Some("bob"),
+        "highest score wins"
+    );
     assert_eq!(o.assignee, Some((None, Some("bob".into()))));
-    assert_eq!(o.arm, vec![TimerArm { timer: "sla".into(), due: t0() + Duration::days(2) }]);
-    assert!(o.changes.iter().any(|c| c.field == "name" && c.new == s("Mario")));
+    assert_eq!(
+        o.arm,
+        vec![TimerArm {
+            timer: "sla".into(),
+            due: t0() + Duration::days(2)
+        }]
+    );
+    assert!(o
+        .changes
+        .iter()
+        .any(|c| c.field == "name" && c.new == s("Mario")));
 }
 
 #[test]
@@ -182,14 +223,22 @@ fn create_refuses_missing_required_and_unknown_fields() {
     let fx = Fx::new();
     let r = create(&fx.wf, &[], fx.ctx()).unwrap_err();
     assert_eq!((r.code, r.field.as_deref()), (Code::Required, Some("name")));
-    let r = create(&fx.wf, &input(&[("name", s("x")), ("nope", s("y"))]), fx.ctx()).unwrap_err();
+    let r = create(
+        &fx.wf,
+        &input(&[("name", s("x")), ("nope", s("y"))]),
+        fx.ctx(),
+    )
+    .unwrap_err();
     assert_eq!(r.code, Code::Input);
 }
 
 #[test]
 fn unknown_transition() {
     let fx = Fx::new();
-    assert_eq!(fx.refuse(&fx.created().record, "teleport", &[]).code, Code::UnknownTransition);
+    assert_eq!(
+        fx.refuse(&fx.created().record, "teleport", &[]).code,
+        Code::UnknownTransition
+    );
 }
 
 #[test]
@@ -203,7 +252,9 @@ fn not_enabled_names_what_is() {
 #[test]
 fn final_state_accepts_nothing() {
     let fx = Fx::new();
-    let done = fire(&fx.wf, &fx.working(), "finish", &[], fx.ctx()).unwrap().record;
+    let done = fire(&fx.wf, &fx.working(), "finish", &[], fx.ctx())
+        .unwrap()
+        .record;
     assert_eq!(fx.refuse(&done, "finish", &[]).code, Code::Final);
     assert_eq!(fx.refuse(&done, "start", &[]).code, Code::Final);
 }
@@ -212,7 +263,11 @@ fn final_state_accepts_nothing() {
 fn forbidden_role() {
     let mut fx = Fx::new();
     let rec = fx.created().record;
-    fx.me = Actor { id: "v".into(), role: "viewer".into(), ..Actor::default() };
+    fx.me = Actor {
+        id: "v".into(),
+        role: "viewer".into(),
+        ..Actor::default()
+    };
     let r = fx.refuse(&rec, "start", &[("note", s("x"))]);
     assert_eq!(r.code, Code::Forbidden);
     assert!(r.message.contains("allowed: agent"));
@@ -224,18 +279,42 @@ fn input_outside_the_transition_list() {
     let rec = fx.created().record;
     let r = fx.refuse(&rec, "start", &[("note", s("x")), ("name", s("Luigi"))]);
     assert_eq!((r.code, r.field.as_deref()), (Code::Input, Some("name")));
-    assert_eq!(fx.refuse(&rec, "start", &[("ghost", s("x"))]).code, Code::Input);
+    assert_eq!(
+        fx.refuse(&rec, "start", &[("ghost", s("x"))]).code,
+        Code::Input
+    );
 }
 
 #[test]
 fn type_errors_for_pattern_enum_date_decimal() {
     let fx = Fx::new();
     let rec = fx.created().record;
-    for (field, bad) in [("code", s("abc")), ("kind", s("c")), ("day", s("2026-02-30")), ("amount", s("12,5"))] {
+    for (field, bad) in [
+        ("code", s("abc")),
+        ("kind", s("c")),
+        ("day", s("2026-02-30")),
+        ("amount", s("12,5")),
+    ] {
         let r = fx.refuse(&rec, "start", &[("note", s("x")), (field, bad)]);
-        assert_eq!((r.code, r.field.as_deref()), (Code::Type, Some(field)), "{}", r.message);
+        assert_eq!(
+            (r.code, r.field.as_deref()),
+            (Code::Type, Some(field)),
+            "{}",
+            r.message
+        );
     }
-    let ok = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("code", s("ABC")), ("amount", s("1250.50"))]), fx.ctx()).unwrap();
+    let ok = fire(
+        &fx.wf,
+        &rec,
+        "start",
+        &input(&[
+            ("note", s("x")),
+            ("code", s("ABC")),
+            ("amount", s("1250.50")),
+        ]),
+        fx.ctx(),
+    )
+    .unwrap();
     assert_eq!(ok.record.get(&fx.wf, "code"), Some(&s("ABC")));
 }
 
@@ -251,8 +330,14 @@ fn guard_false_or_throw() {
     let fx = Fx::new();
     let rec = fx.created().record;
     let r = fx.refuse(&rec, "start", &[("note", s("nope"))]);
-    assert_eq!((r.code, r.message.as_str()), (Code::Guard, "note says nope"));
-    assert_eq!(fx.refuse(&rec, "start", &[("note", s("false"))]).code, Code::Guard);
+    assert_eq!(
+        (r.code, r.message.as_str()),
+        (Code::Guard, "note says nope")
+    );
+    assert_eq!(
+        fx.refuse(&rec, "start", &[("note", s("false"))]).code,
+        Code::Guard
+    );
 }
 
 #[test]
@@ -268,13 +353,34 @@ fn endless_guard_is_a_quick_script_refusal() {
 fn effects_set_append_notify_when() {
     let fx = Fx::new();
     let rec = fx.created().record;
-    let o = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("amount", s("999"))]), fx.ctx()).unwrap();
+    let o = fire(
+        &fx.wf,
+        &rec,
+        "start",
+        &input(&[("note", s("x")), ("amount", s("999"))]),
+        fx.ctx(),
+    )
+    .unwrap();
     assert_eq!(o.record.get(&fx.wf, "count"), Some(&Value::Int(1)));
-    assert_eq!(o.record.get(&fx.wf, "tags"), Some(&Value::List(vec![s("started")])));
-    let templates: Vec<&str> = o.notifications.iter().map(|n| n.template.as_str()).collect();
+    assert_eq!(
+        o.record.get(&fx.wf, "tags"),
+        Some(&Value::List(vec![s("started")]))
+    );
+    let templates: Vec<&str> = o
+        .notifications
+        .iter()
+        .map(|n| n.template.as_str())
+        .collect();
     assert_eq!(templates, ["welcome"], "`big` only when amount > 1000");
     assert_eq!(o.notifications[0].to, ["customer", "assignee"]);
-    let o = fire(&fx.wf, &rec, "start", &input(&[("note", s("x")), ("amount", s("1500"))]), fx.ctx()).unwrap();
+    let o = fire(
+        &fx.wf,
+        &rec,
+        "start",
+        &input(&[("note", s("x")), ("amount", s("1500"))]),
+        fx.ctx(),
+    )
+    .unwrap();
     assert_eq!(o.notifications.len(), 2);
     let change = o.changes.iter().find(|c| c.field == "count").unwrap();
     assert_eq!((&change.old, &change.new), (&Value::Int(0), &Value::Int(1)));
@@ -283,8 +389,18 @@ fn effects_set_append_notify_when() {
 #[test]
 fn timers_kept_between_states_of_their_set_and_cancelled_on_leaving() {
     let fx = Fx::new();
-    let o = fire(&fx.wf, &fx.created().record, "start", &input(&[("note", s("x"))]), fx.ctx()).unwrap();
-    assert!(o.arm.iter().all(|a| a.timer != "sla"), "sla stays armed from `new`");
+    let o = fire(
+        &fx.wf,
+        &fx.created().record,
+        "start",
+        &input(&[("note", s("x"))]),
+        fx.ctx(),
+    )
+    .unwrap();
+    assert!(
+        o.arm.iter().all(|a| a.timer != "sla"),
+        "sla stays armed from `new`"
+    );
     assert!(o.cancel.is_empty());
     let o = fire(&fx.wf, &o.record, "finish", &[], fx.ctx()).unwrap();
     assert_eq!(o.cancel, ["sla", "visit_reminder"]);
@@ -295,11 +411,32 @@ fn self_transition_does_not_rearm_unless_told() {
     let fx = Fx::new();
     let rec = fx.working();
     let visit = t0() + Duration::days(5);
-    let o = fire(&fx.wf, &rec, "plan", &input(&[("visit_at", Value::DateTime(visit))]), fx.ctx()).unwrap();
-    assert!(o.arm.is_empty(), "plan is a self-transition without rearm: {:?}", o.arm);
-    let o = fire(&fx.wf, &o.record, "replan", &input(&[("visit_at", Value::DateTime(visit + Duration::days(1)))]), fx.ctx()).unwrap();
+    let o = fire(
+        &fx.wf,
+        &rec,
+        "plan",
+        &input(&[("visit_at", Value::DateTime(visit))]),
+        fx.ctx(),
+    )
+    .unwrap();
+    assert!(
+        o.arm.is_empty(),
+        "plan is a self-transition without rearm: {:?}",
+        o.arm
+    );
+    let o = fire(
+        &fx.wf,
+        &o.record,
+        "replan",
+        &input(&[("visit_at", Value::DateTime(visit + Duration::days(1)))]),
+        fx.ctx(),
+    )
+    .unwrap();
     let reminder = o.arm.iter().find(|a| a.timer == "visit_reminder").unwrap();
-    assert_eq!(reminder.due, visit + Duration::days(1) - Duration::hours(24));
+    assert_eq!(
+        reminder.due,
+        visit + Duration::days(1) - Duration::hours(24)
+    );
 }
 
 #[test]
@@ -307,18 +444,45 @@ fn timer_fires_its_transition_as_system() {
     let fx = Fx::new();
     let rec = fx.working();
     let o = fire_timer(&fx.wf, &rec, "sla", t0() + Duration::days(2), &fx.dir).unwrap();
-    assert_eq!((o.to_state.as_str(), o.timer.as_deref()), ("done", Some("sla")));
+    assert_eq!(
+        (o.to_state.as_str(), o.timer.as_deref()),
+        ("done", Some("sla"))
+    );
     let done = o.record;
-    assert_eq!(fire_timer(&fx.wf, &done, "sla", t0(), &fx.dir).unwrap_err().code, Code::NotEnabled);
-    assert_eq!(fire_timer(&fx.wf, &done, "nope", t0(), &fx.dir).unwrap_err().code, Code::UnknownTimer);
+    assert_eq!(
+        fire_timer(&fx.wf, &done, "sla", t0(), &fx.dir)
+            .unwrap_err()
+            .code,
+        Code::NotEnabled
+    );
+    assert_eq!(
+        fire_timer(&fx.wf, &done, "nope", t0(), &fx.dir)
+            .unwrap_err()
+            .code,
+        Code::UnknownTimer
+    );
 }
 
 #[test]
 fn timer_with_effects_stays_in_state() {
     let fx = Fx::new();
     let rec = fx.working();
-    let o = fire(&fx.wf, &rec, "replan", &input(&[("visit_at", Value::DateTime(t0() + Duration::days(3)))]), fx.ctx()).unwrap();
-    let o = fire_timer(&fx.wf, &o.record, "visit_reminder", t0() + Duration::days(2), &fx.dir).unwrap();
+    let o = fire(
+        &fx.wf,
+        &rec,
+        "replan",
+        &input(&[("visit_at", Value::DateTime(t0() + Duration::days(3)))]),
+        fx.ctx(),
+    )
+    .unwrap();
+    let o = fire_timer(
+        &fx.wf,
+        &o.record,
+        "visit_reminder",
+        t0() + Duration::days(2),
+        &fx.dir,
+    )
+    .unwrap();
     assert_eq!(o.to_state, "working");
     assert_eq!(o.notifications[0].template, "reminder");
 }
@@ -330,16 +494,31 @@ fn clear_and_spawn_later_with_mapping() {
     assert_eq!(o.record.get(&fx.wf, "note"), Some(&Value::Null));
     assert_eq!(o.record.get(&fx.wf, "tags"), Some(&Value::Null));
     let sp = &o.spawns[0];
-    assert_eq!((sp.workflow.as_str(), sp.due), ("t", Some(t0() + Duration::days(30))));
-    assert_eq!(sp.fields, vec![("name".to_string(), s("Mario")), ("note".to_string(), s("follow-up of Mario"))]);
-    assert_eq!((sp.link.as_str(), sp.backlink.as_str()), ("origin", "follow_up"));
+    assert_eq!(
+        (sp.workflow.as_str(), sp.due),
+        ("t", Some(t0() + Duration::days(30)))
+    );
+    assert_eq!(
+        sp.fields,
+        vec![
+            ("name".to_string(), s("Mario")),
+            ("note".to_string(), s("follow-up of Mario"))
+        ]
+    );
+    assert_eq!(
+        (sp.link.as_str(), sp.backlink.as_str()),
+        ("origin", "follow_up")
+    );
 }
 
 #[test]
 fn assign_skips_unavailable_excluded_and_full_actors() {
     let mut fx = Fx::new();
     // bob (best score) is on holiday; cid is full; ann gets it.
-    fx.dir[1].unavailable.push(Period { from: t0() - Duration::days(1), until: t0() + Duration::days(1) });
+    fx.dir[1].unavailable.push(Period {
+        from: t0() - Duration::days(1),
+        until: t0() + Duration::days(1),
+    });
     fx.dir[2].capacity = Some(1);
     fx.dir[2].load = 1;
     assert_eq!(fx.created().record.assignee.as_deref(), Some("ann"));
@@ -348,8 +527,15 @@ fn assign_skips_unavailable_excluded_and_full_actors() {
     let rec = fx.working();
     assert_eq!(rec.assignee.as_deref(), Some("bob"));
     let o = fire(&fx.wf, &rec, "hand_back", &[], fx.ctx()).unwrap();
-    assert_eq!(o.record.assignee.as_deref(), Some("ann"), "bob is excluded by history, cid is full");
-    assert_eq!(o.assignments.last().map(|a| a.actor.clone()), Some(Some("ann".into())));
+    assert_eq!(
+        o.record.assignee.as_deref(),
+        Some("ann"),
+        "bob is excluded by history, cid is full"
+    );
+    assert_eq!(
+        o.assignments.last().map(|a| a.actor.clone()),
+        Some(Some("ann".into()))
+    );
 }
 
 #[test]
@@ -359,4 +545,12 @@ fn no_candidate_leaves_the_record_unassigned() {
     let o = fx.created();
     assert_eq!(o.record.assignee, None);
     assert_eq!(o.assignments[0].actor, None);
+}
+
+#[test]
+fn required_assignment_refuses_when_nobody_is_available() {
+    let fx = Fx::new();
+    let r = fx.refuse(&fx.working(), "escalate", &[]);
+    assert_eq!(r.code, Code::NoCandidate);
+    assert!(r.message.contains("supervisor"));
 }

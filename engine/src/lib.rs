@@ -49,6 +49,7 @@ mod eval_tests;
 pub mod graph;
 pub mod load;
 pub mod model;
+mod native;
 pub mod raw;
 pub mod script;
 pub mod value;

@@ -1133,6 +1133,7 @@ impl Resolver<'_> {
                 score,
                 filter,
                 exclude,
+                required: r.required,
             });
         }
         if r.release.is_some() {

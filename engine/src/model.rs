@@ -55,6 +55,23 @@ impl Workflow {
     pub fn state_name(&self, id: StateId) -> &str {
         &self.states[id].name
     }
+    /// Whether any effect assigns (so callers must pass the actor directory).
+    pub fn uses_directory(&self) -> bool {
+        fn any(effects: &[Effect]) -> bool {
+            effects.iter().any(|e| match e {
+                Effect::Assign { .. } => true,
+                Effect::When { then, .. } => any(std::slice::from_ref(then)),
+                _ => false,
+            })
+        }
+        self.transitions.iter().any(|t| any(&t.effects))
+            || self.states.iter().any(|s| any(&s.on_enter))
+            || self
+                .timers
+                .iter()
+                .any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
+    }
+
     /// Transitions enabled in `state` (ignoring roles and guards).
     pub fn enabled_in(&self, state: StateId) -> impl Iterator<Item = &Transition> {
         self.transitions
@@ -149,6 +166,8 @@ pub enum Effect {
         score: Option<ScriptId>,
         filter: Option<ScriptId>,
         exclude: Option<FieldId>,
+        /// Refuse with E_NO_CANDIDATE when nobody is available.
+        required: bool,
     },
     Release,
     Spawn(SpawnSpec),

@@ -264,6 +264,10 @@ pub struct RawEffect {
     /// Rhai expression: true if `actor` may receive `lead` at all.
     #[serde(default)]
     pub filter: Option<String>,
+    /// For assign: refuse the transition (E_NO_CANDIDATE) when nobody is
+    /// available, instead of leaving the record unassigned.
+    #[serde(default)]
+    pub required: bool,
     /// A list field of actor ids that must not be picked (history exclusions).
     #[serde(default)]
     pub exclude: Option<String>,

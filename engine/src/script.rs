@@ -144,7 +144,9 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         .register_type_with_name::<Span>("duration")
         .register_type_with_name::<Day>("date")
         .register_type_with_name::<Lead>("lead")
-        .register_indexer_get(|l: &mut Lead, name: &str| l.get(name));
+        .register_indexer_get(|l: &mut Lead, name: &str| l.get(name))
+        .register_type_with_name::<ActorView>("actor")
+        .register_indexer_get(|a: &mut ActorView, name: &str| a.get(name));
     engine
         .register_fn("minutes", |n: INT| Span(Duration::minutes(n)))
         .register_fn("hours", |n: INT| Span(Duration::hours(n)))
@@ -232,6 +234,8 @@ pub struct ScriptError {
 pub struct Scripts {
     engine: Engine,
     asts: Vec<AST>,
+    uses: Vec<Uses>,
+    natives: Vec<Option<crate::native::Node>>,
     known_fns: HashSet<String>,
 }
 
@@ -293,6 +297,8 @@ impl Scripts {
         Ok(Scripts {
             engine,
             asts: Vec::new(),
+            uses: Vec::new(),
+            natives: Vec::new(),
             known_fns,
         })
     }
@@ -306,6 +312,8 @@ impl Scripts {
     ) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
         let ast = self.engine.compile(src).map_err(|e| parse_error(&e))?;
         let problems = self.lint(&ast, fields);
+        self.uses.push(Uses::of(&ast));
+        self.natives.push(crate::native::compile(&ast, fields));
         self.asts.push(ast);
         Ok((self.asts.len() - 1, problems))
     }
@@ -316,7 +324,9 @@ impl Scripts {
         let mut out = Vec::new();
         ast.walk(&mut |path: &[ASTNode]| {
             match path.last() {
-                Some(ASTNode::Expr(Expr::FnCall(f, pos))) if !f.is_operator_call() => {
+                Some(
+                    ASTNode::Expr(Expr::FnCall(f, pos)) | ASTNode::Stmt(rhai::Stmt::FnCall(f, pos)),
+                ) if !f.is_operator_call() => {
                     let name = if f.namespace.is_empty() {
                         f.name.to_string()
                     } else {
@@ -353,6 +363,16 @@ impl Scripts {
         out
     }
 
+    /// The native fast path of script `id`, if it has one.
+    pub fn native(&self, id: ScriptId) -> Option<&crate::native::Node> {
+        self.natives[id].as_ref()
+    }
+
+    /// Which optional variables script `id` reads.
+    pub fn uses(&self, id: ScriptId) -> Uses {
+        self.uses[id]
+    }
+
     /// Evaluate a compiled script with the standard variables.
     pub fn eval(&self, id: ScriptId, vars: Vars) -> Eval {
         let mut scope = Scope::new();
@@ -374,22 +394,95 @@ impl Scripts {
                 EvalAltResult::ErrorTooManyOperations(_) => Eval::Failed(
                     "the script exceeded its operation limit (an endless loop?)".into(),
                 ),
-                EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => match *inner {
-                    EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
-                    other => Eval::Failed(format!("in {name}: {other}")),
-                },
+                EvalAltResult::ErrorInFunctionCall(..) => unwrap_call_error(*e),
                 other => Eval::Failed(other.to_string()),
             },
         }
     }
 }
 
-/// What a script can see.
+/// A `throw` inside rule functions calling each other arrives wrapped once
+/// per call level: unwrap to the thrown message, or name the innermost failure.
+fn unwrap_call_error(mut e: EvalAltResult) -> Eval {
+    let mut names = Vec::new();
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
+                names.push(name);
+                e = *inner;
+            }
+            EvalAltResult::ErrorRuntime(v, _) => return Eval::Thrown(v.to_string()),
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                return Eval::Failed(
+                    "the script exceeded its operation limit (an endless loop?)".into(),
+                )
+            }
+            other => return Eval::Failed(format!("in {}: {other}", names.join(" > "))),
+        }
+    }
+}
+
+/// What a script can see. `input` and `actor` are only built when the
+/// script mentions them (see [`Scripts::uses`]): building them is most of
+/// the cost of a small guard.
 pub struct Vars {
     pub lead: Lead,
     pub now: DateTime<Utc>,
     pub input: Option<Map>,
-    pub actor: Option<Map>,
+    pub actor: Option<ActorView>,
+}
+
+/// Which optional variables a script reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Uses {
+    pub input: bool,
+    pub actor: bool,
+}
+
+impl Uses {
+    fn of(ast: &AST) -> Uses {
+        use rhai::{ASTNode, Expr};
+        let mut u = Uses::default();
+        ast.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Expr(Expr::Variable(v, _, _))) = path.last() {
+                match v.1.as_str() {
+                    "input" => u.input = true,
+                    "actor" => u.actor = true,
+                    _ => {}
+                }
+            }
+            true
+        });
+        u
+    }
+}
+
+/// An actor as scripts see it: `actor.id`, `.role`, `.zones`, `.skills`,
+/// `.capacity`, `.load`, `.attributes`, or an attribute by name.
+#[derive(Debug, Clone)]
+pub struct ActorView(pub Arc<crate::eval::Actor>);
+
+impl ActorView {
+    fn get(&mut self, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let a = &self.0;
+        let strs = |v: &[String]| Dynamic::from_array(v.iter().map(|s| s.clone().into()).collect());
+        Ok(match name {
+            "id" => a.id.clone().into(),
+            "role" => a.role.clone().into(),
+            "zones" => strs(&a.zones),
+            "skills" => strs(&a.skills),
+            "capacity" => a.capacity.map_or(Dynamic::UNIT, |c| (c as INT).into()),
+            "load" => (a.load as INT).into(),
+            "attributes" => {
+                let mut m = Map::new();
+                for (k, v) in &a.attributes {
+                    m.insert(k.as_str().into(), to_dynamic(v));
+                }
+                m.into()
+            }
+            other => a.attributes.get(other).map_or(Dynamic::UNIT, to_dynamic),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -509,6 +602,12 @@ mod tests {
         assert!(matches!(&p[0], ScriptProblem::UnknownField { name, .. } if name == "vni"));
         assert!(
             matches!(&p[1], ScriptProblem::UnknownFunction { name, .. } if name == "frobnicate")
+        );
+        // A call that is the whole script is a statement, not an expression.
+        let (_, whole) = s.compile("rules::nope(lead)", &names).unwrap();
+        assert!(
+            matches!(&whole[..], [ScriptProblem::UnknownFunction { name, .. }] if name == "rules::nope"),
+            "{whole:?}"
         );
     }
 }

@@ -25,7 +25,10 @@ guard = "GUARD"
 "#;
 
 fn project(text: String) -> Project {
-    Project { workflows: vec![SourceFile::new("workflows/p.toml", text)], ..Project::default() }
+    Project {
+        workflows: vec![SourceFile::new("workflows/p.toml", text)],
+        ..Project::default()
+    }
 }
 
 /// Fragments that make plausible-looking workflow text, so mutations reach

@@ -11,7 +11,6 @@
 use crate::backend::{CreateRequest, Error, FireRequest, HistoryEntry, RecordId, StoredRecord};
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Outcome, SpawnRequest};
-use leadflow_engine::model::{Effect, TimerAction};
 use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -72,13 +71,7 @@ impl Versions {
 }
 
 fn has_assign(wf: &Workflow) -> bool {
-    let any = |effects: &[Effect]| effects.iter().any(|e| matches!(e, Effect::Assign { .. }));
-    wf.transitions.iter().any(|t| any(&t.effects))
-        || wf.states.iter().any(|s| any(&s.on_enter))
-        || wf
-            .timers
-            .iter()
-            .any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
+    wf.uses_directory()
 }
 
 /// A spawn waiting for its due instant, stored in the timer queue.
