@@ -168,7 +168,12 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let span = e.span().unwrap_or(0..0);
         ScenarioError::at("S001", &src, &span, e.message().trim())
     })?;
-    let mut p = Parser { src: &src };
+    let mut p = Parser {
+        src: &src,
+        line_starts: std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
+    };
     let start = p.instant(&raw.start)?;
     let mut actors: Vec<(usize, Actor)> = Vec::new();
     for (id, a) in raw.actors {
@@ -233,6 +238,9 @@ impl Scenario {
 
 struct Parser<'a> {
     src: &'a SourceFile,
+    /// Byte offset of each line's start: step lines by binary search, since
+    /// counting newlines from the top per step is quadratic in big files.
+    line_starts: Vec<usize>,
 }
 
 impl Parser<'_> {
@@ -365,7 +373,7 @@ impl Parser<'_> {
         names: &mut HashSet<String>,
     ) -> Result<Step, ScenarioError> {
         let span = s.span();
-        let (line, _) = self.src.line_col(span.start);
+        let line = self.line_starts.partition_point(|&o| o <= span.start);
         let raw = s.into_inner();
         let mut step = Step {
             line,
