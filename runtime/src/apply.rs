@@ -153,7 +153,7 @@ pub(crate) trait Tx {
         revision: i64,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error>;
-    /// Arm (insert or replace) a timer or a scheduled spawn; returns its seq.
+    /// Arm (insert or replace) a timer or a scheduled spawn with a new seq.
     async fn arm(
         &mut self,
         id: RecordId,
@@ -161,7 +161,7 @@ pub(crate) trait Tx {
         due: DateTime<Utc>,
         revision: i64,
         spawn: Option<SpawnPayload>,
-    ) -> Result<i64, Error>;
+    ) -> Result<(), Error>;
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error>;
     async fn outbox(
         &mut self,

@@ -204,7 +204,7 @@ impl Tx for MemTx<'_> {
         due: DateTime<Utc>,
         _revision: i64,
         spawn: Option<SpawnPayload>,
-    ) -> Result<i64, Error> {
+    ) -> Result<(), Error> {
         self.0.seq += 1;
         let seq = self.0.seq;
         let r = self.0.record_mut(id)?;
@@ -222,7 +222,7 @@ impl Tx for MemTx<'_> {
             }),
         }
         self.0.queue.push(Reverse((due, seq, id)));
-        Ok(seq)
+        Ok(())
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {

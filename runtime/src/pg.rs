@@ -141,6 +141,7 @@ impl PgBackend {
             tenant: &self.tenant,
             versions: &self.versions,
             notified: false,
+            buf: Buffer::default(),
         })
     }
 
@@ -191,7 +192,7 @@ impl PgBackend {
     pub async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
         let mut tx = self.begin().await?;
         let ran = apply::run_item(&mut tx, &self.versions, item).await?;
-        tx.tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(ran)
     }
 
@@ -212,6 +213,152 @@ struct PgTx<'a> {
     tenant: &'a str,
     versions: &'a Versions,
     notified: bool,
+    /// Writes buffered until commit and sent as one statement (fewer round
+    /// trips per transition): the record update, history, cancels, armings.
+    buf: Buffer,
+}
+
+#[derive(Default)]
+struct Buffer {
+    update: Option<(RecordId, Arc<Workflow>, Record, i64, DateTime<Utc>)>,
+    h_record: Vec<i64>,
+    h_revision: Vec<i64>,
+    h_ord: Vec<i32>,
+    h_at: Vec<DateTime<Utc>>,
+    h_actor: Vec<String>,
+    h_transition: Vec<String>,
+    h_field: Vec<String>,
+    h_old: Vec<serde_json::Value>,
+    h_new: Vec<serde_json::Value>,
+    c_record: Vec<i64>,
+    c_timer: Vec<String>,
+    a_record: Vec<i64>,
+    a_timer: Vec<String>,
+    a_due: Vec<DateTime<Utc>>,
+    a_revision: Vec<i64>,
+    a_payload: Vec<Option<serde_json::Value>>,
+}
+
+impl Buffer {
+    fn is_empty(&self) -> bool {
+        self.update.is_none()
+            && self.h_record.is_empty()
+            && self.c_record.is_empty()
+            && self.a_record.is_empty()
+    }
+
+    fn arms(&self, id: RecordId, timer: &str) -> bool {
+        self.a_record
+            .iter()
+            .zip(&self.a_timer)
+            .any(|(r, t)| *r == id && t == timer)
+    }
+}
+
+impl PgTx<'_> {
+    /// Send the buffered writes in one statement of data-modifying CTEs.
+    /// The engine never cancels and arms the same timer in one outcome, and
+    /// buffering flushes first when a row would be touched twice.
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::take(&mut self.buf);
+        let (
+            has_update,
+            id,
+            version,
+            state,
+            is_final,
+            fields,
+            assignee,
+            revision,
+            entered_at,
+            updated_at,
+        ) = match &b.update {
+            Some((id, wf, rec, revision, now)) => (
+                true,
+                *id,
+                wf.hash.clone(),
+                wf.state_name(rec.state).to_string(),
+                apply::is_final(wf, rec),
+                rec.fields_json(wf),
+                rec.assignee.clone(),
+                *revision,
+                rec.entered_at,
+                *now,
+            ),
+            None => (
+                false,
+                0,
+                String::new(),
+                String::new(),
+                false,
+                Default::default(),
+                None,
+                0,
+                DateTime::<Utc>::default(),
+                DateTime::<Utc>::default(),
+            ),
+        };
+        sqlx::query(
+            "WITH u AS (
+                UPDATE records SET version = $3, state = $4, is_final = $5, fields = $6, assignee = $7, revision = $8, entered_at = $9, updated_at = $10
+                WHERE $11 AND tenant_id = $1 AND id = $2
+             ), h AS (
+                INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
+                SELECT $1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new
+                FROM UNNEST($12::bigint[], $13::bigint[], $14::int[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::jsonb[], $20::jsonb[])
+                     AS x(record_id, revision, ord, at, actor, transition, field, old, new)
+             ), c AS (
+                DELETE FROM timers t USING UNNEST($21::bigint[], $22::text[]) AS d(record_id, timer)
+                WHERE t.tenant_id = $1 AND t.record_id = d.record_id AND t.timer = d.timer
+             ), a AS (
+                INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload)
+                SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
+                FROM UNNEST($23::bigint[], $24::text[], $25::timestamptz[], $26::bigint[], $27::jsonb[]) AS x(record_id, timer, due, revision, payload)
+                ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
+                   armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL
+             )
+             SELECT 1",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(version)
+        .bind(state)
+        .bind(is_final)
+        .bind(Json(fields))
+        .bind(assignee)
+        .bind(revision)
+        .bind(entered_at)
+        .bind(updated_at)
+        .bind(has_update)
+        .bind(b.h_record)
+        .bind(b.h_revision)
+        .bind(b.h_ord)
+        .bind(b.h_at)
+        .bind(b.h_actor)
+        .bind(b.h_transition)
+        .bind(b.h_field)
+        .bind(b.h_old)
+        .bind(b.h_new)
+        .bind(b.c_record)
+        .bind(b.c_timer)
+        .bind(b.a_record)
+        .bind(b.a_timer)
+        .bind(b.a_due)
+        .bind(b.a_revision)
+        .bind(b.a_payload)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<(), Error> {
+        self.flush().await?;
+        self.tx.commit().await.map_err(db)
+    }
 }
 
 impl Tx for PgTx<'_> {
@@ -329,23 +476,10 @@ impl Tx for PgTx<'_> {
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE records SET version = $1, state = $2, is_final = $3, fields = $4, assignee = $5, revision = $6, entered_at = $7, updated_at = $8
-             WHERE tenant_id = $9 AND id = $10",
-        )
-        .bind(&wf.hash)
-        .bind(wf.state_name(rec.state))
-        .bind(apply::is_final(wf, &rec))
-        .bind(Json(rec.fields_json(wf)))
-        .bind(&rec.assignee)
-        .bind(revision)
-        .bind(rec.entered_at)
-        .bind(now)
-        .bind(self.tenant)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db)?;
+        if self.buf.update.is_some() {
+            self.flush().await?;
+        }
+        self.buf.update = Some((id, wf.clone(), rec, revision, now));
         Ok(())
     }
 
@@ -355,39 +489,18 @@ impl Tx for PgTx<'_> {
         revision: i64,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
-        // One statement for all rows of the transition.
-        let mut at = Vec::with_capacity(rows.len());
-        let mut actor = Vec::with_capacity(rows.len());
-        let mut transition = Vec::with_capacity(rows.len());
-        let mut field = Vec::with_capacity(rows.len());
-        let mut old = Vec::with_capacity(rows.len());
-        let mut new = Vec::with_capacity(rows.len());
-        for h in rows {
-            at.push(h.at);
-            actor.push(h.actor);
-            transition.push(h.transition);
-            field.push(h.field);
-            old.push(h.old);
-            new.push(h.new);
+        let b = &mut self.buf;
+        for (ord, h) in rows.into_iter().enumerate() {
+            b.h_record.push(id);
+            b.h_revision.push(revision);
+            b.h_ord.push(ord as i32);
+            b.h_at.push(h.at);
+            b.h_actor.push(h.actor);
+            b.h_transition.push(h.transition);
+            b.h_field.push(h.field);
+            b.h_old.push(h.old);
+            b.h_new.push(h.new);
         }
-        sqlx::query(
-            "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
-             SELECT $1, $2, $3, u.ord - 1, u.at, u.actor, u.transition, u.field, u.old, u.new
-             FROM UNNEST($4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])
-                  WITH ORDINALITY AS u(at, actor, transition, field, old, new, ord)",
-        )
-        .bind(self.tenant)
-        .bind(id)
-        .bind(revision)
-        .bind(at)
-        .bind(actor)
-        .bind(transition)
-        .bind(field)
-        .bind(old)
-        .bind(new)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db)?;
         Ok(())
     }
 
@@ -398,22 +511,27 @@ impl Tx for PgTx<'_> {
         due: DateTime<Utc>,
         revision: i64,
         spawn: Option<SpawnPayload>,
-    ) -> Result<i64, Error> {
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) VALUES ($1, $2, $3, $4, nextval('timer_seq'), $5, $6)
-             ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL
-             RETURNING seq",
-        )
-        .bind(self.tenant)
-        .bind(id)
-        .bind(timer)
-        .bind(due)
-        .bind(revision)
-        .bind(spawn.map(Json))
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(db)?;
+    ) -> Result<(), Error> {
+        if self.buf.arms(id, timer)
+            || self
+                .buf
+                .c_record
+                .iter()
+                .zip(&self.buf.c_timer)
+                .any(|(r, t)| *r == id && t == timer)
+        {
+            self.flush().await?;
+        }
+        let payload = spawn
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(json_err)?;
+        let b = &mut self.buf;
+        b.a_record.push(id);
+        b.a_timer.push(timer.to_string());
+        b.a_due.push(due);
+        b.a_revision.push(revision);
+        b.a_payload.push(payload);
         if !self.notified && due <= Utc::now() + NOTIFY_HORIZON {
             // Delivered on commit only: a worker never wakes for a rolled-back arming.
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -424,17 +542,15 @@ impl Tx for PgTx<'_> {
                 .map_err(db)?;
             self.notified = true;
         }
-        Ok(seq)
+        Ok(())
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
-        sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND record_id = $2 AND timer = $3")
-            .bind(self.tenant)
-            .bind(id)
-            .bind(timer)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
+        if self.buf.arms(id, timer) {
+            self.flush().await?;
+        }
+        self.buf.c_record.push(id);
+        self.buf.c_timer.push(timer.to_string());
         Ok(())
     }
 
@@ -611,14 +727,14 @@ impl Backend for PgBackend {
     async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
         let mut tx = self.begin().await?;
         let r = apply::create(&mut tx, &self.versions, &req).await?;
-        tx.tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(r)
     }
 
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
         let mut tx = self.begin().await?;
         let r = apply::fire(&mut tx, &self.versions, &req).await?;
-        tx.tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(r)
     }
 
@@ -658,7 +774,7 @@ impl Backend for PgBackend {
             if apply::run_item(&mut tx, &self.versions, &item).await? == Ran::Fired {
                 ran += 1;
             }
-            tx.tx.commit().await.map_err(db)?;
+            tx.commit().await?;
         }
     }
 

@@ -354,7 +354,7 @@ impl Tx for SqliteTx<'_> {
         due: DateTime<Utc>,
         revision: i64,
         spawn: Option<SpawnPayload>,
-    ) -> Result<i64, Error> {
+    ) -> Result<(), Error> {
         let seq = self.counter("next_seq").await?;
         let payload = spawn
             .map(|p| serde_json::to_string(&p))
@@ -375,7 +375,7 @@ impl Tx for SqliteTx<'_> {
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
-        Ok(seq)
+        Ok(())
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
