@@ -196,6 +196,46 @@ impl PgBackend {
         Ok(ran)
     }
 
+    /// Fire claimed items in one transaction (one commit for the batch),
+    /// ordered by record then due instant so concurrent batches lock records
+    /// in the same order. If anything fails the whole batch rolls back and
+    /// the items are fired one transaction each, so a bad item cannot hold
+    /// the others back. Returns (fired, discarded).
+    pub async fn fire_batch(&self, items: &[DueItem]) -> Result<(u64, u64), Error> {
+        let mut sorted: Vec<&DueItem> = items.iter().collect();
+        sorted.sort_by_key(|i| (i.record, i.due, i.seq));
+        let mut tx = self.begin().await?;
+        let mut counts = (0, 0);
+        let mut ok = true;
+        for item in &sorted {
+            match apply::run_item(&mut tx, &self.versions, item).await {
+                Ok(Ran::Fired) => counts.0 += 1,
+                Ok(Ran::Discarded) => counts.1 += 1,
+                Err(e) => {
+                    tracing::warn!("timer batch rolled back, firing one by one: {e}");
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            match tx.commit().await {
+                Ok(()) => return Ok(counts),
+                Err(e) => tracing::warn!("timer batch commit failed, firing one by one: {e}"),
+            }
+        } else {
+            drop(tx);
+        }
+        let mut counts = (0, 0);
+        for item in sorted {
+            match self.fire_item(item).await? {
+                Ran::Fired => counts.0 += 1,
+                Ran::Discarded => counts.1 += 1,
+            }
+        }
+        Ok(counts)
+    }
+
     /// Give back the unfired claims of `owner` (on shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, Error> {
         let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND claim_owner = $2 AND fired_at IS NULL")
@@ -218,9 +258,12 @@ struct PgTx<'a> {
     buf: Buffer,
 }
 
+/// (record, workflow version, new record, revision, now)
+type PendingUpdate = (RecordId, Arc<Workflow>, Record, i64, DateTime<Utc>);
+
 #[derive(Default)]
 struct Buffer {
-    update: Option<(RecordId, Arc<Workflow>, Record, i64, DateTime<Utc>)>,
+    update: Option<PendingUpdate>,
     h_record: Vec<i64>,
     h_revision: Vec<i64>,
     h_ord: Vec<i32>,
@@ -386,6 +429,7 @@ impl Tx for PgTx<'_> {
     }
 
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
+        self.flush().await?;
         type R = (
             String,
             String,
@@ -591,6 +635,7 @@ impl Tx for PgTx<'_> {
     }
 
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
+        self.flush().await?;
         let row: Option<(Option<Json<SpawnPayload>>,)> = sqlx::query_as(
             "UPDATE timers SET fired_at = $1, claim_owner = NULL, lease_until = NULL
              WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING payload",

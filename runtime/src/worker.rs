@@ -31,6 +31,23 @@ pub trait TimerQueue: Clone + Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<DueItem>, Error>> + Send;
     fn fire_item(&self, item: &DueItem) -> impl Future<Output = Result<Ran, Error>> + Send;
+    /// Fire several claimed items; returns (fired, discarded). Stores may
+    /// commit them together; each item is still all-or-nothing.
+    fn fire_batch(
+        &self,
+        items: &[DueItem],
+    ) -> impl Future<Output = Result<(u64, u64), Error>> + Send {
+        async move {
+            let mut counts = (0, 0);
+            for item in items {
+                match self.fire_item(item).await? {
+                    Ran::Fired => counts.0 += 1,
+                    Ran::Discarded => counts.1 += 1,
+                }
+            }
+            Ok(counts)
+        }
+    }
     fn release(&self, owner: &str) -> impl Future<Output = Result<u64, Error>> + Send;
     fn next_due_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
     /// A listener woken when a timer is armed to be due soon, if the store has one.
@@ -50,6 +67,9 @@ impl TimerQueue for PgBackend {
     }
     async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
         PgBackend::fire_item(self, item).await
+    }
+    async fn fire_batch(&self, items: &[DueItem]) -> Result<(u64, u64), Error> {
+        PgBackend::fire_batch(self, items).await
     }
     async fn release(&self, owner: &str) -> Result<u64, Error> {
         PgBackend::release(self, owner).await
@@ -184,16 +204,15 @@ async fn run<Q: TimerQueue, C: Clock>(
             }
         };
         let full = items.len() as i64 >= cfg.batch;
-        for item in &items {
-            if *stop.borrow() {
-                break;
-            }
-            match q.fire_item(item).await {
-                Ok(Ran::Fired) => stats.fired += 1,
-                Ok(Ran::Discarded) => stats.discarded += 1,
+        if !items.is_empty() {
+            match q.fire_batch(&items).await {
+                Ok((fired, discarded)) => {
+                    stats.fired += fired;
+                    stats.discarded += discarded;
+                }
                 Err(e) => {
                     stats.errors += 1;
-                    tracing::error!(record = item.record, timer = %item.timer, "timer worker: firing failed, retried after the lease: {e}");
+                    tracing::error!("timer worker: firing failed, retried after the lease: {e}");
                 }
             }
         }
