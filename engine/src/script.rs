@@ -222,6 +222,34 @@ const LANGUAGE_BUILTINS: &[&str] = &[
     "throw",
 ];
 
+/// Rhai's standard library, built once per process (building it is most of
+/// the cost of creating an engine).
+fn standard_package() -> rhai::Shared<Module> {
+    static PACKAGE: std::sync::OnceLock<rhai::Shared<Module>> = std::sync::OnceLock::new();
+    PACKAGE
+        .get_or_init(|| rhai::packages::StandardPackage::new().as_shared_module())
+        .clone()
+}
+
+/// Names of every function a script may call besides its rules modules:
+/// the same for every workflow, so computed once.
+fn base_functions() -> &'static HashSet<String> {
+    static NAMES: std::sync::OnceLock<HashSet<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(standard_package());
+        register_types(&mut engine, Arc::new(Calendar::always_open()));
+        let mut names: HashSet<String> = engine
+            .gen_fn_signatures(true)
+            .iter()
+            .filter_map(|s| s.split('(').next())
+            .map(|s| s.trim_start_matches("fn ").trim().to_string())
+            .collect();
+        names.extend(LANGUAGE_BUILTINS.iter().map(|s| s.to_string()));
+        names
+    })
+}
+
 /// A compile error with its 1-based line and column inside the script.
 #[derive(Debug, Clone)]
 pub struct ScriptError {
@@ -262,11 +290,12 @@ impl Scripts {
         rules: &[(&str, &str)],
     ) -> Result<Scripts, (String, ScriptError)> {
         let mut engine = Engine::new_raw();
-        engine.register_global_module(rhai::packages::StandardPackage::new().as_shared_module());
+        engine.register_global_module(standard_package());
         sandbox(&mut engine);
         register_types(&mut engine, calendar);
         let mut resolver = StaticModuleResolver::new();
         let mut merged = Module::new();
+        let mut known_fns = base_functions().clone();
         for (path, src) in rules {
             let ast = engine
                 .compile(src)
@@ -282,18 +311,12 @@ impl Scripts {
                 )
             })?;
             let name = path.trim_end_matches(".rhai").to_string();
+            known_fns.extend(ast.iter_functions().map(|f| format!("rules::{}", f.name)));
             merged.combine(module.clone());
             resolver.insert(name, module);
         }
         engine.set_module_resolver(resolver);
         engine.register_static_module("rules", merged.into());
-        let mut known_fns: HashSet<String> = engine
-            .gen_fn_signatures(true)
-            .iter()
-            .filter_map(|s| s.split('(').next())
-            .map(|s| s.trim_start_matches("fn ").trim().to_string())
-            .collect();
-        known_fns.extend(LANGUAGE_BUILTINS.iter().map(|s| s.to_string()));
         Ok(Scripts {
             engine,
             asts: Vec::new(),
