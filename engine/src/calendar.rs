@@ -407,6 +407,22 @@ impl Calendar {
         })
     }
 
+    /// `days` calendar days after `t` at the same wall-clock time in this
+    /// calendar's zone: `60d` from 10:00 stays 10:00 across a DST change.
+    /// A time that does not exist on the target day moves to the end of the gap.
+    pub fn add_calendar_days(&self, t: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+        let fallback = || {
+            t.checked_add_signed(chrono::Duration::days(days))
+                .unwrap_or(t)
+        };
+        let Some(target) =
+            chrono::Duration::try_days(days).and_then(|d| self.local(t).checked_add_signed(d))
+        else {
+            return fallback();
+        };
+        self.to_utc(target).unwrap_or_else(fallback)
+    }
+
     /// Wall-clock reading of `t`. Saturates instead of panicking (as
     /// chrono's `naive_local` would) at the very ends of chrono's range.
     fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
@@ -981,6 +997,23 @@ mod tests {
             day = day.succ_opt().unwrap_or(NaiveDate::MAX);
         }
         total
+    }
+
+    #[test]
+    fn calendar_days_keep_the_wall_clock_across_dst() {
+        let cal = Calendar::parse("it", include_str!("../../calendars/it.toml")).unwrap();
+        let t: DateTime<Utc> = "2023-03-01T10:00:00+01:00".parse().unwrap();
+        let due = cal.add_calendar_days(t, 60);
+        assert_eq!(
+            due,
+            "2023-04-30T10:00:00+02:00"
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+        );
+        assert_eq!(
+            Calendar::always_open().add_calendar_days(t, 2),
+            t + chrono::Duration::days(2)
+        );
     }
 
     #[test]

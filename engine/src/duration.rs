@@ -53,8 +53,8 @@ impl Span {
         match self.unit {
             Unit::Minutes => t + Duration::minutes(n),
             Unit::Hours => t + Duration::hours(n),
-            Unit::Days => t + Duration::days(n),
-            Unit::Weeks => t + Duration::weeks(n),
+            Unit::Days => cal.add_calendar_days(t, n),
+            Unit::Weeks => cal.add_calendar_days(t, n.saturating_mul(7)),
             Unit::WorkingHours => cal.add_working_minutes(t, n.saturating_mul(60)),
             Unit::WorkingDays => cal.add_working_days(t, n),
         }
