@@ -34,6 +34,30 @@ pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyB
     }
 }
 
+impl AnyBackend {
+    /// Hot reload: `set` becomes current for new records; records keep
+    /// running on the version they were created with.
+    pub async fn set_workflows(&self, set: &WorkflowSet) -> Result<(), Error> {
+        match self {
+            AnyBackend::Mem(b) => {
+                b.set_workflows(set);
+                Ok(())
+            }
+            AnyBackend::Sqlite(b) => b.set_workflows(set).await,
+            AnyBackend::Pg(b) => b.set_workflows(set).await,
+        }
+    }
+
+    /// Every workflow version the store can run (current and older).
+    pub fn versions(&self) -> &crate::apply::Versions {
+        match self {
+            AnyBackend::Mem(b) => b.versions(),
+            AnyBackend::Sqlite(b) => b.versions(),
+            AnyBackend::Pg(b) => b.versions(),
+        }
+    }
+}
+
 macro_rules! each {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {

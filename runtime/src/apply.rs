@@ -18,9 +18,16 @@ use std::sync::Arc;
 
 /// The workflows a store can run: the current version of each workflow (for
 /// new records) and every version it knows by content hash (a record stays
-/// on the version it was created with).
+/// on the version it was created with). Shared by every clone of a backend
+/// and updated in place by [`Versions::publish`] (hot reload), so lookups
+/// return owned `Arc`s.
 #[derive(Debug, Default)]
 pub struct Versions {
+    inner: std::sync::RwLock<VersionMaps>,
+}
+
+#[derive(Debug, Default)]
+struct VersionMaps {
     current: BTreeMap<String, Arc<Workflow>>,
     by_hash: HashMap<String, Arc<Workflow>>,
     /// Hashes of workflows with an `assign` effect: only those need the actor
@@ -28,37 +35,66 @@ pub struct Versions {
     assigns: HashMap<String, bool>,
 }
 
-impl Versions {
-    pub fn new(set: &WorkflowSet) -> Versions {
-        let mut v = Versions::default();
-        for wf in set.workflows.values() {
-            v.add(wf.clone());
-            v.current.insert(wf.id.clone(), wf.clone());
-        }
-        v
-    }
-
-    /// Make an older version runnable for the records created with it.
-    pub fn add(&mut self, wf: Arc<Workflow>) {
+impl VersionMaps {
+    fn add(&mut self, wf: Arc<Workflow>) {
         self.assigns.insert(wf.hash.clone(), has_assign(&wf));
         self.by_hash.insert(wf.hash.clone(), wf);
     }
+}
 
-    pub fn current(&self, id: &str) -> Result<&Arc<Workflow>, Error> {
-        self.current
+impl Versions {
+    pub fn new(set: &WorkflowSet) -> Versions {
+        let v = Versions::default();
+        v.publish(set);
+        v
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, VersionMaps> {
+        // A poisoned lock only means a panic elsewhere; the maps stay valid.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make an older version runnable for the records created with it.
+    pub fn add(&self, wf: Arc<Workflow>) {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(wf);
+    }
+
+    /// Make `set` the current versions (for new records); every version
+    /// seen before stays runnable for the records created with it.
+    pub fn publish(&self, set: &WorkflowSet) {
+        let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for wf in set.workflows.values() {
+            m.add(wf.clone());
+            m.current.insert(wf.id.clone(), wf.clone());
+        }
+    }
+
+    pub fn current(&self, id: &str) -> Result<Arc<Workflow>, Error> {
+        self.read()
+            .current
             .get(id)
+            .cloned()
             .ok_or_else(|| Error::UnknownWorkflow(id.to_string()))
     }
 
-    pub fn all_current(&self) -> impl Iterator<Item = &Arc<Workflow>> {
-        self.current.values()
+    pub fn all_current(&self) -> Vec<Arc<Workflow>> {
+        self.read().current.values().cloned().collect()
+    }
+
+    /// Every version known, current or not.
+    pub fn all(&self) -> Vec<Arc<Workflow>> {
+        self.read().by_hash.values().cloned().collect()
     }
 
     /// The exact version a record runs on.
-    pub fn version(&self, workflow: &str, hash: &str) -> Result<&Arc<Workflow>, Error> {
-        match self.by_hash.get(hash) {
-            Some(wf) if wf.id == workflow => Ok(wf),
-            _ if self.current.contains_key(workflow) => Err(Error::Storage(format!(
+    pub fn version(&self, workflow: &str, hash: &str) -> Result<Arc<Workflow>, Error> {
+        let m = self.read();
+        match m.by_hash.get(hash) {
+            Some(wf) if wf.id == workflow => Ok(wf.clone()),
+            _ if m.current.contains_key(workflow) => Err(Error::Storage(format!(
                 "workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)"
             ))),
             _ => Err(Error::UnknownWorkflow(workflow.to_string())),
@@ -66,7 +102,7 @@ impl Versions {
     }
 
     fn needs_directory(&self, wf: &Workflow) -> bool {
-        self.assigns.get(&wf.hash).copied().unwrap_or(true)
+        self.read().assigns.get(&wf.hash).copied().unwrap_or(true)
     }
 }
 
@@ -235,7 +271,7 @@ fn spawn_child(
             "more than 64 records spawned by one transition".into(),
         ));
     }
-    let wf = v.current(&s.workflow)?.clone();
+    let wf = v.current(&s.workflow)?;
     let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
     let grand: Vec<SpawnRequest> = out
         .spawns
@@ -385,7 +421,7 @@ pub(crate) async fn create<T: Tx>(
             return Ok(r);
         }
     }
-    let wf = v.current(req.workflow)?.clone();
+    let wf = v.current(req.workflow)?;
     let dir = directory(tx, v, &wf).await?;
     let ctx = Ctx {
         now: req.now,
@@ -528,7 +564,7 @@ pub(crate) async fn run_item<T: Tx>(
         }
         Taken::Spawn(p) => {
             let wf = match v.current(&p.workflow) {
-                Ok(wf) => wf.clone(),
+                Ok(wf) => wf,
                 Err(e) => {
                     tracing::warn!(record = item.record, "scheduled spawn dropped: {e}");
                     return Ok(Ran::Discarded);

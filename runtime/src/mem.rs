@@ -118,6 +118,16 @@ impl MemBackend {
     pub fn add_version(&mut self, wf: Arc<Workflow>) {
         self.versions.add(wf);
     }
+
+    /// Hot reload: `set` becomes current for new records.
+    pub fn set_workflows(&self, set: &WorkflowSet) {
+        self.versions.publish(set);
+    }
+
+    /// Every workflow version this store can run (current and older).
+    pub fn versions(&self) -> &Versions {
+        &self.versions
+    }
 }
 
 struct MemTx<'a>(&'a mut State);

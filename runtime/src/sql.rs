@@ -32,7 +32,7 @@ pub(crate) struct Row {
 impl Row {
     /// The engine view of a stored record, on the version it runs on.
     pub fn current(self, v: &Versions) -> Result<Current, Error> {
-        let wf = v.version(&self.workflow, &self.version)?.clone();
+        let wf = v.version(&self.workflow, &self.version)?;
         let record = Record::from_json(
             &wf,
             &self.state,

@@ -100,6 +100,21 @@ impl SqliteBackend {
         &self.tenant
     }
 
+    /// Hot reload: `set` becomes current for new records (and is registered
+    /// in `workflow_versions`); records keep running on their own version.
+    pub async fn set_workflows(&self, set: &WorkflowSet) -> Result<(), Error> {
+        for wf in set.workflows.values() {
+            self.register_version(wf, None).await?;
+        }
+        self.versions.publish(set);
+        Ok(())
+    }
+
+    /// Every workflow version this store can run (current and older).
+    pub fn versions(&self) -> &Versions {
+        &self.versions
+    }
+
     /// The write pool (one connection), for tests and tools.
     pub fn pool(&self) -> &SqlitePool {
         &self.write
