@@ -407,6 +407,18 @@ pub fn fire_timer(
     }
 }
 
+/// Evaluate one of the workflow's scripts against a record (views, KPIs,
+/// reports).
+pub(crate) fn eval_script(
+    wf: &Workflow,
+    rec: &Record,
+    id: script::ScriptId,
+    ctx: Ctx,
+) -> Result<rhai::Dynamic, Refusal> {
+    let mut w = Work::new(wf, rec, ctx);
+    w.eval(id, None, false)
+}
+
 fn fire_inner(
     wf: &Workflow,
     rec: &Record,

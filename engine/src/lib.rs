@@ -47,6 +47,7 @@ pub mod eval;
 #[cfg(test)]
 mod eval_tests;
 pub mod graph;
+pub mod lists;
 pub mod load;
 pub mod model;
 mod native;

@@ -102,6 +102,7 @@ pub(crate) async fn check<B: Backend>(
     names: &HashMap<String, RecordId>,
     e: &Expect,
     id: RecordId,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, String> {
     let err = |e: crate::backend::Error| e.to_string();
     let rec = b
@@ -315,7 +316,94 @@ pub(crate) async fn check<B: Backend>(
             out.push(format!("revision: expected {r}, got {}", rec.revision));
         }
     }
+    if !(e.views.is_empty() && e.kpis.is_empty() && e.reports.is_empty()) {
+        if let Some(wf) = wf {
+            lists(b, wf, names, e, now, &mut out).await?;
+        }
+    }
     Ok(out)
+}
+
+/// Views, KPIs and reports, computed by the engine over every record of
+/// the workflow, as the runtime's list endpoints do.
+async fn lists<B: Backend>(
+    b: &B,
+    wf: &Workflow,
+    names: &HashMap<String, RecordId>,
+    e: &Expect,
+    now: chrono::DateTime<chrono::Utc>,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    use leadflow_engine::lists;
+    let err = |e: crate::backend::Error| e.to_string();
+    let filter = crate::backend::Filter {
+        workflow: &wf.id,
+        states: wf.states.iter().map(|s| s.name.as_str()).collect(),
+        fields: Vec::new(),
+        idle_since: None,
+    };
+    let mut records = Vec::new();
+    for id in b.select(&filter).await.map_err(err)? {
+        if let Some(r) = b.get(id).await.map_err(err)? {
+            if let Some(rec) = leadflow_engine::Record::from_json(
+                wf,
+                &r.state,
+                &r.fields,
+                r.assignee.clone(),
+                r.created_at,
+                r.entered_at,
+            ) {
+                records.push((id, rec));
+            }
+        }
+    }
+    let label = |id: RecordId| {
+        names
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map_or(format!("#{id}"), |(k, _)| k.clone())
+    };
+    for (view, want) in &e.views {
+        let mut got = Vec::new();
+        for (id, rec) in &records {
+            if lists::in_view(wf, view, rec, now).map_err(|r| r.to_string())? {
+                got.push(*id);
+            }
+        }
+        let mut want_ids = Vec::new();
+        for r in want {
+            want_ids.push(resolve(b, names, r).await?);
+        }
+        got.sort();
+        want_ids.sort();
+        if got != want_ids {
+            let show = |v: &[RecordId]| v.iter().map(|i| label(*i)).collect::<Vec<_>>().join(", ");
+            out.push(format!(
+                "views.{view}: expected [{}], got [{}]",
+                show(&want_ids),
+                show(&got)
+            ));
+        }
+    }
+    for (kpi, (hits, population)) in &e.kpis {
+        let v =
+            lists::kpi(wf, kpi, records.iter().map(|(_, r)| r), now).map_err(|r| r.to_string())?;
+        if (v.hits, v.population) != (*hits, *population) {
+            out.push(format!(
+                "kpis.{kpi}: expected {hits} of {population}, got {} of {}",
+                v.hits, v.population
+            ));
+        }
+    }
+    for (report, want) in &e.reports {
+        let rows = lists::report(wf, report, records.iter().map(|(_, r)| r), now)
+            .map_err(|r| r.to_string())?;
+        let got: Vec<(Vec<String>, usize)> = rows.into_iter().map(|r| (r.group, r.count)).collect();
+        if &got != want {
+            out.push(format!("reports.{report}: expected {want:?}, got {got:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn describe_history(h: &HistoryExpect) -> String {

@@ -123,6 +123,12 @@ pub struct Expect {
     pub history: Vec<HistoryExpect>,
     pub links: BTreeMap<String, LinkExpect>,
     pub revision: Option<i64>,
+    /// View name -> exactly the records it lists (of the expected record's workflow).
+    pub views: BTreeMap<String, Vec<RecordRef>>,
+    /// KPI name -> (hits, population).
+    pub kpis: BTreeMap<String, (usize, usize)>,
+    /// Report name -> rows (group values, count), in group order.
+    pub reports: BTreeMap<String, Vec<(Vec<String>, usize)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

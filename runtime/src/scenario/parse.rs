@@ -149,6 +149,19 @@ struct RawExpect {
     #[serde(default)]
     links: BTreeMap<String, toml::Value>,
     revision: Option<i64>,
+    #[serde(default)]
+    views: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    kpis: BTreeMap<String, [usize; 2]>,
+    #[serde(default)]
+    reports: BTreeMap<String, Vec<RawReportRow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReportRow {
+    group: Vec<String>,
+    count: usize,
 }
 
 #[derive(Deserialize)]
@@ -536,6 +549,28 @@ impl Parser<'_> {
                 .collect(),
             links,
             revision: raw.revision,
+            views: raw
+                .views
+                .into_iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k,
+                        v.iter()
+                            .map(|r| self.record(r, span, names))
+                            .collect::<Result<_, _>>()?,
+                    ))
+                })
+                .collect::<Result<_, ScenarioError>>()?,
+            kpis: raw
+                .kpis
+                .into_iter()
+                .map(|(k, [h, p])| (k, (h, p)))
+                .collect(),
+            reports: raw
+                .reports
+                .into_iter()
+                .map(|(k, rows)| (k, rows.into_iter().map(|r| (r.group, r.count)).collect()))
+                .collect(),
         })
     }
 }

@@ -278,7 +278,7 @@ impl<B: Backend> Runner<'_, B> {
                     }
                 },
             };
-            match check(self.b, self.set, &self.names, e, id).await {
+            match check(self.b, self.set, &self.names, e, id, self.now).await {
                 Ok(list) => out.extend(list.into_iter().map(|m| (m, None))),
                 Err(m) => out.push((m, None)),
             }
