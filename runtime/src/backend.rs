@@ -132,6 +132,9 @@ pub struct Filter<'a> {
     pub fields: Vec<(String, serde_json::Value)>,
     /// Only records not changed since this instant (idle ones).
     pub idle_since: Option<DateTime<Utc>>,
+    /// Also records in final states (lists and reports; bulk operations
+    /// leave it false).
+    pub include_final: bool,
 }
 
 impl Filter<'_> {

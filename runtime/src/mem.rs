@@ -289,7 +289,7 @@ impl Backend for MemBackend {
         let mut ids = Vec::new();
         for (i, r) in st.records.iter().enumerate() {
             if r.wf.id != filter.workflow
-                || apply::is_final(&r.wf, &r.rec)
+                || (!filter.include_final && apply::is_final(&r.wf, &r.rec))
                 || filter.idle_since.is_some_and(|t| r.updated_at >= t)
             {
                 continue;

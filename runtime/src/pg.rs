@@ -732,7 +732,7 @@ impl Backend for PgBackend {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let rows: Vec<(i64, String, Json<Fields>)> = sqlx::query_as(
-            "SELECT id, state, fields FROM records WHERE tenant_id = $1 AND workflow = $2 AND NOT is_final
+            "SELECT id, state, fields FROM records WHERE tenant_id = $1 AND workflow = $2 AND (NOT is_final OR $6)
              AND ($3::timestamptz IS NULL OR updated_at < $3) AND (cardinality($4::text[]) = 0 OR state = ANY($4)) AND fields @> $5
              ORDER BY id",
         )
@@ -741,6 +741,7 @@ impl Backend for PgBackend {
         .bind(filter.idle_since)
         .bind(states)
         .bind(Json(contained))
+        .bind(filter.include_final)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

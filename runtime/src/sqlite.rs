@@ -505,10 +505,11 @@ fn record_from(r: RecordRow) -> Result<StoredRecord, Error> {
 impl Backend for SqliteBackend {
     async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, state, fields FROM records WHERE tenant_id = ? AND workflow = ? AND is_final = 0 AND updated_at < ? ORDER BY id",
+            "SELECT id, state, fields FROM records WHERE tenant_id = ? AND workflow = ? AND (is_final = 0 OR ?) AND updated_at < ? ORDER BY id",
         )
         .bind(&self.tenant)
         .bind(filter.workflow)
+        .bind(filter.include_final)
         .bind(filter.idle_since.map_or(i64::MAX, micros))
         .fetch_all(&self.read)
         .await

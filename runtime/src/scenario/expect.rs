@@ -341,6 +341,7 @@ async fn lists<B: Backend>(
         states: wf.states.iter().map(|s| s.name.as_str()).collect(),
         fields: Vec::new(),
         idle_since: None,
+        include_final: true,
     };
     let mut records = Vec::new();
     for id in b.select(&filter).await.map_err(err)? {
