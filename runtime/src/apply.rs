@@ -211,6 +211,11 @@ pub(crate) trait Tx {
     /// Mark a due item fired if it is still the current arming; `None` if it
     /// is stale (cancelled, re-armed or already fired).
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error>;
+    /// Whether outbox payloads are kept (the memory store drops them, so
+    /// building them would be wasted work on the replay hot path).
+    fn keeps_payloads(&self) -> bool {
+        true
+    }
 }
 
 pub fn stored(
@@ -352,7 +357,7 @@ async fn write_effects<T: Tx>(
         }
     }
     if !out.notifications.is_empty() {
-        let fields = out.record.fields_json(wf);
+        let fields = tx.keeps_payloads().then(|| out.record.fields_json(wf));
         for n in &out.notifications {
             let recipients: Vec<String> =
                 n.to.iter()
@@ -364,14 +369,17 @@ async fn write_effects<T: Tx>(
                         }
                     })
                     .collect();
-            let payload = serde_json::json!({
-                "record": id,
-                "workflow": wf.id,
-                "state": out.to_state,
-                "template": n.template,
-                "assignee": out.record.assignee,
-                "fields": fields,
-            });
+            let payload = match &fields {
+                None => serde_json::Value::Null,
+                Some(fields) => serde_json::json!({
+                    "record": id,
+                    "workflow": wf.id,
+                    "state": out.to_state,
+                    "template": n.template,
+                    "assignee": out.record.assignee,
+                    "fields": fields,
+                }),
+            };
             tx.outbox(id, &n.template, recipients, payload, now).await?;
         }
     }

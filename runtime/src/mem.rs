@@ -133,6 +133,10 @@ impl MemBackend {
 struct MemTx<'a>(&'a mut State);
 
 impl Tx for MemTx<'_> {
+    fn keeps_payloads(&self) -> bool {
+        false
+    }
+
     async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
         Ok(self.0.idem.get(key).cloned())
     }
