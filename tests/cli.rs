@@ -1,0 +1,148 @@
+//! The authoring commands as a user runs them: calendar arithmetic, graph
+//! export (snapshots), explain.
+
+use std::process::Command;
+
+fn leadflow(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run leadflow");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn calendar_prints_when_an_sla_falls_due() {
+    // it: Mon-Fri 09-13, 14-18 (8 h a day). Friday 17:30 + 24 working hours:
+    // 0.5 h Friday, 8 h Monday, 8 h Tuesday, 7.5 h Wednesday.
+    let (code, out, _) = leadflow(&[
+        "calendar",
+        "it",
+        "--from",
+        "2026-11-20T17:30:00+01:00",
+        "--add",
+        "24wh",
+    ]);
+    assert_eq!((code, out.trim()), (0, "2026-11-25T17:30:00+01:00"));
+    // Saturday 10:00 + 2 working hours: Monday 11:00.
+    let (_, out, _) = leadflow(&[
+        "calendar",
+        "it",
+        "--from",
+        "2026-11-21T10:00:00+01:00",
+        "--add",
+        "2wh",
+    ]);
+    assert_eq!(out.trim(), "2026-11-23T11:00:00+01:00");
+    // Friday 17:30 + 1 working day: Monday 17:30.
+    let (_, out, _) = leadflow(&[
+        "calendar",
+        "it",
+        "--from",
+        "2026-11-20T17:30:00+01:00",
+        "--add",
+        "1wd",
+    ]);
+    assert_eq!(out.trim(), "2026-11-23T17:30:00+01:00");
+    // A holiday in the way: 8 December 2026 (Immacolata, a Tuesday).
+    let (_, out, _) = leadflow(&[
+        "calendar",
+        "it",
+        "--from",
+        "2026-12-07T09:00:00+01:00",
+        "--add",
+        "16wh",
+    ]);
+    assert_eq!(out.trim(), "2026-12-09T18:00:00+01:00");
+}
+
+#[test]
+fn calendar_lists_a_years_holidays() {
+    let (code, out, _) = leadflow(&["calendar", "it", "--holidays", "2026"]);
+    assert_eq!(code, 0);
+    for day in [
+        "2026-01-01",
+        "2026-04-06",
+        "2026-04-25",
+        "2026-06-02",
+        "2026-08-15",
+        "2026-12-08",
+        "2026-12-26",
+    ] {
+        assert!(out.contains(day), "{day} missing from:\n{out}");
+    }
+    assert!(out.contains("Lunedì dell'Angelo"));
+}
+
+#[test]
+fn calendar_errors_are_clear() {
+    let (code, _, err) = leadflow(&["calendar", "it", "--from", "yesterday", "--add", "24wh"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("RFC 3339"), "{err}");
+    let (code, _, err) = leadflow(&[
+        "calendar",
+        "it",
+        "--from",
+        "2026-11-20T17:30:00+01:00",
+        "--add",
+        "3y",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown unit"), "{err}");
+    let (code, _, err) = leadflow(&["calendar", "atlantis", "--holidays", "2026"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("calendars/atlantis.toml"), "{err}");
+}
+
+#[test]
+fn graph_mermaid_and_dot() {
+    let (code, mermaid, _) = leadflow(&["graph", "workflows/aslm.toml", "--format", "mermaid"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("aslm_mermaid", mermaid);
+    let (code, dot, _) = leadflow(&["graph", "workflows/aslm.toml", "--format", "dot"]);
+    assert_eq!(code, 0);
+    assert!(dot.contains("style=dashed"), "timers are dashed");
+    assert!(dot.contains("peripheries=2"), "final states are marked");
+    insta::assert_snapshot!("aslm_dot", dot);
+}
+
+#[test]
+fn committed_graphs_match_the_workflows() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let rel = format!("workflows/{}", path.file_name().unwrap().to_string_lossy());
+        let (code, mermaid, err) = leadflow(&["graph", &rel]);
+        assert_eq!(code, 0, "{err}");
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        let doc = std::fs::read_to_string(format!(
+            "{}/docs/graphs/{stem}.md",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap_or_else(|_| panic!("docs/graphs/{stem}.md is missing: run leadflow graph {rel}"));
+        assert!(
+            doc.contains(mermaid.trim()),
+            "docs/graphs/{stem}.md is stale: regenerate with `leadflow graph {rel}`"
+        );
+    }
+}
+
+#[test]
+fn explain_knows_codes() {
+    let (code, out, _) = leadflow(&["explain", "E004"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("unknown field") && out.contains("docs/diagnostics.md#e004"));
+    let (code, out, _) = leadflow(&["explain", "e_guard"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("E_GUARD"));
+    let (code, _, err) = leadflow(&["explain", "E999"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown code"));
+}
