@@ -62,34 +62,32 @@ fn esc(s: &str) -> String {
     s.replace('"', "'")
 }
 
+/// A Mermaid flowchart: transitions are solid labelled edges, timers dashed
+/// (`-.->`), final states double circles, the start a small filled circle.
 pub fn mermaid(wf: &Workflow) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "---\ntitle: {}\n---\nstateDiagram-v2",
-        esc(if wf.title.is_empty() {
-            &wf.id
-        } else {
-            &wf.title
-        })
-    );
+    let title = if wf.title.is_empty() {
+        &wf.id
+    } else {
+        &wf.title
+    };
+    let _ = writeln!(o, "---\ntitle: {}\n---\nflowchart LR", esc(title));
+    // Node ids are prefixed: a state called `end` would be a Mermaid keyword.
+    let _ = writeln!(o, "    start(( )) --> s_{}", wf.state_name(wf.initial));
     for s in &wf.states {
-        let _ = writeln!(o, "    state \"{}\" as {}", esc(&s.title), s.name);
+        if s.is_final {
+            let _ = writeln!(o, "    s_{}(((\"{}\")))", s.name, esc(&s.title));
+        } else {
+            let _ = writeln!(o, "    s_{}(\"{}\")", s.name, esc(&s.title));
+        }
     }
-    let _ = writeln!(o, "    [*] --> {}", wf.state_name(wf.initial));
     for (a, b, label, dashed) in edges(wf) {
-        // Mermaid state diagrams have no dashed edges; timers are marked by ⏱.
-        let _ = dashed;
-        let _ = writeln!(
-            o,
-            "    {} --> {}: {}",
-            wf.state_name(a),
-            wf.state_name(b),
-            esc(&label)
-        );
-    }
-    for s in wf.states.iter().filter(|s| s.is_final) {
-        let _ = writeln!(o, "    {} --> [*]", s.name);
+        let (a, b, label) = (wf.state_name(a), wf.state_name(b), esc(&label));
+        if dashed {
+            let _ = writeln!(o, "    s_{a} -. \"{label}\" .-> s_{b}");
+        } else {
+            let _ = writeln!(o, "    s_{a} -- \"{label}\" --> s_{b}");
+        }
     }
     o
 }
