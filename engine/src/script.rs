@@ -314,6 +314,8 @@ impl Scripts {
             known_fns.extend(ast.iter_functions().map(|f| format!("rules::{}", f.name)));
             merged.combine(module.clone());
             resolver.insert(name, module);
+            // Later modules may `import` earlier ones (and only those).
+            engine.set_module_resolver(resolver.clone());
         }
         engine.set_module_resolver(resolver);
         engine.register_static_module("rules", merged.into());
