@@ -85,4 +85,41 @@ pub enum Command {
         #[arg(long, hide = true)]
         generate: Option<usize>,
     },
+    /// Run the multi-tenant HTTP daemon (API, timer worker, outbox, hot reload).
+    Serve {
+        /// The daemon's config (examples/leadflow.toml shows every key).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `listen` (host:port).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Override `database_url` (default: sqlite:leadflow.db).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: Format,
+    },
+    /// Move a workflow's records from one version to another (checked).
+    Migrate {
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        workflow: String,
+        /// Version (content hash) the records are on.
+        #[arg(long)]
+        from: String,
+        /// Version to move them to: the one currently on disk.
+        #[arg(long)]
+        to: String,
+        /// State renames, old=new,...; other states keep their name.
+        #[arg(long)]
+        map: Option<String>,
+        /// Check and report, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -120,6 +120,11 @@ impl SqliteBackend {
         &self.write
     }
 
+    /// The read-only pool (queries that must not wait for the writer).
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
     async fn begin(&self) -> Result<SqliteTx<'_>, Error> {
         let tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         Ok(SqliteTx {

@@ -3,6 +3,7 @@
 mod calendar;
 mod check;
 mod graph;
+mod serve;
 mod test;
 
 use crate::cli::{Cli, Command};
@@ -41,6 +42,36 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             database_url,
             generate,
+        }),
+        Command::Serve {
+            config,
+            listen,
+            database_url,
+            log_format,
+        } => serve::run(serve::Args {
+            config,
+            listen,
+            database_url,
+            json_logs: log_format == crate::cli::Format::Json,
+        }),
+        Command::Migrate {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            from,
+            to,
+            map,
+            dry_run,
+        } => serve::migrate(serve::MigrateArgs {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            from,
+            to,
+            map,
+            dry_run,
         }),
     }
 }

@@ -1,0 +1,354 @@
+//! `leadflow.toml`: the daemon's configuration (listen address, database,
+//! tenants with their workflows, actors, API keys, pools and sinks), and
+//! reading a tenant's project files from disk for the engine.
+//!
+//! Relative paths are resolved against the directory of the config file.
+//! See `examples/leadflow.toml` for a commented example.
+
+use leadflow_engine::{Actor, Period, Project, SourceFile, Value};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The embedded default: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:leadflow.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `host:port` to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `postgres://...`, `sqlite:path` or `mem:`; default `sqlite:leadflow.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Tenant id -> tenant.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// Directory the relative paths were resolved against (not a key).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Project directory holding `workflows/`, `rules/`, `calendars/`.
+    pub root: PathBuf,
+    /// Workflow ids served (`<root>/workflows/<id>.toml`); empty: every
+    /// file under `<root>/workflows/`.
+    #[serde(default)]
+    pub workflows: Vec<String>,
+    /// Outbox message templates (`<template>.txt`); default `<root>/templates`.
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+    /// Actor id -> actor (partners, dealers, operators, agents).
+    #[serde(default)]
+    pub actors: BTreeMap<String, ActorConfig>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// Unassigned records an actor-bound key may see (and claim) besides its
+    /// own: see [`PoolConfig`].
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+    /// Where outbox messages go; default: the log.
+    #[serde(default)]
+    pub sink: Option<SinkConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorConfig {
+    pub role: String,
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Skills or applications (e.g. "support", "pv").
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    #[serde(default)]
+    pub unavailable: Vec<Period>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+impl ActorConfig {
+    pub fn to_actor(&self, id: &str) -> Actor {
+        Actor {
+            id: id.to_string(),
+            role: self.role.clone(),
+            zones: self.zones.clone(),
+            skills: self.skills.clone(),
+            capacity: self.capacity,
+            load: 0,
+            unavailable: self.unavailable.clone(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                .collect(),
+        }
+    }
+}
+
+/// An API key, stored as the SHA-256 (hex) of the key:
+/// `printf %s "$KEY" | sha256sum`. Without `actor` it is an admin key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Shown in logs and history instead of the key.
+    pub name: String,
+    pub sha256: String,
+    /// The actor this key acts as (it sees only its records and pools).
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Role an admin key fires transitions with (default `admin`).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// A pool: records of `workflow` in one of `states`, with no assignee, whose
+/// field `zone_field` is one of the caller's actor zones (Q.PARTNER: leads
+/// of the installer's sales area waiting to be claimed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub workflow: String,
+    pub states: Vec<String>,
+    pub zone_field: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    Log,
+    /// POST of the JSON message, signed with HMAC-SHA256 of `secret`.
+    Webhook {
+        url: String,
+        secret: String,
+    },
+}
+
+/// SHA-256 hex of an API key, as stored in the config.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// Parse config text; relative paths resolve against `base`.
+    pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: name.to_string(),
+            message: e.to_string(),
+        })?;
+        c.base = base.to_path_buf();
+        for t in c.tenants.values_mut() {
+            t.root = base.join(&t.root);
+            if let Some(d) = &t.templates {
+                t.templates = Some(base.join(d));
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (tid, t) in &self.tenants {
+            for k in &t.keys {
+                let ok = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_hexdigit());
+                if !ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "tenant `{tid}`, key `{}`: sha256 must be 64 hex digits (printf %s \"$KEY\" | sha256sum)",
+                        k.name
+                    )));
+                }
+                if !seen.insert(k.sha256.to_ascii_lowercase()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tenant `{tid}`, key `{}`: the same key is configured twice",
+                        k.name
+                    )));
+                }
+                if let Some(a) = &k.actor {
+                    if !t.actors.contains_key(a) {
+                        return Err(ConfigError::Invalid(format!(
+                            "tenant `{tid}`, key `{}`: unknown actor `{a}`",
+                            k.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+}
+
+impl TenantConfig {
+    pub fn workflows_dir(&self) -> PathBuf {
+        self.root.join("workflows")
+    }
+
+    pub fn templates_dir(&self) -> PathBuf {
+        self.templates
+            .clone()
+            .unwrap_or_else(|| self.root.join("templates"))
+    }
+
+    /// Directories whose changes call for a reload.
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        ["workflows", "rules", "calendars"]
+            .iter()
+            .map(|d| self.root.join(d))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+
+    pub fn directory(&self) -> Vec<Actor> {
+        self.actors.iter().map(|(id, a)| a.to_actor(id)).collect()
+    }
+
+    /// Read the tenant's workflow files, rules and calendars.
+    pub fn read_project(&self) -> Result<Project, ConfigError> {
+        let mut p = Project::default();
+        let wdir = self.workflows_dir();
+        if self.workflows.is_empty() {
+            for f in walk(&wdir, "toml")? {
+                p.workflows.push(read(&self.root, &f)?);
+            }
+        } else {
+            for id in &self.workflows {
+                p.workflows
+                    .push(read(&self.root, &wdir.join(format!("{id}.toml")))?);
+            }
+        }
+        for (dir, ext) in [("rules", "rhai"), ("calendars", "toml")] {
+            let d = self.root.join(dir);
+            if d.is_dir() {
+                for f in walk(&d, ext)? {
+                    let sf = read(&self.root, &f)?;
+                    if dir == "rules" {
+                        p.rules.push(sf);
+                    } else {
+                        p.calendars.push(sf);
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
+    move |source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn read(root: &Path, path: &Path) -> Result<SourceFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let shown = path.strip_prefix(root).unwrap_or(path);
+    Ok(SourceFile::new(
+        shown.to_string_lossy().replace('\\', "/"),
+        text,
+    ))
+}
+
+/// Files with extension `ext` under `dir`, recursively, sorted.
+fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(io(&d))? {
+            let p = e.map_err(io(&d))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_tenant_and_resolves_paths() {
+        let c = Config::parse(
+            r#"
+            [tenants.acme]
+            root = "proj"
+            workflows = ["aslm"]
+            [tenants.acme.actors.d1]
+            role = "dealer"
+            zones = ["RM"]
+            [[tenants.acme.keys]]
+            name = "d1"
+            sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            actor = "d1"
+            "#,
+            "t.toml",
+            Path::new("/etc/lf"),
+        )
+        .unwrap();
+        assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.tenants["acme"].root, Path::new("/etc/lf/proj"));
+        assert_eq!(hash_key("test"), c.tenants["acme"].keys[0].sha256);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_hashes() {
+        let e = Config::parse("lisen = 1", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = Config::parse(
+            "[tenants.a]\nroot = \".\"\n[[tenants.a.keys]]\nname = \"k\"\nsha256 = \"abc\"\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("64 hex digits"), "{e}");
+    }
+}

@@ -1,0 +1,36 @@
+//! `Authorization: Bearer <key>` -> [`Caller`]. Keys are never logged.
+
+use super::error::ApiError;
+use super::state::{AppState, Caller};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let caller = state.authenticate(key).ok_or_else(ApiError::unauthorized)?;
+        tracing::Span::current().record("caller", caller.key.as_str());
+        Ok(caller)
+    }
+}
+
+/// Only admin keys pass.
+pub fn require_admin(c: &Caller) -> Result<(), ApiError> {
+    if c.admin {
+        Ok(())
+    } else {
+        Err(ApiError::admin_only())
+    }
+}

@@ -1,0 +1,208 @@
+//! The one error type of the HTTP API: a status and a JSON body
+//! `{ "code": "...", "message": "..." }` with a stable code. Storage errors
+//! are logged and answered with a generic message: database text never
+//! reaches a client.
+
+use crate::backend::Error;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use leadflow_engine::Code;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable code: E_GUARD, E_REQUIRED, E_CONFLICT, E_NOT_FOUND, E_BAD_REQUEST, ...
+    pub code: String,
+    pub message: String,
+    /// The field concerned (E_INPUT, E_TYPE, E_REQUIRED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.to_string(),
+                message: message.into(),
+                field: None,
+            },
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "E_BAD_REQUEST", message)
+    }
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "E_NOT_FOUND", "no such record")
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "E_UNAUTHORIZED",
+            "missing or invalid API key (Authorization: Bearer <key>)",
+        )
+    }
+    pub fn admin_only() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "E_FORBIDDEN",
+            "this endpoint needs an admin key",
+        )
+    }
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "E_INTERNAL",
+            "internal error (see the server log for this request id)",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Refused(r) => {
+                let status = match r.code {
+                    Code::Forbidden => StatusCode::FORBIDDEN,
+                    Code::UnknownTransition | Code::UnknownTimer => StatusCode::NOT_FOUND,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                crate::http::ops::refusal(r.code.as_str());
+                ApiError {
+                    status,
+                    body: ErrorBody {
+                        code: r.code.as_str().to_string(),
+                        message: r.message,
+                        field: r.field,
+                    },
+                }
+            }
+            Error::Conflict { expected, actual } => {
+                crate::http::ops::refusal("E_CONFLICT");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "E_CONFLICT",
+                    format!("revision conflict: If-Match {expected}, the record is at {actual}"),
+                )
+            }
+            Error::NotFound(_) => ApiError::not_found(),
+            Error::UnknownWorkflow(w) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "E_UNKNOWN_WORKFLOW",
+                format!("unknown workflow `{w}`"),
+            ),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        // serde's messages name the field and the expected type; they carry
+        // no server internals.
+        let message = match &r {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body (Content-Type: application/json)".to_string()
+            }
+            other => other.body_text(),
+        };
+        ApiError::bad_request(message)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+/// `axum::Json` whose rejections are JSON `E_BAD_REQUEST` errors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Json(v))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query string extractor with JSON errors.
+#[derive(Debug, Clone, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(v) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(v))
+    }
+}
+
+/// Path extractor with JSON errors.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(v) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(v))
+    }
+}

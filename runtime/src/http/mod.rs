@@ -1,0 +1,260 @@
+//! The HTTP daemon (`leadflow serve`): a JSON API over the tenants' stores,
+//! with API-key auth, visibility and PII redaction, hot reload of workflow
+//! versions, and the timer worker and outbox dispatcher running beside it.
+//!
+//! [`app`] builds the router from a state (tests drive it directly);
+//! [`Server`] binds, runs the background tasks, and shuts down gracefully.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `state.rs` | tenants, keys, callers, visibility |
+//! | `auth.rs` | Bearer key -> caller |
+//! | `error.rs` | the JSON error type, extractors that answer 400 |
+//! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
+//! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
+//! | `admin.rs` | actors and unavailability, workflow versions and status |
+//! | `ops.rs` | healthz, readyz, metrics, latency middleware |
+//! | `reload.rs` | watching the workflow files, publishing versions |
+//! | `openapi.rs` | the OpenAPI document |
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod list;
+pub mod openapi;
+pub mod ops;
+pub mod records;
+pub mod reload;
+pub mod state;
+
+pub use state::{AppState, Caller, StartError, Tenant};
+
+use crate::any::AnyBackend;
+use crate::clock::SystemClock;
+use crate::config::{Config, SinkConfig};
+use crate::{outbox, worker};
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The router: every endpoint, JSON errors for unknown routes and methods,
+/// request ids (`x-request-id`, generated if absent), request tracing and
+/// latency metrics.
+pub fn app(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/v1/records", post(records::create).get(list::list))
+        .route("/v1/records/{id}", get(records::get))
+        .route(
+            "/v1/records/{id}/transitions/{transition}",
+            post(records::fire),
+        )
+        .route("/v1/records/{id}/actions", get(records::actions))
+        .route("/v1/records/{id}/history", get(records::history))
+        .route("/v1/records/{id}/links", get(records::links))
+        .route("/v1/actors", get(admin::list))
+        .route("/v1/actors/{id}", get(admin::get))
+        .route(
+            "/v1/actors/{id}/unavailability",
+            get(admin::get_unavailability).put(admin::put_unavailability),
+        )
+        .route("/v1/workflows", get(admin::workflows))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_text))
+        .route("/openapi.json", get(openapi::json))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "E_NOT_FOUND", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "E_METHOD",
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, caller = tracing::field::Empty)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A running daemon: HTTP server, timer workers, outbox dispatchers, file
+/// watchers.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    workers: Vec<worker::WorkerHandle>,
+    dispatchers: Vec<outbox::DispatcherHandle>,
+    _reload: Option<reload::ReloadHandle>,
+}
+
+/// What to run besides the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub timers: bool,
+    pub outbox: bool,
+    pub watch: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            timers: true,
+            outbox: true,
+            watch: true,
+        }
+    }
+}
+
+impl Server {
+    /// Open the stores, bind `config.listen` (port 0: any free port), start
+    /// serving and the background tasks.
+    pub async fn start(config: &Config, opts: ServeOptions) -> Result<Server, StartError> {
+        ops::recorder();
+        let state = AppState::open(config).await?;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| {
+                StartError::Config(crate::config::ConfigError::Invalid(format!(
+                    "cannot listen on {}: {e}",
+                    config.listen
+                )))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+        let mut workers = Vec::new();
+        let mut dispatchers = Vec::new();
+        let clock = Arc::new(SystemClock);
+        for t in state.tenants.values() {
+            let sink = match &t.config.sink {
+                None | Some(SinkConfig::Log) => outbox::Sink::Log,
+                Some(SinkConfig::Webhook { url, secret }) => outbox::Sink::webhook(url, secret)
+                    .map_err(|source| StartError::Store {
+                        tenant: t.id.clone(),
+                        source,
+                    })?,
+            };
+            let templates = outbox::Templates::new(t.config.templates_dir());
+            let wcfg = worker::WorkerConfig::default();
+            let dcfg = outbox::DispatchConfig::default();
+            match &t.backend {
+                AnyBackend::Pg(b) => {
+                    if opts.timers {
+                        workers.push(worker::spawn(b.clone(), clock.clone(), wcfg));
+                    }
+                    if opts.outbox {
+                        dispatchers.push(outbox::spawn(
+                            b.clone(),
+                            sink,
+                            templates,
+                            dcfg,
+                            clock.clone(),
+                        ));
+                    }
+                }
+                AnyBackend::Sqlite(b) => {
+                    if opts.timers {
+                        workers.push(worker::spawn(b.clone(), clock.clone(), wcfg));
+                    }
+                    if opts.outbox {
+                        dispatchers.push(outbox::spawn(
+                            b.clone(),
+                            sink,
+                            templates,
+                            dcfg,
+                            clock.clone(),
+                        ));
+                    }
+                }
+                AnyBackend::Mem(_) => {}
+            }
+        }
+        let reload = if opts.watch {
+            match reload::watch(state.tenants.values().cloned().collect()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(
+                        "hot reload disabled: cannot watch the workflow directories: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let router = app(state.clone());
+        let st = state.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                    st.ready.store(false, Ordering::SeqCst);
+                })
+                .await
+        });
+        tracing::info!(%addr, tenants = state.tenants.len(), "leadflow serving");
+        Ok(Server {
+            addr,
+            state,
+            stop,
+            http,
+            workers,
+            dispatchers,
+            _reload: reload,
+        })
+    }
+
+    /// Serve until `signal` resolves, then shut down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        self.shutdown().await
+    }
+
+    /// Stop accepting connections, finish the requests in flight, stop the
+    /// timer workers (releasing their claims) and the dispatchers.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        tracing::info!("shutting down: finishing requests in flight");
+        self.stop.send_replace(true);
+        let served = match self.http.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        drop(self._reload);
+        for w in self.workers {
+            let s = w.shutdown().await;
+            tracing::info!(
+                fired = s.fired,
+                discarded = s.discarded,
+                "timer worker stopped, claims released"
+            );
+        }
+        for d in self.dispatchers {
+            d.shutdown().await;
+        }
+        tracing::info!("stopped");
+        served
+    }
+}

@@ -1,0 +1,131 @@
+//! Operations: /healthz (the process answers), /readyz (every tenant's
+//! database answers; migrations were applied when it opened), /metrics
+//! (Prometheus text), and the request-latency middleware.
+
+use super::state::AppState;
+use crate::any::AnyBackend;
+use crate::backend::Backend;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the process-wide metrics recorder (once; later calls reuse it).
+pub fn recorder() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("leadflow_http_request_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
+                    ],
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Count a refusal by its stable code.
+pub fn refusal(code: &str) {
+    metrics::counter!("leadflow_refusals_total", "code" => code.to_string()).increment(1);
+}
+
+/// Records `leadflow_http_request_duration_seconds{method, path, status}`
+/// (path is the route template, so ids do not explode the label space).
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    metrics::histogram!("leadflow_http_request_duration_seconds",
+        "method" => method, "path" => path, "status" => resp.status().as_u16().to_string())
+    .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: every tenant's database answers (its migrations were applied
+/// when the daemon opened it); 503 while starting or shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    if !s.ready.load(Ordering::SeqCst) {
+        return not_ready("shutting down or starting");
+    }
+    for t in s.tenants.values() {
+        if let Err(e) = t.backend.next_due().await {
+            tracing::warn!(tenant = %t.id, error = %e, "readiness: database check failed");
+            return not_ready(&format!("tenant {}: database unreachable", t.id));
+        }
+    }
+    axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+fn not_ready(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "code": "E_NOT_READY", "message": why })),
+    )
+        .into_response()
+}
+
+/// Prometheus text: transitions and refusals by code, timer lag, outbox
+/// backlog (both sampled now), request latency histogram.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics_text(State(s): State<AppState>) -> Response {
+    let now = chrono::Utc::now();
+    for t in s.tenants.values() {
+        if let Ok(next) = t.backend.next_due().await {
+            let lag = next
+                .map(|d| (now - d).num_milliseconds().max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            metrics::gauge!("leadflow_timer_lag_seconds", "tenant" => t.id.clone()).set(lag);
+        }
+        if let Some(n) = outbox_backlog(&t.backend, &t.id).await {
+            metrics::gauge!("leadflow_outbox_backlog", "tenant" => t.id.clone()).set(n as f64);
+        }
+    }
+    let body = recorder().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn outbox_backlog(b: &AnyBackend, tenant: &str) -> Option<i64> {
+    const SQL_PG: &str =
+        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND delivered_at IS NULL";
+    const SQL_LITE: &str =
+        "SELECT count(*) FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL";
+    match b {
+        AnyBackend::Pg(pg) => sqlx::query_scalar(SQL_PG)
+            .bind(tenant)
+            .fetch_one(pg.pool())
+            .await
+            .ok(),
+        AnyBackend::Sqlite(l) => sqlx::query_scalar(SQL_LITE)
+            .bind(tenant)
+            .fetch_one(l.read_pool())
+            .await
+            .ok(),
+        AnyBackend::Mem(_) => None,
+    }
+}

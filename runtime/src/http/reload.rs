@@ -1,0 +1,125 @@
+//! Hot reload: watch each tenant's `workflows/`, `rules/` and `calendars/`;
+//! on a change, load and check. Clean: the new versions become current for
+//! new records (existing records stay on theirs). Broken: the last good
+//! versions keep serving, and the diagnostics are logged and shown by
+//! `GET /v1/workflows`.
+
+use super::state::{load_workflows, ReloadStatus, Tenant};
+use chrono::Utc;
+use notify::{RecursiveMode, Watcher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Editors write a file in several steps; wait for quiet before loading.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Load the tenant's files again and publish them if they are clean.
+/// Returns whether a new version was published.
+pub async fn reload(t: &Tenant) -> bool {
+    match load_workflows(&t.config) {
+        Ok((set, diagnostics)) => {
+            let before: Vec<String> = t
+                .backend
+                .versions()
+                .all_current()
+                .iter()
+                .map(|w| w.hash.clone())
+                .collect();
+            let changed = set.workflows.values().any(|w| !before.contains(&w.hash));
+            if changed {
+                if let Err(e) = t.backend.set_workflows(&set).await {
+                    tracing::error!(tenant = %t.id, error = %e, "reload: storing the new versions failed; keeping the old ones");
+                    set_status(
+                        t,
+                        false,
+                        Vec::new(),
+                        Some("storing the new versions failed".into()),
+                    );
+                    return false;
+                }
+                for w in set.workflows.values().filter(|w| !before.contains(&w.hash)) {
+                    tracing::info!(tenant = %t.id, workflow = %w.id, version = %w.hash, "reload: new workflow version published");
+                }
+            }
+            set_status(t, true, diagnostics, None);
+            changed
+        }
+        Err((diagnostics, error)) => {
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                tracing::warn!(tenant = %t.id, code = d.code, file = %d.file, line = d.line, column = d.column, "reload: {}; keeping the last good version", d.message);
+            }
+            if let Some(e) = &error {
+                tracing::warn!(tenant = %t.id, "reload: {e}; keeping the last good version");
+            }
+            set_status(t, false, diagnostics, error);
+            false
+        }
+    }
+}
+
+fn set_status(
+    t: &Tenant,
+    ok: bool,
+    diagnostics: Vec<leadflow_engine::Diagnostic>,
+    error: Option<String>,
+) {
+    *t.status.write().unwrap_or_else(|e| e.into_inner()) = ReloadStatus {
+        ok,
+        checked_at: Some(Utc::now()),
+        diagnostics,
+        error,
+    };
+}
+
+/// Running watchers; dropping it stops them.
+pub struct ReloadHandle {
+    _watchers: Vec<notify::RecommendedWatcher>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ReloadHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Watch every tenant's project directories.
+pub fn watch(tenants: Vec<Arc<Tenant>>) -> notify::Result<ReloadHandle> {
+    let mut watchers = Vec::new();
+    let mut tasks = Vec::new();
+    for t in tenants {
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev {
+                if !ev.kind.is_access() {
+                    let _ = tx.send(());
+                }
+            }
+        })?;
+        for dir in t.config.watched_dirs() {
+            w.watch(&dir, RecursiveMode::Recursive)?;
+        }
+        watchers.push(w);
+        tasks.push(tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Coalesce a burst of events into one reload.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                reload(&t).await;
+            }
+        }));
+    }
+    Ok(ReloadHandle {
+        _watchers: watchers,
+        tasks,
+    })
+}

@@ -1,0 +1,277 @@
+//! The daemon's shared state: tenants (each with its store, actor directory,
+//! pools and last reload status) and the API keys that lead to them.
+
+use crate::any::{open, AnyBackend};
+use crate::backend::{Backend, StoredRecord};
+use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Diagnostic, WorkflowSet};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+/// The outcome of the last load of a tenant's workflow files.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// False when the files on disk have errors (the last good versions
+    /// keep serving).
+    pub ok: bool,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Set when the files could not even be read.
+    pub error: Option<String>,
+}
+
+pub struct Tenant {
+    pub id: String,
+    pub config: TenantConfig,
+    pub backend: AnyBackend,
+    /// The actor directory (kept in the store too; cached for auth).
+    pub actors: RwLock<Arc<Vec<Actor>>>,
+    /// Serializes directory writes (read-modify-write, then the store).
+    pub actors_write: tokio::sync::Mutex<()>,
+    pub status: RwLock<ReloadStatus>,
+}
+
+impl Tenant {
+    pub fn pools(&self) -> &[PoolConfig] {
+        &self.config.pools
+    }
+
+    pub fn actor(&self, id: &str) -> Option<Actor> {
+        self.directory().iter().find(|a| a.id == id).cloned()
+    }
+
+    pub fn directory(&self) -> Arc<Vec<Actor>> {
+        self.actors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the caller may see (and act on) a record: admins see every
+    /// record; an actor sees its own and the pools it may claim from.
+    pub fn visible(&self, caller: &Caller, r: &StoredRecord) -> bool {
+        if caller.admin {
+            return true;
+        }
+        if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
+            return true;
+        }
+        r.assignee.is_none()
+            && self.pools().iter().any(|p| {
+                p.workflow == r.workflow
+                    && p.states.contains(&r.state)
+                    && r.fields
+                        .get(&p.zone_field)
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
+            })
+    }
+}
+
+/// Who is calling: resolved from the API key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: String,
+    /// The key's name (logs, idempotency scope); never the key.
+    pub key: String,
+    pub admin: bool,
+    /// What transitions are evaluated with.
+    pub actor: Actor,
+}
+
+/// One configured key.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub hash: [u8; 32],
+    pub tenant: String,
+    pub name: String,
+    /// None: an admin key.
+    pub actor: Option<String>,
+    pub role: String,
+}
+
+pub struct Inner {
+    pub tenants: BTreeMap<String, Arc<Tenant>>,
+    pub keys: Vec<KeyEntry>,
+    /// False until every tenant's store is open, and again while shutting down.
+    pub ready: AtomicBool,
+}
+
+/// Cheap to clone; handed to every handler.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("tenant `{tenant}`: {message}")]
+    Workflows { tenant: String, message: String },
+    #[error("tenant `{tenant}`: {source}")]
+    Store {
+        tenant: String,
+        source: crate::backend::Error,
+    },
+}
+
+/// Why a tenant's files did not load: the findings, or an IO error.
+pub type LoadFailure = (Vec<Diagnostic>, Option<String>);
+
+/// Load one tenant's workflows: `Ok` only if they load without errors.
+pub fn load_workflows(
+    t: &TenantConfig,
+) -> Result<(WorkflowSet, Vec<Diagnostic>), LoadFailure> {
+    let project = t
+        .read_project()
+        .map_err(|e| (Vec::new(), Some(e.to_string())))?;
+    let loaded = leadflow_engine::load(&project);
+    if loaded.has_errors() {
+        return Err((loaded.diagnostics, None));
+    }
+    Ok((loaded.set, loaded.diagnostics))
+}
+
+impl AppState {
+    /// Open every tenant's store (migrations applied) and load its
+    /// workflows; a tenant whose files have errors stops the start.
+    pub async fn open(config: &Config) -> Result<AppState, StartError> {
+        let mut tenants = BTreeMap::new();
+        let mut keys = Vec::new();
+        for (id, tc) in &config.tenants {
+            let (set, diagnostics) =
+                load_workflows(tc).map_err(|(d, e)| StartError::Workflows {
+                    tenant: id.clone(),
+                    message: e.unwrap_or_else(|| {
+                        let errors: Vec<String> = d
+                            .iter()
+                            .filter(|d| d.is_error())
+                            .map(|d| {
+                                format!(
+                                    "{}:{}:{}: {} {}",
+                                    d.file, d.line, d.column, d.code, d.message
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "workflow errors (run `leadflow check`):\n  {}",
+                            errors.join("\n  ")
+                        )
+                    }),
+                })?;
+            let store = |source| StartError::Store {
+                tenant: id.clone(),
+                source,
+            };
+            let backend = open(config.database_url(), id, Arc::new(set))
+                .await
+                .map_err(store)?;
+            // The config defines who the actors are; unavailability set
+            // through the API (stored) survives a restart.
+            let stored = backend.actors().await.map_err(store)?;
+            let mut directory = tc.directory();
+            for a in &mut directory {
+                if let Some(s) = stored.iter().find(|s| s.id == a.id) {
+                    if a.unavailable.is_empty() {
+                        a.unavailable = s.unavailable.clone();
+                    }
+                }
+            }
+            backend.set_actors(directory.clone()).await.map_err(store)?;
+            for k in &tc.keys {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(k.sha256.to_ascii_lowercase(), &mut hash).map_err(|_| {
+                    ConfigError::Invalid(format!("tenant `{id}`, key `{}`: bad sha256", k.name))
+                })?;
+                let role = match (&k.actor, &k.role) {
+                    (_, Some(r)) => r.clone(),
+                    (Some(a), None) => tc.actors.get(a).map(|a| a.role.clone()).unwrap_or_default(),
+                    (None, None) => "admin".to_string(),
+                };
+                keys.push(KeyEntry {
+                    hash,
+                    tenant: id.clone(),
+                    name: k.name.clone(),
+                    actor: k.actor.clone(),
+                    role,
+                });
+            }
+            tenants.insert(
+                id.clone(),
+                Arc::new(Tenant {
+                    id: id.clone(),
+                    config: tc.clone(),
+                    backend,
+                    actors: RwLock::new(Arc::new(directory)),
+                    actors_write: tokio::sync::Mutex::new(()),
+                    status: RwLock::new(ReloadStatus {
+                        ok: true,
+                        checked_at: Some(Utc::now()),
+                        diagnostics,
+                        error: None,
+                    }),
+                }),
+            );
+        }
+        Ok(AppState(Arc::new(Inner {
+            tenants,
+            keys,
+            ready: AtomicBool::new(true),
+        })))
+    }
+
+    /// The caller a presented key stands for. Every configured hash is
+    /// compared, in constant time, so timing tells nothing about near misses.
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found: Option<&KeyEntry> = None;
+        for k in &self.keys {
+            if bool::from(k.hash.ct_eq(&presented)) {
+                found = Some(k);
+            }
+        }
+        let k = found?;
+        let tenant = self.tenants.get(&k.tenant)?;
+        let actor = match &k.actor {
+            Some(a) => {
+                let mut actor = tenant.actor(a)?;
+                actor.role = k.role.clone();
+                actor
+            }
+            None => Actor {
+                id: k.name.clone(),
+                role: k.role.clone(),
+                ..Actor::default()
+            },
+        };
+        Some(Caller {
+            tenant: k.tenant.clone(),
+            key: k.name.clone(),
+            admin: k.actor.is_none(),
+            actor,
+        })
+    }
+
+    pub fn tenant(&self, caller: &Caller) -> &Arc<Tenant> {
+        // Keys only ever name configured tenants.
+        &self.tenants[&caller.tenant]
+    }
+}

@@ -1,0 +1,137 @@
+//! `leadflow serve`: the multi-tenant HTTP daemon, and `leadflow migrate`.
+//! Glue only: the daemon lives in `leadflow_runtime::http`.
+
+use anyhow::{bail, Context, Result};
+use leadflow_runtime::config::Config;
+use leadflow_runtime::http::{ServeOptions, Server};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub struct Args {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub json_logs: bool,
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    if !path.exists() {
+        bail!(
+            "no config at {} (try --config examples/leadflow.toml)",
+            path.display()
+        );
+    }
+    Ok(Config::load(path)?)
+}
+
+fn init_logs(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    init_logs(a.json_logs);
+    let mut config = load_config(&a.config)?;
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    if let Some(u) = a.database_url {
+        config.database_url = Some(u);
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let server = Server::start(&config, ServeOptions::default()).await?;
+        server.run_until(shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub struct MigrateArgs {
+    pub config: PathBuf,
+    pub database_url: Option<String>,
+    pub tenant: String,
+    pub workflow: String,
+    pub from: String,
+    pub to: String,
+    pub map: Option<String>,
+    pub dry_run: bool,
+}
+
+pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
+    let mut config = load_config(&a.config)?;
+    if let Some(u) = a.database_url {
+        config.database_url = Some(u);
+    }
+    let tc = config
+        .tenants
+        .get(&a.tenant)
+        .with_context(|| format!("no tenant `{}` in {}", a.tenant, a.config.display()))?;
+    let map = leadflow_runtime::migrate::parse_map(a.map.as_deref().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("--map {e}"))?;
+    let (set, _) = leadflow_runtime::http::state::load_workflows(tc).map_err(|(d, e)| {
+        anyhow::anyhow!(
+            "the workflow files have errors ({}); run `leadflow check`",
+            e.unwrap_or_else(|| format!("{} findings", d.len()))
+        )
+    })?;
+    let wf = set
+        .get(&a.workflow)
+        .with_context(|| format!("tenant `{}` has no workflow `{}`", a.tenant, a.workflow))?
+        .clone();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let set = std::sync::Arc::new(set);
+        let b = leadflow_runtime::open(config.database_url(), &a.tenant, set).await?;
+        let moved = leadflow_runtime::migrate::migrate(
+            &b,
+            &a.tenant,
+            &wf,
+            &leadflow_runtime::migrate::Plan {
+                from: &a.from,
+                to: &a.to,
+                map: &map,
+                dry_run: a.dry_run,
+            },
+            chrono::Utc::now(),
+        )
+        .await?;
+        let total: u64 = moved.iter().map(|m| m.records).sum();
+        for m in &moved {
+            println!("{} -> {}: {} records", m.from_state, m.to_state, m.records);
+        }
+        let verb = if a.dry_run { "would move" } else { "moved" };
+        println!(
+            "{verb} {total} records of `{}` from {} to {}",
+            a.workflow, a.from, a.to
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
