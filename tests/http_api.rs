@@ -1,0 +1,806 @@
+//! The HTTP API against a real daemon on an ephemeral port, on a fresh
+//! SQLite file and a fresh PostgreSQL database per test.
+
+mod http_support;
+
+use http_support::{Daemon, Kind};
+use reqwest::Method;
+use serde_json::json;
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::Kind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::Kind::Pg).await
+            }
+        }
+    )*};
+}
+
+both!(
+    create_get_fire_with_etag_and_conflict,
+    idempotency_key_replays_the_first_result,
+    engine_refusals_carry_stable_codes,
+    bad_requests_are_400_json,
+    auth_and_tenant_isolation,
+    pii_redacted_by_role_and_state,
+    pool_visibility_and_claim,
+    actions_history_links,
+    list_filters_sort_and_keyset_pages,
+    actors_and_unavailability,
+    workflows_openapi_and_operations,
+);
+
+async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let c = d.aslm_lead("admin", "Rossi").await;
+    assert_eq!(c.header("etag"), "\"1\"");
+    assert_eq!(c.header("location"), format!("/v1/records/{}", c.id()));
+    assert_eq!(c.body["state"], "assigned");
+    assert_eq!(c.body["assignee"], "dealer-rm");
+    assert!(!c.header("x-request-id").is_empty());
+    let id = c.id();
+
+    let g = d.get(&format!("/v1/records/{id}"), "dealer-rm").await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.header("etag"), "\"1\"");
+    assert_eq!(g.body["revision"], 1);
+
+    let path = format!("/v1/records/{id}/transitions/log_contact_attempt");
+    let f = d
+        .call(
+            Method::POST,
+            &path,
+            Some("dealer-rm"),
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(f.status, 200, "{f:?}");
+    assert_eq!(f.header("etag"), "\"2\"");
+    assert_eq!(f.body["fields"]["attempts"], 1);
+
+    // A stale revision: 409, nothing changes.
+    let stale = d
+        .call(
+            Method::POST,
+            &path,
+            Some("dealer-rm"),
+            Some(json!({})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 409);
+    assert_eq!(stale.code(), "E_CONFLICT");
+    let g = d.get(&format!("/v1/records/{id}"), "dealer-rm").await;
+    assert_eq!(g.body["revision"], 2);
+
+    // Appointment, then closed with sale.
+    let when = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let f = d
+        .post(
+            &format!("/v1/records/{id}/transitions/make_appointment"),
+            "dealer-rm",
+            json!({"input": {"appointment_at": when}}),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{f:?}");
+    assert_eq!(f.body["state"], "appointment_set");
+    let f = d
+        .call(
+            Method::POST,
+            &format!("/v1/records/{id}/transitions/close_sale"),
+            Some("dealer-rm"),
+            Some(json!({"input": {"vin": "ZAMGJ45A390012345"}})),
+            &[("if-match", "3")],
+        )
+        .await;
+    assert_eq!(f.status, 200, "{f:?}");
+    assert_eq!(f.body["state"], "closed_sale");
+    d.stop().await;
+}
+
+async fn idempotency_key_replays_the_first_result(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let body = json!({"workflow": "aslm", "fields": {"first_name": "Ida", "province": "RM"}});
+    let a = d
+        .call(
+            Method::POST,
+            "/v1/records",
+            Some("admin"),
+            Some(body.clone()),
+            &[("idempotency-key", "form-42")],
+        )
+        .await;
+    let b = d
+        .call(
+            Method::POST,
+            "/v1/records",
+            Some("admin"),
+            Some(body.clone()),
+            &[("idempotency-key", "form-42")],
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    assert_eq!(b.status, 201);
+    assert_eq!(a.id(), b.id());
+    let list = d.get("/v1/records?workflow=aslm", "admin").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    // Fire replay: the transition runs once.
+    let path = format!("/v1/records/{}/transitions/log_contact_attempt", a.id());
+    for _ in 0..2 {
+        let f = d
+            .call(
+                Method::POST,
+                &path,
+                Some("dealer-rm"),
+                None,
+                &[("idempotency-key", "click-1")],
+            )
+            .await;
+        assert_eq!(f.status, 200);
+        assert_eq!(f.body["fields"]["attempts"], 1);
+    }
+    // Another key's idempotency keys are its own.
+    let c = d
+        .call(
+            Method::POST,
+            "/v1/records",
+            Some("dealer-rm"),
+            Some(body),
+            &[("idempotency-key", "form-42")],
+        )
+        .await;
+    assert_ne!(c.id(), a.id());
+    d.stop().await;
+}
+
+async fn engine_refusals_carry_stable_codes(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let fire = |t: &str| format!("/v1/records/{id}/transitions/{t}");
+
+    let r = d.post(&fire("close_sale"), "dealer-rm", json!({})).await;
+    assert_eq!((r.status, r.code()), (422, "E_REQUIRED"), "{r:?}");
+    assert_eq!(r.body["field"], "vin");
+
+    let r = d
+        .post(
+            &fire("close_sale"),
+            "admin",
+            json!({"input": {"vin": "ZAMGJ45A390012345"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"), "{r:?}");
+
+    let r = d.post(&fire("no_such"), "dealer-rm", json!({})).await;
+    assert_eq!((r.status, r.code()), (404, "E_UNKNOWN_TRANSITION"));
+
+    let r = d
+        .post(
+            &fire("close_sale"),
+            "dealer-rm",
+            json!({"input": {"vin": "bad"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_TYPE"));
+
+    let r = d
+        .post(
+            &fire("close_sale"),
+            "dealer-rm",
+            json!({"input": {"attempts": 3}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_INPUT"));
+
+    let r = d
+        .post(&fire("log_contact_attempt"), "dealer-rm", json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    let r = d
+        .post(
+            &fire("make_appointment"),
+            "dealer-rm",
+            json!({"input": {"appointment_at": "2020-01-01T10:00:00Z"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_GUARD"), "{r:?}");
+    assert!(r.body["message"].as_str().unwrap().contains("future"));
+
+    let r = d
+        .post("/v1/records", "admin", json!({"workflow": "nope"}))
+        .await;
+    assert_eq!((r.status, r.code()), (404, "E_UNKNOWN_WORKFLOW"));
+    let r = d
+        .post(
+            "/v1/records",
+            "admin",
+            json!({"workflow": "aslm", "fields": {"province": "RM"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_REQUIRED"));
+
+    let r = d.get("/v1/records/999999", "admin").await;
+    assert_eq!((r.status, r.code()), (404, "E_NOT_FOUND"));
+
+    // Final state: E_FINAL.
+    let r = d
+        .post(
+            &fire("close_sale"),
+            "dealer-rm",
+            json!({"input": {"vin": "ZAMGJ45A390012345", "notes": "walk-in"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = d
+        .post(&fire("log_contact_attempt"), "dealer-rm", json!({}))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_FINAL"));
+    d.stop().await;
+}
+
+async fn bad_requests_are_400_json(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let raw = |path: String, body: &'static str| {
+        d.http
+            .post(format!("{}{path}", d.base))
+            .bearer_auth("admin-key")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (path, body) in [
+        ("/v1/records".to_string(), "{not json"),
+        (
+            "/v1/records".to_string(),
+            r#"{"workflow": "aslm", "colour": 1}"#,
+        ),
+        ("/v1/records".to_string(), r#"{"workflow": 7}"#),
+        (
+            "/v1/records".to_string(),
+            r#"{"workflow": "aslm", "fields": []}"#,
+        ),
+        (
+            format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "[1,",
+        ),
+        (
+            format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            r#"{"inptu": {}}"#,
+        ),
+    ] {
+        let r = raw(path.clone(), body).await.unwrap();
+        assert_eq!(r.status(), 400, "{path} {body}");
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["code"], "E_BAD_REQUEST", "{j}");
+        assert!(!j["message"].as_str().unwrap().is_empty());
+    }
+    // No content type.
+    let r = d
+        .http
+        .post(format!("{}/v1/records", d.base))
+        .bearer_auth("admin-key")
+        .body(r#"{"workflow":"aslm"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = d.get("/v1/records/abc", "admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
+    let r = d
+        .call(
+            Method::POST,
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            Some("dealer-rm"),
+            None,
+            &[("if-match", "\"x\"")],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
+    let r = d.get("/v1/records?colour=red", "admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
+    let r = d.get("/v1/records?limit=0", "admin").await;
+    assert_eq!(r.status, 400);
+    let r = d.get("/v1/records?after=zzz", "admin").await;
+    assert_eq!(r.status, 400);
+    let r = d.get("/v1/nothing", "admin").await;
+    assert_eq!((r.status, r.code()), (404, "E_NOT_FOUND"));
+    let r = d
+        .call(Method::DELETE, "/v1/records", Some("admin"), None, &[])
+        .await;
+    assert_eq!((r.status, r.code()), (405, "E_METHOD"));
+    d.stop().await;
+}
+
+async fn auth_and_tenant_isolation(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let r = d
+        .call(Method::GET, &format!("/v1/records/{id}"), None, None, &[])
+        .await;
+    assert_eq!((r.status, r.code()), (401, "E_UNAUTHORIZED"));
+    let r = d.get(&format!("/v1/records/{id}"), "wrong").await;
+    assert_eq!((r.status, r.code()), (401, "E_UNAUTHORIZED"));
+    let r = d
+        .call(
+            Method::GET,
+            &format!("/v1/records/{id}"),
+            None,
+            None,
+            &[("authorization", "Basic YWRtaW4=")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // The other tenant's admin: 404, as for a record that does not exist.
+    let r = d.get(&format!("/v1/records/{id}"), "other-admin").await;
+    assert_eq!((r.status, r.code()), (404, "E_NOT_FOUND"));
+    assert_eq!(
+        r.body["message"],
+        d.get("/v1/records/987654", "other-admin").await.body["message"]
+    );
+    let r = d
+        .post(
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "other-admin",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = d.get("/v1/records", "other-admin").await;
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["id"] != id));
+    // Another dealer: 404 too.
+    let r = d.get(&format!("/v1/records/{id}"), "dealer-mi").await;
+    assert_eq!(r.status, 404);
+    let r = d
+        .post(
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "dealer-mi",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // Admin-only endpoint.
+    let r = d.get("/v1/workflows", "dealer-rm").await;
+    assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"));
+    d.stop().await;
+}
+
+async fn pii_redacted_by_role_and_state(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let path = format!("/v1/records/{id}");
+    // The assignee in a reveal_in state sees phone and e-mail.
+    let r = d.get(&path, "dealer-rm").await;
+    assert_eq!(r.body["fields"]["phone"], "+39 06 1234567");
+    assert!(r.body.get("redacted").is_none());
+    // After closing, the same dealer no longer does; the admin always does.
+    d.post(
+        &format!("{path}/transitions/log_contact_attempt"),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    let r = d
+        .post(
+            &format!("{path}/transitions/close_no_sale"),
+            "dealer-rm",
+            json!({"input": {"close_reason": "refused"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = d.get(&path, "dealer-rm").await;
+    assert!(r.body["fields"].get("phone").is_none(), "{r:?}");
+    assert_eq!(r.body["redacted"], json!(["email", "phone"]));
+    let h = d.get(&format!("{path}/history"), "dealer-rm").await;
+    let phone = h
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "phone")
+        .unwrap();
+    assert_eq!(phone["new"], "[redacted]");
+    let r = d.get(&path, "admin").await;
+    assert_eq!(r.body["fields"]["phone"], "+39 06 1234567");
+    let h = d.get(&format!("{path}/history"), "admin").await;
+    let phone = h
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "phone")
+        .unwrap();
+    assert_eq!(phone["new"], "+39 06 1234567");
+    d.stop().await;
+}
+
+async fn pool_visibility_and_claim(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.qp_lead().await.id();
+    let path = format!("/v1/records/{id}");
+    // In the pool: both Lazio installers see it, without contact details.
+    for k in ["inst-a", "inst-b"] {
+        let r = d.get(&path, k).await;
+        assert_eq!(r.status, 200, "{k}");
+        assert_eq!(r.body["fields"]["city"], "Roma");
+        assert!(r.body["fields"].get("phone").is_none());
+        assert_eq!(r.body["redacted"], json!(["street", "email", "phone"]));
+        let l = d.get("/v1/records?workflow=qpartner", k).await;
+        assert_eq!(l.body["items"].as_array().unwrap().len(), 1, "{k}");
+    }
+    // Lombardy does not.
+    assert_eq!(d.get(&path, "inst-mi").await.status, 404);
+    let l = d.get("/v1/records", "inst-mi").await;
+    assert!(l.body["items"].as_array().unwrap().is_empty());
+    let r = d
+        .post(&format!("{path}/transitions/claim"), "inst-mi", json!({}))
+        .await;
+    assert_eq!(r.status, 404);
+    // The pool offers the claim button.
+    let a = d.get(&format!("{path}/actions"), "inst-b").await;
+    let names: Vec<&str> = a
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["transition"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["claim"]);
+    // inst-a claims: it sees the contact details; inst-b loses sight.
+    let r = d
+        .post(&format!("{path}/transitions/claim"), "inst-a", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["state"], "claimed");
+    assert_eq!(r.body["assignee"], "inst-a");
+    assert_eq!(r.body["fields"]["phone"], "034114065515");
+    assert_eq!(d.get(&path, "inst-b").await.status, 404);
+    let r = d
+        .post(&format!("{path}/transitions/claim"), "inst-b", json!({}))
+        .await;
+    assert_eq!(r.status, 404);
+    let l = d.get("/v1/records", "inst-b").await;
+    assert!(l.body["items"].as_array().unwrap().is_empty());
+    d.stop().await;
+}
+
+async fn actions_history_links(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let a = d
+        .get(&format!("/v1/records/{id}/actions"), "dealer-rm")
+        .await;
+    assert_eq!(a.status, 200);
+    let list = a.body.as_array().unwrap();
+    let appt = list
+        .iter()
+        .find(|x| x["transition"] == "make_appointment")
+        .unwrap();
+    assert_eq!(appt["to"], "appointment_set");
+    let f = appt["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "appointment_at")
+        .unwrap();
+    assert_eq!(f["type"], "datetime");
+    assert_eq!(f["required"], true);
+    assert!(
+        list.iter().all(|x| x["transition"] != "mark_lost"),
+        "system-only transitions are not buttons"
+    );
+    // The hq admin may fire none of the dealer's buttons.
+    let a = d.get(&format!("/v1/records/{id}/actions"), "admin").await;
+    assert!(a
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["transition"] != "make_appointment"));
+
+    d.post(
+        &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    let h = d
+        .get(&format!("/v1/records/{id}/history"), "dealer-rm")
+        .await;
+    assert_eq!(h.status, 200);
+    let h = h.body.as_array().unwrap().clone();
+    assert!(h
+        .iter()
+        .any(|e| e["transition"] == "create" && e["field"] == "first_name"));
+    assert!(h.iter().any(|e| e["transition"] == "log_contact_attempt"
+        && e["field"] == "attempts"
+        && e["actor"] == "dealer-rm"));
+    let l = d.get(&format!("/v1/records/{id}/links"), "dealer-rm").await;
+    assert_eq!((l.status, l.body.clone()), (200, json!([])));
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}/history"), "dealer-mi")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}/links"), "dealer-mi")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}/actions"), "dealer-mi")
+            .await
+            .status,
+        404
+    );
+    d.stop().await;
+}
+
+async fn list_filters_sort_and_keyset_pages(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let names = [
+        "Verdi", "Bianchi", "Rossi", "Neri", "Bianchi", "Galli", "Conti",
+    ];
+    let mut ids = Vec::new();
+    for n in names {
+        ids.push(d.aslm_lead("admin", n).await.id());
+    }
+    // One in Milan, with no last name.
+    let mi = d
+        .post(
+            "/v1/records",
+            "admin",
+            json!({"workflow": "aslm", "fields": {"first_name": "Ugo", "province": "MI"}}),
+        )
+        .await
+        .id();
+    d.post(
+        &format!("/v1/records/{}/transitions/log_contact_attempt", ids[0]),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    let r = d
+        .post(
+            &format!("/v1/records/{}/transitions/close_no_sale", ids[0]),
+            "dealer-rm",
+            json!({"input": {"close_reason": "refused"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let all_pages = |q: String, key: &'static str| {
+        let d = &d;
+        async move {
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let url = match &after {
+                    Some(c) => format!("/v1/records?{q}&limit=3&after={c}"),
+                    None => format!("/v1/records?{q}&limit=3"),
+                };
+                let r = d.get(&url, key).await;
+                assert_eq!(r.status, 200, "{r:?}");
+                for it in r.body["items"].as_array().unwrap() {
+                    out.push((
+                        it["id"].as_i64().unwrap(),
+                        it["fields"]["last_name"].as_str().map(String::from),
+                    ));
+                }
+                match r.body["next"].as_str() {
+                    Some(c) => after = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            out
+        }
+    };
+    // Ascending by a field: missing first, then by name, ties by id.
+    let asc = all_pages("workflow=aslm&sort=last_name".into(), "admin").await;
+    let got: Vec<Option<&str>> = asc.iter().map(|x| x.1.as_deref()).collect();
+    assert_eq!(
+        got,
+        [
+            None,
+            Some("Bianchi"),
+            Some("Bianchi"),
+            Some("Conti"),
+            Some("Galli"),
+            Some("Neri"),
+            Some("Rossi"),
+            Some("Verdi")
+        ]
+    );
+    assert_eq!(asc[0].0, mi);
+    assert!(asc[1].0 < asc[2].0);
+    // Descending: missing last.
+    let desc = all_pages("sort=-last_name".into(), "admin").await;
+    let got: Vec<Option<&str>> = desc.iter().map(|x| x.1.as_deref()).collect();
+    assert_eq!(got.first().unwrap().as_deref(), Some("Verdi"));
+    assert_eq!(got.last().unwrap(), &None);
+    assert!(desc[5].0 > desc[6].0, "ties by id, descending: {desc:?}");
+    // By column, descending.
+    let by_id = all_pages("sort=-id".into(), "admin").await;
+    let mut expect: Vec<i64> = ids.iter().copied().chain([mi]).collect();
+    expect.sort_by(|a, b| b.cmp(a));
+    assert_eq!(by_id.iter().map(|x| x.0).collect::<Vec<_>>(), expect);
+    let by_created = all_pages("sort=created_at".into(), "admin").await;
+    assert_eq!(by_created.len(), 8);
+    // Filters.
+    let rm = all_pages("field.province=RM".into(), "admin").await;
+    assert_eq!(rm.len(), 7);
+    let closed = all_pages("state=closed_no_sale".into(), "admin").await;
+    assert_eq!(closed.iter().map(|x| x.0).collect::<Vec<_>>(), [ids[0]]);
+    let open = all_pages("state=assigned&assignee=dealer-rm&sort=id".into(), "admin").await;
+    assert_eq!(open.len(), 6);
+    let zero = all_pages("field.attempts=0&field.province=MI".into(), "admin").await;
+    assert_eq!(zero.iter().map(|x| x.0).collect::<Vec<_>>(), [mi]);
+    // A dealer lists only its own.
+    let mine = all_pages("sort=id".into(), "dealer-mi").await;
+    assert_eq!(mine.iter().map(|x| x.0).collect::<Vec<_>>(), [mi]);
+    d.stop().await;
+}
+
+async fn actors_and_unavailability(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let r = d.get("/v1/actors", "admin").await;
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dealer-mi", "dealer-rm"]);
+    let r = d.get("/v1/actors", "dealer-rm").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let r = d.get("/v1/actors/dealer-rm", "dealer-rm").await;
+    assert_eq!((r.status, r.body["role"].as_str()), (200, Some("dealer")));
+    assert_eq!(d.get("/v1/actors/dealer-mi", "dealer-rm").await.status, 404);
+    assert_eq!(d.get("/v1/actors/ghost", "admin").await.status, 404);
+
+    let now = chrono::Utc::now();
+    let period = json!([{"from": (now - chrono::Duration::hours(1)).to_rfc3339(), "until": (now + chrono::Duration::days(2)).to_rfc3339()}]);
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("dealer-rm"),
+            Some(period.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = d.get("/v1/actors/dealer-rm/unavailability", "admin").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    // Another dealer may not change it; a reversed period is a 400.
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("dealer-mi"),
+            Some(period),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let bad = json!([{"from": now.to_rfc3339(), "until": (now - chrono::Duration::hours(1)).to_rfc3339()}]);
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(bad),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(json!({"from": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // While unavailable, the Rome dealer receives no new lead.
+    let r = d
+        .post(
+            "/v1/records",
+            "admin",
+            json!({"workflow": "aslm", "fields": {"first_name": "Eva", "province": "RM"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_ne!(r.body["assignee"], "dealer-rm");
+    // Cleared again.
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(json!([])),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = d.aslm_lead("admin", "Lupi").await;
+    assert_eq!(r.body["assignee"], "dealer-rm");
+    d.stop().await;
+}
+
+async fn workflows_openapi_and_operations(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let w = d.get("/v1/workflows", "admin").await;
+    assert_eq!(w.status, 200);
+    assert_eq!(w.body["ok"], true);
+    let wf = &w.body["workflows"][0];
+    assert_eq!(wf["id"], "aslm");
+    assert_eq!(wf["versions"][0]["current"], true);
+    assert_eq!(wf["current"], wf["versions"][0]["hash"]);
+
+    let o = d.call(Method::GET, "/openapi.json", None, None, &[]).await;
+    assert_eq!(o.status, 200);
+    assert!(o.body["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/v1/records",
+        "/v1/records/{id}",
+        "/v1/records/{id}/transitions/{transition}",
+        "/v1/records/{id}/actions",
+        "/v1/records/{id}/history",
+        "/v1/records/{id}/links",
+        "/v1/actors",
+        "/v1/actors/{id}/unavailability",
+        "/v1/workflows",
+    ] {
+        assert!(
+            o.body["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    let h = d.call(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(h.status, 200);
+    let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(h.status, 200, "{h:?}");
+
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    d.post(
+        &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    d.post(
+        &format!("/v1/records/{id}/transitions/close_sale"),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(m.status, 200);
+    for s in [
+        "leadflow_transitions_total{",
+        "leadflow_refusals_total{code=\"E_REQUIRED\"}",
+        "leadflow_http_request_duration_seconds_bucket{",
+        "leadflow_timer_lag_seconds{tenant=\"aslm\"}",
+        "leadflow_outbox_backlog{tenant=\"aslm\"}",
+    ] {
+        assert!(m.text.contains(s), "{s} missing from:\n{}", m.text);
+    }
+    d.stop().await;
+}
