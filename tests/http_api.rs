@@ -102,7 +102,7 @@ async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
         .await;
     assert_eq!(f.status, 200, "{f:?}");
     assert_eq!(f.body["state"], "closed_sale");
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn idempotency_key_replays_the_first_result(kind: Kind) {
@@ -157,7 +157,7 @@ async fn idempotency_key_replays_the_first_result(kind: Kind) {
         )
         .await;
     assert_ne!(c.id(), a.id());
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn engine_refusals_carry_stable_codes(kind: Kind) {
@@ -242,7 +242,7 @@ async fn engine_refusals_carry_stable_codes(kind: Kind) {
         .post(&fire("log_contact_attempt"), "dealer-rm", json!({}))
         .await;
     assert_eq!((r.status, r.code()), (422, "E_FINAL"));
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn bad_requests_are_400_json(kind: Kind) {
@@ -316,7 +316,7 @@ async fn bad_requests_are_400_json(kind: Kind) {
         .call(Method::DELETE, "/v1/records", Some("admin"), None, &[])
         .await;
     assert_eq!((r.status, r.code()), (405, "E_METHOD"));
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn auth_and_tenant_isolation(kind: Kind) {
@@ -373,7 +373,7 @@ async fn auth_and_tenant_isolation(kind: Kind) {
     // Admin-only endpoint.
     let r = d.get("/v1/workflows", "dealer-rm").await;
     assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"));
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn pii_redacted_by_role_and_state(kind: Kind) {
@@ -422,7 +422,7 @@ async fn pii_redacted_by_role_and_state(kind: Kind) {
         .find(|e| e["field"] == "phone")
         .unwrap();
     assert_eq!(phone["new"], "+39 06 1234567");
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn pool_visibility_and_claim(kind: Kind) {
@@ -472,7 +472,7 @@ async fn pool_visibility_and_claim(kind: Kind) {
     assert_eq!(r.status, 404);
     let l = d.get("/v1/records", "inst-b").await;
     assert!(l.body["items"].as_array().unwrap().is_empty());
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn actions_history_links(kind: Kind) {
@@ -546,7 +546,7 @@ async fn actions_history_links(kind: Kind) {
             .status,
         404
     );
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn list_filters_sort_and_keyset_pages(kind: Kind) {
@@ -651,7 +651,7 @@ async fn list_filters_sort_and_keyset_pages(kind: Kind) {
     // A dealer lists only its own.
     let mine = all_pages("sort=id".into(), "dealer-mi").await;
     assert_eq!(mine.iter().map(|x| x.0).collect::<Vec<_>>(), [mi]);
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn actors_and_unavailability(kind: Kind) {
@@ -741,7 +741,7 @@ async fn actors_and_unavailability(kind: Kind) {
     assert_eq!(r.status, 200);
     let r = d.aslm_lead("admin", "Lupi").await;
     assert_eq!(r.body["assignee"], "dealer-rm");
-    d.stop().await;
+    let _ = d.stop().await;
 }
 
 async fn workflows_openapi_and_operations(kind: Kind) {
@@ -802,5 +802,5 @@ async fn workflows_openapi_and_operations(kind: Kind) {
     ] {
         assert!(m.text.contains(s), "{s} missing from:\n{}", m.text);
     }
-    d.stop().await;
+    let _ = d.stop().await;
 }

@@ -207,10 +207,12 @@ impl Daemon {
         }
     }
 
-    pub async fn stop(mut self) {
+    /// Shut down gracefully; the database lives on with the returned handle.
+    pub async fn stop(mut self) -> Db {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
+        self.db
     }
 
     fn req(&self, m: reqwest::Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {

@@ -1,0 +1,229 @@
+//! Hot reload: a valid edit publishes a new version without restart, a
+//! broken edit keeps the last good one serving, records keep their version;
+//! then `leadflow migrate` moves the old records, refusing unknown states.
+
+mod http_support;
+
+use http_support::{copy_project, Daemon, Db, Kind};
+use serde_json::json;
+use std::time::Duration;
+
+async fn wait_for(
+    d: &Daemon,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..100 {
+        let w = d.get("/v1/workflows", "admin").await.body;
+        if f(&w) {
+            return w;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn current(w: &serde_json::Value) -> String {
+    w["workflows"][0]["current"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_publish_versions_and_broken_edits_keep_the_last_good_one() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let db = Db::new(Kind::Sqlite);
+    let d = Daemon::start_with(db, proj.path(), true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+    let old = d.aslm_lead("admin", "Before").await;
+    assert_eq!(old.body["version"], v1.as_str());
+
+    // A valid edit: a new title.
+    std::fs::write(
+        &file,
+        original.replace("[workflow]\n", "[workflow]\n# edited\n"),
+    )
+    .unwrap();
+    let w = wait_for(&d, "a new version", |w| current(w) != v1).await;
+    let v2 = current(&w);
+    assert_eq!(w["ok"], true);
+    assert_eq!(w["workflows"][0]["versions"].as_array().unwrap().len(), 2);
+    let new = d.aslm_lead("admin", "After").await;
+    assert_eq!(new.body["version"], v2.as_str());
+    // The old record stays on its version and still runs on it.
+    let r = d
+        .post(
+            &format!("/v1/records/{}/transitions/log_contact_attempt", old.id()),
+            "dealer-rm",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["version"], v1.as_str());
+
+    // A broken edit: an unknown state. The last good version keeps serving.
+    std::fs::write(
+        &file,
+        original.replace("initial = \"assigned\"", "initial = \"nowhere\""),
+    )
+    .unwrap();
+    let w = wait_for(&d, "the broken status", |w| w["ok"] == false).await;
+    assert_eq!(current(&w), v2);
+    let diags = w["diagnostics"].as_array().unwrap();
+    assert!(
+        diags
+            .iter()
+            .any(|x| x["severity"] == "error" && x["file"] == "workflows/aslm.toml"),
+        "{w}"
+    );
+    let r = d.aslm_lead("admin", "Still").await;
+    assert_eq!(r.body["version"], v2.as_str());
+
+    // Fixed again: back to a clean status (same content as v2).
+    std::fs::write(
+        &file,
+        original.replace("[workflow]\n", "[workflow]\n# edited\n"),
+    )
+    .unwrap();
+    let w = wait_for(&d, "a clean status", |w| w["ok"] == true).await;
+    assert_eq!(current(&w), v2);
+
+    // Migrate the first record from v1 to v2 (the daemon's config on disk).
+    let cfg = proj.path().join("leadflow.toml");
+    std::fs::write(&cfg, http_support::config_text(proj.path())).unwrap();
+    let url = d.db.url.clone();
+    let migrate = |extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"));
+        c.args(["migrate", "--config"]).arg(&cfg).args([
+            "--database-url",
+            &url,
+            "--tenant",
+            "aslm",
+            "--workflow",
+            "aslm",
+            "--from",
+            &v1,
+            "--to",
+            &v2,
+        ]);
+        c.args(extra);
+        c.output().unwrap()
+    };
+    let out = migrate(&["--map", "assigned=nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a state"),
+        "{out:?}"
+    );
+    let out = migrate(&["--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would move 1 records"),
+        "{out:?}"
+    );
+    let out = migrate(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let r = d.get(&format!("/v1/records/{}", old.id()), "admin").await;
+    assert_eq!(r.body["version"], v2.as_str());
+    assert_eq!(r.body["state"], "assigned");
+    let h = d
+        .get(&format!("/v1/records/{}/history", old.id()), "admin")
+        .await;
+    assert!(h
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["transition"] == "migrate"));
+    let _ = d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_refuses_states_missing_from_the_target() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let d = Daemon::start_with(Db::new(Kind::Pg), proj.path(), false).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+    let old = d.aslm_lead("admin", "Before").await;
+    d.post(
+        &format!("/v1/records/{}/transitions/log_contact_attempt", old.id()),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    // v2 renames the state the record is in.
+    let renamed = original
+        .replace("[states.assigned]", "[states.with_dealer]")
+        .replace("\"assigned\"", "\"with_dealer\"");
+    std::fs::write(&file, renamed).unwrap();
+    let cfg = proj.path().join("leadflow.toml");
+    std::fs::write(&cfg, http_support::config_text(proj.path())).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(["check"])
+        .arg(&file)
+        .arg("--root")
+        .arg(proj.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "renamed workflow must be valid: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let loaded = leadflow_runtime::config::Config::load(&cfg).unwrap();
+    let (set, _) = leadflow_runtime::http::state::load_workflows(&loaded.tenants["aslm"]).unwrap();
+    let v2 = set.get("aslm").unwrap().hash.clone();
+    let url = d.db.url.clone();
+    let run = |map: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"));
+        c.args(["migrate", "--config"]).arg(&cfg).args([
+            "--database-url",
+            &url,
+            "--tenant",
+            "aslm",
+            "--workflow",
+            "aslm",
+            "--from",
+            &v1,
+            "--to",
+            &v2,
+        ]);
+        if let Some(m) = map {
+            c.args(["--map", m]);
+        }
+        c.output().unwrap()
+    };
+    let out = run(None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("state `assigned` (1 records)"), "{err}");
+    assert_eq!(
+        d.get(&format!("/v1/records/{}", old.id()), "admin")
+            .await
+            .body["version"],
+        v1.as_str()
+    );
+    let out = run(Some("assigned=with_dealer"));
+    assert!(out.status.success(), "{out:?}");
+    let db = d.stop().await;
+    // A daemon started on the new files runs the migrated record.
+    let d2 = Daemon::start_with(db, proj.path(), false).await;
+    let r = d2.get(&format!("/v1/records/{}", old.id()), "admin").await;
+    assert_eq!(
+        (r.body["version"].as_str(), r.body["state"].as_str()),
+        (Some(v2.as_str()), Some("with_dealer"))
+    );
+    let r = d2
+        .post(
+            &format!("/v1/records/{}/transitions/log_contact_attempt", old.id()),
+            "dealer-rm",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["fields"]["attempts"], 2);
+    let _ = d2.stop().await;
+}
