@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# HTTP daemon benchmark (docs/benchmarks.md, "## HTTP daemon"): POST
+# transitions at 32 concurrent connections against PostgreSQL, load from a
+# second process (wrk), and idle RSS with the five example tenants.
+#   bash scripts/bench-http.sh            # needs wrk (apt-get install wrk), psql, jq
+# Env: LEADFLOW (binary, default target/release/leadflow), DURATION (30s),
+#      RECORDS (1000), PGURL (postgres://postgres@127.0.0.1:5432).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${LEADFLOW:-target/release/leadflow}
+DURATION=${DURATION:-30s}
+RECORDS=${RECORDS:-1000}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+PORT=${PORT:-18090}
+API=http://127.0.0.1:$PORT
+DB=lf_bench_http
+psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+"$BIN" serve --config examples/leadflow.toml --listen 127.0.0.1:$PORT --database-url "$PGURL/$DB" >/tmp/leadflow-bench.log 2>&1 &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fs $API/readyz >/dev/null && break; sleep 0.1; done
+sleep 3
+echo "idle RSS, five tenants on PostgreSQL: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"
+
+IDS=()
+for i in $(seq "$RECORDS"); do
+  IDS+=("$(curl -s -X POST $API/v1/records -H 'Authorization: Bearer aslm-admin' -H 'Content-Type: application/json' \
+    -d "{\"workflow\":\"aslm\",\"fields\":{\"first_name\":\"B$i\",\"province\":\"RM\",\"phone\":\"+39 06 1\"}}" | jq -r .id)")
+done
+LUA=$(mktemp --suffix=.lua)
+{
+  echo "local ids = {$(IFS=,; echo "${IDS[*]}")}"
+  cat <<'LUA'
+local body = '{"input":{"appointment_at":"2031-01-15T10:00:00Z"}}'
+local headers = { ["Authorization"] = "Bearer aslm-dealer-rm", ["Content-Type"] = "application/json" }
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format("POST", "/v1/records/" .. id .. "/transitions/make_appointment", headers, body)
+end
+LUA
+} > "$LUA"
+echo "POST /v1/records/{id}/transitions/make_appointment, $RECORDS records, 32 connections, $DURATION:"
+wrk -t4 -c32 -d"$DURATION" --latency -s "$LUA" $API
+echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"
