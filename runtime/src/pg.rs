@@ -157,6 +157,7 @@ impl PgBackend {
             versions: &self.versions,
             notified: false,
             buf: Buffer::default(),
+            pre: None,
         })
     }
 
@@ -222,14 +223,20 @@ impl PgBackend {
         let mut tx = self.begin().await?;
         let mut counts = (0, 0);
         let mut ok = true;
-        for item in &sorted {
-            match apply::run_item(&mut tx, &self.versions, item).await {
-                Ok(Ran::Fired) => counts.0 += 1,
-                Ok(Ran::Discarded) => counts.1 += 1,
-                Err(e) => {
-                    tracing::warn!("timer batch rolled back, firing one by one: {e}");
-                    ok = false;
-                    break;
+        if let Err(e) = tx.prefetch(&sorted).await {
+            tracing::warn!("timer batch: locking and taking failed, firing one by one: {e}");
+            ok = false;
+        }
+        if ok {
+            for item in &sorted {
+                match apply::run_item(&mut tx, &self.versions, item).await {
+                    Ok(Ran::Fired) => counts.0 += 1,
+                    Ok(Ran::Discarded) => counts.1 += 1,
+                    Err(e) => {
+                        tracing::warn!("timer batch rolled back, firing one by one: {e}");
+                        ok = false;
+                        break;
+                    }
                 }
             }
         }
@@ -269,16 +276,38 @@ struct PgTx<'a> {
     versions: &'a Versions,
     notified: bool,
     /// Writes buffered until commit and sent as one statement (fewer round
-    /// trips per transition): the record update, history, cancels, armings.
+    /// trips per transition, one for a whole timer batch): record updates,
+    /// history, cancels, armings.
     buf: Buffer,
+    /// Timer batches only: the batch's records, locked together, and its
+    /// items, taken together (see [`PgTx::prefetch`]).
+    pre: Option<Prefetch>,
 }
 
-/// (record, workflow version, new record, revision, now)
-type PendingUpdate = (RecordId, Arc<Workflow>, Record, i64, DateTime<Utc>);
+/// What a timer batch locked and took up front. `lock` and `take` answer
+/// from here; anything else (or anything invalidated by a cancel or arming
+/// inside the batch) goes to the database as usual.
+#[derive(Default)]
+struct Prefetch {
+    /// Locked records, kept current as the batch updates them.
+    locked: HashMap<RecordId, Current>,
+    /// Items marked fired, by (record, timer): (seq, what was taken).
+    taken: HashMap<(RecordId, String), (i64, Taken)>,
+    /// Items found stale (re-armed, cancelled or fired before the batch).
+    stale: std::collections::HashSet<(RecordId, String, i64)>,
+}
 
 #[derive(Default)]
 struct Buffer {
-    update: Option<PendingUpdate>,
+    u_id: Vec<i64>,
+    u_version: Vec<String>,
+    u_state: Vec<String>,
+    u_final: Vec<bool>,
+    u_fields: Vec<serde_json::Value>,
+    u_assignee: Vec<Option<String>>,
+    u_revision: Vec<i64>,
+    u_entered: Vec<DateTime<Utc>>,
+    u_updated: Vec<DateTime<Utc>>,
     h_record: Vec<i64>,
     h_revision: Vec<i64>,
     h_ord: Vec<i32>,
@@ -299,7 +328,7 @@ struct Buffer {
 
 impl Buffer {
     fn is_empty(&self) -> bool {
-        self.update.is_none()
+        self.u_id.is_empty()
             && self.h_record.is_empty()
             && self.c_record.is_empty()
             && self.a_record.is_empty()
@@ -311,106 +340,225 @@ impl Buffer {
             .zip(&self.a_timer)
             .any(|(r, t)| *r == id && t == timer)
     }
+
+    fn cancels(&self, id: RecordId, timer: &str) -> bool {
+        self.c_record
+            .iter()
+            .zip(&self.c_timer)
+            .any(|(r, t)| *r == id && t == timer)
+    }
+
+    /// Bit set of the non-empty parts: 1 update, 2 history, 4 cancels, 8 armings.
+    fn parts(&self) -> usize {
+        usize::from(!self.u_id.is_empty())
+            | usize::from(!self.h_record.is_empty()) << 1
+            | usize::from(!self.c_record.is_empty()) << 2
+            | usize::from(!self.a_record.is_empty()) << 3
+    }
+}
+
+/// The flush statement for a set of non-empty parts (see [`Buffer::parts`]):
+/// data-modifying CTEs over UNNEST arrays, only for the parts present, so the
+/// server plans and runs nothing for empty ones. Parameters: $1 the tenant,
+/// then each present part's arrays in order.
+fn flush_sql(parts: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    &SQL.get_or_init(|| (0..16).map(build_flush_sql).collect())[parts]
+}
+
+fn build_flush_sql(parts: usize) -> String {
+    let mut n = 1;
+    let mut p = |k: usize| {
+        let s: Vec<String> = (n + 1..=n + k).map(|i| format!("${i}")).collect();
+        n += k;
+        s
+    };
+    let mut ctes = Vec::new();
+    if parts & 1 != 0 {
+        let a = p(9);
+        ctes.push(format!(
+            "u AS (UPDATE records r SET version = x.version, state = x.state, is_final = x.is_final, fields = x.fields,
+                assignee = x.assignee, revision = x.revision, entered_at = x.entered_at, updated_at = x.updated_at
+             FROM UNNEST({}::bigint[], {}::text[], {}::text[], {}::bool[], {}::jsonb[], {}::text[], {}::bigint[], {}::timestamptz[], {}::timestamptz[])
+                  AS x(id, version, state, is_final, fields, assignee, revision, entered_at, updated_at)
+             WHERE r.tenant_id = $1 AND r.id = x.id)",
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+        ));
+    }
+    if parts & 2 != 0 {
+        let a = p(9);
+        ctes.push(format!(
+            "h AS (INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
+             SELECT $1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new
+             FROM UNNEST({}::bigint[], {}::bigint[], {}::int[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::jsonb[], {}::jsonb[])
+                  AS x(record_id, revision, ord, at, actor, transition, field, old, new))",
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+        ));
+    }
+    if parts & 4 != 0 {
+        let a = p(2);
+        ctes.push(format!(
+            "c AS (DELETE FROM timers t USING UNNEST({}::bigint[], {}::text[]) AS d(record_id, timer)
+             WHERE t.tenant_id = $1 AND t.record_id = d.record_id AND t.timer = d.timer)",
+            a[0], a[1]
+        ));
+    }
+    if parts & 8 != 0 {
+        let a = p(5);
+        ctes.push(format!(
+            "a AS (INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload)
+             SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
+             FROM UNNEST({}::bigint[], {}::text[], {}::timestamptz[], {}::bigint[], {}::jsonb[]) AS x(record_id, timer, due, revision, payload)
+             ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL)",
+            a[0], a[1], a[2], a[3], a[4]
+        ));
+    }
+    format!("WITH {} SELECT 1", ctes.join(", "))
 }
 
 impl PgTx<'_> {
     /// Send the buffered writes in one statement of data-modifying CTEs.
     /// The engine never cancels and arms the same timer in one outcome, and
-    /// buffering flushes first when a row would be touched twice.
+    /// buffering flushes first when a timer row would be touched twice (a
+    /// record updated twice keeps only its last row image).
     async fn flush(&mut self) -> Result<(), Error> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let b = std::mem::take(&mut self.buf);
-        let (
-            has_update,
-            id,
-            version,
-            state,
-            is_final,
-            fields,
-            assignee,
-            revision,
-            entered_at,
-            updated_at,
-        ) = match &b.update {
-            Some((id, wf, rec, revision, now)) => (
-                true,
-                *id,
-                wf.hash.clone(),
-                wf.state_name(rec.state).to_string(),
-                apply::is_final(wf, rec),
-                rec.fields_json(wf),
-                rec.assignee.clone(),
-                *revision,
-                rec.entered_at,
-                *now,
-            ),
-            None => (
-                false,
-                0,
-                String::new(),
-                String::new(),
-                false,
-                Default::default(),
-                None,
-                0,
-                DateTime::<Utc>::default(),
-                DateTime::<Utc>::default(),
-            ),
-        };
-        sqlx::query(
-            "WITH u AS (
-                UPDATE records SET version = $3, state = $4, is_final = $5, fields = $6, assignee = $7, revision = $8, entered_at = $9, updated_at = $10
-                WHERE $11 AND tenant_id = $1 AND id = $2
-             ), h AS (
-                INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
-                SELECT $1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new
-                FROM UNNEST($12::bigint[], $13::bigint[], $14::int[], $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::jsonb[], $20::jsonb[])
-                     AS x(record_id, revision, ord, at, actor, transition, field, old, new)
-             ), c AS (
-                DELETE FROM timers t USING UNNEST($21::bigint[], $22::text[]) AS d(record_id, timer)
-                WHERE t.tenant_id = $1 AND t.record_id = d.record_id AND t.timer = d.timer
-             ), a AS (
-                INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload)
-                SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
-                FROM UNNEST($23::bigint[], $24::text[], $25::timestamptz[], $26::bigint[], $27::jsonb[]) AS x(record_id, timer, due, revision, payload)
-                ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                   armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL
-             )
-             SELECT 1",
+        let parts = b.parts();
+        let mut q = sqlx::query(flush_sql(parts)).bind(self.tenant);
+        if parts & 1 != 0 {
+            q = q
+                .bind(b.u_id)
+                .bind(b.u_version)
+                .bind(b.u_state)
+                .bind(b.u_final)
+                .bind(b.u_fields)
+                .bind(b.u_assignee)
+                .bind(b.u_revision)
+                .bind(b.u_entered)
+                .bind(b.u_updated);
+        }
+        if parts & 2 != 0 {
+            q = q
+                .bind(b.h_record)
+                .bind(b.h_revision)
+                .bind(b.h_ord)
+                .bind(b.h_at)
+                .bind(b.h_actor)
+                .bind(b.h_transition)
+                .bind(b.h_field)
+                .bind(b.h_old)
+                .bind(b.h_new);
+        }
+        if parts & 4 != 0 {
+            q = q.bind(b.c_record).bind(b.c_timer);
+        }
+        if parts & 8 != 0 {
+            q = q
+                .bind(b.a_record)
+                .bind(b.a_timer)
+                .bind(b.a_due)
+                .bind(b.a_revision)
+                .bind(b.a_payload);
+        }
+        q.execute(&mut *self.tx).await.map_err(db)?;
+        Ok(())
+    }
+
+    /// Timer batch: lock every record of `items` in one statement (in id
+    /// order, as concurrent batches do) and then mark every item whose record
+    /// exists fired in one statement, if it is still the claimed arming and
+    /// not fired yet. Same lock order as one item at a time (record, then
+    /// timer row), same exactly-once test; `lock` and `take` then answer
+    /// from memory.
+    async fn prefetch(&mut self, items: &[&DueItem]) -> Result<(), Error> {
+        self.flush().await?;
+        let mut ids: Vec<i64> = items.iter().map(|i| i.record).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        type R = (
+            i64,
+            String,
+            String,
+            String,
+            Json<serde_json::Map<String, serde_json::Value>>,
+            Option<String>,
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<R> = sqlx::query_as(
+            "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records
+             WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
         )
         .bind(self.tenant)
-        .bind(id)
-        .bind(version)
-        .bind(state)
-        .bind(is_final)
-        .bind(Json(fields))
-        .bind(assignee)
-        .bind(revision)
-        .bind(entered_at)
-        .bind(updated_at)
-        .bind(has_update)
-        .bind(b.h_record)
-        .bind(b.h_revision)
-        .bind(b.h_ord)
-        .bind(b.h_at)
-        .bind(b.h_actor)
-        .bind(b.h_transition)
-        .bind(b.h_field)
-        .bind(b.h_old)
-        .bind(b.h_new)
-        .bind(b.c_record)
-        .bind(b.c_timer)
-        .bind(b.a_record)
-        .bind(b.a_timer)
-        .bind(b.a_due)
-        .bind(b.a_revision)
-        .bind(b.a_payload)
-        .execute(&mut *self.tx)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(db)?;
+        let mut pre = Prefetch::default();
+        for (id, workflow, version, state, fields, assignee, revision, created_at, entered_at) in
+            rows
+        {
+            let row = Row {
+                workflow,
+                version,
+                state,
+                fields: fields.0,
+                assignee,
+                revision,
+                created_at,
+                entered_at,
+            };
+            // A record that cannot be loaded is left to `lock`, which
+            // reports the same error as one item at a time would.
+            if let Ok(cur) = row.current(self.versions) {
+                pre.locked.insert(id, cur);
+            }
+        }
+        let live: Vec<&&DueItem> = items
+            .iter()
+            .filter(|i| pre.locked.contains_key(&i.record))
+            .collect();
+        let rows: Vec<(i64, String, i64, Option<Json<SpawnPayload>>)> = sqlx::query_as(
+            "UPDATE timers t SET fired_at = x.due, claim_owner = NULL, lease_until = NULL
+             FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::timestamptz[]) AS x(record_id, timer, seq, due)
+             WHERE t.tenant_id = $1 AND t.record_id = x.record_id AND t.timer = x.timer AND t.seq = x.seq AND t.fired_at IS NULL
+             RETURNING t.record_id, t.timer, t.seq, t.payload",
+        )
+        .bind(self.tenant)
+        .bind(live.iter().map(|i| i.record).collect::<Vec<_>>())
+        .bind(live.iter().map(|i| i.timer.as_str()).collect::<Vec<_>>())
+        .bind(live.iter().map(|i| i.seq).collect::<Vec<_>>())
+        .bind(live.iter().map(|i| i.due).collect::<Vec<_>>())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        for (record, timer, seq, payload) in rows {
+            let t = match payload {
+                None => Taken::Timer,
+                Some(p) => Taken::Spawn(p.0),
+            };
+            pre.taken.insert((record, timer), (seq, t));
+        }
+        for i in live {
+            if !pre.taken.contains_key(&(i.record, i.timer.clone())) {
+                pre.stale.insert((i.record, i.timer.clone(), i.seq));
+            }
+        }
+        self.pre = Some(pre);
         Ok(())
+    }
+
+    /// An arming or cancel of (id, timer) inside a batch: a pre-taken item
+    /// for it must be tested again against the database.
+    fn invalidate(&mut self, id: RecordId, timer: &str) {
+        if let Some(p) = &mut self.pre {
+            p.taken.remove(&(id, timer.to_string()));
+        }
     }
 
     async fn commit(mut self) -> Result<(), Error> {
@@ -444,6 +592,13 @@ impl Tx for PgTx<'_> {
     }
 
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
+        if let Some(c) = self.pre.as_ref().and_then(|p| p.locked.get(&id)) {
+            return Ok(Some(Current {
+                wf: c.wf.clone(),
+                record: c.record.clone(),
+                revision: c.revision,
+            }));
+        }
         self.flush().await?;
         type R = (
             String,
@@ -483,6 +638,8 @@ impl Tx for PgTx<'_> {
     }
 
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
+        // Loads count open records: earlier transitions of a batch included.
+        self.flush().await?;
         let data: Vec<Json<Actor>> =
             sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = $1 ORDER BY id")
                 .bind(self.tenant)
@@ -535,10 +692,39 @@ impl Tx for PgTx<'_> {
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        if self.buf.update.is_some() {
-            self.flush().await?;
+        if let Some(c) = self.pre.as_mut().and_then(|p| p.locked.get_mut(&id)) {
+            c.wf = wf.clone();
+            c.record = rec.clone();
+            c.revision = revision;
         }
-        self.buf.update = Some((id, wf.clone(), rec, revision, now));
+        let state = wf.state_name(rec.state).to_string();
+        let is_final = apply::is_final(wf, &rec);
+        let fields = serde_json::Value::Object(rec.fields_json(wf));
+        let b = &mut self.buf;
+        // A record updated twice before a flush keeps its last row image.
+        let k = match b.u_id.iter().position(|u| *u == id) {
+            Some(k) => k,
+            None => {
+                b.u_id.push(id);
+                b.u_version.push(String::new());
+                b.u_state.push(String::new());
+                b.u_final.push(false);
+                b.u_fields.push(serde_json::Value::Null);
+                b.u_assignee.push(None);
+                b.u_revision.push(0);
+                b.u_entered.push(now);
+                b.u_updated.push(now);
+                b.u_id.len() - 1
+            }
+        };
+        b.u_version[k] = wf.hash.clone();
+        b.u_state[k] = state;
+        b.u_final[k] = is_final;
+        b.u_fields[k] = fields;
+        b.u_assignee[k] = rec.assignee;
+        b.u_revision[k] = revision;
+        b.u_entered[k] = rec.entered_at;
+        b.u_updated[k] = now;
         Ok(())
     }
 
@@ -571,16 +757,10 @@ impl Tx for PgTx<'_> {
         revision: i64,
         spawn: Option<SpawnPayload>,
     ) -> Result<(), Error> {
-        if self.buf.arms(id, timer)
-            || self
-                .buf
-                .c_record
-                .iter()
-                .zip(&self.buf.c_timer)
-                .any(|(r, t)| *r == id && t == timer)
-        {
+        if self.buf.arms(id, timer) || self.buf.cancels(id, timer) {
             self.flush().await?;
         }
+        self.invalidate(id, timer);
         let payload = spawn
             .map(serde_json::to_value)
             .transpose()
@@ -608,6 +788,7 @@ impl Tx for PgTx<'_> {
         if self.buf.arms(id, timer) {
             self.flush().await?;
         }
+        self.invalidate(id, timer);
         self.buf.c_record.push(id);
         self.buf.c_timer.push(timer.to_string());
         Ok(())
@@ -650,6 +831,22 @@ impl Tx for PgTx<'_> {
     }
 
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
+        if let Some(p) = &mut self.pre {
+            let key = (item.record, item.timer.clone());
+            match p.taken.remove(&key) {
+                Some((seq, t)) if seq == item.seq => return Ok(Some(t)),
+                Some(other) => {
+                    p.taken.insert(key, other);
+                }
+                None if p
+                    .stale
+                    .contains(&(item.record, item.timer.clone(), item.seq)) =>
+                {
+                    return Ok(None)
+                }
+                None => {}
+            }
+        }
         self.flush().await?;
         let row: Option<(Option<Json<SpawnPayload>>,)> = sqlx::query_as(
             "UPDATE timers SET fired_at = $1, claim_owner = NULL, lease_until = NULL
