@@ -10,7 +10,7 @@
 
 use crate::backend::{CreateRequest, Error, FireRequest, HistoryEntry, RecordId, StoredRecord};
 use chrono::{DateTime, Utc};
-use leadflow_engine::eval::{Outcome, SpawnRequest};
+use leadflow_engine::eval::{Notification, Outcome, SpawnRequest};
 use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -216,6 +216,65 @@ pub(crate) trait Tx {
     fn keeps_payloads(&self) -> bool {
         true
     }
+    /// Write the tracked field changes of `out` as history rows. Stores with
+    /// a compact history representation override it to skip building
+    /// [`HistoryEntry`] rows (strings and JSON) on the hot path.
+    async fn history_of(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        out: &Outcome,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let rows = history_rows(out, actor, now);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.history(id, revision, rows).await
+    }
+    /// Queue one notification of `out`: `to` as written, "assignee" resolved
+    /// to `assignee` (dropped if none).
+    async fn notify(
+        &mut self,
+        id: RecordId,
+        n: &Notification,
+        assignee: Option<&str>,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.outbox(id, &n.template, recipients(&n.to, assignee), payload, now)
+            .await
+    }
+    /// Give back the record a [`Tx::lock`] returned when the transaction
+    /// did not [`Tx::update`] it (a refusal, a stale timer). Stores that
+    /// lend the record out of their own state instead of copying it put it
+    /// back here; the others have nothing to do.
+    fn release(&mut self, _id: RecordId, _record: Record) {}
+}
+
+/// Resolved recipients: "assignee" becomes the assignee's actor id (dropped
+/// if there is none); other names are kept as written.
+pub fn recipients(to: &[String], assignee: Option<&str>) -> Vec<String> {
+    to.iter()
+        .filter_map(|r| {
+            if r == "assignee" {
+                assignee.map(str::to_string)
+            } else {
+                Some(r.clone())
+            }
+        })
+        .collect()
+}
+
+/// The history label of an outcome: the transition, `timer:<name>` for a
+/// timer running effects, `create` on creation.
+pub fn label(out: &Outcome) -> std::borrow::Cow<'_, str> {
+    match (&out.transition, &out.timer) {
+        (Some(t), _) => t.as_str().into(),
+        (None, Some(t)) => format!("timer:{t}").into(),
+        (None, None) => "create".into(),
+    }
 }
 
 pub fn stored(
@@ -299,16 +358,8 @@ fn spawn_child(
     Ok(())
 }
 
-fn label(out: &Outcome) -> String {
-    match (&out.transition, &out.timer) {
-        (Some(t), _) => t.clone(),
-        (None, Some(t)) => format!("timer:{t}"),
-        (None, None) => "create".to_string(),
-    }
-}
-
 fn history_rows(out: &Outcome, actor: &str, now: DateTime<Utc>) -> Vec<HistoryEntry> {
-    let transition = label(out);
+    let transition = label(out).into_owned();
     out.changes
         .iter()
         .filter(|c| c.tracked)
@@ -334,10 +385,7 @@ async fn write_effects<T: Tx>(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let rows = history_rows(out, actor, now);
-    if !rows.is_empty() {
-        tx.history(id, revision, rows).await?;
-    }
+    tx.history_of(id, revision, out, actor, now).await?;
     for c in &out.cancel {
         tx.cancel(id, c).await?;
     }
@@ -359,16 +407,6 @@ async fn write_effects<T: Tx>(
     if !out.notifications.is_empty() {
         let fields = tx.keeps_payloads().then(|| out.record.fields_json(wf));
         for n in &out.notifications {
-            let recipients: Vec<String> =
-                n.to.iter()
-                    .filter_map(|r| {
-                        if r == "assignee" {
-                            out.record.assignee.clone()
-                        } else {
-                            Some(r.clone())
-                        }
-                    })
-                    .collect();
             let payload = match &fields {
                 None => serde_json::Value::Null,
                 Some(fields) => serde_json::json!({
@@ -380,7 +418,8 @@ async fn write_effects<T: Tx>(
                     "fields": fields,
                 }),
             };
-            tx.outbox(id, &n.template, recipients, payload, now).await?;
+            tx.notify(id, n, out.record.assignee.as_deref(), payload, now)
+                .await?;
         }
     }
     Ok(())
@@ -424,9 +463,30 @@ pub(crate) async fn create<T: Tx>(
     v: &Versions,
     req: &CreateRequest<'_>,
 ) -> Result<StoredRecord, Error> {
+    let (_, result) = create_as(tx, v, req, true).await?;
+    result.ok_or_else(|| Error::Storage("create produced no result".into()))
+}
+
+/// [`create`] for callers that only need the new record's id (scenario
+/// replay on the memory store): no [`StoredRecord`] (fields as JSON) is
+/// built unless an idempotency key has to store it.
+pub(crate) async fn create_id<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &CreateRequest<'_>,
+) -> Result<RecordId, Error> {
+    Ok(create_as(tx, v, req, false).await?.0)
+}
+
+async fn create_as<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &CreateRequest<'_>,
+    want: bool,
+) -> Result<(RecordId, Option<StoredRecord>), Error> {
     if let Some(k) = req.idempotency_key {
         if let Some(r) = tx.idem_get(k).await? {
-            return Ok(r);
+            return Ok((r.id, Some(r)));
         }
     }
     let wf = v.current(req.workflow)?;
@@ -439,19 +499,20 @@ pub(crate) async fn create<T: Tx>(
     let out = leadflow_engine::create(&wf, &req.input, ctx)?;
     let kids = children(v, &out, ctx)?;
     let id = tx.insert(&wf, out.record.clone(), req.now).await?;
-    let result = stored(id, &wf, &out.record, 1, req.now);
+    let result =
+        (want || req.idempotency_key.is_some()).then(|| stored(id, &wf, &out.record, 1, req.now));
     write_effects(tx, id, &wf, &out, 1, &req.actor.id, req.now).await?;
     write_children(tx, id, kids, &req.actor.id, req.now).await?;
-    finish_idem(tx, req.idempotency_key, result).await
+    Ok((id, finish_idem(tx, req.idempotency_key, result).await?))
 }
 
 async fn finish_idem<T: Tx>(
     tx: &mut T,
     key: Option<&str>,
-    result: StoredRecord,
-) -> Result<StoredRecord, Error> {
-    if let Some(k) = key {
-        if !tx.idem_put(k, &result).await? {
+    result: Option<StoredRecord>,
+) -> Result<Option<StoredRecord>, Error> {
+    if let (Some(k), Some(r)) = (key, &result) {
+        if !tx.idem_put(k, r).await? {
             return Err(Error::Storage(format!(
                 "idempotency key `{k}` was used concurrently; retry to read its result"
             )));
@@ -466,15 +527,49 @@ pub(crate) async fn fire<T: Tx>(
     v: &Versions,
     req: &FireRequest<'_>,
 ) -> Result<StoredRecord, Error> {
+    fire_as(tx, v, req, true)
+        .await?
+        .ok_or_else(|| Error::Storage("fire produced no result".into()))
+}
+
+/// [`fire`] for callers that only need to know it succeeded (scenario
+/// replay on the memory store): no [`StoredRecord`] is built unless an
+/// idempotency key has to store it.
+pub(crate) async fn fire_only<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &FireRequest<'_>,
+) -> Result<(), Error> {
+    fire_as(tx, v, req, false).await.map(drop)
+}
+
+async fn fire_as<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &FireRequest<'_>,
+    want: bool,
+) -> Result<Option<StoredRecord>, Error> {
     if let Some(k) = req.idempotency_key {
         if let Some(r) = tx.idem_get(k).await? {
-            return Ok(r);
+            return Ok(Some(r));
         }
     }
     let cur = tx
         .lock(req.record)
         .await?
         .ok_or(Error::NotFound(req.record))?;
+    let res = fire_locked(tx, v, req, &cur, want).await;
+    tx.release(req.record, cur.record);
+    res
+}
+
+async fn fire_locked<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &FireRequest<'_>,
+    cur: &Current,
+    want: bool,
+) -> Result<Option<StoredRecord>, Error> {
     if let Some(expected) = req.expected_revision {
         if expected != cur.revision {
             return Err(Error::Conflict {
@@ -492,7 +587,8 @@ pub(crate) async fn fire<T: Tx>(
     let out = leadflow_engine::fire(&cur.wf, &cur.record, req.transition, &req.input, ctx)?;
     let kids = children(v, &out, ctx)?;
     let revision = cur.revision + 1;
-    let result = stored(req.record, &cur.wf, &out.record, revision, req.now);
+    let result = (want || req.idempotency_key.is_some())
+        .then(|| stored(req.record, &cur.wf, &out.record, revision, req.now));
     write_effects(
         tx,
         req.record,
@@ -525,10 +621,21 @@ pub(crate) async fn run_item<T: Tx>(
     v: &Versions,
     item: &DueItem,
 ) -> Result<Ran, Error> {
-    let now = item.due;
     let Some(cur) = tx.lock(item.record).await? else {
         return Ok(Ran::Discarded);
     };
+    let res = run_locked(tx, v, item, &cur).await;
+    tx.release(item.record, cur.record);
+    res
+}
+
+async fn run_locked<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    item: &DueItem,
+    cur: &Current,
+) -> Result<Ran, Error> {
+    let now = item.due;
     let Some(taken) = tx.take(item, now).await? else {
         return Ok(Ran::Discarded);
     };

@@ -6,13 +6,24 @@
 //! re-arming only forgets the arming in the record, and the heap entry is
 //! dropped when it surfaces. Replay cost depends on the number of armings,
 //! never on the idle time between them.
+//!
+//! Compact by construction too (a generated year keeps millions of rows):
+//! history and outbox rows live in two store-wide `Vec`s, chained per record
+//! (each row points to the record's previous one), with actor, transition,
+//! field, template and recipient names interned as `u32` and history values
+//! kept typed; they become [`HistoryEntry`] / [`OutboxMessage`] (strings,
+//! JSON) only when read. A transition borrows the engine record out of the
+//! store instead of copying it ([`Tx::release`] gives it back when nothing
+//! was written).
 
 use crate::apply::{self, Current, DueItem, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
 use chrono::{DateTime, Utc};
-use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
+use leadflow_engine::eval::{Notification, Outcome};
+use leadflow_engine::{Actor, Record, Value, Workflow, WorkflowSet};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -23,15 +34,89 @@ struct MemTimer {
     spawn: Option<SpawnPayload>,
 }
 
+/// End of a per-record chain of rows.
+const NONE: usize = usize::MAX;
+
 struct MemRecord {
     wf: Arc<Workflow>,
     rec: Record,
     revision: i64,
     updated_at: DateTime<Utc>,
-    history: Vec<HistoryEntry>,
+    /// Index of the record's latest row in `State::history` (or NONE).
+    last_history: usize,
     timers: Vec<MemTimer>,
     links: Vec<Link>,
-    outbox: Vec<usize>,
+    /// Index of the record's latest row in `State::outbox` (or NONE).
+    last_outbox: usize,
+}
+
+/// One field-level change, names interned, values typed.
+struct HistoryRow {
+    at: DateTime<Utc>,
+    actor: u32,
+    transition: u32,
+    field: u32,
+    old: Value,
+    new: Value,
+    /// The record's previous row (or NONE).
+    prev: usize,
+}
+
+/// One queued message; its id is its index + 1.
+struct OutboxRow {
+    record: RecordId,
+    template: u32,
+    /// Index into `State::recipients`.
+    recipients: u32,
+    created_at: DateTime<Utc>,
+    prev: usize,
+}
+
+/// FNV-1a: the interned names are short and not attacker-chosen.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// Names (actors, transitions, fields, templates, recipients) as `u32`.
+#[derive(Default)]
+struct Names {
+    list: Vec<String>,
+    index: FastMap<String, u32>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.list.len() as u32;
+        self.list.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    fn get(&self, id: u32) -> &str {
+        &self.list[id as usize]
+    }
 }
 
 impl MemRecord {
@@ -49,7 +134,12 @@ struct State {
     records: Vec<MemRecord>,
     queue: BinaryHeap<Reverse<(DateTime<Utc>, i64, RecordId)>>,
     seq: i64,
-    outbox: Vec<OutboxMessage>,
+    history: Vec<HistoryRow>,
+    outbox: Vec<OutboxRow>,
+    names: Names,
+    /// Interned recipient lists (each a list of interned names).
+    recipients: Vec<Vec<u32>>,
+    recipient_index: FastMap<Vec<u32>, u32>,
     idem: HashMap<String, StoredRecord>,
     actors: Arc<Vec<Actor>>,
     actor_index: HashMap<String, usize>,
@@ -74,6 +164,48 @@ impl State {
             let a = &mut Arc::make_mut(&mut self.actors)[i];
             a.load = (i64::from(a.load) + delta).max(0) as u32;
         }
+    }
+
+    fn recipient_list(&mut self, ids: &[u32]) -> u32 {
+        if let Some(&i) = self.recipient_index.get(ids) {
+            return i;
+        }
+        let i = self.recipients.len() as u32;
+        self.recipients.push(ids.to_vec());
+        self.recipient_index.insert(ids.to_vec(), i);
+        i
+    }
+
+    fn push_outbox(
+        &mut self,
+        id: RecordId,
+        template: u32,
+        recipients: &[u32],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let recipients = self.recipient_list(recipients);
+        let n = self.outbox.len();
+        let r = self.record_mut(id)?;
+        let prev = std::mem::replace(&mut r.last_outbox, n);
+        self.outbox.push(OutboxRow {
+            record: id,
+            template,
+            recipients,
+            created_at: now,
+            prev,
+        });
+        Ok(())
+    }
+
+    /// Indices of a record's rows in a chain, oldest first.
+    fn chain(&self, mut last: usize, prev: impl Fn(usize) -> usize) -> Vec<usize> {
+        let mut list = Vec::new();
+        while last != NONE {
+            list.push(last);
+            last = prev(last);
+        }
+        list.reverse();
+        list
     }
 
     /// The earliest live entry of the queue, dropping stale ones on the way.
@@ -128,9 +260,34 @@ impl MemBackend {
     pub fn versions(&self) -> &Versions {
         &self.versions
     }
+
+    /// Create a record; only its id is returned (scenario replay: no
+    /// [`StoredRecord`] is built). Same effects as [`Backend::create`].
+    pub async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
+        let mut st = self.state.lock().await;
+        apply::create_id(&mut MemTx::new(&mut st), &self.versions, &req).await
+    }
+
+    /// Fire a transition; nothing is returned (scenario replay: no
+    /// [`StoredRecord`] is built). Same effects as [`Backend::fire`].
+    pub async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
+        let mut st = self.state.lock().await;
+        apply::fire_only(&mut MemTx::new(&mut st), &self.versions, &req).await
+    }
 }
 
-struct MemTx<'a>(&'a mut State);
+struct MemTx<'a> {
+    st: &'a mut State,
+    /// The record lent out by `lock` (its slot holds a stand-in with the
+    /// same state and assignee until `update` or `release`).
+    lent: Option<RecordId>,
+}
+
+impl<'a> MemTx<'a> {
+    fn new(st: &'a mut State) -> MemTx<'a> {
+        MemTx { st, lent: None }
+    }
+}
 
 impl Tx for MemTx<'_> {
     fn keeps_payloads(&self) -> bool {
@@ -138,23 +295,51 @@ impl Tx for MemTx<'_> {
     }
 
     async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
-        Ok(self.0.idem.get(key).cloned())
+        Ok(self.st.idem.get(key).cloned())
     }
 
     async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
-        Ok(self.0.idem.insert(key.to_string(), rec.clone()).is_none())
+        Ok(self.st.idem.insert(key.to_string(), rec.clone()).is_none())
     }
 
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
-        Ok(self.0.record(id).map(|r| Current {
+        let lend = self.lent.is_none();
+        let Ok(r) = self.st.record_mut(id) else {
+            return Ok(None);
+        };
+        let record = if lend {
+            // Move the record out instead of cloning it; the stand-in keeps
+            // what load accounting reads (state, assignee).
+            let stand_in = Record {
+                state: r.rec.state,
+                fields: Vec::new(),
+                assignee: r.rec.assignee.clone(),
+                created_at: r.rec.created_at,
+                entered_at: r.rec.entered_at,
+            };
+            self.lent = Some(id);
+            std::mem::replace(&mut r.rec, stand_in)
+        } else {
+            r.rec.clone()
+        };
+        Ok(Some(Current {
             wf: r.wf.clone(),
-            record: r.rec.clone(),
+            record,
             revision: r.revision,
         }))
     }
 
+    fn release(&mut self, id: RecordId, record: Record) {
+        if self.lent == Some(id) {
+            self.lent = None;
+            if let Ok(r) = self.st.record_mut(id) {
+                r.rec = record;
+            }
+        }
+    }
+
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
-        Ok(self.0.actors.clone())
+        Ok(self.st.actors.clone())
     }
 
     async fn insert(
@@ -168,15 +353,15 @@ impl Tx for MemTx<'_> {
             rec,
             revision: 1,
             updated_at: now,
-            history: Vec::new(),
+            last_history: NONE,
             timers: Vec::new(),
             links: Vec::new(),
-            outbox: Vec::new(),
+            last_outbox: NONE,
         };
         let load = r.open_assignee().map(str::to_string);
-        self.0.records.push(r);
-        self.0.adjust_load(load.as_deref(), 1);
-        Ok(self.0.records.len() as RecordId)
+        self.st.records.push(r);
+        self.st.adjust_load(load.as_deref(), 1);
+        Ok(self.st.records.len() as RecordId)
     }
 
     async fn update(
@@ -187,16 +372,23 @@ impl Tx for MemTx<'_> {
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let r = self.0.record_mut(id)?;
-        let before = r.open_assignee().map(str::to_string);
+        if self.lent == Some(id) {
+            self.lent = None;
+        }
+        let r = self.st.record_mut(id)?;
+        let changed = r.rec.assignee != rec.assignee
+            || apply::is_final(&r.wf, &r.rec) != apply::is_final(wf, &rec);
+        let before = changed.then(|| r.open_assignee().map(str::to_string));
         r.wf = wf.clone();
         r.rec = rec;
         r.revision = revision;
         r.updated_at = now;
-        let after = r.open_assignee().map(str::to_string);
-        if before != after {
-            self.0.adjust_load(before.as_deref(), -1);
-            self.0.adjust_load(after.as_deref(), 1);
+        if let Some(before) = before {
+            let after = r.open_assignee().map(str::to_string);
+            if before != after {
+                self.st.adjust_load(before.as_deref(), -1);
+                self.st.adjust_load(after.as_deref(), 1);
+            }
         }
         Ok(())
     }
@@ -207,7 +399,49 @@ impl Tx for MemTx<'_> {
         _revision: i64,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
-        self.0.record_mut(id)?.history.extend(rows);
+        // Not on the executor's path (`history_of` is): values come back
+        // through `Value::from_json`, exact for the JSON `Value::to_json`
+        // produces (no floats, no objects).
+        for h in rows {
+            let row = HistoryRow {
+                at: h.at,
+                actor: self.st.names.id(&h.actor),
+                transition: self.st.names.id(&h.transition),
+                field: self.st.names.id(&h.field),
+                old: Value::from_json(&h.old),
+                new: Value::from_json(&h.new),
+                prev: NONE,
+            };
+            self.push_history(id, row)?;
+        }
+        Ok(())
+    }
+
+    async fn history_of(
+        &mut self,
+        id: RecordId,
+        _revision: i64,
+        out: &Outcome,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if !out.changes.iter().any(|c| c.tracked) {
+            return Ok(());
+        }
+        let actor = self.st.names.id(actor);
+        let transition = self.st.names.id(&apply::label(out));
+        for c in out.changes.iter().filter(|c| c.tracked) {
+            let row = HistoryRow {
+                at: now,
+                actor,
+                transition,
+                field: self.st.names.id(&c.field),
+                old: c.old.clone(),
+                new: c.new.clone(),
+                prev: NONE,
+            };
+            self.push_history(id, row)?;
+        }
         Ok(())
     }
 
@@ -219,9 +453,9 @@ impl Tx for MemTx<'_> {
         _revision: i64,
         spawn: Option<SpawnPayload>,
     ) -> Result<(), Error> {
-        self.0.seq += 1;
-        let seq = self.0.seq;
-        let r = self.0.record_mut(id)?;
+        self.st.seq += 1;
+        let seq = self.st.seq;
+        let r = self.st.record_mut(id)?;
         match r.timers.iter_mut().find(|t| t.name == timer) {
             Some(t) => {
                 t.due = due;
@@ -235,12 +469,12 @@ impl Tx for MemTx<'_> {
                 spawn,
             }),
         }
-        self.0.queue.push(Reverse((due, seq, id)));
+        self.st.queue.push(Reverse((due, seq, id)));
         Ok(())
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
-        self.0.record_mut(id)?.timers.retain(|t| t.name != timer);
+        self.st.record_mut(id)?.timers.retain(|t| t.name != timer);
         Ok(())
     }
 
@@ -252,21 +486,49 @@ impl Tx for MemTx<'_> {
         _payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let n = self.0.outbox.len();
-        self.0.outbox.push(OutboxMessage {
-            id: n as i64 + 1,
-            record: id,
-            template: template.to_string(),
-            recipients,
-            created_at: now,
-            delivered_at: None,
-        });
-        self.0.record_mut(id)?.outbox.push(n);
-        Ok(())
+        let template = self.st.names.id(template);
+        let ids: Vec<u32> = recipients.iter().map(|r| self.st.names.id(r)).collect();
+        self.st.push_outbox(id, template, &ids, now)
+    }
+
+    async fn notify(
+        &mut self,
+        id: RecordId,
+        n: &Notification,
+        assignee: Option<&str>,
+        _payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let template = self.st.names.id(&n.template);
+        let mut buf = [0u32; 8];
+        let mut more = Vec::new();
+        let mut len = 0;
+        for r in &n.to {
+            let name = if r == "assignee" {
+                match assignee {
+                    Some(a) => a,
+                    None => continue,
+                }
+            } else {
+                r.as_str()
+            };
+            let i = self.st.names.id(name);
+            if len < buf.len() {
+                buf[len] = i;
+            } else {
+                if more.is_empty() {
+                    more.extend_from_slice(&buf);
+                }
+                more.push(i);
+            }
+            len += 1;
+        }
+        let ids = if more.is_empty() { &buf[..len] } else { &more };
+        self.st.push_outbox(id, template, ids, now)
     }
 
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
-        self.0.record_mut(from)?.links.push(Link {
+        self.st.record_mut(from)?.links.push(Link {
             from,
             name: name.to_string(),
             to,
@@ -275,7 +537,7 @@ impl Tx for MemTx<'_> {
     }
 
     async fn take(&mut self, item: &DueItem, _now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
-        let r = self.0.record_mut(item.record)?;
+        let r = self.st.record_mut(item.record)?;
         let Some(i) = r.timers.iter().position(|t| t.seq == item.seq) else {
             return Ok(None);
         };
@@ -284,6 +546,16 @@ impl Tx for MemTx<'_> {
             Some(p) => Taken::Spawn(p),
             None => Taken::Timer,
         }))
+    }
+}
+
+impl MemTx<'_> {
+    fn push_history(&mut self, id: RecordId, mut row: HistoryRow) -> Result<(), Error> {
+        let n = self.st.history.len();
+        let r = self.st.record_mut(id)?;
+        row.prev = std::mem::replace(&mut r.last_history, n);
+        self.st.history.push(row);
+        Ok(())
     }
 }
 
@@ -338,12 +610,12 @@ impl Backend for MemBackend {
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
         let mut st = self.state.lock().await;
-        apply::create(&mut MemTx(&mut st), &self.versions, &req).await
+        apply::create(&mut MemTx::new(&mut st), &self.versions, &req).await
     }
 
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
         let mut st = self.state.lock().await;
-        apply::fire(&mut MemTx(&mut st), &self.versions, &req).await
+        apply::fire(&mut MemTx::new(&mut st), &self.versions, &req).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
@@ -358,7 +630,7 @@ impl Backend for MemBackend {
                 break;
             }
             st.queue.pop();
-            if apply::run_item(&mut MemTx(&mut st), &self.versions, &item).await?
+            if apply::run_item(&mut MemTx::new(&mut st), &self.versions, &item).await?
                 == apply::Ran::Fired
             {
                 ran += 1;
@@ -376,7 +648,24 @@ impl Backend for MemBackend {
 
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
         let st = self.state.lock().await;
-        Ok(st.record(id).map(|r| r.history.clone()).unwrap_or_default())
+        let Some(r) = st.record(id) else {
+            return Ok(Vec::new());
+        };
+        Ok(st
+            .chain(r.last_history, |i| st.history[i].prev)
+            .into_iter()
+            .map(|i| {
+                let h = &st.history[i];
+                HistoryEntry {
+                    at: h.at,
+                    actor: st.names.get(h.actor).to_string(),
+                    transition: st.names.get(h.transition).to_string(),
+                    field: st.names.get(h.field).to_string(),
+                    old: h.old.to_json(),
+                    new: h.new.to_json(),
+                }
+            })
+            .collect())
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
@@ -400,10 +689,27 @@ impl Backend for MemBackend {
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
         let st = self.state.lock().await;
+        let Some(r) = st.record(id) else {
+            return Ok(Vec::new());
+        };
         Ok(st
-            .record(id)
-            .map(|r| r.outbox.iter().map(|&i| st.outbox[i].clone()).collect())
-            .unwrap_or_default())
+            .chain(r.last_outbox, |i| st.outbox[i].prev)
+            .into_iter()
+            .map(|i| {
+                let o = &st.outbox[i];
+                OutboxMessage {
+                    id: i as i64 + 1,
+                    record: o.record,
+                    template: st.names.get(o.template).to_string(),
+                    recipients: st.recipients[o.recipients as usize]
+                        .iter()
+                        .map(|&n| st.names.get(n).to_string())
+                        .collect(),
+                    created_at: o.created_at,
+                    delivered_at: None,
+                }
+            })
+            .collect())
     }
 
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {

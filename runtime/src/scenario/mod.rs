@@ -31,4 +31,4 @@ pub mod suite;
 pub use model::*;
 pub use parse::{parse, ScenarioError};
 pub use report::{Failure, ScenarioResult, Summary};
-pub use run::run;
+pub use run::{run, Replay};

@@ -6,14 +6,55 @@ use super::expect::{check, resolve};
 use super::model::*;
 use super::report::{Failure, ScenarioResult};
 use crate::backend::{Backend, CreateRequest, Error, FireRequest, RecordId};
+use crate::mem::MemBackend;
+use crate::AnyBackend;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Calendar, Value, WorkflowSet};
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// A backend scenarios replay on: [`Backend`], plus create and fire for
+/// steps that only need the outcome (the memory store then skips building
+/// a [`crate::backend::StoredRecord`], fields as JSON, per step).
+#[allow(async_fn_in_trait)]
+pub trait Replay: Backend {
+    /// Create; only the new record's id.
+    async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
+        self.create(req).await.map(|r| r.id)
+    }
+    /// Fire; only whether it succeeded.
+    async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
+        self.fire(req).await.map(drop)
+    }
+}
+
+impl Replay for MemBackend {
+    async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
+        MemBackend::create_id(self, req).await
+    }
+    async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
+        MemBackend::fire_only(self, req).await
+    }
+}
+
+impl Replay for AnyBackend {
+    async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
+        match self {
+            AnyBackend::Mem(m) => m.create_id(req).await,
+            other => other.create(req).await.map(|r| r.id),
+        }
+    }
+    async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
+        match self {
+            AnyBackend::Mem(m) => m.fire_only(req).await,
+            other => other.fire(req).await.map(drop),
+        }
+    }
+}
+
 /// Replay `sc` against `backend`, which must be fresh (empty) and serve the
 /// workflows of `set`. Call [`Scenario::resolve`] first for S002 errors.
-pub async fn run<B: Backend>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> ScenarioResult {
+pub async fn run<B: Replay>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> ScenarioResult {
     let started = Instant::now();
     let mut r = Runner {
         sc,
@@ -91,7 +132,7 @@ fn refused(what: &str, e: &Error) -> (String, Option<String>) {
     (msg, Some(e.code().to_string()))
 }
 
-impl<B: Backend> Runner<'_, B> {
+impl<B: Replay> Runner<'_, B> {
     fn actor(&self, by: Option<&str>) -> &Actor {
         match by {
             Some("system") => &self.system,
@@ -164,36 +205,48 @@ impl<B: Backend> Runner<'_, B> {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from_toml(v)))
                 .collect();
-            let res = self
-                .b
-                .create(CreateRequest {
-                    workflow: &c.workflow.value,
-                    input,
-                    actor: self.actor(c.by.as_deref()),
-                    now: self.now,
-                    idempotency_key: None,
-                })
-                .await;
-            match (res, expecting) {
-                (Ok(rec), None) => {
-                    if let Some(n) = &c.name {
-                        self.names.insert(n.clone(), rec.id);
+            let req = CreateRequest {
+                workflow: &c.workflow.value,
+                input,
+                actor: self.actor(c.by.as_deref()),
+                now: self.now,
+                idempotency_key: None,
+            };
+            if expecting.is_none() {
+                match self.b.create_id(req).await {
+                    Ok(id) => {
+                        if let Some(n) = &c.name {
+                            self.names.insert(n.clone(), id);
+                        }
+                        self.current = Some(id);
                     }
-                    self.current = Some(rec.id);
+                    Err(e) => {
+                        out.push(refused("create", &e));
+                        return out;
+                    }
                 }
-                (Ok(rec), Some(x)) => {
-                    out.push((format!("expected create to be refused with {x}, but it created record {} in state \"{}\"", rec.id, rec.state), None));
-                    return out;
-                }
-                (Err(e), Some(x)) if matches(x, &e) => {}
-                (Err(e), Some(x)) => {
-                    let (m, code) = refused("create", &e);
-                    out.push((format!("expected refusal {x}; {m}"), code));
-                    return out;
-                }
-                (Err(e), None) => {
-                    out.push(refused("create", &e));
-                    return out;
+            } else {
+                match (self.b.create(req).await, expecting) {
+                    (Ok(rec), None) => {
+                        if let Some(n) = &c.name {
+                            self.names.insert(n.clone(), rec.id);
+                        }
+                        self.current = Some(rec.id);
+                    }
+                    (Ok(rec), Some(x)) => {
+                        out.push((format!("expected create to be refused with {x}, but it created record {} in state \"{}\"", rec.id, rec.state), None));
+                        return out;
+                    }
+                    (Err(e), Some(x)) if matches(x, &e) => {}
+                    (Err(e), Some(x)) => {
+                        let (m, code) = refused("create", &e);
+                        out.push((format!("expected refusal {x}; {m}"), code));
+                        return out;
+                    }
+                    (Err(e), None) => {
+                        out.push(refused("create", &e));
+                        return out;
+                    }
                 }
             }
         }
@@ -215,46 +268,51 @@ impl<B: Backend> Runner<'_, B> {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from_toml(v)))
                 .collect();
-            let res = self
-                .b
-                .fire(FireRequest {
-                    record: id,
-                    transition: &f.transition,
-                    input,
-                    actor: self.actor(f.by.as_deref()),
-                    now: self.now,
-                    expected_revision: None,
-                    idempotency_key: None,
-                })
-                .await;
-            let what = format!("fire {} on {}", f.transition, f.record);
-            match (res, expect_error) {
-                (Ok(_), None) => {}
-                (Ok(rec), Some(x)) => {
-                    out.push((format!("expected {what} to be refused with {x}, but it succeeded (state \"{}\")", rec.state), None));
+            let req = FireRequest {
+                record: id,
+                transition: &f.transition,
+                input,
+                actor: self.actor(f.by.as_deref()),
+                now: self.now,
+                expected_revision: None,
+                idempotency_key: None,
+            };
+            let what = || format!("fire {} on {}", f.transition, f.record);
+            if expect_error.is_none() {
+                if let Err(e) = self.b.fire_only(req).await {
+                    out.push(refused(&what(), &e));
                     return out;
                 }
-                (Err(e), Some(x)) if matches(x, &e) => {
-                    let after = self.snapshot(id).await;
-                    if before.as_ref() != Some(&after) {
-                        out.push((
-                            format!(
-                                "{what} was refused as expected ({}) but changed the record",
-                                e.code()
-                            ),
-                            None,
-                        ));
+            } else {
+                let what = what();
+                match (self.b.fire(req).await, expect_error) {
+                    (Ok(_), None) => {}
+                    (Ok(rec), Some(x)) => {
+                        out.push((format!("expected {what} to be refused with {x}, but it succeeded (state \"{}\")", rec.state), None));
                         return out;
                     }
-                }
-                (Err(e), Some(x)) => {
-                    let (m, code) = refused(&what, &e);
-                    out.push((format!("expected refusal {x}; {m}"), code));
-                    return out;
-                }
-                (Err(e), None) => {
-                    out.push(refused(&what, &e));
-                    return out;
+                    (Err(e), Some(x)) if matches(x, &e) => {
+                        let after = self.snapshot(id).await;
+                        if before.as_ref() != Some(&after) {
+                            out.push((
+                                format!(
+                                    "{what} was refused as expected ({}) but changed the record",
+                                    e.code()
+                                ),
+                                None,
+                            ));
+                            return out;
+                        }
+                    }
+                    (Err(e), Some(x)) => {
+                        let (m, code) = refused(&what, &e);
+                        out.push((format!("expected refusal {x}; {m}"), code));
+                        return out;
+                    }
+                    (Err(e), None) => {
+                        out.push(refused(&what, &e));
+                        return out;
+                    }
                 }
             }
         }

@@ -6,7 +6,6 @@
 
 use super::files::{project_root, Projects};
 use super::{parse, run, ScenarioError, ScenarioResult};
-use crate::backend::Backend;
 use crate::mem::MemBackend;
 use crate::AnyBackend;
 use leadflow_engine::WorkflowSet;
@@ -17,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 /// Builds a fresh, empty backend for one scenario.
 pub trait Factory: Sync {
-    type B: Backend;
+    type B: super::run::Replay;
     fn make(&self, set: Arc<WorkflowSet>) -> impl Future<Output = Result<Self::B, String>>;
     /// How many scenarios may run at once.
     fn jobs(&self) -> usize {
