@@ -590,7 +590,7 @@ impl<'a> Work<'a> {
         &mut self,
         id: script::ScriptId,
         input: Option<rhai::Map>,
-        actor: Option<script::ActorView>,
+        actor: Option<&Actor>,
     ) -> Result<rhai::Dynamic, Refusal> {
         if let Some(node) = self.wf.scripts.native(id) {
             let env = crate::native::Env {
@@ -600,11 +600,15 @@ impl<'a> Work<'a> {
                 created_at: self.rec.created_at,
                 entered_at: self.rec.entered_at,
                 now: self.ctx.now,
+                actor,
             };
-            if let Some(v) = node.eval(&env) {
-                return Ok(v);
+            match node.run(&env) {
+                Some(Ok(v)) => return Ok(v),
+                Some(Err(m)) => return Err(Refusal::new(Code::Guard, m)),
+                None => {}
             }
         }
+        let actor = actor.map(|a| script::ActorView(Arc::new(a.clone())));
         let data = Arc::new(LeadData {
             names: self.wf.field_index.clone(),
             fields: std::mem::take(&mut self.rec.fields),
@@ -638,8 +642,7 @@ impl<'a> Work<'a> {
         input: Option<rhai::Map>,
         with_actor: bool,
     ) -> Result<rhai::Dynamic, Refusal> {
-        let actor = (with_actor && self.wf.scripts.uses(id).actor)
-            .then(|| script::ActorView(Arc::new(self.ctx.actor.clone())));
+        let actor = (with_actor && self.wf.scripts.uses(id).actor).then_some(self.ctx.actor);
         self.eval_with(id, input, actor)
     }
 
@@ -780,19 +783,14 @@ impl<'a> Work<'a> {
                 continue;
             }
             if let Some(f) = filter {
-                if !self
-                    .eval_with(f, None, Some(script::ActorView(Arc::new(a.clone()))))?
-                    .as_bool()
-                    .unwrap_or(false)
-                {
+                if !self.eval_with(f, None, Some(a))?.as_bool().unwrap_or(false) {
                     continue;
                 }
             }
             let s = match score {
                 None => 0.0,
                 Some(id) => {
-                    let d =
-                        self.eval_with(id, None, Some(script::ActorView(Arc::new(a.clone()))))?;
+                    let d = self.eval_with(id, None, Some(a))?;
                     d.as_float()
                         .or_else(|_| d.as_int().map(|i| i as f64))
                         .map_err(|t| {

@@ -6,10 +6,11 @@
 //! `None` at compile or run time and the caller runs Rhai instead, so results
 //! never differ from Rhai's.
 
+use crate::eval::Actor;
 use crate::script::{Day, Instant, Span};
 use crate::value::Value;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rhai::{Dynamic, Expr, Stmt, Token, AST};
+use rhai::{ASTFlags, Dynamic, Expr, FnAccess, Shared, Stmt, StmtBlock, Token, AST};
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashMap;
 
@@ -23,12 +24,20 @@ pub enum Node {
     Now,
     Field(usize),
     Builtin(Builtin),
+    /// `actor.id`.
+    ActorId,
+    /// `actor.zones.contains(x)`.
+    ZonesContain(Box<Node>),
     Duration(fn(i64) -> Duration, Box<Node>),
     Not(Box<Node>),
     Bin(Op, Box<Node>, Box<Node>),
     And(Vec<Node>),
     Or(Vec<Node>),
     If(Box<Node>, Box<Node>, Box<Node>),
+    /// Statements in order; the value of the last one (unit if none).
+    Block(Vec<Node>),
+    /// `throw "message"`.
+    Throw(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +74,16 @@ enum N {
     Day(NaiveDate),
 }
 
+/// Why native evaluation stopped without a value.
+enum Stop {
+    /// Outside the subset: let Rhai do it.
+    Fallback,
+    /// `throw "message"`.
+    Throw(String),
+}
+
+type R = Result<N, Stop>;
+
 /// What a native expression reads.
 pub struct Env<'a> {
     pub fields: &'a [Value],
@@ -73,90 +92,228 @@ pub struct Env<'a> {
     pub created_at: DateTime<Utc>,
     pub entered_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// `actor`, when the script is given one.
+    pub actor: Option<&'a Actor>,
+}
+
+/// The functions of the workflow's rules modules, which the fast path
+/// inlines when they stay in the subset.
+#[derive(Debug, Default, Clone)]
+pub struct RuleFns {
+    /// (index of the rules module, definition, body statements).
+    list: Vec<(usize, Shared<rhai::ScriptFuncDef>, Vec<Stmt>)>,
+}
+
+fn at(p: rhai::Position) -> Option<(usize, usize)> {
+    Some((p.line()?, p.position()?))
+}
+
+impl RuleFns {
+    /// Add the functions of one rules module. Function bodies are only
+    /// reachable through `AST::walk` (the body type is not exported): each
+    /// top-level body statement is given to the function whose body spans
+    /// its position. If any statement cannot be placed exactly, the module's
+    /// functions are left to Rhai.
+    pub fn add(&mut self, module: usize, ast: &AST) {
+        let defs: Vec<Shared<rhai::ScriptFuncDef>> = ast.iter_fn_def().cloned().collect();
+        let spans: Option<Vec<_>> = defs
+            .iter()
+            .map(|d| Some((at(d.body.start_position())?, at(d.body.end_position())?)))
+            .collect();
+        let Some(spans) = spans else { return };
+        let mut bodies: Vec<Vec<Stmt>> = vec![Vec::new(); defs.len()];
+        let top = ast.statements().len();
+        let (mut seen, mut last, mut ok) = (0, 0, true);
+        ast.walk(&mut |path: &[rhai::ASTNode]| {
+            if let [rhai::ASTNode::Stmt(s)] = path {
+                seen += 1;
+                if seen > top {
+                    let place = at(s.position())
+                        .and_then(|p| spans.iter().position(|(a, b)| *a <= p && p <= *b));
+                    match place {
+                        Some(i) if i >= last => {
+                            last = i;
+                            bodies[i].push((*s).clone());
+                        }
+                        _ => ok = false,
+                    }
+                }
+            }
+            ok
+        });
+        if ok {
+            self.list
+                .extend(defs.into_iter().zip(bodies).map(|(d, b)| (module, d, b)));
+        }
+    }
+
+    /// The one function `name` of `arity` params: called as `rules::name`
+    /// (`module` None: public ones of every module, which must not clash) or
+    /// without namespace from inside `module`.
+    fn find(
+        &self,
+        module: Option<usize>,
+        name: &str,
+        arity: usize,
+    ) -> Option<(usize, &rhai::ScriptFuncDef, &[Stmt])> {
+        let mut found = self.list.iter().filter(|(m, f, _)| {
+            f.name.as_str() == name
+                && f.params.len() == arity
+                && match module {
+                    None => f.access == FnAccess::Public,
+                    Some(x) => *m == x,
+                }
+        });
+        let (m, f, body) = found.next()?;
+        if found.next().is_some() || f.this_type.is_some() {
+            return None;
+        }
+        Some((*m, f.as_ref(), body))
+    }
+
+    /// Whether any rules function has this name (it would shadow a builtin).
+    fn has(&self, name: &str) -> bool {
+        self.list.iter().any(|(_, f, _)| f.name.as_str() == name)
+    }
+}
+
+/// What a variable name is bound to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Var {
+    Lead,
+    Now,
+    Actor,
+}
+
+/// Compile context: field ids, rules functions, visible variables.
+struct Cx<'a> {
+    fields: &'a HashMap<String, usize>,
+    fns: &'a RuleFns,
+    vars: Vec<(String, Var)>,
+    /// The rules module whose function is being inlined (None: top level).
+    module: Option<usize>,
+    depth: usize,
+}
+
+/// Inlining depth limit (recursion is left to Rhai).
+const MAX_DEPTH: usize = 8;
+
+impl Cx<'_> {
+    fn var(&self, name: &str) -> Option<Var> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// Compile a script consisting of one expression in the subset.
-pub fn compile(ast: &AST, fields: &HashMap<String, usize>) -> Option<Node> {
+pub fn compile(ast: &AST, fields: &HashMap<String, usize>, fns: &RuleFns) -> Option<Node> {
     if ast.has_functions() {
         return None;
     }
+    let cx = Cx {
+        fields,
+        fns,
+        vars: vec![
+            ("lead".into(), Var::Lead),
+            ("now".into(), Var::Now),
+            ("actor".into(), Var::Actor),
+        ],
+        module: None,
+        depth: 0,
+    };
     match ast.statements() {
-        [s] => stmt(s, fields),
+        [s] => stmt(s, &cx),
         _ => None,
     }
 }
 
-fn stmt(s: &Stmt, fields: &HashMap<String, usize>) -> Option<Node> {
+fn block(b: &StmtBlock, cx: &Cx) -> Option<Node> {
+    match b.statements() {
+        [] => Some(Node::Unit),
+        [s] => stmt(s, cx),
+        list => Some(Node::Block(
+            list.iter().map(|s| stmt(s, cx)).collect::<Option<_>>()?,
+        )),
+    }
+}
+
+fn stmt(s: &Stmt, cx: &Cx) -> Option<Node> {
     match s {
-        Stmt::Expr(e) => expr(e, fields),
-        Stmt::FnCall(f, _) => call(f, fields),
-        Stmt::If(fc, _) => {
-            let one = |b: &rhai::StmtBlock| match b.statements() {
-                [] => Some(Node::Unit),
-                [s] => stmt(s, fields),
-                _ => None,
-            };
-            Some(Node::If(
-                Box::new(expr(&fc.expr, fields)?),
-                Box::new(one(&fc.body)?),
-                Box::new(one(&fc.branch)?),
-            ))
-        }
+        Stmt::Expr(e) => expr(e, cx),
+        Stmt::FnCall(f, _) => call(f, cx),
+        Stmt::If(fc, _) => Some(Node::If(
+            Box::new(expr(&fc.expr, cx)?),
+            Box::new(block(&fc.body, cx)?),
+            Box::new(block(&fc.branch, cx)?),
+        )),
+        Stmt::Return(Some(e), flags, _) if flags.contains(ASTFlags::BREAK) => match &**e {
+            Expr::StringConstant(m, _) => Some(Node::Throw(m.to_string())),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-fn expr(e: &Expr, fields: &HashMap<String, usize>) -> Option<Node> {
+fn expr(e: &Expr, cx: &Cx) -> Option<Node> {
     Some(match e {
         Expr::Unit(_) => Node::Unit,
         Expr::BoolConstant(b, _) => Node::Bool(*b),
         Expr::IntegerConstant(i, _) => Node::Int(*i),
         Expr::FloatConstant(f, _) => Node::Float(**f),
         Expr::StringConstant(s, _) => Node::Str(s.to_string()),
-        Expr::Variable(v, _, _) if v.2.is_empty() && v.1.as_str() == "now" => Node::Now,
+        Expr::Variable(v, _, _) if v.2.is_empty() && cx.var(v.1.as_str()) == Some(Var::Now) => {
+            Node::Now
+        }
         Expr::Dot(b, _, _) => match (&b.lhs, &b.rhs) {
-            (Expr::Variable(v, _, _), Expr::Property(p, _))
-                if v.2.is_empty() && v.1.as_str() == "lead" =>
-            {
-                let name = p.2.as_str();
-                match fields.get(name) {
-                    Some(&i) => Node::Field(i),
-                    None => Node::Builtin(match name {
-                        "state" => Builtin::State,
-                        "assignee" => Builtin::Assignee,
-                        "created_at" => Builtin::CreatedAt,
-                        "entered_at" => Builtin::EnteredAt,
+            (Expr::Variable(v, _, _), rhs) if v.2.is_empty() => {
+                match (cx.var(v.1.as_str())?, rhs) {
+                    (Var::Lead, Expr::Property(p, _)) => {
+                        let name = p.2.as_str();
+                        match cx.fields.get(name) {
+                            Some(&i) => Node::Field(i),
+                            None => Node::Builtin(match name {
+                                "state" => Builtin::State,
+                                "assignee" => Builtin::Assignee,
+                                "created_at" => Builtin::CreatedAt,
+                                "entered_at" => Builtin::EnteredAt,
+                                _ => return None,
+                            }),
+                        }
+                    }
+                    (Var::Actor, Expr::Property(p, _)) if p.2.as_str() == "id" => Node::ActorId,
+                    (Var::Actor, Expr::Dot(chain, _, _)) => match (&chain.lhs, &chain.rhs) {
+                        (Expr::Property(p, _), Expr::MethodCall(f, _))
+                            if p.2.as_str() == "zones"
+                                && f.name.as_str() == "contains"
+                                && f.namespace.is_empty()
+                                && f.args.len() == 1 =>
+                        {
+                            Node::ZonesContain(Box::new(expr(&f.args[0], cx)?))
+                        }
                         _ => return None,
-                    }),
+                    },
+                    _ => return None,
                 }
             }
             _ => return None,
         },
-        Expr::And(list, _) => Node::And(
-            list.iter()
-                .map(|e| expr(e, fields))
-                .collect::<Option<_>>()?,
-        ),
-        Expr::Or(list, _) => Node::Or(
-            list.iter()
-                .map(|e| expr(e, fields))
-                .collect::<Option<_>>()?,
-        ),
-        Expr::FnCall(f, _) => call(f, fields)?,
-        Expr::Stmt(block) => match block.statements() {
-            [s] => stmt(s, fields)?,
-            _ => return None,
-        },
+        Expr::And(list, _) => Node::And(list.iter().map(|e| expr(e, cx)).collect::<Option<_>>()?),
+        Expr::Or(list, _) => Node::Or(list.iter().map(|e| expr(e, cx)).collect::<Option<_>>()?),
+        Expr::FnCall(f, _) => call(f, cx)?,
+        Expr::Stmt(b) => block(b, cx)?,
         _ => return None,
     })
 }
 
-fn call(f: &rhai::FnCallExpr, fields: &HashMap<String, usize>) -> Option<Node> {
-    if !f.namespace.is_empty() {
-        return None;
-    }
+fn call(f: &rhai::FnCallExpr, cx: &Cx) -> Option<Node> {
     let args = f.args.as_slice();
     if let Some(tok) = &f.op_token {
+        if !f.namespace.is_empty() {
+            return None;
+        }
         let op = match tok {
             Token::Plus => Op::Add,
             Token::Minus => Op::Sub,
@@ -168,60 +325,129 @@ fn call(f: &rhai::FnCallExpr, fields: &HashMap<String, usize>) -> Option<Node> {
             Token::GreaterThan => Op::Gt,
             Token::GreaterThanEqualsTo => Op::Ge,
             Token::Bang if args.len() == 1 => {
-                return Some(Node::Not(Box::new(expr(&args[0], fields)?)))
+                return Some(Node::Not(Box::new(expr(&args[0], cx)?)))
             }
             _ => return None,
         };
         return match args {
             [a, b] => Some(Node::Bin(
                 op,
-                Box::new(expr(a, fields)?),
-                Box::new(expr(b, fields)?),
+                Box::new(expr(a, cx)?),
+                Box::new(expr(b, cx)?),
             )),
             _ => None,
         };
     }
-    let unit: fn(i64) -> Duration = match (f.name.as_str(), args.len()) {
+    let name = f.name.as_str();
+    let rules = match (cx.module, f.namespace.is_empty()) {
+        // `rules::f(..)` at the top level.
+        (None, false) if f.namespace.to_string() == "rules" => Some(None),
+        // `f(..)` inside a rules module: its own functions first.
+        (Some(m), true) if cx.fns.has(name) => Some(Some(m)),
+        (_, true) => None,
+        _ => return None,
+    };
+    if let Some(module) = rules {
+        return inline(f, module, cx);
+    }
+    if cx.fns.has(name) {
+        return None;
+    }
+    let unit: fn(i64) -> Duration = match (name, args.len()) {
         ("minutes", 1) => Duration::minutes,
         ("hours", 1) => Duration::hours,
         ("days", 1) => Duration::days,
         _ => return None,
     };
-    Some(Node::Duration(unit, Box::new(expr(&args[0], fields)?)))
+    Some(Node::Duration(unit, Box::new(expr(&args[0], cx)?)))
+}
+
+/// A rules function called with plain variables (`lead`, `now`, `actor`,
+/// or parameters bound to them): its body, compiled with the parameters
+/// bound to what the caller passed. Pure, so inlining changes nothing.
+fn inline(f: &rhai::FnCallExpr, module: Option<usize>, cx: &Cx) -> Option<Node> {
+    if cx.depth >= MAX_DEPTH {
+        return None;
+    }
+    let (m, def, list) = cx.fns.find(module, f.name.as_str(), f.args.len())?;
+    let vars = def
+        .params
+        .iter()
+        .zip(f.args.iter())
+        .map(|(p, a)| match a {
+            Expr::Variable(v, _, _) if v.2.is_empty() => {
+                Some((p.to_string(), cx.var(v.1.as_str())?))
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let inner = Cx {
+        fields: cx.fields,
+        fns: cx.fns,
+        vars,
+        module: Some(m),
+        depth: cx.depth + 1,
+    };
+    // A final `return x` is the body's value.
+    let (last, rest) = match list.split_last() {
+        Some((Stmt::Return(Some(e), flags, _), rest)) if !flags.contains(ASTFlags::BREAK) => {
+            (Some(expr(e.as_ref(), &inner)?), rest)
+        }
+        _ => (None, list),
+    };
+    let mut nodes = rest
+        .iter()
+        .map(|s| stmt(s, &inner))
+        .collect::<Option<Vec<_>>>()?;
+    nodes.extend(last);
+    Some(match nodes.len() {
+        0 => Node::Unit,
+        1 => nodes.pop()?,
+        _ => Node::Block(nodes),
+    })
 }
 
 impl Node {
-    /// Evaluate; `None` means "let Rhai do it".
+    /// Evaluate; `None` means "let Rhai do it" (a `throw` too).
     pub fn eval(&self, env: &Env) -> Option<Dynamic> {
-        Some(match self.n(env)? {
-            N::Unit => Dynamic::UNIT,
-            N::Bool(b) => b.into(),
-            N::Int(i) => i.into(),
-            N::Float(f) => f.into(),
-            N::Str(s) => s.into(),
-            N::Instant(t) => Dynamic::from(Instant(t)),
-            N::Span(d) => Dynamic::from(Span(d)),
-            N::Day(d) => Dynamic::from(Day(d)),
-        })
+        self.run(env)?.ok()
     }
 
-    fn n(&self, env: &Env) -> Option<N> {
-        Some(match self {
+    /// Evaluate: `Ok` a value, `Err` the message of a `throw`; `None` means
+    /// "let Rhai do it".
+    pub fn run(&self, env: &Env) -> Option<Result<Dynamic, String>> {
+        Some(Ok(match self.n(env) {
+            Ok(N::Unit) => Dynamic::UNIT,
+            Ok(N::Bool(b)) => b.into(),
+            Ok(N::Int(i)) => i.into(),
+            Ok(N::Float(f)) => f.into(),
+            Ok(N::Str(s)) => s.into(),
+            Ok(N::Instant(t)) => Dynamic::from(Instant(t)),
+            Ok(N::Span(d)) => Dynamic::from(Span(d)),
+            Ok(N::Day(d)) => Dynamic::from(Day(d)),
+            Err(Stop::Throw(m)) => return Some(Err(m)),
+            Err(Stop::Fallback) => return None,
+        }))
+    }
+
+    fn n(&self, env: &Env) -> R {
+        use Stop::Fallback;
+        Ok(match self {
             Node::Unit => N::Unit,
             Node::Bool(b) => N::Bool(*b),
             Node::Int(i) => N::Int(*i),
             Node::Float(f) => N::Float(*f),
             Node::Str(s) => N::Str(s.clone()),
             Node::Now => N::Instant(env.now),
-            Node::Field(i) => match env.fields.get(*i)? {
+            Node::Field(i) => match env.fields.get(*i).ok_or(Fallback)? {
                 Value::Null => N::Unit,
                 Value::Bool(b) => N::Bool(*b),
                 Value::Int(i) => N::Int(*i),
-                Value::Decimal(d) => N::Float(d.to_f64()?),
+                Value::Decimal(d) => N::Float(d.to_f64().ok_or(Fallback)?),
                 Value::Str(s) => N::Str(s.clone()),
                 Value::Date(d) => N::Day(*d),
                 Value::DateTime(t) => N::Instant(*t),
-                Value::List(_) => return None,
+                Value::List(_) => return Err(Fallback),
             },
             Node::Builtin(b) => match b {
                 Builtin::State => N::Str(env.state.to_string()),
@@ -229,20 +455,29 @@ impl Node {
                 Builtin::CreatedAt => N::Instant(env.created_at),
                 Builtin::EnteredAt => N::Instant(env.entered_at),
             },
+            Node::ActorId => N::Str(env.actor.ok_or(Fallback)?.id.clone()),
+            Node::ZonesContain(x) => {
+                let zones = &env.actor.ok_or(Fallback)?.zones;
+                match x.n(env)? {
+                    // A string equals only strings: Rhai's `contains` too.
+                    N::Str(s) => N::Bool(zones.contains(&s)),
+                    _ => return Err(Fallback),
+                }
+            }
             Node::Duration(f, n) => match n.n(env)? {
                 N::Int(i) if i.unsigned_abs() < 1 << 40 => N::Span(f(i)),
-                _ => return None,
+                _ => return Err(Fallback),
             },
             Node::Not(x) => match x.n(env)? {
                 N::Bool(b) => N::Bool(!b),
-                _ => return None,
+                _ => return Err(Fallback),
             },
             Node::And(list) => {
                 for x in list {
                     match x.n(env)? {
                         N::Bool(true) => {}
-                        N::Bool(false) => return Some(N::Bool(false)),
-                        _ => return None,
+                        N::Bool(false) => return Ok(N::Bool(false)),
+                        _ => return Err(Fallback),
                     }
                 }
                 N::Bool(true)
@@ -251,8 +486,8 @@ impl Node {
                 for x in list {
                     match x.n(env)? {
                         N::Bool(false) => {}
-                        N::Bool(true) => return Some(N::Bool(true)),
-                        _ => return None,
+                        N::Bool(true) => return Ok(N::Bool(true)),
+                        _ => return Err(Fallback),
                     }
                 }
                 N::Bool(false)
@@ -260,9 +495,17 @@ impl Node {
             Node::If(c, a, b) => match c.n(env)? {
                 N::Bool(true) => a.n(env)?,
                 N::Bool(false) => b.n(env)?,
-                _ => return None,
+                _ => return Err(Fallback),
             },
-            Node::Bin(op, a, b) => bin(*op, a.n(env)?, b.n(env)?)?,
+            Node::Block(list) => {
+                let mut last = N::Unit;
+                for x in list {
+                    last = x.n(env)?;
+                }
+                last
+            }
+            Node::Throw(m) => return Err(Stop::Throw(m.clone())),
+            Node::Bin(op, a, b) => bin(*op, a.n(env)?, b.n(env)?).ok_or(Fallback)?,
         })
     }
 }
@@ -405,6 +648,7 @@ mod tests {
                     created_at: t,
                     entered_at: t,
                     now,
+                    actor: None,
                 };
                 match (node.eval(&env), rhai) {
                     (Some(n), Eval::Value(r)) => {
@@ -415,5 +659,131 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rules functions inlined by the fast path give what Rhai gives:
+    /// values, `throw` messages, `actor.id` and `actor.zones.contains`.
+    #[test]
+    fn inlined_rules_agree_with_rhai() {
+        use crate::eval::Actor;
+        use crate::script::ActorView;
+        let rules = r#"
+fn dealer_matches(lead, actor) {
+    if lead.dealer != () {
+        actor.id == lead.dealer
+    } else {
+        lead.province != () && actor.zones.contains(lead.province)
+    }
+}
+fn require_attempt(lead) {
+    if lead.n < 1 {
+        throw "log at least one contact attempt first";
+    }
+    true
+}
+fn can_make(lead, now) {
+    require_attempt(lead);
+    if lead.t <= now {
+        throw "the appointment must be in the future";
+    }
+    true
+}
+fn early(lead) {
+    return lead.n + 1;
+}
+"#;
+        let names: HashMap<String, usize> = ["n", "t", "dealer", "province"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i))
+            .collect();
+        let t = parse_instant("2022-11-14T09:00:00Z").unwrap();
+        let now = parse_instant("2022-11-10T08:00:00Z").unwrap();
+        let records = [
+            vec![Value::Null; 4],
+            vec![
+                Value::Int(2),
+                Value::DateTime(t),
+                Value::Str("d1".into()),
+                Value::Null,
+            ],
+            vec![
+                Value::Int(0),
+                Value::DateTime(now),
+                Value::Null,
+                Value::Str("MO".into()),
+            ],
+            vec![
+                Value::Int(1),
+                Value::DateTime(now),
+                Value::Null,
+                Value::Str("BO".into()),
+            ],
+        ];
+        let actor = Actor {
+            id: "d1".into(),
+            role: "dealer".into(),
+            zones: vec!["MO".into(), "RE".into()],
+            ..Actor::default()
+        };
+        let exprs = [
+            "rules::dealer_matches(lead, actor)",
+            "rules::require_attempt(lead)",
+            "rules::can_make(lead, now)",
+            "rules::early(lead)",
+        ];
+        let mut scripts = Scripts::new(
+            Arc::new(Calendar::always_open()),
+            &[("rules/t.rhai", rules)],
+        )
+        .unwrap();
+        for src in exprs {
+            let (id, _) = scripts.compile(src, &names).unwrap();
+            let Some(node) = scripts.native(id) else {
+                panic!("`{src}` has no fast path")
+            };
+            for (k, fields) in records.iter().enumerate() {
+                let rhai = scripts.eval(
+                    id,
+                    Vars {
+                        lead: Lead(Arc::new(LeadData {
+                            names: Arc::new(names.clone()),
+                            fields: fields.clone(),
+                            state: "assigned".into(),
+                            assignee: None,
+                            created_at: t,
+                            entered_at: t,
+                        })),
+                        now,
+                        input: None,
+                        actor: Some(ActorView(Arc::new(actor.clone()))),
+                    },
+                );
+                let env = super::Env {
+                    fields,
+                    state: "assigned",
+                    assignee: None,
+                    created_at: t,
+                    entered_at: t,
+                    now,
+                    actor: Some(&actor),
+                };
+                match (node.run(&env), rhai) {
+                    (Some(Ok(n)), Eval::Value(r)) => {
+                        assert_eq!(format!("{n:?}"), format!("{r:?}"), "`{src}` on {fields:?}")
+                    }
+                    (Some(Err(n)), Eval::Thrown(r)) => assert_eq!(n, r, "`{src}` on {fields:?}"),
+                    // Empty fields: comparisons with () are left to Rhai.
+                    (None, _) if k == 0 => {}
+                    (None, _) => panic!("`{src}` fell back to Rhai on {fields:?}"),
+                    (Some(n), _) => panic!("`{src}`: native gave {n:?} where Rhai did not"),
+                }
+            }
+        }
+        // Not inlined: a call with an expression argument, recursion.
+        let (id, _) = scripts
+            .compile("rules::early(lead.n)", &names)
+            .unwrap_or((0, vec![]));
+        assert!(scripts.native(id).is_none() || id == 0);
     }
 }

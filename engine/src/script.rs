@@ -265,6 +265,8 @@ pub struct Scripts {
     uses: Vec<Uses>,
     natives: Vec<Option<crate::native::Node>>,
     known_fns: HashSet<String>,
+    /// Rules functions, for the native fast path to inline.
+    rule_fns: crate::native::RuleFns,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -296,7 +298,8 @@ impl Scripts {
         let mut resolver = StaticModuleResolver::new();
         let mut merged = Module::new();
         let mut known_fns = base_functions().clone();
-        for (path, src) in rules {
+        let mut rule_fns = crate::native::RuleFns::default();
+        for (i, (path, src)) in rules.iter().enumerate() {
             let ast = engine
                 .compile(src)
                 .map_err(|e| (path.to_string(), parse_error(&e)))?;
@@ -310,6 +313,7 @@ impl Scripts {
                     },
                 )
             })?;
+            rule_fns.add(i, &ast);
             let name = path.trim_end_matches(".rhai").to_string();
             known_fns.extend(ast.iter_functions().map(|f| format!("rules::{}", f.name)));
             merged.combine(module.clone());
@@ -325,6 +329,7 @@ impl Scripts {
             uses: Vec::new(),
             natives: Vec::new(),
             known_fns,
+            rule_fns,
         })
     }
 
@@ -338,7 +343,8 @@ impl Scripts {
         let ast = self.engine.compile(src).map_err(|e| parse_error(&e))?;
         let problems = self.lint(&ast, fields);
         self.uses.push(Uses::of(&ast));
-        self.natives.push(crate::native::compile(&ast, fields));
+        self.natives
+            .push(crate::native::compile(&ast, fields, &self.rule_fns));
         self.asts.push(ast);
         Ok((self.asts.len() - 1, problems))
     }
