@@ -22,10 +22,15 @@ for _ in $(seq 100); do curl -fs $API/readyz >/dev/null && break; sleep 0.1; don
 sleep 3
 echo "idle RSS, five tenants on PostgreSQL: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"
 
+# Leads assigned to dealer-rm with one contact attempt: make_appointment
+# then (re)schedules an appointment each time (history, timers re-armed,
+# outbox message), a realistic write.
 IDS=()
 for i in $(seq "$RECORDS"); do
-  IDS+=("$(curl -s -X POST $API/v1/records -H 'Authorization: Bearer aslm-admin' -H 'Content-Type: application/json' \
-    -d "{\"workflow\":\"aslm\",\"fields\":{\"first_name\":\"B$i\",\"province\":\"RM\",\"phone\":\"+39 06 1\"}}" | jq -r .id)")
+  id=$(curl -s -X POST $API/v1/records -H 'Authorization: Bearer aslm-admin' -H 'Content-Type: application/json' \
+    -d "{\"workflow\":\"aslm\",\"fields\":{\"first_name\":\"B$i\",\"province\":\"RM\",\"phone\":\"+39 06 1\"}}" | jq -r .id)
+  curl -fs -o /dev/null -X POST $API/v1/records/$id/transitions/log_contact_attempt -H 'Authorization: Bearer aslm-dealer-rm'
+  IDS+=("$id")
 done
 LUA=$(mktemp --suffix=.lua)
 {
