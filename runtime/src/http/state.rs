@@ -135,9 +135,7 @@ pub enum StartError {
 pub type LoadFailure = (Vec<Diagnostic>, Option<String>);
 
 /// Load one tenant's workflows: `Ok` only if they load without errors.
-pub fn load_workflows(
-    t: &TenantConfig,
-) -> Result<(WorkflowSet, Vec<Diagnostic>), LoadFailure> {
+pub fn load_workflows(t: &TenantConfig) -> Result<(WorkflowSet, Vec<Diagnostic>), LoadFailure> {
     let project = t
         .read_project()
         .map_err(|e| (Vec::new(), Some(e.to_string())))?;
