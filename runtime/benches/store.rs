@@ -206,6 +206,24 @@ async fn scratch() -> Scratch {
         .execute(&mut c)
         .await
         .unwrap();
+    // Diagnosis: LEADFLOW_BENCH_EXPLAIN=<ms> logs the plans (with actual
+    // times) of the scratch database's statements slower than that to the
+    // server log, through auto_explain.
+    if let Ok(ms) = std::env::var("LEADFLOW_BENCH_EXPLAIN") {
+        for set in [
+            "session_preload_libraries = 'auto_explain'".to_string(),
+            format!(
+                "auto_explain.log_min_duration = {}",
+                ms.parse::<u32>().unwrap_or(20)
+            ),
+            "auto_explain.log_analyze = on".to_string(),
+        ] {
+            sqlx::query(&format!("ALTER DATABASE {name} SET {set}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
     let base = admin
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
@@ -305,6 +323,14 @@ async fn pg_timers(n: u64, workers: u64) {
         .unwrap();
     let seeded = Instant::now();
     seed(&b, "tick", n, 16).await;
+    // What autovacuum does within a minute of such a load; without
+    // statistics the planner thinks the tenant has a handful of rows.
+    // (As the table owner: the pool's role may not analyze.)
+    let mut admin = sqlx::PgConnection::connect(&s.url).await.unwrap();
+    sqlx::query("ANALYZE records, timers")
+        .execute(&mut admin)
+        .await
+        .unwrap();
     println!(
         "pg-timers: seeded {n} records with a due timer in {:.1}s",
         seeded.elapsed().as_secs_f64()

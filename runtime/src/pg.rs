@@ -79,6 +79,10 @@ impl PgBackend {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(60))
+            // No ping (a round trip) before every transaction: a connection
+            // the server dropped fails its first statement instead, with a
+            // storage error, and the pool then discards it.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 let t = t.clone();
                 Box::pin(async move {
@@ -348,9 +352,12 @@ impl Buffer {
             .any(|(r, t)| *r == id && t == timer)
     }
 
-    /// Bit set of the non-empty parts: 1 update, 2 history, 4 cancels, 8 armings.
+    /// Bit set of the non-empty parts: 1 updates (several records), 2
+    /// history, 4 cancels, 8 armings, 16 update (one record: a plain primary
+    /// key update, whatever the planner knows about the table).
     fn parts(&self) -> usize {
-        usize::from(!self.u_id.is_empty())
+        usize::from(self.u_id.len() > 1)
+            | usize::from(self.u_id.len() == 1) << 4
             | usize::from(!self.h_record.is_empty()) << 1
             | usize::from(!self.c_record.is_empty()) << 2
             | usize::from(!self.a_record.is_empty()) << 3
@@ -363,9 +370,12 @@ impl Buffer {
 /// then each present part's arrays in order.
 fn flush_sql(parts: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    &SQL.get_or_init(|| (0..16).map(build_flush_sql).collect())[parts]
+    &SQL.get_or_init(|| (0..32).map(build_flush_sql).collect())[parts]
 }
 
+/// Each join on UNNEST arrays also says `id = ANY(array)`: the index scan
+/// then visits only the listed rows whatever the planner thinks of the join
+/// (without statistics, or with one big tenant, it hashes the whole table).
 fn build_flush_sql(parts: usize) -> String {
     let mut n = 1;
     let mut p = |k: usize| {
@@ -374,6 +384,15 @@ fn build_flush_sql(parts: usize) -> String {
         s
     };
     let mut ctes = Vec::new();
+    if parts & 16 != 0 {
+        let a = p(9);
+        ctes.push(format!(
+            "u AS (UPDATE records SET version = {}, state = {}, is_final = {}, fields = {}, assignee = {}, revision = {},
+                entered_at = {}, updated_at = {}
+             WHERE tenant_id = $1 AND id = {})",
+            a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[0]
+        ));
+    }
     if parts & 1 != 0 {
         let a = p(9);
         ctes.push(format!(
@@ -381,8 +400,8 @@ fn build_flush_sql(parts: usize) -> String {
                 assignee = x.assignee, revision = x.revision, entered_at = x.entered_at, updated_at = x.updated_at
              FROM UNNEST({}::bigint[], {}::text[], {}::text[], {}::bool[], {}::jsonb[], {}::text[], {}::bigint[], {}::timestamptz[], {}::timestamptz[])
                   AS x(id, version, state, is_final, fields, assignee, revision, entered_at, updated_at)
-             WHERE r.tenant_id = $1 AND r.id = x.id)",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+             WHERE r.tenant_id = $1 AND r.id = ANY({}) AND r.id = x.id)",
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[0]
         ));
     }
     if parts & 2 != 0 {
@@ -426,9 +445,21 @@ impl PgTx<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let b = std::mem::take(&mut self.buf);
+        let mut b = std::mem::take(&mut self.buf);
         let parts = b.parts();
         let mut q = sqlx::query(flush_sql(parts)).bind(self.tenant);
+        if parts & 16 != 0 {
+            q = q
+                .bind(b.u_id[0])
+                .bind(b.u_version.pop())
+                .bind(b.u_state.pop())
+                .bind(b.u_final[0])
+                .bind(b.u_fields.pop())
+                .bind(b.u_assignee.pop().flatten())
+                .bind(b.u_revision[0])
+                .bind(b.u_entered[0])
+                .bind(b.u_updated[0]);
+        }
         if parts & 1 != 0 {
             q = q
                 .bind(b.u_id)
@@ -526,7 +557,8 @@ impl PgTx<'_> {
         let rows: Vec<(i64, String, i64, Option<Json<SpawnPayload>>)> = sqlx::query_as(
             "UPDATE timers t SET fired_at = x.due, claim_owner = NULL, lease_until = NULL
              FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::timestamptz[]) AS x(record_id, timer, seq, due)
-             WHERE t.tenant_id = $1 AND t.record_id = x.record_id AND t.timer = x.timer AND t.seq = x.seq AND t.fired_at IS NULL
+             WHERE t.tenant_id = $1 AND t.record_id = ANY($2) AND t.record_id = x.record_id AND t.timer = x.timer
+               AND t.seq = x.seq AND t.fired_at IS NULL
              RETURNING t.record_id, t.timer, t.seq, t.payload",
         )
         .bind(self.tenant)
