@@ -513,9 +513,7 @@ async fn finish_idem<T: Tx>(
 ) -> Result<Option<StoredRecord>, Error> {
     if let (Some(k), Some(r)) = (key, &result) {
         if !tx.idem_put(k, r).await? {
-            return Err(Error::Storage(format!(
-                "idempotency key `{k}` was used concurrently; retry to read its result"
-            )));
+            return Err(Error::IdempotencyRace(k.to_string()));
         }
     }
     Ok(result)

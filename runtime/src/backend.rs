@@ -83,6 +83,11 @@ pub enum Error {
     UnknownWorkflow(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// A concurrent request with the same idempotency key committed first.
+    /// Stores answer with that request's stored result instead, so callers
+    /// never see this.
+    #[error("idempotency key `{0}` was used concurrently")]
+    IdempotencyRace(String),
 }
 
 impl Error {
@@ -93,7 +98,7 @@ impl Error {
             Error::Conflict { .. } => "E_CONFLICT",
             Error::NotFound(_) => "E_NOT_FOUND",
             Error::UnknownWorkflow(_) => "E_UNKNOWN_WORKFLOW",
-            Error::Storage(_) => "E_STORAGE",
+            Error::Storage(_) | Error::IdempotencyRace(_) => "E_STORAGE",
         }
     }
 }

@@ -153,6 +153,19 @@ impl PgBackend {
         &self.pool
     }
 
+    /// After a failed request (its transaction rolled back): if it lost an
+    /// idempotency race, the request that won committed its result; answer
+    /// with that, as a retry with the same key would.
+    async fn first_result(&self, e: Error) -> Result<StoredRecord, Error> {
+        let Error::IdempotencyRace(key) = e else {
+            return Err(e);
+        };
+        let mut tx = self.begin().await?;
+        tx.idem_get(&key)
+            .await?
+            .ok_or_else(|| Error::Storage(format!("idempotency key `{key}` has no stored result")))
+    }
+
     async fn begin(&self) -> Result<PgTx<'_>, Error> {
         let tx = self.pool.begin().await.map_err(db)?;
         Ok(PgTx {
@@ -1016,16 +1029,30 @@ impl Backend for PgBackend {
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error> {
         let mut tx = self.begin().await?;
-        let r = apply::create(&mut tx, &self.versions, &req).await?;
-        tx.commit().await?;
-        Ok(r)
+        match apply::create(&mut tx, &self.versions, &req).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                drop(tx);
+                self.first_result(e).await
+            }
+        }
     }
 
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
         let mut tx = self.begin().await?;
-        let r = apply::fire(&mut tx, &self.versions, &req).await?;
-        tx.commit().await?;
-        Ok(r)
+        match apply::fire(&mut tx, &self.versions, &req).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                drop(tx);
+                self.first_result(e).await
+            }
+        }
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {

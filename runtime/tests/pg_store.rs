@@ -30,6 +30,48 @@ async fn pg_concurrent_writers_on_one_record_serialize() {
     db.drop_db().await;
 }
 
+/// Concurrent requests with one idempotency key: the transition fires once
+/// and every request gets the first request's result (none gets an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_requests_with_one_idempotency_key_fire_once() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let a = agent("a1");
+    let r = b
+        .create(create_req("counter", vec![], &a, t0()))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = agent("a1");
+            let mut req = fire_req(r.id, "bump", vec![("n".into(), Value::Int(7))], &a, t0());
+            req.idempotency_key = Some("form-submit-42");
+            b.fire(req)
+                .await
+                .map(|s| s.revision)
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let mut revisions = HashSet::new();
+    for t in tasks {
+        revisions.insert(
+            t.await
+                .unwrap()
+                .expect("every request gets the stored result"),
+        );
+    }
+    assert_eq!(revisions.len(), 1, "all see one result: {revisions:?}");
+    assert_eq!(
+        b.get(r.id).await.unwrap().unwrap().revision,
+        r.revision + 1,
+        "fired once"
+    );
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
 /// Each task reads the revision and fires `bump` with it as the expected one.
 async fn contend(b: PgBackend, id: i64) -> Vec<Result<i64, String>> {
     let mut tasks = Vec::new();
