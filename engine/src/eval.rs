@@ -326,7 +326,7 @@ pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal
     };
     let mut w = Work::new(wf, &empty, ctx);
     w.rec.fields = fields;
-    w.run(&wf.states[wf.initial].on_enter, None)?;
+    w.run(&wf.states[wf.initial].on_enter)?;
     let mut arm = Vec::new();
     for t in &wf.timers {
         if t.armed_in(wf.initial) {
@@ -393,7 +393,7 @@ pub fn fire_timer(
         TimerAction::Fire(ti) => fire_inner(wf, rec, *ti, &[], ctx, Some(id)),
         TimerAction::Effects(effects) => {
             let mut w = Work::new(wf, rec, ctx);
-            w.run(effects, None)?;
+            w.run(effects)?;
             let mut out = w.finish(
                 None,
                 Some(&tm.name),
@@ -525,12 +525,12 @@ fn fire_inner(
             }
         }
     }
-    w.run(&t.effects, None)?;
+    w.run(&t.effects)?;
     let to = t.to.unwrap_or(from);
     if to != from {
         w.rec.state = to;
         w.rec.entered_at = ctx.now;
-        w.run(&wf.states[to].on_enter, None)?;
+        w.run(&wf.states[to].on_enter)?;
     }
     let mut arm = Vec::new();
     let mut cancel = Vec::new();
@@ -657,7 +657,7 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn run(&mut self, effects: &[Effect], _: Option<()>) -> Result<(), Refusal> {
+    fn run(&mut self, effects: &[Effect]) -> Result<(), Refusal> {
         for e in effects {
             self.effect(e)?;
         }
