@@ -6,6 +6,7 @@
 # Env: LEADFLOW (binary, default target/release/leadflow), DURATION (30s),
 #      RECORDS (1000), PGURL (postgres://postgres@127.0.0.1:5432).
 set -euo pipefail
+command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
 cd "$(dirname "$0")/.."
 BIN=${LEADFLOW:-target/release/leadflow}
 DURATION=${DURATION:-30s}

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p leadflow-runtime --bench store -- mem [records=100000] [beats=10]
 //! cargo bench -p leadflow-runtime --bench store -- sqlite [transitions=5000]
-//! cargo bench -p leadflow-runtime --bench store -- pg-transitions [writers=16] [seconds=20]
+//! cargo bench -p leadflow-runtime --bench store -- pg-transitions [writers=16] [seconds=20] [group-writers=4, 0: no group commit]
 //! cargo bench -p leadflow-runtime --bench store -- pg-timers [timers=100000] [workers=2]
 //! ```
 //! PostgreSQL: LEADFLOW_BENCH_PG (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -178,6 +178,7 @@ async fn sqlite(n: u64) {
             now: t0(),
             expected_revision: None,
             idempotency_key: None,
+            visible: None,
         })
         .await
         .unwrap();
@@ -263,10 +264,11 @@ async fn seed(b: &PgBackend, wf: &'static str, n: u64, tasks: u64) -> Vec<i64> {
     ids
 }
 
-async fn pg_transitions(writers: u64, seconds: u64) {
+async fn pg_transitions(writers: u64, seconds: u64, group: u64) {
     let s = scratch().await;
     let opts = leadflow_runtime::pg::PgOptions {
         max_connections: writers as u32 + 2,
+        writers: group as usize,
         migrate: true,
     };
     let b = PgBackend::open_with(&s.url, "bench", set(), opts)
@@ -294,6 +296,7 @@ async fn pg_transitions(writers: u64, seconds: u64) {
                     now: t0(),
                     expected_revision: None,
                     idempotency_key: None,
+                    visible: None,
                 })
                 .await
                 .unwrap();
@@ -307,7 +310,12 @@ async fn pg_transitions(writers: u64, seconds: u64) {
         total += h.await.unwrap();
     }
     let el = start.elapsed().as_secs_f64();
-    println!("pg-transitions: {writers} writers, distinct records: {total} transitions in {el:.1}s = {:.0} transitions/s", total as f64 / el);
+    let mode = if group == 0 {
+        "one transaction each".to_string()
+    } else {
+        format!("group commit, {group} batch writers")
+    };
+    println!("pg-transitions: {writers} writers, distinct records, {mode}: {total} transitions in {el:.1}s = {:.0} transitions/s", total as f64 / el);
     b.pool().close().await;
     drop_scratch(s).await;
 }
@@ -316,7 +324,7 @@ async fn pg_timers(n: u64, workers: u64) {
     let s = scratch().await;
     let opts = leadflow_runtime::pg::PgOptions {
         max_connections: 20,
-        migrate: true,
+        ..Default::default()
     };
     let b = PgBackend::open_with(&s.url, "bench", set(), opts)
         .await
@@ -387,7 +395,9 @@ fn main() {
         match mode {
             "mem" => mem(arg(&args, 1, 100_000), arg(&args, 2, 10)).await,
             "sqlite" => sqlite(arg(&args, 1, 5000)).await,
-            "pg-transitions" => pg_transitions(arg(&args, 1, 16), arg(&args, 2, 20)).await,
+            "pg-transitions" => {
+                pg_transitions(arg(&args, 1, 16), arg(&args, 2, 20), arg(&args, 3, 4)).await
+            }
             "pg-timers" => pg_timers(arg(&args, 1, 100_000), arg(&args, 2, 2)).await,
             other => eprintln!("unknown mode `{other}`: mem | sqlite | pg-transitions | pg-timers"),
         }

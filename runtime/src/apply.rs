@@ -11,6 +11,7 @@
 use crate::backend::{CreateRequest, Error, FireRequest, HistoryEntry, RecordId, StoredRecord};
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome, SpawnRequest};
+use leadflow_engine::model::{Effect, TimerAction};
 use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -457,6 +458,48 @@ async fn directory<T: Tx>(
     }
 }
 
+/// Whether effects may read the actor directory: an `assign`, or a spawn
+/// (the child's creation may assign).
+fn reads_directory(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| match e {
+        Effect::Assign { .. } | Effect::Spawn(_) => true,
+        Effect::When { then, .. } => reads_directory(std::slice::from_ref(then)),
+        _ => false,
+    })
+}
+
+/// Whether firing `transition` from `from` may read the directory: its
+/// effects, or the `on_enter` effects of the state it enters. The directory
+/// (actors with their loads, a query over the tenant's open records on the
+/// SQL stores) is only fetched then; an unknown transition is refused by
+/// the engine without it.
+fn fire_reads_directory(wf: &Workflow, transition: &str, from: usize) -> bool {
+    let Some(t) = wf.transition(transition).map(|i| &wf.transitions[i]) else {
+        return false;
+    };
+    reads_directory(&t.effects)
+        || t.to
+            .filter(|to| *to != from)
+            .is_some_and(|to| reads_directory(&wf.states[to].on_enter))
+}
+
+/// [`fire_reads_directory`] for a timer: its effects, or the transition it fires.
+fn timer_reads_directory(wf: &Workflow, timer: &str, from: usize) -> bool {
+    match wf.timer(timer).map(|i| &wf.timers[i].action) {
+        Some(TimerAction::Effects(e)) => reads_directory(e),
+        Some(TimerAction::Fire(t)) => fire_reads_directory(wf, &wf.transitions[*t].name, from),
+        None => false,
+    }
+}
+
+async fn directory_if<T: Tx>(tx: &mut T, needed: bool) -> Result<Arc<Vec<Actor>>, Error> {
+    if needed {
+        tx.directory().await
+    } else {
+        Ok(Arc::default())
+    }
+}
+
 /// Create a record (and whatever it spawns now). Returns the stored record.
 pub(crate) async fn create<T: Tx>(
     tx: &mut T,
@@ -568,6 +611,17 @@ async fn fire_locked<T: Tx>(
     cur: &Current,
     want: bool,
 ) -> Result<Option<StoredRecord>, Error> {
+    if let Some(v) = &req.visible {
+        if !(v.0)(&stored(
+            req.record,
+            &cur.wf,
+            &cur.record,
+            cur.revision,
+            req.now,
+        )) {
+            return Err(Error::NotFound(req.record));
+        }
+    }
     if let Some(expected) = req.expected_revision {
         if expected != cur.revision {
             return Err(Error::Conflict {
@@ -576,7 +630,11 @@ async fn fire_locked<T: Tx>(
             });
         }
     }
-    let dir = directory(tx, v, &cur.wf).await?;
+    let dir = directory_if(
+        tx,
+        fire_reads_directory(&cur.wf, req.transition, cur.record.state),
+    )
+    .await?;
     let ctx = Ctx {
         now: req.now,
         actor: req.actor,
@@ -640,7 +698,11 @@ async fn run_locked<T: Tx>(
     let system = Actor::system();
     match taken {
         Taken::Timer => {
-            let dir = directory(tx, v, &cur.wf).await?;
+            let dir = directory_if(
+                tx,
+                timer_reads_directory(&cur.wf, &item.timer, cur.record.state),
+            )
+            .await?;
             let out = match leadflow_engine::fire_timer(
                 &cur.wf,
                 &cur.record,

@@ -103,6 +103,19 @@ impl Error {
     }
 }
 
+/// A condition the record must meet, tested on its locked current row
+/// before anything else (the HTTP daemon's visibility rule for actor-bound
+/// callers). A record that fails it answers [`Error::NotFound`], exactly as
+/// a record that does not exist, so nothing leaks.
+#[derive(Clone)]
+pub struct Visible(pub std::sync::Arc<dyn Fn(&StoredRecord) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Visible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Visible(..)")
+    }
+}
+
 /// A request to change a record.
 #[derive(Debug, Clone)]
 pub struct FireRequest<'a> {
@@ -115,6 +128,8 @@ pub struct FireRequest<'a> {
     pub expected_revision: Option<i64>,
     /// If set and seen before, the first result is returned, nothing fires.
     pub idempotency_key: Option<&'a str>,
+    /// If set, a record that fails it is "not found" (see [`Visible`]).
+    pub visible: Option<Visible>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +228,7 @@ pub trait Backend {
                 now,
                 expected_revision: None,
                 idempotency_key: None,
+                visible: None,
             };
             match self.fire(req).await {
                 Ok(_) => out.changed.push(id),

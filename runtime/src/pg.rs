@@ -6,6 +6,7 @@
 
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
+use crate::group::{Group, OwnedFire, RunBatch};
 use crate::sql::{db, json_err, with_loads, Row};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
@@ -29,6 +30,10 @@ pub const NOTIFY_HORIZON: chrono::Duration = chrono::Duration::seconds(60);
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     pub max_connections: u32,
+    /// Group commit writers (see `group.rs`): concurrent transitions share
+    /// a transaction, at most this many batches in flight. 0 turns group
+    /// commit off (one transaction per request).
+    pub writers: usize,
     /// Apply migrations before use (needs a role allowed to create tables).
     pub migrate: bool,
 }
@@ -37,6 +42,7 @@ impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             max_connections: 20,
+            writers: 4,
             migrate: true,
         }
     }
@@ -48,7 +54,12 @@ pub struct PgBackend {
     tenant: Arc<str>,
     versions: Arc<Versions>,
     pool: PgPool,
+    /// Group commit for `fire`; `None` in the writers' own handle.
+    group: Option<Arc<Group>>,
 }
+
+/// The most requests one group-commit batch takes.
+const MAX_GROUP: usize = 64;
 
 impl PgBackend {
     pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<PgBackend, Error> {
@@ -97,10 +108,11 @@ impl PgBackend {
             .connect(url)
             .await
             .map_err(db)?;
-        let b = PgBackend {
+        let mut b = PgBackend {
             tenant: tenant.into(),
             versions: Arc::new(Versions::new(&set)),
             pool,
+            group: None,
         };
         sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
             .bind(tenant)
@@ -110,7 +122,81 @@ impl PgBackend {
         for wf in set.workflows.values() {
             b.register_version(wf, None).await?;
         }
+        if opts.writers > 0 {
+            let inner = b.clone();
+            let run: RunBatch = Arc::new(move |jobs| {
+                let inner = inner.clone();
+                Box::pin(async move { inner.fire_group(jobs).await })
+            });
+            b.group = Group::start(opts.writers, MAX_GROUP, run).map(Arc::new);
+        }
         Ok(b)
+    }
+
+    /// One request in its own transaction.
+    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        match apply::fire(&mut tx, &self.versions, req).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                drop(tx);
+                self.first_result(e).await
+            }
+        }
+    }
+
+    /// A group-commit batch (see `group.rs`): one transaction for all, or,
+    /// if it fails before its commit, each request on its own.
+    async fn fire_group(&self, jobs: Vec<OwnedFire>) -> Vec<Result<StoredRecord, Error>> {
+        if jobs.len() > 1 {
+            match self.try_group(&jobs).await {
+                Ok(answers) => return answers,
+                Err(e) => tracing::debug!("transition batch rolled back, firing one by one: {e}"),
+            }
+        }
+        let mut answers = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            answers.push(self.fire_alone(&j.request()).await);
+        }
+        answers
+    }
+
+    /// `Err`: rolled back before the commit (nothing happened). `Ok`: the
+    /// answers; if the commit itself failed, whether it took effect is
+    /// unknown, so every request that would have changed something gets
+    /// that storage error (as a lone request would), and none is retried.
+    async fn try_group(
+        &self,
+        jobs: &[OwnedFire],
+    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
+        let mut tx = self.begin().await?;
+        let mut ids: Vec<i64> = jobs.iter().map(|j| j.record).collect();
+        tx.lock_all(&mut ids).await?;
+        let mut answers = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            match apply::fire(&mut tx, &self.versions, &j.request()).await {
+                Ok(r) => answers.push(Ok(r)),
+                // Decided before anything of this request was written.
+                Err(
+                    e @ (Error::Refused(_)
+                    | Error::Conflict { .. }
+                    | Error::NotFound(_)
+                    | Error::UnknownWorkflow(_)),
+                ) => answers.push(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            let msg = e.to_string();
+            return Ok(answers
+                .into_iter()
+                .map(|a| a.and_then(|_| Err(Error::Storage(msg.clone()))))
+                .collect());
+        }
+        Ok(answers)
     }
 
     /// Record a workflow version (and its source text, when known).
@@ -341,6 +427,11 @@ struct Buffer {
     a_due: Vec<DateTime<Utc>>,
     a_revision: Vec<i64>,
     a_payload: Vec<Option<serde_json::Value>>,
+    o_record: Vec<i64>,
+    o_template: Vec<String>,
+    o_recipients: Vec<serde_json::Value>,
+    o_payload: Vec<serde_json::Value>,
+    o_created: Vec<DateTime<Utc>>,
 }
 
 impl Buffer {
@@ -349,6 +440,7 @@ impl Buffer {
             && self.h_record.is_empty()
             && self.c_record.is_empty()
             && self.a_record.is_empty()
+            && self.o_record.is_empty()
     }
 
     fn arms(&self, id: RecordId, timer: &str) -> bool {
@@ -367,13 +459,14 @@ impl Buffer {
 
     /// Bit set of the non-empty parts: 1 updates (several records), 2
     /// history, 4 cancels, 8 armings, 16 update (one record: a plain primary
-    /// key update, whatever the planner knows about the table).
+    /// key update, whatever the planner knows about the table), 32 outbox.
     fn parts(&self) -> usize {
         usize::from(self.u_id.len() > 1)
             | usize::from(self.u_id.len() == 1) << 4
             | usize::from(!self.h_record.is_empty()) << 1
             | usize::from(!self.c_record.is_empty()) << 2
             | usize::from(!self.a_record.is_empty()) << 3
+            | usize::from(!self.o_record.is_empty()) << 5
     }
 }
 
@@ -383,7 +476,7 @@ impl Buffer {
 /// then each present part's arrays in order.
 fn flush_sql(parts: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    &SQL.get_or_init(|| (0..32).map(build_flush_sql).collect())[parts]
+    &SQL.get_or_init(|| (0..64).map(build_flush_sql).collect())[parts]
 }
 
 /// Each join on UNNEST arrays also says `id = ANY(array)`: the index scan
@@ -443,6 +536,17 @@ fn build_flush_sql(parts: usize) -> String {
              FROM UNNEST({}::bigint[], {}::text[], {}::timestamptz[], {}::bigint[], {}::jsonb[]) AS x(record_id, timer, due, revision, payload)
              ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
                 armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL)",
+            a[0], a[1], a[2], a[3], a[4]
+        ));
+    }
+    if parts & 32 != 0 {
+        let a = p(5);
+        ctes.push(format!(
+            "o AS (INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
+             SELECT $1, nextval('outbox_ids'), x.record_id, x.template, x.recipients, x.payload, x.created_at, x.created_at
+             FROM UNNEST({}::bigint[], {}::text[], {}::jsonb[], {}::jsonb[], {}::timestamptz[]) WITH ORDINALITY
+                  AS x(record_id, template, recipients, payload, created_at, n)
+             ORDER BY x.n)",
             a[0], a[1], a[2], a[3], a[4]
         ));
     }
@@ -508,19 +612,23 @@ impl PgTx<'_> {
                 .bind(b.a_revision)
                 .bind(b.a_payload);
         }
+        if parts & 32 != 0 {
+            q = q
+                .bind(b.o_record)
+                .bind(b.o_template)
+                .bind(b.o_recipients)
+                .bind(b.o_payload)
+                .bind(b.o_created);
+        }
         q.execute(&mut *self.tx).await.map_err(db)?;
         Ok(())
     }
 
-    /// Timer batch: lock every record of `items` in one statement (in id
-    /// order, as concurrent batches do) and then mark every item whose record
-    /// exists fired in one statement, if it is still the claimed arming and
-    /// not fired yet. Same lock order as one item at a time (record, then
-    /// timer row), same exactly-once test; `lock` and `take` then answer
-    /// from memory.
-    async fn prefetch(&mut self, items: &[&DueItem]) -> Result<(), Error> {
+    /// Lock the records `ids` in one statement, in id order (as every batch
+    /// does, so batches cannot deadlock), and keep them for `lock` to answer
+    /// from memory for the rest of the transaction.
+    async fn lock_all(&mut self, ids: &mut Vec<i64>) -> Result<(), Error> {
         self.flush().await?;
-        let mut ids: Vec<i64> = items.iter().map(|i| i.record).collect();
         ids.sort_unstable();
         ids.dedup();
         type R = (
@@ -539,7 +647,7 @@ impl PgTx<'_> {
              WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
         )
         .bind(self.tenant)
-        .bind(&ids)
+        .bind(&*ids)
         .fetch_all(&mut *self.tx)
         .await
         .map_err(db)?;
@@ -558,11 +666,27 @@ impl PgTx<'_> {
                 entered_at,
             };
             // A record that cannot be loaded is left to `lock`, which
-            // reports the same error as one item at a time would.
+            // reports the same error as one at a time would.
             if let Ok(cur) = row.current(self.versions) {
                 pre.locked.insert(id, cur);
             }
         }
+        self.pre = Some(pre);
+        Ok(())
+    }
+
+    /// Timer batch: lock every record of `items` in one statement (in id
+    /// order, as concurrent batches do) and then mark every item whose record
+    /// exists fired in one statement, if it is still the claimed arming and
+    /// not fired yet. Same lock order as one item at a time (record, then
+    /// timer row), same exactly-once test; `lock` and `take` then answer
+    /// from memory.
+    async fn prefetch(&mut self, items: &[&DueItem]) -> Result<(), Error> {
+        let mut ids: Vec<i64> = items.iter().map(|i| i.record).collect();
+        self.lock_all(&mut ids).await?;
+        let Some(mut pre) = self.pre.take() else {
+            return Ok(());
+        };
         let live: Vec<&&DueItem> = items
             .iter()
             .filter(|i| pre.locked.contains_key(&i.record))
@@ -847,19 +971,13 @@ impl Tx for PgTx<'_> {
         payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
-             VALUES ($1, nextval('outbox_ids'), $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(self.tenant)
-        .bind(id)
-        .bind(template)
-        .bind(Json(recipients))
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db)?;
+        // Sent with the other buffered writes, in the order queued.
+        let b = &mut self.buf;
+        b.o_record.push(id);
+        b.o_template.push(template.to_string());
+        b.o_recipients.push(serde_json::Value::from(recipients));
+        b.o_payload.push(payload);
+        b.o_created.push(now);
         Ok(())
     }
 
@@ -1042,17 +1160,12 @@ impl Backend for PgBackend {
     }
 
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
-        let mut tx = self.begin().await?;
-        match apply::fire(&mut tx, &self.versions, &req).await {
-            Ok(r) => {
-                tx.commit().await?;
-                Ok(r)
-            }
-            Err(e) => {
-                drop(tx);
-                self.first_result(e).await
+        if let Some(g) = &self.group {
+            if let Some(answer) = g.fire(&req).await {
+                return answer;
             }
         }
+        self.fire_alone(&req).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {

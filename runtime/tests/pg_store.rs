@@ -317,6 +317,7 @@ async fn crash_child() {
     };
     let opts = leadflow_runtime::pg::PgOptions {
         max_connections: 2,
+        writers: 0,
         migrate: false,
     };
     let b = PgBackend::open_with(&url, "acme", set(), opts)

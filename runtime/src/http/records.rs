@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, ErrorBody, Json, Path};
 use super::state::{AppState, Caller, Tenant};
-use crate::backend::{Backend, CreateRequest, FireRequest, StoredRecord};
+use crate::backend::{Backend, CreateRequest, FireRequest, StoredRecord, Visible};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -240,7 +240,12 @@ pub async fn fire(
     let t = s.tenant(&caller);
     let expected = if_match(&headers)?;
     let key = idempotency(&headers, &caller)?;
-    visible_record(t, &caller, id).await?;
+    // Visibility is tested by the store on the locked record, inside the
+    // transition's transaction (no separate read).
+    let visible = (!caller.admin).then(|| {
+        let (t, caller) = (t.clone(), caller.clone());
+        Visible(Arc::new(move |r: &StoredRecord| t.visible(&caller, r)))
+    });
     // An empty body is an empty input (buttons without fields).
     let body: FireBody = if body.iter().all(u8::is_ascii_whitespace) {
         FireBody::default()
@@ -258,6 +263,7 @@ pub async fn fire(
             now: Utc::now(),
             expected_revision: expected,
             idempotency_key: key.as_deref(),
+            visible,
         })
         .await?;
     metrics::counter!("leadflow_transitions_total", "tenant" => t.id.clone(), "workflow" => r.workflow.clone(), "transition" => transition).increment(1);

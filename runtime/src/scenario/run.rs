@@ -276,6 +276,7 @@ impl<B: Replay> Runner<'_, B> {
                 now: self.now,
                 expected_revision: None,
                 idempotency_key: None,
+                visible: None,
             };
             let what = || format!("fire {} on {}", f.transition, f.record);
             if expect_error.is_none() {

@@ -203,6 +203,7 @@ pub fn fire_req<'a>(
         now,
         expected_revision: None,
         idempotency_key: None,
+        visible: None,
     }
 }
 

@@ -1,0 +1,137 @@
+//! Group commit: transitions requested concurrently share one database
+//! transaction, so many of them cost one commit (one WAL flush) and a few
+//! round trips instead of each paying its own.
+//!
+//! A store that uses it starts a few writer tasks. A caller queues its
+//! request and waits for its own answer; a free writer takes every request
+//! queued at that moment (up to a limit) and runs them as one batch. Nothing
+//! waits for a batch to fill: a request arriving at an idle store runs alone
+//! at once, and batches grow only while the writers are busy, which is when
+//! sharing a commit pays. Each answer is sent after the batch committed, so
+//! a success is as durable as with one transaction per request.
+//!
+//! How a batch runs is the store's business (`pg.rs`): one transaction that
+//! locks the batch's records in id order, fires each request as it would
+//! alone (refusals and conflicts only concern their own request, since the
+//! engine decides before anything is written), then commits; if anything
+//! else fails before the commit, the batch is rolled back and each request
+//! runs on its own.
+
+use crate::backend::{Error, FireRequest, RecordId, StoredRecord, Visible};
+use chrono::{DateTime, Utc};
+use leadflow_engine::{Actor, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// A [`FireRequest`] that owns its parts, so it can wait in the queue.
+#[derive(Debug, Clone)]
+pub struct OwnedFire {
+    pub record: RecordId,
+    pub transition: String,
+    pub input: Vec<(String, Value)>,
+    pub actor: Actor,
+    pub now: DateTime<Utc>,
+    pub expected_revision: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub visible: Option<Visible>,
+}
+
+impl OwnedFire {
+    pub fn new(req: &FireRequest<'_>) -> OwnedFire {
+        OwnedFire {
+            record: req.record,
+            transition: req.transition.to_string(),
+            input: req.input.clone(),
+            actor: req.actor.clone(),
+            now: req.now,
+            expected_revision: req.expected_revision,
+            idempotency_key: req.idempotency_key.map(str::to_string),
+            visible: req.visible.clone(),
+        }
+    }
+
+    pub fn request(&self) -> FireRequest<'_> {
+        FireRequest {
+            record: self.record,
+            transition: &self.transition,
+            input: self.input.clone(),
+            actor: &self.actor,
+            now: self.now,
+            expected_revision: self.expected_revision,
+            idempotency_key: self.idempotency_key.as_deref(),
+            visible: self.visible.clone(),
+        }
+    }
+}
+
+type Answer = Result<StoredRecord, Error>;
+type Job = (OwnedFire, oneshot::Sender<Answer>);
+
+/// Runs one batch; answers in the order of the requests.
+pub type RunBatch =
+    Arc<dyn Fn(Vec<OwnedFire>) -> Pin<Box<dyn Future<Output = Vec<Answer>> + Send>> + Send + Sync>;
+
+/// The queue and its writers. Dropping it stops the writers once the queue
+/// is empty.
+pub struct Group {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl Group {
+    /// Start `writers` writer tasks on the current tokio runtime; `None`
+    /// outside a runtime (the store then runs each request on its own).
+    pub fn start(writers: usize, max_batch: usize, run: RunBatch) -> Option<Group> {
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        let (queue, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            rt.spawn(writer(rx.clone(), run.clone(), max_batch.max(1)));
+        }
+        Some(Group { queue })
+    }
+
+    /// Queue `req` and wait for its answer. `None` if the writers are gone
+    /// (their runtime shut down) before taking it: the caller runs it itself.
+    pub async fn fire(&self, req: &FireRequest<'_>) -> Option<Answer> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send((OwnedFire::new(req), tx)).ok()?;
+        Some(rx.await.unwrap_or_else(|_| {
+            Err(Error::Storage(
+                "the transition writer stopped before answering (shutdown)".into(),
+            ))
+        }))
+    }
+}
+
+async fn writer(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, run: RunBatch, max_batch: usize) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            // One writer waits for work at a time; the others wait for it
+            // to have taken its batch.
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(j) => jobs.push(j),
+                None => return,
+            }
+            while jobs.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (reqs, replies): (Vec<OwnedFire>, Vec<_>) = jobs.into_iter().unzip();
+        let n = reqs.len();
+        metrics::histogram!("leadflow_group_commit_batch_size").record(n as f64);
+        let answers = run(reqs).await;
+        debug_assert_eq!(answers.len(), n);
+        for (a, reply) in answers.into_iter().zip(replies) {
+            // The caller may have gone (client disconnected): the
+            // transition committed anyway, as it would have alone.
+            let _ = reply.send(a);
+        }
+    }
+}
