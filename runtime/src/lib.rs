@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod pg;
 pub mod scenario;
+pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
 pub mod worker;
