@@ -9,6 +9,7 @@ pub mod apply;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod mem;
 pub mod migrate;

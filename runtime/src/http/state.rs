@@ -2,7 +2,7 @@
 //! pools and last reload status) and the API keys that lead to them.
 
 use crate::any::{open, AnyBackend};
-use crate::backend::{Backend, StoredRecord};
+use crate::backend::StoredRecord;
 use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
 use crate::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
@@ -194,18 +194,11 @@ impl AppState {
                 .register_snapshot(&snapshot, &set)
                 .await
                 .map_err(store)?;
-            // The config defines who the actors are; unavailability set
-            // through the API (stored) survives a restart.
-            let stored = backend.actors().await.map_err(store)?;
-            let mut directory = tc.directory();
-            for a in &mut directory {
-                if let Some(s) = stored.iter().find(|s| s.id == a.id) {
-                    if a.unavailable.is_empty() {
-                        a.unavailable = s.unavailable.clone();
-                    }
-                }
-            }
-            backend.set_actors(directory.clone()).await.map_err(store)?;
+            // Config actors are upserted into the stored directory; actors
+            // and periods added through the API survive (see directory.rs).
+            let directory = crate::directory::sync(&backend, tc.directory())
+                .await
+                .map_err(store)?;
             for k in &tc.keys {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(k.sha256.to_ascii_lowercase(), &mut hash).map_err(|_| {
