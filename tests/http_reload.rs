@@ -1,6 +1,7 @@
 //! Hot reload: a valid edit publishes a new version without restart, a
-//! broken edit keeps the last good one serving, records keep their version;
-//! then `leadflow migrate` moves the old records, refusing unknown states.
+//! broken edit keeps the last good one serving, records keep their version
+//! (across restarts too); then `leadflow migrate` moves the old records,
+//! refusing unknown states.
 
 mod http_support;
 
@@ -226,4 +227,73 @@ async fn migrate_refuses_states_missing_from_the_target() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["fields"]["attempts"], 2);
     let _ = d2.stop().await;
+}
+
+/// Versions survive restarts: the version loaded at start and the one a hot
+/// reload published (an edit of the rules module only) are both rebuilt
+/// from their stored project snapshots when the daemon starts again on
+/// edited files, list on `/v1/workflows`, and run their records.
+async fn versions_survive_restarts(kind: Kind) {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let rules = proj.path().join("rules/aslm.rhai");
+    let file = proj.path().join("workflows/aslm.toml");
+    let d = Daemon::start_with(Db::new(kind), proj.path(), true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+    let a = d.aslm_lead("admin", "One").await;
+
+    let text = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(&rules, format!("{text}\n// edited: version 2\n")).unwrap();
+    let w = wait_for(&d, "version 2", |w| current(w) != v1).await;
+    let v2 = current(&w);
+    let b = d.aslm_lead("admin", "Two").await;
+    assert_eq!(b.body["version"], v2.as_str());
+    let db = d.stop().await;
+
+    // Edited while the daemon is down: version 3 on disk.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("[workflow]\n", "[workflow]\n# version 3\n"),
+    )
+    .unwrap();
+    let d = Daemon::start_with(db, proj.path(), false).await;
+    let w = d.get("/v1/workflows", "admin").await.body;
+    let v3 = current(&w);
+    assert!(v3 != v1 && v3 != v2, "{w}");
+    let mut listed: Vec<&str> = w["workflows"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut all = vec![v1.as_str(), v2.as_str(), v3.as_str()];
+    all.sort();
+    assert_eq!(listed, all, "{w}");
+    for (rec, v) in [(&a, &v1), (&b, &v2)] {
+        let r = d
+            .post(
+                &format!("/v1/records/{}/transitions/log_contact_attempt", rec.id()),
+                "dealer-rm",
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body["version"], v.as_str());
+        assert_eq!(r.body["fields"]["attempts"], 1);
+    }
+    let c = d.aslm_lead("admin", "Three").await;
+    assert_eq!(c.body["version"], v3.as_str());
+    let _ = d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_versions_survive_restarts() {
+    versions_survive_restarts(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_versions_survive_restarts() {
+    versions_survive_restarts(Kind::Pg).await;
 }

@@ -3,6 +3,7 @@
 use crate::backend::*;
 use crate::mem::MemBackend;
 use crate::pg::PgBackend;
+use crate::snapshot::Snapshot;
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, WorkflowSet};
@@ -46,6 +47,23 @@ impl AnyBackend {
             AnyBackend::Sqlite(b) => b.set_workflows(set).await,
             AnyBackend::Pg(b) => b.set_workflows(set).await,
         }
+    }
+
+    /// Store the project snapshot `set` was loaded from, so its versions are
+    /// rebuilt when the store opens again (SQL stores; memory keeps nothing).
+    pub async fn register_snapshot(&self, snap: &Snapshot, set: &WorkflowSet) -> Result<(), Error> {
+        match self {
+            AnyBackend::Mem(_) => Ok(()),
+            AnyBackend::Sqlite(b) => b.register_snapshot(snap, set).await,
+            AnyBackend::Pg(b) => b.register_snapshot(snap, set).await,
+        }
+    }
+
+    /// Hot reload with the files: persist the snapshot first (a version is
+    /// never current without the files to rebuild it), then publish `set`.
+    pub async fn publish(&self, set: &WorkflowSet, snap: &Snapshot) -> Result<(), Error> {
+        self.register_snapshot(snap, set).await?;
+        self.set_workflows(set).await
     }
 
     /// Every workflow version the store can run (current and older).

@@ -5,7 +5,9 @@
 //! Relative paths are resolved against the directory of the config file.
 //! See `examples/leadflow.toml` for a commented example.
 
+use crate::outbox::{SmtpConfig, SmtpTls};
 use leadflow_engine::{Actor, Period, Project, SourceFile, Value};
+use lettre::message::Mailbox;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -27,6 +29,34 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A tenant's `sink` is wrong; `code` is stable (`E_SINK_*`, listed in
+    /// `examples/leadflow.toml` and docs/store.md).
+    #[error("tenant `{tenant}`, sink: {message} [{code}]")]
+    Sink {
+        tenant: String,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A stable code for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Io { .. } => "E_CONFIG_IO",
+            ConfigError::Syntax { .. } => "E_CONFIG_SYNTAX",
+            ConfigError::Invalid(_) => "E_CONFIG",
+            ConfigError::Sink { code, .. } => code,
+        }
+    }
+
+    fn sink(tenant: &str, code: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Sink {
+            tenant: tenant.to_string(),
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +178,158 @@ pub enum SinkConfig {
         url: String,
         secret: String,
     },
+    /// E-mail through an SMTP server.
+    Smtp(SmtpSinkConfig),
+}
+
+/// `kind = "smtp"`. The password is never in the file: `password_env` names
+/// the environment variable that holds it, read when the daemon starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSinkConfig {
+    /// Host name or IP address of the SMTP server (no scheme, no port).
+    pub host: String,
+    /// Default: 25 for `tls = "none"`, 587 for `"starttls"`, 465 for `"tls"`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `"starttls"` (default), `"tls"` (SMTPS) or `"none"` (plain).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// The sender, e.g. `"Leads <noreply@example.com>"`.
+    pub from: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password (with `username`).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Only to refuse a password written in the file, with a clear error.
+    #[serde(default)]
+    password: Option<toml::Value>,
+    /// Recipient name (an actor id, or any name a `notify` sends to) ->
+    /// e-mail address. `customer` is the record's `email` field; a
+    /// recipient containing `@` is used as written.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, String>,
+}
+
+impl SmtpSinkConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.tls.default_port())
+    }
+
+    fn validate(&self, tenant: &str) -> Result<(), ConfigError> {
+        let err = |code, msg: String| Err(ConfigError::sink(tenant, code, msg));
+        let h = self.host.as_str();
+        let bad_host = h.is_empty()
+            || h.contains("://")
+            || h.contains('/')
+            || h.chars().any(char::is_whitespace)
+            || (h.contains(':') && h.parse::<std::net::Ipv6Addr>().is_err());
+        if bad_host {
+            return err(
+                "E_SINK_HOST",
+                format!("smtp host `{h}` must be a host name or IP address (no scheme, path or port: the port goes in `port`)"),
+            );
+        }
+        if self.port == Some(0) {
+            return err("E_SINK_PORT", "smtp port must be 1-65535".into());
+        }
+        if let Err(e) = self.from.parse::<Mailbox>() {
+            return err(
+                "E_SINK_FROM",
+                format!(
+                    "smtp from `{}` is not an e-mail address ({e}); e.g. \"Leads <noreply@example.com>\"",
+                    self.from
+                ),
+            );
+        }
+        if self.password.is_some() {
+            return err(
+                "E_SINK_SECRET",
+                "smtp password must not be written in the config file: put it in an environment variable and name it with `password_env`".into(),
+            );
+        }
+        match (&self.username, &self.password_env) {
+            (Some(_), None) => {
+                return err(
+                    "E_SINK_CREDENTIALS",
+                    "smtp username needs `password_env` (the environment variable holding the password)".into(),
+                )
+            }
+            (None, Some(_)) => {
+                return err(
+                    "E_SINK_CREDENTIALS",
+                    "smtp password_env needs `username`".into(),
+                )
+            }
+            (Some(_), Some(v)) if !env_name_ok(v) => {
+                return err(
+                    "E_SINK_CREDENTIALS",
+                    format!("smtp password_env `{v}` is not an environment variable name (letters, digits, `_`)"),
+                )
+            }
+            _ => {}
+        }
+        for (name, addr) in &self.addresses {
+            if name == "customer" || name == "assignee" {
+                return err(
+                    "E_SINK_ADDRESS",
+                    format!("smtp addresses: `{name}` cannot be mapped (`customer` is the record's `email` field, `assignee` its actor)"),
+                );
+            }
+            if let Err(e) = addr.parse::<Mailbox>() {
+                return err(
+                    "E_SINK_ADDRESS",
+                    format!("smtp addresses: `{name}` = `{addr}` is not an e-mail address ({e})"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The outbox settings, with the password read through `env` (the
+    /// process environment in the daemon) from the variable `password_env`.
+    pub fn resolve(
+        &self,
+        tenant: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<SmtpConfig, ConfigError> {
+        self.validate(tenant)?;
+        let password = match &self.password_env {
+            None => None,
+            Some(v) => match env(v) {
+                Some(p) if !p.is_empty() => Some(p),
+                _ => {
+                    return Err(ConfigError::sink(
+                        tenant,
+                        "E_SINK_CREDENTIALS",
+                        format!(
+                        "the environment variable `{v}` (smtp password_env) is not set or empty"
+                    ),
+                    ))
+                }
+            },
+        };
+        Ok(SmtpConfig {
+            host: self.host.clone(),
+            port: self.port(),
+            tls: self.tls,
+            username: self.username.clone(),
+            password,
+            from: self.from.clone(),
+            addresses: self
+                .addresses
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
+fn env_name_ok(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// SHA-256 hex of an API key, as stored in the config.
@@ -189,6 +371,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for (tid, t) in &self.tenants {
+            if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
+                smtp.validate(tid)?;
+            }
             for k in &t.keys {
                 let ok = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_hexdigit());
                 if !ok {
@@ -350,5 +535,95 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("64 hex digits"), "{e}");
+    }
+
+    fn smtp(lines: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("[tenants.a]\nroot = \".\"\n[tenants.a.sink]\nkind = \"smtp\"\n{lines}"),
+            "t.toml",
+            Path::new("."),
+        )
+    }
+
+    #[test]
+    fn an_smtp_sink_with_defaults_and_a_password_from_the_environment() {
+        let c = smtp(
+            "host = \"smtp.example.com\"\nfrom = \"Leads <noreply@example.com>\"\nusername = \"lf\"\npassword_env = \"LF_SMTP_PASSWORD\"\n[tenants.a.sink.addresses]\nd1 = \"d1@example.com\"\n",
+        )
+        .unwrap();
+        let Some(SinkConfig::Smtp(s)) = &c.tenants["a"].sink else {
+            panic!("not an smtp sink: {:?}", c.tenants["a"].sink)
+        };
+        assert_eq!((s.tls, s.port()), (SmtpTls::Starttls, 587));
+        let env = |v: &str| (v == "LF_SMTP_PASSWORD").then(|| "s3cret".to_string());
+        let r = s.resolve("a", env).unwrap();
+        assert_eq!(
+            (r.port, r.username.as_deref(), r.password.as_deref()),
+            (587, Some("lf"), Some("s3cret"))
+        );
+        assert_eq!(r.addresses["d1"], "d1@example.com");
+        let e = s.resolve("a", |_| None).unwrap_err();
+        assert_eq!(e.code(), "E_SINK_CREDENTIALS");
+        assert!(e.to_string().contains("`LF_SMTP_PASSWORD`"), "{e}");
+        let c =
+            smtp("host = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom = \"a@b.c\"\n").unwrap();
+        let Some(SinkConfig::Smtp(s)) = &c.tenants["a"].sink else {
+            panic!()
+        };
+        assert_eq!((s.tls, s.port()), (SmtpTls::None, 2525));
+        assert!(s.resolve("a", |_| None).unwrap().password.is_none());
+    }
+
+    #[test]
+    fn smtp_sink_errors_have_stable_codes() {
+        let from = "from = \"a@b.c\"\n";
+        let cases = [
+            (format!("host = \"smtp://x\"\n{from}"), "E_SINK_HOST"),
+            (format!("host = \"x:25\"\n{from}"), "E_SINK_HOST"),
+            (format!("host = \"\"\n{from}"), "E_SINK_HOST"),
+            (format!("host = \"x\"\nport = 0\n{from}"), "E_SINK_PORT"),
+            (
+                "host = \"x\"\nfrom = \"nobody\"\n".to_string(),
+                "E_SINK_FROM",
+            ),
+            (
+                format!("host = \"x\"\n{from}password = \"p\"\nusername = \"u\"\n"),
+                "E_SINK_SECRET",
+            ),
+            (
+                format!("host = \"x\"\n{from}username = \"u\"\n"),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                format!("host = \"x\"\n{from}password_env = \"P\"\n"),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                format!("host = \"x\"\n{from}username = \"u\"\npassword_env = \"A-B\"\n"),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                format!(
+                    "host = \"x\"\n{from}[tenants.a.sink.addresses]\nd1 = \"not an address\"\n"
+                ),
+                "E_SINK_ADDRESS",
+            ),
+            (
+                format!("host = \"x\"\n{from}[tenants.a.sink.addresses]\ncustomer = \"c@d.e\"\n"),
+                "E_SINK_ADDRESS",
+            ),
+        ];
+        for (text, code) in cases {
+            let e = smtp(&text).unwrap_err();
+            assert_eq!(e.code(), code, "{text}: {e}");
+            assert!(e.to_string().starts_with("tenant `a`, sink: smtp "), "{e}");
+            assert!(e.to_string().ends_with(&format!("[{code}]")), "{e}");
+        }
+        // Unknown keys and TLS modes are syntax errors naming the key.
+        let e = smtp(&format!("host = \"x\"\n{from}pasword_env = \"P\"\n")).unwrap_err();
+        assert_eq!(e.code(), "E_CONFIG_SYNTAX");
+        assert!(e.to_string().contains("pasword_env"), "{e}");
+        let e = smtp(&format!("host = \"x\"\n{from}tls = \"ssl\"\n")).unwrap_err();
+        assert!(e.to_string().contains("starttls"), "{e}");
     }
 }

@@ -278,12 +278,35 @@ fn fill(text: &str, payload: &serde_json::Value) -> String {
     out
 }
 
-/// SMTP settings. `tls = false` talks plain SMTP (local relays, tests).
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, never encrypted (a local relay, tests). Default port 25.
+    None,
+    /// Plain connection upgraded with STARTTLS, required. Default port 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS). Default port 465.
+    Tls,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        }
+    }
+}
+
+/// SMTP settings.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
-    pub tls: bool,
+    pub tls: SmtpTls,
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: String,
@@ -326,11 +349,14 @@ impl Sink {
     pub fn smtp(config: SmtpConfig) -> Result<Sink, Error> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::{AsyncSmtpTransport, Tokio1Executor};
-        let mut b = if config.tls {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
-                .map_err(|e| Error::Storage(format!("smtp: {e}")))?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+        let tls_err = |e: lettre::transport::smtp::Error| Error::Storage(format!("smtp: {e}"));
+        let mut b = match config.tls {
+            SmtpTls::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(tls_err)?
+            }
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
+                .map_err(tls_err)?,
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
         };
         b = b
             .port(config.port)

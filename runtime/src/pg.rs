@@ -7,6 +7,7 @@
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
 use crate::group::{Group, OwnedFire, RunBatch};
+use crate::snapshot::Snapshot;
 use crate::sql::{db, json_err, with_loads, Row};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
@@ -67,7 +68,8 @@ impl PgBackend {
     }
 
     /// Connect, migrate (as the URL's user), then open a pool whose sessions
-    /// run as `leadflow_app` bound to `tenant`.
+    /// run as `leadflow_app` bound to `tenant`; register the versions of
+    /// `set` and rebuild the tenant's older ones from their project snapshots.
     pub async fn open_with(
         url: &str,
         tenant: &str,
@@ -122,6 +124,7 @@ impl PgBackend {
         for wf in set.workflows.values() {
             b.register_version(wf, None).await?;
         }
+        crate::snapshot::pg_rebuild_older(&b.pool, &b.tenant, &b.versions).await?;
         if opts.writers > 0 {
             let inner = b.clone();
             let run: RunBatch = Arc::new(move |jobs| {
@@ -197,6 +200,12 @@ impl PgBackend {
                 .collect());
         }
         Ok(answers)
+    }
+
+    /// Store the project `set` was loaded from and tie its versions to it,
+    /// so they can be rebuilt after a restart (see `snapshot.rs`).
+    pub async fn register_snapshot(&self, snap: &Snapshot, set: &WorkflowSet) -> Result<(), Error> {
+        crate::snapshot::pg_save(&self.pool, &self.tenant, snap, set).await
     }
 
     /// Record a workflow version (and its source text, when known).

@@ -4,6 +4,7 @@
 
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
+use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
@@ -30,7 +31,8 @@ pub struct SqliteBackend {
 impl SqliteBackend {
     /// Open (creating if missing) the database at `url` (`sqlite://path` or
     /// `sqlite:path`), apply migrations, register the tenant and the workflow
-    /// versions of `set`.
+    /// versions of `set`, and rebuild the tenant's older stored versions from
+    /// their project snapshots.
     pub async fn open(
         url: &str,
         tenant: &str,
@@ -76,7 +78,14 @@ impl SqliteBackend {
         for wf in set.workflows.values() {
             b.register_version(wf, None).await?;
         }
+        crate::snapshot::sqlite_rebuild_older(&b.write, &b.tenant, &b.versions).await?;
         Ok(b)
+    }
+
+    /// Store the project `set` was loaded from and tie its versions to it,
+    /// so they can be rebuilt after a restart (see `snapshot.rs`).
+    pub async fn register_snapshot(&self, snap: &Snapshot, set: &WorkflowSet) -> Result<(), Error> {
+        crate::snapshot::sqlite_save(&self.write, &self.tenant, snap, set).await
     }
 
     /// Record a workflow version (and its source text, when known).

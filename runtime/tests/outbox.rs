@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{Duration, Utc};
 use common::*;
 use leadflow_runtime::backend::Backend;
-use leadflow_runtime::outbox::{self, DispatchConfig, Sink, SmtpConfig, Templates};
+use leadflow_runtime::outbox::{self, DispatchConfig, Sink, SmtpConfig, SmtpTls, Templates};
 use leadflow_runtime::{PgBackend, SqliteBackend};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn templates(dir: &tempfile::TempDir) -> Templates {
     let t = dir.path().join("templates");
@@ -214,70 +213,16 @@ async fn outbox_missing_template_is_recorded_not_a_panic() {
     assert_eq!(outbox::sqlite_row_state(&b, 1).await.unwrap().0, 2);
 }
 
-/// A minimal SMTP receiver: enough of RFC 5321 for lettre to deliver.
-async fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let got: Arc<Mutex<Vec<String>>> = Arc::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let g = got.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = l.accept().await {
-            let g = g.clone();
-            tokio::spawn(async move {
-                let (r, mut w) = sock.into_split();
-                let mut r = BufReader::new(r);
-                w.write_all(b"220 localhost ESMTP test\r\n").await.unwrap();
-                let mut line = String::new();
-                let mut data = false;
-                let mut mail = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if data {
-                        if line == ".\r\n" {
-                            data = false;
-                            g.lock().unwrap().push(std::mem::take(&mut mail));
-                            w.write_all(b"250 queued\r\n").await.unwrap();
-                        } else {
-                            mail.push_str(&line);
-                        }
-                        continue;
-                    }
-                    let cmd = line.to_ascii_uppercase();
-                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
-                        b"250 localhost\r\n"
-                    } else if cmd.starts_with("RCPT TO") {
-                        mail.push_str(&format!("RCPT {}", line.trim_start_matches("RCPT TO:")));
-                        b"250 ok\r\n"
-                    } else if cmd.starts_with("DATA") {
-                        data = true;
-                        b"354 end with .\r\n"
-                    } else if cmd.starts_with("QUIT") {
-                        w.write_all(b"221 bye\r\n").await.unwrap();
-                        return;
-                    } else {
-                        b"250 ok\r\n"
-                    };
-                    w.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (port, got)
-}
-
 #[tokio::test]
 async fn outbox_smtp_delivers_to_a_real_smtp_receiver() {
     let dir = tempfile::tempdir().unwrap();
     let b = sqlite(&dir).await;
     started(&b).await;
-    let (port, got) = smtp_server().await;
+    let (port, got) = common::smtp::server().await;
     let config = SmtpConfig {
         host: "127.0.0.1".into(),
         port,
-        tls: false,
+        tls: SmtpTls::None,
         username: None,
         password: None,
         from: "leadflow <noreply@example.com>".into(),

@@ -96,12 +96,13 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
         .with_context(|| format!("no tenant `{}` in {}", a.tenant, a.config.display()))?;
     let map = leadflow_runtime::migrate::parse_map(a.map.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("--map {e}"))?;
-    let (set, _) = leadflow_runtime::http::state::load_workflows(tc).map_err(|(d, e)| {
-        anyhow::anyhow!(
-            "the workflow files have errors ({}); run `leadflow check`",
-            e.unwrap_or_else(|| format!("{} findings", d.len()))
-        )
-    })?;
+    let (set, _, snapshot) =
+        leadflow_runtime::http::state::load_project(tc).map_err(|(d, e)| {
+            anyhow::anyhow!(
+                "the workflow files have errors ({}); run `leadflow check`",
+                e.unwrap_or_else(|| format!("{} findings", d.len()))
+            )
+        })?;
     let wf = set
         .get(&a.workflow)
         .with_context(|| format!("tenant `{}` has no workflow `{}`", a.tenant, a.workflow))?
@@ -109,7 +110,12 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let set = std::sync::Arc::new(set);
-        let b = leadflow_runtime::open(config.database_url(), &a.tenant, set).await?;
+        let b = leadflow_runtime::open(config.database_url(), &a.tenant, set.clone()).await?;
+        // The target version must be rebuildable after a restart, even if
+        // no daemon has loaded these files yet.
+        if !a.dry_run {
+            b.register_snapshot(&snapshot, &set).await?;
+        }
         let moved = leadflow_runtime::migrate::migrate(
             &b,
             &a.tenant,

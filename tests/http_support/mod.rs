@@ -192,7 +192,12 @@ impl Daemon {
     }
 
     pub async fn start_with(db: Db, root: &Path, watch: bool) -> Daemon {
-        let mut cfg = Config::parse(&config_text(root), "test.toml", Path::new("/")).unwrap();
+        let cfg = Config::parse(&config_text(root), "test.toml", Path::new("/")).unwrap();
+        Daemon::start_config(db, cfg, watch).await
+    }
+
+    /// Start on a config the test adjusted (its database URL is set here).
+    pub async fn start_config(db: Db, mut cfg: Config, watch: bool) -> Daemon {
         cfg.database_url = Some(db.url.clone());
         let opts = ServeOptions {
             watch,

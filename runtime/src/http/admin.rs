@@ -158,7 +158,8 @@ pub struct WorkflowView {
     pub title: String,
     /// Hash of the version new records get.
     pub current: String,
-    /// Every version loaded since the daemon started (records keep theirs).
+    /// Every version the store runs: the current one and the older ones
+    /// (rebuilt from their project snapshots at start; records keep theirs).
     pub versions: Vec<VersionView>,
 }
 

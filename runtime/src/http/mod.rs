@@ -97,6 +97,24 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A tenant's outbox sink; SMTP credentials come from the environment.
+fn sink(tenant: &str, config: Option<&SinkConfig>) -> Result<outbox::Sink, StartError> {
+    let store = |source| StartError::Store {
+        tenant: tenant.to_string(),
+        source,
+    };
+    match config {
+        None | Some(SinkConfig::Log) => Ok(outbox::Sink::Log),
+        Some(SinkConfig::Webhook { url, secret }) => {
+            outbox::Sink::webhook(url, secret).map_err(store)
+        }
+        Some(SinkConfig::Smtp(c)) => {
+            let smtp = c.resolve(tenant, |v| std::env::var(v).ok())?;
+            outbox::Sink::smtp(smtp).map_err(store)
+        }
+    }
+}
+
 /// A running daemon: HTTP server, timer workers, outbox dispatchers, file
 /// watchers.
 pub struct Server {
@@ -132,6 +150,12 @@ impl Server {
     /// serving and the background tasks.
     pub async fn start(config: &Config, opts: ServeOptions) -> Result<Server, StartError> {
         ops::recorder();
+        // Sinks first: a wrong sink (or a missing SMTP password) stops the
+        // start before any store is opened.
+        let mut sinks = std::collections::BTreeMap::new();
+        for (id, tc) in &config.tenants {
+            sinks.insert(id.clone(), sink(id, tc.sink.as_ref())?);
+        }
         let state = AppState::open(config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -148,14 +172,7 @@ impl Server {
         let mut dispatchers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
-            let sink = match &t.config.sink {
-                None | Some(SinkConfig::Log) => outbox::Sink::Log,
-                Some(SinkConfig::Webhook { url, secret }) => outbox::Sink::webhook(url, secret)
-                    .map_err(|source| StartError::Store {
-                        tenant: t.id.clone(),
-                        source,
-                    })?,
-            };
+            let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
             let templates = outbox::Templates::new(t.config.templates_dir());
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();

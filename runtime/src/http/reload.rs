@@ -1,10 +1,11 @@
 //! Hot reload: watch each tenant's `workflows/`, `rules/` and `calendars/`;
-//! on a change, load and check. Clean: the new versions become current for
-//! new records (existing records stay on theirs). Broken: the last good
+//! on a change, load and check. Clean: the files are stored as a project
+//! snapshot and the new versions become current for new records (existing
+//! records stay on theirs, across restarts too). Broken: the last good
 //! versions keep serving, and the diagnostics are logged and shown by
 //! `GET /v1/workflows`.
 
-use super::state::{load_workflows, ReloadStatus, Tenant};
+use super::state::{load_project, ReloadStatus, Tenant};
 use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
 use std::sync::Arc;
@@ -18,8 +19,8 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Load the tenant's files again and publish them if they are clean.
 /// Returns whether a new version was published.
 pub async fn reload(t: &Tenant) -> bool {
-    match load_workflows(&t.config) {
-        Ok((set, diagnostics)) => {
+    match load_project(&t.config) {
+        Ok((set, diagnostics, snapshot)) => {
             let before: Vec<String> = t
                 .backend
                 .versions()
@@ -29,7 +30,7 @@ pub async fn reload(t: &Tenant) -> bool {
                 .collect();
             let changed = set.workflows.values().any(|w| !before.contains(&w.hash));
             if changed {
-                if let Err(e) = t.backend.set_workflows(&set).await {
+                if let Err(e) = t.backend.publish(&set, &snapshot).await {
                     tracing::error!(tenant = %t.id, error = %e, "reload: storing the new versions failed; keeping the old ones");
                     set_status(
                         t,

@@ -2,8 +2,9 @@
 //! pools and last reload status) and the API keys that lead to them.
 
 use crate::any::{open, AnyBackend};
-use crate::backend::{Backend, StoredRecord};
+use crate::backend::StoredRecord;
 use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
+use crate::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Diagnostic, WorkflowSet};
 use std::collections::BTreeMap;
@@ -136,6 +137,14 @@ pub type LoadFailure = (Vec<Diagnostic>, Option<String>);
 
 /// Load one tenant's workflows: `Ok` only if they load without errors.
 pub fn load_workflows(t: &TenantConfig) -> Result<(WorkflowSet, Vec<Diagnostic>), LoadFailure> {
+    load_project(t).map(|(set, diagnostics, _)| (set, diagnostics))
+}
+
+/// [`load_workflows`], with the snapshot of the files the set was loaded
+/// from (stored so that the versions survive a restart).
+pub fn load_project(
+    t: &TenantConfig,
+) -> Result<(WorkflowSet, Vec<Diagnostic>, Snapshot), LoadFailure> {
     let project = t
         .read_project()
         .map_err(|e| (Vec::new(), Some(e.to_string())))?;
@@ -143,7 +152,7 @@ pub fn load_workflows(t: &TenantConfig) -> Result<(WorkflowSet, Vec<Diagnostic>)
     if loaded.has_errors() {
         return Err((loaded.diagnostics, None));
     }
-    Ok((loaded.set, loaded.diagnostics))
+    Ok((loaded.set, loaded.diagnostics, Snapshot::of(&project)))
 }
 
 impl AppState {
@@ -153,8 +162,8 @@ impl AppState {
         let mut tenants = BTreeMap::new();
         let mut keys = Vec::new();
         for (id, tc) in &config.tenants {
-            let (set, diagnostics) =
-                load_workflows(tc).map_err(|(d, e)| StartError::Workflows {
+            let (set, diagnostics, snapshot) =
+                load_project(tc).map_err(|(d, e)| StartError::Workflows {
                     tenant: id.clone(),
                     message: e.unwrap_or_else(|| {
                         let errors: Vec<String> = d
@@ -177,21 +186,19 @@ impl AppState {
                 tenant: id.clone(),
                 source,
             };
-            let backend = open(config.database_url(), id, Arc::new(set))
+            let set = Arc::new(set);
+            let backend = open(config.database_url(), id, set.clone())
                 .await
                 .map_err(store)?;
-            // The config defines who the actors are; unavailability set
-            // through the API (stored) survives a restart.
-            let stored = backend.actors().await.map_err(store)?;
-            let mut directory = tc.directory();
-            for a in &mut directory {
-                if let Some(s) = stored.iter().find(|s| s.id == a.id) {
-                    if a.unavailable.is_empty() {
-                        a.unavailable = s.unavailable.clone();
-                    }
-                }
-            }
-            backend.set_actors(directory.clone()).await.map_err(store)?;
+            backend
+                .register_snapshot(&snapshot, &set)
+                .await
+                .map_err(store)?;
+            // Config actors are upserted into the stored directory; actors
+            // and periods added through the API survive (see directory.rs).
+            let directory = crate::directory::sync(&backend, tc.directory())
+                .await
+                .map_err(store)?;
             for k in &tc.keys {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(k.sha256.to_ascii_lowercase(), &mut hash).map_err(|_| {

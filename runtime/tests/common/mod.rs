@@ -8,6 +8,7 @@ use leadflow_runtime::backend::*;
 use std::sync::Arc;
 
 pub mod conformance;
+pub mod smtp;
 
 pub const LEAD: &str = r#"
 [workflow]
