@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Value};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -77,6 +78,14 @@ pub type RunBatch =
 /// is empty.
 pub struct Group {
     queue: mpsc::UnboundedSender<Job>,
+    stats: Arc<Stats>,
+}
+
+/// Counters since start: batches run and requests they carried.
+#[derive(Debug, Default)]
+struct Stats {
+    batches: AtomicU64,
+    requests: AtomicU64,
 }
 
 impl Group {
@@ -86,10 +95,25 @@ impl Group {
         let rt = tokio::runtime::Handle::try_current().ok()?;
         let (queue, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(Stats::default());
         for _ in 0..writers.max(1) {
-            rt.spawn(writer(rx.clone(), run.clone(), max_batch.max(1)));
+            rt.spawn(writer(
+                rx.clone(),
+                run.clone(),
+                max_batch.max(1),
+                stats.clone(),
+            ));
         }
-        Some(Group { queue })
+        Some(Group { queue, stats })
+    }
+
+    /// (batches, requests) run so far: requests / batches is the mean
+    /// number of transitions that shared a commit.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.batches.load(Ordering::Relaxed),
+            self.stats.requests.load(Ordering::Relaxed),
+        )
     }
 
     /// Queue `req` and wait for its answer. `None` if the writers are gone
@@ -105,7 +129,12 @@ impl Group {
     }
 }
 
-async fn writer(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, run: RunBatch, max_batch: usize) {
+async fn writer(
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    run: RunBatch,
+    max_batch: usize,
+    stats: Arc<Stats>,
+) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -127,6 +156,8 @@ async fn writer(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, run: RunBatch, max
         let n = reqs.len();
         metrics::histogram!("leadflow_group_commit_batch_size").record(n as f64);
         let answers = run(reqs).await;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.requests.fetch_add(n as u64, Ordering::Relaxed);
         debug_assert_eq!(answers.len(), n);
         for (a, reply) in answers.into_iter().zip(replies) {
             // The caller may have gone (client disconnected): the

@@ -136,6 +136,12 @@ impl PgBackend {
         Ok(b)
     }
 
+    /// Group commit counters: (batches, requests) since open; `None` when
+    /// group commit is off.
+    pub fn group_stats(&self) -> Option<(u64, u64)> {
+        self.group.as_ref().map(|g| g.stats())
+    }
+
     /// One request in its own transaction.
     async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
         let mut tx = self.begin().await?;
