@@ -17,6 +17,7 @@
 //! else fails before the commit, the batch is rolled back and each request
 //! runs on its own.
 
+use crate::apply::{self, Tx, Versions};
 use crate::backend::{Error, FireRequest, RecordId, StoredRecord, Visible};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Value};
@@ -25,6 +26,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// The most requests one batch takes.
+pub const MAX_GROUP: usize = 64;
 
 /// A [`FireRequest`] that owns its parts, so it can wait in the queue.
 #[derive(Debug, Clone)]
@@ -67,7 +71,7 @@ impl OwnedFire {
     }
 }
 
-type Answer = Result<StoredRecord, Error>;
+pub(crate) type Answer = Result<StoredRecord, Error>;
 type Job = (OwnedFire, oneshot::Sender<Answer>);
 
 /// Runs one batch; answers in the order of the requests.
@@ -127,6 +131,43 @@ impl Group {
             ))
         }))
     }
+}
+
+/// Fire every request of a batch inside the store's open transaction `tx`.
+/// `Ok`: each request's answer (refusals, conflicts and unknown records
+/// concern only their own request: they are decided before anything of it
+/// is written). `Err`: something else failed; the caller rolls the whole
+/// transaction back and runs each request on its own.
+pub(crate) async fn fire_in<T: Tx>(
+    tx: &mut T,
+    versions: &Versions,
+    jobs: &[OwnedFire],
+) -> Result<Vec<Answer>, Error> {
+    let mut answers = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        match apply::fire(tx, versions, &j.request()).await {
+            Ok(r) => answers.push(Ok(r)),
+            Err(
+                e @ (Error::Refused(_)
+                | Error::Conflict { .. }
+                | Error::NotFound(_)
+                | Error::UnknownWorkflow(_)),
+            ) => answers.push(Err(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(answers)
+}
+
+/// The answers of a batch whose commit failed: whether it took effect is
+/// unknown, so every request that would have changed something gets the
+/// storage error (as a lone request would) and none is retried.
+pub(crate) fn commit_failed(answers: Vec<Answer>, e: &Error) -> Vec<Answer> {
+    let msg = e.to_string();
+    answers
+        .into_iter()
+        .map(|a| a.and_then(|_| Err(Error::Storage(msg.clone()))))
+        .collect()
 }
 
 async fn writer(

@@ -6,7 +6,7 @@
 
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
-use crate::group::{Group, OwnedFire, RunBatch};
+use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, json_err, with_loads, Row};
 use chrono::{DateTime, Utc};
@@ -58,9 +58,6 @@ pub struct PgBackend {
     /// Group commit for `fire`; `None` in the writers' own handle.
     group: Option<Arc<Group>>,
 }
-
-/// The most requests one group-commit batch takes.
-const MAX_GROUP: usize = 64;
 
 impl PgBackend {
     pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<PgBackend, Error> {
@@ -173,10 +170,7 @@ impl PgBackend {
         answers
     }
 
-    /// `Err`: rolled back before the commit (nothing happened). `Ok`: the
-    /// answers; if the commit itself failed, whether it took effect is
-    /// unknown, so every request that would have changed something gets
-    /// that storage error (as a lone request would), and none is retried.
+    /// `Err`: rolled back before the commit (nothing happened).
     async fn try_group(
         &self,
         jobs: &[OwnedFire],
@@ -184,28 +178,11 @@ impl PgBackend {
         let mut tx = self.begin().await?;
         let mut ids: Vec<i64> = jobs.iter().map(|j| j.record).collect();
         tx.lock_all(&mut ids).await?;
-        let mut answers = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            match apply::fire(&mut tx, &self.versions, &j.request()).await {
-                Ok(r) => answers.push(Ok(r)),
-                // Decided before anything of this request was written.
-                Err(
-                    e @ (Error::Refused(_)
-                    | Error::Conflict { .. }
-                    | Error::NotFound(_)
-                    | Error::UnknownWorkflow(_)),
-                ) => answers.push(Err(e)),
-                Err(e) => return Err(e),
-            }
-        }
-        if let Err(e) = tx.commit().await {
-            let msg = e.to_string();
-            return Ok(answers
-                .into_iter()
-                .map(|a| a.and_then(|_| Err(Error::Storage(msg.clone()))))
-                .collect());
-        }
-        Ok(answers)
+        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
+        Ok(match tx.commit().await {
+            Ok(()) => answers,
+            Err(e) => group::commit_failed(answers, &e),
+        })
     }
 
     /// Store the project `set` was loaded from and tie its versions to it,

@@ -4,6 +4,7 @@
 
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
+use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
 use chrono::{DateTime, Utc};
@@ -26,6 +27,9 @@ pub struct SqliteBackend {
     versions: Arc<Versions>,
     write: SqlitePool,
     read: SqlitePool,
+    /// Group commit for `fire` (one writer: SQLite has one); `None` in the
+    /// writer's own handle.
+    group: Option<Arc<Group>>,
 }
 
 impl SqliteBackend {
@@ -60,11 +64,12 @@ impl SqliteBackend {
             .connect_with(opts.read_only(true))
             .await
             .map_err(db)?;
-        let b = SqliteBackend {
+        let mut b = SqliteBackend {
             tenant: tenant.to_string(),
             versions: Arc::new(Versions::new(&set)),
             write,
             read,
+            group: None,
         };
         let now = micros(Utc::now());
         sqlx::query(
@@ -79,7 +84,55 @@ impl SqliteBackend {
             b.register_version(wf, None).await?;
         }
         crate::snapshot::sqlite_rebuild_older(&b.write, &b.tenant, &b.versions).await?;
+        let inner = b.clone();
+        let run: RunBatch = Arc::new(move |jobs| {
+            let inner = inner.clone();
+            Box::pin(async move { inner.fire_group(jobs).await })
+        });
+        b.group = Group::start(1, MAX_GROUP, run).map(Arc::new);
         Ok(b)
+    }
+
+    /// Group commit counters: (batches, requests) since open.
+    pub fn group_stats(&self) -> Option<(u64, u64)> {
+        self.group.as_ref().map(|g| g.stats())
+    }
+
+    /// One request in its own transaction.
+    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::fire(&mut tx, &self.versions, req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    /// A group-commit batch (see `group.rs`): one transaction (one WAL
+    /// sync) for all, or, if it fails before its commit, each on its own.
+    async fn fire_group(&self, jobs: Vec<OwnedFire>) -> Vec<Result<StoredRecord, Error>> {
+        if jobs.len() > 1 {
+            match self.try_group(&jobs).await {
+                Ok(answers) => return answers,
+                Err(e) => tracing::debug!("transition batch rolled back, firing one by one: {e}"),
+            }
+        }
+        let mut answers = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            answers.push(self.fire_alone(&j.request()).await);
+        }
+        answers
+    }
+
+    /// `Err`: rolled back before the commit (nothing happened).
+    async fn try_group(
+        &self,
+        jobs: &[OwnedFire],
+    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
+        let mut tx = self.begin().await?;
+        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
+        Ok(match tx.tx.commit().await {
+            Ok(()) => answers,
+            Err(e) => group::commit_failed(answers, &db(e)),
+        })
     }
 
     /// Store the project `set` was loaded from and tie its versions to it,
@@ -572,10 +625,12 @@ impl Backend for SqliteBackend {
     }
 
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error> {
-        let mut tx = self.begin().await?;
-        let r = apply::fire(&mut tx, &self.versions, &req).await?;
-        tx.tx.commit().await.map_err(db)?;
-        Ok(r)
+        if let Some(g) = &self.group {
+            if let Some(answer) = g.fire(&req).await {
+                return answer;
+            }
+        }
+        self.fire_alone(&req).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {

@@ -1,11 +1,12 @@
-//! Group commit on PostgreSQL (`runtime/src/group.rs`): transitions
-//! requested concurrently share one transaction, yet each request gets the
-//! answer it would have got alone, and a request that breaks its batch does
-//! not take the others down with it.
+//! Group commit (`runtime/src/group.rs`), on PostgreSQL and on a real
+//! SQLite file: transitions requested concurrently share one transaction,
+//! yet each request gets the answer it would have got alone, and a request
+//! that breaks its batch does not take the others down with it.
 //!
-//! To make a batch deterministic, an outside transaction holds the lock of
-//! one record: the store's only writer blocks on it with the first request
-//! while the others queue up; releasing it lets them run as one batch.
+//! To make a batch deterministic, an outside transaction holds a lock (on
+//! PostgreSQL the row of one record, on SQLite the database's write lock):
+//! the store's only writer blocks on it with the first request while the
+//! others queue up; releasing it lets them run as one batch.
 
 mod common;
 
@@ -13,8 +14,9 @@ use common::*;
 use leadflow_engine::Value;
 use leadflow_runtime::backend::{Backend, Error, StoredRecord};
 use leadflow_runtime::pg::PgOptions;
-use leadflow_runtime::PgBackend;
-use sqlx::{Connection, PgConnection};
+use leadflow_runtime::{AnyBackend, PgBackend, SqliteBackend};
+use sqlx::{Connection, PgConnection, SqliteConnection};
+use std::sync::Arc;
 use std::time::Duration;
 
 async fn open(db: &PgDb) -> PgBackend {
@@ -27,7 +29,12 @@ async fn open(db: &PgDb) -> PgBackend {
         .unwrap()
 }
 
-async fn counters(b: &PgBackend, n: usize) -> Vec<i64> {
+async fn open_sqlite(dir: &tempfile::TempDir) -> (SqliteBackend, String) {
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    (SqliteBackend::open(&url, "acme", set()).await.unwrap(), url)
+}
+
+async fn counters(b: &impl Backend, n: usize) -> Vec<i64> {
     let a = agent("a1");
     let mut ids = Vec::new();
     for _ in 0..n {
@@ -41,9 +48,14 @@ async fn counters(b: &PgBackend, n: usize) -> Vec<i64> {
     ids
 }
 
-/// Hold the row lock of `id` from outside the store until the returned
-/// connection commits.
-async fn hold(db: &PgDb, id: i64) -> PgConnection {
+/// A lock held from outside the store until released.
+enum Held {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Hold the row lock of record `id`.
+async fn hold_pg(db: &PgDb, id: i64) -> Held {
     let mut c = PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut c).await.unwrap();
     sqlx::query("SELECT 1 FROM records WHERE id = $1 FOR UPDATE")
@@ -51,11 +63,24 @@ async fn hold(db: &PgDb, id: i64) -> PgConnection {
         .execute(&mut c)
         .await
         .unwrap();
-    c
+    Held::Pg(c)
 }
 
-async fn release(mut c: PgConnection) {
-    sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+/// Hold the SQLite file's write lock.
+async fn hold_sqlite(url: &str) -> Held {
+    let mut c = SqliteConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    Held::Sqlite(c)
+}
+
+async fn release(h: Held) {
+    match h {
+        Held::Pg(mut c) => drop(sqlx::query("COMMIT").execute(&mut c).await.unwrap()),
+        Held::Sqlite(mut c) => drop(sqlx::query("COMMIT").execute(&mut c).await.unwrap()),
+    }
 }
 
 type Answer = Result<StoredRecord, Error>;
@@ -63,12 +88,11 @@ type Answer = Result<StoredRecord, Error>;
 /// What each kind of request answers, with the writer blocked while they
 /// queue (so the queued ones run as one batch).
 async fn batch_of(
-    b: &PgBackend,
-    db: &PgDb,
+    b: &Arc<AnyBackend>,
+    lock: Held,
     blocker: i64,
     reqs: Vec<(i64, &'static str, Option<i64>, i64)>,
 ) -> Vec<Answer> {
-    let lock = hold(db, blocker).await;
     let first = {
         let b = b.clone();
         tokio::spawn(async move {
@@ -104,6 +128,29 @@ async fn pg_group_commit_answers_each_request_as_if_alone() {
     let db = PgDb::new().await;
     let b = open(&db).await;
     let ids = counters(&b, 7).await;
+    let lock = hold_pg(&db, ids[0]).await;
+    let any = Arc::new(AnyBackend::Pg(b.clone()));
+    each_as_if_alone(&any, lock, &ids, || b.group_stats().unwrap()).await;
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commit_answers_each_request_as_if_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, url) = open_sqlite(&dir).await;
+    let ids = counters(&b, 7).await;
+    let lock = hold_sqlite(&url).await;
+    let any = Arc::new(AnyBackend::Sqlite(b.clone()));
+    each_as_if_alone(&any, lock, &ids, || b.group_stats().unwrap()).await;
+}
+
+async fn each_as_if_alone(
+    b: &Arc<AnyBackend>,
+    lock: Held,
+    ids: &[i64],
+    stats: impl Fn() -> (u64, u64),
+) {
     let (blocker, rest) = (ids[0], &ids[1..]);
     let mut reqs = Vec::new();
     for (i, id) in rest.iter().enumerate() {
@@ -118,9 +165,9 @@ async fn pg_group_commit_answers_each_request_as_if_alone() {
     // order, whichever came first), revisions 2 and 3.
     reqs.push((rest[0], "bump", None, 99));
     reqs.push((999_999, "bump", None, 0));
-    let before = b.group_stats().unwrap();
-    let answers = batch_of(&b, &db, blocker, reqs.clone()).await;
-    let after = b.group_stats().unwrap();
+    let before = stats();
+    let answers = batch_of(b, lock, blocker, reqs.clone()).await;
+    let after = stats();
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
         (2, 1 + reqs.len() as u64),
@@ -162,8 +209,6 @@ async fn pg_group_commit_answers_each_request_as_if_alone() {
             .count();
         assert_eq!(bumps as i64, want - 1, "history of {id}");
     }
-    b.pool().close().await;
-    db.drop_db().await;
 }
 
 /// A record the store cannot run (its workflow version is not loaded) fails
@@ -183,7 +228,9 @@ async fn pg_group_commit_a_broken_request_does_not_fail_its_batch() {
         .unwrap();
     let reqs: Vec<_> = ids[1..].iter().map(|id| (*id, "bump", None, 7)).collect();
     let before = b.group_stats().unwrap();
-    let answers = batch_of(&b, &db, ids[0], reqs.clone()).await;
+    let lock = hold_pg(&db, ids[0]).await;
+    let any = Arc::new(AnyBackend::Pg(b.clone()));
+    let answers = batch_of(&any, lock, ids[0], reqs.clone()).await;
     let after = b.group_stats().unwrap();
     assert_eq!(after.0 - before.0, 2, "one batch for the queued requests");
     for ((id, ..), answer) in reqs.iter().zip(answers) {
