@@ -5,7 +5,6 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-
 fn main() -> std::process::ExitCode {
     let cli = leadflow::cli::Cli::parse();
     match leadflow::cmd::run(cli) {

@@ -133,6 +133,31 @@ impl Group {
     }
 }
 
+/// What a store provides to run batches.
+pub(crate) trait Batched {
+    /// The batch in one transaction. `Err`: rolled back before the commit
+    /// (nothing happened).
+    async fn try_group(&self, jobs: &[OwnedFire]) -> Result<Vec<Answer>, Error>;
+    /// One request in its own transaction.
+    async fn fire_alone(&self, req: &FireRequest<'_>) -> Answer;
+}
+
+/// Run a batch: one transaction for all, or, if it fails before its commit,
+/// each request on its own.
+pub(crate) async fn run<B: Batched>(store: &B, jobs: Vec<OwnedFire>) -> Vec<Answer> {
+    if jobs.len() > 1 {
+        match store.try_group(&jobs).await {
+            Ok(answers) => return answers,
+            Err(e) => tracing::debug!("transition batch rolled back, firing one by one: {e}"),
+        }
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        answers.push(store.fire_alone(&j.request()).await);
+    }
+    answers
+}
+
 /// Fire every request of a batch inside the store's open transaction `tx`.
 /// `Ok`: each request's answer (refusals, conflicts and unknown records
 /// concern only their own request: they are decided before anything of it

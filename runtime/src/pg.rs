@@ -126,7 +126,7 @@ impl PgBackend {
             let inner = b.clone();
             let run: RunBatch = Arc::new(move |jobs| {
                 let inner = inner.clone();
-                Box::pin(async move { inner.fire_group(jobs).await })
+                Box::pin(async move { group::run(&inner, jobs).await })
             });
             b.group = Group::start(opts.writers, MAX_GROUP, run).map(Arc::new);
         }
@@ -137,52 +137,6 @@ impl PgBackend {
     /// group commit is off.
     pub fn group_stats(&self) -> Option<(u64, u64)> {
         self.group.as_ref().map(|g| g.stats())
-    }
-
-    /// One request in its own transaction.
-    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
-        let mut tx = self.begin().await?;
-        match apply::fire(&mut tx, &self.versions, req).await {
-            Ok(r) => {
-                tx.commit().await?;
-                Ok(r)
-            }
-            Err(e) => {
-                drop(tx);
-                self.first_result(e).await
-            }
-        }
-    }
-
-    /// A group-commit batch (see `group.rs`): one transaction for all, or,
-    /// if it fails before its commit, each request on its own.
-    async fn fire_group(&self, jobs: Vec<OwnedFire>) -> Vec<Result<StoredRecord, Error>> {
-        if jobs.len() > 1 {
-            match self.try_group(&jobs).await {
-                Ok(answers) => return answers,
-                Err(e) => tracing::debug!("transition batch rolled back, firing one by one: {e}"),
-            }
-        }
-        let mut answers = Vec::with_capacity(jobs.len());
-        for j in &jobs {
-            answers.push(self.fire_alone(&j.request()).await);
-        }
-        answers
-    }
-
-    /// `Err`: rolled back before the commit (nothing happened).
-    async fn try_group(
-        &self,
-        jobs: &[OwnedFire],
-    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
-        let mut tx = self.begin().await?;
-        let mut ids: Vec<i64> = jobs.iter().map(|j| j.record).collect();
-        tx.lock_all(&mut ids).await?;
-        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
-        Ok(match tx.commit().await {
-            Ok(()) => answers,
-            Err(e) => group::commit_failed(answers, &e),
-        })
     }
 
     /// Store the project `set` was loaded from and tie its versions to it,
@@ -1072,6 +1026,36 @@ fn record_from(r: RecordRow) -> StoredRecord {
     }
 }
 
+impl group::Batched for PgBackend {
+    async fn try_group(
+        &self,
+        jobs: &[OwnedFire],
+    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
+        let mut tx = self.begin().await?;
+        let mut ids: Vec<i64> = jobs.iter().map(|j| j.record).collect();
+        tx.lock_all(&mut ids).await?;
+        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
+        Ok(match tx.commit().await {
+            Ok(()) => answers,
+            Err(e) => group::commit_failed(answers, &e),
+        })
+    }
+
+    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        match apply::fire(&mut tx, &self.versions, req).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                drop(tx);
+                self.first_result(e).await
+            }
+        }
+    }
+}
+
 impl Backend for PgBackend {
     async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
         let states: Vec<&str> = filter.states.clone();
@@ -1157,7 +1141,7 @@ impl Backend for PgBackend {
                 return answer;
             }
         }
-        self.fire_alone(&req).await
+        group::Batched::fire_alone(self, &req).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {

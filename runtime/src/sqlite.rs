@@ -87,7 +87,7 @@ impl SqliteBackend {
         let inner = b.clone();
         let run: RunBatch = Arc::new(move |jobs| {
             let inner = inner.clone();
-            Box::pin(async move { inner.fire_group(jobs).await })
+            Box::pin(async move { group::run(&inner, jobs).await })
         });
         b.group = Group::start(1, MAX_GROUP, run).map(Arc::new);
         Ok(b)
@@ -96,43 +96,6 @@ impl SqliteBackend {
     /// Group commit counters: (batches, requests) since open.
     pub fn group_stats(&self) -> Option<(u64, u64)> {
         self.group.as_ref().map(|g| g.stats())
-    }
-
-    /// One request in its own transaction.
-    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
-        let mut tx = self.begin().await?;
-        let r = apply::fire(&mut tx, &self.versions, req).await?;
-        tx.tx.commit().await.map_err(db)?;
-        Ok(r)
-    }
-
-    /// A group-commit batch (see `group.rs`): one transaction (one WAL
-    /// sync) for all, or, if it fails before its commit, each on its own.
-    async fn fire_group(&self, jobs: Vec<OwnedFire>) -> Vec<Result<StoredRecord, Error>> {
-        if jobs.len() > 1 {
-            match self.try_group(&jobs).await {
-                Ok(answers) => return answers,
-                Err(e) => tracing::debug!("transition batch rolled back, firing one by one: {e}"),
-            }
-        }
-        let mut answers = Vec::with_capacity(jobs.len());
-        for j in &jobs {
-            answers.push(self.fire_alone(&j.request()).await);
-        }
-        answers
-    }
-
-    /// `Err`: rolled back before the commit (nothing happened).
-    async fn try_group(
-        &self,
-        jobs: &[OwnedFire],
-    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
-        let mut tx = self.begin().await?;
-        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
-        Ok(match tx.tx.commit().await {
-            Ok(()) => answers,
-            Err(e) => group::commit_failed(answers, &db(e)),
-        })
     }
 
     /// Store the project `set` was loaded from and tie its versions to it,
@@ -569,6 +532,27 @@ fn record_from(r: RecordRow) -> Result<StoredRecord, Error> {
     })
 }
 
+impl group::Batched for SqliteBackend {
+    async fn try_group(
+        &self,
+        jobs: &[OwnedFire],
+    ) -> Result<Vec<Result<StoredRecord, Error>>, Error> {
+        let mut tx = self.begin().await?;
+        let answers = group::fire_in(&mut tx, &self.versions, jobs).await?;
+        Ok(match tx.tx.commit().await {
+            Ok(()) => answers,
+            Err(e) => group::commit_failed(answers, &db(e)),
+        })
+    }
+
+    async fn fire_alone(&self, req: &FireRequest<'_>) -> Result<StoredRecord, Error> {
+        let mut tx = self.begin().await?;
+        let r = apply::fire(&mut tx, &self.versions, req).await?;
+        tx.tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+}
+
 impl Backend for SqliteBackend {
     async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error> {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
@@ -630,7 +614,7 @@ impl Backend for SqliteBackend {
                 return answer;
             }
         }
-        self.fire_alone(&req).await
+        group::Batched::fire_alone(self, &req).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
