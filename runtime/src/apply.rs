@@ -25,6 +25,8 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct Versions {
     inner: std::sync::RwLock<VersionMaps>,
+    /// Unknown version hashes last looked up in the database, and when.
+    looked_up: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +101,28 @@ impl Versions {
                 "workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)"
             ))),
             _ => Err(Error::UnknownWorkflow(workflow.to_string())),
+        }
+    }
+
+    /// Whether `hash` is a known version of `workflow`.
+    pub fn knows(&self, workflow: &str, hash: &str) -> bool {
+        self.read()
+            .by_hash
+            .get(hash)
+            .is_some_and(|wf| wf.id == workflow)
+    }
+
+    /// Whether an unknown version may be looked up in the database now: at
+    /// most once a minute per hash.
+    pub(crate) fn may_look_up(&self, hash: &str) -> bool {
+        let mut m = self.looked_up.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match m.get(hash) {
+            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(60) => false,
+            _ => {
+                m.insert(hash.to_string(), now);
+                true
+            }
         }
     }
 

@@ -749,6 +749,14 @@ impl Tx for PgTx<'_> {
             created_at,
             entered_at,
         };
+        crate::snapshot::pg_load_missing(
+            &mut self.tx,
+            self.tenant,
+            self.versions,
+            &row.workflow,
+            &row.version,
+        )
+        .await?;
         row.current(self.versions).map(Some)
     }
 

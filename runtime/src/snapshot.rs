@@ -20,8 +20,8 @@ use chrono::Utc;
 use leadflow_engine::{Project, SourceFile, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgPool;
-use sqlx::sqlite::SqlitePool;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
 
@@ -253,11 +253,42 @@ pub(crate) async fn pg_rebuild_older(
     tenant: &str,
     versions: &Versions,
 ) -> Result<(), Error> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    pg_rebuild(&mut conn, tenant, versions, None).await
+}
+
+/// PostgreSQL: a record runs on a version this store does not know, so
+/// another process on the database (another daemon's hot reload) published
+/// it: load it from its snapshot now. Tried at most once a minute per
+/// version ([`Versions::may_look_up`]), so a record on a version that
+/// cannot be rebuilt does not reload snapshots on every request.
+pub(crate) async fn pg_load_missing(
+    conn: &mut PgConnection,
+    tenant: &str,
+    versions: &Versions,
+    workflow: &str,
+    hash: &str,
+) -> Result<(), Error> {
+    if versions.knows(workflow, hash) || !versions.may_look_up(hash) {
+        return Ok(());
+    }
+    pg_rebuild(conn, tenant, versions, Some((workflow, hash))).await
+}
+
+async fn pg_rebuild(
+    conn: &mut PgConnection,
+    tenant: &str,
+    versions: &Versions,
+    only: Option<(&str, &str)>,
+) -> Result<(), Error> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = $1 ORDER BY workflow, loaded_at",
+        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = $1
+           AND ($2::text IS NULL OR (workflow = $2 AND hash = $3)) ORDER BY workflow, loaded_at",
     )
     .bind(tenant)
-    .fetch_all(pool)
+    .bind(only.map(|o| o.0))
+    .bind(only.map(|o| o.1))
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
     for (snapshot, wanted) in older(tenant, versions, rows) {
@@ -266,7 +297,7 @@ pub(crate) async fn pg_rebuild_older(
         )
         .bind(tenant)
         .bind(&snapshot)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
         let files = parse(files.map(|v| serde_json::from_value(v).map_err(json_err)));
@@ -318,11 +349,39 @@ pub(crate) async fn sqlite_rebuild_older(
     tenant: &str,
     versions: &Versions,
 ) -> Result<(), Error> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    sqlite_rebuild(&mut conn, tenant, versions, None).await
+}
+
+/// SQLite: as [`pg_load_missing`] (another process may share the file).
+pub(crate) async fn sqlite_load_missing(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    versions: &Versions,
+    workflow: &str,
+    hash: &str,
+) -> Result<(), Error> {
+    if versions.knows(workflow, hash) || !versions.may_look_up(hash) {
+        return Ok(());
+    }
+    sqlite_rebuild(conn, tenant, versions, Some((workflow, hash))).await
+}
+
+async fn sqlite_rebuild(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    versions: &Versions,
+    only: Option<(&str, &str)>,
+) -> Result<(), Error> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = ? ORDER BY workflow, loaded_at",
+        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = ?
+           AND (? IS NULL OR (workflow = ? AND hash = ?)) ORDER BY workflow, loaded_at",
     )
     .bind(tenant)
-    .fetch_all(pool)
+    .bind(only.map(|o| o.0))
+    .bind(only.map(|o| o.0))
+    .bind(only.map(|o| o.1))
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
     for (snapshot, wanted) in older(tenant, versions, rows) {
@@ -331,7 +390,7 @@ pub(crate) async fn sqlite_rebuild_older(
         )
         .bind(tenant)
         .bind(&snapshot)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
         let files = parse(files.map(|t| serde_json::from_str(&t).map_err(json_err)));

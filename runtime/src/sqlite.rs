@@ -283,6 +283,14 @@ impl Tx for SqliteTx<'_> {
             created_at: instant(created),
             entered_at: instant(entered),
         };
+        crate::snapshot::sqlite_load_missing(
+            &mut self.tx,
+            self.tenant,
+            self.versions,
+            &row.workflow,
+            &row.version,
+        )
+        .await?;
         row.current(self.versions).map(Some)
     }
 

@@ -401,3 +401,55 @@ async fn pg_older_versions_survive_a_restart() {
     close(other).await;
     db.drop_db().await;
 }
+
+/// Two processes on one database (two daemons): one publishes version 2
+/// (hot reload) and creates a record on it; the other, started on version
+/// 1 and never reloaded, still runs that record: it loads the version from
+/// its snapshot the first time it meets it.
+async fn a_version_published_elsewhere_is_loaded_when_met(url: &str) {
+    let (p1, p2) = (project(false), project(true));
+    let a = open_on(url, "acme", &p1).await;
+    let b = open_on(url, "acme", &p1).await;
+    a.publish(&loaded(&p2), &Snapshot::of(&p2)).await.unwrap();
+    let r = a
+        .create(create_req(
+            "lead",
+            vec![("n".into(), Value::Int(4))],
+            &agent("a1"),
+            mon(10),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.version, lead_hash(&p2));
+    assert!(!b.versions().knows("lead", &lead_hash(&p2)));
+    // Version 2's rule (n must be at least 5) applies, not version 1's.
+    let refused = fire(&b, r.id, "win", vec![], mon(11)).await.unwrap_err();
+    assert!(refused.to_string().contains("at least 5"), "{refused}");
+    let bumped = fire(&b, r.id, "bump", vec![("n".into(), Value::Int(6))], mon(11))
+        .await
+        .unwrap();
+    assert_eq!(bumped.version, lead_hash(&p2));
+    assert!(b.versions().knows("lead", &lead_hash(&p2)));
+    // New records on b stay on b's current version until b reloads.
+    let on_b = b
+        .create(create_req("lead", vec![], &agent("a1"), mon(12)))
+        .await
+        .unwrap();
+    assert_eq!(on_b.version, lead_hash(&p1));
+    close(a).await;
+    close(b).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_version_published_elsewhere_is_loaded_when_met() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("versions.db").display());
+    a_version_published_elsewhere_is_loaded_when_met(&url).await;
+}
+
+#[tokio::test]
+async fn pg_a_version_published_elsewhere_is_loaded_when_met() {
+    let db = PgDb::new().await;
+    a_version_published_elsewhere_is_loaded_when_met(&db.url).await;
+    db.drop_db().await;
+}
