@@ -2,10 +2,11 @@
 //!
 //! Fast by construction: records live in a `Vec` indexed by id, the engine
 //! record is kept typed (no JSON on the hot path), and due timers sit in a
-//! binary heap keyed by (due, seq) with lazy deletion: cancelling or
-//! re-arming only forgets the arming in the record, and the heap entry is
-//! dropped when it surfaces. Replay cost depends on the number of armings,
-//! never on the idle time between them.
+//! queue keyed by (due, seq) with lazy deletion ([`queue`]: per-hour buckets,
+//! a heap for the hour reached): cancelling or re-arming only forgets the
+//! arming in the record, and the queue entry is dropped when it surfaces.
+//! Replay cost depends on the number of armings, never on the idle time
+//! between them.
 //!
 //! Compact by construction too (a generated year keeps millions of rows):
 //! history and outbox rows live in two store-wide `Vec`s, chained per record
@@ -21,11 +22,13 @@ use crate::backend::*;
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome};
 use leadflow_engine::{Actor, Record, Value, Workflow, WorkflowSet};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use queue::{DueQueue, Entry};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::sync::Mutex;
+
+mod queue;
 
 struct MemTimer {
     name: String,
@@ -132,7 +135,7 @@ impl MemRecord {
 #[derive(Default)]
 struct State {
     records: Vec<MemRecord>,
-    queue: BinaryHeap<Reverse<(DateTime<Utc>, i64, RecordId)>>,
+    queue: DueQueue,
     seq: i64,
     history: Vec<HistoryRow>,
     outbox: Vec<OutboxRow>,
@@ -210,7 +213,8 @@ impl State {
 
     /// The earliest live entry of the queue, dropping stale ones on the way.
     fn peek(&mut self) -> Option<DueItem> {
-        while let Some(&Reverse((due, seq, record))) = self.queue.peek() {
+        while let Some(Entry { due, seq, index }) = self.queue.peek() {
+            let record = RecordId::from(index) + 1;
             let live = self
                 .record(record)
                 .and_then(|r| r.timers.iter().find(|t| t.seq == seq));
@@ -455,6 +459,7 @@ impl Tx for MemTx<'_> {
     ) -> Result<(), Error> {
         self.st.seq += 1;
         let seq = self.st.seq;
+        let index = u32::try_from(id - 1).map_err(|_| Error::NotFound(id))?;
         let r = self.st.record_mut(id)?;
         match r.timers.iter_mut().find(|t| t.name == timer) {
             Some(t) => {
@@ -469,7 +474,7 @@ impl Tx for MemTx<'_> {
                 spawn,
             }),
         }
-        self.st.queue.push(Reverse((due, seq, id)));
+        self.st.queue.push(Entry { due, seq, index });
         Ok(())
     }
 
