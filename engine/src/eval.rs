@@ -801,21 +801,35 @@ impl<'a> Work<'a> {
         actor: Option<&Actor>,
     ) -> Result<rhai::Dynamic, Refusal> {
         if let Some(node) = self.wf.scripts.native(id) {
-            let env = crate::native::Env {
-                fields: &self.rec.fields,
-                state: &self.wf.states[self.rec.state].name,
-                assignee: self.rec.assignee.as_deref(),
-                created_at: self.rec.created_at,
-                entered_at: self.rec.entered_at,
-                now: self.ctx.now,
-                actor,
-            };
-            match node.run(&env) {
+            match node.run(&self.env(actor)) {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(m)) => return Err(Refusal::new(Code::Guard, m)),
                 None => {}
             }
         }
+        self.rhai(id, input, actor)
+    }
+
+    /// What a native expression reads: the record as it is now.
+    fn env<'e>(&'e self, actor: Option<&'e Actor>) -> crate::native::Env<'e> {
+        crate::native::Env {
+            fields: &self.rec.fields,
+            state: &self.wf.states[self.rec.state].name,
+            assignee: self.rec.assignee.as_deref(),
+            created_at: self.rec.created_at,
+            entered_at: self.rec.entered_at,
+            now: self.ctx.now,
+            actor,
+        }
+    }
+
+    /// Evaluate a script in Rhai.
+    fn rhai(
+        &mut self,
+        id: script::ScriptId,
+        input: Option<rhai::Map>,
+        actor: Option<&Actor>,
+    ) -> Result<rhai::Dynamic, Refusal> {
         let actor = actor.map(|a| script::ActorView(Arc::new(a.clone())));
         let data = Arc::new(LeadData {
             names: self.wf.field_index.clone(),
@@ -854,14 +868,27 @@ impl<'a> Work<'a> {
         self.eval_with(id, input, actor)
     }
 
+    /// Evaluate a script to a field value (`set`, timer and spawn instants):
+    /// what `from_dynamic` of [`Work::eval`] gives, without a `Dynamic` on
+    /// the fast path.
+    fn eval_value(&mut self, id: script::ScriptId, with_actor: bool) -> Result<Value, Refusal> {
+        let actor = (with_actor && self.wf.scripts.uses(id).actor).then_some(self.ctx.actor);
+        if let Some(node) = self.wf.scripts.native(id) {
+            match node.run_value(&self.env(actor)) {
+                Some(Ok(v)) => return v.map_err(|m| Refusal::new(Code::Script, m)),
+                Some(Err(m)) => return Err(Refusal::new(Code::Guard, m)),
+                None => {}
+            }
+        }
+        let d = self.rhai(id, None, actor)?;
+        script::from_dynamic(&d).map_err(|m| Refusal::new(Code::Script, m))
+    }
+
     fn value(&mut self, e: &Expr) -> Result<Value, Refusal> {
         match e {
             Expr::Literal(v) => Ok(v.clone()),
             Expr::Field(f) => Ok(self.rec.fields[*f].clone()),
-            Expr::Script(id) => {
-                let d = self.eval(*id, None, true)?;
-                script::from_dynamic(&d).map_err(|m| Refusal::new(Code::Script, m))
-            }
+            Expr::Script(id) => self.eval_value(*id, true),
         }
     }
 
@@ -936,11 +963,11 @@ impl<'a> Work<'a> {
                 Effect::Spawn(s) => {
                     let due = match s.at {
                         None => None,
-                        Some(id) => match script::from_dynamic(&self.eval(id, None, false)?) {
-                            Ok(Value::DateTime(t)) => Some(t),
-                            Ok(Value::Date(d)) => Some(date_start(self.wf, d)),
-                            Ok(Value::Null) => None,
-                            Ok(other) => {
+                        Some(id) => match self.eval_value(id, false)? {
+                            Value::DateTime(t) => Some(t),
+                            Value::Date(d) => Some(date_start(self.wf, d)),
+                            Value::Null => None,
+                            other => {
                                 return Err(Refusal::new(
                                     Code::Script,
                                     format!(
@@ -949,7 +976,6 @@ impl<'a> Work<'a> {
                                     ),
                                 ))
                             }
-                            Err(m) => return Err(Refusal::new(Code::Script, m)),
                         },
                     };
                     let mut fields = Vec::new();
@@ -1043,11 +1069,11 @@ impl<'a> Work<'a> {
                     .add_to(anchor, &self.wf.calendar),
                 ))
             }
-            Due::At(id) => match script::from_dynamic(&self.eval(*id, None, false)?) {
-                Ok(Value::DateTime(t)) => Ok(Some(t)),
-                Ok(Value::Date(d)) => Ok(Some(date_start(self.wf, d))),
-                Ok(Value::Null) => Ok(None),
-                Ok(other) => Err(Refusal::new(
+            Due::At(id) => match self.eval_value(*id, false)? {
+                Value::DateTime(t) => Ok(Some(t)),
+                Value::Date(d) => Ok(Some(date_start(self.wf, d))),
+                Value::Null => Ok(None),
+                other => Err(Refusal::new(
                     Code::Script,
                     format!(
                         "timer `{}`: `at` gave {} instead of a datetime",
@@ -1055,7 +1081,6 @@ impl<'a> Work<'a> {
                         other.to_json()
                     ),
                 )),
-                Err(m) => Err(Refusal::new(Code::Script, m)),
             },
         }
     }
