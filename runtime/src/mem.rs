@@ -30,11 +30,14 @@ use tokio::sync::Mutex;
 
 mod queue;
 
+/// An armed timer or scheduled spawn of a record: 32 bytes, the name
+/// interned (scheduled spawns are named `spawn:<revision>.<n>`, so their
+/// names are interned too) and the rare spawn payload boxed.
 struct MemTimer {
-    name: String,
+    name: u32,
     due: DateTime<Utc>,
     seq: i64,
-    spawn: Option<SpawnPayload>,
+    spawn: Option<Box<SpawnPayload>>,
 }
 
 /// End of a per-record chain of rows.
@@ -119,6 +122,11 @@ impl Names {
 
     fn get(&self, id: u32) -> &str {
         &self.list[id as usize]
+    }
+
+    /// The id of a name seen before.
+    fn find(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
     }
 }
 
@@ -222,7 +230,7 @@ impl State {
                 Some(t) => {
                     return Some(DueItem {
                         record,
-                        timer: t.name.clone(),
+                        timer: self.names.get(t.name).to_string(),
                         due,
                         seq,
                     })
@@ -460,15 +468,17 @@ impl Tx for MemTx<'_> {
         self.st.seq += 1;
         let seq = self.st.seq;
         let index = u32::try_from(id - 1).map_err(|_| Error::NotFound(id))?;
+        let name = self.st.names.id(timer);
+        let spawn = spawn.map(Box::new);
         let r = self.st.record_mut(id)?;
-        match r.timers.iter_mut().find(|t| t.name == timer) {
+        match r.timers.iter_mut().find(|t| t.name == name) {
             Some(t) => {
                 t.due = due;
                 t.seq = seq;
                 t.spawn = spawn;
             }
             None => r.timers.push(MemTimer {
-                name: timer.to_string(),
+                name,
                 due,
                 seq,
                 spawn,
@@ -479,7 +489,11 @@ impl Tx for MemTx<'_> {
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
-        self.st.record_mut(id)?.timers.retain(|t| t.name != timer);
+        let name = self.st.names.find(timer);
+        let r = self.st.record_mut(id)?;
+        if let Some(name) = name {
+            r.timers.retain(|t| t.name != name);
+        }
         Ok(())
     }
 
@@ -548,7 +562,7 @@ impl Tx for MemTx<'_> {
         };
         let t = r.timers.swap_remove(i);
         Ok(Some(match t.spawn {
-            Some(p) => Taken::Spawn(p),
+            Some(p) => Taken::Spawn(*p),
             None => Taken::Timer,
         }))
     }
@@ -682,7 +696,7 @@ impl Backend for MemBackend {
                     .iter()
                     .map(|t| ArmedTimer {
                         record: id,
-                        timer: t.name.clone(),
+                        timer: st.names.get(t.name).to_string(),
                         due: t.due,
                     })
                     .collect()
