@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// A record as the engine sees it: its state and typed fields (indexed by the
 /// workflow's field ids).
@@ -101,6 +101,12 @@ impl Actor {
             role: "system".into(),
             ..Actor::default()
         }
+    }
+
+    /// The system actor, shared: timers fire as it without building one.
+    pub fn system_shared() -> &'static Actor {
+        static SYSTEM: LazyLock<Actor> = LazyLock::new(Actor::system);
+        &SYSTEM
     }
 
     pub fn available_at(&self, now: DateTime<Utc>) -> bool {
@@ -255,6 +261,43 @@ pub struct Outcome {
     pub notifications: Vec<Notification>,
     pub spawns: Vec<SpawnRequest>,
     pub assignments: Vec<Assignment>,
+    /// State and `entered_at` before a transition or timer (None on
+    /// creation): with `changes` and `assignee`, what [`Outcome::revert`]
+    /// needs to give an owned record back unchanged.
+    #[serde(skip)]
+    before: Option<(StateId, DateTime<Utc>)>,
+}
+
+impl Outcome {
+    /// The record as it was passed to [`fire_owned`] or [`fire_timer_owned`],
+    /// for a caller that must give it back unchanged after all (a spawn it
+    /// causes is refused, a write fails). Every changed field, the assignee,
+    /// the state and `entered_at` get their old values back. On the outcome
+    /// of a creation this is the record with every field empty.
+    pub fn revert(self, wf: &Workflow) -> Record {
+        let mut rec = self.record;
+        for c in self.changes {
+            if let Some(i) = wf.field(&c.field) {
+                rec.fields[i] = c.old;
+            }
+        }
+        if let Some((old, _)) = self.assignee {
+            rec.assignee = old;
+        }
+        if let Some((state, entered_at)) = self.before {
+            rec.state = state;
+            rec.entered_at = entered_at;
+        }
+        rec
+    }
+}
+
+/// A refusal of a call that took the record by value ([`fire_owned`],
+/// [`fire_timer_owned`]), with the record given back exactly as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub refusal: Refusal,
+    pub record: Record,
 }
 
 /// Loosely typed input: field name -> value.
@@ -317,15 +360,14 @@ pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal
             format!("`{}` is required to create a {}", f.0.name, wf.record),
         ));
     }
-    let empty = Record {
+    let rec = Record {
         state: wf.initial,
-        fields: vec![Value::Null; wf.fields.len()],
+        fields,
         assignee: None,
         created_at: ctx.now,
         entered_at: ctx.now,
     };
-    let mut w = Work::new(wf, &empty, ctx);
-    w.rec.fields = fields;
+    let mut w = Work::new(wf, rec, ctx, false);
     w.run(&wf.states[wf.initial].on_enter)?;
     let mut arm = Vec::new();
     for t in &wf.timers {
@@ -341,7 +383,8 @@ pub fn create(wf: &Workflow, input: &Input, ctx: Ctx) -> Result<Outcome, Refusal
     Ok(w.finish(None, None, None, arm, Vec::new()))
 }
 
-/// Fire a transition on a record.
+/// Fire a transition on a record. The record is copied; callers that own it
+/// use [`fire_owned`] instead.
 pub fn fire(
     wf: &Workflow,
     rec: &Record,
@@ -349,17 +392,37 @@ pub fn fire(
     input: &Input,
     ctx: Ctx,
 ) -> Result<Outcome, Refusal> {
-    let ti = wf.transition(transition).ok_or_else(|| {
-        Refusal::new(
-            Code::UnknownTransition,
-            format!("workflow `{}` has no transition `{transition}`", wf.id),
-        )
-    })?;
-    fire_inner(wf, rec, ti, input, ctx, None)
+    // Checked before the copy: refusals that need no evaluation stay cheap
+    // (the HTTP actions list fires every transition as a dry run).
+    let ti = transition_id(wf, transition)?;
+    may_fire(wf, rec.state, ti, ctx.actor)?;
+    run_transition(Work::new(wf, rec.clone(), ctx, true), ti, input, None).map_err(|r| r.refusal)
+}
+
+/// [`fire`] on a record the caller owns: no copy is made. The record moves
+/// into [`Outcome::record`], or comes back exactly as it was with the
+/// refusal ([`Outcome::revert`] gives it back if the caller fails later).
+pub fn fire_owned(
+    wf: &Workflow,
+    rec: Record,
+    transition: &str,
+    input: &Input,
+    ctx: Ctx,
+) -> Result<Outcome, Box<Refused>> {
+    let checked = transition_id(wf, transition)
+        .and_then(|ti| may_fire(wf, rec.state, ti, ctx.actor).map(|()| ti));
+    match checked {
+        Ok(ti) => run_transition(Work::new(wf, rec, ctx, true), ti, input, None),
+        Err(refusal) => Err(Box::new(Refused {
+            refusal,
+            record: rec,
+        })),
+    }
 }
 
 /// Fire a due timer. A timer whose record has left the timer's states is
-/// refused with E_NOT_ENABLED: the caller discards it.
+/// refused with E_NOT_ENABLED: the caller discards it. The record is copied;
+/// callers that own it use [`fire_timer_owned`] instead.
 pub fn fire_timer(
     wf: &Workflow,
     rec: &Record,
@@ -367,43 +430,32 @@ pub fn fire_timer(
     now: DateTime<Utc>,
     directory: &[Actor],
 ) -> Result<Outcome, Refusal> {
-    let id = wf.timer(timer).ok_or_else(|| {
-        Refusal::new(
-            Code::UnknownTimer,
-            format!("workflow `{}` has no timer `{timer}`", wf.id),
-        )
-    })?;
-    let tm = &wf.timers[id];
-    if !tm.armed_in(rec.state) || wf.states[rec.state].is_final {
-        return Err(Refusal::new(
-            Code::NotEnabled,
-            format!(
-                "timer `{timer}` is not armed in state `{}`",
-                wf.state_name(rec.state)
-            ),
-        ));
+    let id = timer_id(wf, rec.state, timer)?;
+    if let TimerAction::Fire(ti) = wf.timers[id].action {
+        may_fire(wf, rec.state, ti, Actor::system_shared())?;
     }
-    let system = Actor::system();
-    let ctx = Ctx {
-        now,
-        actor: &system,
-        directory,
-    };
-    match &tm.action {
-        TimerAction::Fire(ti) => fire_inner(wf, rec, *ti, &[], ctx, Some(id)),
-        TimerAction::Effects(effects) => {
-            let mut w = Work::new(wf, rec, ctx);
-            w.run(effects)?;
-            let mut out = w.finish(
-                None,
-                Some(&tm.name),
-                Some(rec.state),
-                Vec::new(),
-                Vec::new(),
-            );
-            out.timer = Some(tm.name.clone());
-            Ok(out)
-        }
+    run_timer(wf, rec.clone(), id, now, directory).map_err(|r| r.refusal)
+}
+
+/// [`fire_timer`] on a record the caller owns: no copy is made, as in
+/// [`fire_owned`].
+pub fn fire_timer_owned(
+    wf: &Workflow,
+    rec: Record,
+    timer: &str,
+    now: DateTime<Utc>,
+    directory: &[Actor],
+) -> Result<Outcome, Box<Refused>> {
+    let checked = timer_id(wf, rec.state, timer).and_then(|id| match wf.timers[id].action {
+        TimerAction::Fire(ti) => may_fire(wf, rec.state, ti, Actor::system_shared()).map(|()| id),
+        TimerAction::Effects(_) => Ok(id),
+    });
+    match checked {
+        Ok(id) => run_timer(wf, rec, id, now, directory),
+        Err(refusal) => Err(Box::new(Refused {
+            refusal,
+            record: rec,
+        })),
     }
 }
 
@@ -415,20 +467,43 @@ pub(crate) fn eval_script(
     id: script::ScriptId,
     ctx: Ctx,
 ) -> Result<rhai::Dynamic, Refusal> {
-    let mut w = Work::new(wf, rec, ctx);
+    let mut w = Work::new(wf, rec.clone(), ctx, false);
     w.eval(id, None, false)
 }
 
-fn fire_inner(
-    wf: &Workflow,
-    rec: &Record,
-    ti: TransitionId,
-    input: &Input,
-    ctx: Ctx,
-    firing: Option<TimerId>,
-) -> Result<Outcome, Refusal> {
+fn transition_id(wf: &Workflow, transition: &str) -> Result<TransitionId, Refusal> {
+    wf.transition(transition).ok_or_else(|| {
+        Refusal::new(
+            Code::UnknownTransition,
+            format!("workflow `{}` has no transition `{transition}`", wf.id),
+        )
+    })
+}
+
+/// The timer by name, if it is armed in `state`.
+fn timer_id(wf: &Workflow, state: StateId, timer: &str) -> Result<TimerId, Refusal> {
+    let id = wf.timer(timer).ok_or_else(|| {
+        Refusal::new(
+            Code::UnknownTimer,
+            format!("workflow `{}` has no timer `{timer}`", wf.id),
+        )
+    })?;
+    if !wf.timers[id].armed_in(state) || wf.states[state].is_final {
+        return Err(Refusal::new(
+            Code::NotEnabled,
+            format!(
+                "timer `{timer}` is not armed in state `{}`",
+                wf.state_name(state)
+            ),
+        ));
+    }
+    Ok(id)
+}
+
+/// The refusals that need no evaluation: a final state, a transition not
+/// enabled in this state, a role that may not fire it.
+fn may_fire(wf: &Workflow, from: StateId, ti: TransitionId, actor: &Actor) -> Result<(), Refusal> {
     let t = &wf.transitions[ti];
-    let from = rec.state;
     if wf.states[from].is_final {
         return Err(Refusal::new(
             Code::Final,
@@ -450,140 +525,273 @@ fn fire_inner(
             ),
         ));
     }
-    if !t.allows_role(&ctx.actor.role) {
+    if !t.allows_role(&actor.role) {
         return Err(Refusal::new(
             Code::Forbidden,
             format!(
                 "role `{}` may not fire `{}` (allowed: {})",
-                ctx.actor.role,
+                actor.role,
                 t.name,
                 t.by.join(", ")
             ),
         ));
     }
-    let mut w = Work::new(wf, rec, ctx);
-    for (k, v) in input {
-        let fid = match wf.field(k) {
-            Some(f) if t.input.contains(&f) => f,
-            _ => {
-                let allowed: Vec<&str> = t
-                    .input
-                    .iter()
-                    .map(|&f| wf.fields[f].name.as_str())
-                    .collect();
-                return Err(Refusal::on(
-                    Code::Input,
-                    k,
-                    format!(
-                        "`{}` does not accept `{k}` (accepted: {})",
-                        t.name,
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-        };
-        w.rec.fields[fid] = validate(&wf.fields[fid], v.clone())?;
-    }
-    for &f in &t.require {
-        if w.rec.fields[f].is_empty() {
-            return Err(Refusal::on(
-                Code::Required,
-                &wf.fields[f].name,
-                format!("`{}` is required to {}", wf.fields[f].name, t.title),
-            ));
-        }
-    }
-    if let Some(g) = t.guard {
-        let map = wf.scripts.uses(g).input.then(|| {
-            let mut map = rhai::Map::new();
-            for (k, v) in input {
-                map.insert(k.as_str().into(), script::to_dynamic(v));
-            }
-            map
-        });
-        match w.eval(g, map, true)? {
-            v if v.as_bool() == Ok(true) => {}
-            v if v.as_bool() == Ok(false) => {
-                return Err(Refusal::new(
-                    Code::Guard,
-                    format!(
-                        "guard of `{}` refused: {}",
-                        t.name,
-                        t.guard_source.as_deref().unwrap_or("")
-                    ),
-                ))
-            }
-            v => {
-                return Err(Refusal::new(
-                    Code::Script,
-                    format!(
-                        "guard of `{}` returned {} instead of true or false",
-                        t.name,
-                        v.type_name()
-                    ),
-                ))
-            }
-        }
-    }
-    w.run(&t.effects)?;
-    let to = t.to.unwrap_or(from);
-    if to != from {
-        w.rec.state = to;
-        w.rec.entered_at = ctx.now;
-        w.run(&wf.states[to].on_enter)?;
-    }
-    let mut arm = Vec::new();
-    let mut cancel = Vec::new();
-    for (i, tm) in wf.timers.iter().enumerate() {
-        let was = tm.armed_in(from) && firing != Some(i) && !wf.states[from].is_final;
-        let is = tm.armed_in(to) && !wf.states[to].is_final;
-        let rearm = match &t.rearm {
-            Rearm::None => false,
-            Rearm::All => true,
-            Rearm::Some(ids) => ids.contains(&i),
-        };
-        if was && !is {
-            cancel.push(tm.name.clone());
-        } else if is && (!was || rearm) {
-            match w.due(tm)? {
-                Some(due) => arm.push(TimerArm {
-                    timer: tm.name.clone(),
-                    due,
-                }),
-                None if was => cancel.push(tm.name.clone()),
-                None => {}
-            }
-        }
-    }
-    let mut out = w.finish(Some(&t.name), None, Some(from), arm, cancel);
-    out.timer = firing.map(|i| wf.timers[i].name.clone());
-    Ok(out)
+    Ok(())
 }
 
-/// The record being worked on while effects run.
+/// Run a due timer that [`timer_id`] (and [`may_fire`] for a transition)
+/// accepted.
+fn run_timer(
+    wf: &Workflow,
+    rec: Record,
+    id: TimerId,
+    now: DateTime<Utc>,
+    directory: &[Actor],
+) -> Result<Outcome, Box<Refused>> {
+    let tm = &wf.timers[id];
+    let ctx = Ctx {
+        now,
+        actor: Actor::system_shared(),
+        directory,
+    };
+    match &tm.action {
+        TimerAction::Fire(ti) => run_transition(Work::new(wf, rec, ctx, true), *ti, &[], Some(id)),
+        TimerAction::Effects(effects) => {
+            let mut w = Work::new(wf, rec, ctx, true);
+            match w.run(effects) {
+                Ok(()) => {
+                    let from = w.rec.state;
+                    let mut out =
+                        w.finish(None, Some(&tm.name), Some(from), Vec::new(), Vec::new());
+                    out.timer = Some(tm.name.clone());
+                    Ok(out)
+                }
+                Err(refusal) => Err(Box::new(Refused {
+                    refusal,
+                    record: w.restore(),
+                })),
+            }
+        }
+    }
+}
+
+/// Run a transition that [`may_fire`] accepted; on a refusal the record
+/// comes back as it was.
+fn run_transition(
+    mut w: Work,
+    ti: TransitionId,
+    input: &Input,
+    firing: Option<TimerId>,
+) -> Result<Outcome, Box<Refused>> {
+    let wf = w.wf;
+    let from = w.rec.state;
+    match w.transition(ti, input, firing) {
+        Ok((arm, cancel)) => {
+            let mut out = w.finish(
+                Some(&wf.transitions[ti].name),
+                None,
+                Some(from),
+                arm,
+                cancel,
+            );
+            out.timer = firing.map(|i| wf.timers[i].name.clone());
+            Ok(out)
+        }
+        Err(refusal) => Err(Box::new(Refused {
+            refusal,
+            record: w.restore(),
+        })),
+    }
+}
+
+/// The record being worked on while effects run. It is changed in place:
+/// each field's old value is kept as it is first overwritten, which gives
+/// the changes at the end, and the record back exactly on a refusal, without
+/// copying the record up front.
 struct Work<'a> {
     wf: &'a Workflow,
-    old: &'a Record,
     rec: Record,
     ctx: Ctx<'a>,
+    /// None on creation: every field starts empty, nothing to restore.
+    undo: Option<Undo>,
     notifications: Vec<Notification>,
     spawns: Vec<SpawnRequest>,
     assignments: Vec<Assignment>,
 }
 
+/// What the record was before the transition, as far as it was changed.
+struct Undo {
+    state: StateId,
+    entered_at: DateTime<Utc>,
+    /// The assignee before its first write.
+    assignee: Option<Option<String>>,
+    /// Each written field's value before its first write.
+    fields: Vec<(FieldId, Value)>,
+}
+
 impl<'a> Work<'a> {
-    fn new(wf: &'a Workflow, old: &'a Record, ctx: Ctx<'a>) -> Self {
+    /// `restorable`: keep what is needed to diff and restore (a transition);
+    /// false for a creation, whose changes are taken against empty fields.
+    fn new(wf: &'a Workflow, rec: Record, ctx: Ctx<'a>, restorable: bool) -> Self {
+        let undo = restorable.then(|| Undo {
+            state: rec.state,
+            entered_at: rec.entered_at,
+            assignee: None,
+            fields: Vec::new(),
+        });
         Work {
             wf,
-            old,
-            rec: old.clone(),
+            rec,
             ctx,
+            undo,
             notifications: Vec::new(),
             spawns: Vec::new(),
             assignments: Vec::new(),
         }
     }
 
+    /// Remember a field's old value if this is its first write.
+    fn keep(&mut self, f: FieldId, old: impl FnOnce(&Record) -> Value) {
+        if let Some(u) = &mut self.undo {
+            if !u.fields.iter().any(|(g, _)| *g == f) {
+                u.fields.push((f, old(&self.rec)));
+            }
+        }
+    }
+
+    fn set(&mut self, f: FieldId, v: Value) {
+        let old = std::mem::replace(&mut self.rec.fields[f], v);
+        self.keep(f, |_| old);
+    }
+
+    fn set_assignee(&mut self, a: Option<String>) {
+        let old = std::mem::replace(&mut self.rec.assignee, a);
+        if let Some(u) = &mut self.undo {
+            u.assignee.get_or_insert(old);
+        }
+    }
+
+    /// The record exactly as it was before (a refusal).
+    fn restore(mut self) -> Record {
+        if let Some(u) = self.undo.take() {
+            for (f, v) in u.fields {
+                self.rec.fields[f] = v;
+            }
+            if let Some(a) = u.assignee {
+                self.rec.assignee = a;
+            }
+            self.rec.state = u.state;
+            self.rec.entered_at = u.entered_at;
+        }
+        self.rec
+    }
+
+    /// Input, requirements, guard, effects, state change, timers. Returns
+    /// the timers to arm and to cancel.
+    fn transition(
+        &mut self,
+        ti: TransitionId,
+        input: &Input,
+        firing: Option<TimerId>,
+    ) -> Result<(Vec<TimerArm>, Vec<String>), Refusal> {
+        let wf = self.wf;
+        let t = &wf.transitions[ti];
+        let from = self.rec.state;
+        for (k, v) in input {
+            let fid = match wf.field(k) {
+                Some(f) if t.input.contains(&f) => f,
+                _ => {
+                    let allowed: Vec<&str> = t
+                        .input
+                        .iter()
+                        .map(|&f| wf.fields[f].name.as_str())
+                        .collect();
+                    return Err(Refusal::on(
+                        Code::Input,
+                        k,
+                        format!(
+                            "`{}` does not accept `{k}` (accepted: {})",
+                            t.name,
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            };
+            self.set(fid, validate(&wf.fields[fid], v.clone())?);
+        }
+        for &f in &t.require {
+            if self.rec.fields[f].is_empty() {
+                return Err(Refusal::on(
+                    Code::Required,
+                    &wf.fields[f].name,
+                    format!("`{}` is required to {}", wf.fields[f].name, t.title),
+                ));
+            }
+        }
+        if let Some(g) = t.guard {
+            let map = wf.scripts.uses(g).input.then(|| {
+                let mut map = rhai::Map::new();
+                for (k, v) in input {
+                    map.insert(k.as_str().into(), script::to_dynamic(v));
+                }
+                map
+            });
+            match self.eval(g, map, true)? {
+                v if v.as_bool() == Ok(true) => {}
+                v if v.as_bool() == Ok(false) => {
+                    return Err(Refusal::new(
+                        Code::Guard,
+                        format!(
+                            "guard of `{}` refused: {}",
+                            t.name,
+                            t.guard_source.as_deref().unwrap_or("")
+                        ),
+                    ))
+                }
+                v => {
+                    return Err(Refusal::new(
+                        Code::Script,
+                        format!(
+                            "guard of `{}` returned {} instead of true or false",
+                            t.name,
+                            v.type_name()
+                        ),
+                    ))
+                }
+            }
+        }
+        self.run(&t.effects)?;
+        let to = t.to.unwrap_or(from);
+        if to != from {
+            self.rec.state = to;
+            self.rec.entered_at = self.ctx.now;
+            self.run(&wf.states[to].on_enter)?;
+        }
+        let mut arm = Vec::new();
+        let mut cancel = Vec::new();
+        for (i, tm) in wf.timers.iter().enumerate() {
+            let was = tm.armed_in(from) && firing != Some(i) && !wf.states[from].is_final;
+            let is = tm.armed_in(to) && !wf.states[to].is_final;
+            let rearm = match &t.rearm {
+                Rearm::None => false,
+                Rearm::All => true,
+                Rearm::Some(ids) => ids.contains(&i),
+            };
+            if was && !is {
+                cancel.push(tm.name.clone());
+            } else if is && (!was || rearm) {
+                match self.due(tm)? {
+                    Some(due) => arm.push(TimerArm {
+                        timer: tm.name.clone(),
+                        due,
+                    }),
+                    None if was => cancel.push(tm.name.clone()),
+                    None => {}
+                }
+            }
+        }
+        Ok((arm, cancel))
+    }
     /// Evaluate a script against the record as it is now. The fields move
     /// into the script's view and back, so no copy is made.
     fn eval_with(
@@ -593,21 +801,35 @@ impl<'a> Work<'a> {
         actor: Option<&Actor>,
     ) -> Result<rhai::Dynamic, Refusal> {
         if let Some(node) = self.wf.scripts.native(id) {
-            let env = crate::native::Env {
-                fields: &self.rec.fields,
-                state: &self.wf.states[self.rec.state].name,
-                assignee: self.rec.assignee.as_deref(),
-                created_at: self.rec.created_at,
-                entered_at: self.rec.entered_at,
-                now: self.ctx.now,
-                actor,
-            };
-            match node.run(&env) {
+            match node.run(&self.env(actor)) {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(m)) => return Err(Refusal::new(Code::Guard, m)),
                 None => {}
             }
         }
+        self.rhai(id, input, actor)
+    }
+
+    /// What a native expression reads: the record as it is now.
+    fn env<'e>(&'e self, actor: Option<&'e Actor>) -> crate::native::Env<'e> {
+        crate::native::Env {
+            fields: &self.rec.fields,
+            state: &self.wf.states[self.rec.state].name,
+            assignee: self.rec.assignee.as_deref(),
+            created_at: self.rec.created_at,
+            entered_at: self.rec.entered_at,
+            now: self.ctx.now,
+            actor,
+        }
+    }
+
+    /// Evaluate a script in Rhai.
+    fn rhai(
+        &mut self,
+        id: script::ScriptId,
+        input: Option<rhai::Map>,
+        actor: Option<&Actor>,
+    ) -> Result<rhai::Dynamic, Refusal> {
         let actor = actor.map(|a| script::ActorView(Arc::new(a.clone())));
         let data = Arc::new(LeadData {
             names: self.wf.field_index.clone(),
@@ -646,14 +868,27 @@ impl<'a> Work<'a> {
         self.eval_with(id, input, actor)
     }
 
+    /// Evaluate a script to a field value (`set`, timer and spawn instants):
+    /// what `from_dynamic` of [`Work::eval`] gives, without a `Dynamic` on
+    /// the fast path.
+    fn eval_value(&mut self, id: script::ScriptId, with_actor: bool) -> Result<Value, Refusal> {
+        let actor = (with_actor && self.wf.scripts.uses(id).actor).then_some(self.ctx.actor);
+        if let Some(node) = self.wf.scripts.native(id) {
+            match node.run_value(&self.env(actor)) {
+                Some(Ok(v)) => return v.map_err(|m| Refusal::new(Code::Script, m)),
+                Some(Err(m)) => return Err(Refusal::new(Code::Guard, m)),
+                None => {}
+            }
+        }
+        let d = self.rhai(id, None, actor)?;
+        script::from_dynamic(&d).map_err(|m| Refusal::new(Code::Script, m))
+    }
+
     fn value(&mut self, e: &Expr) -> Result<Value, Refusal> {
         match e {
             Expr::Literal(v) => Ok(v.clone()),
             Expr::Field(f) => Ok(self.rec.fields[*f].clone()),
-            Expr::Script(id) => {
-                let d = self.eval(*id, None, true)?;
-                script::from_dynamic(&d).map_err(|m| Refusal::new(Code::Script, m))
-            }
+            Expr::Script(id) => self.eval_value(*id, true),
         }
     }
 
@@ -682,13 +917,14 @@ impl<'a> Work<'a> {
                 }
                 Effect::Set { field, value } => {
                     let v = self.value(value)?;
-                    self.rec.fields[*field] =
-                        validate(&self.wf.fields[*field], v).map_err(|r| {
-                            Refusal::new(Code::Script, format!("effect: {}", r.message))
-                        })?;
+                    let v = validate(&self.wf.fields[*field], v).map_err(|r| {
+                        Refusal::new(Code::Script, format!("effect: {}", r.message))
+                    })?;
+                    self.set(*field, v);
                 }
                 Effect::Append { field, value } => {
                     let v = self.value(value)?;
+                    self.keep(*field, |rec| rec.fields[*field].clone());
                     match &mut self.rec.fields[*field] {
                         Value::List(l) => l.push(v),
                         slot => *slot = Value::List(vec![v]),
@@ -696,14 +932,14 @@ impl<'a> Work<'a> {
                 }
                 Effect::Clear { fields } => {
                     for f in fields {
-                        self.rec.fields[*f] = Value::Null;
+                        self.set(*f, Value::Null);
                     }
                 }
                 Effect::Notify { template, to } => self.notifications.push(Notification {
                     template: template.clone(),
                     to: to.clone(),
                 }),
-                Effect::Release => self.rec.assignee = None,
+                Effect::Release => self.set_assignee(None),
                 Effect::Assign {
                     role,
                     score,
@@ -718,7 +954,7 @@ impl<'a> Work<'a> {
                             format!("no available `{role}` can take this record"),
                         ));
                     }
-                    self.rec.assignee = chosen.clone();
+                    self.set_assignee(chosen.clone());
                     self.assignments.push(Assignment {
                         role: role.clone(),
                         actor: chosen,
@@ -727,11 +963,11 @@ impl<'a> Work<'a> {
                 Effect::Spawn(s) => {
                     let due = match s.at {
                         None => None,
-                        Some(id) => match script::from_dynamic(&self.eval(id, None, false)?) {
-                            Ok(Value::DateTime(t)) => Some(t),
-                            Ok(Value::Date(d)) => Some(date_start(self.wf, d)),
-                            Ok(Value::Null) => None,
-                            Ok(other) => {
+                        Some(id) => match self.eval_value(id, false)? {
+                            Value::DateTime(t) => Some(t),
+                            Value::Date(d) => Some(date_start(self.wf, d)),
+                            Value::Null => None,
+                            other => {
                                 return Err(Refusal::new(
                                     Code::Script,
                                     format!(
@@ -740,7 +976,6 @@ impl<'a> Work<'a> {
                                     ),
                                 ))
                             }
-                            Err(m) => return Err(Refusal::new(Code::Script, m)),
                         },
                     };
                     let mut fields = Vec::new();
@@ -834,11 +1069,11 @@ impl<'a> Work<'a> {
                     .add_to(anchor, &self.wf.calendar),
                 ))
             }
-            Due::At(id) => match script::from_dynamic(&self.eval(*id, None, false)?) {
-                Ok(Value::DateTime(t)) => Ok(Some(t)),
-                Ok(Value::Date(d)) => Ok(Some(date_start(self.wf, d))),
-                Ok(Value::Null) => Ok(None),
-                Ok(other) => Err(Refusal::new(
+            Due::At(id) => match self.eval_value(*id, false)? {
+                Value::DateTime(t) => Ok(Some(t)),
+                Value::Date(d) => Ok(Some(date_start(self.wf, d))),
+                Value::Null => Ok(None),
+                other => Err(Refusal::new(
                     Code::Script,
                     format!(
                         "timer `{}`: `at` gave {} instead of a datetime",
@@ -846,7 +1081,6 @@ impl<'a> Work<'a> {
                         other.to_json()
                     ),
                 )),
-                Err(m) => Err(Refusal::new(Code::Script, m)),
             },
         }
     }
@@ -860,27 +1094,45 @@ impl<'a> Work<'a> {
         cancel: Vec<String>,
     ) -> Outcome {
         let wf = self.wf;
-        let changes = wf
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.old.fields[*i] != self.rec.fields[*i])
-            .map(|(i, f)| FieldChange {
-                field: f.name.clone(),
-                old: self.old.fields[i].clone(),
-                new: self.rec.fields[i].clone(),
-                tracked: f.track,
-            })
-            .collect();
-        let assignee = (self.old.assignee != self.rec.assignee
-            || from.is_none() && self.rec.assignee.is_some())
-        .then(|| (self.old.assignee.clone(), self.rec.assignee.clone()));
+        let rec = self.rec;
+        let change = |i: FieldId, old: Value| FieldChange {
+            field: wf.fields[i].name.clone(),
+            old,
+            new: rec.fields[i].clone(),
+            tracked: wf.fields[i].track,
+        };
+        let (changes, assignee, before) = match self.undo {
+            // A creation: every field against empty.
+            None => (
+                (0..rec.fields.len())
+                    .filter(|&i| rec.fields[i] != Value::Null)
+                    .map(|i| change(i, Value::Null))
+                    .collect(),
+                rec.assignee.clone().map(|a| (None, Some(a))),
+                None,
+            ),
+            Some(mut u) => {
+                // Field order, as a full diff would list them.
+                u.fields.sort_unstable_by_key(|(f, _)| *f);
+                let changes = u
+                    .fields
+                    .into_iter()
+                    .filter(|(i, old)| *old != rec.fields[*i])
+                    .map(|(i, old)| change(i, old))
+                    .collect();
+                let assignee = match u.assignee {
+                    Some(old) if old != rec.assignee => Some((old, rec.assignee.clone())),
+                    _ => None,
+                };
+                (changes, assignee, Some((u.state, u.entered_at)))
+            }
+        };
         Outcome {
             transition: transition.map(str::to_string),
             timer: timer.map(str::to_string),
             from_state: from.map(|s| wf.states[s].name.clone()),
-            to_state: wf.states[self.rec.state].name.clone(),
-            record: self.rec,
+            to_state: wf.states[rec.state].name.clone(),
+            record: rec,
             changes,
             assignee,
             arm,
@@ -888,6 +1140,7 @@ impl<'a> Work<'a> {
             notifications: self.notifications,
             spawns: self.spawns,
             assignments: self.assignments,
+            before,
         }
     }
 }

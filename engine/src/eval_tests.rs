@@ -554,3 +554,170 @@ fn required_assignment_refuses_when_nobody_is_available() {
     assert_eq!(r.code, Code::NoCandidate);
     assert!(r.message.contains("supervisor"));
 }
+
+/// A workflow whose transitions change fields, the assignee and the state,
+/// then are refused: an owned record must come back exactly as it was.
+const UNDO_WF: &str = r#"
+[workflow]
+id = "u"
+initial = "open"
+
+[fields.n]
+type = "int"
+default = 0
+[fields.note]
+type = "text"
+[fields.code]
+type = "string"
+pattern = "[A-Z]{3}"
+[fields.tags]
+type = "list"
+[fields.when]
+type = "datetime"
+[fields.count]
+type = "int"
+
+[states.open]
+on_enter = [{ assign = "agent" }]
+[states.next]
+on_enter = [{ set = "n", expr = "lead.n + 10" }, { assign = "boss", required = true }]
+[states.done]
+final = true
+
+[transitions.go]
+from = ["open"]
+to = "next"
+by = ["agent"]
+input = ["note", "code"]
+do = [
+  { set = "n", expr = "lead.n + 1" },
+  { append = "tags", value = "tried" },
+  { clear = ["code"] },
+  { set = "when", expr = "now" },
+  { release = true },
+  { notify = "x", to = ["assignee"] },
+]
+
+[transitions.check]
+from = ["open"]
+by = ["agent"]
+input = ["note", "code"]
+guard = "lead.note != \"bad\""
+
+[transitions.bad_effect]
+from = ["open"]
+by = ["agent"]
+do = [
+  { append = "tags", value = "x" },
+  { set = "n", expr = "lead.n + 1" },
+  { set = "count", expr = "\"not a number\"" },
+]
+
+[transitions.close]
+from = ["open", "next"]
+to = "done"
+by = ["agent"]
+
+[timers.poke]
+in = ["open"]
+after = "1d"
+do = [{ append = "tags", value = "poked" }, { set = "count", expr = "\"nope\"" }]
+"#;
+
+#[test]
+fn owned_refusals_give_the_record_back_exactly() {
+    let l = load(&Project {
+        workflows: vec![SourceFile::new("workflows/u.toml", UNDO_WF)],
+        ..Project::default()
+    });
+    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
+    let wf = l.set.get("u").unwrap().clone();
+    let me = agent("ann", 1);
+    let dir = vec![me.clone()];
+    let ctx = Ctx {
+        now: t0(),
+        actor: &me,
+        directory: &dir,
+    };
+    let rec = create(
+        &wf,
+        &input(&[
+            ("note", s("kept")),
+            ("code", s("ABC")),
+            ("tags", Value::List(vec![s("a")])),
+        ]),
+        ctx,
+    )
+    .unwrap()
+    .record;
+    assert_eq!(rec.assignee.as_deref(), Some("ann"));
+    let later = Ctx {
+        now: t0() + Duration::hours(5),
+        ..ctx
+    };
+    let same = |back: &Record| {
+        assert_eq!(back, &rec);
+        assert_eq!(format!("{back:?}"), format!("{rec:?}"));
+    };
+    let owned = |t: &str, inp: &[(&str, Value)]| {
+        let r = fire_owned(&wf, rec.clone(), t, &input(inp), later).unwrap_err();
+        // The borrowed API refuses the same way.
+        assert_eq!(
+            fire(&wf, &rec, t, &input(inp), later).unwrap_err(),
+            r.refusal
+        );
+        same(&r.record);
+        r.refusal.code
+    };
+    // Input written, then the guard refuses.
+    assert_eq!(owned("check", &[("note", s("bad"))]), Code::Guard);
+    // The first input written, the second has the wrong type.
+    assert_eq!(
+        owned("check", &[("note", s("new")), ("code", s("abc"))]),
+        Code::Type
+    );
+    // Effects set, append, clear, release the assignee; the state and
+    // entered_at change; on_enter sets again, then a required assignment
+    // finds nobody.
+    assert_eq!(owned("go", &[("note", s("changed"))]), Code::NoCandidate);
+    // An effect fails after two others changed the record.
+    assert_eq!(owned("bad_effect", &[]), Code::Script);
+    // Refusals before any evaluation.
+    assert_eq!(owned("nope", &[]), Code::UnknownTransition);
+    assert_eq!(owned("go", &[("count", Value::Int(1))]), Code::Input);
+    // A timer whose effects fail half-way.
+    let r = fire_timer_owned(&wf, rec.clone(), "poke", t0() + Duration::days(1), &dir).unwrap_err();
+    assert_eq!(r.refusal.code, Code::Script);
+    same(&r.record);
+    let r = fire_timer_owned(&wf, rec.clone(), "nope", t0(), &dir).unwrap_err();
+    assert_eq!(r.refusal.code, Code::UnknownTimer);
+    same(&r.record);
+
+    // Success: the owned call gives what the borrowed one gives, and
+    // `revert` gives the record back (a caller failing after the engine).
+    let boss = Actor {
+        id: "zed".into(),
+        role: "boss".into(),
+        ..Actor::default()
+    };
+    let dir2 = vec![me.clone(), boss];
+    let ctx2 = Ctx {
+        directory: &dir2,
+        ..later
+    };
+    let inp = input(&[("note", s("changed")), ("code", s("XYZ"))]);
+    let out = fire_owned(&wf, rec.clone(), "go", &inp, ctx2).unwrap();
+    assert_eq!(out, fire(&wf, &rec, "go", &inp, ctx2).unwrap());
+    assert_eq!(out.record.assignee.as_deref(), Some("zed"));
+    assert_eq!(out.record.get(&wf, "n"), Some(&Value::Int(11)));
+    assert_eq!(
+        out.changes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect::<Vec<_>>(),
+        ["n", "note", "code", "tags", "when"],
+        "changed fields in field order, `code` written then cleared"
+    );
+    assert_eq!(out.assignee, Some((Some("ann".into()), Some("zed".into()))));
+    same(&out.revert(&wf));
+}

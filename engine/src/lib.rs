@@ -57,7 +57,10 @@ pub mod value;
 
 pub use calendar::Calendar;
 pub use diag::{Diagnostic, Severity, SourceFile};
-pub use eval::{create, fire, fire_timer, Actor, Code, Ctx, Outcome, Period, Record, Refusal};
+pub use eval::{
+    create, fire, fire_owned, fire_timer, fire_timer_owned, Actor, Code, Ctx, Outcome, Period,
+    Record, Refusal, Refused,
+};
 pub use load::{load, Loaded, Project, WorkflowSet};
 pub use model::Workflow;
 pub use value::{FieldType, Value};

@@ -74,6 +74,21 @@ enum N {
     Day(NaiveDate),
 }
 
+impl N {
+    fn dynamic(self) -> Dynamic {
+        match self {
+            N::Unit => Dynamic::UNIT,
+            N::Bool(b) => b.into(),
+            N::Int(i) => i.into(),
+            N::Float(f) => f.into(),
+            N::Str(s) => s.into(),
+            N::Instant(t) => Dynamic::from(Instant(t)),
+            N::Span(d) => Dynamic::from(Span(d)),
+            N::Day(d) => Dynamic::from(Day(d)),
+        }
+    }
+}
+
 /// Why native evaluation stopped without a value.
 enum Stop {
     /// Outside the subset: let Rhai do it.
@@ -416,15 +431,27 @@ impl Node {
     /// Evaluate: `Ok` a value, `Err` the message of a `throw`; `None` means
     /// "let Rhai do it".
     pub fn run(&self, env: &Env) -> Option<Result<Dynamic, String>> {
+        match self.n(env) {
+            Ok(n) => Some(Ok(n.dynamic())),
+            Err(Stop::Throw(m)) => Some(Err(m)),
+            Err(Stop::Fallback) => None,
+        }
+    }
+
+    /// [`Node::run`] for a value a field or a timer takes: `Ok` what
+    /// `script::from_dynamic` makes of `run`'s value (or its error), without
+    /// building the `Dynamic` (a datetime in one is boxed); `Err` the
+    /// message of a `throw`; `None`: let Rhai do it.
+    pub fn run_value(&self, env: &Env) -> Option<Result<Result<Value, String>, String>> {
         Some(Ok(match self.n(env) {
-            Ok(N::Unit) => Dynamic::UNIT,
-            Ok(N::Bool(b)) => b.into(),
-            Ok(N::Int(i)) => i.into(),
-            Ok(N::Float(f)) => f.into(),
-            Ok(N::Str(s)) => s.into(),
-            Ok(N::Instant(t)) => Dynamic::from(Instant(t)),
-            Ok(N::Span(d)) => Dynamic::from(Span(d)),
-            Ok(N::Day(d)) => Dynamic::from(Day(d)),
+            Ok(N::Unit) => Ok(Value::Null),
+            Ok(N::Bool(b)) => Ok(Value::Bool(b)),
+            Ok(N::Int(i)) => Ok(Value::Int(i)),
+            Ok(N::Str(s)) => Ok(Value::Str(s)),
+            Ok(N::Instant(t)) => Ok(Value::DateTime(t)),
+            Ok(N::Day(d)) => Ok(Value::Date(d)),
+            // Rounding and error messages exactly as for Rhai's values.
+            Ok(n @ (N::Float(_) | N::Span(_))) => crate::script::from_dynamic(&n.dynamic()),
             Err(Stop::Throw(m)) => return Some(Err(m)),
             Err(Stop::Fallback) => return None,
         }))
@@ -616,6 +643,11 @@ mod tests {
             "minutes(90) > hours(1)",
             "1.5 + 2.5",
             "lead.n - 9223372036854775807 - 10",
+            "lead.d",
+            "lead.day",
+            "hours(2)",
+            "lead.s",
+            "0.1 + 0.2",
         ];
         for fields in &records {
             for src in exprs {
@@ -652,7 +684,12 @@ mod tests {
                 };
                 match (node.eval(&env), rhai) {
                     (Some(n), Eval::Value(r)) => {
-                        assert_eq!(format!("{n:?}"), format!("{r:?}"), "`{src}` on {fields:?}")
+                        assert_eq!(format!("{n:?}"), format!("{r:?}"), "`{src}` on {fields:?}");
+                        assert_eq!(
+                            node.run_value(&env),
+                            Some(Ok(crate::script::from_dynamic(&r))),
+                            "`{src}` on {fields:?} as a field value"
+                        );
                     }
                     (None, _) => {} // Rhai decides: same result by construction.
                     (Some(n), _) => panic!("`{src}`: native gave {n:?} where Rhai failed"),

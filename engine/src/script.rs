@@ -89,27 +89,37 @@ pub fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
     if d.is_unit() {
         return Ok(Value::Null);
     }
-    if let Some(b) = d.clone().try_cast::<bool>() {
-        return Ok(Value::Bool(b));
-    }
-    if let Some(i) = d.clone().try_cast::<INT>() {
-        return Ok(Value::Int(i));
-    }
-    if let Some(f) = d.clone().try_cast::<f64>() {
-        return Decimal::from_f64(f)
-            .map(|x| Value::Decimal(x.round_dp(6).normalize()))
-            .ok_or_else(|| format!("{f} is not a representable decimal"));
-    }
-    if let Some(s) = d.clone().try_cast::<ImmutableString>() {
-        return Ok(Value::Str(s.to_string()));
-    }
-    if let Some(t) = d.clone().try_cast::<Instant>() {
-        return Ok(Value::DateTime(t.0));
-    }
-    if let Some(t) = d.clone().try_cast::<Day>() {
-        return Ok(Value::Date(t.0));
-    }
-    if let Some(a) = d.clone().try_cast::<Array>() {
+    // One copy; each failed cast hands it back (a copy per type tried
+    // would box a datetime five times).
+    let v = match d.clone().try_cast_result::<bool>() {
+        Ok(b) => return Ok(Value::Bool(b)),
+        Err(v) => v,
+    };
+    let v = match v.try_cast_result::<INT>() {
+        Ok(i) => return Ok(Value::Int(i)),
+        Err(v) => v,
+    };
+    let v = match v.try_cast_result::<f64>() {
+        Ok(f) => {
+            return Decimal::from_f64(f)
+                .map(|x| Value::Decimal(x.round_dp(6).normalize()))
+                .ok_or_else(|| format!("{f} is not a representable decimal"))
+        }
+        Err(v) => v,
+    };
+    let v = match v.try_cast_result::<ImmutableString>() {
+        Ok(s) => return Ok(Value::Str(s.to_string())),
+        Err(v) => v,
+    };
+    let v = match v.try_cast_result::<Instant>() {
+        Ok(t) => return Ok(Value::DateTime(t.0)),
+        Err(v) => v,
+    };
+    let v = match v.try_cast_result::<Day>() {
+        Ok(t) => return Ok(Value::Date(t.0)),
+        Err(v) => v,
+    };
+    if let Ok(a) = v.try_cast_result::<Array>() {
         return a
             .iter()
             .map(from_dynamic)

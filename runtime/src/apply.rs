@@ -623,66 +623,67 @@ async fn fire_as<T: Tx>(
         .lock(req.record)
         .await?
         .ok_or(Error::NotFound(req.record))?;
-    let res = fire_locked(tx, v, req, &cur, want).await;
-    tx.release(req.record, cur.record);
-    res
-}
-
-async fn fire_locked<T: Tx>(
-    tx: &mut T,
-    v: &Versions,
-    req: &FireRequest<'_>,
-    cur: &Current,
-    want: bool,
-) -> Result<Option<StoredRecord>, Error> {
+    // The engine takes the locked record by value (no copy): every path
+    // gives it back, to `update` changed or to `release` as it was.
+    let Current {
+        wf,
+        record,
+        revision,
+    } = cur;
     if let Some(v) = &req.visible {
-        if !(v.0)(&stored(
-            req.record,
-            &cur.wf,
-            &cur.record,
-            cur.revision,
-            req.now,
-        )) {
+        if !(v.0)(&stored(req.record, &wf, &record, revision, req.now)) {
+            tx.release(req.record, record);
             return Err(Error::NotFound(req.record));
         }
     }
-    if let Some(expected) = req.expected_revision {
-        if expected != cur.revision {
-            return Err(Error::Conflict {
-                expected,
-                actual: cur.revision,
-            });
-        }
+    if let Some(expected) = req.expected_revision.filter(|&e| e != revision) {
+        tx.release(req.record, record);
+        return Err(Error::Conflict {
+            expected,
+            actual: revision,
+        });
     }
-    let dir = directory_if(
-        tx,
-        fire_reads_directory(&cur.wf, req.transition, cur.record.state),
-    )
-    .await?;
+    let needed = fire_reads_directory(&wf, req.transition, record.state);
+    let dir = match directory_if(tx, needed).await {
+        Ok(dir) => dir,
+        Err(e) => {
+            tx.release(req.record, record);
+            return Err(e);
+        }
+    };
     let ctx = Ctx {
         now: req.now,
         actor: req.actor,
         directory: &dir,
     };
-    let out = leadflow_engine::fire(&cur.wf, &cur.record, req.transition, &req.input, ctx)?;
-    let kids = children(v, &out, ctx)?;
-    let revision = cur.revision + 1;
-    let result = (want || req.idempotency_key.is_some())
-        .then(|| stored(req.record, &cur.wf, &out.record, revision, req.now));
-    write_effects(
-        tx,
-        req.record,
-        &cur.wf,
-        &out,
-        revision,
-        &req.actor.id,
-        req.now,
-    )
-    .await?;
-    write_children(tx, req.record, kids, &req.actor.id, req.now).await?;
-    tx.update(req.record, &cur.wf, out.record, revision, req.now)
-        .await?;
-    finish_idem(tx, req.idempotency_key, result).await
+    let out = match leadflow_engine::fire_owned(&wf, record, req.transition, &req.input, ctx) {
+        Ok(out) => out,
+        Err(r) => {
+            tx.release(req.record, r.record);
+            return Err(r.refusal.into());
+        }
+    };
+    let revision = revision + 1;
+    let written = async {
+        let kids = children(v, &out, ctx)?;
+        let result = (want || req.idempotency_key.is_some())
+            .then(|| stored(req.record, &wf, &out.record, revision, req.now));
+        write_effects(tx, req.record, &wf, &out, revision, &req.actor.id, req.now).await?;
+        write_children(tx, req.record, kids, &req.actor.id, req.now).await?;
+        Ok(result)
+    }
+    .await;
+    match written {
+        Ok(result) => {
+            tx.update(req.record, &wf, out.record, revision, req.now)
+                .await?;
+            finish_idem(tx, req.idempotency_key, result).await
+        }
+        Err(e) => {
+            tx.release(req.record, out.revert(&wf));
+            Err(e)
+        }
+    }
 }
 
 /// What running one due item did.
@@ -704,38 +705,46 @@ pub(crate) async fn run_item<T: Tx>(
     let Some(cur) = tx.lock(item.record).await? else {
         return Ok(Ran::Discarded);
     };
-    let res = run_locked(tx, v, item, &cur).await;
-    tx.release(item.record, cur.record);
-    res
+    run_locked(tx, v, item, cur).await
 }
 
+/// Every path gives the locked record back: to `update` changed, or to
+/// `release` as it was (the engine takes it by value, no copy).
 async fn run_locked<T: Tx>(
     tx: &mut T,
     v: &Versions,
     item: &DueItem,
-    cur: &Current,
+    cur: Current,
 ) -> Result<Ran, Error> {
     let now = item.due;
-    let Some(taken) = tx.take(item, now).await? else {
-        return Ok(Ran::Discarded);
+    let taken = match tx.take(item, now).await {
+        Ok(Some(taken)) => taken,
+        other => {
+            tx.release(item.record, cur.record);
+            return other.map(|_| Ran::Discarded);
+        }
     };
-    let system = Actor::system();
+    let system = Actor::system_shared();
     match taken {
         Taken::Timer => {
-            let dir = directory_if(
-                tx,
-                timer_reads_directory(&cur.wf, &item.timer, cur.record.state),
-            )
-            .await?;
-            let out = match leadflow_engine::fire_timer(
-                &cur.wf,
-                &cur.record,
-                &item.timer,
-                now,
-                &dir,
-            ) {
+            let Current {
+                wf,
+                record,
+                revision,
+            } = cur;
+            let needed = timer_reads_directory(&wf, &item.timer, record.state);
+            let dir = match directory_if(tx, needed).await {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tx.release(item.record, record);
+                    return Err(e);
+                }
+            };
+            let out = match leadflow_engine::fire_timer_owned(&wf, record, &item.timer, now, &dir) {
                 Ok(out) => out,
                 Err(r) => {
+                    tx.release(item.record, r.record);
+                    let r = r.refusal;
                     if r.code != Code::NotEnabled {
                         tracing::warn!(record = item.record, timer = %item.timer, code = r.code.as_str(), "timer refused: {}", r.message);
                     }
@@ -744,24 +753,32 @@ async fn run_locked<T: Tx>(
             };
             let ctx = Ctx {
                 now,
-                actor: &system,
+                actor: system,
                 directory: &dir,
             };
-            let kids = match children(v, &out, ctx) {
-                Ok(k) => k,
-                Err(Error::Refused(r)) => {
-                    tracing::warn!(record = item.record, timer = %item.timer, code = r.code.as_str(), "timer spawn refused: {}", r.message);
-                    return Ok(Ran::Discarded);
-                }
-                Err(e) => return Err(e),
-            };
-            let revision = cur.revision + 1;
-            write_effects(tx, item.record, &cur.wf, &out, revision, &system.id, now).await?;
-            write_children(tx, item.record, kids, &system.id, now).await?;
-            tx.update(item.record, &cur.wf, out.record, revision, now)
+            let revision = revision + 1;
+            let written = async {
+                let kids = children(v, &out, ctx)?;
+                write_effects(tx, item.record, &wf, &out, revision, &system.id, now).await?;
+                write_children(tx, item.record, kids, &system.id, now).await
+            }
+            .await;
+            if let Err(e) = written {
+                tx.release(item.record, out.revert(&wf));
+                return match e {
+                    Error::Refused(r) => {
+                        tracing::warn!(record = item.record, timer = %item.timer, code = r.code.as_str(), "timer spawn refused: {}", r.message);
+                        Ok(Ran::Discarded)
+                    }
+                    e => Err(e),
+                };
+            }
+            tx.update(item.record, &wf, out.record, revision, now)
                 .await?;
         }
         Taken::Spawn(p) => {
+            // Only links change on this record: give it back first.
+            tx.release(item.record, cur.record);
             let wf = match v.current(&p.workflow) {
                 Ok(wf) => wf,
                 Err(e) => {
@@ -772,7 +789,7 @@ async fn run_locked<T: Tx>(
             let dir = directory(tx, v, &wf).await?;
             let ctx = Ctx {
                 now,
-                actor: &system,
+                actor: system,
                 directory: &dir,
             };
             let input: Vec<(String, Value)> = p

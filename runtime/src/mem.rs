@@ -2,10 +2,11 @@
 //!
 //! Fast by construction: records live in a `Vec` indexed by id, the engine
 //! record is kept typed (no JSON on the hot path), and due timers sit in a
-//! binary heap keyed by (due, seq) with lazy deletion: cancelling or
-//! re-arming only forgets the arming in the record, and the heap entry is
-//! dropped when it surfaces. Replay cost depends on the number of armings,
-//! never on the idle time between them.
+//! queue keyed by (due, seq) with lazy deletion ([`queue`]: per-hour buckets,
+//! a heap for the hour reached): cancelling or re-arming only forgets the
+//! arming in the record, and the queue entry is dropped when it surfaces.
+//! Replay cost depends on the number of armings, never on the idle time
+//! between them.
 //!
 //! Compact by construction too (a generated year keeps millions of rows):
 //! history and outbox rows live in two store-wide `Vec`s, chained per record
@@ -21,17 +22,22 @@ use crate::backend::*;
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome};
 use leadflow_engine::{Actor, Record, Value, Workflow, WorkflowSet};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use queue::{DueQueue, Entry};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
+mod queue;
+
+/// An armed timer or scheduled spawn of a record: 32 bytes, the name
+/// interned (scheduled spawns are named `spawn:<revision>.<n>`, so their
+/// names are interned too) and the rare spawn payload boxed.
 struct MemTimer {
-    name: String,
+    name: u32,
     due: DateTime<Utc>,
     seq: i64,
-    spawn: Option<SpawnPayload>,
+    spawn: Option<Box<SpawnPayload>>,
 }
 
 /// End of a per-record chain of rows.
@@ -117,6 +123,11 @@ impl Names {
     fn get(&self, id: u32) -> &str {
         &self.list[id as usize]
     }
+
+    /// The id of a name seen before.
+    fn find(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
 }
 
 impl MemRecord {
@@ -132,7 +143,7 @@ impl MemRecord {
 #[derive(Default)]
 struct State {
     records: Vec<MemRecord>,
-    queue: BinaryHeap<Reverse<(DateTime<Utc>, i64, RecordId)>>,
+    queue: DueQueue,
     seq: i64,
     history: Vec<HistoryRow>,
     outbox: Vec<OutboxRow>,
@@ -210,7 +221,8 @@ impl State {
 
     /// The earliest live entry of the queue, dropping stale ones on the way.
     fn peek(&mut self) -> Option<DueItem> {
-        while let Some(&Reverse((due, seq, record))) = self.queue.peek() {
+        while let Some(Entry { due, seq, index }) = self.queue.peek() {
+            let record = RecordId::from(index) + 1;
             let live = self
                 .record(record)
                 .and_then(|r| r.timers.iter().find(|t| t.seq == seq));
@@ -218,7 +230,7 @@ impl State {
                 Some(t) => {
                     return Some(DueItem {
                         record,
-                        timer: t.name.clone(),
+                        timer: self.names.get(t.name).to_string(),
                         due,
                         seq,
                     })
@@ -455,26 +467,33 @@ impl Tx for MemTx<'_> {
     ) -> Result<(), Error> {
         self.st.seq += 1;
         let seq = self.st.seq;
+        let index = u32::try_from(id - 1).map_err(|_| Error::NotFound(id))?;
+        let name = self.st.names.id(timer);
+        let spawn = spawn.map(Box::new);
         let r = self.st.record_mut(id)?;
-        match r.timers.iter_mut().find(|t| t.name == timer) {
+        match r.timers.iter_mut().find(|t| t.name == name) {
             Some(t) => {
                 t.due = due;
                 t.seq = seq;
                 t.spawn = spawn;
             }
             None => r.timers.push(MemTimer {
-                name: timer.to_string(),
+                name,
                 due,
                 seq,
                 spawn,
             }),
         }
-        self.st.queue.push(Reverse((due, seq, id)));
+        self.st.queue.push(Entry { due, seq, index });
         Ok(())
     }
 
     async fn cancel(&mut self, id: RecordId, timer: &str) -> Result<(), Error> {
-        self.st.record_mut(id)?.timers.retain(|t| t.name != timer);
+        let name = self.st.names.find(timer);
+        let r = self.st.record_mut(id)?;
+        if let Some(name) = name {
+            r.timers.retain(|t| t.name != name);
+        }
         Ok(())
     }
 
@@ -543,7 +562,7 @@ impl Tx for MemTx<'_> {
         };
         let t = r.timers.swap_remove(i);
         Ok(Some(match t.spawn {
-            Some(p) => Taken::Spawn(p),
+            Some(p) => Taken::Spawn(*p),
             None => Taken::Timer,
         }))
     }
@@ -677,7 +696,7 @@ impl Backend for MemBackend {
                     .iter()
                     .map(|t| ArmedTimer {
                         record: id,
-                        timer: t.name.clone(),
+                        timer: st.names.get(t.name).to_string(),
                         due: t.due,
                     })
                     .collect()

@@ -19,8 +19,7 @@ pub(crate) async fn resolve<B: Backend>(
     let mut id = *names
         .get(&r.name)
         .ok_or_else(|| format!("record `{}` is not named yet", r.name))?;
-    let mut path = r.name.clone();
-    for l in &r.links {
+    for (i, l) in r.links.iter().enumerate() {
         let links = b.links(id).await.map_err(|e| e.to_string())?;
         id = links
             .iter()
@@ -28,6 +27,12 @@ pub(crate) async fn resolve<B: Backend>(
             .find(|k| &k.name == l)
             .map(|k| k.to)
             .ok_or_else(|| {
+                // The part of the reference followed so far.
+                let path = std::iter::once(&r.name)
+                    .chain(&r.links[..i])
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("/");
                 let have: Vec<&str> = links.iter().map(|k| k.name.as_str()).collect();
                 format!(
                     "record `{r}`: {path} has no link `{l}` (links: {})",
@@ -38,7 +43,6 @@ pub(crate) async fn resolve<B: Backend>(
                     }
                 )
             })?;
-        path = format!("{path}/{l}");
     }
     Ok(id)
 }
@@ -459,5 +463,78 @@ mod tests {
             &actual(l, Some(&serde_json::json!(["2022-11-14T10:00:00Z"])))
         ));
         assert!(!same(&Value::Int(1), &Value::Int(2)));
+    }
+
+    #[tokio::test]
+    async fn resolve_follows_links_and_names_the_missing_one() {
+        use crate::backend::{Backend, CreateRequest, FireRequest};
+        let loaded = leadflow_engine::load(&leadflow_engine::Project {
+            workflows: vec![leadflow_engine::SourceFile::new(
+                "workflows/w.toml",
+                r#"
+[workflow]
+id = "w"
+initial = "open"
+[states.open]
+[states.done]
+final = true
+[transitions.split]
+from = ["open"]
+by = ["agent"]
+do = [{ spawn = "w", link = "parent", backlink = "kid" }]
+[transitions.close]
+from = ["open"]
+to = "done"
+by = ["agent"]
+"#,
+            )],
+            ..Default::default()
+        });
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let b = crate::MemBackend::new(std::sync::Arc::new(loaded.set));
+        let agent = leadflow_engine::Actor {
+            id: "a".into(),
+            role: "agent".into(),
+            ..Default::default()
+        };
+        let now = "2024-01-01T09:00:00Z".parse().unwrap();
+        let a = b
+            .create(CreateRequest {
+                workflow: "w",
+                input: Vec::new(),
+                actor: &agent,
+                now,
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        b.fire(FireRequest {
+            record: a.id,
+            transition: "split",
+            input: Vec::new(),
+            actor: &agent,
+            now,
+            expected_revision: None,
+            idempotency_key: None,
+            visible: None,
+        })
+        .await
+        .unwrap();
+        let names: HashMap<String, RecordId> = [("A".to_string(), a.id)].into();
+        let at = |s: &str| RecordRef::parse(s);
+        assert_eq!(resolve(&b, &names, &at("A")).await, Ok(a.id));
+        assert_eq!(resolve(&b, &names, &at("A/kid/parent")).await, Ok(a.id));
+        assert_eq!(
+            resolve(&b, &names, &at("A/kid/nope")).await,
+            Err("record `A/kid/nope`: A/kid has no link `nope` (links: parent)".into())
+        );
+        assert_eq!(
+            resolve(&b, &names, &at("A/x")).await,
+            Err("record `A/x`: A has no link `x` (links: kid)".into())
+        );
+        assert_eq!(
+            resolve(&b, &names, &at("B")).await,
+            Err("record `B` is not named yet".into())
+        );
     }
 }
