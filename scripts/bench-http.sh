@@ -46,5 +46,5 @@ end
 LUA
 } > "$LUA"
 echo "POST /v1/records/{id}/transitions/make_appointment, $RECORDS records, 32 connections, $DURATION:"
-wrk -t4 -c32 -d"$DURATION" --latency -s "$LUA" $API
+wrk -t"${WRK_THREADS:-4}" -c32 -d"$DURATION" --latency -s "$LUA" $API
 echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"

@@ -2,9 +2,11 @@
 //! transaction, so many of them cost one commit (one WAL flush) and a few
 //! round trips instead of each paying its own.
 //!
-//! A store that uses it starts a few writer tasks. A caller queues its
+//! A store that uses it starts a few writer tasks, each with its own queue;
+//! a record always goes to the same writer (id modulo the writers), so
+//! batches never wait for each other's row locks. A caller queues its
 //! request and waits for its own answer; a free writer takes every request
-//! queued at that moment (up to a limit) and runs them as one batch. Nothing
+//! queued for it at that moment (up to a limit) and runs them as one batch. Nothing
 //! waits for a batch to fill: a request arriving at an idle store runs alone
 //! at once, and batches grow only while the writers are busy, which is when
 //! sharing a commit pays. Each answer is sent after the batch committed, so
@@ -25,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 /// The most requests one batch takes.
 pub const MAX_GROUP: usize = 64;
@@ -81,7 +83,8 @@ pub type RunBatch =
 /// The queue and its writers. Dropping it stops the writers once the queue
 /// is empty.
 pub struct Group {
-    queue: mpsc::UnboundedSender<Job>,
+    /// One queue per writer; a record always goes to the same one.
+    queues: Vec<mpsc::UnboundedSender<Job>>,
     stats: Arc<Stats>,
 }
 
@@ -97,18 +100,14 @@ impl Group {
     /// outside a runtime (the store then runs each request on its own).
     pub fn start(writers: usize, max_batch: usize, run: RunBatch) -> Option<Group> {
         let rt = tokio::runtime::Handle::try_current().ok()?;
-        let (queue, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(Stats::default());
+        let mut queues = Vec::new();
         for _ in 0..writers.max(1) {
-            rt.spawn(writer(
-                rx.clone(),
-                run.clone(),
-                max_batch.max(1),
-                stats.clone(),
-            ));
+            let (queue, rx) = mpsc::unbounded_channel();
+            queues.push(queue);
+            rt.spawn(writer(rx, run.clone(), max_batch.max(1), stats.clone()));
         }
-        Some(Group { queue, stats })
+        Some(Group { queues, stats })
     }
 
     /// (batches, requests) run so far: requests / batches is the mean
@@ -124,7 +123,11 @@ impl Group {
     /// (their runtime shut down) before taking it: the caller runs it itself.
     pub async fn fire(&self, req: &FireRequest<'_>) -> Option<Answer> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send((OwnedFire::new(req), tx)).ok()?;
+        // Requests for one record always meet in the same writer, so two
+        // batches never wait for each other's row locks, and requests for
+        // one record run in the order they were queued.
+        let w = req.record.unsigned_abs() as usize % self.queues.len();
+        self.queues[w].send((OwnedFire::new(req), tx)).ok()?;
         Some(rx.await.unwrap_or_else(|_| {
             Err(Error::Storage(
                 "the transition writer stopped before answering (shutdown)".into(),
@@ -196,26 +199,21 @@ pub(crate) fn commit_failed(answers: Vec<Answer>, e: &Error) -> Vec<Answer> {
 }
 
 async fn writer(
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
     run: RunBatch,
     max_batch: usize,
     stats: Arc<Stats>,
 ) {
     loop {
         let mut jobs = Vec::new();
-        {
-            // One writer waits for work at a time; the others wait for it
-            // to have taken its batch.
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(j) => jobs.push(j),
-                None => return,
-            }
-            while jobs.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
+        match rx.recv().await {
+            Some(j) => jobs.push(j),
+            None => return,
+        }
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
             }
         }
         let (reqs, replies): (Vec<OwnedFire>, Vec<_>) = jobs.into_iter().unzip();

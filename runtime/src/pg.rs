@@ -33,7 +33,10 @@ pub struct PgOptions {
     pub max_connections: u32,
     /// Group commit writers (see `group.rs`): concurrent transitions share
     /// a transaction, at most this many batches in flight. 0 turns group
-    /// commit off (one transaction per request).
+    /// commit off (one transaction per request). Default 2, or the
+    /// environment variable `LEADFLOW_PG_GROUP_WRITERS` (2 gave the best
+    /// latency on 2 cores in `scripts/bench-http.sh`; more cores may want
+    /// more).
     pub writers: usize,
     /// Apply migrations before use (needs a role allowed to create tables).
     pub migrate: bool,
@@ -43,7 +46,10 @@ impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             max_connections: 20,
-            writers: 4,
+            writers: std::env::var("LEADFLOW_PG_GROUP_WRITERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
             migrate: true,
         }
     }
@@ -470,8 +476,8 @@ fn build_flush_sql(parts: usize) -> String {
         let a = p(2);
         ctes.push(format!(
             "c AS (DELETE FROM timers t USING UNNEST({}::bigint[], {}::text[]) AS d(record_id, timer)
-             WHERE t.tenant_id = $1 AND t.record_id = d.record_id AND t.timer = d.timer)",
-            a[0], a[1]
+             WHERE t.tenant_id = $1 AND t.record_id = ANY({}) AND t.record_id = d.record_id AND t.timer = d.timer)",
+            a[0], a[1], a[0]
         ));
     }
     if parts & 8 != 0 {
