@@ -470,18 +470,6 @@ async fn write_children<T: Tx>(
     Ok(())
 }
 
-async fn directory<T: Tx>(
-    tx: &mut T,
-    v: &Versions,
-    wf: &Workflow,
-) -> Result<Arc<Vec<Actor>>, Error> {
-    if v.needs_directory(wf) {
-        tx.directory().await
-    } else {
-        Ok(Arc::default())
-    }
-}
-
 /// Whether effects may read the actor directory: an `assign`, or a spawn
 /// (the child's creation may assign).
 fn reads_directory(effects: &[Effect]) -> bool {
@@ -516,6 +504,8 @@ fn timer_reads_directory(wf: &Workflow, timer: &str, from: usize) -> bool {
     }
 }
 
+/// The actor directory (with loads) if `needed`, else an empty one: the SQL
+/// stores compute it with a query over the tenant's open records.
 async fn directory_if<T: Tx>(tx: &mut T, needed: bool) -> Result<Arc<Vec<Actor>>, Error> {
     if needed {
         tx.directory().await
@@ -557,7 +547,7 @@ async fn create_as<T: Tx>(
         }
     }
     let wf = v.current(req.workflow)?;
-    let dir = directory(tx, v, &wf).await?;
+    let dir = directory_if(tx, v.needs_directory(&wf)).await?;
     let ctx = Ctx {
         now: req.now,
         actor: req.actor,
@@ -786,7 +776,7 @@ async fn run_locked<T: Tx>(
                     return Ok(Ran::Discarded);
                 }
             };
-            let dir = directory(tx, v, &wf).await?;
+            let dir = directory_if(tx, v.needs_directory(&wf)).await?;
             let ctx = Ctx {
                 now,
                 actor: system,
