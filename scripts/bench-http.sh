@@ -33,6 +33,10 @@ for i in $(seq "$RECORDS"); do
   curl -fs -o /dev/null -X POST $API/v1/records/$id/transitions/log_contact_attempt -H 'Authorization: Bearer aslm-dealer-rm'
   IDS+=("$id")
 done
+# As pgbench does after loading: statistics and a vacuumed heap, which
+# autovacuum would give a production database (it is off on some CI
+# machines). See docs/benchmarks.md.
+psql "$PGURL/$DB" -qAtc "VACUUM ANALYZE"
 LUA=$(mktemp --suffix=.lua)
 {
   echo "local ids = {$(IFS=,; echo "${IDS[*]}")}"

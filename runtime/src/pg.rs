@@ -33,10 +33,12 @@ pub struct PgOptions {
     pub max_connections: u32,
     /// Group commit writers (see `group.rs`): concurrent transitions share
     /// a transaction, at most this many batches in flight. 0 turns group
-    /// commit off (one transaction per request). Default 2, or the
-    /// environment variable `LEADFLOW_PG_GROUP_WRITERS` (2 gave the best
-    /// latency on 2 cores in `scripts/bench-http.sh`; more cores may want
-    /// more).
+    /// commit off (one transaction per request). Default 1, or the
+    /// environment variable `LEADFLOW_PG_GROUP_WRITERS`: once the batch
+    /// statements ran on generic plans, one writer (larger batches, fewer
+    /// statements per transition) gave the lowest p99 on 2 cores in
+    /// `scripts/bench-http.sh` at the same throughput as 2; more cores may
+    /// want more.
     pub writers: usize,
     /// Apply migrations before use (needs a role allowed to create tables).
     pub migrate: bool,
@@ -49,7 +51,7 @@ impl Default for PgOptions {
             writers: std::env::var("LEADFLOW_PG_GROUP_WRITERS")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
+                .unwrap_or(1),
             migrate: true,
         }
     }
@@ -204,8 +206,23 @@ impl PgBackend {
             .ok_or_else(|| Error::Storage(format!("idempotency key `{key}` has no stored result")))
     }
 
+    /// A write transaction. Its statements are the same few every time and
+    /// reach rows by key (`id = ANY(..)` for a batch), so they run on
+    /// generic plans, planned once per connection: re-planning the buffered
+    /// flush for every batch cost about a quarter of the server's CPU per
+    /// transition. Without bitmap scans the planner keeps the key arrays in
+    /// the index condition even when it has no statistics (a new tenant, a
+    /// bulk load before ANALYZE, autovacuum off): it would otherwise read
+    /// every timer of the tenant for a batch's cancels, thinking the tenant
+    /// has a handful. Reads and list queries keep custom plans.
     async fn begin(&self) -> Result<PgTx<'_>, Error> {
-        let tx = self.pool.begin().await.map_err(db)?;
+        let tx = self
+            .pool
+            .begin_with(
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+            )
+            .await
+            .map_err(db)?;
         Ok(PgTx {
             tx,
             tenant: &self.tenant,
