@@ -136,3 +136,87 @@ async fn sqlite_restart_keeps_api_unavailability() {
 async fn pg_restart_keeps_api_unavailability() {
     restart_keeps_api_unavailability(Kind::Pg).await;
 }
+
+/// Another process (a second daemon, a tool) adds an actor to the stored
+/// directory while this daemon runs: a PUT of someone else's periods here
+/// keeps it, and the actor endpoints show it with its live load.
+async fn put_keeps_actors_written_elsewhere(kind: Kind) {
+    let d = Daemon::start_config(Db::new(kind), config(|_| {}), false).await;
+    let t = &d.server.as_ref().unwrap().state.tenants["aslm"];
+    let mut dir = t.backend.actors().await.unwrap();
+    dir.push(Actor {
+        id: "ext-1".into(),
+        role: "dealer".into(),
+        unavailable: vec![day(9)],
+        ..Actor::default()
+    });
+    t.backend.set_actors(dir).await.unwrap();
+
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(json_periods(&[day(3)])),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored = t.backend.actors().await.unwrap();
+    let ext = stored.iter().find(|a| a.id == "ext-1").expect("ext-1 kept");
+    assert_eq!(ext.unavailable, [day(9)]);
+    let rm = stored.iter().find(|a| a.id == "dealer-rm").unwrap();
+    assert_eq!(rm.unavailable, [day(3)]);
+
+    // Read back through the API: the actor written elsewhere is listed, can
+    // be read alone and given periods; an actor nobody stored is 404.
+    let r = d.get("/v1/actors/ext-1", "admin").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(periods(&r.body["unavailable"]), [day(9)]);
+    assert_eq!(r.body["load"], 0);
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/ext-1/unavailability",
+            Some("admin"),
+            Some(json_periods(&[day(10)])),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = d
+        .call(
+            Method::PUT,
+            "/v1/actors/nobody/unavailability",
+            Some("admin"),
+            Some(json_periods(&[day(10)])),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("E_NOT_FOUND"))
+    );
+    let list = d.get("/v1/actors", "admin").await.body;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"ext-1"), "{ids:?}");
+    let stored = t.backend.actors().await.unwrap();
+    let ext = stored.iter().find(|a| a.id == "ext-1").unwrap();
+    assert_eq!(ext.unavailable, [day(10)]);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_put_keeps_actors_written_elsewhere() {
+    put_keeps_actors_written_elsewhere(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_put_keeps_actors_written_elsewhere() {
+    put_keeps_actors_written_elsewhere(Kind::Pg).await;
+}

@@ -6,7 +6,7 @@ use crate::pg::PgBackend;
 use crate::snapshot::Snapshot;
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
-use leadflow_engine::{Actor, WorkflowSet};
+use leadflow_engine::{Actor, Period, WorkflowSet};
 use std::sync::Arc;
 
 /// Any store, so callers can pick one from configuration.
@@ -92,6 +92,9 @@ impl Backend for AnyBackend {
     }
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
         each!(self, b => b.set_actors(actors).await)
+    }
+    async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error> {
+        each!(self, b => b.set_unavailable(actor, periods).await)
     }
     async fn actors(&self) -> Result<Vec<Actor>, Error> {
         each!(self, b => b.actors().await)

@@ -9,7 +9,7 @@
 //! outbox, spawns and links commit together or not at all.
 
 use chrono::{DateTime, Utc};
-use leadflow_engine::{Actor, Refusal, Value};
+use leadflow_engine::{Actor, Period, Refusal, Value};
 use serde::{Deserialize, Serialize};
 
 pub type RecordId = i64;
@@ -188,6 +188,11 @@ pub struct BulkResult {
 pub trait Backend {
     /// Replace the tenant's actor directory (partners, dealers, operators).
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error>;
+    /// Replace one actor's unavailability periods in the stored directory,
+    /// leaving every other actor (and the rest of this one) as stored, so
+    /// writers in other processes do not overwrite each other. `false`: the
+    /// directory has no such actor.
+    async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error>;
     async fn actors(&self) -> Result<Vec<Actor>, Error>;
     async fn create(&self, req: CreateRequest<'_>) -> Result<StoredRecord, Error>;
     async fn fire(&self, req: FireRequest<'_>) -> Result<StoredRecord, Error>;

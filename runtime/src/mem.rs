@@ -21,7 +21,7 @@ use crate::apply::{self, Current, DueItem, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome};
-use leadflow_engine::{Actor, Record, Value, Workflow, WorkflowSet};
+use leadflow_engine::{Actor, Period, Record, Value, Workflow, WorkflowSet};
 use queue::{DueQueue, Entry};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -621,6 +621,15 @@ impl Backend for MemBackend {
             .collect();
         st.actors = Arc::new(actors);
         Ok(())
+    }
+
+    async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error> {
+        let mut st = self.state.lock().await;
+        let Some(&i) = st.actor_index.get(actor) else {
+            return Ok(false);
+        };
+        Arc::make_mut(&mut st.actors)[i].unavailable = periods.to_vec();
+        Ok(true)
     }
 
     async fn actors(&self) -> Result<Vec<Actor>, Error> {

@@ -10,7 +10,7 @@ use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, json_err, with_loads, Row};
 use chrono::{DateTime, Utc};
-use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
+use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Executor, Postgres, Transaction};
@@ -1143,6 +1143,19 @@ impl Backend for PgBackend {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE actors SET data = jsonb_set(data, '{unavailable}', $3) WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&*self.tenant)
+        .bind(actor)
+        .bind(Json(periods))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn actors(&self) -> Result<Vec<Actor>, Error> {

@@ -8,7 +8,7 @@ use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
 use chrono::{DateTime, Utc};
-use leadflow_engine::{Actor, Record, Workflow, WorkflowSet};
+use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -600,6 +600,19 @@ impl Backend for SqliteBackend {
                 .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE actors SET data = json_set(data, '$.unavailable', json(?)) WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(serde_json::to_string(periods).map_err(json_err)?)
+        .bind(&self.tenant)
+        .bind(actor)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn actors(&self) -> Result<Vec<Actor>, Error> {

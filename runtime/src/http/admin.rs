@@ -19,6 +19,8 @@ pub struct ActorView {
     pub zones: Vec<String>,
     pub skills: Vec<String>,
     pub capacity: Option<u32>,
+    /// Open records assigned to the actor now.
+    pub load: u32,
     pub unavailable: Vec<PeriodView>,
 }
 
@@ -36,6 +38,7 @@ fn actor_view(a: &Actor) -> ActorView {
         zones: a.zones.clone(),
         skills: a.skills.clone(),
         capacity: a.capacity,
+        load: a.load,
         unavailable: a
             .unavailable
             .iter()
@@ -52,18 +55,31 @@ fn may_see(c: &Caller, id: &str) -> bool {
     c.admin || c.actor.id == id
 }
 
+/// The tenant's directory as stored now (with live loads: other daemons on
+/// the same database may have changed it), refreshing the copy this daemon
+/// keeps for auth.
+async fn stored_directory(t: &super::state::Tenant) -> Result<Arc<Vec<Actor>>, ApiError> {
+    let dir = Arc::new(t.backend.actors().await?);
+    *t.actors.write().unwrap_or_else(|e| e.into_inner()) = dir.clone();
+    Ok(dir)
+}
+
 /// The tenant's actor directory.
 #[utoipa::path(get, path = "/v1/actors", tag = "actors",
     responses((status = 200, body = [ActorView])), security(("bearer" = [])))]
-pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<Vec<ActorView>> {
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ActorView>>, ApiError> {
     let t = s.tenant(&caller);
-    Json(
-        t.directory()
+    Ok(Json(
+        stored_directory(t)
+            .await?
             .iter()
             .filter(|a| may_see(&caller, &a.id))
             .map(actor_view)
             .collect(),
-    )
+    ))
 }
 
 /// One actor.
@@ -74,10 +90,13 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ActorView>, ApiError> {
+    if !may_see(&caller, &id) {
+        return Err(actor_not_found());
+    }
     let t = s.tenant(&caller);
-    match t.actor(&id) {
-        Some(a) if may_see(&caller, &id) => Ok(Json(actor_view(&a))),
-        _ => Err(actor_not_found()),
+    match stored_directory(t).await?.iter().find(|a| a.id == id) {
+        Some(a) => Ok(Json(actor_view(a))),
+        None => Err(actor_not_found()),
     }
 }
 
@@ -103,7 +122,9 @@ pub async fn get_unavailability(
 }
 
 /// Replace an actor's unavailability periods (admin, or the actor itself).
-/// Assignments skip an actor while it is unavailable.
+/// Assignments skip an actor while it is unavailable. Only this actor's
+/// periods change in the store: actors and periods that other daemons on
+/// the same database wrote are kept.
 #[utoipa::path(put, path = "/v1/actors/{id}/unavailability", tag = "actors", params(("id" = String, Path)),
     request_body = [PeriodView],
     responses((status = 200, body = [PeriodView]), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
@@ -114,8 +135,7 @@ pub async fn put_unavailability(
     Path(id): Path<String>,
     Json(periods): Json<Vec<PeriodView>>,
 ) -> Result<Json<Vec<PeriodView>>, ApiError> {
-    let t = s.tenant(&caller);
-    if !may_see(&caller, &id) || t.actor(&id).is_none() {
+    if !may_see(&caller, &id) {
         return Err(actor_not_found());
     }
     if let Some(p) = periods.iter().find(|p| p.until <= p.from) {
@@ -124,24 +144,18 @@ pub async fn put_unavailability(
             p.from, p.until
         )));
     }
-    // One writer at a time: read-modify-write of the whole directory.
-    let _one = t.actors_write.lock().await;
-    let dir = {
-        let mut guard = t.actors.write().unwrap_or_else(|e| e.into_inner());
-        let mut dir: Vec<Actor> = (**guard).clone();
-        if let Some(a) = dir.iter_mut().find(|a| a.id == id) {
-            a.unavailable = periods
-                .iter()
-                .map(|p| Period {
-                    from: p.from,
-                    until: p.until,
-                })
-                .collect();
-        }
-        *guard = Arc::new(dir.clone());
-        dir
-    };
-    t.backend.set_actors(dir).await?;
+    let t = s.tenant(&caller);
+    let stored: Vec<Period> = periods
+        .iter()
+        .map(|p| Period {
+            from: p.from,
+            until: p.until,
+        })
+        .collect();
+    if !t.backend.set_unavailable(&id, &stored).await? {
+        return Err(actor_not_found());
+    }
+    stored_directory(t).await?;
     Ok(Json(periods))
 }
 

@@ -27,10 +27,9 @@ pub struct Tenant {
     pub id: String,
     pub config: TenantConfig,
     pub backend: AnyBackend,
-    /// The actor directory (kept in the store too; cached for auth).
+    /// The actor directory as last read from the store (the store is the
+    /// truth; the actor endpoints refresh this copy).
     pub actors: RwLock<Arc<Vec<Actor>>>,
-    /// Serializes directory writes (read-modify-write, then the store).
-    pub actors_write: tokio::sync::Mutex<()>,
     pub status: RwLock<ReloadStatus>,
 }
 
@@ -224,7 +223,6 @@ impl AppState {
                     config: tc.clone(),
                     backend,
                     actors: RwLock::new(Arc::new(directory)),
-                    actors_write: tokio::sync::Mutex::new(()),
                     status: RwLock::new(ReloadStatus {
                         ok: true,
                         checked_at: Some(Utc::now()),

@@ -13,6 +13,21 @@ pub async fn run<B: Backend>(b: &B) {
     let a2 = agent("a2");
     b.set_actors(vec![a1.clone(), a2.clone()]).await.unwrap();
     assert_eq!(b.actors().await.unwrap().len(), 2);
+    // One actor's periods change alone; an unknown actor is reported.
+    let away = leadflow_engine::Period {
+        from: t0() - chrono::Duration::days(1),
+        until: t0() + chrono::Duration::days(1),
+    };
+    assert!(b.set_unavailable("a2", &[away.clone()]).await.unwrap());
+    assert!(!b.set_unavailable("ghost", &[away.clone()]).await.unwrap());
+    let dir = b.actors().await.unwrap();
+    assert_eq!(dir.len(), 2);
+    assert_eq!(
+        dir.iter().find(|a| a.id == "a2").unwrap().unavailable,
+        [away]
+    );
+    assert_eq!(dir.iter().find(|a| a.id == "a1").unwrap(), &a1);
+    assert!(b.set_unavailable("a2", &[]).await.unwrap());
 
     // Create: initial state, assignment by least load, history of the initial values.
     let l1 = b
