@@ -49,6 +49,14 @@ request = function()
 end
 LUA
 } > "$LUA"
+# CPU time (utime+stime, clock ticks) of the daemon and of every postgres process.
+ticks() { awk '{t += $14 + $15} END {print t + 0}' /proc/"$PID"/stat; }
+pg_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done; echo "$t"; }
 echo "POST /v1/records/{id}/transitions/make_appointment, $RECORDS records, 32 connections, $DURATION:"
-wrk -t"${WRK_THREADS:-4}" -c32 -d"$DURATION" --latency -s "$LUA" $API
+D0=$(ticks); P0=$(pg_ticks)
+wrk -t"${WRK_THREADS:-4}" -c32 -d"$DURATION" --latency -s "$LUA" $API | tee /tmp/leadflow-bench-wrk.txt
+D1=$(ticks); P1=$(pg_ticks)
+N=$(awk '/requests in/ {print $1}' /tmp/leadflow-bench-wrk.txt)
+HZ=$(getconf CLK_TCK)
+echo "CPU per request: daemon $(( (D1 - D0) * 1000000 / HZ / N )) us, PostgreSQL $(( (P1 - P0) * 1000000 / HZ / N )) us"
 echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"
