@@ -112,8 +112,9 @@ pub struct ActorConfig {
     pub role: String,
     #[serde(default)]
     pub zones: Vec<String>,
-    /// Skills or applications (e.g. "support", "pv").
-    #[serde(default)]
+    /// Skills or applications (e.g. "support", "pv"; Somfy's Experts list
+    /// the applications they install: `applications` is the same key).
+    #[serde(default, alias = "applications")]
     pub skills: Vec<String>,
     #[serde(default)]
     pub capacity: Option<u32>,
@@ -509,6 +510,9 @@ mod tests {
             [tenants.acme.actors.d1]
             role = "dealer"
             zones = ["RM"]
+            [tenants.acme.actors.x1]
+            role = "expert"
+            applications = ["tapparelle", "tende da sole"]
             [[tenants.acme.keys]]
             name = "d1"
             sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -522,6 +526,10 @@ mod tests {
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.tenants["acme"].root, Path::new("/etc/lf/proj"));
         assert_eq!(hash_key("test"), c.tenants["acme"].keys[0].sha256);
+        assert_eq!(
+            c.tenants["acme"].actors["x1"].skills,
+            ["tapparelle", "tende da sole"]
+        );
     }
 
     #[test]
