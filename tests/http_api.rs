@@ -773,6 +773,44 @@ async fn workflows_openapi_and_operations(kind: Kind) {
             "{p} missing from the OpenAPI document"
         );
     }
+    // Every status the server gives for a missing key or a malformed path
+    // is documented on the operation (a generated client knows them).
+    for (path, item) in o.body["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let m: Method = method.to_uppercase().parse().unwrap();
+            let body = (m != Method::GET).then(|| json!({}));
+            let concrete = path.replace("{id}", "1").replace("{transition}", "t");
+            let r = d.call(m.clone(), &concrete, None, body.clone(), &[]).await;
+            assert_eq!(r.status, 401, "{method} {path} without a key");
+            let documented = &op["responses"];
+            assert!(
+                documented.get("401").is_some(),
+                "{method} {path}: 401 undocumented"
+            );
+            assert!(
+                documented.get("500").is_some(),
+                "{method} {path}: 500 undocumented"
+            );
+            if path.starts_with("/v1/records/{id}") {
+                let bad = path
+                    .replace("{id}", "not-a-number")
+                    .replace("{transition}", "t");
+                let r = d.call(m, &bad, Some("admin"), body, &[]).await;
+                assert_eq!(
+                    (r.status, r.body["code"].as_str()),
+                    (400, Some("E_BAD_REQUEST")),
+                    "{method} {bad}"
+                );
+                assert!(
+                    documented.get("400").is_some(),
+                    "{method} {path}: 400 undocumented"
+                );
+            }
+        }
+    }
     let h = d.call(Method::GET, "/healthz", None, None, &[]).await;
     assert_eq!(h.status, 200);
     let h = d.call(Method::GET, "/readyz", None, None, &[]).await;

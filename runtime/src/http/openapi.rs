@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&Bearer)
+    modifiers(&Bearer, &StandardErrors)
 )]
 pub struct ApiDoc;
 
@@ -28,6 +28,61 @@ impl Modify for Bearer {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// The errors every operation can give, added where a handler's annotation
+/// does not list them, so a generated client knows every status it may
+/// get: 401 where a key is required, 400 where a path parameter, query or
+/// body can be malformed (a path id that is not an integer, a bad cursor),
+/// 500 (`E_INTERNAL`, no details) where the store is read.
+struct StandardErrors;
+
+impl Modify for StandardErrors {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in api.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let r = &mut op.responses.responses;
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let takes_input = path.contains('{')
+                    || op.request_body.is_some()
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if secured {
+                    r.entry("401".into()).or_insert_with(|| {
+                        error("E_UNAUTHORIZED: no key, or not a key of any tenant").into()
+                    });
+                }
+                if takes_input {
+                    r.entry("400".into()).or_insert_with(|| {
+                        error("E_BAD_REQUEST: malformed path, query or body").into()
+                    });
+                }
+                if path.starts_with("/v1/") {
+                    r.entry("500".into()).or_insert_with(|| {
+                        error("E_INTERNAL: the store failed (details only in the log)").into()
+                    });
+                }
+            }
+        }
     }
 }
 
