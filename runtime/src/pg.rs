@@ -786,22 +786,19 @@ impl Tx for PgTx<'_> {
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
         // Loads count open records: earlier transitions of a batch included.
         self.flush().await?;
-        let data: Vec<Json<Actor>> =
-            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = $1 ORDER BY id")
-                .bind(self.tenant)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(db)?;
-        let loads: HashMap<String, i64> = sqlx::query_as(
-            "SELECT assignee, COUNT(*) FROM records WHERE tenant_id = $1 AND NOT is_final AND assignee IS NOT NULL GROUP BY assignee",
+        // Loads are kept by triggers on records (migration 0005).
+        let rows: Vec<(Json<Actor>, Option<i64>)> = sqlx::query_as(
+            "SELECT a.data, l.open_records FROM actors a
+             LEFT JOIN actor_loads l ON l.tenant_id = a.tenant_id AND l.actor = a.id
+             WHERE a.tenant_id = $1 ORDER BY a.id",
         )
         .bind(self.tenant)
         .fetch_all(&mut *self.tx)
         .await
-        .map_err(db)?
-        .into_iter()
-        .collect();
-        Ok(with_loads(data.into_iter().map(|j| j.0).collect(), loads))
+        .map_err(db)?;
+        Ok(with_loads(
+            rows.into_iter().map(|(a, l)| (a.0, l.unwrap_or(0))),
+        ))
     }
 
     async fn insert(

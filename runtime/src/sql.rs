@@ -4,7 +4,6 @@ use crate::apply::{Current, Versions};
 use crate::backend::Error;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Storage errors keep the database's text for logs; the HTTP layer maps
@@ -56,17 +55,13 @@ impl Row {
 }
 
 /// Actors with `load` filled from counts of open assigned records.
-pub(crate) fn with_loads(actors: Vec<Actor>, loads: HashMap<String, i64>) -> Arc<Vec<Actor>> {
+pub(crate) fn with_loads(actors: impl IntoIterator<Item = (Actor, i64)>) -> Arc<Vec<Actor>> {
     Arc::new(
         actors
             .into_iter()
-            .map(|a| {
-                let load = loads
-                    .get(&a.id)
-                    .copied()
-                    .unwrap_or(0)
-                    .clamp(0, i64::from(u32::MAX)) as u32;
-                Actor { load, ..a }
+            .map(|(a, load)| Actor {
+                load: load.clamp(0, i64::from(u32::MAX)) as u32,
+                ..a
             })
             .collect(),
     )

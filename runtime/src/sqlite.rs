@@ -13,7 +13,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,26 +294,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
-        let data: Vec<String> =
-            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = ? ORDER BY id")
-                .bind(self.tenant)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(db)?;
-        let actors = data
-            .iter()
-            .map(|d| serde_json::from_str(d).map_err(json_err))
-            .collect::<Result<Vec<Actor>, _>>()?;
-        let loads: HashMap<String, i64> = sqlx::query_as(
-            "SELECT assignee, COUNT(*) FROM records WHERE tenant_id = ? AND is_final = 0 AND assignee IS NOT NULL GROUP BY assignee",
+        // Loads are kept by triggers on records (migration 0004).
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT a.data, l.open_records FROM actors a
+             LEFT JOIN actor_loads l ON l.tenant_id = a.tenant_id AND l.actor = a.id
+             WHERE a.tenant_id = ? ORDER BY a.id",
         )
         .bind(self.tenant)
         .fetch_all(&mut *self.tx)
         .await
-        .map_err(db)?
-        .into_iter()
-        .collect();
-        Ok(with_loads(actors, loads))
+        .map_err(db)?;
+        let actors = rows
+            .iter()
+            .map(|(d, l)| Ok((serde_json::from_str(d).map_err(json_err)?, l.unwrap_or(0))))
+            .collect::<Result<Vec<(Actor, i64)>, Error>>()?;
+        Ok(with_loads(actors))
     }
 
     async fn insert(

@@ -9,6 +9,7 @@ async fn conformance_mem() {
     let b = MemBackend::new(common::set());
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::loads(&b).await;
 }
 
 #[tokio::test]
@@ -20,6 +21,7 @@ async fn conformance_sqlite() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::loads(&b).await;
 }
 
 #[tokio::test]
@@ -30,6 +32,7 @@ async fn conformance_pg() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::loads(&b).await;
     b.pool().close().await;
     db.drop_db().await;
 }
@@ -43,6 +46,7 @@ async fn conformance_any_from_url() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::loads(&b).await;
     let m = leadflow_runtime::open("mem:", "acme", common::set())
         .await
         .unwrap();
