@@ -6,19 +6,14 @@
 #   bash scripts/bench-create.sh          # needs wrk, psql
 # Env: LEADFLOW (binary), OPEN, DURATION (10s), PGURL.
 set -euo pipefail
-command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
 cd "$(dirname "$0")/.."
 BIN=${LEADFLOW:-target/release/leadflow}
 OPEN=${OPEN:-100000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18093}
-API=http://127.0.0.1:$PORT
 DB=lf_bench_create
-psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-"$BIN" serve --config examples/leadflow.toml --listen 127.0.0.1:$PORT --database-url "$PGURL/$DB" >/tmp/leadflow-bench-create.log 2>&1 &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
-for _ in $(seq 100); do curl -fs $API/readyz >/dev/null && break; sleep 0.1; done
+. scripts/bench-lib.sh
+start_daemon /tmp/leadflow-bench-create.log
 # Open records written straight into the table (as a bulk import would),
 # half of them assigned to the Rome dealer.
 psql "$PGURL/$DB" -qAtc "INSERT INTO records (tenant_id, id, workflow, version, state, is_final, fields, assignee, revision, created_at, entered_at, updated_at)

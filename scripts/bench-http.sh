@@ -6,20 +6,15 @@
 # Env: LEADFLOW (binary, default target/release/leadflow), DURATION (30s),
 #      RECORDS (1000), PGURL (postgres://postgres@127.0.0.1:5432).
 set -euo pipefail
-command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }
 cd "$(dirname "$0")/.."
 BIN=${LEADFLOW:-target/release/leadflow}
 DURATION=${DURATION:-30s}
 RECORDS=${RECORDS:-1000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18090}
-API=http://127.0.0.1:$PORT
 DB=lf_bench_http
-psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-"$BIN" serve --config examples/leadflow.toml --listen 127.0.0.1:$PORT --database-url "$PGURL/$DB" >/tmp/leadflow-bench.log 2>&1 &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -fs $API/readyz >/dev/null && break; sleep 0.1; done
+. scripts/bench-lib.sh
+start_daemon /tmp/leadflow-bench.log
 sleep 3
 echo "idle RSS, five tenants on PostgreSQL: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$PID/status)"
 

@@ -29,6 +29,18 @@ fn json_periods(p: &[Period]) -> Value {
         .collect::<Vec<_>>())
 }
 
+/// `PUT /v1/actors/{actor}/unavailability` with the admin key.
+async fn put_periods(d: &Daemon, actor: &str, list: &[Period]) -> http_support::Resp {
+    d.call(
+        Method::PUT,
+        &format!("/v1/actors/{actor}/unavailability"),
+        Some("admin"),
+        Some(json_periods(list)),
+        &[],
+    )
+    .await
+}
+
 fn periods(v: &Value) -> Vec<Period> {
     let t = |x: &Value| x.as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
     v.as_array()
@@ -72,15 +84,7 @@ async fn restart_keeps_api_unavailability(kind: Kind) {
         ("dealer-mi", vec![day(1), day(2)]),
         ("dealer-rm", vec![day(3)]),
     ] {
-        let r = d
-            .call(
-                Method::PUT,
-                &format!("/v1/actors/{actor}/unavailability"),
-                Some("admin"),
-                Some(json_periods(&list)),
-                &[],
-            )
-            .await;
+        let r = put_periods(&d, actor, &list).await;
         assert_eq!(r.status, 200, "{r:?}");
     }
     // Another tool adds an actor to the stored directory.
@@ -152,15 +156,7 @@ async fn put_keeps_actors_written_elsewhere(kind: Kind) {
     });
     t.backend.set_actors(dir).await.unwrap();
 
-    let r = d
-        .call(
-            Method::PUT,
-            "/v1/actors/dealer-rm/unavailability",
-            Some("admin"),
-            Some(json_periods(&[day(3)])),
-            &[],
-        )
-        .await;
+    let r = put_periods(&d, "dealer-rm", &[day(3)]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let stored = t.backend.actors().await.unwrap();
     let ext = stored.iter().find(|a| a.id == "ext-1").expect("ext-1 kept");
@@ -174,25 +170,9 @@ async fn put_keeps_actors_written_elsewhere(kind: Kind) {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(periods(&r.body["unavailable"]), [day(9)]);
     assert_eq!(r.body["load"], 0);
-    let r = d
-        .call(
-            Method::PUT,
-            "/v1/actors/ext-1/unavailability",
-            Some("admin"),
-            Some(json_periods(&[day(10)])),
-            &[],
-        )
-        .await;
+    let r = put_periods(&d, "ext-1", &[day(10)]).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = d
-        .call(
-            Method::PUT,
-            "/v1/actors/nobody/unavailability",
-            Some("admin"),
-            Some(json_periods(&[day(10)])),
-            &[],
-        )
-        .await;
+    let r = put_periods(&d, "nobody", &[day(10)]).await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
         (404, Some("E_NOT_FOUND"))

@@ -54,7 +54,8 @@ impl Row {
     }
 }
 
-/// Actors with `load` filled from counts of open assigned records.
+/// Actors with `load` set from their count of open assigned records
+/// (`actor_loads`), clamped to `u32`.
 pub(crate) fn with_loads(actors: impl IntoIterator<Item = (Actor, i64)>) -> Arc<Vec<Actor>> {
     Arc::new(
         actors

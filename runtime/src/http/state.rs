@@ -28,7 +28,8 @@ pub struct Tenant {
     pub config: TenantConfig,
     pub backend: AnyBackend,
     /// The actor directory as last read from the store (the store is the
-    /// truth; the actor endpoints refresh this copy).
+    /// truth): read at start and again by the actor endpoints; actor-bound
+    /// keys and the actions endpoint use this copy.
     pub actors: RwLock<Arc<Vec<Actor>>>,
     pub status: RwLock<ReloadStatus>,
 }

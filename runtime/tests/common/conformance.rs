@@ -512,24 +512,11 @@ pub async fn loads<B: Backend>(b: &B) {
     }
     check(b, "after creates").await;
     let by = |r: &StoredRecord| agent(r.assignee.as_deref().unwrap());
-    b.fire(fire_req(
-        leads[0].id,
-        "close",
-        vec![],
-        &by(&leads[0]),
-        at(410),
-    ))
-    .await
-    .unwrap();
-    b.fire(fire_req(
-        leads[1].id,
-        "close",
-        vec![],
-        &by(&leads[1]),
-        at(410),
-    ))
-    .await
-    .unwrap();
+    for l in &leads[..2] {
+        b.fire(fire_req(l.id, "close", vec![], &by(l), at(410)))
+            .await
+            .unwrap();
+    }
     check(b, "after closing two").await;
     let r = b
         .create(create_req("lead", vec![], &x, at(411)))
