@@ -842,3 +842,54 @@ async fn workflows_openapi_and_operations(kind: Kind) {
     }
     let _ = d.stop().await;
 }
+
+/// A database outage is `503 E_UNAVAILABLE` with `Retry-After`, never a 500,
+/// and the daemon recovers by itself once connections can be made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outage_is_503_with_retry_after() {
+    let d = Daemon::start(Kind::Pg).await;
+    let id = d.aslm_lead("admin", "Outage").await.id();
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}"), "admin").await.status,
+        200
+    );
+    // Every connection of the daemon's pool dies, as in a server restart.
+    let name = d.db.url.rsplit('/').next().unwrap().to_string();
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qAtc",
+        ])
+        .arg(format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut statuses = Vec::new();
+    let mut saw_503 = false;
+    for _ in 0..40 {
+        let r = d.get(&format!("/v1/records/{id}"), "admin").await;
+        statuses.push(r.status);
+        if r.status == 503 {
+            assert_eq!(r.code(), "E_UNAVAILABLE", "{}", r.text);
+            assert_eq!(r.header("retry-after"), "1");
+            saw_503 = true;
+        }
+        if r.status == 200 && saw_503 {
+            break;
+        }
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(saw_503, "the dead connections answer 503: {statuses:?}");
+    assert_eq!(statuses.last(), Some(&200), "recovered: {statuses:?}");
+    d.stop().await;
+}

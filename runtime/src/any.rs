@@ -29,8 +29,9 @@ pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyB
     } else if url.starts_with("mem:") {
         Ok(AnyBackend::Mem(Box::new(MemBackend::new(set))))
     } else {
-        Err(Error::Storage(format!(
-            "unsupported database URL `{url}`: use postgres://, sqlite: or mem:"
+        Err(Error::Storage(crate::error::StoreError::new(
+            crate::error::StoreErrorKind::Setup,
+            format!("unsupported database URL `{url}`: use postgres://, sqlite: or mem:"),
         )))
     }
 }

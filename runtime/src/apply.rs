@@ -97,9 +97,10 @@ impl Versions {
         let m = self.read();
         match m.by_hash.get(hash) {
             Some(wf) if wf.id == workflow => Ok(wf.clone()),
-            _ if m.current.contains_key(workflow) => Err(Error::Storage(format!(
-                "workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)"
-            ))),
+            _ if m.current.contains_key(workflow) => Err(Error::VersionNotLoaded {
+                workflow: workflow.to_string(),
+                hash: hash.to_string(),
+            }),
             _ => Err(Error::UnknownWorkflow(workflow.to_string())),
         }
     }
@@ -340,6 +341,9 @@ struct Child {
 
 /// The engine outcome of every immediate spawn of `out`, and of theirs, depth
 /// first. Bounded so that a spawn cycle cannot loop forever.
+/// Records one transition may spawn, its spawns' own spawns included.
+pub const SPAWN_LIMIT: usize = 64;
+
 fn children(v: &Versions, out: &Outcome, ctx: Ctx) -> Result<Vec<Child>, Error> {
     let mut list = Vec::new();
     for s in out.spawns.iter().filter(|s| s.due.is_none()) {
@@ -355,10 +359,8 @@ fn spawn_child(
     v: &Versions,
     ctx: Ctx,
 ) -> Result<(), Error> {
-    if list.len() >= 64 {
-        return Err(Error::Storage(
-            "more than 64 records spawned by one transition".into(),
-        ));
+    if list.len() >= SPAWN_LIMIT {
+        return Err(Error::SpawnLimit { limit: SPAWN_LIMIT });
     }
     let wf = v.current(&s.workflow)?;
     let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
@@ -521,7 +523,7 @@ pub(crate) async fn create<T: Tx>(
     req: &CreateRequest<'_>,
 ) -> Result<StoredRecord, Error> {
     let (_, result) = create_as(tx, v, req, true).await?;
-    result.ok_or_else(|| Error::Storage("create produced no result".into()))
+    result.ok_or_else(|| Error::storage("create produced no result"))
 }
 
 /// [`create`] for callers that only need the new record's id (scenario
@@ -584,7 +586,7 @@ pub(crate) async fn fire<T: Tx>(
 ) -> Result<StoredRecord, Error> {
     fire_as(tx, v, req, true)
         .await?
-        .ok_or_else(|| Error::Storage("fire produced no result".into()))
+        .ok_or_else(|| Error::storage("fire produced no result"))
 }
 
 /// [`fire`] for callers that only need to know it succeeded (scenario

@@ -82,7 +82,15 @@ pub enum Error {
     #[error("unknown workflow `{0}`")]
     UnknownWorkflow(String),
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[from] crate::error::StoreError),
+    /// A transition's spawns (with their own spawns) exceeded the cap: the
+    /// whole transition is refused, nothing is written.
+    #[error("more than {limit} records spawned by one transition")]
+    SpawnLimit { limit: usize },
+    /// A record runs on a version this process has not loaded and could not
+    /// load from its snapshot.
+    #[error("workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)")]
+    VersionNotLoaded { workflow: String, hash: String },
     /// A concurrent request with the same idempotency key committed first.
     /// Stores answer with that request's stored result instead, so callers
     /// never see this.
@@ -91,6 +99,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// A storage failure from a message (no database error behind it).
+    pub fn storage(message: impl Into<String>) -> Error {
+        Error::Storage(crate::error::StoreError::other(message))
+    }
+
     /// Stable code for clients.
     pub fn code(&self) -> &'static str {
         match self {
@@ -98,6 +111,9 @@ impl Error {
             Error::Conflict { .. } => "E_CONFLICT",
             Error::NotFound(_) => "E_NOT_FOUND",
             Error::UnknownWorkflow(_) => "E_UNKNOWN_WORKFLOW",
+            Error::Storage(e) if e.is_retryable() => "E_UNAVAILABLE",
+            Error::SpawnLimit { .. } => "E_SPAWN_LIMIT",
+            Error::VersionNotLoaded { .. } => "E_VERSION_NOT_LOADED",
             Error::Storage(_) | Error::IdempotencyRace(_) => "E_STORAGE",
         }
     }

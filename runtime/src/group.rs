@@ -129,9 +129,10 @@ impl Group {
         let w = req.record.unsigned_abs() as usize % self.queues.len();
         self.queues[w].send((OwnedFire::new(req), tx)).ok()?;
         Some(rx.await.unwrap_or_else(|_| {
-            Err(Error::Storage(
-                "the transition writer stopped before answering (shutdown)".into(),
-            ))
+            Err(Error::Storage(crate::error::StoreError::new(
+                crate::error::StoreErrorKind::Unavailable,
+                "the transition writer stopped before answering (shutdown)",
+            )))
         }))
     }
 }
@@ -191,10 +192,13 @@ pub(crate) async fn fire_in<T: Tx>(
 /// unknown, so every request that would have changed something gets the
 /// storage error (as a lone request would) and none is retried.
 pub(crate) fn commit_failed(answers: Vec<Answer>, e: &Error) -> Vec<Answer> {
-    let msg = e.to_string();
+    let err = match e {
+        Error::Storage(s) => s.clone(),
+        other => crate::error::StoreError::other(other.to_string()),
+    };
     answers
         .into_iter()
-        .map(|a| a.and_then(|_| Err(Error::Storage(msg.clone()))))
+        .map(|a| a.and_then(|_| Err(Error::Storage(err.clone()))))
         .collect()
 }
 

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod error;
 pub mod group;
 pub mod http;
 pub mod mem;
@@ -24,6 +25,7 @@ pub mod worker;
 
 pub use any::{open, AnyBackend};
 pub use backend::Backend;
+pub use error::{StoreError, StoreErrorKind};
 pub use mem::MemBackend;
 pub use pg::PgBackend;
 pub use sqlite::SqliteBackend;

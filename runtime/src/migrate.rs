@@ -162,7 +162,7 @@ pub async fn migrate(
             tx.commit().await.map_err(db)?;
         }
         AnyBackend::Mem(_) => {
-            return Err(Error::Storage("migrate needs a SQL store".into()).into());
+            return Err(Error::storage("migrate needs a SQL store").into());
         }
     }
     Ok(plan)
@@ -185,7 +185,7 @@ async fn state_counts(
         )
         .bind(tenant).bind(workflow).bind(version)
         .fetch_all(l.pool()).await.map_err(db)?,
-        AnyBackend::Mem(_) => return Err(Error::Storage("migrate needs a SQL store".into())),
+        AnyBackend::Mem(_) => return Err(Error::storage("migrate needs a SQL store")),
     };
     Ok(rows
         .into_iter()

@@ -338,7 +338,7 @@ impl Sink {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
-            .map_err(|e| Error::Storage(format!("webhook client: {e}")))?;
+            .map_err(|e| Error::storage(format!("webhook client: {e}")))?;
         Ok(Sink::Webhook {
             url: url.into(),
             secret: secret.into(),
@@ -349,7 +349,7 @@ impl Sink {
     pub fn smtp(config: SmtpConfig) -> Result<Sink, Error> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::{AsyncSmtpTransport, Tokio1Executor};
-        let tls_err = |e: lettre::transport::smtp::Error| Error::Storage(format!("smtp: {e}"));
+        let tls_err = |e: lettre::transport::smtp::Error| Error::storage(format!("smtp: {e}"));
         let mut b = match config.tls {
             SmtpTls::Tls => {
                 AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(tls_err)?

@@ -90,7 +90,7 @@ impl PgBackend {
             MIGRATOR
                 .run(&admin)
                 .await
-                .map_err(|e| Error::Storage(format!("migrations: {e}")))?;
+                .map_err(|e| Error::Storage(e.into()))?;
             admin.close().await;
         }
         let t = tenant.to_string();
@@ -203,7 +203,7 @@ impl PgBackend {
         let mut tx = self.begin().await?;
         tx.idem_get(&key)
             .await?
-            .ok_or_else(|| Error::Storage(format!("idempotency key `{key}` has no stored result")))
+            .ok_or_else(|| Error::storage(format!("idempotency key `{key}` has no stored result")))
     }
 
     /// A write transaction. Its statements are the same few every time and

@@ -2,6 +2,7 @@
 
 use crate::apply::{Current, Versions};
 use crate::backend::Error;
+use crate::error::{StoreError, StoreErrorKind};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record};
 use std::sync::Arc;
@@ -9,11 +10,14 @@ use std::sync::Arc;
 /// Storage errors keep the database's text for logs; the HTTP layer maps
 /// `E_STORAGE` to a generic message.
 pub(crate) fn db(e: sqlx::Error) -> Error {
-    Error::Storage(e.to_string())
+    Error::Storage(e.into())
 }
 
 pub(crate) fn json_err(e: serde_json::Error) -> Error {
-    Error::Storage(format!("stored JSON: {e}"))
+    Error::Storage(StoreError::new(
+        StoreErrorKind::Data,
+        format!("stored JSON: {e}"),
+    ))
 }
 
 /// The parts of a record row, as read from any SQL store.
@@ -41,9 +45,12 @@ impl Row {
             self.entered_at,
         )
         .ok_or_else(|| {
-            Error::Storage(format!(
-                "state `{}` is not in workflow `{}`",
-                self.state, self.workflow
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Data,
+                format!(
+                    "state `{}` is not in workflow `{}`",
+                    self.state, self.workflow
+                ),
             ))
         })?;
         Ok(Current {

@@ -57,7 +57,7 @@ impl SqliteBackend {
         MIGRATOR
             .run(&write)
             .await
-            .map_err(|e| Error::Storage(format!("migrations: {e}")))?;
+            .map_err(|e| Error::Storage(e.into()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))

@@ -237,7 +237,8 @@ async fn pg_group_commit_a_broken_request_does_not_fail_its_batch() {
         if *id == broken {
             let e = answer.expect_err("the broken record fails");
             assert!(
-                matches!(&e, Error::Storage(m) if m.contains("not loaded")),
+                matches!(&e, Error::VersionNotLoaded { .. })
+                    && e.to_string().contains("not loaded"),
                 "{e}"
             );
         } else {

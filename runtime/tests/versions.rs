@@ -335,7 +335,8 @@ async fn older_versions_survive_a_restart(url: &str) {
     )
     .await
     {
-        Err(Error::Storage(m)) => {
+        Err(e @ Error::VersionNotLoaded { .. }) => {
+            let m = e.to_string();
             assert!(m.contains(&format!("version {h1} is not loaded")), "{m}")
         }
         other => panic!("expected the not-loaded error: {other:?}"),

@@ -12,6 +12,9 @@ use leadflow_engine::Code;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// `Retry-After` of a 503: a PostgreSQL restart or a failover takes seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -60,6 +63,15 @@ impl ApiError {
             "this endpoint needs an admin key",
         )
     }
+    /// The store is down, restarting or saturated: the request may succeed
+    /// if sent again (answered with `Retry-After`).
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "E_UNAVAILABLE",
+            "the database is unavailable or busy; retry after the delay in Retry-After",
+        )
+    }
     pub fn internal() -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +114,20 @@ impl From<Error> for ApiError {
                 "E_UNKNOWN_WORKFLOW",
                 format!("unknown workflow `{w}`"),
             ),
+            Error::SpawnLimit { limit } => {
+                crate::http::ops::refusal("E_SPAWN_LIMIT");
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "E_SPAWN_LIMIT",
+                    format!(
+                        "the transition would spawn more than {limit} records; nothing was changed"
+                    ),
+                )
+            }
+            Error::Storage(s) if s.is_retryable() => {
+                tracing::warn!(error = %s, kind = ?s.kind(), "store unavailable, answered 503");
+                ApiError::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::internal()
@@ -112,6 +138,15 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is transient here: an outage, a busy pool, overload.
+            return (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS)],
+                axum::Json(self.body),
+            )
+                .into_response();
+        }
         (self.status, axum::Json(self.body)).into_response()
     }
 }

@@ -80,6 +80,9 @@ impl Modify for StandardErrors {
                     r.entry("500".into()).or_insert_with(|| {
                         error("E_INTERNAL: the store failed (details only in the log)").into()
                     });
+                    r.entry("503".into()).or_insert_with(|| {
+                        error("E_UNAVAILABLE: the database is down, restarting or busy; retry after `Retry-After` seconds").into()
+                    });
                 }
             }
         }
