@@ -27,7 +27,8 @@ pub struct Db {
     _dir: tempfile::TempDir,
 }
 
-fn psql(sql: &str) {
+/// Run `sql` as the `postgres` superuser on the local server (asserts success).
+pub fn psql(sql: &str) {
     let out = std::process::Command::new("psql")
         .args([
             "-h",
