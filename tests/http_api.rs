@@ -25,6 +25,7 @@ macro_rules! both {
 both!(
     create_get_fire_with_etag_and_conflict,
     idempotency_key_replays_the_first_result,
+    idempotency_key_reused_on_another_request_is_refused,
     engine_refusals_carry_stable_codes,
     bad_requests_are_400_json,
     auth_and_tenant_isolation,
@@ -157,6 +158,128 @@ async fn idempotency_key_replays_the_first_result(kind: Kind) {
         )
         .await;
     assert_ne!(c.id(), a.id());
+    let _ = d.stop().await;
+}
+
+async fn idempotency_key_reused_on_another_request_is_refused(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let a = d.aslm_lead("admin", "Rossi").await.id();
+    let b = d.aslm_lead("admin", "Verdi").await.id();
+    let fire = |id: i64| format!("/v1/records/{id}/transitions/log_contact_attempt");
+    let with_key = |path: String, body: Option<serde_json::Value>, key: &'static str| {
+        let d = &d;
+        async move {
+            d.call(
+                Method::POST,
+                &path,
+                Some("dealer-rm"),
+                body,
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let first = with_key(fire(a), None, "K").await;
+    assert_eq!(first.status, 200, "{first:?}");
+    // The same key on another record: refused, B unchanged.
+    let r = with_key(fire(b), None, "K").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    let g = d.get(&format!("/v1/records/{b}"), "dealer-rm").await;
+    assert_eq!(
+        (g.body["revision"].as_i64(), &g.body["fields"]["attempts"]),
+        (Some(1), &json!(0))
+    );
+    // The same record and transition with another body: refused too.
+    let r = with_key(fire(a), Some(json!({"input": {"note": "x"}})), "K").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    // The exact request again (an empty body is `{}`): the first result.
+    let r = with_key(fire(a), Some(json!({})), "K").await;
+    assert_eq!(
+        (r.status, r.body["revision"].as_i64()),
+        (200, Some(2)),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{a}"), "dealer-rm").await.body["revision"],
+        2
+    );
+    // A create's key reused on a fire: refused, nothing fired.
+    let body = json!({"workflow": "aslm", "fields": {"first_name": "Ida", "province": "RM"}});
+    let c = with_key("/v1/records".into(), Some(body.clone()), "C").await;
+    assert_eq!(c.status, 201, "{c:?}");
+    let r = with_key(fire(c.id()), None, "C").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{}", c.id()), "dealer-rm")
+            .await
+            .body["revision"],
+        1
+    );
+    // A create's key reused with another body: no second record.
+    let other = json!({"workflow": "aslm", "fields": {"first_name": "Eva", "province": "RM"}});
+    let r = with_key("/v1/records".into(), Some(other), "C").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    let list = d.get("/v1/records?workflow=aslm", "admin").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    // The same body with keys in another order and spacing is the same request.
+    let same = r#"{ "fields": {"province": "RM", "first_name": "Ida"}, "workflow": "aslm" }"#;
+    let r = d
+        .http
+        .post(format!("{}/v1/records", d.base))
+        .bearer_auth("dealer-rm-key")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "C")
+        .body(same)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["id"], c.id());
+    // Keys too long, empty or not visible ASCII: 400, nothing created.
+    let long = "k".repeat(4096);
+    for bad in [long.as_str(), "two words", "a\tb", ""] {
+        let r = d
+            .http
+            .post(format!("{}/v1/records", d.base))
+            .bearer_auth("admin-key")
+            .header("idempotency-key", bad)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["code"], "E_BAD_REQUEST", "{j}");
+    }
+    let r = d
+        .call(
+            Method::POST,
+            &fire(a),
+            Some("dealer-rm"),
+            None,
+            &[("idempotency-key", long.as_str())],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
+    let list = d.get("/v1/records?workflow=aslm", "admin").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
     let _ = d.stop().await;
 }
 

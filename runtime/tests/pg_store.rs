@@ -6,7 +6,7 @@ mod common;
 use chrono::{Duration, Utc};
 use common::*;
 use leadflow_engine::Value;
-use leadflow_runtime::backend::{Backend, Error};
+use leadflow_runtime::backend::{Backend, Error, Idempotency};
 use leadflow_runtime::clock::SystemClock;
 use leadflow_runtime::worker::{self, WorkerConfig};
 use leadflow_runtime::PgBackend;
@@ -85,7 +85,10 @@ async fn pg_concurrent_requests_with_one_idempotency_key_fire_once() {
         tasks.push(tokio::spawn(async move {
             let a = agent("a1");
             let mut req = fire_req(r.id, "bump", vec![("n".into(), Value::Int(7))], &a, t0());
-            req.idempotency_key = Some("form-submit-42");
+            req.idempotency_key = Some(Idempotency {
+                key: "form-submit-42",
+                request: "bump-7",
+            });
             b.fire(req)
                 .await
                 .map(|s| s.revision)

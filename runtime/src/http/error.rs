@@ -97,6 +97,11 @@ impl From<Error> for ApiError {
                 )
             }
             Error::NotFound(_) => ApiError::not_found(),
+            Error::IdempotencyMismatch => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "E_IDEMPOTENCY_MISMATCH",
+                "this Idempotency-Key was used with a different request (method, path or body): nothing was done; use a new key for a new request",
+            ),
             Error::UnknownWorkflow(w) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "E_UNKNOWN_WORKFLOW",

@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, ErrorBody, Json, Path};
 use super::state::{AppState, Caller, Tenant};
-use crate::backend::{Backend, CreateRequest, FireRequest, StoredRecord, Visible};
+use crate::backend::{Backend, CreateRequest, FireRequest, Idempotency, StoredRecord, Visible};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -141,9 +141,54 @@ fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// Idempotency keys are scoped to the API key that sent them.
-fn idempotency(h: &HeaderMap, caller: &Caller) -> Result<Option<String>, ApiError> {
-    Ok(header_str(h, "idempotency-key")?.map(|k| format!("{}\u{1f}{k}", caller.key)))
+/// The longest `Idempotency-Key` accepted (visible ASCII only).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An `Idempotency-Key` as stored: scoped to the API key that sent it (key
+/// names are unique per tenant; the tenant is the store's), and bound to
+/// the request by a SHA-256 of method, path and body (the parsed body,
+/// re-serialised with sorted keys, so spacing and key order do not count).
+/// The same key with another request answers 422 `E_IDEMPOTENCY_MISMATCH`.
+struct IdemKey {
+    key: String,
+    request: String,
+}
+
+impl IdemKey {
+    fn get(&self) -> Idempotency<'_> {
+        Idempotency {
+            key: &self.key,
+            request: &self.request,
+        }
+    }
+}
+
+fn idempotency(
+    h: &HeaderMap,
+    caller: &Caller,
+    method: &str,
+    path: &str,
+    body: impl FnOnce() -> String,
+) -> Result<Option<IdemKey>, ApiError> {
+    use sha2::{Digest, Sha256};
+    let Some(k) = header_str(h, "idempotency-key")? else {
+        return Ok(None);
+    };
+    let visible = k.bytes().all(|b| b.is_ascii_graphic());
+    if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (no spaces)"
+        )));
+    }
+    let mut hash = Sha256::new();
+    for part in [method, path, &body()] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    Ok(Some(IdemKey {
+        key: format!("{}\u{1f}{k}", caller.key),
+        request: hex::encode(hash.finalize()),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -172,7 +217,9 @@ pub async fn create(
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
-    let key = idempotency(&headers, &caller)?;
+    let key = idempotency(&headers, &caller, "POST", "/v1/records", || {
+        serde_json::json!({"workflow": &body.workflow, "fields": &body.fields}).to_string()
+    })?;
     let r = t
         .backend
         .create(CreateRequest {
@@ -180,7 +227,7 @@ pub async fn create(
             input: input(body.fields),
             actor: &caller.actor,
             now: Utc::now(),
-            idempotency_key: key.as_deref(),
+            idempotency_key: key.as_ref().map(IdemKey::get),
         })
         .await?;
     metrics::counter!("leadflow_records_created_total", "tenant" => t.id.clone(), "workflow" => r.workflow.clone()).increment(1);
@@ -239,7 +286,6 @@ pub async fn fire(
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
     let expected = if_match(&headers)?;
-    let key = idempotency(&headers, &caller)?;
     // Visibility is tested by the store on the locked record, inside the
     // transition's transaction (no separate read).
     let visible = (!caller.admin).then(|| {
@@ -253,6 +299,13 @@ pub async fn fire(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
+    let key = idempotency(
+        &headers,
+        &caller,
+        "POST",
+        &format!("/v1/records/{id}/transitions/{transition}"),
+        || serde_json::to_string(&body.input).unwrap_or_default(),
+    )?;
     let r = t
         .backend
         .fire(FireRequest {
@@ -262,7 +315,7 @@ pub async fn fire(
             actor: &caller.actor,
             now: Utc::now(),
             expected_revision: expected,
-            idempotency_key: key.as_deref(),
+            idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
         })
         .await?;
