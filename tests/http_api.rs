@@ -29,6 +29,7 @@ both!(
     engine_refusals_carry_stable_codes,
     bad_requests_are_400_json,
     auth_and_tenant_isolation,
+    expired_keys_are_401_and_rotation_keeps_two_valid,
     pii_redacted_by_role_and_state,
     pool_visibility_and_claim,
     actions_history_links,
@@ -439,6 +440,55 @@ async fn bad_requests_are_400_json(kind: Kind) {
         .call(Method::DELETE, "/v1/records", Some("admin"), None, &[])
         .await;
     assert_eq!((r.status, r.code()), (405, "E_METHOD"));
+    let _ = d.stop().await;
+}
+
+async fn expired_keys_are_401_and_rotation_keeps_two_valid(kind: Kind) {
+    use leadflow_runtime::config::{hash_key, Config, KeyConfig};
+    let mut cfg = Config::parse(
+        &http_support::config_text(&http_support::repo()),
+        "test.toml",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let key = |name: &str, expires_at| KeyConfig {
+        name: name.into(),
+        sha256: hash_key(&format!("{name}-key")),
+        actor: Some("dealer-rm".into()),
+        role: None,
+        expires_at,
+    };
+    let keys = &mut cfg.tenants.get_mut("aslm").unwrap().keys;
+    // Rotation: the old key still valid for a day, the new one open-ended.
+    keys.push(key("rm-old", Some(now + chrono::Duration::days(1))));
+    keys.push(key("rm-new", None));
+    keys.push(key("rm-expired", Some(now - chrono::Duration::seconds(1))));
+    let d = Daemon::start_config(http_support::Db::new(kind), cfg, false).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    for k in ["rm-old", "rm-new"] {
+        let r = d.get(&format!("/v1/records/{id}"), k).await;
+        assert_eq!(r.status, 200, "{k}: {r:?}");
+        assert_eq!(r.body["fields"]["last_name"], "Rossi");
+    }
+    let r = d.get(&format!("/v1/records/{id}"), "rm-expired").await;
+    assert_eq!((r.status, r.code()), (401, "E_KEY_EXPIRED"), "{r:?}");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("expired at"),
+        "{r:?}"
+    );
+    let r = d
+        .post(
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "rm-expired",
+            json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, "E_KEY_EXPIRED"), "{r:?}");
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}"), "admin").await.body["revision"],
+        1
+    );
     let _ = d.stop().await;
 }
 
