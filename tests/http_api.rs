@@ -34,6 +34,8 @@ both!(
     pool_visibility_and_claim,
     actions_history_links,
     list_filters_sort_and_keyset_pages,
+    list_refuses_pii_for_actors_and_seals_cursors,
+    list_parameters_are_bounded,
     actors_and_unavailability,
     workflows_openapi_and_operations,
 );
@@ -824,6 +826,158 @@ async fn list_filters_sort_and_keyset_pages(kind: Kind) {
     // A dealer lists only its own.
     let mine = all_pages("sort=id".into(), "dealer-mi").await;
     assert_eq!(mine.iter().map(|x| x.0).collect::<Vec<_>>(), [mi]);
+    let _ = d.stop().await;
+}
+
+async fn list_refuses_pii_for_actors_and_seals_cursors(kind: Kind) {
+    use base64::Engine as _;
+    let d = Daemon::start(kind).await;
+    for _ in 0..3 {
+        d.qp_lead().await;
+    }
+    // A pool installer may neither sort nor filter on a PII field.
+    for q in [
+        "workflow=qpartner&sort=phone&limit=1",
+        "workflow=qpartner&sort=-email",
+        "field.phone=034114065515",
+        "workflow=qpartner&field.street=Via%20Cialdini%2014&sort=city",
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), "inst-a").await;
+        assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"), "{q}: {r:?}");
+        assert!(r.body["message"].as_str().unwrap().contains("PII"), "{r:?}");
+    }
+    // The admin may; its cursor shows no value.
+    let r = d
+        .get(
+            "/v1/records?workflow=qpartner&sort=phone&limit=1",
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let next = r.body["next"].as_str().unwrap().to_string();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&next)
+        .unwrap();
+    let shown = String::from_utf8_lossy(&raw);
+    assert!(!shown.contains("034114065515"), "{shown}");
+    assert!(!raw.windows(4).any(|w| w == b"0341"), "{raw:?}");
+    let page2 = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=phone&limit=1&after={next}"),
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(page2.status, 200, "{page2:?}");
+    assert_ne!(page2.body["items"][0]["id"], r.body["items"][0]["id"]);
+    // Another limit is the same query.
+    let r2 = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=phone&limit=5&after={next}"),
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(r2.body["items"].as_array().unwrap().len(), 2, "{r2:?}");
+    // A non-PII sort for the installer: allowed, the cursor opaque too.
+    let r = d
+        .get("/v1/records?workflow=qpartner&sort=city&limit=1", "inst-a")
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mine = r.body["next"].as_str().unwrap().to_string();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&mine)
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("Roma"));
+    // Tampered, forged, from another query or another key: 400.
+    let mut bytes = raw.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let tampered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"[\"Roma\",1]");
+    for (q, key) in [
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={tampered}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={forged}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=-city&limit=1&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=name&limit=1&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&field.city=Roma&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={mine}"),
+            "inst-b",
+        ),
+        (
+            format!("workflow=qpartner&sort=phone&limit=1&after={mine}"),
+            "qp-admin",
+        ),
+        ("after=%%%".to_string(), "inst-a"),
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), key).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "E_BAD_REQUEST"),
+            "{q} {key}: {r:?}"
+        );
+    }
+    let r = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=city&limit=1&after={mine}"),
+            "inst-a",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let _ = d.stop().await;
+}
+
+async fn list_parameters_are_bounded(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    d.aslm_lead("admin", "Rossi").await;
+    let many: Vec<String> = (0..3000).map(|i| format!("field.f{i}=1")).collect();
+    let long = "x".repeat(2000);
+    let long_name = format!("field.{}=1", "n".repeat(200));
+    let states = vec!["s"; 100].join(",");
+    for q in [
+        "workflow=aslm%00".to_string(),
+        "state=assigned%00".to_string(),
+        "assignee=%00".to_string(),
+        "field.last_name=Ros%00si".to_string(),
+        "field.last%00name=Rossi".to_string(),
+        "sort=last%00name".to_string(),
+        "sort=-%00".to_string(),
+        "limit=1%00".to_string(),
+        "after=%00".to_string(),
+        "x%00=1".to_string(),
+        "field.a%22b=1".to_string(),
+        many.join("&"),
+        format!("field.last_name={long}"),
+        long_name,
+        format!("state={states}"),
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), "admin").await;
+        let shown = &q[..q.len().min(60)];
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "E_BAD_REQUEST"),
+            "{shown}: {r:?}"
+        );
+    }
+    let twenty: Vec<String> = (0..20).map(|i| format!("field.f{i}=1")).collect();
+    let r = d
+        .get(&format!("/v1/records?{}", twenty.join("&")), "admin")
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
     let _ = d.stop().await;
 }
 

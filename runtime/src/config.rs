@@ -185,9 +185,11 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(
     let text = match toml::Value::deserialize(d)? {
         toml::Value::String(s) => s,
         toml::Value::Datetime(t) => t.to_string(),
-        other => return Err(D::Error::custom(format!(
+        other => {
+            return Err(D::Error::custom(format!(
             "expires_at must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z, not `{other}`"
-        ))),
+        )))
+        }
     };
     chrono::DateTime::parse_from_rfc3339(&text)
         .map(|t| Some(t.with_timezone(&chrono::Utc)))
