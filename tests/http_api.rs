@@ -284,6 +284,9 @@ async fn idempotency_key_reused_on_another_request_is_refused(kind: Kind) {
     assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
     let list = d.get("/v1/records?workflow=aslm", "admin").await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    let o = d.call(Method::GET, "/openapi.json", None, None, &[]).await;
+    let create = o.body["paths"]["/v1/records"]["post"]["responses"]["422"].to_string();
+    assert!(create.contains("E_IDEMPOTENCY_MISMATCH"), "{create}");
     let _ = d.stop().await;
 }
 

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code: E_GUARD, E_REQUIRED, E_CONFLICT, E_NOT_FOUND, E_BAD_REQUEST, ...
+    /// Stable code: E_GUARD, E_REQUIRED, E_CONFLICT, E_NOT_FOUND, E_BAD_REQUEST,
+    /// E_IDEMPOTENCY_MISMATCH, E_KEY_EXPIRED, ...
     pub code: String,
     pub message: String,
     /// The field concerned (E_INPUT, E_TYPE, E_REQUIRED).

@@ -204,11 +204,12 @@ pub struct CreateBody {
 
 /// Create a record on the current version of a workflow.
 #[utoipa::path(post, path = "/v1/records", tag = "records", request_body = CreateBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a replay returns the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, kept 24 hours per API key: the same request again returns the first result; another request with it is 422 E_IDEMPOTENCY_MISMATCH")),
     responses((status = 201, body = RecordView, description = "created; ETag is the revision"),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also an Idempotency-Key that is empty, over 255 characters or not visible ASCII)"),
+              (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
               (status = 404, body = ErrorBody, description = "E_UNKNOWN_WORKFLOW"),
-              (status = 422, body = ErrorBody, description = "E_REQUIRED, E_TYPE, E_INPUT, E_GUARD, ...")),
+              (status = 422, body = ErrorBody, description = "E_REQUIRED, E_TYPE, E_INPUT, E_GUARD, ...; E_IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another method, path or body, nothing done")),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -272,10 +273,13 @@ pub struct FireBody {
     request_body = FireBody,
     params(("id" = i64, Path), ("transition" = String, Path),
            ("If-Match" = Option<String>, Header, description = "expected revision; 409 E_CONFLICT if stale"),
-           ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = RecordView), (status = 403, body = ErrorBody, description = "E_FORBIDDEN: role not in `by`"),
+           ("Idempotency-Key" = Option<String>, Header, description = "as for POST /v1/records: bound to this record, transition and body")),
+    responses((status = 200, body = RecordView),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also a bad Idempotency-Key or If-Match)"),
+              (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
+              (status = 403, body = ErrorBody, description = "E_FORBIDDEN: role not in `by`"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "E_CONFLICT"),
-              (status = 422, body = ErrorBody, description = "E_GUARD, E_REQUIRED, E_NOT_ENABLED, E_FINAL, ...")),
+              (status = 422, body = ErrorBody, description = "E_GUARD, E_REQUIRED, E_NOT_ENABLED, E_FINAL, ...; E_IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another request, nothing done")),
     security(("bearer" = [])))]
 pub async fn fire(
     State(s): State<AppState>,
