@@ -7,11 +7,13 @@
 //! database as JSON so the next page binds exactly what was compared.
 //! Missing values sort first ascending, last descending.
 //!
-//! The cursor is sealed (ChaCha20-Poly1305, a key drawn at random when the
-//! daemon starts): it shows no value, cannot be forged or altered, and is
-//! bound by its associated data to the tenant, the API key and the query
-//! (filters and sort; not `limit`). Anything else is 400. A restart, or
-//! another daemon, does not accept it: the client starts from page one.
+//! The cursor is sealed (ChaCha20-Poly1305): it shows no value, cannot be
+//! forged or altered, and is bound by its associated data to the tenant, the
+//! API key and the query (filters and sort; not `limit`). Anything else is
+//! 400. The key derives from `LEADFLOW_CURSOR_SECRET` when it is set (the
+//! same on every daemon behind one address); otherwise it is drawn at
+//! random at start, and a restart or another daemon refuses the cursor
+//! (the client starts again from the first page).
 //!
 //! Actor-bound keys may not filter or sort on a field that is `pii` in the
 //! workflow (403 `E_FORBIDDEN`): whether they see it depends on each record,
@@ -289,21 +291,38 @@ fn refuse_pii(
     Ok(())
 }
 
-/// The daemon's cursor key, drawn when the first cursor is sealed or opened.
+/// The environment variable holding the secret cursor keys derive from, so
+/// that several daemons behind one address accept each other's cursors.
+pub const CURSOR_SECRET_ENV: &str = "LEADFLOW_CURSOR_SECRET";
+
+/// The daemon's cursor key: derived from [`CURSOR_SECRET_ENV`] if it is set,
+/// else drawn at random when the first cursor is sealed or opened.
 fn cursor_key() -> Result<&'static LessSafeKey, ApiError> {
     static KEY: std::sync::OnceLock<Option<LessSafeKey>> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut k = [0u8; 32];
-        SystemRandom::new().fill(&mut k).ok()?;
-        UnboundKey::new(&CHACHA20_POLY1305, &k)
-            .ok()
-            .map(LessSafeKey::new)
-    })
-    .as_ref()
-    .ok_or_else(|| {
-        tracing::error!("no random source for the cursor key");
-        ApiError::internal()
-    })
+    KEY.get_or_init(|| derive_key(std::env::var(CURSOR_SECRET_ENV).ok().as_deref()))
+        .as_ref()
+        .ok_or_else(|| {
+            tracing::error!("no random source for the cursor key");
+            ApiError::internal()
+        })
+}
+
+fn derive_key(secret: Option<&str>) -> Option<LessSafeKey> {
+    use hmac::{Hmac, Mac};
+    let mut k = [0u8; 32];
+    match secret.filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            // HMAC as a key-derivation function: the secret never serves
+            // as a key itself, and this key serves nothing else.
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+            mac.update(b"leadflow list cursor v1");
+            k.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        None => SystemRandom::new().fill(&mut k).ok()?,
+    }
+    UnboundKey::new(&CHACHA20_POLY1305, &k)
+        .ok()
+        .map(LessSafeKey::new)
 }
 
 /// What a cursor is bound to: who asked, and the query but for `limit`.
@@ -321,8 +340,12 @@ fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn seal_cursor(aad: &[u8], key: &serde_json::Value, id: i64) -> Result<String, ApiError> {
-    let k = cursor_key()?;
+fn seal_cursor(
+    k: &LessSafeKey,
+    aad: &[u8],
+    key: &serde_json::Value,
+    id: i64,
+) -> Result<String, ApiError> {
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
@@ -339,10 +362,14 @@ fn seal_cursor(aad: &[u8], key: &serde_json::Value, id: i64) -> Result<String, A
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
 }
 
-fn open_cursor(aad: &[u8], cursor: &str) -> Result<(serde_json::Value, i64), ApiError> {
+fn open_cursor(
+    k: &LessSafeKey,
+    aad: &[u8],
+    cursor: &str,
+) -> Result<(serde_json::Value, i64), ApiError> {
     let bad = || {
         ApiError::bad_request(
-            "after: not a `next` cursor of this query (a cursor is valid with the same filters and sort, the same API key, until the daemon restarts)",
+            "after: not a `next` cursor of this query (a cursor is valid with the same filters and sort and the same API key, on a daemon with the same cursor key; start again from the first page)",
         )
     };
     let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -353,7 +380,7 @@ fn open_cursor(aad: &[u8], cursor: &str) -> Result<(serde_json::Value, i64), Api
     }
     let mut data = bytes.split_off(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| bad())?;
-    let plain = cursor_key()?
+    let plain = k
         .open_in_place(nonce, Aad::from(aad), &mut data)
         .map_err(|_| bad())?;
     serde_json::from_slice(plain).map_err(|_| bad())
@@ -582,7 +609,7 @@ async fn fetch(
            ("assignee" = Option<String>, Query), ("field.<name>" = Option<String>, Query, description = "field equality, e.g. field.province=RM"),
            ("sort" = Option<String>, Query, description = "a column (id, created_at, updated_at, entered_at, state, assignee, workflow, revision) or a field; `-` first: descending"),
            ("limit" = Option<usize>, Query, description = "1..=500, default 50"),
-           ("after" = Option<String>, Query, description = "the `next` cursor of the previous page: opaque, valid only with the same filters and sort and the same API key, until the daemon restarts")),
+           ("after" = Option<String>, Query, description = "the `next` cursor of the previous page: opaque, valid only with the same filters and sort and the same API key (and, without LEADFLOW_CURSOR_SECRET, until the daemon restarts)")),
     responses((status = 200, body = Page),
               (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: unknown parameter; more than 20 `field.` filters or 64 states; a field name over 128 bytes or with control characters; a value over 1024 bytes or with NUL; a cursor altered or from another query"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
@@ -597,13 +624,13 @@ pub async fn list(
     refuse_pii(&caller, t.backend.versions(), &p)?;
     let aad = binding(&t.id, &caller, &p);
     if let Some(c) = &p.cursor {
-        p.after = Some(open_cursor(&aad, c)?);
+        p.after = Some(open_cursor(cursor_key()?, &aad, c)?);
     }
     let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &p).await?;
     let next = if rows.len() > p.limit {
         rows.truncate(p.limit);
         match rows.last() {
-            Some((r, k)) => Some(seal_cursor(&aad, k, r.id)?),
+            Some((r, k)) => Some(seal_cursor(cursor_key()?, &aad, k, r.id)?),
             None => None,
         }
     } else {
@@ -617,4 +644,32 @@ pub async fn list(
         })
         .collect();
     Ok(Json(Page { items, next }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_open_only_under_their_key_and_binding() {
+        let v = serde_json::json!("034114065515");
+        let a = derive_key(Some("shared secret")).unwrap();
+        let b = derive_key(Some("shared secret")).unwrap();
+        let c = seal_cursor(&a, b"query", &v, 7).unwrap();
+        assert!(!c.contains("0341"));
+        // Another daemon with the same secret opens it.
+        assert_eq!(open_cursor(&b, b"query", &c).unwrap(), (v.clone(), 7));
+        // Another query, another secret, random keys: refused.
+        assert!(open_cursor(&b, b"other query", &c).is_err());
+        let other = derive_key(Some("another secret")).unwrap();
+        assert!(open_cursor(&other, b"query", &c).is_err());
+        let (r1, r2) = (derive_key(None).unwrap(), derive_key(Some("")).unwrap());
+        let c = seal_cursor(&r1, b"query", &v, 7).unwrap();
+        assert!(open_cursor(&r1, b"query", &c).is_ok());
+        assert!(open_cursor(&r2, b"query", &c).is_err());
+        for junk in ["", "AAAA", "not base64!", &c[..c.len() - 2]] {
+            let e = open_cursor(&r1, b"query", junk).unwrap_err();
+            assert_eq!(e.body.code, "E_BAD_REQUEST");
+        }
+    }
 }
