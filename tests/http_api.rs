@@ -25,13 +25,18 @@ macro_rules! both {
 both!(
     create_get_fire_with_etag_and_conflict,
     idempotency_key_replays_the_first_result,
+    idempotency_key_reused_on_another_request_is_refused,
     engine_refusals_carry_stable_codes,
     bad_requests_are_400_json,
     auth_and_tenant_isolation,
+    expired_keys_are_401_and_rotation_keeps_two_valid,
     pii_redacted_by_role_and_state,
     pool_visibility_and_claim,
     actions_history_links,
     list_filters_sort_and_keyset_pages,
+    list_refuses_pii_for_actors_and_seals_cursors,
+    list_parameters_are_bounded,
+    random_list_queries_are_never_5xx,
     actors_and_unavailability,
     workflows_openapi_and_operations,
 );
@@ -157,6 +162,131 @@ async fn idempotency_key_replays_the_first_result(kind: Kind) {
         )
         .await;
     assert_ne!(c.id(), a.id());
+    let _ = d.stop().await;
+}
+
+async fn idempotency_key_reused_on_another_request_is_refused(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let a = d.aslm_lead("admin", "Rossi").await.id();
+    let b = d.aslm_lead("admin", "Verdi").await.id();
+    let fire = |id: i64| format!("/v1/records/{id}/transitions/log_contact_attempt");
+    let with_key = |path: String, body: Option<serde_json::Value>, key: &'static str| {
+        let d = &d;
+        async move {
+            d.call(
+                Method::POST,
+                &path,
+                Some("dealer-rm"),
+                body,
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let first = with_key(fire(a), None, "K").await;
+    assert_eq!(first.status, 200, "{first:?}");
+    // The same key on another record: refused, B unchanged.
+    let r = with_key(fire(b), None, "K").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    let g = d.get(&format!("/v1/records/{b}"), "dealer-rm").await;
+    assert_eq!(
+        (g.body["revision"].as_i64(), &g.body["fields"]["attempts"]),
+        (Some(1), &json!(0))
+    );
+    // The same record and transition with another body: refused too.
+    let r = with_key(fire(a), Some(json!({"input": {"note": "x"}})), "K").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    // The exact request again (an empty body is `{}`): the first result.
+    let r = with_key(fire(a), Some(json!({})), "K").await;
+    assert_eq!(
+        (r.status, r.body["revision"].as_i64()),
+        (200, Some(2)),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{a}"), "dealer-rm").await.body["revision"],
+        2
+    );
+    // A create's key reused on a fire: refused, nothing fired.
+    let body = json!({"workflow": "aslm", "fields": {"first_name": "Ida", "province": "RM"}});
+    let c = with_key("/v1/records".into(), Some(body.clone()), "C").await;
+    assert_eq!(c.status, 201, "{c:?}");
+    let r = with_key(fire(c.id()), None, "C").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.get(&format!("/v1/records/{}", c.id()), "dealer-rm")
+            .await
+            .body["revision"],
+        1
+    );
+    // A create's key reused with another body: no second record.
+    let other = json!({"workflow": "aslm", "fields": {"first_name": "Eva", "province": "RM"}});
+    let r = with_key("/v1/records".into(), Some(other), "C").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "E_IDEMPOTENCY_MISMATCH"),
+        "{r:?}"
+    );
+    let list = d.get("/v1/records?workflow=aslm", "admin").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    // The same body with keys in another order and spacing is the same request.
+    let same = r#"{ "fields": {"province": "RM", "first_name": "Ida"}, "workflow": "aslm" }"#;
+    let r = d
+        .http
+        .post(format!("{}/v1/records", d.base))
+        .bearer_auth("dealer-rm-key")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "C")
+        .body(same)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["id"], c.id());
+    // Keys too long, empty or not visible ASCII: 400, nothing created.
+    let long = "k".repeat(4096);
+    for bad in [long.as_str(), "two words", "a\tb", ""] {
+        let r = d
+            .http
+            .post(format!("{}/v1/records", d.base))
+            .bearer_auth("admin-key")
+            .header("idempotency-key", bad)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["code"], "E_BAD_REQUEST", "{j}");
+    }
+    let r = d
+        .call(
+            Method::POST,
+            &fire(a),
+            Some("dealer-rm"),
+            None,
+            &[("idempotency-key", long.as_str())],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
+    let list = d.get("/v1/records?workflow=aslm", "admin").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    let o = d.call(Method::GET, "/openapi.json", None, None, &[]).await;
+    let create = o.body["paths"]["/v1/records"]["post"]["responses"]["422"].to_string();
+    assert!(create.contains("E_IDEMPOTENCY_MISMATCH"), "{create}");
     let _ = d.stop().await;
 }
 
@@ -316,6 +446,55 @@ async fn bad_requests_are_400_json(kind: Kind) {
         .call(Method::DELETE, "/v1/records", Some("admin"), None, &[])
         .await;
     assert_eq!((r.status, r.code()), (405, "E_METHOD"));
+    let _ = d.stop().await;
+}
+
+async fn expired_keys_are_401_and_rotation_keeps_two_valid(kind: Kind) {
+    use leadflow_runtime::config::{hash_key, Config, KeyConfig};
+    let mut cfg = Config::parse(
+        &http_support::config_text(&http_support::repo()),
+        "test.toml",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let key = |name: &str, expires_at| KeyConfig {
+        name: name.into(),
+        sha256: hash_key(&format!("{name}-key")),
+        actor: Some("dealer-rm".into()),
+        role: None,
+        expires_at,
+    };
+    let keys = &mut cfg.tenants.get_mut("aslm").unwrap().keys;
+    // Rotation: the old key still valid for a day, the new one open-ended.
+    keys.push(key("rm-old", Some(now + chrono::Duration::days(1))));
+    keys.push(key("rm-new", None));
+    keys.push(key("rm-expired", Some(now - chrono::Duration::seconds(1))));
+    let d = Daemon::start_config(http_support::Db::new(kind), cfg, false).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    for k in ["rm-old", "rm-new"] {
+        let r = d.get(&format!("/v1/records/{id}"), k).await;
+        assert_eq!(r.status, 200, "{k}: {r:?}");
+        assert_eq!(r.body["fields"]["last_name"], "Rossi");
+    }
+    let r = d.get(&format!("/v1/records/{id}"), "rm-expired").await;
+    assert_eq!((r.status, r.code()), (401, "E_KEY_EXPIRED"), "{r:?}");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("expired at"),
+        "{r:?}"
+    );
+    let r = d
+        .post(
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "rm-expired",
+            json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, "E_KEY_EXPIRED"), "{r:?}");
+    assert_eq!(
+        d.get(&format!("/v1/records/{id}"), "admin").await.body["revision"],
+        1
+    );
     let _ = d.stop().await;
 }
 
@@ -651,6 +830,226 @@ async fn list_filters_sort_and_keyset_pages(kind: Kind) {
     // A dealer lists only its own.
     let mine = all_pages("sort=id".into(), "dealer-mi").await;
     assert_eq!(mine.iter().map(|x| x.0).collect::<Vec<_>>(), [mi]);
+    let _ = d.stop().await;
+}
+
+async fn list_refuses_pii_for_actors_and_seals_cursors(kind: Kind) {
+    use base64::Engine as _;
+    let d = Daemon::start(kind).await;
+    for _ in 0..3 {
+        d.qp_lead().await;
+    }
+    // A pool installer may neither sort nor filter on a PII field.
+    for q in [
+        "workflow=qpartner&sort=phone&limit=1",
+        "workflow=qpartner&sort=-email",
+        "field.phone=034114065515",
+        "workflow=qpartner&field.street=Via%20Cialdini%2014&sort=city",
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), "inst-a").await;
+        assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"), "{q}: {r:?}");
+        assert!(r.body["message"].as_str().unwrap().contains("PII"), "{r:?}");
+    }
+    // The admin may; its cursor shows no value.
+    let r = d
+        .get(
+            "/v1/records?workflow=qpartner&sort=phone&limit=1",
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let next = r.body["next"].as_str().unwrap().to_string();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&next)
+        .unwrap();
+    let shown = String::from_utf8_lossy(&raw);
+    assert!(!shown.contains("034114065515"), "{shown}");
+    assert!(!raw.windows(4).any(|w| w == b"0341"), "{raw:?}");
+    let page2 = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=phone&limit=1&after={next}"),
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(page2.status, 200, "{page2:?}");
+    assert_ne!(page2.body["items"][0]["id"], r.body["items"][0]["id"]);
+    // Another limit is the same query.
+    let r2 = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=phone&limit=5&after={next}"),
+            "qp-admin",
+        )
+        .await;
+    assert_eq!(r2.body["items"].as_array().unwrap().len(), 2, "{r2:?}");
+    // A non-PII sort for the installer: allowed, the cursor opaque too.
+    let r = d
+        .get("/v1/records?workflow=qpartner&sort=city&limit=1", "inst-a")
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mine = r.body["next"].as_str().unwrap().to_string();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&mine)
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("Roma"));
+    // Tampered, forged, from another query or another key: 400.
+    let mut bytes = raw.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let tampered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"[\"Roma\",1]");
+    for (q, key) in [
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={tampered}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={forged}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=-city&limit=1&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=name&limit=1&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&field.city=Roma&after={mine}"),
+            "inst-a",
+        ),
+        (
+            format!("workflow=qpartner&sort=city&limit=1&after={mine}"),
+            "inst-b",
+        ),
+        (
+            format!("workflow=qpartner&sort=phone&limit=1&after={mine}"),
+            "qp-admin",
+        ),
+        ("after=%%%".to_string(), "inst-a"),
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), key).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "E_BAD_REQUEST"),
+            "{q} {key}: {r:?}"
+        );
+    }
+    let r = d
+        .get(
+            &format!("/v1/records?workflow=qpartner&sort=city&limit=1&after={mine}"),
+            "inst-a",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let _ = d.stop().await;
+}
+
+async fn list_parameters_are_bounded(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    d.aslm_lead("admin", "Rossi").await;
+    let many: Vec<String> = (0..3000).map(|i| format!("field.f{i}=1")).collect();
+    let long = "x".repeat(2000);
+    let long_name = format!("field.{}=1", "n".repeat(200));
+    let states = vec!["s"; 100].join(",");
+    for q in [
+        "workflow=aslm%00".to_string(),
+        "state=assigned%00".to_string(),
+        "assignee=%00".to_string(),
+        "field.last_name=Ros%00si".to_string(),
+        "field.last%00name=Rossi".to_string(),
+        "sort=last%00name".to_string(),
+        "sort=-%00".to_string(),
+        "limit=1%00".to_string(),
+        "after=%00".to_string(),
+        "x%00=1".to_string(),
+        "field.a%22b=1".to_string(),
+        many.join("&"),
+        format!("field.last_name={long}"),
+        long_name,
+        format!("state={states}"),
+    ] {
+        let r = d.get(&format!("/v1/records?{q}"), "admin").await;
+        let shown = &q[..q.len().min(60)];
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "E_BAD_REQUEST"),
+            "{shown}: {r:?}"
+        );
+    }
+    let twenty: Vec<String> = (0..20).map(|i| format!("field.f{i}=1")).collect();
+    let r = d
+        .get(&format!("/v1/records?{}", twenty.join("&")), "admin")
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let _ = d.stop().await;
+}
+
+/// Random `GET /v1/records` query strings (known and unknown names, NUL,
+/// quotes, numbers, cursors of other queries) never panic the daemon and
+/// are never a 5xx, on both stores. Cases are drawn up front with proptest's
+/// runner (no shrinking: the failing query is printed whole).
+async fn random_list_queries_are_never_5xx(kind: Kind) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    let d = Daemon::start(kind).await;
+    for n in ["Rossi", "Verdi", "Bianchi"] {
+        d.aslm_lead("admin", n).await;
+    }
+    let first = d.get("/v1/records?sort=last_name&limit=1", "admin").await;
+    let cursor = first.body["next"].as_str().unwrap().to_string();
+    let name = prop_oneof![
+        Just("workflow".to_string()),
+        Just("state".to_string()),
+        Just("assignee".to_string()),
+        Just("sort".to_string()),
+        Just("limit".to_string()),
+        Just("after".to_string()),
+        "field\\.[a-z_]{1,10}",
+        "field\\.\\PC{0,6}",
+        "\\PC{0,8}",
+        ".{0,4}",
+    ];
+    let value = prop_oneof![
+        "[a-z0-9_,+-]{0,16}",
+        "-?(last_name|phone|id|created_at|province|revision|state)",
+        "-?[0-9]{1,25}(\\.[0-9]{1,5})?",
+        "\\PC{0,24}",
+        ".{0,6}",
+        Just("\0".to_string()),
+        Just(cursor.clone()),
+        Just("true".to_string()),
+        Just("null".to_string()),
+    ];
+    let query = prop::collection::vec((name, value), 0..8);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..150 {
+        let pairs = query.new_tree(&mut runner).unwrap().current();
+        let q: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let url = format!("/v1/records?{}", q.join("&"));
+        for key in ["admin", "dealer-rm"] {
+            let r = d.get(&url, key).await;
+            assert!(r.status < 500, "{key} {url}: {r:?}");
+            if r.status != 200 {
+                assert!(!r.code().is_empty(), "{key} {url}: {r:?}");
+            }
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     let _ = d.stop().await;
 }
 

@@ -8,7 +8,9 @@
 //! causes (all pure, so nothing is written if any of them is refused), then
 //! write. A store therefore only needs rollback for storage errors.
 
-use crate::backend::{CreateRequest, Error, FireRequest, HistoryEntry, RecordId, StoredRecord};
+use crate::backend::{
+    CreateRequest, Error, FireRequest, HistoryEntry, Idempotency, RecordId, StoredRecord,
+};
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome, SpawnRequest};
 use leadflow_engine::model::{Effect, TimerAction};
@@ -186,11 +188,13 @@ pub struct Current {
 
 /// What the executor needs from a store, inside one transaction.
 pub(crate) trait Tx {
-    /// The response stored for an idempotency key.
-    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error>;
+    /// The request fingerprint and response stored for an idempotency key
+    /// still within [`crate::backend::IDEMPOTENCY_RETENTION`].
+    async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error>;
     /// Store a response; `false` if the key is already taken (a concurrent
     /// first request won: the caller rolls back and returns its response).
-    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error>;
+    /// A key past the retention is replaced.
+    async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error>;
     /// Read a record and lock it until the end of the transaction.
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error>;
     /// The actor directory with `load` = open records assigned to each.
@@ -543,10 +547,8 @@ async fn create_as<T: Tx>(
     req: &CreateRequest<'_>,
     want: bool,
 ) -> Result<(RecordId, Option<StoredRecord>), Error> {
-    if let Some(k) = req.idempotency_key {
-        if let Some(r) = tx.idem_get(k).await? {
-            return Ok((r.id, Some(r)));
-        }
+    if let Some(r) = replay(tx, req.idempotency_key).await? {
+        return Ok((r.id, Some(r)));
     }
     let wf = v.current(req.workflow)?;
     let dir = directory_if(tx, v.needs_directory(&wf)).await?;
@@ -565,14 +567,31 @@ async fn create_as<T: Tx>(
     Ok((id, finish_idem(tx, req.idempotency_key, result).await?))
 }
 
+/// The first result for a key seen before with the same request; a key
+/// seen with another request refuses this one.
+pub(crate) async fn replay<T: Tx>(
+    tx: &mut T,
+    key: Option<Idempotency<'_>>,
+) -> Result<Option<StoredRecord>, Error> {
+    let Some(k) = key else {
+        return Ok(None);
+    };
+    match tx.idem_get(k.key).await? {
+        None => Ok(None),
+        // An empty fingerprint: stored before requests were fingerprinted.
+        Some((request, r)) if request == k.request || request.is_empty() => Ok(Some(r)),
+        Some(_) => Err(Error::IdempotencyMismatch),
+    }
+}
+
 async fn finish_idem<T: Tx>(
     tx: &mut T,
-    key: Option<&str>,
+    key: Option<Idempotency<'_>>,
     result: Option<StoredRecord>,
 ) -> Result<Option<StoredRecord>, Error> {
     if let (Some(k), Some(r)) = (key, &result) {
         if !tx.idem_put(k, r).await? {
-            return Err(Error::IdempotencyRace(k.to_string()));
+            return Err(Error::IdempotencyRace(k.owned()));
         }
     }
     Ok(result)
@@ -606,10 +625,8 @@ async fn fire_as<T: Tx>(
     req: &FireRequest<'_>,
     want: bool,
 ) -> Result<Option<StoredRecord>, Error> {
-    if let Some(k) = req.idempotency_key {
-        if let Some(r) = tx.idem_get(k).await? {
-            return Ok(Some(r));
-        }
+    if let Some(r) = replay(tx, req.idempotency_key).await? {
+        return Ok(Some(r));
     }
     let cur = tx
         .lock(req.record)

@@ -94,8 +94,53 @@ pub enum Error {
     /// A concurrent request with the same idempotency key committed first.
     /// Stores answer with that request's stored result instead, so callers
     /// never see this.
-    #[error("idempotency key `{0}` was used concurrently")]
-    IdempotencyRace(String),
+    #[error("idempotency key `{}` was used concurrently", .0.key)]
+    IdempotencyRace(IdempotencyOwned),
+    /// The idempotency key was first used with another request (another
+    /// method, path or body): nothing was done.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+}
+
+/// How long an idempotency key is kept: within it a retry replays the first
+/// result (or is refused as a mismatch); after it the key is forgotten (a
+/// reuse is a new request) and its row is deleted by a later keyed write.
+pub const IDEMPOTENCY_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// An idempotency key and the fingerprint of the request that carries it
+/// (the HTTP layer hashes method, path and body). A key seen before with the
+/// same fingerprint replays the first result; with another fingerprint it
+/// is [`Error::IdempotencyMismatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency<'a> {
+    /// Already scoped by the caller (the HTTP layer prefixes the API key id).
+    pub key: &'a str,
+    pub request: &'a str,
+}
+
+/// [`Idempotency`] with owned parts (queued requests, race recovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyOwned {
+    pub key: String,
+    pub request: String,
+}
+
+impl IdempotencyOwned {
+    pub fn borrow(&self) -> Idempotency<'_> {
+        Idempotency {
+            key: &self.key,
+            request: &self.request,
+        }
+    }
+}
+
+impl Idempotency<'_> {
+    pub fn owned(self) -> IdempotencyOwned {
+        IdempotencyOwned {
+            key: self.key.to_string(),
+            request: self.request.to_string(),
+        }
+    }
 }
 
 impl Error {
@@ -115,6 +160,7 @@ impl Error {
             Error::SpawnLimit { .. } => "E_SPAWN_LIMIT",
             Error::VersionNotLoaded { .. } => "E_VERSION_NOT_LOADED",
             Error::Storage(_) | Error::IdempotencyRace(_) => "E_STORAGE",
+            Error::IdempotencyMismatch => "E_IDEMPOTENCY_MISMATCH",
         }
     }
 }
@@ -142,8 +188,10 @@ pub struct FireRequest<'a> {
     pub now: DateTime<Utc>,
     /// If set, a different current revision is a conflict and changes nothing.
     pub expected_revision: Option<i64>,
-    /// If set and seen before, the first result is returned, nothing fires.
-    pub idempotency_key: Option<&'a str>,
+    /// If set and seen before with the same request, the first result is
+    /// returned and nothing fires; with another request, nothing fires
+    /// either: [`Error::IdempotencyMismatch`].
+    pub idempotency_key: Option<Idempotency<'a>>,
     /// If set, a record that fails it is "not found" (see [`Visible`]).
     pub visible: Option<Visible>,
 }
@@ -154,7 +202,8 @@ pub struct CreateRequest<'a> {
     pub input: Vec<(String, Value)>,
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
-    pub idempotency_key: Option<&'a str>,
+    /// As in [`FireRequest`].
+    pub idempotency_key: Option<Idempotency<'a>>,
 }
 
 /// Which records a bulk operation applies to (SOC-8, SOC-9). Only records

@@ -29,6 +29,14 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// An API key is wrong; `code` is stable (`E_KEY_*`).
+    #[error("tenant `{tenant}`, key `{key}`: {message} [{code}]")]
+    Key {
+        tenant: String,
+        key: String,
+        code: &'static str,
+        message: String,
+    },
     /// A tenant's `sink` is wrong; `code` is stable (`E_SINK_*`, listed in
     /// `examples/leadflow.toml` and docs/store.md).
     #[error("tenant `{tenant}`, sink: {message} [{code}]")]
@@ -46,7 +54,7 @@ impl ConfigError {
             ConfigError::Io { .. } => "E_CONFIG_IO",
             ConfigError::Syntax { .. } => "E_CONFIG_SYNTAX",
             ConfigError::Invalid(_) => "E_CONFIG",
-            ConfigError::Sink { code, .. } => code,
+            ConfigError::Sink { code, .. } | ConfigError::Key { code, .. } => code,
         }
     }
 
@@ -145,10 +153,16 @@ impl ActorConfig {
 
 /// An API key, stored as the SHA-256 (hex) of the key:
 /// `printf %s "$KEY" | sha256sum`. Without `actor` it is an admin key.
+///
+/// Rotation: add the new key under a new name with the same `actor` (or
+/// `role`), give the old one `expires_at`, hand out the new key; both work
+/// until the old one expires (then 401), and the old entry can be removed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
-    /// Shown in logs and history instead of the key.
+    /// The key's id: unique in its tenant (`E_KEY_DUPLICATE`); shown in
+    /// logs and history instead of the key, and the scope of its
+    /// idempotency keys.
     pub name: String,
     pub sha256: String,
     /// The actor this key acts as (it sees only its records and pools).
@@ -157,6 +171,33 @@ pub struct KeyConfig {
     /// Role an admin key fires transitions with (default `admin`).
     #[serde(default)]
     pub role: Option<String>,
+    /// From this instant on the key is refused (401 `E_KEY_EXPIRED`): an
+    /// RFC 3339 date-time with offset, e.g. `2027-01-31T00:00:00Z` (a TOML
+    /// date-time or a string).
+    #[serde(default, deserialize_with = "rfc3339")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn rfc3339<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, D::Error> {
+    use serde::de::Error;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(t) => t.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+            "expires_at must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z, not `{other}`"
+        )))
+        }
+    };
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| {
+            D::Error::custom(format!(
+                "expires_at `{text}` is not an RFC 3339 date-time with an offset, such as 2027-01-31T00:00:00Z ({e})"
+            ))
+        })
 }
 
 /// A pool: records of `workflow` in one of `states`, with no assignee, whose
@@ -375,7 +416,16 @@ impl Config {
             if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
                 smtp.validate(tid)?;
             }
+            let mut names = std::collections::HashSet::new();
             for k in &t.keys {
+                if !names.insert(k.name.as_str()) {
+                    return Err(ConfigError::Key {
+                        tenant: tid.clone(),
+                        key: k.name.clone(),
+                        code: "E_KEY_DUPLICATE",
+                        message: "two keys have this name: key names are their ids (logs, idempotency scope) and must be unique in a tenant".into(),
+                    });
+                }
                 let ok = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_hexdigit());
                 if !ok {
                     return Err(ConfigError::Invalid(format!(
@@ -543,6 +593,52 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("64 hex digits"), "{e}");
+    }
+
+    fn keys(lines: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("[tenants.a]\nroot = \".\"\n{lines}"),
+            "t.toml",
+            Path::new("."),
+        )
+    }
+
+    #[test]
+    fn key_names_are_unique_in_a_tenant() {
+        let key = |name: &str, hash: &str| {
+            format!(
+                "[[tenants.a.keys]]\nname = \"{name}\"\nsha256 = \"{}\"\n",
+                hash_key(hash)
+            )
+        };
+        let e = keys(&format!("{}{}", key("k", "one"), key("k", "two"))).unwrap_err();
+        assert_eq!(e.code(), "E_KEY_DUPLICATE", "{e}");
+        assert!(e.to_string().starts_with("tenant `a`, key `k`: "), "{e}");
+        // The same name in two tenants is two ids.
+        let two = format!(
+            "{}[tenants.b]\nroot = \".\"\n{}",
+            key("k", "one"),
+            key("k", "two").replace("tenants.a", "tenants.b")
+        );
+        keys(&two).unwrap();
+    }
+
+    #[test]
+    fn key_expiry_is_an_rfc3339_instant() {
+        let hash = hash_key("x");
+        let base = format!("[[tenants.a.keys]]\nname = \"k\"\nsha256 = \"{hash}\"\n");
+        for v in ["2027-01-31T00:00:00Z", "\"2027-01-31T01:00:00+01:00\""] {
+            let c = keys(&format!("{base}expires_at = {v}\n")).unwrap();
+            assert_eq!(
+                c.tenants["a"].keys[0].expires_at.unwrap().to_rfc3339(),
+                "2027-01-31T00:00:00+00:00"
+            );
+        }
+        for v in ["2027-01-31", "2027-01-31T00:00:00", "\"soon\"", "7"] {
+            let e = keys(&format!("{base}expires_at = {v}\n")).unwrap_err();
+            assert_eq!(e.code(), "E_CONFIG_SYNTAX", "{v}: {e}");
+            assert!(e.to_string().contains("RFC 3339"), "{v}: {e}");
+        }
     }
 
     fn smtp(lines: &str) -> Result<Config, ConfigError> {

@@ -20,7 +20,9 @@
 //! runs on its own.
 
 use crate::apply::{self, Tx, Versions};
-use crate::backend::{Error, FireRequest, RecordId, StoredRecord, Visible};
+use crate::backend::{
+    Error, FireRequest, Idempotency, IdempotencyOwned, RecordId, StoredRecord, Visible,
+};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Value};
 use std::future::Future;
@@ -41,7 +43,7 @@ pub struct OwnedFire {
     pub actor: Actor,
     pub now: DateTime<Utc>,
     pub expected_revision: Option<i64>,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyOwned>,
     pub visible: Option<Visible>,
 }
 
@@ -54,7 +56,7 @@ impl OwnedFire {
             actor: req.actor.clone(),
             now: req.now,
             expected_revision: req.expected_revision,
-            idempotency_key: req.idempotency_key.map(str::to_string),
+            idempotency_key: req.idempotency_key.map(Idempotency::owned),
             visible: req.visible.clone(),
         }
     }
@@ -67,7 +69,7 @@ impl OwnedFire {
             actor: &self.actor,
             now: self.now,
             expected_revision: self.expected_revision,
-            idempotency_key: self.idempotency_key.as_deref(),
+            idempotency_key: self.idempotency_key.as_ref().map(|k| k.borrow()),
             visible: self.visible.clone(),
         }
     }

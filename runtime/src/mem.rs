@@ -151,7 +151,8 @@ struct State {
     /// Interned recipient lists (each a list of interned names).
     recipients: Vec<Vec<u32>>,
     recipient_index: FastMap<Vec<u32>, u32>,
-    idem: HashMap<String, StoredRecord>,
+    /// Key -> (request fingerprint, response); kept for the process's life.
+    idem: HashMap<String, (String, StoredRecord)>,
     actors: Arc<Vec<Actor>>,
     actor_index: HashMap<String, usize>,
 }
@@ -306,12 +307,16 @@ impl Tx for MemTx<'_> {
         false
     }
 
-    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
+    async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
         Ok(self.st.idem.get(key).cloned())
     }
 
-    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
-        Ok(self.st.idem.insert(key.to_string(), rec.clone()).is_none())
+    async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
+        Ok(self
+            .st
+            .idem
+            .insert(key.key.to_string(), (key.request.to_string(), rec.clone()))
+            .is_none())
     }
 
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {

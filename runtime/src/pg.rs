@@ -201,9 +201,14 @@ impl PgBackend {
             return Err(e);
         };
         let mut tx = self.begin().await?;
-        tx.idem_get(&key)
+        apply::replay(&mut tx, Some(key.borrow()))
             .await?
-            .ok_or_else(|| Error::storage(format!("idempotency key `{key}` has no stored result")))
+            .ok_or_else(|| {
+                Error::storage(format!(
+                    "idempotency key `{}` has no stored result",
+                    key.key
+                ))
+            })
     }
 
     /// A write transaction. Its statements are the same few every time and
@@ -706,26 +711,45 @@ impl PgTx<'_> {
 }
 
 impl Tx for PgTx<'_> {
-    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
-        let r: Option<Json<StoredRecord>> = sqlx::query_scalar(
-            "SELECT response FROM idempotency WHERE tenant_id = $1 AND key = $2",
+    async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
+        let r: Option<(String, Json<StoredRecord>)> = sqlx::query_as(
+            "SELECT request, response FROM idempotency WHERE tenant_id = $1 AND key = $2 AND created_at > $3",
         )
         .bind(self.tenant)
         .bind(key)
+        .bind(Utc::now() - IDEMPOTENCY_RETENTION)
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
-        Ok(r.map(|j| j.0))
+        Ok(r.map(|(q, j)| (q, j.0)))
     }
 
-    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
-        let r = sqlx::query("INSERT INTO idempotency (tenant_id, key, response) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(self.tenant)
-            .bind(key)
-            .bind(Json(rec))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
+    async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
+        // One statement: delete a few expired keys of the tenant (not this
+        // one: a statement cannot change a row twice), then insert, or
+        // replace this key if it has expired.
+        let now = Utc::now();
+        let r = sqlx::query(
+            "WITH expired AS (
+                 DELETE FROM idempotency WHERE ctid IN (
+                     SELECT ctid FROM idempotency
+                     WHERE tenant_id = $1 AND created_at <= $5 AND key <> $2
+                     LIMIT 16 FOR UPDATE SKIP LOCKED))
+             INSERT INTO idempotency (tenant_id, key, request, response, created_at)
+             VALUES ($1, $2, $3, $4, $6)
+             ON CONFLICT (tenant_id, key) DO UPDATE
+             SET request = EXCLUDED.request, response = EXCLUDED.response, created_at = EXCLUDED.created_at
+             WHERE idempotency.created_at <= $5",
+        )
+        .bind(self.tenant)
+        .bind(key.key)
+        .bind(key.request)
+        .bind(Json(rec))
+        .bind(now - IDEMPOTENCY_RETENTION)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -234,27 +234,49 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    async fn idem_get(&mut self, key: &str) -> Result<Option<StoredRecord>, Error> {
-        let r: Option<String> =
-            sqlx::query_scalar("SELECT response FROM idempotency WHERE tenant_id = ? AND key = ?")
-                .bind(self.tenant)
-                .bind(key)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(db)?;
-        r.map(|s| serde_json::from_str(&s).map_err(json_err))
+    async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
+        let r: Option<(String, String)> = sqlx::query_as(
+            "SELECT request, response FROM idempotency WHERE tenant_id = ? AND key = ? AND created_at > ?",
+        )
+        .bind(self.tenant)
+        .bind(key)
+        .bind(micros(Utc::now() - IDEMPOTENCY_RETENTION))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        r.map(|(q, s)| Ok((q, serde_json::from_str(&s).map_err(json_err)?)))
             .transpose()
     }
 
-    async fn idem_put(&mut self, key: &str, rec: &StoredRecord) -> Result<bool, Error> {
-        let r = sqlx::query("INSERT INTO idempotency (tenant_id, key, response, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(self.tenant)
-            .bind(key)
-            .bind(serde_json::to_string(rec).map_err(json_err)?)
-            .bind(micros(Utc::now()))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
+    async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
+        let now = Utc::now();
+        let cutoff = micros(now - IDEMPOTENCY_RETENTION);
+        // A few expired keys of the tenant go with each keyed write.
+        sqlx::query(
+            "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency
+             WHERE tenant_id = ? AND created_at <= ? AND key <> ? LIMIT 16)",
+        )
+        .bind(self.tenant)
+        .bind(cutoff)
+        .bind(key.key)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let r = sqlx::query(
+            "INSERT INTO idempotency (tenant_id, key, request, response, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, key) DO UPDATE
+             SET request = excluded.request, response = excluded.response, created_at = excluded.created_at
+             WHERE idempotency.created_at <= ?",
+        )
+        .bind(self.tenant)
+        .bind(key.key)
+        .bind(key.request)
+        .bind(serde_json::to_string(rec).map_err(json_err)?)
+        .bind(micros(now))
+        .bind(cutoff)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -6,7 +6,7 @@ mod common;
 use chrono::{Duration, Utc};
 use common::*;
 use leadflow_engine::Value;
-use leadflow_runtime::backend::{Backend, Error};
+use leadflow_runtime::backend::{Backend, Error, Idempotency};
 use leadflow_runtime::clock::SystemClock;
 use leadflow_runtime::worker::{self, WorkerConfig};
 use leadflow_runtime::PgBackend;
@@ -85,7 +85,10 @@ async fn pg_concurrent_requests_with_one_idempotency_key_fire_once() {
         tasks.push(tokio::spawn(async move {
             let a = agent("a1");
             let mut req = fire_req(r.id, "bump", vec![("n".into(), Value::Int(7))], &a, t0());
-            req.idempotency_key = Some("form-submit-42");
+            req.idempotency_key = Some(Idempotency {
+                key: "form-submit-42",
+                request: "bump-7",
+            });
             b.fire(req)
                 .await
                 .map(|s| s.revision)
@@ -455,6 +458,43 @@ async fn pg_worker_wakes_on_notify() {
     wait_fired(&b, 1, 10).await;
     assert_eq!(b.get(r.id).await.unwrap().unwrap().state, "done");
     assert_eq!(w.shutdown().await.fired, 1);
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// Idempotency keys are kept 24 hours: an older key is forgotten and purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_idempotency_keys_expire_after_a_day() {
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let a = agent("a1");
+    let r = b
+        .create(create_req("counter", vec![], &a, t0()))
+        .await
+        .unwrap();
+    bump_with_key(&b, r.id, "k1", "first").await.unwrap();
+    bump_with_key(&b, r.id, "k2", "first").await.unwrap();
+    assert!(matches!(
+        bump_with_key(&b, r.id, "k1", "second").await,
+        Err(Error::IdempotencyMismatch)
+    ));
+    sqlx::query("UPDATE idempotency SET created_at = created_at - interval '25 hours'")
+        .execute(b.pool())
+        .await
+        .unwrap();
+    // k1 is forgotten: another request with it runs, and k2 (expired) is
+    // deleted by that keyed write.
+    let again = bump_with_key(&b, r.id, "k1", "second").await.unwrap();
+    assert_eq!(again.revision, r.revision + 3);
+    assert_eq!(
+        bump_with_key(&b, r.id, "k1", "second").await.unwrap(),
+        again
+    );
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency")
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1, "the expired key was purged");
     b.pool().close().await;
     db.drop_db().await;
 }

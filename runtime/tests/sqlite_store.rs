@@ -141,3 +141,39 @@ async fn sqlite_worker_follows_a_manual_clock() {
     assert_eq!(b.run_due(later).await.unwrap(), 1);
     assert_eq!(b.get(c.id).await.unwrap().unwrap().state, "done");
 }
+
+/// Idempotency keys are kept 24 hours: an older key is forgotten and purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_idempotency_keys_expire_after_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let a = agent("a1");
+    let r = b
+        .create(create_req("counter", vec![], &a, t0()))
+        .await
+        .unwrap();
+    bump_with_key(&b, r.id, "k1", "first").await.unwrap();
+    bump_with_key(&b, r.id, "k2", "first").await.unwrap();
+    assert!(matches!(
+        bump_with_key(&b, r.id, "k1", "second").await,
+        Err(Error::IdempotencyMismatch)
+    ));
+    sqlx::query("UPDATE idempotency SET created_at = created_at - ?")
+        .bind(Duration::hours(25).num_microseconds().unwrap())
+        .execute(b.pool())
+        .await
+        .unwrap();
+    // k1 is forgotten: another request with it runs, and k2 (expired) is
+    // deleted by that keyed write.
+    let again = bump_with_key(&b, r.id, "k1", "second").await.unwrap();
+    assert_eq!(again.revision, r.revision + 3);
+    assert_eq!(
+        bump_with_key(&b, r.id, "k1", "second").await.unwrap(),
+        again
+    );
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency")
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1, "the expired key was purged");
+}

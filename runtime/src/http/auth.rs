@@ -20,7 +20,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let caller = state.authenticate(key).ok_or_else(ApiError::unauthorized)?;
+        let caller = state.authenticate(key, chrono::Utc::now())?;
         tracing::Span::current().record("caller", caller.key.as_str());
         Ok(caller)
     }

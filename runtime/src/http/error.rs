@@ -18,7 +18,8 @@ pub const RETRY_AFTER_SECS: &str = "1";
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code: E_GUARD, E_REQUIRED, E_CONFLICT, E_NOT_FOUND, E_BAD_REQUEST, ...
+    /// Stable code: E_GUARD, E_REQUIRED, E_CONFLICT, E_NOT_FOUND, E_BAD_REQUEST,
+    /// E_IDEMPOTENCY_MISMATCH, E_KEY_EXPIRED, ...
     pub code: String,
     pub message: String,
     /// The field concerned (E_INPUT, E_TYPE, E_REQUIRED).
@@ -109,6 +110,11 @@ impl From<Error> for ApiError {
                 )
             }
             Error::NotFound(_) => ApiError::not_found(),
+            Error::IdempotencyMismatch => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "E_IDEMPOTENCY_MISMATCH",
+                "this Idempotency-Key was used with a different request (method, path or body): nothing was done; use a new key for a new request",
+            ),
             Error::UnknownWorkflow(w) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "E_UNKNOWN_WORKFLOW",

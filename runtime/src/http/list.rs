@@ -3,10 +3,21 @@
 //! either dialect; the caller's visibility (own records, pools) is part of
 //! the WHERE clause, so pages are never short because of hidden rows.
 //!
-//! Keyset: the cursor is the last row's (sort key, id), base64url JSON. The
-//! sort key is read back from the database as JSON so the next page binds
-//! exactly what was compared. Missing values sort first ascending, last
-//! descending.
+//! Keyset: the cursor is the last row's (sort key, id), read back from the
+//! database as JSON so the next page binds exactly what was compared.
+//! Missing values sort first ascending, last descending.
+//!
+//! The cursor is sealed (ChaCha20-Poly1305): it shows no value, cannot be
+//! forged or altered, and is bound by its associated data to the tenant, the
+//! API key and the query (filters and sort; not `limit`). Anything else is
+//! 400. The key derives from `LEADFLOW_CURSOR_SECRET` when it is set (the
+//! same on every daemon behind one address); otherwise it is drawn at
+//! random at start, and a restart or another daemon refuses the cursor
+//! (the client starts again from the first page).
+//!
+//! Actor-bound keys may not filter or sort on a field that is `pii` in the
+//! workflow (403 `E_FORBIDDEN`): whether they see it depends on each record,
+//! and a filter or an order would reveal what the record hides.
 
 use super::error::{ApiError, Json, Query};
 use super::records::{version_of, view, RecordView};
@@ -16,6 +27,8 @@ use crate::backend::StoredRecord;
 use crate::sql::{db, instant, json_err};
 use axum::extract::State;
 use base64::Engine as _;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -31,6 +44,14 @@ const COLUMNS: [&str; 8] = [
     "updated_at",
 ];
 const MAX_LIMIT: usize = 500;
+/// At most this many `field.<name>` filters.
+pub const MAX_FILTERS: usize = 20;
+/// At most this many states in `state=a,b,...`.
+pub const MAX_STATES: usize = 64;
+/// The longest field name (in `field.<name>` and `sort`), in bytes.
+pub const MAX_NAME: usize = 128;
+/// The longest parameter value, in bytes (a cursor is well under it).
+pub const MAX_VALUE: usize = 1024;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
@@ -137,7 +158,24 @@ struct Params {
     sort: String,
     desc: bool,
     limit: usize,
+    /// The `after` cursor as sent; opened by [`open_cursor`].
+    cursor: Option<String>,
     after: Option<(serde_json::Value, i64)>,
+}
+
+/// A field name as given in `field.<name>` or `sort`.
+fn field_name(param: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(ApiError::bad_request(format!(
+            "{param}: a field name is 1 to {MAX_NAME} bytes"
+        )));
+    }
+    if name.chars().any(|c| c.is_control() || c == '"') {
+        return Err(ApiError::bad_request(format!(
+            "{param}: a field name cannot contain control characters or `\"`"
+        )));
+    }
+    Ok(())
 }
 
 fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
@@ -149,12 +187,35 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
         sort: "id".into(),
         desc: false,
         limit: 50,
+        cursor: None,
         after: None,
     };
     for (k, v) in q {
+        // Short names first: an unknown or overlong name is not echoed whole.
+        if k.len() > MAX_NAME + "field.".len() || k.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "parameter names are at most {} bytes, without control characters",
+                MAX_NAME + "field.".len()
+            )));
+        }
+        if v.len() > MAX_VALUE {
+            return Err(ApiError::bad_request(format!(
+                "`{k}`: a parameter value is at most {MAX_VALUE} bytes"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "`{k}`: a parameter value cannot contain a NUL character"
+            )));
+        }
         match k.as_str() {
             "workflow" => p.workflow = Some(v),
-            "state" => p.states = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            "state" => {
+                p.states = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                if p.states.len() > MAX_STATES {
+                    return Err(ApiError::bad_request(format!("state: at most {MAX_STATES} states")));
+                }
+            }
             "assignee" => p.assignee = Some(v),
             "sort" => {
                 let (desc, name) = match v.strip_prefix('-') {
@@ -164,6 +225,7 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
                 if name.is_empty() {
                     return Err(ApiError::bad_request("sort: give a field or column name, `-` first for descending"));
                 }
+                field_name("sort", name)?;
                 p.sort = name.to_string();
                 p.desc = desc;
             }
@@ -174,16 +236,17 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::bad_request(format!("limit must be 1..={MAX_LIMIT}")))?
             }
-            "after" => {
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(v.as_bytes())
-                    .map_err(|_| ApiError::bad_request("after: not a cursor returned as `next`"))?;
-                let c: (serde_json::Value, i64) = serde_json::from_slice(&bytes)
-                    .map_err(|_| ApiError::bad_request("after: not a cursor returned as `next`"))?;
-                p.after = Some(c);
-            }
+            "after" => p.cursor = Some(v),
             other => match other.strip_prefix("field.") {
-                Some(f) if !f.is_empty() => p.fields.push((f.to_string(), v)),
+                Some(f) if !f.is_empty() => {
+                    field_name(other, f)?;
+                    if p.fields.len() == MAX_FILTERS {
+                        return Err(ApiError::bad_request(format!(
+                            "at most {MAX_FILTERS} field.<name> filters"
+                        )));
+                    }
+                    p.fields.push((f.to_string(), v))
+                }
                 _ => {
                     return Err(ApiError::bad_request(format!(
                         "unknown parameter `{other}` (workflow, state, assignee, field.<name>, sort, limit, after)"
@@ -193,6 +256,134 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
         }
     }
     Ok(p)
+}
+
+/// Actor-bound callers may not filter or sort on a field that is `pii` in
+/// the workflow listed (any workflow of the tenant if none is named), in
+/// any loaded version: whether they see it depends on each record.
+fn refuse_pii(
+    caller: &Caller,
+    versions: &crate::apply::Versions,
+    p: &Params,
+) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let sort = (!COLUMNS.contains(&p.sort.as_str())).then_some(p.sort.as_str());
+    let names = p.fields.iter().map(|(f, _)| f.as_str()).chain(sort);
+    let wfs = versions.all();
+    for name in names {
+        let pii = wfs.iter().find(|wf| {
+            p.workflow.as_ref().is_none_or(|w| *w == wf.id)
+                && wf.fields.iter().any(|f| f.pii && f.name == name)
+        });
+        if let Some(wf) = pii {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "E_FORBIDDEN",
+                format!(
+                    "`{name}` is a PII field of workflow `{}`: only admin keys may filter or sort on it",
+                    wf.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The environment variable holding the secret cursor keys derive from, so
+/// that several daemons behind one address accept each other's cursors.
+pub const CURSOR_SECRET_ENV: &str = "LEADFLOW_CURSOR_SECRET";
+
+/// The daemon's cursor key: derived from [`CURSOR_SECRET_ENV`] if it is set,
+/// else drawn at random when the first cursor is sealed or opened.
+fn cursor_key() -> Result<&'static LessSafeKey, ApiError> {
+    static KEY: std::sync::OnceLock<Option<LessSafeKey>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| derive_key(std::env::var(CURSOR_SECRET_ENV).ok().as_deref()))
+        .as_ref()
+        .ok_or_else(|| {
+            tracing::error!("no random source for the cursor key");
+            ApiError::internal()
+        })
+}
+
+fn derive_key(secret: Option<&str>) -> Option<LessSafeKey> {
+    use hmac::{Hmac, Mac};
+    let mut k = [0u8; 32];
+    match secret.filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            // HMAC as a key-derivation function: the secret never serves
+            // as a key itself, and this key serves nothing else.
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+            mac.update(b"leadflow list cursor v1");
+            k.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        None => SystemRandom::new().fill(&mut k).ok()?,
+    }
+    UnboundKey::new(&CHACHA20_POLY1305, &k)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+/// What a cursor is bound to: who asked, and the query but for `limit`.
+fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
+    serde_json::to_vec(&(
+        tenant,
+        &caller.key,
+        &p.workflow,
+        &p.states,
+        &p.assignee,
+        &p.fields,
+        &p.sort,
+        p.desc,
+    ))
+    .unwrap_or_default()
+}
+
+fn seal_cursor(
+    k: &LessSafeKey,
+    aad: &[u8],
+    key: &serde_json::Value,
+    id: i64,
+) -> Result<String, ApiError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| ApiError::internal())?;
+    let mut data = serde_json::to_vec(&(key, id)).map_err(|_| ApiError::internal())?;
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut data,
+    )
+    .map_err(|_| ApiError::internal())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&data);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open_cursor(
+    k: &LessSafeKey,
+    aad: &[u8],
+    cursor: &str,
+) -> Result<(serde_json::Value, i64), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "after: not a `next` cursor of this query (a cursor is valid with the same filters and sort and the same API key, on a daemon with the same cursor key; start again from the first page)",
+        )
+    };
+    let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| bad())?;
+    if bytes.len() < NONCE_LEN {
+        return Err(bad());
+    }
+    let mut data = bytes.split_off(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| bad())?;
+    let plain = k
+        .open_in_place(nonce, Aad::from(aad), &mut data)
+        .map_err(|_| bad())?;
+    serde_json::from_slice(plain).map_err(|_| bad())
 }
 
 /// The JSON values a query-string value may stand for: the string itself,
@@ -417,8 +608,11 @@ async fn fetch(
     params(("workflow" = Option<String>, Query), ("state" = Option<String>, Query, description = "comma-separated states"),
            ("assignee" = Option<String>, Query), ("field.<name>" = Option<String>, Query, description = "field equality, e.g. field.province=RM"),
            ("sort" = Option<String>, Query, description = "a column (id, created_at, updated_at, entered_at, state, assignee, workflow, revision) or a field; `-` first: descending"),
-           ("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("after" = Option<String>, Query, description = "the `next` cursor of the previous page")),
-    responses((status = 200, body = Page), (status = 400, body = super::error::ErrorBody)),
+           ("limit" = Option<usize>, Query, description = "1..=500, default 50"),
+           ("after" = Option<String>, Query, description = "the `next` cursor of the previous page: opaque, valid only with the same filters and sort and the same API key (and, without LEADFLOW_CURSOR_SECRET, until the daemon restarts)")),
+    responses((status = 200, body = Page),
+              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: unknown parameter; more than 20 `field.` filters or 64 states; a field name over 128 bytes or with control characters; a value over 1024 bytes or with NUL; a cursor altered or from another query"),
+              (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
@@ -426,14 +620,19 @@ pub async fn list(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Page>, ApiError> {
     let t = s.tenant(&caller);
-    let p = parse(q)?;
+    let mut p = parse(q)?;
+    refuse_pii(&caller, t.backend.versions(), &p)?;
+    let aad = binding(&t.id, &caller, &p);
+    if let Some(c) = &p.cursor {
+        p.after = Some(open_cursor(cursor_key()?, &aad, c)?);
+    }
     let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &p).await?;
     let next = if rows.len() > p.limit {
         rows.truncate(p.limit);
-        rows.last().map(|(r, k)| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(serde_json::to_vec(&(k, r.id)).unwrap_or_default())
-        })
+        match rows.last() {
+            Some((r, k)) => Some(seal_cursor(cursor_key()?, &aad, k, r.id)?),
+            None => None,
+        }
     } else {
         None
     };
@@ -445,4 +644,32 @@ pub async fn list(
         })
         .collect();
     Ok(Json(Page { items, next }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_open_only_under_their_key_and_binding() {
+        let v = serde_json::json!("034114065515");
+        let a = derive_key(Some("shared secret")).unwrap();
+        let b = derive_key(Some("shared secret")).unwrap();
+        let c = seal_cursor(&a, b"query", &v, 7).unwrap();
+        assert!(!c.contains("0341"));
+        // Another daemon with the same secret opens it.
+        assert_eq!(open_cursor(&b, b"query", &c).unwrap(), (v.clone(), 7));
+        // Another query, another secret, random keys: refused.
+        assert!(open_cursor(&b, b"other query", &c).is_err());
+        let other = derive_key(Some("another secret")).unwrap();
+        assert!(open_cursor(&other, b"query", &c).is_err());
+        let (r1, r2) = (derive_key(None).unwrap(), derive_key(Some("")).unwrap());
+        let c = seal_cursor(&r1, b"query", &v, 7).unwrap();
+        assert!(open_cursor(&r1, b"query", &c).is_ok());
+        assert!(open_cursor(&r2, b"query", &c).is_err());
+        for junk in ["", "AAAA", "not base64!", &c[..c.len() - 2]] {
+            let e = open_cursor(&r1, b"query", junk).unwrap_err();
+            assert_eq!(e.body.code, "E_BAD_REQUEST");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, ErrorBody, Json, Path};
 use super::state::{AppState, Caller, Tenant};
-use crate::backend::{Backend, CreateRequest, FireRequest, StoredRecord, Visible};
+use crate::backend::{Backend, CreateRequest, FireRequest, Idempotency, StoredRecord, Visible};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -141,9 +141,54 @@ fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// Idempotency keys are scoped to the API key that sent them.
-fn idempotency(h: &HeaderMap, caller: &Caller) -> Result<Option<String>, ApiError> {
-    Ok(header_str(h, "idempotency-key")?.map(|k| format!("{}\u{1f}{k}", caller.key)))
+/// The longest `Idempotency-Key` accepted (visible ASCII only).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An `Idempotency-Key` as stored: scoped to the API key that sent it (key
+/// names are unique per tenant; the tenant is the store's), and bound to
+/// the request by a SHA-256 of method, path and body (the parsed body,
+/// re-serialised with sorted keys, so spacing and key order do not count).
+/// The same key with another request answers 422 `E_IDEMPOTENCY_MISMATCH`.
+struct IdemKey {
+    key: String,
+    request: String,
+}
+
+impl IdemKey {
+    fn get(&self) -> Idempotency<'_> {
+        Idempotency {
+            key: &self.key,
+            request: &self.request,
+        }
+    }
+}
+
+fn idempotency(
+    h: &HeaderMap,
+    caller: &Caller,
+    method: &str,
+    path: &str,
+    body: impl FnOnce() -> String,
+) -> Result<Option<IdemKey>, ApiError> {
+    use sha2::{Digest, Sha256};
+    let Some(k) = header_str(h, "idempotency-key")? else {
+        return Ok(None);
+    };
+    let visible = k.bytes().all(|b| b.is_ascii_graphic());
+    if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (no spaces)"
+        )));
+    }
+    let mut hash = Sha256::new();
+    for part in [method, path, &body()] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    Ok(Some(IdemKey {
+        key: format!("{}\u{1f}{k}", caller.key),
+        request: hex::encode(hash.finalize()),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -159,11 +204,12 @@ pub struct CreateBody {
 
 /// Create a record on the current version of a workflow.
 #[utoipa::path(post, path = "/v1/records", tag = "records", request_body = CreateBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a replay returns the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, kept 24 hours per API key: the same request again returns the first result; another request with it is 422 E_IDEMPOTENCY_MISMATCH")),
     responses((status = 201, body = RecordView, description = "created; ETag is the revision"),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also an Idempotency-Key that is empty, over 255 characters or not visible ASCII)"),
+              (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
               (status = 404, body = ErrorBody, description = "E_UNKNOWN_WORKFLOW"),
-              (status = 422, body = ErrorBody, description = "E_REQUIRED, E_TYPE, E_INPUT, E_GUARD, ...")),
+              (status = 422, body = ErrorBody, description = "E_REQUIRED, E_TYPE, E_INPUT, E_GUARD, ...; E_IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another method, path or body, nothing done")),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -172,7 +218,9 @@ pub async fn create(
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
-    let key = idempotency(&headers, &caller)?;
+    let key = idempotency(&headers, &caller, "POST", "/v1/records", || {
+        serde_json::json!({"workflow": &body.workflow, "fields": &body.fields}).to_string()
+    })?;
     let r = t
         .backend
         .create(CreateRequest {
@@ -180,7 +228,7 @@ pub async fn create(
             input: input(body.fields),
             actor: &caller.actor,
             now: Utc::now(),
-            idempotency_key: key.as_deref(),
+            idempotency_key: key.as_ref().map(IdemKey::get),
         })
         .await?;
     metrics::counter!("leadflow_records_created_total", "tenant" => t.id.clone(), "workflow" => r.workflow.clone()).increment(1);
@@ -225,10 +273,13 @@ pub struct FireBody {
     request_body = FireBody,
     params(("id" = i64, Path), ("transition" = String, Path),
            ("If-Match" = Option<String>, Header, description = "expected revision; 409 E_CONFLICT if stale"),
-           ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = RecordView), (status = 403, body = ErrorBody, description = "E_FORBIDDEN: role not in `by`"),
+           ("Idempotency-Key" = Option<String>, Header, description = "as for POST /v1/records: bound to this record, transition and body")),
+    responses((status = 200, body = RecordView),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also a bad Idempotency-Key or If-Match)"),
+              (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
+              (status = 403, body = ErrorBody, description = "E_FORBIDDEN: role not in `by`"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "E_CONFLICT"),
-              (status = 422, body = ErrorBody, description = "E_GUARD, E_REQUIRED, E_NOT_ENABLED, E_FINAL, ...")),
+              (status = 422, body = ErrorBody, description = "E_GUARD, E_REQUIRED, E_NOT_ENABLED, E_FINAL, ...; E_IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another request, nothing done")),
     security(("bearer" = [])))]
 pub async fn fire(
     State(s): State<AppState>,
@@ -239,7 +290,6 @@ pub async fn fire(
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
     let expected = if_match(&headers)?;
-    let key = idempotency(&headers, &caller)?;
     // Visibility is tested by the store on the locked record, inside the
     // transition's transaction (no separate read).
     let visible = (!caller.admin).then(|| {
@@ -253,6 +303,13 @@ pub async fn fire(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
+    let key = idempotency(
+        &headers,
+        &caller,
+        "POST",
+        &format!("/v1/records/{id}/transitions/{transition}"),
+        || serde_json::to_string(&body.input).unwrap_or_default(),
+    )?;
     let r = t
         .backend
         .fire(FireRequest {
@@ -262,7 +319,7 @@ pub async fn fire(
             actor: &caller.actor,
             now: Utc::now(),
             expected_revision: expected,
-            idempotency_key: key.as_deref(),
+            idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
         })
         .await?;

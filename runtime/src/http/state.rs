@@ -1,6 +1,7 @@
 //! The daemon's shared state: tenants (each with its store, actor directory,
 //! pools and last reload status) and the API keys that lead to them.
 
+use super::error::ApiError;
 use crate::any::{open, AnyBackend};
 use crate::backend::StoredRecord;
 use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
@@ -98,6 +99,8 @@ pub struct KeyEntry {
     /// None: an admin key.
     pub actor: Option<String>,
     pub role: String,
+    /// Refused from this instant on (rotation).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 pub struct Inner {
@@ -215,6 +218,7 @@ impl AppState {
                     name: k.name.clone(),
                     actor: k.actor.clone(),
                     role,
+                    expires_at: k.expires_at,
                 });
             }
             tenants.insert(
@@ -242,7 +246,9 @@ impl AppState {
 
     /// The caller a presented key stands for. Every configured hash is
     /// compared, in constant time, so timing tells nothing about near misses.
-    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+    /// An expired key answers 401 `E_KEY_EXPIRED`, anything else unknown
+    /// 401 `E_UNAUTHORIZED`.
+    pub fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Result<Caller, ApiError> {
         use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
@@ -252,11 +258,24 @@ impl AppState {
                 found = Some(k);
             }
         }
-        let k = found?;
-        let tenant = self.tenants.get(&k.tenant)?;
+        let k = found.ok_or_else(ApiError::unauthorized)?;
+        if let Some(at) = k.expires_at.filter(|&at| at <= now) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "E_KEY_EXPIRED",
+                format!(
+                    "this API key expired at {}; use the key that replaces it",
+                    at.to_rfc3339()
+                ),
+            ));
+        }
+        let tenant = self
+            .tenants
+            .get(&k.tenant)
+            .ok_or_else(ApiError::unauthorized)?;
         let actor = match &k.actor {
             Some(a) => {
-                let mut actor = tenant.actor(a)?;
+                let mut actor = tenant.actor(a).ok_or_else(ApiError::unauthorized)?;
                 actor.role = k.role.clone();
                 actor
             }
@@ -266,7 +285,7 @@ impl AppState {
                 ..Actor::default()
             },
         };
-        Some(Caller {
+        Ok(Caller {
             tenant: k.tenant.clone(),
             key: k.name.clone(),
             admin: k.actor.is_none(),

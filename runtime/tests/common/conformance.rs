@@ -161,21 +161,35 @@ pub async fn run<B: Backend>(b: &B) {
     }
     assert_eq!(b.get(l1.id).await.unwrap().unwrap().revision, 2);
 
-    // Idempotency: the same key returns the first result and fires nothing.
+    // Idempotency: the same key and request returns the first result and
+    // fires nothing; the same key with another request fires nothing either.
+    let idem = |key, request| Some(Idempotency { key, request });
     let mut req = fire_req(l1.id, "bump", vec![("n".into(), Value::Int(5))], &a1, at(0));
-    req.idempotency_key = Some("k1");
-    let first = b.fire(req).await.unwrap();
-    let mut again = fire_req(l1.id, "bump", vec![("n".into(), Value::Int(6))], &a1, at(0));
-    again.idempotency_key = Some("k1");
-    assert_eq!(b.fire(again).await.unwrap(), first);
+    req.idempotency_key = idem("k1", "bump-5");
+    let first = b.fire(req.clone()).await.unwrap();
+    assert_eq!(b.fire(req).await.unwrap(), first);
+    let mut other = fire_req(l1.id, "bump", vec![("n".into(), Value::Int(6))], &a1, at(0));
+    other.idempotency_key = idem("k1", "bump-6");
+    match b.fire(other).await {
+        Err(Error::IdempotencyMismatch) => {}
+        other => panic!("expected an idempotency mismatch, got {other:?}"),
+    }
     assert_eq!(
         b.get(l1.id).await.unwrap().unwrap().fields.get("n"),
         Some(&json!(5))
     );
     let mut c = create_req("lead", vec![("name".into(), s("Once"))], &a1, at(0));
-    c.idempotency_key = Some("c1");
+    c.idempotency_key = idem("c1", "create-once");
     let once = b.create(c.clone()).await.unwrap();
     assert_eq!(b.create(c).await.unwrap(), once);
+    // A create's key reused on a fire: refused, the record unchanged.
+    let mut reuse = fire_req(once.id, "close", vec![], &a1, at(0));
+    reuse.idempotency_key = idem("c1", "close-once");
+    assert!(matches!(
+        b.fire(reuse).await,
+        Err(Error::IdempotencyMismatch)
+    ));
+    assert_eq!(b.get(once.id).await.unwrap().unwrap().revision, 1);
     b.fire(fire_req(once.id, "close", vec![], &a1, at(0)))
         .await
         .unwrap();

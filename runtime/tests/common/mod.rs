@@ -286,3 +286,16 @@ impl PgDb {
         .unwrap();
     }
 }
+
+/// Fire `bump` (n = 1) on `id` with an idempotency key and request fingerprint.
+pub async fn bump_with_key<B: Backend>(
+    b: &B,
+    id: i64,
+    key: &str,
+    request: &str,
+) -> Result<StoredRecord, Error> {
+    let a = agent("a1");
+    let mut req = fire_req(id, "bump", vec![("n".into(), Value::Int(1))], &a, t0());
+    req.idempotency_key = Some(Idempotency { key, request });
+    b.fire(req).await
+}
