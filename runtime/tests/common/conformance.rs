@@ -477,7 +477,14 @@ pub async fn bulk<B: Backend>(b: &B) {
 pub async fn loads<B: Backend>(b: &B) {
     async fn check<B: Backend>(b: &B, step: &str) {
         let mut expected: std::collections::BTreeMap<String, u32> = Default::default();
-        for wf in ["lead", "task", "counter", "tick"] {
+        for wf in [
+            "lead",
+            "task",
+            "counter",
+            "tick",
+            "crew_project",
+            "crew_job",
+        ] {
             let open = Filter {
                 workflow: wf,
                 ..Filter::default()
@@ -540,4 +547,71 @@ pub async fn loads<B: Backend>(b: &B) {
     // Two days later the expiry timers close every open lead.
     b.run_due(at(500)).await.unwrap();
     check(b, "after the expiry timers").await;
+}
+
+/// Records assigned in one step see each other (issue 13): a project and the
+/// three jobs it spawns when started go to four different crew members of
+/// capacity 1, not all to the one that was least loaded before the step.
+pub async fn siblings<B: Backend>(b: &B) {
+    let crew = |id: &str| Actor {
+        id: id.into(),
+        role: "crew".into(),
+        capacity: Some(1),
+        ..Actor::default()
+    };
+    let pm = agent("pm");
+    b.set_actors(vec![
+        pm.clone(),
+        crew("c1"),
+        crew("c2"),
+        crew("c3"),
+        crew("c4"),
+    ])
+    .await
+    .unwrap();
+    let p = b
+        .create(create_req("crew_project", vec![], &pm, at(600)))
+        .await
+        .unwrap();
+    let p = b
+        .fire(fire_req(p.id, "start", vec![], &pm, at(601)))
+        .await
+        .unwrap();
+    assert_eq!(p.assignee.as_deref(), Some("c1"));
+    let mut jobs = Vec::new();
+    for name in ["job_a", "job_b", "job_c"] {
+        let link = b
+            .links(p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| panic!("link {name}"));
+        jobs.push(b.get(link.to).await.unwrap().unwrap().assignee);
+    }
+    assert_eq!(
+        jobs,
+        [Some("c2".into()), Some("c3".into()), Some("c4".into())],
+        "each sibling sees the assignments made before it in the step"
+    );
+    let loads: Vec<(String, u32)> = b
+        .actors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.load))
+        .collect();
+    for (id, load) in loads {
+        assert_eq!(load, u32::from(id != "pm"), "load of {id}");
+    }
+    // Everyone at capacity: the next project's records stay unassigned.
+    let q = b
+        .create(create_req("crew_project", vec![], &pm, at(602)))
+        .await
+        .unwrap();
+    let q = b
+        .fire(fire_req(q.id, "start", vec![], &pm, at(603)))
+        .await
+        .unwrap();
+    assert_eq!(q.assignee, None);
 }
