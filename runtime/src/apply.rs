@@ -33,8 +33,9 @@ pub struct Versions {
 struct VersionMaps {
     current: BTreeMap<String, Arc<Workflow>>,
     by_hash: HashMap<String, Arc<Workflow>>,
-    /// Hashes of workflows with an `assign` effect: only those need the actor
-    /// directory (with loads) computed before calling the engine.
+    /// Hashes of workflows with an `assign` or `spawn` effect: only those
+    /// need the actor directory (with loads) computed before creating a
+    /// record (a spawned child may assign).
     assigns: HashMap<String, bool>,
 }
 
@@ -134,6 +135,12 @@ impl Versions {
 
 fn has_assign(wf: &Workflow) -> bool {
     wf.uses_directory()
+        || wf.states.iter().any(|s| reads_directory(&s.on_enter))
+        || wf.transitions.iter().any(|t| reads_directory(&t.effects))
+        || wf
+            .timers
+            .iter()
+            .any(|t| matches!(&t.action, TimerAction::Effects(e) if reads_directory(e)))
 }
 
 /// A spawn waiting for its due instant, stored in the timer queue.

@@ -578,17 +578,7 @@ pub async fn siblings<B: Backend>(b: &B) {
         .await
         .unwrap();
     assert_eq!(p.assignee.as_deref(), Some("c1"));
-    let mut jobs = Vec::new();
-    for name in ["job_a", "job_b", "job_c"] {
-        let link = b
-            .links(p.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|l| l.name == name)
-            .unwrap_or_else(|| panic!("link {name}"));
-        jobs.push(b.get(link.to).await.unwrap().unwrap().assignee);
-    }
+    let jobs = linked_assignees(b, p.id, &["job_a", "job_b", "job_c"]).await;
     assert_eq!(
         jobs,
         [Some("c2".into()), Some("c3".into()), Some("c4".into())],
@@ -614,4 +604,32 @@ pub async fn siblings<B: Backend>(b: &B) {
         .await
         .unwrap();
     assert_eq!(q.assignee, None);
+    // A record that assigns nothing itself, created with children that do:
+    // the directory is read for them too, and they see each other.
+    b.set_actors(vec![pm.clone(), crew("c5"), crew("c6")])
+        .await
+        .unwrap();
+    let batch = b
+        .create(create_req("crew_batch", vec![], &pm, at(604)))
+        .await
+        .unwrap();
+    assert_eq!(
+        linked_assignees(b, batch.id, &["first", "second"]).await,
+        [Some("c5".into()), Some("c6".into())],
+        "children of a created record are assigned, each seeing the one before"
+    );
+}
+
+/// The assignee of the record behind each named link of `id`.
+async fn linked_assignees<B: Backend>(b: &B, id: RecordId, names: &[&str]) -> Vec<Option<String>> {
+    let links = b.links(id).await.unwrap();
+    let mut out = Vec::new();
+    for name in names {
+        let link = links
+            .iter()
+            .find(|l| l.name == *name)
+            .unwrap_or_else(|| panic!("link {name}"));
+        out.push(b.get(link.to).await.unwrap().unwrap().assignee);
+    }
+    out
 }

@@ -173,6 +173,24 @@ to = "done"
 by = ["crew"]
 "#;
 
+/// Assigns nothing itself; on creation it spawns two jobs that do.
+pub const CREW_BATCH: &str = r#"
+[workflow]
+id = "crew_batch"
+initial = "open"
+[states.open]
+on_enter = [
+  { spawn = "crew_job", link = "batch", backlink = "first" },
+  { spawn = "crew_job", link = "batch", backlink = "second" },
+]
+[states.done]
+final = true
+[transitions.close]
+from = ["open"]
+to = "done"
+by = ["agent"]
+"#;
+
 /// A workflow whose only timer fires once, for timer-worker tests.
 pub const TICK: &str = r#"
 [workflow]
@@ -203,6 +221,7 @@ pub fn set() -> Arc<WorkflowSet> {
             SourceFile::new("workflows/tick.toml", TICK),
             SourceFile::new("workflows/crew_project.toml", CREW_PROJECT),
             SourceFile::new("workflows/crew_job.toml", CREW_JOB),
+            SourceFile::new("workflows/crew_batch.toml", CREW_BATCH),
         ],
         ..Project::default()
     };
