@@ -35,8 +35,9 @@ pub struct Versions {
 struct VersionMaps {
     current: BTreeMap<String, Arc<Workflow>>,
     by_hash: HashMap<String, Arc<Workflow>>,
-    /// Hashes of workflows with an `assign` effect: only those need the actor
-    /// directory (with loads) computed before calling the engine.
+    /// Hashes of workflows with an `assign` or `spawn` effect: only those
+    /// need the actor directory (with loads) computed before creating a
+    /// record (a spawned child may assign).
     assigns: HashMap<String, bool>,
 }
 
@@ -136,6 +137,12 @@ impl Versions {
 
 fn has_assign(wf: &Workflow) -> bool {
     wf.uses_directory()
+        || wf.states.iter().any(|s| reads_directory(&s.on_enter))
+        || wf.transitions.iter().any(|t| reads_directory(&t.effects))
+        || wf
+            .timers
+            .iter()
+            .any(|t| matches!(&t.action, TimerAction::Effects(e) if reads_directory(e)))
 }
 
 /// A spawn waiting for its due instant, stored in the timer queue.
@@ -343,15 +350,72 @@ struct Child {
     out: Outcome,
 }
 
-/// The engine outcome of every immediate spawn of `out`, and of theirs, depth
-/// first. Bounded so that a spawn cycle cannot loop forever.
-/// Records one transition may spawn, its spawns' own spawns included.
+/// Records one transition may spawn, its spawns' own spawns included:
+/// bounded so that a spawn cycle cannot loop forever.
 pub const SPAWN_LIMIT: usize = 64;
 
-fn children(v: &Versions, out: &Outcome, ctx: Ctx) -> Result<Vec<Child>, Error> {
+/// The actor this record adds load to, if any: its assignee while open.
+pub fn open_assignee<'a>(wf: &Workflow, rec: &'a Record) -> Option<&'a str> {
+    match is_final(wf, rec) {
+        true => None,
+        false => rec.assignee.as_deref(),
+    }
+}
+
+/// The directory as the next assignment of one step sees it: the loads read
+/// before the step plus every assignment the step has made so far (the
+/// record itself, then each spawned child in order), so that siblings
+/// spawned together spread over actors and respect `capacity`. Cloned only
+/// when the step spawns something.
+struct StepLoads<'a> {
+    base: &'a [Actor],
+    moved: Option<Vec<Actor>>,
+}
+
+impl<'a> StepLoads<'a> {
+    fn new(base: &'a [Actor]) -> Self {
+        StepLoads { base, moved: None }
+    }
+
+    fn directory(&self) -> &[Actor] {
+        self.moved.as_deref().unwrap_or(self.base)
+    }
+
+    /// An open record moved from `before` to `after` (None: no load).
+    fn moved(&mut self, before: Option<&str>, after: Option<&str>) {
+        if before == after {
+            return;
+        }
+        let dir = self.moved.get_or_insert_with(|| self.base.to_vec());
+        for a in dir.iter_mut() {
+            if Some(a.id.as_str()) == before {
+                a.load = a.load.saturating_sub(1);
+            }
+            if Some(a.id.as_str()) == after {
+                a.load = a.load.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// The engine outcome of every immediate spawn of `out` (the record of `wf`
+/// whose open assignee was `before` the step), and of theirs, depth first.
+fn children(
+    v: &Versions,
+    wf: &Workflow,
+    out: &Outcome,
+    before: Option<&str>,
+    ctx: Ctx,
+) -> Result<Vec<Child>, Error> {
     let mut list = Vec::new();
-    for s in out.spawns.iter().filter(|s| s.due.is_none()) {
-        spawn_child(&mut list, 0, s.clone(), v, ctx)?;
+    let mut spawns = out.spawns.iter().filter(|s| s.due.is_none()).peekable();
+    if spawns.peek().is_none() {
+        return Ok(list);
+    }
+    let mut loads = StepLoads::new(ctx.directory);
+    loads.moved(before, open_assignee(wf, &out.record));
+    for s in spawns {
+        spawn_child(&mut list, 0, s.clone(), v, ctx, &mut loads)?;
     }
     Ok(list)
 }
@@ -362,12 +426,21 @@ fn spawn_child(
     s: SpawnRequest,
     v: &Versions,
     ctx: Ctx,
+    loads: &mut StepLoads,
 ) -> Result<(), Error> {
     if list.len() >= SPAWN_LIMIT {
         return Err(Error::SpawnLimit { limit: SPAWN_LIMIT });
     }
     let wf = v.current(&s.workflow)?;
-    let out = leadflow_engine::create(&wf, &s.fields, ctx)?;
+    let out = leadflow_engine::create(
+        &wf,
+        &s.fields,
+        Ctx {
+            directory: loads.directory(),
+            ..ctx
+        },
+    )?;
+    loads.moved(None, open_assignee(&wf, &out.record));
     let grand: Vec<SpawnRequest> = out
         .spawns
         .iter()
@@ -384,7 +457,7 @@ fn spawn_child(
     // Index of this child in the list of written ids (0 is the root).
     let me = list.len();
     for g in grand {
-        spawn_child(list, me, g, v, ctx)?;
+        spawn_child(list, me, g, v, ctx, loads)?;
     }
     Ok(())
 }
@@ -558,7 +631,7 @@ async fn create_as<T: Tx>(
         directory: &dir,
     };
     let out = leadflow_engine::create(&wf, &req.input, ctx)?;
-    let kids = children(v, &out, ctx)?;
+    let kids = children(v, &wf, &out, None, ctx)?;
     let id = tx.insert(&wf, out.record.clone(), req.now).await?;
     let result =
         (want || req.idempotency_key.is_some()).then(|| stored(id, &wf, &out.record, 1, req.now));
@@ -665,6 +738,10 @@ async fn fire_as<T: Tx>(
         actor: req.actor,
         directory: &dir,
     };
+    // Only a step that reads the directory assigns (or spawns what may).
+    let before = needed
+        .then(|| open_assignee(&wf, &record).map(str::to_string))
+        .flatten();
     let out = match leadflow_engine::fire_owned(&wf, record, req.transition, &req.input, ctx) {
         Ok(out) => out,
         Err(r) => {
@@ -674,7 +751,7 @@ async fn fire_as<T: Tx>(
     };
     let revision = revision + 1;
     let written = async {
-        let kids = children(v, &out, ctx)?;
+        let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
         let result = (want || req.idempotency_key.is_some())
             .then(|| stored(req.record, &wf, &out.record, revision, req.now));
         write_effects(tx, req.record, &wf, &out, revision, &req.actor.id, req.now).await?;
@@ -749,6 +826,9 @@ async fn run_locked<T: Tx>(
                     return Err(e);
                 }
             };
+            let before = needed
+                .then(|| open_assignee(&wf, &record).map(str::to_string))
+                .flatten();
             let out = match leadflow_engine::fire_timer_owned(&wf, record, &item.timer, now, &dir) {
                 Ok(out) => out,
                 Err(r) => {
@@ -767,7 +847,7 @@ async fn run_locked<T: Tx>(
             };
             let revision = revision + 1;
             let written = async {
-                let kids = children(v, &out, ctx)?;
+                let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
                 write_effects(tx, item.record, &wf, &out, revision, &system.id, now).await?;
                 write_children(tx, item.record, kids, &system.id, now).await
             }
@@ -808,7 +888,7 @@ async fn run_locked<T: Tx>(
                 .collect();
             let created = leadflow_engine::create(&wf, &input, ctx)
                 .map_err(Error::from)
-                .and_then(|out| Ok((children(v, &out, ctx)?, out)));
+                .and_then(|out| Ok((children(v, &wf, &out, None, ctx)?, out)));
             let (kids, out) = match created {
                 Ok(x) => x,
                 Err(Error::Refused(r)) => {

@@ -133,10 +133,7 @@ impl Names {
 impl MemRecord {
     /// The actor this record adds load to, if any.
     fn open_assignee(&self) -> Option<&str> {
-        match apply::is_final(&self.wf, &self.rec) {
-            true => None,
-            false => self.rec.assignee.as_deref(),
-        }
+        apply::open_assignee(&self.wf, &self.rec)
     }
 }
 

@@ -10,6 +10,7 @@ async fn conformance_mem() {
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
     common::conformance::loads(&b).await;
+    common::conformance::siblings(&b).await;
 }
 
 #[tokio::test]
@@ -22,6 +23,7 @@ async fn conformance_sqlite() {
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
     common::conformance::loads(&b).await;
+    common::conformance::siblings(&b).await;
 }
 
 #[tokio::test]
@@ -33,6 +35,7 @@ async fn conformance_pg() {
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
     common::conformance::loads(&b).await;
+    common::conformance::siblings(&b).await;
     b.pool().close().await;
     db.drop_db().await;
 }
@@ -47,6 +50,7 @@ async fn conformance_any_from_url() {
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
     common::conformance::loads(&b).await;
+    common::conformance::siblings(&b).await;
     let m = leadflow_runtime::open("mem:", "acme", common::set())
         .await
         .unwrap();

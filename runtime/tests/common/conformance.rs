@@ -491,7 +491,14 @@ pub async fn bulk<B: Backend>(b: &B) {
 pub async fn loads<B: Backend>(b: &B) {
     async fn check<B: Backend>(b: &B, step: &str) {
         let mut expected: std::collections::BTreeMap<String, u32> = Default::default();
-        for wf in ["lead", "task", "counter", "tick"] {
+        for wf in [
+            "lead",
+            "task",
+            "counter",
+            "tick",
+            "crew_project",
+            "crew_job",
+        ] {
             let open = Filter {
                 workflow: wf,
                 ..Filter::default()
@@ -554,4 +561,89 @@ pub async fn loads<B: Backend>(b: &B) {
     // Two days later the expiry timers close every open lead.
     b.run_due(at(500)).await.unwrap();
     check(b, "after the expiry timers").await;
+}
+
+/// Records assigned in one step see each other (issue 13): a project and the
+/// three jobs it spawns when started go to four different crew members of
+/// capacity 1, not all to the one that was least loaded before the step.
+pub async fn siblings<B: Backend>(b: &B) {
+    let crew = |id: &str| Actor {
+        id: id.into(),
+        role: "crew".into(),
+        capacity: Some(1),
+        ..Actor::default()
+    };
+    let pm = agent("pm");
+    b.set_actors(vec![
+        pm.clone(),
+        crew("c1"),
+        crew("c2"),
+        crew("c3"),
+        crew("c4"),
+    ])
+    .await
+    .unwrap();
+    let p = b
+        .create(create_req("crew_project", vec![], &pm, at(600)))
+        .await
+        .unwrap();
+    let p = b
+        .fire(fire_req(p.id, "start", vec![], &pm, at(601)))
+        .await
+        .unwrap();
+    assert_eq!(p.assignee.as_deref(), Some("c1"));
+    let jobs = linked_assignees(b, p.id, &["job_a", "job_b", "job_c"]).await;
+    assert_eq!(
+        jobs,
+        [Some("c2".into()), Some("c3".into()), Some("c4".into())],
+        "each sibling sees the assignments made before it in the step"
+    );
+    let loads: Vec<(String, u32)> = b
+        .actors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.load))
+        .collect();
+    for (id, load) in loads {
+        assert_eq!(load, u32::from(id != "pm"), "load of {id}");
+    }
+    // Everyone at capacity: the next project's records stay unassigned.
+    let q = b
+        .create(create_req("crew_project", vec![], &pm, at(602)))
+        .await
+        .unwrap();
+    let q = b
+        .fire(fire_req(q.id, "start", vec![], &pm, at(603)))
+        .await
+        .unwrap();
+    assert_eq!(q.assignee, None);
+    // A record that assigns nothing itself, created with children that do:
+    // the directory is read for them too, and they see each other.
+    b.set_actors(vec![pm.clone(), crew("c5"), crew("c6")])
+        .await
+        .unwrap();
+    let batch = b
+        .create(create_req("crew_batch", vec![], &pm, at(604)))
+        .await
+        .unwrap();
+    assert_eq!(
+        linked_assignees(b, batch.id, &["first", "second"]).await,
+        [Some("c5".into()), Some("c6".into())],
+        "children of a created record are assigned, each seeing the one before"
+    );
+}
+
+/// The assignee of the record behind each named link of `id`.
+async fn linked_assignees<B: Backend>(b: &B, id: RecordId, names: &[&str]) -> Vec<Option<String>> {
+    let links = b.links(id).await.unwrap();
+    let mut out = Vec::new();
+    for name in names {
+        let link = links
+            .iter()
+            .find(|l| l.name == *name)
+            .unwrap_or_else(|| panic!("link {name}"));
+        out.push(b.get(link.to).await.unwrap().unwrap().assignee);
+    }
+    out
 }

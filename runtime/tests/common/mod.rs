@@ -133,6 +133,64 @@ to = "closed"
 by = ["agent", "system"]
 "#;
 
+/// A project that, once started, goes to one crew member and spawns three
+/// jobs in the same step, each assigned to a crew member (siblings).
+pub const CREW_PROJECT: &str = r#"
+[workflow]
+id = "crew_project"
+initial = "draft"
+[states.draft]
+[states.open]
+on_enter = [
+  { assign = "crew" },
+  { spawn = "crew_job", link = "project", backlink = "job_a" },
+  { spawn = "crew_job", link = "project", backlink = "job_b" },
+  { spawn = "crew_job", link = "project", backlink = "job_c" },
+]
+[states.done]
+final = true
+[transitions.start]
+from = ["draft"]
+to = "open"
+by = ["agent"]
+[transitions.finish]
+from = ["open"]
+to = "done"
+by = ["crew"]
+"#;
+
+pub const CREW_JOB: &str = r#"
+[workflow]
+id = "crew_job"
+initial = "open"
+[states.open]
+on_enter = [{ assign = "crew" }]
+[states.done]
+final = true
+[transitions.done]
+from = ["open"]
+to = "done"
+by = ["crew"]
+"#;
+
+/// Assigns nothing itself; on creation it spawns two jobs that do.
+pub const CREW_BATCH: &str = r#"
+[workflow]
+id = "crew_batch"
+initial = "open"
+[states.open]
+on_enter = [
+  { spawn = "crew_job", link = "batch", backlink = "first" },
+  { spawn = "crew_job", link = "batch", backlink = "second" },
+]
+[states.done]
+final = true
+[transitions.close]
+from = ["open"]
+to = "done"
+by = ["agent"]
+"#;
+
 /// A workflow whose only timer fires once, for timer-worker tests.
 pub const TICK: &str = r#"
 [workflow]
@@ -161,6 +219,9 @@ pub fn set() -> Arc<WorkflowSet> {
             SourceFile::new("workflows/task.toml", TASK),
             SourceFile::new("workflows/counter.toml", COUNTER),
             SourceFile::new("workflows/tick.toml", TICK),
+            SourceFile::new("workflows/crew_project.toml", CREW_PROJECT),
+            SourceFile::new("workflows/crew_job.toml", CREW_JOB),
+            SourceFile::new("workflows/crew_batch.toml", CREW_BATCH),
         ],
         ..Project::default()
     };
