@@ -7,6 +7,7 @@
 pub mod any;
 pub mod apply;
 pub mod backend;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -7,6 +7,7 @@ use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
+use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
 use sqlx::sqlite::{
@@ -169,14 +170,16 @@ impl SqliteBackend {
     ) -> Result<Vec<DueItem>, Error> {
         let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "UPDATE timers SET claim_owner = ?, lease_until = ?
-             WHERE rowid IN (SELECT rowid FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
-                             AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT ?)
+             WHERE rowid IN (SELECT rowid FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NULL AND due <= ?
+                             AND (lease_until IS NULL OR lease_until < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+                             ORDER BY due, seq LIMIT ?)
              RETURNING record_id, timer, due, seq",
         )
         .bind(owner)
         .bind(micros(lease_until))
         .bind(&self.tenant)
         .bind(micros(due_by))
+        .bind(micros(wall))
         .bind(micros(wall))
         .bind(limit)
         .fetch_all(&self.write)
@@ -201,6 +204,89 @@ impl SqliteBackend {
         let ran = apply::run_item(&mut tx, &self.versions, item).await?;
         tx.tx.commit().await.map_err(db)?;
         Ok(ran)
+    }
+
+    /// Record a failed attempt at `item` (see `PgBackend::fail`).
+    pub async fn fail(
+        &self,
+        item: &DueItem,
+        error: &str,
+        now: DateTime<Utc>,
+        retry: &Retry,
+    ) -> Result<Option<Failed>, Error> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE timers SET attempts = attempts + 1, last_error = ?, claim_owner = NULL, lease_until = NULL
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ? AND fired_at IS NULL RETURNING attempts",
+        )
+        .bind(error)
+        .bind(&self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(attempts) = attempts else {
+            return Ok(None);
+        };
+        let f = retry.after(attempts.clamp(0, u32::MAX as i64) as u32, now);
+        sqlx::query(
+            "UPDATE timers SET next_attempt_at = ?, parked_at = ?
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ?",
+        )
+        .bind(f.next_attempt.map(micros))
+        .bind(f.parked.then_some(micros(now)))
+        .bind(&self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(f))
+    }
+
+    /// The tenant's parked timer items, oldest parking first.
+    pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+        let rows: Vec<(i64, String, i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
+             WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
+        )
+        .bind(&self.tenant)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(record, timer, due, attempts, last_error, parked_at)| {
+                ParkedTimer::from_row((
+                    record,
+                    timer,
+                    instant(due),
+                    attempts.clamp(0, i32::MAX as i64) as i32,
+                    last_error,
+                    instant(parked_at),
+                ))
+            })
+            .collect())
+    }
+
+    /// Give a parked item back to the workers (attempts start again).
+    /// `false`: no such parked item.
+    pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND fired_at IS NULL AND parked_at IS NOT NULL",
+        )
+        .bind(&self.tenant)
+        .bind(record)
+        .bind(timer)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Give back the unfired claims of `owner` (on shutdown).
@@ -410,7 +496,8 @@ impl Tx for SqliteTx<'_> {
         sqlx::query(
             "INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL",
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL,
+                attempts = 0, last_error = NULL, next_attempt_at = NULL, parked_at = NULL",
         )
         .bind(self.tenant)
         .bind(id)
@@ -634,7 +721,12 @@ impl Backend for SqliteBackend {
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(due) FROM timers WHERE tenant_id = ? AND fired_at IS NULL",
+            // Retrying items are due at their next attempt (always after
+            // their due instant); parked ones wait for an operator.
+            "SELECT MIN(at) FROM (
+               SELECT MIN(due) AS at FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
+               UNION ALL
+               SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL)",
         )
         .bind(&self.tenant)
         .fetch_one(&self.read)
@@ -648,7 +740,7 @@ impl Backend for SqliteBackend {
         loop {
             let mut tx = self.begin().await?;
             let next: Option<(i64, String, i64, i64)> = sqlx::query_as(
-                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
+                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NULL AND due <= ?
                  AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT 1",
             )
             .bind(&self.tenant)

@@ -105,6 +105,9 @@ pub struct Inner {
     pub keys: Vec<KeyEntry>,
     /// False until every tenant's store is open, and again while shutting down.
     pub ready: AtomicBool,
+    /// The daemon's supervised background tasks (timer workers, outbox
+    /// dispatchers), for `/readyz`.
+    pub tasks: crate::background::Tasks,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -237,6 +240,7 @@ impl AppState {
             tenants,
             keys,
             ready: AtomicBool::new(true),
+            tasks: crate::background::Tasks::default(),
         })))
     }
 
