@@ -21,6 +21,7 @@ pub mod scenario;
 pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
+pub mod wake;
 pub mod worker;
 
 pub use any::{open, AnyBackend};

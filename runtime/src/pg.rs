@@ -66,6 +66,8 @@ pub struct PgBackend {
     pool: PgPool,
     /// Group commit for `fire`; `None` in the writers' own handle.
     group: Option<Arc<Group>>,
+    /// The database URL (the timer workers' shared LISTEN connection).
+    url: Arc<str>,
 }
 
 impl PgBackend {
@@ -121,6 +123,7 @@ impl PgBackend {
             versions: Arc::new(Versions::new(&set)),
             pool,
             group: None,
+            url: url.into(),
         };
         sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
             .bind(tenant)
@@ -172,6 +175,11 @@ impl PgBackend {
 
     pub fn tenant(&self) -> &str {
         &self.tenant
+    }
+
+    /// The database URL the store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Hot reload: `set` becomes current for new records (and is registered

@@ -7,6 +7,7 @@ use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
+use crate::wake::Wake;
 use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
@@ -30,6 +31,9 @@ pub struct SqliteBackend {
     /// Group commit for `fire` (one writer: SQLite has one); `None` in the
     /// writer's own handle.
     group: Option<Arc<Group>>,
+    /// Wakes this tenant's timer worker when a transaction arms a timer
+    /// due before the worker's next wake-up.
+    wake: Wake,
 }
 
 impl SqliteBackend {
@@ -70,6 +74,7 @@ impl SqliteBackend {
             write,
             read,
             group: None,
+            wake: Wake::new(),
         };
         let now = micros(Utc::now());
         sqlx::query(
@@ -125,6 +130,11 @@ impl SqliteBackend {
         &self.tenant
     }
 
+    /// The timer worker's wake-up (armings in this process call it).
+    pub fn wake(&self) -> &Wake {
+        &self.wake
+    }
+
     /// Hot reload: `set` becomes current for new records (and is registered
     /// in `workflow_versions`); records keep running on their own version.
     pub async fn set_workflows(&self, set: &WorkflowSet) -> Result<(), Error> {
@@ -156,6 +166,7 @@ impl SqliteBackend {
             tx,
             tenant: &self.tenant,
             versions: &self.versions,
+            wake: &self.wake,
         })
     }
 
@@ -286,7 +297,11 @@ impl SqliteBackend {
         .execute(&self.write)
         .await
         .map_err(db)?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.wake.wake();
+        Ok(true)
     }
 
     /// Give back the unfired claims of `owner` (on shutdown).
@@ -305,6 +320,7 @@ struct SqliteTx<'a> {
     tx: Transaction<'static, Sqlite>,
     tenant: &'a str,
     versions: &'a Versions,
+    wake: &'a Wake,
 }
 
 impl SqliteTx<'_> {
@@ -509,6 +525,10 @@ impl Tx for SqliteTx<'_> {
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
+        // Before the commit: the worker, woken, claims through the one
+        // write connection, so it sees the timer once this commits (a
+        // rollback costs it one early look).
+        self.wake.armed(due);
         Ok(())
     }
 
@@ -693,7 +713,11 @@ impl Backend for SqliteBackend {
         .execute(&self.write)
         .await
         .map_err(db)?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.wake.wake();
+        Ok(true)
     }
 
     async fn actors(&self) -> Result<Vec<Actor>, Error> {

@@ -11,8 +11,9 @@
 //! (`background.rs`): a panic restarts it after its claims are given back.
 //!
 //! Between batches it sleeps until the next due instant, at most
-//! `max_idle`; on PostgreSQL a NOTIFY from an arming transaction wakes it
-//! early.
+//! `max_idle`; a timer armed earlier than that wakes it (`wake.rs`: on
+//! SQLite in process, on PostgreSQL through one LISTEN connection per
+//! database that wakes only the tenant a NOTIFY names).
 
 use crate::apply::{DueItem, Ran};
 use crate::backend::{Backend, Error, RecordId};
@@ -20,10 +21,10 @@ use crate::background::{panic_message, supervise, Health, Restart};
 use crate::clock::Clock;
 use crate::pg::{PgBackend, TIMER_CHANNEL};
 use crate::sqlite::SqliteBackend;
+use crate::wake::{Wake, Wakeups};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde::Serialize;
-use sqlx::postgres::PgListener;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,8 +87,9 @@ pub trait TimerQueue: Clone + Send + Sync + 'static {
     /// The tenant the queue belongs to (logs, metrics).
     fn tenant(&self) -> &str;
     fn next_due_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
-    /// A listener woken when a timer is armed to be due soon, if the store has one.
-    fn listener(&self) -> impl Future<Output = Option<PgListener>> + Send;
+    /// What wakes a sleeping worker when a timer is armed earlier than
+    /// its next wake-up (see `wake.rs`).
+    fn wakeups(&self) -> impl Future<Output = Wakeups> + Send;
 }
 
 impl TimerQueue for PgBackend {
@@ -132,21 +134,8 @@ impl TimerQueue for PgBackend {
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.next_due().await
     }
-    async fn listener(&self) -> Option<PgListener> {
-        let mut l = match PgListener::connect_with(self.pool()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!("timer worker: no LISTEN connection, polling instead: {e}");
-                return None;
-            }
-        };
-        match l.listen(TIMER_CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::warn!("timer worker: LISTEN failed, polling instead: {e}");
-                None
-            }
-        }
+    async fn wakeups(&self) -> Wakeups {
+        crate::wake::pg_subscribe(self.url(), TIMER_CHANNEL, self.tenant())
     }
 }
 
@@ -188,8 +177,8 @@ impl TimerQueue for SqliteBackend {
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.next_due().await
     }
-    async fn listener(&self) -> Option<PgListener> {
-        None
+    async fn wakeups(&self) -> Wakeups {
+        Wakeups::local(self.wake().clone())
     }
 }
 
@@ -426,7 +415,8 @@ async fn run<Q: TimerQueue, C: Clock>(
             tracing::warn!(tenant = q.tenant(), "timer worker: releasing claims after a panic failed (they expire with the lease): {e}");
         }
     }
-    let mut listener = q.listener().await;
+    let wakeups = q.wakeups().await;
+    let wake = &wakeups.wake;
     while !*stop.borrow() {
         let now = clock.now();
         let items = match q
@@ -437,13 +427,7 @@ async fn run<Q: TimerQueue, C: Clock>(
             Err(e) => {
                 Counters::add(&stats.errors, 1);
                 tracing::error!(tenant = q.tenant(), "timer worker: claim failed: {e}");
-                pause(
-                    &*clock,
-                    now + chrono::Duration::seconds(1),
-                    &mut stop,
-                    &mut listener,
-                )
-                .await;
+                pause(&*clock, now + chrono::Duration::seconds(1), &mut stop, wake).await;
                 continue;
             }
         };
@@ -454,7 +438,10 @@ async fn run<Q: TimerQueue, C: Clock>(
         if full || *stop.borrow() {
             continue;
         }
-        let wake = match q.next_due_at().await {
+        // Armed since the last look but maybe not committed when the queue
+        // is read below: wake for it anyway.
+        let armed = wake.take_armed();
+        let mut until = match q.next_due_at().await {
             Ok(Some(next)) if next <= now => now + cfg.busy_poll,
             Ok(Some(next)) => next.min(now + cfg.max_idle),
             Ok(None) => now + cfg.max_idle,
@@ -464,7 +451,10 @@ async fn run<Q: TimerQueue, C: Clock>(
                 now + chrono::Duration::seconds(1)
             }
         };
-        pause(&*clock, wake, &mut stop, &mut listener).await;
+        if let Some(a) = armed {
+            until = until.min(a);
+        }
+        pause(&*clock, until, &mut stop, wake).await;
     }
     if let Err(e) = q.release(&cfg.owner).await {
         tracing::warn!(
@@ -545,27 +535,19 @@ async fn fire_claimed<Q: TimerQueue, C: Clock>(
     }
 }
 
-/// Sleep until `until`, a shutdown, or a notification.
+/// Sleep until `until` (earlier if a timer is armed before it), a
+/// shutdown, or a wake-up.
 async fn pause<C: Clock>(
     clock: &C,
     until: DateTime<Utc>,
     stop: &mut watch::Receiver<bool>,
-    listener: &mut Option<PgListener>,
+    wake: &Wake,
 ) {
-    let notified = async {
-        match listener {
-            Some(l) => {
-                if l.recv().await.is_err() {
-                    // The listener reconnects on its own; avoid a hot loop meanwhile.
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
+    let until = wake.sleep_until(until);
     tokio::select! {
         _ = clock.sleep_until(until) => {}
         _ = stop.wait_for(|s| *s) => {}
-        _ = notified => {}
+        _ = wake.notified() => {}
     }
+    wake.awake();
 }

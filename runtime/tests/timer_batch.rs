@@ -303,8 +303,8 @@ impl<Q: TimerQueue> TimerQueue for Faulty<Q> {
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.inner.next_due_at().await
     }
-    async fn listener(&self) -> Option<sqlx::postgres::PgListener> {
-        self.inner.listener().await
+    async fn wakeups(&self) -> leadflow_runtime::wake::Wakeups {
+        self.inner.wakeups().await
     }
 }
 
