@@ -109,15 +109,23 @@ impl Health {
         self.lock().phase = phase;
     }
 
-    /// Count a panic of the task, or of one item it handles (`task`).
+    /// Count a panic of the task itself (`task` is its kind): restarts
+    /// that follow each other quickly are a restart loop.
     pub fn panicked(&self, task: &'static str, msg: &str) {
-        metrics::counter!("leadflow_task_panics_total", "task" => task).increment(1);
+        self.item_panicked(task, msg);
         let mut s = self.lock();
-        s.panics += 1;
         s.recent.push_back(Instant::now());
         if s.recent.len() > self.loop_panics {
             s.recent.pop_front();
         }
+    }
+
+    /// Count a caught panic of one item the task handles (`task`, e.g.
+    /// `timer_item`): the task itself runs on, so this is no restart.
+    pub fn item_panicked(&self, task: &'static str, msg: &str) {
+        metrics::counter!("leadflow_task_panics_total", "task" => task).increment(1);
+        let mut s = self.lock();
+        s.panics += 1;
         s.last_panic = Some(msg.to_string());
     }
 

@@ -509,7 +509,7 @@ async fn fire_claimed<Q: TimerQueue, C: Clock>(
             Ok(Err(e)) => e.to_string(),
             Err(p) => {
                 let msg = format!("panic: {}", panic_message(&*p));
-                health.panicked("timer_item", &msg);
+                health.item_panicked("timer_item", &msg);
                 msg
             }
         };

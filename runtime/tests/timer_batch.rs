@@ -447,6 +447,12 @@ async fn panicking_item_is_parked<Q: TimerQueue + Backend>(q: &Q) {
         },
     )
     .await;
+    let h = w.health().status();
+    assert_eq!(
+        (h.state, h.panics),
+        ("running", 3),
+        "item panics are counted, but they are no restart loop"
+    );
     let stats = w.shutdown().await;
     assert_eq!((stats.fired, stats.parked, stats.panics), (5, 1, 3));
     let p = &q.parked().await.unwrap()[0];
