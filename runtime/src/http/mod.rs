@@ -49,7 +49,7 @@ use tower_http::trace::TraceLayer;
 
 /// The router: every endpoint, JSON errors for unknown routes and methods,
 /// request ids (`x-request-id`, generated if absent), request tracing and
-/// latency metrics.
+/// latency metrics; a handler that panics answers 500 `E_INTERNAL`.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
@@ -88,6 +88,9 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
