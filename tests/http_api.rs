@@ -39,6 +39,7 @@ both!(
     random_list_queries_are_never_5xx,
     actors_and_unavailability,
     workflows_openapi_and_operations,
+    parked_timers_and_background_task_liveness,
 );
 
 async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
@@ -1284,5 +1285,101 @@ async fn outage_is_503_with_retry_after() {
     );
     assert!(saw_503, "the dead connections answer 503: {statuses:?}");
     assert_eq!(statuses.last(), Some(&200), "recovered: {statuses:?}");
+    d.stop().await;
+}
+
+/// A timer item parked by the worker (here: one failure with a retry
+/// policy of one attempt, through the store's own `fail`) shows on
+/// `GET /v1/timers/parked` (admin only), in `/metrics` and in an admin's
+/// `/readyz`; a retry gives it back. A background task in a restart loop
+/// makes `/readyz` 503, with the tenant's detail only for its admin.
+async fn parked_timers_and_background_task_liveness(kind: Kind) {
+    use leadflow_runtime::any::AnyBackend;
+    use leadflow_runtime::worker::Retry;
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Rossi").await.id();
+    let server = d.server.as_ref().unwrap();
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::days(3650);
+    let once = Retry {
+        max_attempts: 1,
+        ..Retry::default()
+    };
+    let (timer, parked) = match &server.state.tenants["aslm"].backend {
+        AnyBackend::Sqlite(b) => {
+            let items = b.claim("test", later, now, later, 1).await.unwrap();
+            let f = b.fail(&items[0], "boom", now, &once).await.unwrap();
+            (items[0].timer.clone(), f.unwrap().parked)
+        }
+        AnyBackend::Pg(b) => {
+            let items = b.claim("test", later, now, later, 1).await.unwrap();
+            let f = b.fail(&items[0], "boom", now, &once).await.unwrap();
+            (items[0].timer.clone(), f.unwrap().parked)
+        }
+        AnyBackend::Mem(_) => unreachable!(),
+    };
+    assert!(parked);
+
+    let r = d.get("/v1/timers/parked", "admin").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            &r.body[0]["record"],
+            &r.body[0]["timer"],
+            &r.body[0]["attempts"],
+            &r.body[0]["last_error"]
+        ),
+        (&json!(id), &json!(timer), &json!(1), &json!("boom"))
+    );
+    assert_eq!(
+        d.get("/v1/timers/parked", "dealer-rm").await.code(),
+        "E_FORBIDDEN"
+    );
+    let other = d.get("/v1/timers/parked", "other-admin").await;
+    assert_eq!(other.body, json!([]), "another tenant sees none of it");
+    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    assert!(
+        m.text.contains("leadflow_timers_parked{tenant=\"aslm\"} 1"),
+        "{}",
+        m.text
+    );
+    let ready = d.get("/readyz", "admin").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["parked_timers"], 1);
+    let tasks = ready.body["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "the timer worker and the outbox dispatcher");
+    assert!(tasks
+        .iter()
+        .all(|t| t["state"] == "running" && t["tenant"] == "aslm"));
+
+    let retry = format!("/v1/timers/parked/{id}/{timer}/retry");
+    assert_eq!(d.post(&retry, "dealer-rm", json!({})).await.status, 403);
+    assert_eq!(d.post(&retry, "admin", json!({})).await.status, 204);
+    assert_eq!(
+        d.post(&retry, "admin", json!({})).await.code(),
+        "E_NOT_FOUND"
+    );
+    assert_eq!(d.get("/v1/timers/parked", "admin").await.body, json!([]));
+
+    // A task panicking in a loop: not ready; anonymous callers learn no names.
+    let policy = leadflow_runtime::background::Restart::default();
+    let h = leadflow_runtime::background::Health::new("timer_worker", "qpartner", &policy);
+    for _ in 0..3 {
+        h.panicked("timer_worker", "injected");
+    }
+    server.state.tasks.add(h);
+    let anon = d.call(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!((anon.status, anon.code()), (503, "E_NOT_READY"));
+    assert!(!anon.text.contains("qpartner") && anon.body.get("tasks").is_none());
+    let qp = d.get("/readyz", "qp-admin").await;
+    assert_eq!(qp.status, 503);
+    assert!(qp.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["state"] == "restart_loop" && t["last_panic"] == "injected"));
+    let aslm = d.get("/readyz", "admin").await;
+    assert!(!aslm.text.contains("qpartner"), "{}", aslm.text);
     d.stop().await;
 }

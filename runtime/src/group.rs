@@ -12,6 +12,10 @@
 //! sharing a commit pays. Each answer is sent after the batch committed, so
 //! a success is as durable as with one transaction per request.
 //!
+//! A panic while a batch runs is caught: that batch's requests answer a
+//! storage error (counted in `leadflow_task_panics_total{task="group_writer"}`)
+//! and the writer goes on with the next batch.
+//!
 //! How a batch runs is the store's business (`pg.rs`): one transaction that
 //! locks the batch's records in id order, fires each request as it would
 //! alone (refusals and conflicts only concern their own request, since the
@@ -24,8 +28,10 @@ use crate::backend::{
     Error, FireRequest, Idempotency, IdempotencyOwned, RecordId, StoredRecord, Visible,
 };
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use leadflow_engine::{Actor, Value};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -225,7 +231,28 @@ async fn writer(
         let (reqs, replies): (Vec<OwnedFire>, Vec<_>) = jobs.into_iter().unzip();
         let n = reqs.len();
         metrics::histogram!("leadflow_group_commit_batch_size").record(n as f64);
-        let answers = run(reqs).await;
+        let records: Vec<RecordId> = reqs.iter().map(|r| r.record).collect();
+        // A panic fails this batch's requests only; the writer keeps
+        // serving (each request's transaction rolled back when dropped).
+        let answers = match AssertUnwindSafe(run(reqs)).catch_unwind().await {
+            Ok(answers) => answers,
+            Err(p) => {
+                let msg = crate::background::panic_message(&*p);
+                metrics::counter!("leadflow_task_panics_total", "task" => "group_writer")
+                    .increment(1);
+                tracing::error!(
+                    ?records,
+                    "transition batch panicked, its requests fail: {msg}"
+                );
+                (0..n)
+                    .map(|_| {
+                        Err(Error::storage(
+                            "internal error while running the transition",
+                        ))
+                    })
+                    .collect()
+            }
+        };
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(n as u64, Ordering::Relaxed);
         debug_assert_eq!(answers.len(), n);
@@ -234,5 +261,57 @@ async fn writer(
             // transition committed anyway, as it would have alone.
             let _ = reply.send(a);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: RecordId) -> StoredRecord {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        StoredRecord {
+            id,
+            workflow: "w".into(),
+            version: "v".into(),
+            state: "s".into(),
+            fields: Default::default(),
+            assignee: None,
+            revision: 1,
+            created_at: at,
+            entered_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A batch that panics fails its own requests; the writer lives on and
+    /// answers the next request.
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_requests_and_the_writer_keeps_running() {
+        let run: RunBatch = Arc::new(|jobs: Vec<OwnedFire>| {
+            Box::pin(async move {
+                if jobs.iter().any(|j| j.record == 13) {
+                    panic!("injected: record 13");
+                }
+                jobs.iter().map(|j| Ok(record(j.record))).collect()
+            })
+        });
+        let g = Group::start(1, MAX_GROUP, run).unwrap();
+        let actor = Actor::system();
+        let req = |id| FireRequest {
+            record: id,
+            transition: "t",
+            input: Vec::new(),
+            actor: &actor,
+            now: DateTime::<Utc>::UNIX_EPOCH,
+            expected_revision: None,
+            idempotency_key: None,
+            visible: None,
+        };
+        let bad = g.fire(&req(13)).await.unwrap();
+        assert!(matches!(bad, Err(Error::Storage(m)) if m.to_string().contains("internal error")));
+        let good = g.fire(&req(14)).await.unwrap().unwrap();
+        assert_eq!(good.id, 14);
+        assert_eq!(g.stats(), (2, 2));
     }
 }

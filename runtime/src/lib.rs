@@ -7,6 +7,7 @@
 pub mod any;
 pub mod apply;
 pub mod backend;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod directory;
@@ -21,6 +22,7 @@ pub mod scenario;
 pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
+pub mod wake;
 pub mod worker;
 
 pub use any::{open, AnyBackend};

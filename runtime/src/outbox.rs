@@ -10,6 +10,7 @@
 //! `state`, `assignee`, `template`; unknown names become empty.
 
 use crate::backend::Error;
+use crate::background::{supervise, Health, Restart};
 use crate::clock::Clock;
 use crate::pg::PgBackend;
 use crate::sql::{db, instant, json_err, micros};
@@ -70,6 +71,8 @@ pub trait OutboxQueue: Clone + Send + Sync + 'static {
         next_attempt: DateTime<Utc>,
         error: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The tenant the queue belongs to (logs).
+    fn tenant(&self) -> &str;
 }
 
 type PgPending = (
@@ -82,6 +85,9 @@ type PgPending = (
 );
 
 impl OutboxQueue for PgBackend {
+    fn tenant(&self) -> &str {
+        PgBackend::tenant(self)
+    }
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -146,6 +152,9 @@ impl OutboxQueue for PgBackend {
 }
 
 impl OutboxQueue for SqliteBackend {
+    fn tenant(&self) -> &str {
+        SqliteBackend::tenant(self)
+    }
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -477,6 +486,8 @@ pub struct DispatchConfig {
     pub max_attempts: i32,
     /// Sleep when nothing is pending.
     pub idle: chrono::Duration,
+    /// What happens when the dispatcher panics.
+    pub restart: Restart,
 }
 
 impl Default for DispatchConfig {
@@ -488,6 +499,7 @@ impl Default for DispatchConfig {
             max_backoff: chrono::Duration::hours(1),
             max_attempts: 12,
             idle: chrono::Duration::seconds(2),
+            restart: Restart::default(),
         }
     }
 }
@@ -511,6 +523,8 @@ impl DispatchConfig {
 pub struct DispatchStats {
     pub delivered: u64,
     pub failed: u64,
+    /// Panics of the dispatcher (it was restarted after each).
+    pub panics: u64,
 }
 
 /// One pass: claim due messages, deliver each, record the result.
@@ -552,17 +566,36 @@ pub async fn dispatch_once<Q: OutboxQueue>(
 
 pub struct DispatcherHandle {
     stop: watch::Sender<bool>,
-    join: JoinHandle<DispatchStats>,
+    join: JoinHandle<()>,
+    total: Arc<std::sync::Mutex<DispatchStats>>,
+    health: Arc<Health>,
 }
 
 impl DispatcherHandle {
+    /// Stop, and return the counts since start, panics included (a
+    /// dispatcher that panicked was restarted; one whose task died is
+    /// reported with one more panic).
     pub async fn shutdown(self) -> DispatchStats {
         self.stop.send_replace(true);
-        self.join.await.unwrap_or_default()
+        let mut died = 0;
+        if let Err(e) = self.join.await {
+            tracing::error!("outbox dispatcher task died: {e}");
+            died = 1;
+        }
+        let mut total = *self.total.lock().unwrap_or_else(|e| e.into_inner());
+        total.panics = self.health.panics() + died;
+        total
+    }
+
+    /// The dispatcher's liveness (for `/readyz`).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 }
 
-/// Run [`dispatch_once`] in a loop until shut down.
+/// Run [`dispatch_once`] in a loop until shut down, supervised: a panic is
+/// caught, counted and logged, and the loop starts again after a backoff
+/// (its claimed messages come back when their lease ends).
 pub fn spawn<Q: OutboxQueue, C: Clock>(
     q: Q,
     sink: Sink,
@@ -570,32 +603,52 @@ pub fn spawn<Q: OutboxQueue, C: Clock>(
     cfg: DispatchConfig,
     clock: Arc<C>,
 ) -> DispatcherHandle {
-    let (stop, mut rx) = watch::channel(false);
-    let join = tokio::spawn(async move {
-        let mut total = DispatchStats::default();
-        while !*rx.borrow() {
-            let now = clock.now();
-            let idle = match dispatch_once(&q, &sink, &templates, &cfg, now).await {
-                Ok(s) => {
-                    total.delivered += s.delivered;
-                    total.failed += s.failed;
-                    s.delivered + s.failed < cfg.batch as u64
-                }
-                Err(e) => {
-                    tracing::error!("outbox dispatcher: {e}");
-                    true
-                }
-            };
-            if idle {
-                tokio::select! {
-                    _ = clock.sleep_until(now + cfg.idle) => {}
-                    _ = rx.wait_for(|s| *s) => {}
+    let (stop, rx) = watch::channel(false);
+    let health = Health::new("outbox_dispatcher", q.tenant(), &cfg.restart);
+    let total = Arc::new(std::sync::Mutex::new(DispatchStats::default()));
+    let (sink, templates, sum) = (Arc::new(sink), Arc::new(templates), total.clone());
+    let stop_rx = rx.clone();
+    let policy = cfg.restart.clone();
+    let join = tokio::spawn(supervise(health.clone(), policy, rx, move |_| {
+        let (q, sink, templates, cfg, clock, total, mut rx) = (
+            q.clone(),
+            sink.clone(),
+            templates.clone(),
+            cfg.clone(),
+            clock.clone(),
+            sum.clone(),
+            stop_rx.clone(),
+        );
+        async move {
+            while !*rx.borrow() {
+                let now = clock.now();
+                let idle = match dispatch_once(&q, &sink, &templates, &cfg, now).await {
+                    Ok(s) => {
+                        let mut t = total.lock().unwrap_or_else(|e| e.into_inner());
+                        t.delivered += s.delivered;
+                        t.failed += s.failed;
+                        s.delivered + s.failed < cfg.batch as u64
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant = q.tenant(), "outbox dispatcher: {e}");
+                        true
+                    }
+                };
+                if idle {
+                    tokio::select! {
+                        _ = clock.sleep_until(now + cfg.idle) => {}
+                        _ = rx.wait_for(|s| *s) => {}
+                    }
                 }
             }
         }
-        total
-    });
-    DispatcherHandle { stop, join }
+    }));
+    DispatcherHandle {
+        stop,
+        join,
+        total,
+        health,
+    }
 }
 
 /// Read an outbox row's delivery state (for tests and tools).

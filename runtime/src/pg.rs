@@ -9,6 +9,7 @@ use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, json_err, with_loads, Row};
+use crate::worker::{Failed, ParkedRow, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -65,6 +66,8 @@ pub struct PgBackend {
     pool: PgPool,
     /// Group commit for `fire`; `None` in the writers' own handle.
     group: Option<Arc<Group>>,
+    /// The database URL (the timer workers' shared LISTEN connection).
+    url: Arc<str>,
 }
 
 impl PgBackend {
@@ -120,6 +123,7 @@ impl PgBackend {
             versions: Arc::new(Versions::new(&set)),
             pool,
             group: None,
+            url: url.into(),
         };
         sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
             .bind(tenant)
@@ -171,6 +175,11 @@ impl PgBackend {
 
     pub fn tenant(&self) -> &str {
         &self.tenant
+    }
+
+    /// The database URL the store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Hot reload: `set` becomes current for new records (and is registered
@@ -252,7 +261,8 @@ impl PgBackend {
         let rows: Vec<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
             "UPDATE timers t SET claim_owner = $1, lease_until = $2
              FROM (SELECT tenant_id, record_id, timer FROM timers
-                   WHERE tenant_id = $3 AND fired_at IS NULL AND due <= $4 AND (lease_until IS NULL OR lease_until < $5)
+                   WHERE tenant_id = $3 AND fired_at IS NULL AND parked_at IS NULL AND due <= $4
+                     AND (lease_until IS NULL OR lease_until < $5) AND (next_attempt_at IS NULL OR next_attempt_at <= $5)
                    ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED) c
              WHERE t.tenant_id = c.tenant_id AND t.record_id = c.record_id AND t.timer = c.timer
              RETURNING t.record_id, t.timer, t.due, t.seq",
@@ -291,48 +301,109 @@ impl PgBackend {
 
     /// Fire claimed items in one transaction (one commit for the batch),
     /// ordered by record then due instant so concurrent batches lock records
-    /// in the same order. If anything fails the whole batch rolls back and
-    /// the items are fired one transaction each, so a bad item cannot hold
-    /// the others back. Returns (fired, discarded).
+    /// in the same order. All or nothing: if anything fails the whole batch
+    /// rolls back and the error is returned, and the caller (the worker)
+    /// fires the items one transaction each, so a bad item cannot hold the
+    /// others back. Returns (fired, discarded).
     pub async fn fire_batch(&self, items: &[DueItem]) -> Result<(u64, u64), Error> {
         let mut sorted: Vec<&DueItem> = items.iter().collect();
         sorted.sort_by_key(|i| (i.record, i.due, i.seq));
         let mut tx = self.begin().await?;
         let mut counts = (0, 0);
-        let mut ok = true;
-        if let Err(e) = tx.prefetch(&sorted).await {
-            tracing::warn!("timer batch: locking and taking failed, firing one by one: {e}");
-            ok = false;
-        }
-        if ok {
-            for item in &sorted {
-                match apply::run_item(&mut tx, &self.versions, item).await {
-                    Ok(Ran::Fired) => counts.0 += 1,
-                    Ok(Ran::Discarded) => counts.1 += 1,
-                    Err(e) => {
-                        tracing::warn!("timer batch rolled back, firing one by one: {e}");
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-        }
-        if ok {
-            match tx.commit().await {
-                Ok(()) => return Ok(counts),
-                Err(e) => tracing::warn!("timer batch commit failed, firing one by one: {e}"),
-            }
-        } else {
-            drop(tx);
-        }
-        let mut counts = (0, 0);
-        for item in sorted {
-            match self.fire_item(item).await? {
+        tx.prefetch(&sorted).await?;
+        for item in &sorted {
+            match apply::run_item(&mut tx, &self.versions, item).await? {
                 Ran::Fired => counts.0 += 1,
                 Ran::Discarded => counts.1 += 1,
             }
         }
+        tx.commit().await?;
         Ok(counts)
+    }
+
+    /// Record a failed attempt at `item` (still the same arming, not
+    /// fired): the claim is given back, the next attempt waits
+    /// `retry.delay(attempts)`, and the item is parked once it failed
+    /// `retry.max_attempts` times. `None`: the item changed meanwhile.
+    pub async fn fail(
+        &self,
+        item: &DueItem,
+        error: &str,
+        now: DateTime<Utc>,
+        retry: &Retry,
+    ) -> Result<Option<Failed>, Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "UPDATE timers SET attempts = attempts + 1, last_error = $1, claim_owner = NULL, lease_until = NULL
+             WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING attempts",
+        )
+        .bind(error)
+        .bind(&*self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(attempts) = attempts else {
+            return Ok(None);
+        };
+        let f = retry.after(attempts.max(0) as u32, now);
+        sqlx::query(
+            "UPDATE timers SET next_attempt_at = $1, parked_at = $2
+             WHERE tenant_id = $3 AND record_id = $4 AND timer = $5 AND seq = $6",
+        )
+        .bind(f.next_attempt)
+        .bind(f.parked.then_some(now))
+        .bind(&*self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(f))
+    }
+
+    /// The tenant's parked timer items, oldest parking first.
+    pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+        let rows: Vec<ParkedRow> = sqlx::query_as(
+            "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
+             WHERE tenant_id = $1 AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
+        )
+        .bind(&*self.tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(ParkedTimer::from_row).collect())
+    }
+
+    /// Give a parked item back to the workers (attempts start again) and
+    /// wake them. `false`: no such parked item.
+    pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query(
+            "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
+             WHERE tenant_id = $1 AND record_id = $2 AND timer = $3 AND fired_at IS NULL AND parked_at IS NOT NULL",
+        )
+        .bind(&*self.tenant)
+        .bind(record)
+        .bind(timer)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(TIMER_CHANNEL)
+            .bind(&*self.tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     /// Give back the unfired claims of `owner` (on shutdown).
@@ -509,7 +580,8 @@ fn build_flush_sql(parts: usize) -> String {
              SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
              FROM UNNEST({}::bigint[], {}::text[], {}::timestamptz[], {}::bigint[], {}::jsonb[]) AS x(record_id, timer, due, revision, payload)
              ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL)",
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL,
+                attempts = 0, last_error = NULL, next_attempt_at = NULL, parked_at = NULL)",
             a[0], a[1], a[2], a[3], a[4]
         ));
     }
@@ -1210,7 +1282,14 @@ impl Backend for PgBackend {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        sqlx::query_scalar("SELECT MIN(due) FROM timers WHERE tenant_id = $1 AND fired_at IS NULL")
+        // Retrying items are due at their next attempt (always after their
+        // due instant); parked ones wait for an operator.
+        sqlx::query_scalar(
+            "SELECT MIN(at) FROM (
+               SELECT MIN(due) AS at FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
+               UNION ALL
+               SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL) n",
+        )
             .bind(&*self.tenant)
             .fetch_one(&self.pool)
             .await
@@ -1224,7 +1303,7 @@ impl Backend for PgBackend {
             // Not locked here: `run_item` locks the record first and then the
             // timer row, the same order as a transition, so no deadlock.
             let next: Option<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
-                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND due <= $2
+                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND parked_at IS NULL AND due <= $2
                  AND (lease_until IS NULL OR lease_until < now()) ORDER BY due, seq LIMIT 1",
             )
             .bind(&*self.tenant)

@@ -7,6 +7,8 @@ use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
 use crate::sql::{db, instant, json_err, micros, with_loads, Row};
+use crate::wake::Wake;
+use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
 use sqlx::sqlite::{
@@ -29,6 +31,9 @@ pub struct SqliteBackend {
     /// Group commit for `fire` (one writer: SQLite has one); `None` in the
     /// writer's own handle.
     group: Option<Arc<Group>>,
+    /// Wakes this tenant's timer worker when a transaction arms a timer
+    /// due before the worker's next wake-up.
+    wake: Wake,
 }
 
 impl SqliteBackend {
@@ -69,6 +74,7 @@ impl SqliteBackend {
             write,
             read,
             group: None,
+            wake: Wake::new(),
         };
         let now = micros(Utc::now());
         sqlx::query(
@@ -124,6 +130,11 @@ impl SqliteBackend {
         &self.tenant
     }
 
+    /// The timer worker's wake-up (armings in this process call it).
+    pub fn wake(&self) -> &Wake {
+        &self.wake
+    }
+
     /// Hot reload: `set` becomes current for new records (and is registered
     /// in `workflow_versions`); records keep running on their own version.
     pub async fn set_workflows(&self, set: &WorkflowSet) -> Result<(), Error> {
@@ -155,6 +166,7 @@ impl SqliteBackend {
             tx,
             tenant: &self.tenant,
             versions: &self.versions,
+            wake: &self.wake,
         })
     }
 
@@ -169,14 +181,16 @@ impl SqliteBackend {
     ) -> Result<Vec<DueItem>, Error> {
         let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "UPDATE timers SET claim_owner = ?, lease_until = ?
-             WHERE rowid IN (SELECT rowid FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
-                             AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT ?)
+             WHERE rowid IN (SELECT rowid FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NULL AND due <= ?
+                             AND (lease_until IS NULL OR lease_until < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+                             ORDER BY due, seq LIMIT ?)
              RETURNING record_id, timer, due, seq",
         )
         .bind(owner)
         .bind(micros(lease_until))
         .bind(&self.tenant)
         .bind(micros(due_by))
+        .bind(micros(wall))
         .bind(micros(wall))
         .bind(limit)
         .fetch_all(&self.write)
@@ -203,6 +217,93 @@ impl SqliteBackend {
         Ok(ran)
     }
 
+    /// Record a failed attempt at `item` (see `PgBackend::fail`).
+    pub async fn fail(
+        &self,
+        item: &DueItem,
+        error: &str,
+        now: DateTime<Utc>,
+        retry: &Retry,
+    ) -> Result<Option<Failed>, Error> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE timers SET attempts = attempts + 1, last_error = ?, claim_owner = NULL, lease_until = NULL
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ? AND fired_at IS NULL RETURNING attempts",
+        )
+        .bind(error)
+        .bind(&self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(attempts) = attempts else {
+            return Ok(None);
+        };
+        let f = retry.after(attempts.clamp(0, u32::MAX as i64) as u32, now);
+        sqlx::query(
+            "UPDATE timers SET next_attempt_at = ?, parked_at = ?
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ?",
+        )
+        .bind(f.next_attempt.map(micros))
+        .bind(f.parked.then_some(micros(now)))
+        .bind(&self.tenant)
+        .bind(item.record)
+        .bind(&item.timer)
+        .bind(item.seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(f))
+    }
+
+    /// The tenant's parked timer items, oldest parking first.
+    pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+        let rows: Vec<(i64, String, i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
+             WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
+        )
+        .bind(&self.tenant)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(record, timer, due, attempts, last_error, parked_at)| {
+                ParkedTimer::from_row((
+                    record,
+                    timer,
+                    instant(due),
+                    attempts.clamp(0, i32::MAX as i64) as i32,
+                    last_error,
+                    instant(parked_at),
+                ))
+            })
+            .collect())
+    }
+
+    /// Give a parked item back to the workers (attempts start again).
+    /// `false`: no such parked item.
+    pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
+             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND fired_at IS NULL AND parked_at IS NOT NULL",
+        )
+        .bind(&self.tenant)
+        .bind(record)
+        .bind(timer)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.wake.wake();
+        Ok(true)
+    }
+
     /// Give back the unfired claims of `owner` (on shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, Error> {
         let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = ? AND claim_owner = ? AND fired_at IS NULL")
@@ -219,6 +320,7 @@ struct SqliteTx<'a> {
     tx: Transaction<'static, Sqlite>,
     tenant: &'a str,
     versions: &'a Versions,
+    wake: &'a Wake,
 }
 
 impl SqliteTx<'_> {
@@ -432,7 +534,8 @@ impl Tx for SqliteTx<'_> {
         sqlx::query(
             "INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL",
+                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL,
+                attempts = 0, last_error = NULL, next_attempt_at = NULL, parked_at = NULL",
         )
         .bind(self.tenant)
         .bind(id)
@@ -444,6 +547,10 @@ impl Tx for SqliteTx<'_> {
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
+        // Before the commit: the worker, woken, claims through the one
+        // write connection, so it sees the timer once this commits (a
+        // rollback costs it one early look).
+        self.wake.armed(due);
         Ok(())
     }
 
@@ -628,7 +735,11 @@ impl Backend for SqliteBackend {
         .execute(&self.write)
         .await
         .map_err(db)?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.wake.wake();
+        Ok(true)
     }
 
     async fn actors(&self) -> Result<Vec<Actor>, Error> {
@@ -656,7 +767,12 @@ impl Backend for SqliteBackend {
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(due) FROM timers WHERE tenant_id = ? AND fired_at IS NULL",
+            // Retrying items are due at their next attempt (always after
+            // their due instant); parked ones wait for an operator.
+            "SELECT MIN(at) FROM (
+               SELECT MIN(due) AS at FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
+               UNION ALL
+               SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL)",
         )
         .bind(&self.tenant)
         .fetch_one(&self.read)
@@ -670,7 +786,7 @@ impl Backend for SqliteBackend {
         loop {
             let mut tx = self.begin().await?;
             let next: Option<(i64, String, i64, i64)> = sqlx::query_as(
-                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND due <= ?
+                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NULL AND due <= ?
                  AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT 1",
             )
             .bind(&self.tenant)

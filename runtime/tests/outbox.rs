@@ -311,3 +311,76 @@ async fn outbox_pg_dispatcher_delivers_and_records_failures() {
     b.pool().close().await;
     db.drop_db().await;
 }
+
+/// Panics once when claiming, then behaves: a real store underneath.
+#[derive(Clone)]
+struct PanicsOnce(SqliteBackend, Arc<std::sync::atomic::AtomicBool>);
+
+impl outbox::OutboxQueue for PanicsOnce {
+    async fn claim_outbox(
+        &self,
+        now: chrono::DateTime<Utc>,
+        lease_until: chrono::DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> Result<Vec<outbox::Pending>, leadflow_runtime::backend::Error> {
+        if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected: the dispatcher panics");
+        }
+        self.0
+            .claim_outbox(now, lease_until, max_attempts, limit)
+            .await
+    }
+    async fn delivered(
+        &self,
+        id: i64,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.delivered(id, at).await
+    }
+    async fn failed(
+        &self,
+        id: i64,
+        next_attempt: chrono::DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.failed(id, next_attempt, error).await
+    }
+    fn tenant(&self) -> &str {
+        self.0.tenant()
+    }
+}
+
+/// A dispatcher that panics is restarted (supervised) and delivers what
+/// is pending; shutdown reports the panic instead of hiding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_dispatcher_panic_is_restarted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    let id = started(&b).await;
+    let q = PanicsOnce(b.clone(), Arc::new(true.into()));
+    let cfg = DispatchConfig {
+        idle: Duration::milliseconds(50),
+        restart: leadflow_runtime::background::Restart {
+            min: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        ..DispatchConfig::default()
+    };
+    let clock = Arc::new(leadflow_runtime::clock::SystemClock);
+    let h = outbox::spawn(q, Sink::Log, templates(&dir), cfg, clock);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.outbox(id).await.unwrap()[0].delivered_at.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered after the restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        h.health().status().last_panic.as_deref(),
+        Some("injected: the dispatcher panics")
+    );
+    let stats = h.shutdown().await;
+    assert_eq!((stats.delivered, stats.panics), (1, 1));
+}

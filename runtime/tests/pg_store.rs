@@ -496,6 +496,54 @@ async fn pg_idempotency_keys_expire_after_a_day() {
         .await
         .unwrap();
     assert_eq!(keys, 1, "the expired key was purged");
+}
+
+/// Two tenants on one database, each with a sleeping worker: the daemon
+/// holds one LISTEN connection for both, and arming a timer in one tenant
+/// wakes that tenant's worker only (the NOTIFY names its tenant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_one_listen_connection_wakes_only_the_arming_tenant() {
+    use leadflow_runtime::worker::TimerQueue;
+    use sqlx::Connection;
+    let db = PgDb::new().await;
+    let a = PgBackend::open(&db.url, "tenant_a", set()).await.unwrap();
+    let b = PgBackend::open(&db.url, "tenant_b", set()).await.unwrap();
+    let cfg = |owner: &str| WorkerConfig {
+        owner: owner.into(),
+        max_idle: Duration::seconds(60),
+        ..WorkerConfig::default()
+    };
+    let wa = worker::spawn(a.clone(), Arc::new(SystemClock), cfg("wa"));
+    let wb = worker::spawn(b.clone(), Arc::new(SystemClock), cfg("wb"));
+    // The same tenant wake-ups the workers sleep on (shared per tenant).
+    let (sub_a, sub_b) = (a.wakeups().await, b.wakeups().await);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (a0, b0) = (sub_a.wake.woken(), sub_b.wake.woken());
+
+    let at = Utc::now() - Duration::milliseconds(59_500);
+    let r = a
+        .create(create_req("tick", vec![], &agent("a1"), at))
+        .await
+        .unwrap();
+    wait_fired(&a, 1, 10).await;
+    assert_eq!(a.get(r.id).await.unwrap().unwrap().state, "done");
+    assert!(sub_a.wake.woken() > a0, "tenant A's worker was woken");
+    assert_eq!(sub_b.wake.woken(), b0, "tenant B's worker slept on");
+
+    let mut su = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let listens: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(listens, 1, "one LISTEN connection for both tenants");
+    su.close().await.unwrap();
+
+    assert_eq!(wa.shutdown().await.fired, 1);
+    assert_eq!(wb.shutdown().await.fired, 0);
+    drop((sub_a, sub_b));
+    a.pool().close().await;
     b.pool().close().await;
     db.drop_db().await;
 }

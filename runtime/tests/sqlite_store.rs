@@ -177,3 +177,45 @@ async fn sqlite_idempotency_keys_expire_after_a_day() {
         .unwrap();
     assert_eq!(keys, 1, "the expired key was purged");
 }
+
+/// A timer armed 2 s ahead while the worker sleeps (its idle period is
+/// 30 s) fires on time: the arming transaction wakes the worker in
+/// process, which then sleeps until the new due instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_timer_armed_while_the_worker_sleeps_fires_on_time() {
+    use chrono::Utc;
+    use leadflow_runtime::clock::SystemClock;
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let w = worker::spawn(
+        b.clone(),
+        Arc::new(SystemClock),
+        WorkerConfig {
+            max_idle: Duration::seconds(30),
+            ..WorkerConfig::default()
+        },
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let due = Utc::now() + Duration::seconds(2);
+    let r = b
+        .create(create_req(
+            "tick",
+            vec![],
+            &agent("a1"),
+            due - Duration::minutes(1),
+        ))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.get(r.id).await.unwrap().unwrap().state != "done" {
+        assert!(std::time::Instant::now() < deadline, "not fired in 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let late = Utc::now() - due;
+    assert!(
+        late < Duration::seconds(1),
+        "fired {late} after its due instant"
+    );
+    assert_eq!(b.wake().woken(), 1, "woken once, by the arming");
+    assert_eq!(w.shutdown().await.fired, 1);
+}

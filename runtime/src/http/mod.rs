@@ -13,7 +13,8 @@
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
-//! | `ops.rs` | healthz, readyz, metrics, latency middleware |
+//! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
+//! | `timers.rs` | parked timer items and their retry (admin) |
 //! | `reload.rs` | watching the workflow files, publishing versions |
 //! | `openapi.rs` | the OpenAPI document |
 
@@ -26,6 +27,7 @@ pub mod ops;
 pub mod records;
 pub mod reload;
 pub mod state;
+pub mod timers;
 
 pub use state::{AppState, Caller, StartError, Tenant};
 
@@ -47,7 +49,7 @@ use tower_http::trace::TraceLayer;
 
 /// The router: every endpoint, JSON errors for unknown routes and methods,
 /// request ids (`x-request-id`, generated if absent), request tracing and
-/// latency metrics.
+/// latency metrics; a handler that panics answers 500 `E_INTERNAL`.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
@@ -67,6 +69,11 @@ pub fn app(state: AppState) -> Router {
             get(admin::get_unavailability).put(admin::put_unavailability),
         )
         .route("/v1/workflows", get(admin::workflows))
+        .route("/v1/timers/parked", get(timers::parked))
+        .route(
+            "/v1/timers/parked/{record}/{timer}/retry",
+            post(timers::retry),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
@@ -81,6 +88,9 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -179,30 +189,26 @@ impl Server {
             match &t.backend {
                 AnyBackend::Pg(b) => {
                     if opts.timers {
-                        workers.push(worker::spawn(b.clone(), clock.clone(), wcfg));
+                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
+                        state.tasks.add(w.health());
+                        workers.push(w);
                     }
                     if opts.outbox {
-                        dispatchers.push(outbox::spawn(
-                            b.clone(),
-                            sink,
-                            templates,
-                            dcfg,
-                            clock.clone(),
-                        ));
+                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
+                        state.tasks.add(d.health());
+                        dispatchers.push(d);
                     }
                 }
                 AnyBackend::Sqlite(b) => {
                     if opts.timers {
-                        workers.push(worker::spawn(b.clone(), clock.clone(), wcfg));
+                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
+                        state.tasks.add(w.health());
+                        workers.push(w);
                     }
                     if opts.outbox {
-                        dispatchers.push(outbox::spawn(
-                            b.clone(),
-                            sink,
-                            templates,
-                            dcfg,
-                            clock.clone(),
-                        ));
+                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
+                        state.tasks.add(d.health());
+                        dispatchers.push(d);
                     }
                 }
                 AnyBackend::Mem(_) => {}
@@ -265,11 +271,20 @@ impl Server {
             tracing::info!(
                 fired = s.fired,
                 discarded = s.discarded,
+                errors = s.errors,
+                parked = s.parked,
+                panics = s.panics,
                 "timer worker stopped, claims released"
             );
         }
         for d in self.dispatchers {
-            d.shutdown().await;
+            let s = d.shutdown().await;
+            tracing::info!(
+                delivered = s.delivered,
+                failed = s.failed,
+                panics = s.panics,
+                "outbox dispatcher stopped"
+            );
         }
         tracing::info!("stopped");
         served

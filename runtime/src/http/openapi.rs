@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{admin, error, list, ops, records};
+use super::{admin, error, list, ops, records, timers};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
         records::create, records::get, records::fire, records::actions, records::history, records::links,
         list::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability, admin::workflows,
+        timers::parked, timers::retry,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(error::ErrorBody)),

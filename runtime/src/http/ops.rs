@@ -1,12 +1,14 @@
 //! Operations: /healthz (the process answers), /readyz (every tenant's
-//! database answers; migrations were applied when it opened), /metrics
+//! database answers, migrations were applied when it opened, and the
+//! background tasks are alive), /metrics
 //! (Prometheus text), and the request-latency middleware.
 
 use super::state::AppState;
 use crate::any::AnyBackend;
 use crate::backend::Backend;
+use crate::background::TaskStatus;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -59,6 +61,17 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// A request whose handler panicked: logged (inside the request's span,
+/// with its request id), counted in
+/// `leadflow_task_panics_total{task="http_request"}`, answered 500
+/// `E_INTERNAL` without details; other requests are not affected.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let msg = crate::background::panic_message(&*err);
+    metrics::counter!("leadflow_task_panics_total", "task" => "http_request").increment(1);
+    tracing::error!("request handler panicked: {msg}");
+    super::error::ApiError::internal().into_response()
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> impl IntoResponse {
@@ -66,10 +79,14 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// Readiness: every tenant's database answers (its migrations were applied
-/// when the daemon opened it); 503 while starting or shutting down.
+/// when the daemon opened it) and every background task (timer worker,
+/// outbox dispatcher) is alive and not panicking in a loop; 503 while
+/// starting or shutting down. Anonymous callers get a generic body; an
+/// admin key also gets its tenant's tasks (`tasks`: state, panics, last
+/// panic) and its count of parked timer items (`parked_timers`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-pub async fn readyz(State(s): State<AppState>) -> Response {
+pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.ready.load(Ordering::SeqCst) {
         return not_ready("shutting down or starting");
     }
@@ -79,7 +96,43 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
             return not_ready(&format!("tenant {}: database unreachable", t.id));
         }
     }
-    axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+    let tasks = s.tasks.statuses();
+    let failing: Vec<&TaskStatus> = tasks.iter().filter(|t| !t.ok()).collect();
+    for t in &failing {
+        tracing::warn!(task = t.task, tenant = %t.tenant, state = t.state, "readiness: background task not running");
+    }
+    let (status, mut body) = if failing.is_empty() {
+        (StatusCode::OK, serde_json::json!({ "status": "ready" }))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "code": "E_NOT_READY",
+                "message": "a background task is dead or restarting in a loop" }),
+        )
+    };
+    if let Some(c) = admin_caller(&s, &headers) {
+        let mine: Vec<&TaskStatus> = tasks.iter().filter(|t| t.tenant == c.tenant).collect();
+        body["tasks"] = serde_json::json!(mine);
+        let t = s.tenant(&c);
+        if let Ok(p) = super::timers::parked_of(&t.backend).await {
+            body["parked_timers"] = serde_json::json!(p.len());
+        }
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// The caller, if the request carries a valid admin key (optional here:
+/// readiness answers anonymous probes too).
+fn admin_caller(s: &AppState, headers: &HeaderMap) -> Option<super::state::Caller> {
+    let key = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    s.authenticate(key, chrono::Utc::now())
+        .ok()
+        .filter(|c| c.admin)
 }
 
 fn not_ready(why: &str) -> Response {
@@ -90,8 +143,9 @@ fn not_ready(why: &str) -> Response {
         .into_response()
 }
 
-/// Prometheus text: transitions and refusals by code, timer lag, outbox
-/// backlog (both sampled now), request latency histogram.
+/// Prometheus text: transitions and refusals by code, timer lag, parked
+/// timer items, outbox backlog (sampled now), timer item failures, panics
+/// of background tasks by task, request latency histogram.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics_text(State(s): State<AppState>) -> Response {
     let now = chrono::Utc::now();
@@ -101,6 +155,9 @@ pub async fn metrics_text(State(s): State<AppState>) -> Response {
                 .map(|d| (now - d).num_milliseconds().max(0) as f64 / 1000.0)
                 .unwrap_or(0.0);
             metrics::gauge!("leadflow_timer_lag_seconds", "tenant" => t.id.clone()).set(lag);
+        }
+        if let Ok(p) = super::timers::parked_of(&t.backend).await {
+            metrics::gauge!("leadflow_timers_parked", "tenant" => t.id.clone()).set(p.len() as f64);
         }
         if let Some(n) = outbox_backlog(&t.backend, &t.id).await {
             metrics::gauge!("leadflow_outbox_backlog", "tenant" => t.id.clone()).set(n as f64);
@@ -127,5 +184,38 @@ async fn outbox_backlog(b: &AnyBackend, tenant: &str) -> Option<i64> {
             .await
             .ok(),
         AnyBackend::Mem(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json() {
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("injected");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_response,
+            ));
+        let req = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "E_INTERNAL");
+        assert!(!json["message"].as_str().unwrap().contains("injected"));
     }
 }

@@ -108,6 +108,9 @@ pub struct Inner {
     pub keys: Vec<KeyEntry>,
     /// False until every tenant's store is open, and again while shutting down.
     pub ready: AtomicBool,
+    /// The daemon's supervised background tasks (timer workers, outbox
+    /// dispatchers), for `/readyz`.
+    pub tasks: crate::background::Tasks,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -241,6 +244,7 @@ impl AppState {
             tenants,
             keys,
             ready: AtomicBool::new(true),
+            tasks: crate::background::Tasks::default(),
         })))
     }
 
