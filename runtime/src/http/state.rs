@@ -3,7 +3,7 @@
 
 use crate::any::{open, AnyBackend};
 use crate::backend::StoredRecord;
-use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
+use crate::config::{Config, ConfigError, PoolConfig, ServerConfig, TenantConfig};
 use crate::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Diagnostic, WorkflowSet};
@@ -105,6 +105,8 @@ pub struct Inner {
     pub keys: Vec<KeyEntry>,
     /// False until every tenant's store is open, and again while shutting down.
     pub ready: AtomicBool,
+    /// Connection and body limits (`[server]`).
+    pub limits: Arc<ServerConfig>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -237,6 +239,7 @@ impl AppState {
             tenants,
             keys,
             ready: AtomicBool::new(true),
+            limits: Arc::new(config.server.clone()),
         })))
     }
 
