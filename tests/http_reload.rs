@@ -5,7 +5,7 @@
 
 mod http_support;
 
-use http_support::{copy_project, Daemon, Db, Kind};
+use http_support::{config_text, copy_project, Daemon, Db, Kind};
 use serde_json::json;
 use std::time::Duration;
 
@@ -137,6 +137,50 @@ async fn edits_publish_versions_and_broken_edits_keep_the_last_good_one() {
         .unwrap()
         .iter()
         .any(|e| e["transition"] == "migrate"));
+    let _ = d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edit_over_the_size_limits_is_refused_and_the_old_version_serves() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let text = format!(
+        "{}\n[tenants.aslm.limits]\nmax_states = 20\n",
+        config_text(proj.path())
+    );
+    let cfg = leadflow_runtime::config::Config::parse(&text, "t.toml", std::path::Path::new("/"))
+        .unwrap();
+    let d = Daemon::start_config(Db::new(Kind::Sqlite), cfg, true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+
+    // 30 more states (final, so the workflow would otherwise be valid).
+    let mut big = original.clone();
+    for i in 0..30 {
+        big.push_str(&format!(
+            "\n[states.extra_{i}]\ntitle = \"Extra {i}\"\nfinal = true\n"
+        ));
+    }
+    std::fs::write(&file, &big).unwrap();
+    let w = wait_for(&d, "the refusal", |w| w["ok"] == false).await;
+    assert_eq!(current(&w), v1, "the last good version stays current");
+    let diags = w["diagnostics"].as_array().unwrap();
+    let e = diags
+        .iter()
+        .find(|x| x["code"] == "E060")
+        .unwrap_or_else(|| panic!("no E060 in {w}"));
+    assert_eq!(e["file"], "workflows/aslm.toml");
+    assert_eq!(e["severity"], "error");
+    assert!(e["message"].as_str().unwrap().contains("max_states"), "{e}");
+    let line = e["line"].as_u64().unwrap() as usize;
+    assert_eq!(
+        big.lines().nth(line - 1),
+        Some("[states.extra_15]"),
+        "points at the 21st state"
+    );
+    let r = d.aslm_lead("admin", "Still served").await;
+    assert_eq!(r.body["version"], v1.as_str());
     let _ = d.stop().await;
 }
 

@@ -183,6 +183,9 @@ pub struct TenantConfig {
     /// Where outbox messages go; default: the log.
     #[serde(default)]
     pub sink: Option<SinkConfig>,
+    /// Size limits of the project's files (`E060` over them).
+    #[serde(default)]
+    pub limits: crate::project_limits::ProjectLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -579,6 +582,35 @@ fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_limits_have_defaults_and_are_checked() {
+        let parse = |t: &str| Config::parse(t, "t.toml", Path::new("/"));
+        let c = parse("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert_eq!(
+            c.server.header_timeout(),
+            std::time::Duration::from_secs(10)
+        );
+        let c = parse("[server]\nheader_timeout = 0.5\nmax_connections = 4").unwrap();
+        assert_eq!(
+            c.server.header_timeout(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(c.server.max_connections, 4);
+        for bad in [
+            "[server]\nheader_timeout = 0",
+            "[server]\nbody_timeout = -1",
+            "[server]\nshutdown_grace = nan",
+            "[server]\nmax_connections = 0",
+            "[server]\nmax_body_bytes = 0",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code(), "E_CONFIG", "{bad}: {e}");
+        }
+        let e = parse("[server]\nheader_timeot = 1").unwrap_err();
+        assert_eq!(e.code(), "E_CONFIG_SYNTAX", "{e}");
+    }
 
     #[test]
     fn parses_a_tenant_and_resolves_paths() {

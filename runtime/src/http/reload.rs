@@ -3,7 +3,9 @@
 //! snapshot and the new versions become current for new records (existing
 //! records stay on theirs, across restarts too). Broken: the last good
 //! versions keep serving, and the diagnostics are logged and shown by
-//! `GET /v1/workflows`.
+//! `GET /v1/workflows`. Files over the tenant's size limits are refused
+//! (`E060`) before they are loaded, and reading and compiling run on the
+//! blocking pool, so a big edit never stalls the requests of any tenant.
 
 use super::state::{load_project, ReloadStatus, Tenant};
 use chrono::Utc;
@@ -19,7 +21,11 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Load the tenant's files again and publish them if they are clean.
 /// Returns whether a new version was published.
 pub async fn reload(t: &Tenant) -> bool {
-    match load_project(&t.config) {
+    let config = t.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_project(&config))
+        .await
+        .unwrap_or_else(|e| Err((Vec::new(), Some(format!("loading the files failed: {e}")))));
+    match loaded {
         Ok((set, diagnostics, snapshot)) => {
             let before: Vec<String> = t
                 .backend

@@ -150,6 +150,11 @@ pub fn load_project(
     let project = t
         .read_project()
         .map_err(|e| (Vec::new(), Some(e.to_string())))?;
+    // Over a size limit: refused before the engine spends time and memory.
+    let over = crate::project_limits::check(&project, &t.limits);
+    if !over.is_empty() {
+        return Err((over, None));
+    }
     let loaded = leadflow_engine::load(&project);
     if loaded.has_errors() {
         return Err((loaded.diagnostics, None));
