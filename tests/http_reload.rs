@@ -184,6 +184,91 @@ async fn an_edit_over_the_size_limits_is_refused_and_the_old_version_serves() {
     let _ = d.stop().await;
 }
 
+fn versions(w: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = w["workflows"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<&String>) -> Vec<String> {
+    v.sort();
+    v.into_iter().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versions_no_record_runs_on_are_unloaded_and_come_back_on_demand() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let edit = |n: u32| {
+        std::fs::write(
+            &file,
+            original.replace("[workflow]\n", &format!("[workflow]\n# edit {n}\n")),
+        )
+        .unwrap()
+    };
+    let d = Daemon::start_with(Db::new(Kind::Sqlite), proj.path(), true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+    edit(2);
+    let v2 = current(&wait_for(&d, "v2", |w| current(w) != v1).await);
+    let on_v2 = d.aslm_lead("admin", "On v2").await;
+    edit(3);
+    let v3 = current(&wait_for(&d, "v3", |w| current(w) != v2).await);
+    // v1 (no record, superseded before this reload) is unloaded.
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v3]), "{w}");
+    edit(4);
+    let v4 = current(&wait_for(&d, "v4", |w| current(w) != v3).await);
+    // v2 has a record: it stays; v3 waits for the next reload.
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v3, &v4]), "{w}");
+    let db = d.stop().await;
+
+    // After a restart only the versions records run on are loaded.
+    let d = Daemon::start_with(db, proj.path(), false).await;
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v4]), "{w}");
+    // A record moved to the unloaded v3 (by `leadflow migrate` on v3's
+    // files; this daemon does not watch) loads it from its snapshot.
+    edit(3);
+    let cfg = proj.path().join("leadflow.toml");
+    std::fs::write(&cfg, http_support::config_text(proj.path())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .args([
+            "--database-url",
+            &d.db.url,
+            "--tenant",
+            "aslm",
+            "--workflow",
+            "aslm",
+            "--from",
+            &v2,
+            "--to",
+            &v3,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = d
+        .post(
+            &format!("/v1/records/{}/transitions/log_contact_attempt", on_v2.id()),
+            "dealer-rm",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["version"], v3.as_str());
+    let _ = d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrate_refuses_states_missing_from_the_target() {
     let proj = tempfile::tempdir().unwrap();

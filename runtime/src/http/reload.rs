@@ -34,6 +34,17 @@ pub async fn reload(t: &Tenant) -> bool {
                 .iter()
                 .map(|w| w.hash.clone())
                 .collect();
+            // Versions superseded by an earlier reload: unloaded below if no
+            // record runs on them (the ones superseded now wait for the next
+            // reload, so that a create still in flight on one finds it).
+            let older: Vec<(String, String)> = t
+                .backend
+                .versions()
+                .all()
+                .iter()
+                .filter(|w| !before.contains(&w.hash))
+                .map(|w| (w.id.clone(), w.hash.clone()))
+                .collect();
             let changed = set.workflows.values().any(|w| !before.contains(&w.hash));
             if changed {
                 if let Err(e) = t.backend.publish(&set, &snapshot).await {
@@ -51,6 +62,17 @@ pub async fn reload(t: &Tenant) -> bool {
                 }
             }
             set_status(t, true, diagnostics, None);
+            if !older.is_empty() {
+                match t.backend.unload_unused(&older).await {
+                    Ok(gone) if !gone.is_empty() => {
+                        tracing::info!(tenant = %t.id, versions = ?gone, "reload: older versions no record runs on unloaded (kept in the database)")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e, "reload: could not check which older versions are in use; keeping them loaded")
+                    }
+                }
+            }
             changed
         }
         Err((diagnostics, error)) => {
