@@ -194,6 +194,7 @@ async fn a_panicking_handler_is_a_json_500_and_the_daemon_keeps_serving() {
     let db = Db::new(Kind::Sqlite);
     let mut cfg = config("");
     cfg.database_url = Some(db.url.clone());
+    leadflow_runtime::http::ops::recorder();
     let state = leadflow_runtime::http::AppState::open(&cfg).await.unwrap();
     let boom = axum::Router::new().route(
         "/test/boom",
@@ -225,6 +226,9 @@ async fn a_panicking_handler_is_a_json_500_and_the_daemon_keeps_serving() {
     assert_eq!(body["request_id"], id.as_str(), "{body}");
     let r = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let m = http.get(format!("{base}/metrics")).send().await.unwrap();
+    let m = m.text().await.unwrap();
+    assert!(m.contains("leadflow_http_panics_total 1"), "{m}");
     stop.send(()).unwrap();
     served.await.unwrap().unwrap();
 }
