@@ -16,11 +16,11 @@ use std::time::Duration;
 /// section; returns once it is ready.
 async fn spawn(db: &Db, dir: &std::path::Path, server: &str) -> (std::process::Child, String) {
     let cfg = dir.join("leadflow.toml");
-    std::fs::write(
-        &cfg,
-        format!("{}\n[server]\n{server}\n", config_text(&repo())),
-    )
-    .unwrap();
+    let mut text = config_text(&repo());
+    if !server.is_empty() {
+        text.push_str(&format!("\n[server]\n{server}\n"));
+    }
+    std::fs::write(&cfg, text).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
