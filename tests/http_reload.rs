@@ -5,7 +5,7 @@
 
 mod http_support;
 
-use http_support::{copy_project, Daemon, Db, Kind};
+use http_support::{config_text, copy_project, Daemon, Db, Kind};
 use serde_json::json;
 use std::time::Duration;
 
@@ -137,6 +137,135 @@ async fn edits_publish_versions_and_broken_edits_keep_the_last_good_one() {
         .unwrap()
         .iter()
         .any(|e| e["transition"] == "migrate"));
+    let _ = d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edit_over_the_size_limits_is_refused_and_the_old_version_serves() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let text = format!(
+        "{}\n[tenants.aslm.limits]\nmax_states = 20\n",
+        config_text(proj.path())
+    );
+    let cfg = leadflow_runtime::config::Config::parse(&text, "t.toml", std::path::Path::new("/"))
+        .unwrap();
+    let d = Daemon::start_config(Db::new(Kind::Sqlite), cfg, true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+
+    // 30 more states (final, so the workflow would otherwise be valid).
+    let mut big = original.clone();
+    for i in 0..30 {
+        big.push_str(&format!(
+            "\n[states.extra_{i}]\ntitle = \"Extra {i}\"\nfinal = true\n"
+        ));
+    }
+    std::fs::write(&file, &big).unwrap();
+    let w = wait_for(&d, "the refusal", |w| w["ok"] == false).await;
+    assert_eq!(current(&w), v1, "the last good version stays current");
+    let diags = w["diagnostics"].as_array().unwrap();
+    let e = diags
+        .iter()
+        .find(|x| x["code"] == "E060")
+        .unwrap_or_else(|| panic!("no E060 in {w}"));
+    assert_eq!(e["file"], "workflows/aslm.toml");
+    assert_eq!(e["severity"], "error");
+    assert!(e["message"].as_str().unwrap().contains("max_states"), "{e}");
+    let line = e["line"].as_u64().unwrap() as usize;
+    assert_eq!(
+        big.lines().nth(line - 1),
+        Some("[states.extra_15]"),
+        "points at the 21st state"
+    );
+    let r = d.aslm_lead("admin", "Still served").await;
+    assert_eq!(r.body["version"], v1.as_str());
+    let _ = d.stop().await;
+}
+
+fn versions(w: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = w["workflows"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<&String>) -> Vec<String> {
+    v.sort();
+    v.into_iter().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versions_no_record_runs_on_are_unloaded_and_come_back_on_demand() {
+    let proj = tempfile::tempdir().unwrap();
+    copy_project(proj.path());
+    let file = proj.path().join("workflows/aslm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let edit = |n: u32| {
+        std::fs::write(
+            &file,
+            original.replace("[workflow]\n", &format!("[workflow]\n# edit {n}\n")),
+        )
+        .unwrap()
+    };
+    let d = Daemon::start_with(Db::new(Kind::Sqlite), proj.path(), true).await;
+    let v1 = current(&d.get("/v1/workflows", "admin").await.body);
+    edit(2);
+    let v2 = current(&wait_for(&d, "v2", |w| current(w) != v1).await);
+    let on_v2 = d.aslm_lead("admin", "On v2").await;
+    edit(3);
+    let v3 = current(&wait_for(&d, "v3", |w| current(w) != v2).await);
+    // v1 (no record, superseded before this reload) is unloaded.
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v3]), "{w}");
+    edit(4);
+    let v4 = current(&wait_for(&d, "v4", |w| current(w) != v3).await);
+    // v2 has a record: it stays; v3 waits for the next reload.
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v3, &v4]), "{w}");
+    let db = d.stop().await;
+
+    // After a restart only the versions records run on are loaded.
+    let d = Daemon::start_with(db, proj.path(), false).await;
+    let w = d.get("/v1/workflows", "admin").await.body;
+    assert_eq!(versions(&w), sorted(vec![&v2, &v4]), "{w}");
+    // A record moved to the unloaded v3 (by `leadflow migrate` on v3's
+    // files; this daemon does not watch) loads it from its snapshot.
+    edit(3);
+    let cfg = proj.path().join("leadflow.toml");
+    std::fs::write(&cfg, http_support::config_text(proj.path())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .args([
+            "--database-url",
+            &d.db.url,
+            "--tenant",
+            "aslm",
+            "--workflow",
+            "aslm",
+            "--from",
+            &v2,
+            "--to",
+            &v3,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = d
+        .post(
+            &format!("/v1/records/{}/transitions/log_contact_attempt", on_v2.id()),
+            "dealer-rm",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["version"], v3.as_str());
     let _ = d.stop().await;
 }
 

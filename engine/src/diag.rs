@@ -148,6 +148,7 @@ codes! {
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
     "E053" => "bad holiday entry", "give exactly one of date = \"MM-DD\", easter = N, on = \"YYYY-MM-DD\"";
+    "E060" => "a project file is over a size limit of the tenant", "split the workflow or shorten the text; or raise the tenant's `limits` in leadflow.toml";
     "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";

@@ -67,6 +67,28 @@ impl AnyBackend {
         self.set_workflows(set).await
     }
 
+    /// Unload those of `older` (versions not current) that no record runs
+    /// on; they stay in the database and load again when a record needs
+    /// one. Returns the hashes unloaded. The memory store keeps everything
+    /// (it has no snapshots to come back from).
+    pub async fn unload_unused(&self, older: &[(String, String)]) -> Result<Vec<String>, Error> {
+        let used = match self {
+            AnyBackend::Mem(_) => return Ok(Vec::new()),
+            AnyBackend::Sqlite(b) => {
+                crate::snapshot::sqlite_in_use(b.read_pool(), b.tenant(), older).await?
+            }
+            AnyBackend::Pg(b) => crate::snapshot::pg_in_use(b.pool(), b.tenant(), older).await?,
+        };
+        let unused: Vec<String> = older
+            .iter()
+            .zip(used)
+            .filter(|(_, used)| !used)
+            .map(|((_, h), _)| h.clone())
+            .collect();
+        self.versions().unload(&unused);
+        Ok(unused)
+    }
+
     /// Every workflow version the store can run (current and older).
     pub fn versions(&self) -> &crate::apply::Versions {
         match self {

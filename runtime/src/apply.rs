@@ -78,6 +78,26 @@ impl Versions {
         }
     }
 
+    /// Forget older versions (never a current one) that no record runs on,
+    /// to give their memory back; a record met on one later (created
+    /// elsewhere, or moved there) loads it again from its snapshot.
+    pub fn unload(&self, hashes: &[String]) -> usize {
+        let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut looked_up = self.looked_up.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for h in hashes {
+            if m.current.values().any(|w| w.hash == *h) {
+                continue;
+            }
+            if m.by_hash.remove(h).is_some() {
+                m.assigns.remove(h);
+                looked_up.remove(h);
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub fn current(&self, id: &str) -> Result<Arc<Workflow>, Error> {
         self.read()
             .current

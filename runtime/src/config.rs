@@ -76,6 +76,9 @@ pub struct Config {
     /// `postgres://...`, `sqlite:path` or `mem:`; default `sqlite:leadflow.db`.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// Connection and request limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Tenant id -> tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -86,6 +89,82 @@ pub struct Config {
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
+}
+
+/// `[server]`: what one client may hold of the daemon. Slow or idle
+/// clients are cut off, the number of open connections is bounded (one
+/// over the bound gets a `503` JSON answer and is closed), bodies are
+/// bounded in size and time, and a shutdown waits at most `shutdown_grace`
+/// for the requests in flight. Durations are in seconds (fractions allowed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Time a client has to send a request's headers, counted from the
+    /// connection's opening or the end of the previous response (so it is
+    /// also the keep-alive idle timeout).
+    pub header_timeout: f64,
+    /// Time a client has to send a whole request body (408 `E_TIMEOUT`).
+    pub body_timeout: f64,
+    /// Largest request body in bytes (413 `E_TOO_LARGE`).
+    pub max_body_bytes: usize,
+    /// Open connections served at once; more are answered 503 `E_OVERLOADED`.
+    pub max_connections: usize,
+    /// On SIGTERM, time given to the requests in flight; connections still
+    /// open then are closed.
+    pub shutdown_grace: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_timeout: 10.0,
+            body_timeout: 30.0,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 512,
+            shutdown_grace: 20.0,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn header_timeout(&self) -> std::time::Duration {
+        secs(self.header_timeout)
+    }
+    pub fn body_timeout(&self) -> std::time::Duration {
+        secs(self.body_timeout)
+    }
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        secs(self.shutdown_grace)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("shutdown_grace", self.shutdown_grace),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "[server] {name} = {v}: must be a number of seconds above 0 and at most 86400"
+                )));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_connections must be at least 1".into(),
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_body_bytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn secs(v: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(v)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +191,9 @@ pub struct TenantConfig {
     /// Where outbox messages go; default: the log.
     #[serde(default)]
     pub sink: Option<SinkConfig>,
+    /// Size limits of the project's files (`E060` over them).
+    #[serde(default)]
+    pub limits: crate::project_limits::ProjectLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -411,6 +493,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (tid, t) in &self.tenants {
             if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
@@ -549,6 +632,35 @@ fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_limits_have_defaults_and_are_checked() {
+        let parse = |t: &str| Config::parse(t, "t.toml", Path::new("/"));
+        let c = parse("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert_eq!(
+            c.server.header_timeout(),
+            std::time::Duration::from_secs(10)
+        );
+        let c = parse("[server]\nheader_timeout = 0.5\nmax_connections = 4").unwrap();
+        assert_eq!(
+            c.server.header_timeout(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(c.server.max_connections, 4);
+        for bad in [
+            "[server]\nheader_timeout = 0",
+            "[server]\nbody_timeout = -1",
+            "[server]\nshutdown_grace = nan",
+            "[server]\nmax_connections = 0",
+            "[server]\nmax_body_bytes = 0",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code(), "E_CONFIG", "{bad}: {e}");
+        }
+        let e = parse("[server]\nheader_timeot = 1").unwrap_err();
+        assert_eq!(e.code(), "E_CONFIG_SYNTAX", "{e}");
+    }
 
     #[test]
     fn parses_a_tenant_and_resolves_paths() {

@@ -18,6 +18,7 @@ pub mod mem;
 pub mod migrate;
 pub mod outbox;
 pub mod pg;
+pub mod project_limits;
 pub mod scenario;
 pub mod snapshot;
 pub mod sql;

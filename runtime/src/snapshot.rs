@@ -5,9 +5,11 @@
 //! modules and calendar, and its spawns are checked against the other
 //! workflows, so the whole project is kept, not one file.
 //!
-//! When a SQL store opens, every version of the tenant that is not current is
-//! rebuilt from its snapshot (see [`rebuild_older`]), so a record created on
-//! an older version keeps running on it after a restart. A snapshot that no
+//! When a SQL store opens, every version of the tenant that is not current
+//! and that a record runs on is rebuilt from its snapshot (see
+//! [`rebuild_older`]), so a record created on an older version keeps running
+//! on it after a restart; versions no record uses stay in the database only
+//! (hot reload unloads them too, [`pg_in_use`]) and are loaded on demand. A snapshot that no
 //! longer loads (or no longer gives the same content hash, e.g. after an
 //! engine change) is logged and skipped: the other versions keep serving and
 //! a record on the missing version gets the usual "version H is not loaded"
@@ -282,8 +284,12 @@ async fn pg_rebuild(
     only: Option<(&str, &str)>,
 ) -> Result<(), Error> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = $1
-           AND ($2::text IS NULL OR (workflow = $2 AND hash = $3)) ORDER BY workflow, loaded_at",
+        "SELECT workflow, hash, snapshot FROM workflow_versions v WHERE tenant_id = $1
+           AND CASE WHEN $2::text IS NULL
+                 THEN EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = v.tenant_id
+                                AND r.workflow = v.workflow AND r.version = v.hash)
+                 ELSE workflow = $2 AND hash = $3 END
+           ORDER BY workflow, loaded_at",
     )
     .bind(tenant)
     .bind(only.map(|o| o.0))
@@ -304,6 +310,50 @@ async fn pg_rebuild(
         rebuild(tenant, versions, &snapshot, files, &wanted);
     }
     Ok(())
+}
+
+/// PostgreSQL: which of the `(workflow, hash)` versions a record runs on.
+pub(crate) async fn pg_in_use(
+    pool: &PgPool,
+    tenant: &str,
+    versions: &[(String, String)],
+) -> Result<Vec<bool>, Error> {
+    let mut out = Vec::with_capacity(versions.len());
+    for (workflow, hash) in versions {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE tenant_id = $1 AND workflow = $2 AND version = $3)",
+        )
+        .bind(tenant)
+        .bind(workflow)
+        .bind(hash)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+        out.push(used);
+    }
+    Ok(out)
+}
+
+/// SQLite: as [`pg_in_use`].
+pub(crate) async fn sqlite_in_use(
+    pool: &SqlitePool,
+    tenant: &str,
+    versions: &[(String, String)],
+) -> Result<Vec<bool>, Error> {
+    let mut out = Vec::with_capacity(versions.len());
+    for (workflow, hash) in versions {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE tenant_id = ? AND workflow = ? AND version = ?)",
+        )
+        .bind(tenant)
+        .bind(workflow)
+        .bind(hash)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+        out.push(used);
+    }
+    Ok(out)
 }
 
 /// SQLite: as [`pg_save`].
@@ -374,8 +424,12 @@ async fn sqlite_rebuild(
     only: Option<(&str, &str)>,
 ) -> Result<(), Error> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT workflow, hash, snapshot FROM workflow_versions WHERE tenant_id = ?
-           AND (? IS NULL OR (workflow = ? AND hash = ?)) ORDER BY workflow, loaded_at",
+        "SELECT workflow, hash, snapshot FROM workflow_versions v WHERE tenant_id = ?
+           AND CASE WHEN ? IS NULL
+                 THEN EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = v.tenant_id
+                                AND r.workflow = v.workflow AND r.version = v.hash)
+                 ELSE workflow = ? AND hash = ? END
+           ORDER BY workflow, loaded_at",
     )
     .bind(tenant)
     .bind(only.map(|o| o.0))

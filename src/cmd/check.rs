@@ -1,5 +1,6 @@
 use crate::cli::Format;
 use crate::{project, render};
+use leadflow_runtime::project_limits::{self, ProjectLimits};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,8 +17,17 @@ pub fn run(
     };
     let root = root.unwrap_or_else(|| project::find_root(&paths));
     let project = project::read(&paths, &root)?;
-    let loaded = leadflow_engine::load(&project);
-    let diags = &loaded.diagnostics;
+    // The daemon's default size limits (E060), checked as it checks them:
+    // on the text, before loading, so a file it would refuse fails here too.
+    let over = project_limits::check(&project, &ProjectLimits::default());
+    let (diags, has_errors) = if over.is_empty() {
+        let loaded = leadflow_engine::load(&project);
+        let errors = loaded.has_errors();
+        (loaded.diagnostics, errors)
+    } else {
+        (over, true)
+    };
+    let diags = &diags;
     match format {
         Format::Human => {
             print!("{}", render::human(&project, diags));
@@ -33,7 +43,7 @@ pub fn run(
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
-    let fail = loaded.has_errors() || (deny_warnings && !diags.is_empty());
+    let fail = has_errors || (deny_warnings && !diags.is_empty());
     Ok(if fail {
         ExitCode::from(1)
     } else {

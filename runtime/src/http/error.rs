@@ -22,9 +22,18 @@ pub struct ErrorBody {
     /// E_IDEMPOTENCY_MISMATCH, E_KEY_EXPIRED, ...
     pub code: String,
     pub message: String,
-    /// The field concerned (E_INPUT, E_TYPE, E_REQUIRED).
+    /// The field concerned (E_INPUT, E_TYPE, E_REQUIRED, E_BAD_REQUEST).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request id (`x-request-id`) of an `E_INTERNAL` answer, to find
+    /// its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+tokio::task_local! {
+    /// The id of the request being answered (set by the router's layers).
+    pub static REQUEST_ID: String;
 }
 
 #[derive(Debug)]
@@ -41,6 +50,7 @@ impl ApiError {
                 code: code.to_string(),
                 message: message.into(),
                 field: None,
+                request_id: None,
             },
         }
     }
@@ -74,11 +84,20 @@ impl ApiError {
         )
     }
     pub fn internal() -> ApiError {
-        ApiError::new(
+        let mut e = ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "E_INTERNAL",
             "internal error (see the server log for this request id)",
-        )
+        );
+        e.body.request_id = REQUEST_ID.try_with(String::clone).ok();
+        e
+    }
+
+    /// 400 `E_BAD_REQUEST` about one field of the body.
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::bad_request(message);
+        e.body.field = Some(field.into());
+        e
     }
 }
 
@@ -98,6 +117,7 @@ impl From<Error> for ApiError {
                         code: r.code.as_str().to_string(),
                         message: r.message,
                         field: r.field,
+                        request_id: None,
                     },
                 }
             }
@@ -165,6 +185,13 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 "expected a JSON body (Content-Type: application/json)".to_string()
             }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "E_TOO_LARGE",
+                    other.body_text(),
+                )
+            }
             other => other.body_text(),
         };
         ApiError::bad_request(message)
@@ -203,6 +230,73 @@ where
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON object body (`[]` or `"x"` are refused, not read as a struct)
+/// whose strings, names included, hold no NUL character: PostgreSQL
+/// cannot store one, and no field needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonObject<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonObject<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(v) = Json::<serde_json::Value>::from_request(req, state).await?;
+        object(v).map(JsonObject)
+    }
+}
+
+/// [`JsonObject`]'s checks on a parsed body.
+pub fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object, e.g. {\"input\": {...}}",
+        ));
+    }
+    if let Some(field) = nul_at(&v, "") {
+        return Err(ApiError::bad_field(
+            field.clone(),
+            format!("`{field}`: text must not contain the NUL character (\\u0000)"),
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+/// The path (`fields.name`, `input.tags[2]`) of the first string or
+/// object key holding a NUL character.
+fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value as J;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        J::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "(body)".into()
+        } else {
+            path.to_string()
+        }),
+        J::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{path}[{i}]"))),
+        J::Object(m) => m.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_at(x, &join(k))
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
 //! | `timers.rs` | parked timer items and their retry (admin) |
 //! | `reload.rs` | watching the workflow files, publishing versions |
+//! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
 //! | `openapi.rs` | the OpenAPI document |
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod openapi;
 pub mod ops;
 pub mod records;
 pub mod reload;
+pub mod serve;
 pub mod state;
 pub mod timers;
 
@@ -35,6 +37,7 @@ use crate::any::AnyBackend;
 use crate::clock::SystemClock;
 use crate::config::{Config, SinkConfig};
 use crate::{outbox, worker};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -44,14 +47,22 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// The router: every endpoint, JSON errors for unknown routes and methods,
 /// request ids (`x-request-id`, generated if absent), request tracing and
-/// latency metrics; a handler that panics answers 500 `E_INTERNAL`.
+/// latency metrics, body limits, and a JSON 500 for a handler that panics.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with `extra` routes behind the same layers (tests add routes
+/// that fail in ways the real endpoints must not).
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let limits = state.limits.clone();
     Router::new()
         .route("/v1/records", post(records::create).get(list::list))
         .route("/v1/records/{id}", get(records::get))
@@ -78,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
         .route("/openapi.json", get(openapi::json))
+        .merge(extra)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "E_NOT_FOUND", "no such endpoint")
         })
@@ -88,10 +100,16 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            ops::panic_response,
-        ))
+        // Innermost first: panics become a 500 inside the body limits, the
+        // latency metric, the request's span and its id.
+        .layer(CatchPanicLayer::custom(serve::panicked))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            serve::bound_body(limits.clone(), req, next)
+        }))
+        // The body is read (and bounded) once, above; extractors take it whole.
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(ops::track))
+        .layer(axum::middleware::from_fn(serve::scope_request_id))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
@@ -230,14 +248,15 @@ impl Server {
         let (stop, mut rx) = tokio::sync::watch::channel(false);
         let router = app(state.clone());
         let st = state.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                    st.ready.store(false, Ordering::SeqCst);
-                })
-                .await
-        });
+        let http = tokio::spawn(serve::serve(
+            listener,
+            router,
+            config.server.clone(),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+                st.ready.store(false, Ordering::SeqCst);
+            },
+        ));
         tracing::info!(%addr, tenants = state.tenants.len(), "leadflow serving");
         Ok(Server {
             addr,
@@ -256,8 +275,10 @@ impl Server {
         self.shutdown().await
     }
 
-    /// Stop accepting connections, finish the requests in flight, stop the
-    /// timer workers (releasing their claims) and the dispatchers.
+    /// Stop accepting connections, finish the requests in flight (for at
+    /// most `[server] shutdown_grace`; connections still open then are
+    /// closed), stop the timer workers (releasing their claims) and the
+    /// dispatchers.
     pub async fn shutdown(self) -> std::io::Result<()> {
         tracing::info!("shutting down: finishing requests in flight");
         self.stop.send_replace(true);

@@ -36,7 +36,9 @@ impl Modify for Bearer {
 /// does not list them, so a generated client knows every status it may
 /// get: 401 where a key is required, 400 where a path parameter, query or
 /// body can be malformed (a path id that is not an integer, a bad cursor),
-/// 500 (`E_INTERNAL`, no details) where the store is read.
+/// 500 (`E_INTERNAL`, no details) where the store is read; where a body is
+/// taken, 413 (`E_TOO_LARGE`) and 408 (`E_TIMEOUT`) from the `[server]`
+/// body limits.
 struct StandardErrors;
 
 impl Modify for StandardErrors {
@@ -77,6 +79,14 @@ impl Modify for StandardErrors {
                         error("E_BAD_REQUEST: malformed path, query or body").into()
                     });
                 }
+                if op.request_body.is_some() {
+                    r.entry("413".into()).or_insert_with(|| {
+                        error("E_TOO_LARGE: the body is over `[server] max_body_bytes`").into()
+                    });
+                    r.entry("408".into()).or_insert_with(|| {
+                        error("E_TIMEOUT: the body was not received within `[server] body_timeout`").into()
+                    });
+                }
                 if path.starts_with("/v1/") {
                     r.entry("500".into()).or_insert_with(|| {
                         error("E_INTERNAL: the store failed (details only in the log)").into()
@@ -93,4 +103,24 @@ impl Modify for StandardErrors {
 /// `GET /openapi.json`
 pub async fn json() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_values_are_any_json_and_bodies_document_their_limits() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let history = &doc["components"]["schemas"]["HistoryView"]["properties"];
+        for k in ["old", "new"] {
+            assert!(
+                history[k].get("type").is_none(),
+                "HistoryView.{k} holds null, strings, numbers, booleans or lists: {}",
+                history[k]
+            );
+        }
+        let fire = &doc["paths"]["/v1/records/{id}/transitions/{transition}"]["post"]["responses"];
+        assert!(fire.get("413").is_some() && fire.get("408").is_some());
+    }
 }

@@ -1,7 +1,7 @@
 //! Record endpoints: create, get (ETag), fire (If-Match), actions, history,
 //! links. Every read goes through the caller's visibility and PII redaction.
 
-use super::error::{ApiError, ErrorBody, Json, Path};
+use super::error::{object, ApiError, ErrorBody, Json, JsonObject, Path};
 use super::state::{AppState, Caller, Tenant};
 use crate::backend::{Backend, CreateRequest, FireRequest, Idempotency, StoredRecord, Visible};
 use axum::extract::State;
@@ -215,7 +215,7 @@ pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Json(body): Json<CreateBody>,
+    JsonObject(body): JsonObject<CreateBody>,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
     let key = idempotency(&headers, &caller, "POST", "/v1/records", || {
@@ -300,8 +300,9 @@ pub async fn fire(
     let body: FireBody = if body.iter().all(u8::is_ascii_whitespace) {
         FireBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        object(v)?
     };
     let key = idempotency(
         &headers,
@@ -434,9 +435,11 @@ pub struct HistoryView {
     pub actor: String,
     pub transition: String,
     pub field: String,
-    #[schema(value_type = Object)]
+    /// The value before: null, a string, a number, a boolean or a list.
+    #[schema(value_type = Value)]
     pub old: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// The value after (as `old`).
+    #[schema(value_type = Value)]
     pub new: serde_json::Value,
 }
 

@@ -3,7 +3,9 @@
 //! snapshot and the new versions become current for new records (existing
 //! records stay on theirs, across restarts too). Broken: the last good
 //! versions keep serving, and the diagnostics are logged and shown by
-//! `GET /v1/workflows`.
+//! `GET /v1/workflows`. Files over the tenant's size limits are refused
+//! (`E060`) before they are loaded, and reading and compiling run on the
+//! blocking pool, so a big edit never stalls the requests of any tenant.
 
 use super::state::{load_project, ReloadStatus, Tenant};
 use chrono::Utc;
@@ -19,7 +21,11 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Load the tenant's files again and publish them if they are clean.
 /// Returns whether a new version was published.
 pub async fn reload(t: &Tenant) -> bool {
-    match load_project(&t.config) {
+    let config = t.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_project(&config))
+        .await
+        .unwrap_or_else(|e| Err((Vec::new(), Some(format!("loading the files failed: {e}")))));
+    match loaded {
         Ok((set, diagnostics, snapshot)) => {
             let before: Vec<String> = t
                 .backend
@@ -27,6 +33,17 @@ pub async fn reload(t: &Tenant) -> bool {
                 .all_current()
                 .iter()
                 .map(|w| w.hash.clone())
+                .collect();
+            // Versions superseded by an earlier reload: unloaded below if no
+            // record runs on them (the ones superseded now wait for the next
+            // reload, so that a create still in flight on one finds it).
+            let older: Vec<(String, String)> = t
+                .backend
+                .versions()
+                .all()
+                .iter()
+                .filter(|w| !before.contains(&w.hash))
+                .map(|w| (w.id.clone(), w.hash.clone()))
                 .collect();
             let changed = set.workflows.values().any(|w| !before.contains(&w.hash));
             if changed {
@@ -45,6 +62,17 @@ pub async fn reload(t: &Tenant) -> bool {
                 }
             }
             set_status(t, true, diagnostics, None);
+            if !older.is_empty() {
+                match t.backend.unload_unused(&older).await {
+                    Ok(gone) if !gone.is_empty() => {
+                        tracing::info!(tenant = %t.id, versions = ?gone, "reload: older versions no record runs on unloaded (kept in the database)")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e, "reload: could not check which older versions are in use; keeping them loaded")
+                    }
+                }
+            }
             changed
         }
         Err((diagnostics, error)) => {

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::any::{open, AnyBackend};
 use crate::backend::StoredRecord;
-use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
+use crate::config::{Config, ConfigError, PoolConfig, ServerConfig, TenantConfig};
 use crate::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Diagnostic, WorkflowSet};
@@ -111,6 +111,8 @@ pub struct Inner {
     /// The daemon's supervised background tasks (timer workers, outbox
     /// dispatchers), for `/readyz`.
     pub tasks: crate::background::Tasks,
+    /// Connection and body limits (`[server]`).
+    pub limits: Arc<ServerConfig>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -154,6 +156,11 @@ pub fn load_project(
     let project = t
         .read_project()
         .map_err(|e| (Vec::new(), Some(e.to_string())))?;
+    // Over a size limit: refused before the engine spends time and memory.
+    let over = crate::project_limits::check(&project, &t.limits);
+    if !over.is_empty() {
+        return Err((over, None));
+    }
     let loaded = leadflow_engine::load(&project);
     if loaded.has_errors() {
         return Err((loaded.diagnostics, None));
@@ -245,6 +252,7 @@ impl AppState {
             keys,
             ready: AtomicBool::new(true),
             tasks: crate::background::Tasks::default(),
+            limits: Arc::new(config.server.clone()),
         })))
     }
 
