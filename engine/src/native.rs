@@ -28,7 +28,9 @@ pub enum Node {
     ActorId,
     /// `actor.zones.contains(x)`.
     ZonesContain(Box<Node>),
-    Duration(fn(i64) -> Duration, Box<Node>),
+    /// `minutes(n)`, `hours(n)`, `days(n)`: `None` out of range (Rhai then
+    /// gives the error).
+    Duration(fn(i64) -> Option<Duration>, Box<Node>),
     Not(Box<Node>),
     Bin(Op, Box<Node>, Box<Node>),
     And(Vec<Node>),
@@ -368,10 +370,10 @@ fn call(f: &rhai::FnCallExpr, cx: &Cx) -> Option<Node> {
     if cx.fns.has(name) {
         return None;
     }
-    let unit: fn(i64) -> Duration = match (name, args.len()) {
-        ("minutes", 1) => Duration::minutes,
-        ("hours", 1) => Duration::hours,
-        ("days", 1) => Duration::days,
+    let unit: fn(i64) -> Option<Duration> = match (name, args.len()) {
+        ("minutes", 1) => Duration::try_minutes,
+        ("hours", 1) => Duration::try_hours,
+        ("days", 1) => Duration::try_days,
         _ => return None,
     };
     Some(Node::Duration(unit, Box::new(expr(&args[0], cx)?)))
@@ -492,7 +494,7 @@ impl Node {
                 }
             }
             Node::Duration(f, n) => match n.n(env)? {
-                N::Int(i) if i.unsigned_abs() < 1 << 40 => N::Span(f(i)),
+                N::Int(i) => N::Span(f(i).ok_or(Fallback)?),
                 _ => return Err(Fallback),
             },
             Node::Not(x) => match x.n(env)? {
@@ -648,6 +650,13 @@ mod tests {
             "hours(2)",
             "lead.s",
             "0.1 + 0.2",
+            // Out of range: Rhai's error, never a panic on the fast path
+            // (`days(200000000000)` panicked in it before).
+            "days(200000000000)",
+            "hours(9223372036854775807)",
+            "lead.t + days(100000000)",
+            "lead.t - days(100000000)",
+            "days(106751991167) + days(106751991167)",
         ];
         for fields in &records {
             for src in exprs {
