@@ -913,3 +913,28 @@ fn script_date_arithmetic_overflow_is_a_script_refusal() {
         assert!(r.message.contains("add_working_hours("), "{}", r.message);
     }
 }
+
+/// A default or literal `set` value beyond years 0000-9999 is caught at
+/// load (E019), before any record holds it.
+#[test]
+fn literal_dates_out_of_range_are_load_errors() {
+    for extra in [
+        "[fields.far]\ntype = \"date\"\ndefault = \"+262142-12-31\"\n",
+        "[transitions.far]\nfrom = [\"open\"]\nby = [\"agent\"]\ndo = [{ set = \"day\", value = \"+10000-01-01\" }]\n",
+    ] {
+        let p = Project {
+            workflows: vec![SourceFile::new(
+                "workflows/a.toml",
+                format!("{ARITH}{extra}"),
+            )],
+            ..Project::default()
+        };
+        let l = load(&p);
+        let d = l.diagnostics.iter().find(|d| d.code == "E019");
+        assert!(
+            d.is_some_and(|d| d.message.contains("years 0000 to 9999")),
+            "{extra}: {:#?}",
+            l.diagnostics
+        );
+    }
+}
