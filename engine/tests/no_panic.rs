@@ -122,6 +122,21 @@ proptest! {
         "now - now > hours(1)",
         "let m = #{}; for i in 0..100000 { m[i.to_string()] = i }",
         "true",
+        "timestamp() + 1.0e300 > timestamp()",
+        "timestamp() - 9223372036854775807 < timestamp()",
+        "(-9223372036854775807 - 1).abs() > 0",
+        "9223372036854775807 + lead.n > 0",
+        "2 ** 64 > 0",
+        "(1.0e300 * 1.0e300).to_int() > 0",
+        "parse_int(\"99999999999999999999\") > 0",
+        "for i in range(0, 10, 0) {} true",
+        "\"x\".pad(9223372036854775807, \"y\"); true",
+        "[1].pad(9223372036854775807, 0); true",
+        "\"abc\".sub_string(-9223372036854775807 - 1, 9223372036854775807) == \"\"",
+        "days(9223372036854775807) > hours(1)",
+        "now + days(106751991167) > now",
+        "add_working_days(now, 9223372036854775807) > now",
+        "date(now) + days(100000000) > date(now)",
     ]), note in "\\PC{0,40}") {
         let text = BASE.replace("GUARD", &guard.replace('"', "\\\""));
         let loaded = load(&project(text));
