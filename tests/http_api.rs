@@ -1383,3 +1383,91 @@ async fn parked_timers_and_background_task_liveness(kind: Kind) {
     assert!(!aslm.text.contains("qpartner"), "{}", aslm.text);
     d.stop().await;
 }
+
+both!(out_of_range_dates_are_refusals_and_the_daemon_keeps_serving);
+
+/// The shipped example config (five tenants), with the callcenter and
+/// socrate admin keys set to `<name>-key` for the test client.
+fn example_config() -> leadflow_runtime::config::Config {
+    use leadflow_runtime::config::{hash_key, Config};
+    let dir = http_support::repo().join("examples");
+    let text = std::fs::read_to_string(dir.join("leadflow.toml")).unwrap();
+    let mut cfg = Config::parse(&text, "examples/leadflow.toml", &dir).unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    for (tenant, key) in [("callcenter", "cc-admin"), ("socrate", "soc-admin")] {
+        let k = cfg.tenants.get_mut(tenant).unwrap();
+        let k = k.keys.iter_mut().find(|k| k.name == key).unwrap();
+        k.sha256 = hash_key(&format!("{key}-key"));
+    }
+    cfg
+}
+
+/// Issue 10, item 1: date arithmetic out of chrono's range used to panic
+/// (an empty reply on create, a 500 on a transition, and a dead writer
+/// task for the tenant). Now: 422 with a stable code and the value named,
+/// and the tenant goes on serving creates and transitions.
+async fn out_of_range_dates_are_refusals_and_the_daemon_keeps_serving(kind: Kind) {
+    let d = Daemon::start_config(http_support::Db::new(kind), example_config(), false).await;
+
+    // A date at chrono's last day, whose timer adds a day to it.
+    let r = d
+        .post(
+            "/v1/records",
+            "cc-admin",
+            json!({"workflow": "cc_task", "fields": {"kind": "permits", "due_date": "+262142-12-31"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_TYPE"), "{r:?}");
+    let m = r.body["message"].as_str().unwrap();
+    assert!(m.contains("due_date") && m.contains("+262142-12-31"), "{m}");
+    let ok = d
+        .post(
+            "/v1/records",
+            "cc-admin",
+            json!({"workflow": "cc_task", "fields": {"kind": "permits", "due_date": "2026-12-31"}}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+
+    // A recurrence interval whose `days(n)` no duration can hold, through
+    // a transition (the tenant's group-commit writer).
+    let opp = d
+        .post(
+            "/v1/records",
+            "soc-admin",
+            json!({"workflow": "soc_opportunity", "fields": {"opp_no": "OP-1", "name": "Service contract"}}),
+        )
+        .await;
+    assert_eq!(opp.status, 201, "{opp:?}");
+    let path = format!("/v1/records/{}/transitions/generate_recurring", opp.id());
+    let r = d
+        .post(
+            &path,
+            "soc-admin",
+            json!({"input": {"recurrence_count": 1, "recurrence_interval_days": 1_000_000_000_000_i64,
+                             "completion_date": "2026-01-01"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "E_SCRIPT"), "{r:?}");
+    let m = r.body["message"].as_str().unwrap();
+    assert!(m.contains("days(1000000000000) is out of range"), "{m}");
+    // The same tenant still commits transitions and creates.
+    let r = d
+        .post(
+            &path,
+            "soc-admin",
+            json!({"input": {"recurrence_count": 1, "recurrence_interval_days": 30,
+                             "completion_date": "2026-01-01"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let again = d
+        .post(
+            "/v1/records",
+            "soc-admin",
+            json!({"workflow": "soc_opportunity", "fields": {"opp_no": "OP-2", "name": "Next"}}),
+        )
+        .await;
+    assert_eq!(again.status, 201, "{again:?}");
+    let _ = d.stop().await;
+}

@@ -74,3 +74,138 @@ fn every_scenario_passes_on_postgres() {
     replay_through(&format!("postgres://postgres@127.0.0.1:5432/{name}"));
     psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+/// Every shipped scenario file, read once: (path, text).
+fn shipped_scenarios() -> &'static Vec<(String, String)> {
+    static FILES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+        find_scenarios(&[dir])
+            .expect("tests/scenarios is readable")
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p.display().to_string(), text)
+            })
+            .collect()
+    })
+}
+
+/// A duration no clock can advance by is a parse error (S001) naming it;
+/// before, the file parsed and replaying it panicked in `Span::fixed`.
+#[test]
+fn a_huge_advance_is_a_parse_error() {
+    let text = "name = \"x\"\nworkflow = \"aslm\"\nstart = \"2026-01-01T00:00:00Z\"\n[[step]]\nadvance = \"999999999999d\"\n";
+    let e = leadflow_runtime::scenario::parse("x.toml", text).unwrap_err();
+    assert_eq!((e.code, e.line), ("S001", 5), "{}", e.message);
+    assert!(e.message.contains("999999999999d"), "{}", e.message);
+}
+
+mod mutated {
+    use proptest::prelude::*;
+
+    /// A byte replaced, a line dropped, duplicated or swapped, a fragment
+    /// inserted, the text cut short.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Byte(usize, u8),
+        Line(usize, u8),
+        Insert(usize, &'static str),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let fragment = prop::sample::select(vec![
+            "\n",
+            "\"",
+            "]",
+            "[",
+            "=",
+            "{",
+            "}",
+            ",",
+            "#",
+            "\u{e8}",
+            "[[step]]\n",
+            "999999999999d",
+            "-1",
+            "9223372036854775807",
+            "+262142-12-31",
+            "advance = \"999999999999d\"\n",
+            "advance_to = \"+262142-12-31T00:00:00Z\"\n",
+            "record = \"NOPE\"",
+            "by = \"nobody\"",
+            "expect = { state = 1 }\n",
+        ]);
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Byte(i, b)),
+            (any::<usize>(), 0_u8..3).prop_map(|(i, k)| Edit::Line(i, k)),
+            (any::<usize>(), fragment).prop_map(|(i, f)| Edit::Insert(i, f)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn mutate(text: &str, edits: &[Edit]) -> String {
+        let mut b = text.as_bytes().to_vec();
+        for e in edits {
+            match *e {
+                Edit::Byte(i, x) if !b.is_empty() => {
+                    let i = i % b.len();
+                    b[i] = x;
+                }
+                Edit::Insert(i, f) => {
+                    let i = i % (b.len() + 1);
+                    b.splice(i..i, f.bytes());
+                }
+                Edit::Truncate(i) => b.truncate(i % (b.len() + 1)),
+                Edit::Line(i, k) => {
+                    let mut l: Vec<Vec<u8>> =
+                        b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+                    let i = i % l.len();
+                    match k {
+                        0 => {
+                            l.remove(i);
+                        }
+                        1 => {
+                            let x = l[i].clone();
+                            l.insert(i, x);
+                        }
+                        _ if i + 1 < l.len() => l.swap(i, i + 1),
+                        _ => {}
+                    }
+                    b = l.join(&b'\n');
+                }
+                _ => {}
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    fn cases(default: u32) -> ProptestConfig {
+        ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(cases(256))]
+
+        /// A mutated shipped scenario parses or is refused with a code and
+        /// a position inside the file: never a panic.
+        #[test]
+        fn scenario_parser_never_panics_on_mutated_files(
+            pick in any::<prop::sample::Index>(),
+            edits in prop::collection::vec(edit(), 1..6),
+        ) {
+            let (path, text) = pick.get(super::shipped_scenarios());
+            let text = mutate(text, &edits);
+            if let Err(e) = leadflow_runtime::scenario::parse(path, &text) {
+                prop_assert!(e.code.starts_with('S'), "{:?}", e);
+                prop_assert!(e.line >= 1 && e.column >= 1, "{:?}", e);
+            }
+        }
+    }
+}

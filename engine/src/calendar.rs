@@ -271,10 +271,22 @@ impl Calendar {
     }
 
     /// Consume `minutes` of working time from `t`; see the module docs.
-    /// Negative amounts are treated as zero.
+    /// Negative amounts are treated as zero. Saturates at the end of
+    /// chrono's range; [`Calendar::checked_add_working_minutes`] says so.
     pub fn add_working_minutes(&self, t: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
+        self.checked_add_working_minutes(t, minutes)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// [`Calendar::add_working_minutes`], `None` when the result lies beyond
+    /// the end of chrono's range (about year 262000).
+    pub fn checked_add_working_minutes(
+        &self,
+        t: DateTime<Utc>,
+        minutes: i64,
+    ) -> Option<DateTime<Utc>> {
         if minutes <= 0 {
-            return t;
+            return Some(t);
         }
         // Cannot overflow: i64 minutes in nanoseconds stay far inside i128.
         let mut remaining = Nanos::from(minutes) * NANOS_PER_MINUTE;
@@ -293,20 +305,30 @@ impl Calendar {
                 let s = s.max(t_ns);
                 let available = e - s;
                 if available >= remaining {
-                    return instant(s + remaining).unwrap_or(t);
+                    return instant(s + remaining);
                 }
                 remaining -= available;
                 reached = e;
             }
         }
-        instant(reached).unwrap_or(t)
+        // None: the days ran out at chrono's last date, not at the scan bound.
+        walk.next?;
+        instant(reached)
     }
 
     /// The same local time of day on the `days`-th next working day; see the
-    /// module docs. Negative amounts are treated as zero.
+    /// module docs. Negative amounts are treated as zero. Saturates at the
+    /// end of chrono's range; [`Calendar::checked_add_working_days`] says so.
     pub fn add_working_days(&self, t: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+        self.checked_add_working_days(t, days)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// [`Calendar::add_working_days`], `None` when the result lies beyond
+    /// the end of chrono's range (about year 262000).
+    pub fn checked_add_working_days(&self, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
         if days <= 0 {
-            return t;
+            return Some(t);
         }
         let local = self.local(t);
         let (base_day, time_of_day) = match self.start_of_working_day(local.date()) {
@@ -318,13 +340,25 @@ impl Calendar {
                 _ => (day, local.time()),
             },
             Some((day, open)) => (day, open),
-            None => return t,
+            // No working day before chrono's last date: out of range.
+            None if local
+                .date()
+                .checked_add_days(chrono::Days::new(u64::from(MAX_SCAN_DAYS)))
+                .is_none() =>
+            {
+                return None
+            }
+            // No working day within the scan bound: nothing to count, as the
+            // module docs say.
+            None => return Some(t),
         };
 
         let mut target = base_day;
+        let mut last = base_day;
         let mut counted: i64 = 0;
         let mut closed = Closures::default();
         for day in days_from(base_day).skip(1) {
+            last = day;
             if closed.is_working_day(self, day) {
                 target = day;
                 counted += 1;
@@ -333,7 +367,11 @@ impl Calendar {
                 }
             }
         }
-        self.to_utc(target.and_time(time_of_day)).unwrap_or(t)
+        if counted < days && last.succ_opt().is_none() {
+            // The days ran out at chrono's last date, not at the scan bound.
+            return None;
+        }
+        self.to_utc(target.and_time(time_of_day))
     }
 
     /// Every holiday date of `year` with its name, sorted by date, including
@@ -410,17 +448,33 @@ impl Calendar {
     /// `days` calendar days after `t` at the same wall-clock time in this
     /// calendar's zone: `60d` from 10:00 stays 10:00 across a DST change.
     /// A time that does not exist on the target day moves to the end of the gap.
+    /// Saturates at the ends of chrono's range;
+    /// [`Calendar::checked_add_calendar_days`] says so.
     pub fn add_calendar_days(&self, t: DateTime<Utc>, days: i64) -> DateTime<Utc> {
-        let fallback = || {
-            t.checked_add_signed(chrono::Duration::days(days))
-                .unwrap_or(t)
-        };
-        let Some(target) =
-            chrono::Duration::try_days(days).and_then(|d| self.local(t).checked_add_signed(d))
-        else {
-            return fallback();
-        };
-        self.to_utc(target).unwrap_or_else(fallback)
+        self.checked_add_calendar_days(t, days)
+            .unwrap_or(if days < 0 {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            })
+    }
+
+    /// [`Calendar::add_calendar_days`], `None` when the result lies outside
+    /// chrono's range.
+    pub fn checked_add_calendar_days(&self, t: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
+        let delta = chrono::Duration::try_days(days)?;
+        let local = self.checked_local(t)?;
+        let target = local.checked_add_signed(delta)?;
+        // Near the ends of chrono's range a wall time may have no instant;
+        // plain UTC arithmetic then decides.
+        self.to_utc(target).or_else(|| t.checked_add_signed(delta))
+    }
+
+    /// Wall-clock reading of `t` in this calendar's zone, `None` when it
+    /// lies outside chrono's range (at its very ends).
+    pub fn checked_local(&self, t: DateTime<Utc>) -> Option<NaiveDateTime> {
+        let utc = t.naive_utc();
+        utc.checked_add_offset(self.tz.offset_from_utc_datetime(&utc).fix())
     }
 
     /// Wall-clock reading of `t`. Saturates instead of panicking (as
@@ -1549,6 +1603,42 @@ mod tests {
         assert!(far > t + TimeDelta::days(19 * 365));
         let far_days = it.add_working_days(t, i64::MAX);
         assert!(far_days > t + TimeDelta::days(19 * 365));
+    }
+
+    /// Near the end of chrono's range every addition says "out of range"
+    /// (`None`) instead of panicking or answering its start instant; the
+    /// unchecked forms saturate.
+    #[test]
+    fn additions_past_chrono_s_range_are_none() {
+        let max = DateTime::<Utc>::MAX_UTC;
+        let near = max - TimeDelta::days(3);
+        for src in [IT, ALWAYS, ROME_24_7, NIGHT] {
+            let cal = parse(src);
+            for t in [near, max] {
+                assert_eq!(cal.checked_add_working_minutes(t, 10 * 1440), None);
+                assert_eq!(cal.checked_add_working_days(t, 10), None);
+                assert_eq!(cal.checked_add_calendar_days(t, 10), None);
+                assert_eq!(cal.add_working_minutes(t, 10 * 1440), max);
+                assert_eq!(cal.add_working_days(t, 10), max);
+            }
+            // Before the fix: `TimeDelta::days` panicked on these amounts.
+            for n in [i64::MAX, i64::MIN, 1_000_000_000_000] {
+                let t = utc("2026-01-01T00:00:00Z");
+                assert_eq!(cal.checked_add_calendar_days(t, n), None, "{n}");
+                let _ = cal.add_calendar_days(t, n);
+            }
+            let min = DateTime::<Utc>::MIN_UTC;
+            assert_eq!(cal.checked_add_calendar_days(min, -1), None);
+            assert_eq!(cal.add_calendar_days(min, -1), min);
+        }
+        // Ordinary amounts far from the bounds are unchanged.
+        let it = parse(IT);
+        let t = utc("2026-01-19T08:00:00Z");
+        assert_eq!(
+            it.checked_add_working_minutes(t, 60),
+            Some(it.add_working_minutes(t, 60))
+        );
+        assert!(it.checked_add_working_days(t, 2).is_some());
     }
 
     #[test]

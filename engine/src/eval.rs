@@ -303,10 +303,11 @@ pub struct Refused {
 /// Loosely typed input: field name -> value.
 pub type Input = [(String, Value)];
 
-/// Check a value against a field: type, pattern, enum values.
+/// Check a value against a field: type, range of dates, pattern, enum values.
 pub fn validate(f: &Field, v: Value) -> Result<Value, Refusal> {
     let v =
         f.ty.coerce(v)
+            .and_then(|v| crate::value::check_range(&v).map(|()| v))
             .map_err(|m| Refusal::on(Code::Type, &f.name, format!("{}: {m}", f.name)))?;
     if let (Some(p), Value::Str(s)) = (&f.pattern, &v) {
         if !p.is_match(s) {
@@ -964,8 +965,22 @@ impl<'a> Work<'a> {
                     let due = match s.at {
                         None => None,
                         Some(id) => match self.eval_value(id, false)? {
-                            Value::DateTime(t) => Some(t),
-                            Value::Date(d) => Some(date_start(self.wf, d)),
+                            v @ (Value::DateTime(_) | Value::Date(_)) => {
+                                crate::value::check_range(&v).map_err(|_| {
+                                    Refusal::new(
+                                        Code::Script,
+                                        format!(
+                                            "spawn of `{}`: `at` gave {}, {OUT_OF_YEARS}",
+                                            s.workflow,
+                                            shown(&v)
+                                        ),
+                                    )
+                                })?;
+                                match v {
+                                    Value::Date(d) => Some(date_start(self.wf, d)),
+                                    v => v.as_datetime(),
+                                }
+                            }
                             Value::Null => None,
                             other => {
                                 return Err(Refusal::new(
@@ -1061,17 +1076,48 @@ impl<'a> Work<'a> {
                     Some(Value::Date(d)) => date_start(self.wf, *d),
                     _ => self.ctx.now,
                 };
-                Ok(Some(
-                    crate::duration::Span {
-                        amount: *amount,
-                        unit: *unit,
+                let span = crate::duration::Span {
+                    amount: *amount,
+                    unit: *unit,
+                };
+                let due = span.checked_add_to(anchor, &self.wf.calendar);
+                match due.map(Value::DateTime) {
+                    Some(v) if crate::value::check_range(&v).is_ok() => Ok(v.as_datetime()),
+                    _ => {
+                        let what = format!(
+                            "timer `{}`: {}{} after {} is {OUT_OF_YEARS}",
+                            tm.name,
+                            amount,
+                            span.unit_suffix(),
+                            shown(&Value::DateTime(anchor))
+                        );
+                        Err(match since {
+                            Some(f) => {
+                                let name = &self.wf.fields[*f].name;
+                                Refusal::on(Code::Type, name, format!("{name}: {what}"))
+                            }
+                            None => Refusal::new(Code::Script, what),
+                        })
                     }
-                    .add_to(anchor, &self.wf.calendar),
-                ))
+                }
             }
             Due::At(id) => match self.eval_value(*id, false)? {
-                Value::DateTime(t) => Ok(Some(t)),
-                Value::Date(d) => Ok(Some(date_start(self.wf, d))),
+                v @ (Value::DateTime(_) | Value::Date(_)) => {
+                    crate::value::check_range(&v).map_err(|_| {
+                        Refusal::new(
+                            Code::Script,
+                            format!(
+                                "timer `{}`: `at` gave {}, {OUT_OF_YEARS}",
+                                tm.name,
+                                shown(&v)
+                            ),
+                        )
+                    })?;
+                    Ok(match v {
+                        Value::Date(d) => Some(date_start(self.wf, d)),
+                        v => v.as_datetime(),
+                    })
+                }
                 Value::Null => Ok(None),
                 other => Err(Refusal::new(
                     Code::Script,
@@ -1142,6 +1188,17 @@ impl<'a> Work<'a> {
             assignments: self.assignments,
             before,
         }
+    }
+}
+
+/// Why a due instant is refused (see [`crate::value::YEARS`]).
+const OUT_OF_YEARS: &str = "outside the supported range of dates (years 0000 to 9999)";
+
+/// A date or instant as its JSON text, without quotes.
+fn shown(v: &Value) -> String {
+    match v.to_json() {
+        serde_json::Value::String(s) => s,
+        j => j.to_string(),
     }
 }
 

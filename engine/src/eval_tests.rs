@@ -721,3 +721,220 @@ fn owned_refusals_give_the_record_back_exactly() {
     assert_eq!(out.assignee, Some((Some("ann".into()), Some("zed".into()))));
     same(&out.revert(&wf));
 }
+
+// ---------------------------------------------------------------------------
+// Arithmetic at the edges of chrono's range: refusals, never a panic.
+
+const ARITH: &str = r#"
+[workflow]
+id = "a"
+initial = "open"
+
+[fields.day]
+type = "date"
+[fields.when]
+type = "datetime"
+[fields.n]
+type = "int"
+[fields.out]
+type = "datetime"
+
+[states.open]
+[states.waiting]
+[states.done]
+final = true
+
+[transitions.shift]
+from = ["open"]
+by = ["agent"]
+input = ["n"]
+do = [{ set = "out", expr = "lead.when + days(lead.n)" }]
+
+[transitions.work]
+from = ["open"]
+by = ["agent"]
+input = ["n"]
+guard = "add_working_hours(lead.when, lead.n) > lead.when"
+
+[transitions.wait]
+from = ["open"]
+to = "waiting"
+by = ["agent"]
+input = ["when"]
+
+[transitions.back]
+from = ["waiting"]
+to = "open"
+by = ["agent", "system"]
+
+[transitions.close]
+from = ["open"]
+to = "done"
+by = ["agent"]
+
+[timers.due]
+in = ["open"]
+at = "if lead.day == () { () } else { lead.day + days(1) }"
+do = [{ notify = "due" }]
+
+[timers.later]
+in = ["waiting"]
+after = "60d"
+since = "when"
+fire = "back"
+"#;
+
+fn arith() -> Arc<crate::Workflow> {
+    let p = Project {
+        workflows: vec![SourceFile::new("workflows/a.toml", ARITH)],
+        ..Project::default()
+    };
+    let l = load(&p);
+    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
+    l.set.get("a").unwrap().clone()
+}
+
+/// The issue's request: a date at chrono's last day is refused as input
+/// (E_TYPE naming the field and the value) before any timer adds to it.
+#[test]
+fn a_date_beyond_year_9999_is_a_type_refusal() {
+    let wf = arith();
+    let me = agent("bob", 1);
+    let ctx = Ctx {
+        now: t0(),
+        actor: &me,
+        directory: &[],
+    };
+    let r = create(&wf, &input(&[("day", s("+262142-12-31"))]), ctx).unwrap_err();
+    assert_eq!((r.code, r.field.as_deref()), (Code::Type, Some("day")));
+    assert!(r.message.contains("+262142-12-31"), "{}", r.message);
+    // The last day a record may hold: its timer lands in year 10000, which
+    // is refused as the script's doing, with the timer and the value named.
+    let r = create(&wf, &input(&[("day", s("9999-12-31"))]), ctx).unwrap_err();
+    assert_eq!(r.code, Code::Script, "{}", r.message);
+    assert!(
+        r.message.contains("`due`") && r.message.contains("10000-01-01"),
+        "{}",
+        r.message
+    );
+    let ok = create(&wf, &input(&[("day", s("9999-12-30"))]), ctx).unwrap();
+    assert_eq!(ok.arm.len(), 1);
+}
+
+/// A record stored before the range check (its date at chrono's very last
+/// day): a timer that re-arms `lead.day + days(1)` is refused with E_SCRIPT
+/// naming the operation; before, the timer worker panicked.
+#[test]
+fn timer_instant_overflow_is_a_script_refusal() {
+    let wf = arith();
+    let me = agent("bob", 1);
+    let ctx = Ctx {
+        now: t0(),
+        actor: &me,
+        directory: &[],
+    };
+    let mut rec = create(&wf, &[], ctx).unwrap().record;
+    rec.fields[wf.field("day").unwrap()] = Value::Date(chrono::NaiveDate::MAX);
+    let waiting = fire(
+        &wf,
+        &rec,
+        "wait",
+        &input(&[("when", s("2026-01-01T00:00:00Z"))]),
+        ctx,
+    )
+    .unwrap()
+    .record;
+    for r in [
+        fire_timer(&wf, &waiting, "later", t0() + Duration::days(90), &[]).unwrap_err(),
+        fire(&wf, &waiting, "back", &[], ctx).unwrap_err(),
+    ] {
+        assert_eq!(r.code, Code::Script, "{}", r.message);
+        assert!(
+            r.message
+                .contains("+262142-12-31 + days(1) is out of range"),
+            "{}",
+            r.message
+        );
+    }
+    // `after` anchored on a field: the due instant out of years 0000-9999
+    // is the field's fault (E_TYPE naming it).
+    let r = fire(
+        &wf,
+        &rec,
+        "wait",
+        &input(&[("when", s("9999-12-01T00:00:00Z"))]),
+        ctx,
+    )
+    .unwrap_err();
+    assert_eq!((r.code, r.field.as_deref()), (Code::Type, Some("when")));
+    assert!(r.message.contains("60d after 9999-12-01"), "{}", r.message);
+}
+
+/// `days(n)` beyond a duration's range and `datetime + duration` beyond
+/// chrono's: E_SCRIPT naming the operation, on the native fast path and in
+/// Rhai alike (the fast path hands such values to Rhai).
+#[test]
+fn script_date_arithmetic_overflow_is_a_script_refusal() {
+    let wf = arith();
+    let me = agent("bob", 1);
+    let ctx = Ctx {
+        now: t0(),
+        actor: &me,
+        directory: &[],
+    };
+    let rec = create(&wf, &input(&[("when", s("2026-01-01T00:00:00Z"))]), ctx)
+        .unwrap()
+        .record;
+    for (n, culprit) in [
+        (1_000_000_000_000, "days(1000000000000) is out of range"),
+        (
+            100_000_000,
+            "2026-01-01T00:00:00Z + days(100000000) is out of range",
+        ),
+        (-100_000_000, "is out of range"),
+    ] {
+        let r = fire(&wf, &rec, "shift", &input(&[("n", Value::Int(n))]), ctx).unwrap_err();
+        assert_eq!(r.code, Code::Script, "{n}: {}", r.message);
+        assert!(r.message.contains(culprit), "{n}: {}", r.message);
+    }
+    let ok = fire(&wf, &rec, "shift", &input(&[("n", Value::Int(3))]), ctx).unwrap();
+    assert_eq!(
+        ok.record.get(&wf, "out"),
+        Some(&Value::DateTime("2026-01-04T00:00:00Z".parse().unwrap()))
+    );
+    // Working hours: an amount whose minutes overflow i64, or an end
+    // beyond chrono's range (from a record stored before the range check).
+    let mut late = rec.clone();
+    late.fields[wf.field("when").unwrap()] =
+        Value::DateTime(DateTime::<Utc>::MAX_UTC - Duration::hours(1));
+    for (rec, n) in [(&rec, i64::MAX), (&late, 48)] {
+        let r = fire(&wf, rec, "work", &input(&[("n", Value::Int(n))]), ctx).unwrap_err();
+        assert_eq!(r.code, Code::Script, "{n}: {}", r.message);
+        assert!(r.message.contains("add_working_hours("), "{}", r.message);
+    }
+}
+
+/// A default or literal `set` value beyond years 0000-9999 is caught at
+/// load (E019), before any record holds it.
+#[test]
+fn literal_dates_out_of_range_are_load_errors() {
+    for extra in [
+        "[fields.far]\ntype = \"date\"\ndefault = \"+262142-12-31\"\n",
+        "[transitions.far]\nfrom = [\"open\"]\nby = [\"agent\"]\ndo = [{ set = \"day\", value = \"+10000-01-01\" }]\n",
+    ] {
+        let p = Project {
+            workflows: vec![SourceFile::new(
+                "workflows/a.toml",
+                format!("{ARITH}{extra}"),
+            )],
+            ..Project::default()
+        };
+        let l = load(&p);
+        let d = l.diagnostics.iter().find(|d| d.code == "E019");
+        assert!(
+            d.is_some_and(|d| d.message.contains("years 0000 to 9999")),
+            "{extra}: {:#?}",
+            l.diagnostics
+        );
+    }
+}

@@ -431,16 +431,18 @@ impl Resolver<'_> {
                 );
             }
             let values: Vec<String> = f.values.iter().map(|v| v.get_ref().clone()).collect();
-            let default = f
-                .default
-                .as_ref()
-                .and_then(|d| match ty.coerce(Value::from_toml(d)) {
+            let default = f.default.as_ref().and_then(|d| {
+                match ty
+                    .coerce(Value::from_toml(d))
+                    .and_then(|v| crate::value::check_range(&v).map(|()| v))
+                {
                     Ok(v) => Some(v),
                     Err(e) => {
                         self.err("E019", span.clone(), format!("default of `{name}`: {e}"));
                         None
                     }
-                });
+                }
+            });
             let reveal_in = self.states(&f.reveal_in, &names, false);
             if f.pii && f.reveal_in.is_empty() {
                 self.err(
@@ -1051,7 +1053,8 @@ impl Resolver<'_> {
             let value = match (&r.value, &r.expr) {
                 (Some(v), None) => {
                     let v = Value::from_toml(v);
-                    let coerced = if is_set { ty.coerce(v) } else { Ok(v) };
+                    let coerced = if is_set { ty.coerce(v) } else { Ok(v) }
+                        .and_then(|v| crate::value::check_range(&v).map(|()| v));
                     match coerced {
                         Ok(v) => Expr::Literal(v),
                         Err(m) => {

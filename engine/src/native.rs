@@ -28,7 +28,9 @@ pub enum Node {
     ActorId,
     /// `actor.zones.contains(x)`.
     ZonesContain(Box<Node>),
-    Duration(fn(i64) -> Duration, Box<Node>),
+    /// `minutes(n)`, `hours(n)`, `days(n)`: `None` out of range (Rhai then
+    /// gives the error).
+    Duration(fn(i64) -> Option<Duration>, Box<Node>),
     Not(Box<Node>),
     Bin(Op, Box<Node>, Box<Node>),
     And(Vec<Node>),
@@ -368,10 +370,10 @@ fn call(f: &rhai::FnCallExpr, cx: &Cx) -> Option<Node> {
     if cx.fns.has(name) {
         return None;
     }
-    let unit: fn(i64) -> Duration = match (name, args.len()) {
-        ("minutes", 1) => Duration::minutes,
-        ("hours", 1) => Duration::hours,
-        ("days", 1) => Duration::days,
+    let unit: fn(i64) -> Option<Duration> = match (name, args.len()) {
+        ("minutes", 1) => Duration::try_minutes,
+        ("hours", 1) => Duration::try_hours,
+        ("days", 1) => Duration::try_days,
         _ => return None,
     };
     Some(Node::Duration(unit, Box::new(expr(&args[0], cx)?)))
@@ -492,7 +494,7 @@ impl Node {
                 }
             }
             Node::Duration(f, n) => match n.n(env)? {
-                N::Int(i) if i.unsigned_abs() < 1 << 40 => N::Span(f(i)),
+                N::Int(i) => N::Span(f(i).ok_or(Fallback)?),
                 _ => return Err(Fallback),
             },
             Node::Not(x) => match x.n(env)? {
@@ -648,6 +650,13 @@ mod tests {
             "hours(2)",
             "lead.s",
             "0.1 + 0.2",
+            // Out of range: Rhai's error, never a panic on the fast path
+            // (`days(200000000000)` panicked in it before).
+            "days(200000000000)",
+            "hours(9223372036854775807)",
+            "lead.t + days(100000000)",
+            "lead.t - days(100000000)",
+            "days(106751991167) + days(106751991167)",
         ];
         for fields in &records {
             for src in exprs {
@@ -693,6 +702,110 @@ mod tests {
                     }
                     (None, _) => {} // Rhai decides: same result by construction.
                     (Some(n), _) => panic!("`{src}`: native gave {n:?} where Rhai failed"),
+                }
+            }
+        }
+    }
+
+    /// At the bounds of chrono and i64 the fast path either gives exactly
+    /// Rhai's value or hands the expression to Rhai (whose error is then
+    /// the one the engine reports): it never panics and never disagrees.
+    mod bounds {
+        use super::*;
+        use chrono::{DateTime, NaiveDate, Utc};
+        use proptest::prelude::*;
+
+        const EXPRS: &[&str] = &[
+            "lead.t + days(lead.n)",
+            "lead.t - hours(lead.n)",
+            "lead.t + minutes(lead.n)",
+            "days(lead.n) + days(lead.n)",
+            "now - lead.t",
+            "lead.t - now <= hours(lead.n)",
+            "lead.n + lead.n",
+            "lead.n * lead.n",
+            "lead.n - 1",
+            "lead.day < lead.day",
+        ];
+
+        fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+            prop_oneof![
+                Just(DateTime::<Utc>::MIN_UTC),
+                Just(DateTime::<Utc>::MAX_UTC),
+                (-8_000_000_000_000_i64..8_000_000_000_000)
+                    .prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default()),
+            ]
+        }
+
+        fn int() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                Just(i64::MIN),
+                Just(i64::MAX),
+                Just(106_751_991_167),
+                Just(106_751_991_168),
+                Just(1 << 40),
+                any::<i64>(),
+                -100_000_000_i64..100_000_000,
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)
+            ))]
+            #[test]
+            fn native_agrees_with_rhai_at_the_bounds(
+                which in 0..EXPRS.len(),
+                n in int(),
+                t in instant(),
+            ) {
+                let src = EXPRS[which];
+                let names: HashMap<String, usize> = ["n", "t", "day"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.to_string(), i))
+                    .collect();
+                let fields = vec![
+                    Value::Int(n),
+                    Value::DateTime(t),
+                    Value::Date(NaiveDate::MAX),
+                ];
+                let mut scripts = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
+                let (id, _) = scripts.compile(src, &names).unwrap();
+                let now = parse_instant("2026-01-01T00:00:00Z").unwrap();
+                let node = scripts.native(id).expect("in the subset");
+                let env = super::super::Env {
+                    fields: &fields,
+                    state: "s",
+                    assignee: None,
+                    created_at: now,
+                    entered_at: now,
+                    now,
+                    actor: None,
+                };
+                let native = node.run_value(&env);
+                let rhai = scripts.eval(
+                    id,
+                    Vars {
+                        lead: Lead(Arc::new(LeadData {
+                            names: Arc::new(names.clone()),
+                            fields: fields.clone(),
+                            state: "s".into(),
+                            assignee: None,
+                            created_at: now,
+                            entered_at: now,
+                        })),
+                        now,
+                        input: None,
+                        actor: None,
+                    },
+                );
+                match (native, rhai) {
+                    (None, _) => {}
+                    (Some(Ok(v)), Eval::Value(r)) => {
+                        prop_assert_eq!(v, crate::script::from_dynamic(&r), "`{}`", src)
+                    }
+                    (Some(n), _) => prop_assert!(false, "`{}`: native gave {:?}, Rhai did not", src, n),
                 }
             }
         }

@@ -158,15 +158,44 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         .register_type_with_name::<ActorView>("actor")
         .register_indexer_get(|a: &mut ActorView, name: &str| a.get(name));
     engine
-        .register_fn("minutes", |n: INT| Span(Duration::minutes(n)))
-        .register_fn("hours", |n: INT| Span(Duration::hours(n)))
-        .register_fn("days", |n: INT| Span(Duration::days(n)))
-        .register_fn("+", |a: Instant, b: Span| Instant(a.0 + b.0))
-        .register_fn("-", |a: Instant, b: Span| Instant(a.0 - b.0))
+        .register_fn("minutes", |n: INT| {
+            Duration::try_minutes(n)
+                .map(Span)
+                .ok_or_else(|| out_of_range(format!("minutes({n})")))
+        })
+        .register_fn("hours", |n: INT| {
+            Duration::try_hours(n)
+                .map(Span)
+                .ok_or_else(|| out_of_range(format!("hours({n})")))
+        })
+        .register_fn("days", |n: INT| {
+            Duration::try_days(n)
+                .map(Span)
+                .ok_or_else(|| out_of_range(format!("days({n})")))
+        })
+        .register_fn("+", |a: Instant, b: Span| {
+            a.0.checked_add_signed(b.0)
+                .map(Instant)
+                .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
+        })
+        .register_fn("-", |a: Instant, b: Span| {
+            a.0.checked_sub_signed(b.0)
+                .map(Instant)
+                .ok_or_else(|| out_of_range(format!("{} - {}", a.text(), b.text())))
+        })
+        // Cannot overflow: two instants are at most about 524,000 years
+        // apart, a duration holds 292 million.
         .register_fn("-", |a: Instant, b: Instant| Span(a.0 - b.0))
-        .register_fn("+", |a: Span, b: Span| Span(a.0 + b.0))
+        .register_fn("+", |a: Span, b: Span| {
+            a.0.checked_add(&b.0)
+                .map(Span)
+                .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
+        })
         .register_fn("+", |a: Day, n: Span| {
-            Day(a.0 + Duration::days(n.0.num_days()))
+            Duration::try_days(n.0.num_days())
+                .and_then(|d| a.0.checked_add_signed(d))
+                .map(Day)
+                .ok_or_else(|| out_of_range(format!("{} + {}", a.0, n.text())))
         })
         .register_fn("-", |a: Day, b: Day| Span(a.0.signed_duration_since(b.0)))
         .register_fn("to_string", |a: &mut Instant| a.0.to_rfc3339())
@@ -180,9 +209,13 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         .register_fn(
             "parse_datetime",
             |s: &str| -> Result<Instant, Box<EvalAltResult>> {
-                crate::value::parse_instant(s)
-                    .map(Instant)
-                    .ok_or_else(|| format!("not an RFC 3339 instant: {s}").into())
+                crate::value::parse_instant(s).map(Instant).ok_or_else(|| {
+                    EvalAltResult::ErrorArithmetic(
+                        format!("parse_datetime: not an RFC 3339 instant: {s}"),
+                        rhai::Position::NONE,
+                    )
+                    .into()
+                })
             },
         );
     macro_rules! compare {
@@ -201,11 +234,16 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
     compare!(Day);
     let cal = calendar.clone();
     engine.register_fn("add_working_hours", move |t: Instant, n: INT| {
-        Instant(cal.add_working_minutes(t.0, n.saturating_mul(60)))
+        n.checked_mul(60)
+            .and_then(|m| cal.checked_add_working_minutes(t.0, m))
+            .map(Instant)
+            .ok_or_else(|| out_of_range(format!("add_working_hours({}, {n})", t.text())))
     });
     let cal = calendar.clone();
     engine.register_fn("add_working_days", move |t: Instant, n: INT| {
-        Instant(cal.add_working_days(t.0, n))
+        cal.checked_add_working_days(t.0, n)
+            .map(Instant)
+            .ok_or_else(|| out_of_range(format!("add_working_days({}, {n})", t.text())))
     });
     let cal = calendar.clone();
     engine.register_fn("is_working_time", move |t: Instant| {
@@ -213,8 +251,37 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
     });
     let cal = calendar;
     engine.register_fn("date", move |t: Instant| {
-        Day(t.0.with_timezone(&cal.timezone()).date_naive())
+        cal.checked_local(t.0)
+            .map(|l| Day(l.date()))
+            .ok_or_else(|| out_of_range(format!("date({})", t.text())))
     });
+}
+
+/// The script error of a date or duration operation whose result chrono
+/// cannot represent: a Rhai arithmetic error (as for integer overflow),
+/// which the engine refuses with `E_SCRIPT`, never a panic.
+fn out_of_range(what: String) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorArithmetic(format!("{what} is out of range"), rhai::Position::NONE).into()
+}
+
+impl Instant {
+    fn text(&self) -> String {
+        self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+}
+
+impl Span {
+    /// `days(3)`, `hours(5)` or `minutes(90)`: as a script would write it.
+    fn text(&self) -> String {
+        let m = self.0.num_minutes();
+        if m % 1440 == 0 {
+            format!("days({})", m / 1440)
+        } else if m % 60 == 0 {
+            format!("hours({})", m / 60)
+        } else {
+            format!("minutes({m})")
+        }
+    }
 }
 
 /// Names every script may call without defining them (besides registered
@@ -605,6 +672,83 @@ mod tests {
         ) {
             Eval::Value(v) => assert!(v.as_bool().unwrap()),
             _ => panic!("guard failed"),
+        }
+    }
+
+    /// Every date and duration operation out of chrono's range is a script
+    /// failure (E_SCRIPT) naming the operation and its values; before, each
+    /// of these panicked.
+    #[test]
+    fn out_of_range_date_arithmetic_fails_the_script() {
+        let max = DateTime::<Utc>::MAX_UTC;
+        let l = lead(
+            vec![
+                Value::Date(NaiveDate::MAX),
+                Value::DateTime(max),
+                Value::Int(1_000_000_000_000),
+            ],
+            &["day", "at", "n"],
+        );
+        for (src, culprit) in [
+            (
+                "lead.day + days(1)",
+                "+262142-12-31 + days(1) is out of range",
+            ),
+            ("days(lead.n)", "days(1000000000000) is out of range"),
+            (
+                "hours(lead.n * 1000)",
+                "hours(1000000000000000) is out of range",
+            ),
+            (
+                "minutes(9223372036854775807)",
+                "minutes(9223372036854775807)",
+            ),
+            (
+                "lead.at + minutes(1)",
+                "+262142-12-31T23:59:59.999999999Z + minutes(1)",
+            ),
+            (
+                "now - days(100000000)",
+                "2022-11-15T09:00:00Z - days(100000000)",
+            ),
+            (
+                "days(100000000000) + days(100000000000)",
+                "days(100000000000) + days(100000000000) is out of range",
+            ),
+            ("add_working_days(lead.at, 1)", "add_working_days("),
+            (
+                "add_working_hours(now, 9223372036854775807)",
+                "add_working_hours(",
+            ),
+            ("parse_datetime(\"soon\")", "not an RFC 3339 instant: soon"),
+            (
+                "fn f(d) { d + days(1) } f(lead.day)",
+                "in f: +262142-12-31 + days(1)",
+            ),
+        ] {
+            match run(src, l.clone()) {
+                Eval::Failed(m) => assert!(m.contains(culprit), "`{src}`: {m}"),
+                Eval::Value(v) => panic!("`{src}` gave {v:?}"),
+                Eval::Thrown(m) => panic!("`{src}` threw {m} (E_GUARD, not E_SCRIPT)"),
+            }
+        }
+        // `date(t)` at chrono's last instant in a zone ahead of UTC.
+        let rome = Calendar::parse(
+            "rome",
+            "[calendar]\ntimezone = \"Europe/Rome\"\n[hours]\nmon = [\"09:00-18:00\"]\n",
+        )
+        .unwrap();
+        let mut s = Scripts::new(Arc::new(rome), &[]).unwrap();
+        let (id, _) = s.compile("date(lead.at)", &l.0.names).unwrap();
+        let vars = Vars {
+            lead: l,
+            now: crate::value::parse_instant("2022-11-15T09:00:00Z").unwrap(),
+            input: None,
+            actor: None,
+        };
+        match s.eval(id, vars) {
+            Eval::Failed(m) => assert!(m.contains("date(") && m.contains("out of range"), "{m}"),
+            _ => panic!("date() at the last instant must fail"),
         }
     }
 

@@ -216,6 +216,31 @@ impl FieldType {
     }
 }
 
+/// The years a date or instant kept by a record or a timer may have: what
+/// RFC 3339 (and so the JSON API) can write. Chrono reaches year 262143,
+/// but one day more there overflows; a value inside these years always has
+/// room for arithmetic and a round trip through the store.
+pub const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
+/// `Err` (what is wrong, naming the value) when a date or instant lies
+/// outside [`YEARS`]; list items are checked one by one.
+pub fn check_range(v: &Value) -> Result<(), String> {
+    use chrono::Datelike;
+    let year = match v {
+        Value::Date(d) => d.year(),
+        Value::DateTime(t) => t.year(),
+        Value::List(l) => return l.iter().try_for_each(check_range),
+        _ => return Ok(()),
+    };
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v} is outside the supported range of dates (years 0000 to 9999)"
+        ))
+    }
+}
+
 /// Parse an RFC 3339 instant (offset required). Also accepts TOML's
 /// space-separated form.
 pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
@@ -250,6 +275,56 @@ mod tests {
         );
         assert!(FieldType::Bool.coerce(Value::Int(1)).is_err());
         assert_eq!(FieldType::Datetime.coerce(Value::Null), Ok(Value::Null));
+    }
+
+    /// Chrono parses signed years up to 262143 ("+262142-12-31"); one day
+    /// more overflows it, so such values are refused with the value named.
+    #[test]
+    fn dates_outside_years_0_to_9999_are_out_of_range() {
+        let far = FieldType::Date
+            .coerce(Value::Str("+262142-12-31".into()))
+            .unwrap();
+        let e = check_range(&far).unwrap_err();
+        assert!(
+            e.contains("+262142-12-31") && e.contains("0000 to 9999"),
+            "{e}"
+        );
+        let before = FieldType::Date.coerce(Value::Str("-0001-01-01".into()));
+        assert!(check_range(&before.unwrap()).is_err());
+        for ok in ["0000-01-01", "9999-12-31", "2026-11-30"] {
+            let v = FieldType::Date.coerce(Value::Str(ok.into())).unwrap();
+            assert_eq!(check_range(&v), Ok(()), "{ok}");
+        }
+        let t = DateTime::<Utc>::MAX_UTC;
+        assert!(check_range(&Value::List(vec![Value::Int(1), Value::DateTime(t)])).is_err());
+        assert_eq!(check_range(&Value::Int(i64::MAX)), Ok(()));
+    }
+
+    /// Numbers beyond i64 or beyond a decimal's range are explained, never
+    /// a panic.
+    #[test]
+    fn huge_numbers_are_type_errors() {
+        for j in [
+            serde_json::json!(18446744073709551615_u64),
+            serde_json::json!(1e300),
+            serde_json::json!(-1e300),
+            serde_json::json!(79228162514264337593543950336.0),
+        ] {
+            let v = Value::from_json(&j);
+            assert!(FieldType::Int.coerce(v.clone()).is_err(), "{j}");
+            let _ = FieldType::Decimal.coerce(v);
+        }
+        for j in [serde_json::json!(1e-300), serde_json::json!(-0.0)] {
+            let _ = FieldType::Int.coerce(Value::from_json(&j));
+            let _ = FieldType::Decimal.coerce(Value::from_json(&j));
+        }
+        assert!(FieldType::Int
+            .coerce(Value::Str("99999999999999999999".into()))
+            .unwrap_err()
+            .contains("99999999999999999999"));
+        assert!(FieldType::Decimal
+            .coerce(Value::Str("1e400".into()))
+            .is_err());
     }
 
     #[test]
