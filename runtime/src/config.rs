@@ -68,6 +68,11 @@ pub struct Config {
     /// `postgres://...`, `sqlite:path` or `mem:`; default `sqlite:leadflow.db`.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// PostgreSQL: connections of the daemon's pool for `database_url`,
+    /// shared by all its tenants (default 20). The daemon holds at most
+    /// this many, plus one at start and one LISTEN (docs/security.md).
+    #[serde(default)]
+    pub database_max_connections: Option<u32>,
     /// Tenant id -> tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -370,6 +375,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.database_max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "database_max_connections must be at least 1".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (tid, t) in &self.tenants {
             if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
@@ -404,6 +414,15 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// PostgreSQL pool settings: `database_max_connections` over the defaults.
+    pub fn pg_options(&self) -> crate::pg::PgOptions {
+        let mut o = crate::pg::PgOptions::default();
+        if let Some(n) = self.database_max_connections {
+            o.max_connections = n;
+        }
+        o
     }
 }
 
@@ -499,6 +518,15 @@ fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_size() {
+        let p = |t: &str| Config::parse(t, "t.toml", Path::new("/"));
+        let e = p("database_max_connections = 0").unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let c = p("database_max_connections = 7").unwrap();
+        assert_eq!(c.pg_options().max_connections, 7);
+    }
 
     #[test]
     fn parses_a_tenant_and_resolves_paths() {

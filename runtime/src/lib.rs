@@ -16,6 +16,7 @@ pub mod mem;
 pub mod migrate;
 pub mod outbox;
 pub mod pg;
+pub mod pg_roles;
 pub mod scenario;
 pub mod snapshot;
 pub mod sql;

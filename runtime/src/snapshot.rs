@@ -20,7 +20,7 @@ use chrono::Utc;
 use leadflow_engine::{Project, SourceFile, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
@@ -212,15 +212,14 @@ fn rebuild(
 }
 
 /// PostgreSQL: store `snap` (once per content) and point every version of
-/// `set` at it, in one transaction. A version that already has a snapshot
-/// keeps it (any snapshot it loaded from rebuilds it exactly).
+/// `set` at it, in the caller's transaction. A version that already has a
+/// snapshot keeps it (any snapshot it loaded from rebuilds it exactly).
 pub(crate) async fn pg_save(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     tenant: &str,
     snap: &Snapshot,
     set: &WorkflowSet,
 ) -> Result<(), Error> {
-    let mut tx = pool.begin().await.map_err(db)?;
     sqlx::query(
         "INSERT INTO project_snapshots (tenant_id, hash, files) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, hash) DO NOTHING",
@@ -244,17 +243,16 @@ pub(crate) async fn pg_save(
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    Ok(())
 }
 
 /// PostgreSQL: rebuild the tenant's older versions (see [`rebuild`]).
 pub(crate) async fn pg_rebuild_older(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &str,
     versions: &Versions,
 ) -> Result<(), Error> {
-    let mut conn = pool.acquire().await.map_err(db)?;
-    pg_rebuild(&mut conn, tenant, versions, None).await
+    pg_rebuild(conn, tenant, versions, None).await
 }
 
 /// PostgreSQL: a record runs on a version this store does not know, so

@@ -116,11 +116,16 @@ async fn outbox_backlog(b: &AnyBackend, tenant: &str) -> Option<i64> {
     const SQL_LITE: &str =
         "SELECT count(*) FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL";
     match b {
-        AnyBackend::Pg(pg) => sqlx::query_scalar(SQL_PG)
-            .bind(tenant)
-            .fetch_one(pg.pool())
-            .await
-            .ok(),
+        AnyBackend::Pg(pg) => {
+            let mut tx = pg.tx().await.ok()?;
+            let n = sqlx::query_scalar(SQL_PG)
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .ok()?;
+            tx.commit().await.ok()?;
+            Some(n)
+        }
         AnyBackend::Sqlite(l) => sqlx::query_scalar(SQL_LITE)
             .bind(tenant)
             .fetch_one(l.read_pool())

@@ -1,7 +1,7 @@
 //! The daemon's shared state: tenants (each with its store, actor directory,
 //! pools and last reload status) and the API keys that lead to them.
 
-use crate::any::{open, AnyBackend};
+use crate::any::{AnyBackend, Stores};
 use crate::backend::StoredRecord;
 use crate::config::{Config, ConfigError, PoolConfig, TenantConfig};
 use crate::snapshot::Snapshot;
@@ -161,6 +161,7 @@ impl AppState {
     pub async fn open(config: &Config) -> Result<AppState, StartError> {
         let mut tenants = BTreeMap::new();
         let mut keys = Vec::new();
+        let mut stores = Stores::new(config.pg_options());
         for (id, tc) in &config.tenants {
             let (set, diagnostics, snapshot) =
                 load_project(tc).map_err(|(d, e)| StartError::Workflows {
@@ -187,7 +188,8 @@ impl AppState {
                 source,
             };
             let set = Arc::new(set);
-            let backend = open(config.database_url(), id, set.clone())
+            let backend = stores
+                .open(config.database_url(), id, set.clone())
                 .await
                 .map_err(store)?;
             backend
