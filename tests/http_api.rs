@@ -34,6 +34,7 @@ both!(
     list_filters_sort_and_keyset_pages,
     actors_and_unavailability,
     workflows_openapi_and_operations,
+    metrics_off_and_readyz_anonymous,
 );
 
 async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
@@ -745,7 +746,12 @@ async fn actors_and_unavailability(kind: Kind) {
 }
 
 async fn workflows_openapi_and_operations(kind: Kind) {
-    let d = Daemon::start(kind).await;
+    // The metrics token comes from the variable the config names.
+    let var = format!("LF_TEST_METRICS_TOKEN_{kind:?}").to_uppercase();
+    std::env::set_var(&var, "scrape-me");
+    let mut cfg = http_support::test_config(&http_support::repo());
+    cfg.metrics_token_env = Some(var);
+    let d = Daemon::start_config(http_support::Db::new(kind), cfg, false).await;
     let w = d.get("/v1/workflows", "admin").await;
     assert_eq!(w.status, 200);
     assert_eq!(w.body["ok"], true);
@@ -815,6 +821,7 @@ async fn workflows_openapi_and_operations(kind: Kind) {
     assert_eq!(h.status, 200);
     let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
     assert_eq!(h.status, 200, "{h:?}");
+    assert_eq!(h.body, json!({ "status": "ready" }));
 
     let id = d.aslm_lead("admin", "Rossi").await.id();
     d.post(
@@ -829,7 +836,22 @@ async fn workflows_openapi_and_operations(kind: Kind) {
         json!({}),
     )
     .await;
-    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    // Tenant, workflow and transition names are not for anonymous callers
+    // nor for a tenant's admin key: only for the metrics token.
+    for key in [None, Some("admin")] {
+        let m = d.call(Method::GET, "/metrics", key, None, &[]).await;
+        assert_eq!((m.status, m.code()), (401, "E_UNAUTHORIZED"), "{key:?}");
+        assert!(!m.text.contains("aslm"));
+    }
+    let m = d
+        .call(
+            Method::GET,
+            "/metrics",
+            None,
+            None,
+            &[("authorization", "Bearer scrape-me")],
+        )
+        .await;
     assert_eq!(m.status, 200);
     for s in [
         "leadflow_transitions_total{",
@@ -839,6 +861,42 @@ async fn workflows_openapi_and_operations(kind: Kind) {
         "leadflow_outbox_backlog{tenant=\"aslm\"}",
     ] {
         assert!(m.text.contains(s), "{s} missing from:\n{}", m.text);
+    }
+    let _ = d.stop().await;
+}
+
+/// Without `metrics_token_env`, /metrics is refused (it would list tenant,
+/// workflow and transition names to anyone); /readyz tells anonymous
+/// callers only ready or not, and names the tenant whose database is down
+/// only to that tenant's admin key.
+async fn metrics_off_and_readyz_anonymous(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!((m.status, m.code()), (403, "E_METRICS_DISABLED"));
+    let m = d
+        .call(Method::GET, "/metrics", Some("admin"), None, &[])
+        .await;
+    assert_eq!((m.status, m.code()), (403, "E_METRICS_DISABLED"));
+    if kind == Kind::Pg {
+        // The database goes away under the daemon.
+        d.db.cut_off();
+        let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
+        assert_eq!(h.status, 503);
+        assert_eq!(h.body["message"], "a database is unreachable", "{h:?}");
+        for t in ["aslm", "qpartner", "other"] {
+            assert!(!h.text.contains(t), "{h:?}");
+        }
+        // The admin key of the first tenant checked learns it is theirs.
+        let h = d
+            .call(Method::GET, "/readyz", Some("admin"), None, &[])
+            .await;
+        assert_eq!(h.status, 503);
+        assert_eq!(h.body["message"], "tenant aslm: database unreachable");
+        let h = d
+            .call(Method::GET, "/readyz", Some("qp-admin"), None, &[])
+            .await;
+        assert_eq!(h.body["message"], "a database is unreachable");
+        d.db.restore();
     }
     let _ = d.stop().await;
 }

@@ -1,12 +1,17 @@
 //! Operations: /healthz (the process answers), /readyz (every tenant's
 //! database answers; migrations were applied when it opened), /metrics
 //! (Prometheus text), and the request-latency middleware.
+//!
+//! Anonymous callers learn only "ready" or "not ready": tenant names and
+//! counts are for the metrics token (`metrics_token_env`) or, on /readyz,
+//! an admin key about its own tenant (docs/security.md).
 
+use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::any::AnyBackend;
 use crate::backend::Backend;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -69,17 +74,61 @@ pub async fn healthz() -> impl IntoResponse {
 /// when the daemon opened it); 503 while starting or shutting down.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-pub async fn readyz(State(s): State<AppState>) -> Response {
+pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.ready.load(Ordering::SeqCst) {
         return not_ready("shutting down or starting");
     }
+    let who = Access::of(&s, &headers);
     for t in s.tenants.values() {
         if let Err(e) = t.backend.next_due().await {
             tracing::warn!(tenant = %t.id, error = %e, "readiness: database check failed");
-            return not_ready(&format!("tenant {}: database unreachable", t.id));
+            return not_ready(&if who.sees(&t.id) {
+                format!("tenant {}: database unreachable", t.id)
+            } else {
+                "a database is unreachable".to_string()
+            });
         }
     }
     axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+/// Who asks /readyz or /metrics.
+enum Access {
+    Anonymous,
+    /// The metrics token: every tenant.
+    Token,
+    /// An admin key: its tenant.
+    Admin(String),
+}
+
+impl Access {
+    fn of(s: &AppState, headers: &HeaderMap) -> Access {
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+        else {
+            return Access::Anonymous;
+        };
+        if s.is_metrics_token(token) {
+            return Access::Token;
+        }
+        match s.authenticate(token.trim()) {
+            Some(c) if c.admin => Access::Admin(c.tenant),
+            _ => Access::Anonymous,
+        }
+    }
+
+    fn sees(&self, tenant: &str) -> bool {
+        match self {
+            Access::Anonymous => false,
+            Access::Token => true,
+            Access::Admin(t) => t == tenant,
+        }
+    }
 }
 
 fn not_ready(why: &str) -> Response {
@@ -92,8 +141,28 @@ fn not_ready(why: &str) -> Response {
 
 /// Prometheus text: transitions and refusals by code, timer lag, outbox
 /// backlog (both sampled now), request latency histogram.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics_text(State(s): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format"),
+              (status = 401, body = ErrorBody, description = "missing or wrong metrics token"),
+              (status = 403, body = ErrorBody, description = "metrics off: no `metrics_token_env` configured")))]
+pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if s.metrics_token.is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "E_METRICS_DISABLED",
+            "metrics are off: set metrics_token_env in leadflow.toml and scrape with Authorization: Bearer <token> (docs/security.md)",
+        )
+        .into_response();
+    }
+    if !matches!(Access::of(&s, &headers), Access::Token) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "E_UNAUTHORIZED",
+            "missing or invalid metrics token (Authorization: Bearer <token>)",
+        )
+        .into_response();
+    }
     let now = chrono::Utc::now();
     for t in s.tenants.values() {
         if let Ok(next) = t.backend.next_due().await {

@@ -105,6 +105,8 @@ pub struct Inner {
     pub keys: Vec<KeyEntry>,
     /// False until every tenant's store is open, and again while shutting down.
     pub ready: AtomicBool,
+    /// SHA-256 of the `/metrics` bearer token; `None`: metrics disabled.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -162,6 +164,7 @@ impl AppState {
         let mut tenants = BTreeMap::new();
         let mut keys = Vec::new();
         let mut stores = Stores::new(config.pg_options());
+        let metrics_token = config.metrics_token()?;
         for (id, tc) in &config.tenants {
             let (set, diagnostics, snapshot) =
                 load_project(tc).map_err(|(d, e)| StartError::Workflows {
@@ -239,6 +242,7 @@ impl AppState {
             tenants,
             keys,
             ready: AtomicBool::new(true),
+            metrics_token,
         })))
     }
 
@@ -274,6 +278,15 @@ impl AppState {
             admin: k.actor.is_none(),
             actor,
         })
+    }
+
+    /// Whether `token` is the metrics token (compared in constant time).
+    pub fn is_metrics_token(&self, token: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.metrics_token
+            .is_some_and(|t| bool::from(t.ct_eq(&presented)))
     }
 
     pub fn tenant(&self, caller: &Caller) -> &Arc<Tenant> {
