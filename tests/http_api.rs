@@ -35,6 +35,7 @@ both!(
     actors_and_unavailability,
     workflows_openapi_and_operations,
     metrics_off_and_readyz_anonymous,
+    admin_actions_are_audited,
 );
 
 async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
@@ -898,5 +899,87 @@ async fn metrics_off_and_readyz_anonymous(kind: Kind) {
         assert_eq!(h.body["message"], "a database is unreachable");
         d.db.restore();
     }
+    let _ = d.stop().await;
+}
+
+/// Every request by an admin key that changes something is in the tenant's
+/// audit (refused ones too, with their status); reads and actor keys are
+/// not; `GET /v1/audit` pages it for that tenant's admin keys only.
+async fn admin_actions_are_audited(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Audit").await.id();
+    let refused = d
+        .post(
+            &format!("/v1/records/{id}/transitions/no_such_transition"),
+            "admin",
+            json!({}),
+        )
+        .await;
+    assert!(refused.status >= 400, "{refused:?}");
+    let put = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(json!([])),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    // Not audited: reads, and actor keys.
+    d.get(&format!("/v1/records/{id}"), "admin").await;
+    d.aslm_lead("dealer-rm", "Dealer").await;
+
+    let p1 = d.get("/v1/audit?limit=2", "admin").await;
+    assert_eq!(p1.status, 200, "{p1:?}");
+    let e = p1.body["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2, "{p1:?}");
+    assert_eq!(
+        (
+            &e[0]["key"],
+            &e[0]["method"],
+            &e[0]["path"],
+            &e[0]["status"],
+            &e[0]["record"]
+        ),
+        (
+            &json!("admin"),
+            &json!("POST"),
+            &json!("/v1/records"),
+            &json!(201),
+            &json!(id)
+        ),
+    );
+    assert_eq!(e[1]["record"], json!(id));
+    assert_eq!(e[1]["status"], json!(refused.status));
+    assert!(e[0]["at"].is_string());
+    let next = p1.body["next"].as_i64().expect("a next page");
+    let p2 = d
+        .get(&format!("/v1/audit?limit=2&after={next}"), "admin")
+        .await;
+    let e = p2.body["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 1, "{p2:?}");
+    assert_eq!(
+        (
+            &e[0]["method"],
+            &e[0]["path"],
+            &e[0]["status"],
+            &e[0]["record"]
+        ),
+        (
+            &json!("PUT"),
+            &json!("/v1/actors/dealer-rm/unavailability"),
+            &json!(200),
+            &json!(null)
+        ),
+    );
+    assert!(p2.body.get("next").is_none(), "{p2:?}");
+    // Admin keys only, and each tenant its own.
+    let r = d.get("/v1/audit", "dealer-rm").await;
+    assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"));
+    let r = d.get("/v1/audit", "other-admin").await;
+    assert_eq!(r.body["entries"], json!([]), "{r:?}");
+    let r = d.get("/v1/audit?limit=0", "admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
     let _ = d.stop().await;
 }

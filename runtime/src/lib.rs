@@ -6,6 +6,7 @@
 
 pub mod any;
 pub mod apply;
+pub mod audit;
 pub mod backend;
 pub mod clock;
 pub mod config;

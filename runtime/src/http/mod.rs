@@ -14,10 +14,12 @@
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
 //! | `ops.rs` | healthz, readyz, metrics, latency middleware |
+//! | `audit.rs` | audit of admin actions: the recording middleware, `GET /v1/audit` |
 //! | `reload.rs` | watching the workflow files, publishing versions |
 //! | `openapi.rs` | the OpenAPI document |
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -67,6 +69,7 @@ pub fn app(state: AppState) -> Router {
             get(admin::get_unavailability).put(admin::put_unavailability),
         )
         .route("/v1/workflows", get(admin::workflows))
+        .route("/v1/audit", get(audit::list))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
@@ -81,6 +84,10 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

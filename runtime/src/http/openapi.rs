@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{admin, error, list, ops, records};
+use super::{admin, audit, error, list, ops, records};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         list::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability, admin::workflows,
         ops::healthz, ops::readyz, ops::metrics_text,
+        audit::list,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Bearer, &StandardErrors)
