@@ -99,6 +99,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "human")]
         log_format: Format,
     },
+    /// Database administration (docs/security.md).
+    Db {
+        #[command(subcommand)]
+        action: DbCommand,
+    },
     /// Move a workflow's records from one version to another (checked).
     Migrate {
         #[arg(long, default_value = "leadflow.toml")]
@@ -121,5 +126,16 @@ pub enum Command {
         /// Check and report, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Create or update the PostgreSQL schema, as its owner. The daemon then
+    /// runs as a login role in `leadflow_app` and only checks the schema.
+    Migrate {
+        /// URL of the schema owner (not the daemon's login).
+        #[arg(long)]
+        database_url: String,
     },
 }

@@ -40,6 +40,8 @@ both!(
     actors_and_unavailability,
     workflows_openapi_and_operations,
     parked_timers_and_background_task_liveness,
+    metrics_off_and_readyz_anonymous,
+    admin_actions_are_audited,
 );
 
 async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
@@ -1145,7 +1147,12 @@ async fn actors_and_unavailability(kind: Kind) {
 }
 
 async fn workflows_openapi_and_operations(kind: Kind) {
-    let d = Daemon::start(kind).await;
+    // The metrics token comes from the variable the config names.
+    let var = format!("LF_TEST_METRICS_TOKEN_{kind:?}").to_uppercase();
+    std::env::set_var(&var, "scrape-me");
+    let mut cfg = http_support::test_config(&http_support::repo());
+    cfg.metrics_token_env = Some(var);
+    let d = Daemon::start_config(http_support::Db::new(kind), cfg, false).await;
     let w = d.get("/v1/workflows", "admin").await;
     assert_eq!(w.status, 200);
     assert_eq!(w.body["ok"], true);
@@ -1215,6 +1222,7 @@ async fn workflows_openapi_and_operations(kind: Kind) {
     assert_eq!(h.status, 200);
     let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
     assert_eq!(h.status, 200, "{h:?}");
+    assert_eq!(h.body, json!({ "status": "ready" }));
 
     let id = d.aslm_lead("admin", "Rossi").await.id();
     d.post(
@@ -1229,7 +1237,22 @@ async fn workflows_openapi_and_operations(kind: Kind) {
         json!({}),
     )
     .await;
-    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    // Tenant, workflow and transition names are not for anonymous callers
+    // nor for a tenant's admin key: only for the metrics token.
+    for key in [None, Some("admin")] {
+        let m = d.call(Method::GET, "/metrics", key, None, &[]).await;
+        assert_eq!((m.status, m.code()), (401, "E_UNAUTHORIZED"), "{key:?}");
+        assert!(!m.text.contains("aslm"));
+    }
+    let m = d
+        .call(
+            Method::GET,
+            "/metrics",
+            None,
+            None,
+            &[("authorization", "Bearer scrape-me")],
+        )
+        .await;
     assert_eq!(m.status, 200);
     for s in [
         "leadflow_transitions_total{",
@@ -1296,7 +1319,12 @@ async fn outage_is_503_with_retry_after() {
 async fn parked_timers_and_background_task_liveness(kind: Kind) {
     use leadflow_runtime::any::AnyBackend;
     use leadflow_runtime::worker::Retry;
-    let d = Daemon::start(kind).await;
+    // /metrics answers only the metrics token (docs/security.md).
+    let var = format!("LF_TEST_PARKED_METRICS_TOKEN_{kind:?}").to_uppercase();
+    std::env::set_var(&var, "scrape-parked");
+    let mut cfg = http_support::test_config(&http_support::repo());
+    cfg.metrics_token_env = Some(var);
+    let d = Daemon::start_config(http_support::Db::new(kind), cfg, false).await;
     let id = d.aslm_lead("admin", "Rossi").await.id();
     let server = d.server.as_ref().unwrap();
     let now = chrono::Utc::now();
@@ -1338,7 +1366,15 @@ async fn parked_timers_and_background_task_liveness(kind: Kind) {
     );
     let other = d.get("/v1/timers/parked", "other-admin").await;
     assert_eq!(other.body, json!([]), "another tenant sees none of it");
-    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    let m = d
+        .call(
+            Method::GET,
+            "/metrics",
+            None,
+            None,
+            &[("authorization", "Bearer scrape-parked")],
+        )
+        .await;
     assert!(
         m.text.contains("leadflow_timers_parked{tenant=\"aslm\"} 1"),
         "{}",
@@ -1469,5 +1505,123 @@ async fn out_of_range_dates_are_refusals_and_the_daemon_keeps_serving(kind: Kind
         )
         .await;
     assert_eq!(again.status, 201, "{again:?}");
+    let _ = d.stop().await;
+}
+
+/// Without `metrics_token_env`, /metrics is refused (it would list tenant,
+/// workflow and transition names to anyone); /readyz tells anonymous
+/// callers only ready or not, and names the tenant whose database is down
+/// only to that tenant's admin key.
+async fn metrics_off_and_readyz_anonymous(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let m = d.call(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!((m.status, m.code()), (403, "E_METRICS_DISABLED"));
+    let m = d
+        .call(Method::GET, "/metrics", Some("admin"), None, &[])
+        .await;
+    assert_eq!((m.status, m.code()), (403, "E_METRICS_DISABLED"));
+    if kind == Kind::Pg {
+        // The database goes away under the daemon.
+        d.db.cut_off();
+        let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
+        assert_eq!(h.status, 503);
+        assert_eq!(h.body["message"], "a database is unreachable", "{h:?}");
+        for t in ["aslm", "qpartner", "other"] {
+            assert!(!h.text.contains(t), "{h:?}");
+        }
+        // The admin key of the first tenant checked learns it is theirs.
+        let h = d
+            .call(Method::GET, "/readyz", Some("admin"), None, &[])
+            .await;
+        assert_eq!(h.status, 503);
+        assert_eq!(h.body["message"], "tenant aslm: database unreachable");
+        let h = d
+            .call(Method::GET, "/readyz", Some("qp-admin"), None, &[])
+            .await;
+        assert_eq!(h.body["message"], "a database is unreachable");
+        d.db.restore();
+    }
+    let _ = d.stop().await;
+}
+
+/// Every request by an admin key that changes something is in the tenant's
+/// audit (refused ones too, with their status); reads and actor keys are
+/// not; `GET /v1/audit` pages it for that tenant's admin keys only.
+async fn admin_actions_are_audited(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let id = d.aslm_lead("admin", "Audit").await.id();
+    let refused = d
+        .post(
+            &format!("/v1/records/{id}/transitions/no_such_transition"),
+            "admin",
+            json!({}),
+        )
+        .await;
+    assert!(refused.status >= 400, "{refused:?}");
+    let put = d
+        .call(
+            Method::PUT,
+            "/v1/actors/dealer-rm/unavailability",
+            Some("admin"),
+            Some(json!([])),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    // Not audited: reads, and actor keys.
+    d.get(&format!("/v1/records/{id}"), "admin").await;
+    d.aslm_lead("dealer-rm", "Dealer").await;
+
+    let p1 = d.get("/v1/audit?limit=2", "admin").await;
+    assert_eq!(p1.status, 200, "{p1:?}");
+    let e = p1.body["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2, "{p1:?}");
+    assert_eq!(
+        (
+            &e[0]["key"],
+            &e[0]["method"],
+            &e[0]["path"],
+            &e[0]["status"],
+            &e[0]["record"]
+        ),
+        (
+            &json!("admin"),
+            &json!("POST"),
+            &json!("/v1/records"),
+            &json!(201),
+            &json!(id)
+        ),
+    );
+    assert_eq!(e[1]["record"], json!(id));
+    assert_eq!(e[1]["status"], json!(refused.status));
+    assert!(e[0]["at"].is_string());
+    let next = p1.body["next"].as_i64().expect("a next page");
+    let p2 = d
+        .get(&format!("/v1/audit?limit=2&after={next}"), "admin")
+        .await;
+    let e = p2.body["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 1, "{p2:?}");
+    assert_eq!(
+        (
+            &e[0]["method"],
+            &e[0]["path"],
+            &e[0]["status"],
+            &e[0]["record"]
+        ),
+        (
+            &json!("PUT"),
+            &json!("/v1/actors/dealer-rm/unavailability"),
+            &json!(200),
+            &json!(null)
+        ),
+    );
+    assert!(p2.body.get("next").is_none(), "{p2:?}");
+    // Admin keys only, and each tenant its own.
+    let r = d.get("/v1/audit", "dealer-rm").await;
+    assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"));
+    let r = d.get("/v1/audit", "other-admin").await;
+    assert_eq!(r.body["entries"], json!([]), "{r:?}");
+    let r = d.get("/v1/audit?limit=0", "admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
     let _ = d.stop().await;
 }

@@ -194,6 +194,9 @@ async fn a_panicking_handler_is_a_json_500_and_the_daemon_keeps_serving() {
     let db = Db::new(Kind::Sqlite);
     let mut cfg = config("");
     cfg.database_url = Some(db.url.clone());
+    // /metrics answers only the metrics token (docs/security.md).
+    std::env::set_var("LF_TEST_LIMITS_METRICS_TOKEN", "scrape-limits");
+    cfg.metrics_token_env = Some("LF_TEST_LIMITS_METRICS_TOKEN".into());
     leadflow_runtime::http::ops::recorder();
     let state = leadflow_runtime::http::AppState::open(&cfg).await.unwrap();
     let boom = axum::Router::new().route(
@@ -226,7 +229,12 @@ async fn a_panicking_handler_is_a_json_500_and_the_daemon_keeps_serving() {
     assert_eq!(body["request_id"], id.as_str(), "{body}");
     let r = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = http.get(format!("{base}/metrics")).send().await.unwrap();
+    let m = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("scrape-limits")
+        .send()
+        .await
+        .unwrap();
     let m = m.text().await.unwrap();
     assert!(m.contains("leadflow_http_panics_total 1"), "{m}");
     stop.send(()).unwrap();

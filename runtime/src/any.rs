@@ -2,11 +2,13 @@
 
 use crate::backend::*;
 use crate::mem::MemBackend;
-use crate::pg::PgBackend;
+use crate::pg::{PgBackend, PgOptions};
 use crate::snapshot::Snapshot;
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, WorkflowSet};
+use sqlx::PgPool;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Any store, so callers can pick one from configuration.
@@ -20,7 +22,7 @@ pub enum AnyBackend {
 /// `sqlite:` (a file, created if missing), `mem:` (in memory). Migrations
 /// are applied; the backend is bound to `tenant`.
 pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyBackend, Error> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_pg(url) {
         Ok(AnyBackend::Pg(PgBackend::open(url, tenant, set).await?))
     } else if url.starts_with("sqlite:") {
         Ok(AnyBackend::Sqlite(
@@ -34,6 +36,53 @@ pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyB
             format!("unsupported database URL `{url}`: use postgres://, sqlite: or mem:"),
         )))
     }
+}
+
+/// The stores of one daemon. Tenants on the same PostgreSQL URL share one
+/// pool of at most `max_connections` connections (each transaction sets its
+/// tenant), so the daemon's connection count does not grow with its
+/// tenants: `max_connections` per database URL, plus one short-lived
+/// connection per URL at start (migrations or the schema check) and the
+/// timer workers' LISTEN connection.
+pub struct Stores {
+    opts: PgOptions,
+    pg: HashMap<String, PgPool>,
+}
+
+impl Stores {
+    pub fn new(opts: PgOptions) -> Stores {
+        Stores {
+            opts,
+            pg: HashMap::new(),
+        }
+    }
+
+    /// [`open`], on the pool of `url` when a tenant already opened it.
+    pub async fn open(
+        &mut self,
+        url: &str,
+        tenant: &str,
+        set: Arc<WorkflowSet>,
+    ) -> Result<AnyBackend, Error> {
+        if !is_pg(url) {
+            return open(url, tenant, set).await;
+        }
+        let pool = match self.pg.get(url) {
+            Some(p) => p.clone(),
+            None => {
+                let p = crate::pg::connect(url, &self.opts).await?;
+                self.pg.insert(url.to_string(), p.clone());
+                p
+            }
+        };
+        Ok(AnyBackend::Pg(
+            PgBackend::open_on(pool, url, tenant, set, &self.opts).await?,
+        ))
+    }
+}
+
+fn is_pg(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 impl AnyBackend {
@@ -77,7 +126,7 @@ impl AnyBackend {
             AnyBackend::Sqlite(b) => {
                 crate::snapshot::sqlite_in_use(b.read_pool(), b.tenant(), older).await?
             }
-            AnyBackend::Pg(b) => crate::snapshot::pg_in_use(b.pool(), b.tenant(), older).await?,
+            AnyBackend::Pg(b) => crate::snapshot::pg_in_use(b, older).await?,
         };
         let unused: Vec<String> = older
             .iter()

@@ -79,6 +79,16 @@ pub struct Config {
     /// Connection and request limits of the HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// PostgreSQL: connections of the daemon's pool for `database_url`,
+    /// shared by all its tenants (default 20). The daemon holds at most
+    /// this many, plus one at start and one LISTEN (docs/security.md).
+    #[serde(default)]
+    pub database_max_connections: Option<u32>,
+    /// Name of the environment variable holding the bearer token that
+    /// `/metrics` (and the detail of `/readyz`) ask for. Unset: `/metrics`
+    /// answers 403 `E_METRICS_DISABLED` (docs/security.md).
+    #[serde(default)]
+    pub metrics_token_env: Option<String>,
     /// Tenant id -> tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -494,6 +504,11 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        if self.database_max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "database_max_connections must be at least 1".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (tid, t) in &self.tenants {
             if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
@@ -537,6 +552,30 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The metrics token (from the variable `metrics_token_env` names),
+    /// hashed; `None` when not configured. An unset or empty variable is an
+    /// error: a daemon told to protect its metrics does not start open.
+    pub fn metrics_token(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(var) = &self.metrics_token_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(Sha256::digest(t.trim().as_bytes()).into())),
+            _ => Err(ConfigError::Invalid(format!(
+                "metrics_token_env: the environment variable `{var}` is not set (or empty)"
+            ))),
+        }
+    }
+
+    /// PostgreSQL pool settings: `database_max_connections` over the defaults.
+    pub fn pg_options(&self) -> crate::pg::PgOptions {
+        let mut o = crate::pg::PgOptions::default();
+        if let Some(n) = self.database_max_connections {
+            o.max_connections = n;
+        }
+        o
     }
 }
 
@@ -660,6 +699,23 @@ mod tests {
         }
         let e = parse("[server]\nheader_timeot = 1").unwrap_err();
         assert_eq!(e.code(), "E_CONFIG_SYNTAX", "{e}");
+    }
+
+    #[test]
+    fn pool_size_and_metrics_token() {
+        let p = |t: &str| Config::parse(t, "t.toml", Path::new("/"));
+        let e = p("database_max_connections = 0").unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let c = p("database_max_connections = 7").unwrap();
+        assert_eq!(c.pg_options().max_connections, 7);
+        assert_eq!(p("").unwrap().metrics_token().unwrap(), None);
+        let c = p(r#"metrics_token_env = "LF_CONFIG_TEST_UNSET_TOKEN""#).unwrap();
+        let e = c.metrics_token().unwrap_err();
+        assert!(e.to_string().contains("LF_CONFIG_TEST_UNSET_TOKEN"), "{e}");
+        std::env::set_var("LF_CONFIG_TEST_SET_TOKEN", "t0ken");
+        let c = p(r#"metrics_token_env = "LF_CONFIG_TEST_SET_TOKEN""#).unwrap();
+        let h: [u8; 32] = Sha256::digest(b"t0ken").into();
+        assert_eq!(c.metrics_token().unwrap(), Some(h));
     }
 
     #[test]

@@ -87,12 +87,14 @@ pub async fn sync(b: &AnyBackend, config: Vec<Actor>) -> Result<Vec<Actor>, Erro
 async fn remembered(b: &AnyBackend) -> Result<Option<ConfigActors>, Error> {
     match b {
         AnyBackend::Pg(p) => {
+            let mut tx = p.tx().await?;
             let v: Option<Option<Json<ConfigActors>>> =
                 sqlx::query_scalar("SELECT config_actors FROM tenants WHERE id = $1")
                     .bind(p.tenant())
-                    .fetch_optional(p.pool())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?;
+            tx.commit().await.map_err(db)?;
             Ok(v.flatten().map(|j| j.0))
         }
         AnyBackend::Sqlite(s) => {
@@ -114,12 +116,14 @@ async fn remembered(b: &AnyBackend) -> Result<Option<ConfigActors>, Error> {
 async fn remember(b: &AnyBackend, defined: &ConfigActors) -> Result<(), Error> {
     match b {
         AnyBackend::Pg(p) => {
+            let mut tx = p.tx().await?;
             sqlx::query("UPDATE tenants SET config_actors = $1 WHERE id = $2")
                 .bind(Json(defined))
                 .bind(p.tenant())
-                .execute(p.pool())
+                .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            tx.commit().await.map_err(db)?;
         }
         AnyBackend::Sqlite(s) => {
             sqlx::query("UPDATE tenants SET config_actors = ? WHERE id = ?")

@@ -6,6 +6,7 @@
 
 pub mod any;
 pub mod apply;
+pub mod audit;
 pub mod backend;
 pub mod background;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod mem;
 pub mod migrate;
 pub mod outbox;
 pub mod pg;
+pub mod pg_roles;
 pub mod project_limits;
 pub mod scenario;
 pub mod snapshot;

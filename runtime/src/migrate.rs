@@ -114,7 +114,7 @@ pub async fn migrate(
     }
     match b {
         AnyBackend::Pg(pg) => {
-            let mut tx = pg.pool().begin().await.map_err(db)?;
+            let mut tx = pg.tx().await?;
             for m in &plan {
                 let sid = target.state(&m.to_state).unwrap_or_default();
                 let rows: Vec<(i64, i64)> = sqlx::query_as(
@@ -175,11 +175,16 @@ async fn state_counts(
     version: &str,
 ) -> Result<Vec<(String, u64)>, Error> {
     let rows: Vec<(String, i64)> = match b {
-        AnyBackend::Pg(pg) => sqlx::query_as(
-            "SELECT state, count(*) FROM records WHERE tenant_id = $1 AND workflow = $2 AND version = $3 GROUP BY state ORDER BY state",
-        )
-        .bind(tenant).bind(workflow).bind(version)
-        .fetch_all(pg.pool()).await.map_err(db)?,
+        AnyBackend::Pg(pg) => {
+            let mut tx = pg.tx().await?;
+            let rows = sqlx::query_as(
+                "SELECT state, count(*) FROM records WHERE tenant_id = $1 AND workflow = $2 AND version = $3 GROUP BY state ORDER BY state",
+            )
+            .bind(tenant).bind(workflow).bind(version)
+            .fetch_all(&mut *tx).await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows
+        }
         AnyBackend::Sqlite(l) => sqlx::query_as(
             "SELECT state, count(*) FROM records WHERE tenant_id = ? AND workflow = ? AND version = ? GROUP BY state ORDER BY state",
         )

@@ -95,6 +95,7 @@ impl OutboxQueue for PgBackend {
         max_attempts: i32,
         limit: i64,
     ) -> Result<Vec<Pending>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<PgPending> = sqlx::query_as(
             "UPDATE outbox o SET next_attempt = $1
              FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND next_attempt <= $3 AND attempts < $4
@@ -107,9 +108,10 @@ impl OutboxQueue for PgBackend {
         .bind(now)
         .bind(max_attempts)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let mut list: Vec<Pending> = rows
             .into_iter()
             .map(
@@ -128,26 +130,28 @@ impl OutboxQueue for PgBackend {
     }
 
     async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
         sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE tenant_id = $2 AND id = $3")
             .bind(at)
             .bind(self.tenant())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(())
+        tx.commit().await.map_err(db)
     }
 
     async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(next_attempt)
             .bind(error)
             .bind(self.tenant())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(())
+        tx.commit().await.map_err(db)
     }
 }
 

@@ -1,8 +1,10 @@
 //! The PostgreSQL store: production. One transition is one transaction that
 //! locks the record row (`FOR UPDATE`), checks the revision, calls the engine
-//! and writes everything. Connections run as the role `leadflow_app` with
-//! `app.tenant_id` set, so row-level security isolates tenants even for a
-//! query that forgets its tenant filter.
+//! and writes everything. Connections run as the role `leadflow_app` and
+//! are shared by the tenants of a database; every transaction sets its
+//! tenant (`SET LOCAL app.tenant_id`), so row-level security isolates
+//! tenants even for a query that forgets its tenant filter, and a statement
+//! outside a tenant's transaction sees nothing (docs/security.md).
 
 use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The channel the arming transaction notifies when a timer is due soon.
 pub const TIMER_CHANNEL: &str = "leadflow_timers";
@@ -41,7 +43,9 @@ pub struct PgOptions {
     /// `scripts/bench-http.sh` at the same throughput as 2; more cores may
     /// want more.
     pub writers: usize,
-    /// Apply migrations before use (needs a role allowed to create tables).
+    /// Apply migrations before use when the login may (a superuser or the
+    /// schema owner); any other login only checks the schema is current
+    /// (docs/security.md).
     pub migrate: bool,
 }
 
@@ -62,6 +66,8 @@ impl Default for PgOptions {
 #[derive(Clone)]
 pub struct PgBackend {
     tenant: Arc<str>,
+    /// `SET LOCAL app.tenant_id = ...` for this tenant, sent with `BEGIN`.
+    set_tenant: Arc<str>,
     versions: Arc<Versions>,
     pool: PgPool,
     /// Group commit for `fire`; `None` in the writers' own handle.
@@ -75,65 +81,52 @@ impl PgBackend {
         PgBackend::open_with(url, tenant, set, PgOptions::default()).await
     }
 
-    /// Connect, migrate (as the URL's user), then open a pool whose sessions
-    /// run as `leadflow_app` bound to `tenant`; register the versions of
-    /// `set` and rebuild the tenant's older ones from their project snapshots.
+    /// Connect (migrating first when the URL's role may, see
+    /// [`crate::pg_roles::prepare`]), open a pool of its own and bind it to `tenant`. A
+    /// daemon with several tenants on one database shares one pool between
+    /// them instead: [`connect`] once, then [`PgBackend::open_on`].
     pub async fn open_with(
         url: &str,
         tenant: &str,
         set: Arc<WorkflowSet>,
         opts: PgOptions,
     ) -> Result<PgBackend, Error> {
-        if opts.migrate {
-            let admin = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(url)
-                .await
-                .map_err(db)?;
-            MIGRATOR
-                .run(&admin)
-                .await
-                .map_err(|e| Error::Storage(e.into()))?;
-            admin.close().await;
-        }
-        let t = tenant.to_string();
-        let pool = PgPoolOptions::new()
-            .max_connections(opts.max_connections)
-            .acquire_timeout(Duration::from_secs(60))
-            // No ping (a round trip) before every transaction: a connection
-            // the server dropped fails its first statement instead, with a
-            // storage error, and the pool then discards it.
-            .test_before_acquire(false)
-            .after_connect(move |conn, _| {
-                let t = t.clone();
-                Box::pin(async move {
-                    conn.execute("SET ROLE leadflow_app").await?;
-                    sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
-                        .bind(t)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await
-            .map_err(db)?;
+        let pool = connect(url, &opts).await?;
+        PgBackend::open_on(pool, url, tenant, set, &opts).await
+    }
+
+    /// Bind a store to `tenant` on a pool from [`connect`] (shared with the
+    /// other tenants of the database): register the versions of `set` and
+    /// rebuild the tenant's older ones from their project snapshots. Every
+    /// transaction of this handle sets `app.tenant_id` for itself.
+    pub async fn open_on(
+        pool: PgPool,
+        url: &str,
+        tenant: &str,
+        set: Arc<WorkflowSet>,
+        opts: &PgOptions,
+    ) -> Result<PgBackend, Error> {
         let mut b = PgBackend {
             tenant: tenant.into(),
+            set_tenant: set_tenant_sql(tenant)?.into(),
             versions: Arc::new(Versions::new(&set)),
             pool,
             group: None,
             url: url.into(),
         };
+        let mut tx = b.tx().await?;
         sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
             .bind(tenant)
-            .execute(&b.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         for wf in set.workflows.values() {
             b.register_version(wf, None).await?;
         }
-        crate::snapshot::pg_rebuild_older(&b.pool, &b.tenant, &b.versions).await?;
+        let mut tx = b.tx().await?;
+        crate::snapshot::pg_rebuild_older(&mut tx, &b.tenant, &b.versions).await?;
+        tx.commit().await.map_err(db)?;
         if opts.writers > 0 {
             let inner = b.clone();
             let run: RunBatch = Arc::new(move |jobs| {
@@ -154,11 +147,14 @@ impl PgBackend {
     /// Store the project `set` was loaded from and tie its versions to it,
     /// so they can be rebuilt after a restart (see `snapshot.rs`).
     pub async fn register_snapshot(&self, snap: &Snapshot, set: &WorkflowSet) -> Result<(), Error> {
-        crate::snapshot::pg_save(&self.pool, &self.tenant, snap, set).await
+        let mut tx = self.tx().await?;
+        crate::snapshot::pg_save(&mut tx, &self.tenant, snap, set).await?;
+        tx.commit().await.map_err(db)
     }
 
     /// Record a workflow version (and its source text, when known).
     pub async fn register_version(&self, wf: &Workflow, source: Option<&str>) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
         sqlx::query(
             "INSERT INTO workflow_versions (tenant_id, workflow, hash, source, loaded_at) VALUES ($1, $2, $3, $4, now())
              ON CONFLICT (tenant_id, workflow, hash) DO UPDATE SET source = COALESCE(excluded.source, workflow_versions.source)",
@@ -167,10 +163,10 @@ impl PgBackend {
         .bind(&wf.id)
         .bind(&wf.hash)
         .bind(source)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        tx.commit().await.map_err(db)
     }
 
     pub fn tenant(&self) -> &str {
@@ -197,9 +193,19 @@ impl PgBackend {
         &self.versions
     }
 
-    /// The tenant-bound pool (role `leadflow_app`, RLS applies).
+    /// The pool, shared with the other tenants of the database. Its
+    /// sessions run as `leadflow_app` with no tenant set, so under row-level
+    /// security a statement sent on it directly sees no rows: use
+    /// [`PgBackend::tx`]. For LISTEN and for closing.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A transaction bound to this handle's tenant (`SET LOCAL
+    /// app.tenant_id`): every read and write goes through one, since the
+    /// pool's connections serve every tenant of the database.
+    pub async fn tx(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        begin_on(&self.pool, format!("BEGIN; {}", self.set_tenant)).await
     }
 
     /// After a failed request (its transaction rolled back): if it lost an
@@ -230,13 +236,14 @@ impl PgBackend {
     /// every timer of the tenant for a batch's cancels, thinking the tenant
     /// has a handful. Reads and list queries keep custom plans.
     async fn begin(&self) -> Result<PgTx<'_>, Error> {
-        let tx = self
-            .pool
-            .begin_with(
-                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
-            )
-            .await
-            .map_err(db)?;
+        let tx = begin_on(
+            &self.pool,
+            format!(
+                "BEGIN; {}; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+                self.set_tenant
+            ),
+        )
+        .await?;
         Ok(PgTx {
             tx,
             tenant: &self.tenant,
@@ -258,6 +265,7 @@ impl PgBackend {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<DueItem>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
             "UPDATE timers t SET claim_owner = $1, lease_until = $2
              FROM (SELECT tenant_id, record_id, timer FROM timers
@@ -273,9 +281,10 @@ impl PgBackend {
         .bind(due_by)
         .bind(wall)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let mut items: Vec<DueItem> = rows
             .into_iter()
             .map(|(record, timer, due, seq)| DueItem {
@@ -332,7 +341,7 @@ impl PgBackend {
         now: DateTime<Utc>,
         retry: &Retry,
     ) -> Result<Option<Failed>, Error> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.tx().await?;
         let attempts: Option<i32> = sqlx::query_scalar(
             "UPDATE timers SET attempts = attempts + 1, last_error = $1, claim_owner = NULL, lease_until = NULL
              WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING attempts",
@@ -368,21 +377,23 @@ impl PgBackend {
 
     /// The tenant's parked timer items, oldest parking first.
     pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<ParkedRow> = sqlx::query_as(
             "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
              WHERE tenant_id = $1 AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
         )
         .bind(&*self.tenant)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows.into_iter().map(ParkedTimer::from_row).collect())
     }
 
     /// Give a parked item back to the workers (attempts start again) and
     /// wake them. `false`: no such parked item.
     pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.tx().await?;
         let r = sqlx::query(
             "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
              WHERE tenant_id = $1 AND record_id = $2 AND timer = $3 AND fired_at IS NULL AND parked_at IS NOT NULL",
@@ -408,14 +419,69 @@ impl PgBackend {
 
     /// Give back the unfired claims of `owner` (on shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, Error> {
+        let mut tx = self.tx().await?;
         let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND claim_owner = $2 AND fired_at IS NULL")
             .bind(&*self.tenant)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(r.rows_affected())
     }
+}
+
+/// `SET LOCAL app.tenant_id = E'...'` for `tenant`: sent in the same
+/// simple query as `BEGIN`, so it is a literal (escaped as an `E''` string,
+/// which reads the same whatever `standard_conforming_strings` says).
+fn set_tenant_sql(tenant: &str) -> Result<String, Error> {
+    if tenant.contains('\0') {
+        return Err(Error::storage("a tenant id cannot contain NUL"));
+    }
+    let lit = tenant.replace('\\', "\\\\").replace('\'', "''");
+    Ok(format!("SET LOCAL app.tenant_id = E'{lit}'"))
+}
+
+/// Begin a transaction with `sql` (`BEGIN; SET LOCAL ...`) in a task of
+/// its own, so that the caller being cancelled (a client that hangs up)
+/// cannot stop it half-way. sqlx 0.8 counts a transaction only once its
+/// `BEGIN` has answered, and the guard that rolls back a cancelled begin
+/// looks at that count: a begin dropped after the server ran `BEGIN` but
+/// before the answer was read left the connection inside a transaction
+/// sqlx did not know about. The pool handed it out again, the next `BEGIN`
+/// drew the notice `there is already a transaction in progress`, and a
+/// statement sent outside a transaction would have run in the stale one
+/// (with its `app.tenant_id`). Run to completion, a begin whose caller is
+/// gone ends with a `Transaction` dropped normally: rolled back.
+async fn begin_on(pool: &PgPool, sql: String) -> Result<Transaction<'static, Postgres>, Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin_with(sql).await })
+        .await
+        .map_err(|e| Error::storage(format!("begin: {e}")))?
+        .map_err(db)
+}
+
+/// Open the connection pool for a database (one per daemon and database
+/// URL, shared by its tenants; `opts.max_connections` bounds it). Sessions
+/// run as `leadflow_app`. First, [`crate::pg_roles::prepare`] the schema.
+pub async fn connect(url: &str, opts: &PgOptions) -> Result<PgPool, Error> {
+    crate::pg_roles::prepare(url, opts.migrate).await?;
+    PgPoolOptions::new()
+        .max_connections(opts.max_connections)
+        .acquire_timeout(Duration::from_secs(60))
+        // No ping (a round trip) before every transaction: a connection
+        // the server dropped fails its first statement instead, with a
+        // storage error, and the pool then discards it.
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET ROLE leadflow_app").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(db)
 }
 
 struct PgTx<'a> {
@@ -1191,6 +1257,7 @@ impl Backend for PgBackend {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut tx = self.tx().await?;
         let rows: Vec<(i64, String, Json<Fields>)> = sqlx::query_as(
             "SELECT id, state, fields FROM records WHERE tenant_id = $1 AND workflow = $2 AND (NOT is_final OR $6)
              AND ($3::timestamptz IS NULL OR updated_at < $3) AND (cardinality($4::text[]) = 0 OR state = ANY($4)) AND fields @> $5
@@ -1202,9 +1269,10 @@ impl Backend for PgBackend {
         .bind(states)
         .bind(Json(contained))
         .bind(filter.include_final)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows
             .into_iter()
             .filter(|(_, state, f)| filter.matches(state, &f.0))
@@ -1213,7 +1281,7 @@ impl Backend for PgBackend {
     }
 
     async fn set_actors(&self, actors: Vec<Actor>) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.tx().await?;
         sqlx::query("DELETE FROM actors WHERE tenant_id = $1")
             .bind(&*self.tenant)
             .execute(&mut *tx)
@@ -1239,15 +1307,17 @@ impl Backend for PgBackend {
     }
 
     async fn set_unavailable(&self, actor: &str, periods: &[Period]) -> Result<bool, Error> {
+        let mut tx = self.tx().await?;
         let r = sqlx::query(
             "UPDATE actors SET data = jsonb_set(data, '{unavailable}', $3) WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&*self.tenant)
         .bind(actor)
         .bind(Json(periods))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -1284,16 +1354,19 @@ impl Backend for PgBackend {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
         // Retrying items are due at their next attempt (always after their
         // due instant); parked ones wait for an operator.
-        sqlx::query_scalar(
+        let mut tx = self.tx().await?;
+        let r = sqlx::query_scalar(
             "SELECT MIN(at) FROM (
                SELECT MIN(due) AS at FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
                UNION ALL
                SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL) n",
         )
-            .bind(&*self.tenant)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
+        .bind(&*self.tenant)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
     }
 
     async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
@@ -1329,26 +1402,30 @@ impl Backend for PgBackend {
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
+        let mut tx = self.tx().await?;
         let r: Option<RecordRow> = sqlx::query_as(
             "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at FROM records WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&*self.tenant)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(r.map(record_from))
     }
 
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<(DateTime<Utc>, String, String, String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
             "SELECT at, actor, transition, field, old, new FROM history WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision, ord",
         )
         .bind(&*self.tenant)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows
             .into_iter()
             .map(|(at, actor, transition, field, old, new)| HistoryEntry {
@@ -1363,13 +1440,15 @@ impl Backend for PgBackend {
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<(String, DateTime<Utc>)> =
             sqlx::query_as("SELECT timer, due FROM timers WHERE tenant_id = $1 AND record_id = $2 AND fired_at IS NULL ORDER BY due, timer")
                 .bind(&*self.tenant)
                 .bind(id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows
             .into_iter()
             .map(|(timer, due)| ArmedTimer {
@@ -1381,14 +1460,16 @@ impl Backend for PgBackend {
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, template, recipients, created_at, delivered_at FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
         )
         .bind(&*self.tenant)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows
             .into_iter()
             .map(
@@ -1405,12 +1486,14 @@ impl Backend for PgBackend {
     }
 
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
+        let mut tx = self.tx().await?;
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, to_id FROM links WHERE tenant_id = $1 AND from_id = $2 ORDER BY name, to_id")
             .bind(&*self.tenant)
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(rows
             .into_iter()
             .map(|(name, to)| Link { from: id, name, to })

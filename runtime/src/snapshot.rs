@@ -22,7 +22,7 @@ use chrono::Utc;
 use leadflow_engine::{Project, SourceFile, WorkflowSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
@@ -214,15 +214,14 @@ fn rebuild(
 }
 
 /// PostgreSQL: store `snap` (once per content) and point every version of
-/// `set` at it, in one transaction. A version that already has a snapshot
-/// keeps it (any snapshot it loaded from rebuilds it exactly).
+/// `set` at it, in the caller's transaction. A version that already has a
+/// snapshot keeps it (any snapshot it loaded from rebuilds it exactly).
 pub(crate) async fn pg_save(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     tenant: &str,
     snap: &Snapshot,
     set: &WorkflowSet,
 ) -> Result<(), Error> {
-    let mut tx = pool.begin().await.map_err(db)?;
     sqlx::query(
         "INSERT INTO project_snapshots (tenant_id, hash, files) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, hash) DO NOTHING",
@@ -246,17 +245,16 @@ pub(crate) async fn pg_save(
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    Ok(())
 }
 
 /// PostgreSQL: rebuild the tenant's older versions (see [`rebuild`]).
 pub(crate) async fn pg_rebuild_older(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &str,
     versions: &Versions,
 ) -> Result<(), Error> {
-    let mut conn = pool.acquire().await.map_err(db)?;
-    pg_rebuild(&mut conn, tenant, versions, None).await
+    pg_rebuild(conn, tenant, versions, None).await
 }
 
 /// PostgreSQL: a record runs on a version this store does not know, so
@@ -314,10 +312,12 @@ async fn pg_rebuild(
 
 /// PostgreSQL: which of the `(workflow, hash)` versions a record runs on.
 pub(crate) async fn pg_in_use(
-    pool: &PgPool,
-    tenant: &str,
+    b: &crate::pg::PgBackend,
     versions: &[(String, String)],
 ) -> Result<Vec<bool>, Error> {
+    let tenant = b.tenant();
+    // Row-level security: only inside a transaction that set the tenant.
+    let mut tx = b.tx().await?;
     let mut out = Vec::with_capacity(versions.len());
     for (workflow, hash) in versions {
         let used: bool = sqlx::query_scalar(
@@ -326,11 +326,12 @@ pub(crate) async fn pg_in_use(
         .bind(tenant)
         .bind(workflow)
         .bind(hash)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
         out.push(used);
     }
+    tx.commit().await.map_err(db)?;
     Ok(out)
 }
 

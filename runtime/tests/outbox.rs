@@ -304,7 +304,7 @@ async fn outbox_pg_dispatcher_delivers_and_records_failures() {
     let err: Option<String> =
         sqlx::query_scalar("SELECT last_error FROM outbox WHERE record_id = $1")
             .bind(l2.id)
-            .fetch_one(b.pool())
+            .fetch_one(&mut *b.tx().await.unwrap())
             .await
             .unwrap();
     assert!(err.unwrap().contains("template `reminder`"));

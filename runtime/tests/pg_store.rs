@@ -210,7 +210,10 @@ async fn pg_row_level_security_isolates_tenants() {
         .unwrap();
     }
     b.set_actors(vec![agent("b1")]).await.unwrap();
-    // No tenant filter in these queries: RLS alone hides tenant B.
+    // The two tenants share nothing but the database: each handle sets its
+    // tenant per transaction. No tenant filter in these queries: RLS alone
+    // hides tenant B.
+    let mut ta = a.tx().await.unwrap();
     for table in [
         "records",
         "history",
@@ -220,7 +223,7 @@ async fn pg_row_level_security_isolates_tenants() {
         "tenants",
     ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(a.pool())
+            .fetch_one(&mut *ta)
             .await
             .unwrap();
         let expected = match table {
@@ -234,26 +237,35 @@ async fn pg_row_level_security_isolates_tenants() {
         assert_eq!(n, expected, "{table} as seen by tenant A");
     }
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE tenant_id = 'tenant_b'")
-        .fetch_one(a.pool())
+        .fetch_one(&mut *ta)
         .await
         .unwrap();
     assert_eq!(n, 0);
-    // Writes into another tenant are refused by the policy.
-    let w = sqlx::query("INSERT INTO actors (tenant_id, id, data) VALUES ('tenant_b', 'x', '{}')")
-        .execute(a.pool())
-        .await;
-    assert!(w.is_err(), "RLS must refuse a write into tenant B");
     // The app role is not a superuser (superusers bypass RLS).
     let sup: bool =
         sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(a.pool())
+            .fetch_one(&mut *ta)
             .await
             .unwrap();
     assert!(!sup);
-    let rb_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM records")
-        .fetch_all(b.pool())
+    // Writes into another tenant are refused by the policy.
+    let w = sqlx::query("INSERT INTO actors (tenant_id, id, data) VALUES ('tenant_b', 'x', '{}')")
+        .execute(&mut *ta)
+        .await;
+    assert!(w.is_err(), "RLS must refuse a write into tenant B");
+    drop(ta);
+    // A session of the shared pool without a transaction's tenant sees nothing.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(a.pool())
         .await
         .unwrap();
+    assert_eq!(n, 0, "no tenant set: no rows");
+    let mut tb = b.tx().await.unwrap();
+    let rb_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM records")
+        .fetch_all(&mut *tb)
+        .await
+        .unwrap();
+    drop(tb);
     assert_eq!(rb_ids.len(), 3);
     assert!(a.get(rb_ids[0]).await.unwrap().is_none());
     assert!(b.get(ra.id).await.unwrap().is_none());
@@ -288,7 +300,8 @@ async fn seed_ticks(b: &PgBackend, n: usize, at: chrono::DateTime<Utc>) {
 }
 
 async fn count(b: &PgBackend, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(b.pool()).await.unwrap()
+    let mut tx = b.tx().await.unwrap();
+    sqlx::query_scalar(sql).fetch_one(&mut *tx).await.unwrap()
 }
 
 async fn wait_fired(b: &PgBackend, n: i64, secs: i64) {
@@ -371,7 +384,7 @@ async fn crash_child() {
         .await
         .unwrap();
     assert!(!items.is_empty());
-    let mut tx = b.pool().begin().await.unwrap();
+    let mut tx = b.tx().await.unwrap();
     sqlx::query("SELECT id FROM records WHERE id = $1 FOR UPDATE")
         .bind(items[0].record)
         .execute(&mut *tx)
@@ -479,10 +492,13 @@ async fn pg_idempotency_keys_expire_after_a_day() {
         bump_with_key(&b, r.id, "k1", "second").await,
         Err(Error::IdempotencyMismatch)
     ));
+    // Row-level security: only inside a transaction that sets the tenant.
+    let mut tx = b.tx().await.unwrap();
     sqlx::query("UPDATE idempotency SET created_at = created_at - interval '25 hours'")
-        .execute(b.pool())
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     // k1 is forgotten: another request with it runs, and k2 (expired) is
     // deleted by that keyed write.
     let again = bump_with_key(&b, r.id, "k1", "second").await.unwrap();
@@ -491,10 +507,12 @@ async fn pg_idempotency_keys_expire_after_a_day() {
         bump_with_key(&b, r.id, "k1", "second").await.unwrap(),
         again
     );
+    let mut tx = b.tx().await.unwrap();
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency")
-        .fetch_one(b.pool())
+        .fetch_one(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(keys, 1, "the expired key was purged");
 }
 
@@ -546,4 +564,291 @@ async fn pg_one_listen_connection_wakes_only_the_arming_tenant() {
     a.pool().close().await;
     b.pool().close().await;
     db.drop_db().await;
+}
+
+/// Requests cancelled at every point of their transaction (a client that
+/// hangs up) leave no connection inside a transaction: a begin cut off
+/// after the server ran `BEGIN` used to leave the session open in a
+/// transaction sqlx did not count, handed out again by the pool (the next
+/// `BEGIN` drew `there is already a transaction in progress`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_cancelled_requests_leave_no_open_transaction() {
+    use sqlx::Connection;
+    let db = PgDb::new().await;
+    let b = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let a = agent("a1");
+    let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+    for round in 0..60u64 {
+        // 16 requests at once, all cut off at the same instant: some
+        // before their begin, some inside it, some mid-statement.
+        let cut = std::time::Duration::from_micros(50 + (round * 97) % 4000);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let b = b.clone();
+            let a = a.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(cut, b.create(create_req("counter", vec![], &a, t0())))
+                        .await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Whatever was cancelled has been rolled back once its connection
+        // is back in the pool.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'",
+        )
+        .bind(&db.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(
+            open, 0,
+            "round {round}: connections left idle in a transaction"
+        );
+    }
+    // And the store still works.
+    b.create(create_req("counter", vec![], &a, t0()))
+        .await
+        .unwrap();
+    b.pool().close().await;
+    db.drop_db().await;
+}
+
+/// Tenants of one daemon on one database share one pool: six tenants under
+/// concurrent creates hold no more than `max_connections` connections
+/// (each tenant used to open a pool of its own, 20 connections each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_tenants_share_one_bounded_pool() {
+    use leadflow_runtime::any::Stores;
+    use sqlx::Connection;
+    let db = PgDb::new().await;
+    let opts = leadflow_runtime::pg::PgOptions {
+        max_connections: 3,
+        ..Default::default()
+    };
+    let mut stores = Stores::new(opts);
+    let mut tenants = Vec::new();
+    for i in 0..6 {
+        tenants.push(Arc::new(
+            stores.open(&db.url, &format!("t{i}"), set()).await.unwrap(),
+        ));
+    }
+    let mut tasks = Vec::new();
+    for t in &tenants {
+        for _ in 0..4 {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..5 {
+                    t.create(create_req("counter", vec![], &agent("a1"), t0()))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(n <= 3, "{n} connections for 6 tenants, pool of 3");
+    for t in &tenants {
+        let leadflow_runtime::AnyBackend::Pg(p) = &**t else {
+            unreachable!()
+        };
+        let all = leadflow_runtime::backend::Filter {
+            workflow: "counter",
+            states: vec![],
+            fields: vec![],
+            idle_since: None,
+            include_final: true,
+        };
+        assert_eq!(
+            p.select(&all).await.unwrap().len(),
+            20,
+            "each tenant sees its own"
+        );
+    }
+    if let leadflow_runtime::AnyBackend::Pg(p) = &*tenants[0] {
+        p.pool().close().await;
+    }
+    db.drop_db().await;
+}
+
+/// The production set-up of docs/security.md, in a fresh database: a
+/// schema owner (not superuser) migrates, the daemon logs in as a member of
+/// leadflow_app. That login cannot escape row-level security: no stronger
+/// role to reset or set to, RLS forced on every table, nothing without a
+/// tenant, nothing of tenant B inside tenant A's transaction, and no write
+/// to the migration ledger. Roles are cluster-wide: unique names, dropped.
+#[tokio::test]
+async fn pg_app_role_cannot_escape_row_level_security() {
+    use sqlx::{Connection, Executor};
+    let admin_url = pg_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let owner = unique("lf_owner");
+    let app = unique("lf_app");
+    let name = unique("lf_roles");
+    let behind = unique("lf_behind");
+    admin
+        .execute("DO $$ BEGIN CREATE ROLE leadflow_app NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB IN ROLE leadflow_app"),
+        format!("CREATE DATABASE {name} OWNER {owner}"),
+        format!("CREATE DATABASE {behind} OWNER {owner}"),
+    ] {
+        admin.execute(sql.as_str()).await.unwrap();
+    }
+    let base = admin_url.rsplit_once('/').unwrap().0.to_string();
+    let with_user =
+        |user: &str, db: &str| base.replacen("postgres@", &format!("{user}@"), 1) + "/" + db;
+    let owner_url = with_user(&owner, &name);
+    let app_url = with_user(&app, &name);
+
+    // The app role refuses to start on a schema that was never migrated.
+    let refused = PgBackend::open(&with_user(&app, &behind), "tenant_a", set()).await;
+    let msg = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("leadflow db migrate"), "{msg}");
+
+    let applied = leadflow_runtime::pg_roles::migrate(&owner_url)
+        .await
+        .unwrap();
+    assert_eq!(applied, leadflow_runtime::pg_roles::expected_versions());
+    let a = PgBackend::open(&app_url, "tenant_a", set()).await.unwrap();
+    let b = PgBackend::open(&app_url, "tenant_b", set()).await.unwrap();
+    let who = agent("a1");
+    for t in [&a, &b] {
+        t.create(create_req(
+            "lead",
+            vec![("name".into(), s("x"))],
+            &who,
+            t0(),
+        ))
+        .await
+        .unwrap();
+        t.set_actors(vec![agent("b1")]).await.unwrap();
+    }
+
+    let mut c = sqlx::PgConnection::connect(&app_url).await.unwrap();
+    let super_or_bypass: bool = sqlx::query_scalar(
+        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(!super_or_bypass);
+    // No stronger role to go back or over to.
+    c.execute("RESET ROLE").await.unwrap();
+    for sql in [
+        "SET ROLE postgres".to_string(),
+        format!("SET ROLE {owner}"),
+        "SET SESSION AUTHORIZATION postgres".to_string(),
+        "ALTER TABLE records NO FORCE ROW LEVEL SECURITY".to_string(),
+        "ALTER TABLE records DISABLE ROW LEVEL SECURITY".to_string(),
+        "DROP POLICY tenant_isolation ON records".to_string(),
+    ] {
+        assert!(
+            c.execute(sql.as_str()).await.is_err(),
+            "{sql} must be refused"
+        );
+    }
+    // Row security cannot be switched off for this role: reads fail instead.
+    c.execute("SET row_security = off").await.unwrap();
+    assert!(c.execute("SELECT count(*) FROM records").await.is_err());
+    c.execute("RESET row_security").await.unwrap();
+    // The ledger is read-only for the app role.
+    for sql in [
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99999, 'x', true, '\\x00', 0)",
+        "UPDATE _sqlx_migrations SET success = false",
+        "DELETE FROM _sqlx_migrations",
+        "TRUNCATE _sqlx_migrations",
+        // The audit of admin actions is append-only for the daemon.
+        "UPDATE admin_audit SET status = 200",
+        "DELETE FROM admin_audit",
+    ] {
+        assert!(c.execute(sql).await.is_err(), "{sql} must be refused");
+    }
+    // Every table but the ledger has RLS enabled and forced.
+    let loose: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+           AND relname <> '_sqlx_migrations' AND NOT (relrowsecurity AND relforcerowsecurity)",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert!(loose.is_empty(), "tables without forced RLS: {loose:?}");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+           AND relname <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    // Without a tenant: nothing, on every table.
+    for t in &tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{t} without a tenant");
+    }
+    // Inside tenant A's transaction: none of tenant B's rows, on every table
+    // (and tenant A's own rows are there).
+    let mut tx = a.tx().await.unwrap();
+    let mut seen_a = 0;
+    for t in &tables {
+        let col = if t == "tenants" { "id" } else { "tenant_id" };
+        let (mine, theirs): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT count(*) FILTER (WHERE {col} = 'tenant_a'), count(*) FILTER (WHERE {col} <> 'tenant_a') FROM {t}"
+        ))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(theirs, 0, "{t}: tenant B's rows seen by tenant A");
+        seen_a += mine;
+    }
+    assert!(seen_a > 0);
+    drop(tx);
+    // The rows are really there (as the superuser sees them).
+    let mut su = sqlx::PgConnection::connect(&format!("{base}/{name}"))
+        .await
+        .unwrap();
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(all, 2);
+    // A superuser login is reported as no boundary.
+    let login = leadflow_runtime::pg_roles::prepare(&format!("{base}/{name}"), false)
+        .await
+        .unwrap();
+    assert!(!login.is_bounded());
+    let login = leadflow_runtime::pg_roles::prepare(&app_url, false)
+        .await
+        .unwrap();
+    assert!(login.is_bounded());
+
+    drop(su);
+    drop(c);
+    a.pool().close().await;
+    b.pool().close().await;
+    for sql in [
+        format!("DROP DATABASE {name} WITH (FORCE)"),
+        format!("DROP DATABASE {behind} WITH (FORCE)"),
+        format!("DROP ROLE {app}"),
+        format!("DROP ROLE {owner}"),
+    ] {
+        admin.execute(sql.as_str()).await.unwrap();
+    }
 }

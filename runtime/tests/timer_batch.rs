@@ -483,12 +483,15 @@ async fn panicking_worker_restarts<Q: TimerQueue + Backend>(q: &Q) {
 }
 
 async fn poison_pg(b: &PgBackend, id: RecordId, version: String) {
+    // Row-level security: only inside a transaction that sets the tenant.
+    let mut tx = b.tx().await.unwrap();
     sqlx::query("UPDATE records SET version = $1 WHERE id = $2")
         .bind(version)
         .bind(id)
-        .execute(b.pool())
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
 }
 
 async fn poison_sqlite(b: &SqliteBackend, id: RecordId, version: String) {

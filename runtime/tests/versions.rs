@@ -170,7 +170,7 @@ fn lead_hash(p: &Project) -> String {
 async fn snapshot_rows(b: &AnyBackend) -> i64 {
     match b {
         AnyBackend::Pg(p) => sqlx::query_scalar("SELECT count(*) FROM project_snapshots")
-            .fetch_one(p.pool())
+            .fetch_one(&mut *p.tx().await.unwrap())
             .await
             .unwrap(),
         AnyBackend::Sqlite(s) => sqlx::query_scalar("SELECT count(*) FROM project_snapshots")
@@ -186,14 +186,19 @@ async fn snapshot_rows(b: &AnyBackend) -> i64 {
 /// hash, so the store must refuse to rebuild from it.
 async fn tamper(b: &AnyBackend, snapshot: &str) {
     let n = match b {
-        AnyBackend::Pg(p) => sqlx::query(
-            "UPDATE project_snapshots SET files = jsonb_set(files, '{rules,0,text}', '\"fn can_win(lead) { true }\"') WHERE hash = $1",
-        )
-        .bind(snapshot)
-        .execute(p.pool())
-        .await
-        .unwrap()
-        .rows_affected(),
+        AnyBackend::Pg(p) => {
+            let mut tx = p.tx().await.unwrap();
+            let n = sqlx::query(
+                "UPDATE project_snapshots SET files = jsonb_set(files, '{rules,0,text}', '\"fn can_win(lead) { true }\"') WHERE hash = $1",
+            )
+            .bind(snapshot)
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected();
+            tx.commit().await.unwrap();
+            n
+        }
         AnyBackend::Sqlite(s) => sqlx::query(
             "UPDATE project_snapshots SET files = json_set(files, '$.rules[0].text', 'fn can_win(lead) { true }') WHERE hash = ?",
         )

@@ -54,6 +54,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database_url,
             json_logs: log_format == crate::cli::Format::Json,
         }),
+        Command::Db {
+            action: crate::cli::DbCommand::Migrate { database_url },
+        } => serve::db_migrate(&database_url),
         Command::Migrate {
             config,
             database_url,

@@ -74,6 +74,23 @@ async fn shutdown_signal() {
     }
 }
 
+/// `leadflow db migrate`: apply the PostgreSQL migrations as the owner.
+pub fn db_migrate(url: &str) -> Result<ExitCode> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "`leadflow db migrate` is for PostgreSQL URLs; SQLite stores migrate when they open"
+        );
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let applied = rt.block_on(leadflow_runtime::pg_roles::migrate(url))?;
+    println!(
+        "schema at migration {} ({} applied)",
+        applied.last().copied().unwrap_or_default(),
+        applied.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub struct MigrateArgs {
     pub config: PathBuf,
     pub database_url: Option<String>,

@@ -77,6 +77,26 @@ impl Db {
     }
 }
 
+impl Db {
+    /// PostgreSQL: refuse new connections and end the open ones, as a
+    /// database going down would (superusers included).
+    pub fn cut_off(&self) {
+        if let Some(n) = &self.pg_name {
+            psql(&format!("ALTER DATABASE {n} ALLOW_CONNECTIONS false"));
+            psql(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{n}'"
+            ));
+        }
+    }
+
+    /// Undo [`Db::cut_off`].
+    pub fn restore(&self) {
+        if let Some(n) = &self.pg_name {
+            psql(&format!("ALTER DATABASE {n} ALLOW_CONNECTIONS true"));
+        }
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         if let Some(n) = &self.pg_name {
@@ -94,6 +114,12 @@ impl Drop for Db {
                 .output();
         }
     }
+}
+
+/// [`config_text`], parsed, for a test to adjust before
+/// [`Daemon::start_config`].
+pub fn test_config(root: &Path) -> Config {
+    Config::parse(&config_text(root), "test.toml", Path::new("/")).unwrap()
 }
 
 /// Three tenants: aslm (dealers), qpartner (a pool by area), other (a

@@ -538,7 +538,9 @@ async fn fetch(
                     Arg::Json(j) => q.bind(sqlx::types::Json(j)),
                 };
             }
-            let rows = q.fetch_all(pg.pool()).await.map_err(|e| storage(db(e)))?;
+            let mut tx = pg.tx().await?;
+            let rows = q.fetch_all(&mut *tx).await.map_err(|e| storage(db(e)))?;
+            tx.commit().await.map_err(|e| storage(db(e)))?;
             Ok(rows
                 .into_iter()
                 .map(|r| {

@@ -15,11 +15,13 @@
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
 //! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
 //! | `timers.rs` | parked timer items and their retry (admin) |
+//! | `audit.rs` | audit of admin actions: the recording middleware, `GET /v1/audit` |
 //! | `reload.rs` | watching the workflow files, publishing versions |
 //! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
 //! | `openapi.rs` | the OpenAPI document |
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -85,6 +87,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             "/v1/timers/parked/{record}/{timer}/retry",
             post(timers::retry),
         )
+        .route("/v1/audit", get(audit::list))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
@@ -108,6 +111,10 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         }))
         // The body is read (and bounded) once, above; extractors take it whole.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(axum::middleware::from_fn(serve::scope_request_id))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

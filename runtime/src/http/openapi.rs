@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{admin, error, list, ops, records, timers};
+use super::{admin, audit, error, list, ops, records, timers};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability, admin::workflows,
         timers::parked, timers::retry,
         ops::healthz, ops::readyz, ops::metrics_text,
+        audit::list,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Bearer, &StandardErrors)

@@ -2,7 +2,12 @@
 //! database answers, migrations were applied when it opened, and the
 //! background tasks are alive), /metrics
 //! (Prometheus text), and the request-latency middleware.
+//!
+//! Anonymous callers learn only "ready" or "not ready": tenant names and
+//! counts are for the metrics token (`metrics_token_env`) or, on /readyz,
+//! an admin key about its own tenant (docs/security.md).
 
+use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::any::AnyBackend;
 use crate::backend::Backend;
@@ -79,10 +84,15 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.ready.load(Ordering::SeqCst) {
         return not_ready("shutting down or starting");
     }
+    let who = Access::of(&s, &headers);
     for t in s.tenants.values() {
         if let Err(e) = t.backend.next_due().await {
             tracing::warn!(tenant = %t.id, error = %e, "readiness: database check failed");
-            return not_ready(&format!("tenant {}: database unreachable", t.id));
+            return not_ready(&if who.sees(&t.id) {
+                format!("tenant {}: database unreachable", t.id)
+            } else {
+                "a database is unreachable".to_string()
+            });
         }
     }
     let tasks = s.tasks.statuses();
@@ -124,6 +134,45 @@ fn admin_caller(s: &AppState, headers: &HeaderMap) -> Option<super::state::Calle
         .filter(|c| c.admin)
 }
 
+/// Who asks /readyz or /metrics.
+enum Access {
+    Anonymous,
+    /// The metrics token: every tenant.
+    Token,
+    /// An admin key: its tenant.
+    Admin(String),
+}
+
+impl Access {
+    fn of(s: &AppState, headers: &HeaderMap) -> Access {
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+        else {
+            return Access::Anonymous;
+        };
+        if s.is_metrics_token(token) {
+            return Access::Token;
+        }
+        match s.authenticate(token.trim(), chrono::Utc::now()) {
+            Ok(c) if c.admin => Access::Admin(c.tenant),
+            _ => Access::Anonymous,
+        }
+    }
+
+    fn sees(&self, tenant: &str) -> bool {
+        match self {
+            Access::Anonymous => false,
+            Access::Token => true,
+            Access::Admin(t) => t == tenant,
+        }
+    }
+}
+
 fn not_ready(why: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -134,9 +183,30 @@ fn not_ready(why: &str) -> Response {
 
 /// Prometheus text: transitions and refusals by code, timer lag, parked
 /// timer items, outbox backlog (sampled now), timer item failures, panics
-/// of background tasks by task, request latency histogram.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics_text(State(s): State<AppState>) -> Response {
+/// of background tasks by task, request latency histogram. Behind the
+/// metrics token (docs/security.md).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format"),
+              (status = 401, body = ErrorBody, description = "missing or wrong metrics token"),
+              (status = 403, body = ErrorBody, description = "metrics off: no `metrics_token_env` configured")))]
+pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if s.metrics_token.is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "E_METRICS_DISABLED",
+            "metrics are off: set metrics_token_env in leadflow.toml and scrape with Authorization: Bearer <token> (docs/security.md)",
+        )
+        .into_response();
+    }
+    if !matches!(Access::of(&s, &headers), Access::Token) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "E_UNAUTHORIZED",
+            "missing or invalid metrics token (Authorization: Bearer <token>)",
+        )
+        .into_response();
+    }
     let now = chrono::Utc::now();
     for t in s.tenants.values() {
         if let Ok(next) = t.backend.next_due().await {
@@ -162,11 +232,16 @@ async fn outbox_backlog(b: &AnyBackend, tenant: &str) -> Option<i64> {
     const SQL_LITE: &str =
         "SELECT count(*) FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL";
     match b {
-        AnyBackend::Pg(pg) => sqlx::query_scalar(SQL_PG)
-            .bind(tenant)
-            .fetch_one(pg.pool())
-            .await
-            .ok(),
+        AnyBackend::Pg(pg) => {
+            let mut tx = pg.tx().await.ok()?;
+            let n = sqlx::query_scalar(SQL_PG)
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .ok()?;
+            tx.commit().await.ok()?;
+            Some(n)
+        }
         AnyBackend::Sqlite(l) => sqlx::query_scalar(SQL_LITE)
             .bind(tenant)
             .fetch_one(l.read_pool())

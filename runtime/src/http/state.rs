@@ -2,7 +2,7 @@
 //! pools and last reload status) and the API keys that lead to them.
 
 use super::error::ApiError;
-use crate::any::{open, AnyBackend};
+use crate::any::{AnyBackend, Stores};
 use crate::backend::StoredRecord;
 use crate::config::{Config, ConfigError, PoolConfig, ServerConfig, TenantConfig};
 use crate::snapshot::Snapshot;
@@ -113,6 +113,8 @@ pub struct Inner {
     pub tasks: crate::background::Tasks,
     /// Connection and body limits (`[server]`).
     pub limits: Arc<ServerConfig>,
+    /// SHA-256 of the `/metrics` bearer token; `None`: metrics disabled.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -174,6 +176,8 @@ impl AppState {
     pub async fn open(config: &Config) -> Result<AppState, StartError> {
         let mut tenants = BTreeMap::new();
         let mut keys = Vec::new();
+        let mut stores = Stores::new(config.pg_options());
+        let metrics_token = config.metrics_token()?;
         for (id, tc) in &config.tenants {
             let (set, diagnostics, snapshot) =
                 load_project(tc).map_err(|(d, e)| StartError::Workflows {
@@ -200,7 +204,8 @@ impl AppState {
                 source,
             };
             let set = Arc::new(set);
-            let backend = open(config.database_url(), id, set.clone())
+            let backend = stores
+                .open(config.database_url(), id, set.clone())
                 .await
                 .map_err(store)?;
             backend
@@ -253,6 +258,7 @@ impl AppState {
             ready: AtomicBool::new(true),
             tasks: crate::background::Tasks::default(),
             limits: Arc::new(config.server.clone()),
+            metrics_token,
         })))
     }
 
@@ -303,6 +309,15 @@ impl AppState {
             admin: k.actor.is_none(),
             actor,
         })
+    }
+
+    /// Whether `token` is the metrics token (compared in constant time).
+    pub fn is_metrics_token(&self, token: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.metrics_token
+            .is_some_and(|t| bool::from(t.ct_eq(&presented)))
     }
 
     pub fn tenant(&self, caller: &Caller) -> &Arc<Tenant> {

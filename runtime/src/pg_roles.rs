@@ -1,0 +1,139 @@
+//! Who the daemon is on PostgreSQL, and the schema it needs (see
+//! docs/security.md). The schema belongs to an owner role that runs the
+//! migrations (`leadflow db migrate`); the daemon logs in as a member of
+//! `leadflow_app`: not superuser, not owner, no BYPASSRLS, so row-level
+//! security (forced on every table) holds for every statement it sends.
+//!
+//! A daemon that logs in as a superuser or as the owner still works (the
+//! zero-setup path: it migrates by itself) but is warned that RLS is then no
+//! boundary: such a session can `RESET ROLE` and read every tenant.
+
+use crate::backend::Error;
+use crate::sql::db;
+use sqlx::{Connection, PgConnection};
+
+/// What the login role of a database URL may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    /// Superuser or BYPASSRLS: row-level security does not apply to it.
+    pub bypasses_rls: bool,
+    /// Owns the schema (or there is none yet, so it would own it).
+    pub owns_schema: bool,
+}
+
+impl Login {
+    /// Whether RLS bounds what this login can read (see docs/security.md).
+    pub fn is_bounded(&self) -> bool {
+        !self.bypasses_rls && !self.owns_schema
+    }
+}
+
+/// The schema versions this build expects, in order.
+pub fn expected_versions() -> Vec<i64> {
+    crate::pg::MIGRATOR.iter().map(|m| m.version).collect()
+}
+
+async fn login(conn: &mut PgConnection) -> Result<Login, Error> {
+    let (user, bypasses_rls): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT tableowner::text FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let owns_schema = match owner {
+        // No schema yet: it would own what it creates, if it may.
+        None => sqlx::query_scalar("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?,
+        Some(o) => sqlx::query_scalar("SELECT pg_has_role(current_user, $1::name, 'MEMBER')")
+            .bind(o)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?,
+    };
+    Ok(Login {
+        user,
+        bypasses_rls,
+        owns_schema,
+    })
+}
+
+/// `leadflow db migrate`: apply the migrations as the URL's role (the
+/// schema owner) and return the versions now applied.
+pub async fn migrate(url: &str) -> Result<Vec<i64>, Error> {
+    let mut conn = PgConnection::connect(url).await.map_err(db)?;
+    crate::pg::MIGRATOR
+        .run(&mut conn)
+        .await
+        .map_err(|e| Error::Storage(e.into()))?;
+    let v = applied(&mut conn).await?;
+    conn.close().await.map_err(db)?;
+    Ok(v)
+}
+
+async fn applied(conn: &mut PgConnection) -> Result<Vec<i64>, Error> {
+    let ledger: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    if !ledger {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)
+}
+
+/// Before a daemon opens its pool: a role that may migrate (superuser or
+/// owner) migrates when `migrate` is set, with a warning that RLS is no
+/// boundary for it; any other role checks that the schema has every
+/// migration of this build, and refuses with what to run otherwise.
+pub async fn prepare(url: &str, migrate: bool) -> Result<Login, Error> {
+    let mut conn = PgConnection::connect(url).await.map_err(db)?;
+    let who = login(&mut conn).await?;
+    if !who.is_bounded() {
+        if migrate {
+            crate::pg::MIGRATOR
+                .run(&mut conn)
+                .await
+                .map_err(|e| Error::Storage(e.into()))?;
+        }
+        tracing::warn!(
+            role = %who.user,
+            "PostgreSQL: connected as `{}`, {}: row-level security is not a boundary for this \
+             session (it can RESET ROLE and read every tenant). In production run the daemon as a \
+             login role in leadflow_app and migrate with `leadflow db migrate` (docs/security.md)",
+            who.user,
+            if who.bypasses_rls {
+                "a superuser or BYPASSRLS role"
+            } else {
+                "the owner of the schema"
+            }
+        );
+    }
+    let have = applied(&mut conn).await?;
+    let want = expected_versions();
+    let missing: Vec<i64> = want.iter().filter(|v| !have.contains(v)).copied().collect();
+    conn.close().await.map_err(db)?;
+    if !missing.is_empty() {
+        return Err(Error::Storage(crate::error::StoreError::new(
+            crate::error::StoreErrorKind::Setup,
+            format!(
+            "the database schema lacks migrations {missing:?} (it has {}, this leadflow needs {}): \
+             run `leadflow db migrate --database-url <URL of the schema owner>` (docs/security.md)",
+            have.last().map_or("none".to_string(), |v| v.to_string()),
+            want.last().copied().unwrap_or_default()
+        ),
+        )));
+    }
+    Ok(who)
+}
