@@ -102,6 +102,37 @@ async fn over_max_connections_a_client_gets_503_json_and_capacity_comes_back() {
     let _ = d.stop().await;
 }
 
+/// A flood of clients that never finish their headers cannot starve real
+/// requests: at the limit, a connection idle for a second (no request in
+/// progress) is closed to make room, and the newcomer is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_make_room_for_real_requests_at_the_limit() {
+    let d = daemon(Kind::Sqlite, "max_connections = 2\nheader_timeout = 30").await;
+    let mut a = TcpStream::connect(addr(&d)).await.unwrap();
+    a.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // `b` comes later, so `a` is the one idle the longest.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = TcpStream::connect(addr(&d)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let r = d.get("/healthz", "admin").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+    // The partial-header client was closed to make room.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), a.read(&mut buf))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    drop(b);
+    let _ = d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_keeps_to_its_grace_with_a_slow_client_connected() {
     let d = daemon(

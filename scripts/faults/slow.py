@@ -62,9 +62,9 @@ def probe(host, port, key, path, stop, results):
             r = c.getresponse()
             r.read()
             c.close()
-            results.append((r.status, time.monotonic() - t0))
+            results.append((r.status, time.monotonic() - t0, t0))
         except Exception:
-            results.append((None, time.monotonic() - t0))
+            results.append((None, time.monotonic() - t0, t0))
         stop.wait(0.1)
 
 
@@ -93,8 +93,13 @@ def main():
     stop.set()
     for t in ths:
         t.join()
-    lat = sorted(d for st, d in results if st is not None and st < 500)
-    fails = [st for st, _ in results if st is None or st >= 500]
+    lat = sorted(d for st, d, _ in results if st is not None and st < 500)
+    fails = [(st, t) for st, _, t in results if st is None or st >= 500]
+    # Refusals (a 503, or a connection closed at once while the flood's
+    # first burst exhausts the descriptors) must not last: the time from
+    # the first to the last refused probe.
+    not_503 = sum(1 for st, _ in fails if st != 503)
+    window = round(max(t for _, t in fails) - min(t for _, t in fails), 1) if fails else 0
     med = lambda xs: round(sorted(xs)[len(xs) // 2], 1) if xs else None
     pct = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
     print(json.dumps({
@@ -102,7 +107,8 @@ def main():
         "held_s_median": med(closed_hdr),
         "slow_body_conns": opened_body[0], "slow_body_closed": len(closed_body),
         "slow_body_held_s_median": med(closed_body),
-        "probes": len(results), "probe_ok": len(lat), "probe_failed": len(fails),
+        "probes": len(results), "probe_ok": len(lat), "probe_503": len(fails) - not_503,
+        "probe_closed": not_503, "refusal_window_s": window,
         "probe_p50_ms": pct(0.5), "probe_p99_ms": pct(0.99), "probe_max_ms": pct(1.0),
     }))
 

@@ -18,11 +18,13 @@
 //! | `audit.rs` | audit of admin actions: the recording middleware, `GET /v1/audit` |
 //! | `reload.rs` | watching the workflow files, publishing versions |
 //! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
+//! | `conns.rs` | the open connections; at the limit the longest-idle one makes room |
 //! | `openapi.rs` | the OpenAPI document |
 
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod conns;
 pub mod error;
 pub mod list;
 pub mod openapi;

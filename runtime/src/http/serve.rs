@@ -3,8 +3,9 @@
 //! `axum::serve` has no header timeout and no bound on connections, so the
 //! daemon drives hyper itself: a header read timeout (hyper's own, which
 //! needs a timer to work, and which also cuts idle keep-alive connections),
-//! a semaphore of `max_connections` (a client over it gets a small `503`
-//! JSON answer with `Retry-After` and is closed), and a graceful shutdown
+//! a semaphore of `max_connections` (at the limit the longest-idle
+//! connection makes room, see `conns.rs`; when none is idle a client gets
+//! a small `503` JSON answer with `Retry-After` and is closed), and a graceful shutdown
 //! that waits at most `shutdown_grace` before closing what is still open.
 //! The layers here bound request bodies in size and time and turn a panic
 //! in a handler into a JSON 500.
@@ -38,6 +39,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let registry = Arc::new(super::conns::Registry::default());
     // Overload answers hold a socket for a moment too: bound them, and
     // beyond that close the connection at once.
     let refusals = Arc::new(Semaphore::new(limits.max_connections.clamp(1, 256)));
@@ -62,19 +64,57 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics::counter!("leadflow_http_overload_total").increment(1);
-            if let Ok(p) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(refuse(stream, p));
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            // At the limit: an idle connection makes room, if there is one.
+            Err(_) if registry.evict_idle(super::conns::MIN_IDLE) => {
+                metrics::counter!("leadflow_http_evictions_total").increment(1);
+                None
             }
-            continue;
+            Err(_) => {
+                metrics::counter!("leadflow_http_overload_total").increment(1);
+                if let Ok(p) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(stream, p));
+                }
+                continue;
+            }
         };
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        let (permits, refusals, registry) = (permits.clone(), refusals.clone(), registry.clone());
+        let (router, http, watcher) = (router.clone(), http.clone(), graceful.watcher());
         conns.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed");
+            let permit = match permit {
+                Some(p) => p,
+                // The evicted connection's permit comes free when its task ends.
+                None => match tokio::time::timeout(EVICTION_WAIT, permits.acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        if let Ok(p) = refusals.try_acquire_owned() {
+                            refuse(stream, p).await;
+                        }
+                        return;
+                    }
+                },
+            };
+            let me = registry.register();
+            let state = me.conn.clone();
+            let svc = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (state, router) = (state.clone(), router.clone());
+                async move {
+                    state.start();
+                    let r = tower::ServiceExt::oneshot(router, req.map(Body::new)).await;
+                    state.finish();
+                    r
+                }
+            });
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), svc));
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection closed");
+                },
+                _ = me.conn.evicted() => tracing::debug!("idle connection closed to make room"),
             }
+            drop(me);
             drop(permit);
         });
     }
@@ -92,6 +132,9 @@ pub async fn serve(
     conns.shutdown().await;
     Ok(())
 }
+
+/// How long a newcomer waits for the permit of the connection it evicted.
+const EVICTION_WAIT: Duration = Duration::from_millis(500);
 
 /// Errors of `accept` that concern one connection are skipped; the others
 /// (out of file descriptors) pause accepting a little, so that the
