@@ -101,6 +101,38 @@ fn a_huge_advance_is_a_parse_error() {
     assert!(e.message.contains("999999999999d"), "{}", e.message);
 }
 
+/// Advances that add up past the last instant chrono can hold end the
+/// scenario with a message (each is at most 1000 years, so it takes 263).
+#[test]
+fn advancing_past_the_clock_range_is_a_failure_not_a_panic() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["workflows", "rules", "calendars"] {
+        let to = dir.path().join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut text =
+        String::from("name = \"far\"\nworkflow = \"aslm\"\nstart = \"2026-01-01T00:00:00Z\"\n");
+    for _ in 0..300 {
+        text.push_str("[[step]]\nadvance = \"52000w\"\n");
+    }
+    let file = dir.path().join("tests/scenarios/far.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    let results = run_files(&[file], &Options::default(), &Mem);
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].passed);
+    assert!(
+        results[0].human().contains("goes past the latest instant"),
+        "{}",
+        results[0].human()
+    );
+}
+
 mod mutated {
     use proptest::prelude::*;
 

@@ -157,7 +157,19 @@ impl<B: Replay> Runner<'_, B> {
             let target = match a {
                 Advance::To(t) => t,
                 Advance::By(d) => match d.fixed() {
-                    Some(f) => self.now + f,
+                    Some(f) => match self.now.checked_add_signed(f) {
+                        Some(t) => t,
+                        None => {
+                            out.push((
+                                format!(
+                                    "advancing from {} goes past the latest instant the clock can hold",
+                                    self.now.to_rfc3339()
+                                ),
+                                None,
+                            ));
+                            return out;
+                        }
+                    },
                     None => match self.calendar() {
                         Some(c) => d.add_to(self.now, c),
                         None => d.add_to(self.now, &Calendar::always_open()),
