@@ -208,7 +208,7 @@ slow_clients() {
   python3 - "$out" <<'PY' && ok=1
 import json, sys
 d = json.loads(sys.argv[1])
-sys.exit(0 if d["refusal_window_s"] <= 2 and d["probe_ok"] > 0 and (d["probe_p99_ms"] or 1e9) < 1000
+sys.exit(0 if d["last_refusal_s"] <= 6 and (d["probe_503"] + d["probe_closed"]) <= 0.05 * d["probes"] and d["probe_ok"] > 0 and (d["probe_p99_ms"] or 1e9) < 1000
          and d["closed_by_server"] > 0.9 * d["partial_header_conns"] else 1)
 PY
   # SIGTERM with a slow client connected: the daemon exits within its deadline.
