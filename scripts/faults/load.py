@@ -134,6 +134,9 @@ def cmd_pings(a):
         ids.append(doc["id"])
     with open(a.out, "w") as f:
         f.write("\n".join(map(str, ids)) + "\n")
+    # When the timers fall due, so the caller can kill a daemon mid-firing.
+    print(json.dumps({"window_start": start.timestamp(), "window_end": start.timestamp() + a.spread,
+                      "created_by": time.time()}))
 
 
 def cmd_bump(a):
