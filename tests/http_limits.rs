@@ -102,6 +102,30 @@ async fn over_max_connections_a_client_gets_503_json_and_capacity_comes_back() {
     let _ = d.stop().await;
 }
 
+/// A body on the API is read only for a valid key: a stranger announcing a
+/// large body is answered 401 at once, without the daemon waiting for (and
+/// holding) the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_without_a_valid_key_is_refused_before_it_is_read() {
+    let d = daemon(Kind::Sqlite, "").await;
+    for auth in ["", "Authorization: Bearer not-a-key\r\n"] {
+        let mut s = TcpStream::connect(addr(&d)).await.unwrap();
+        let head = format!(
+            "POST /v1/records HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        assert!(text.contains("E_UNAUTHORIZED"), "{text}");
+    }
+    let _ = d.stop().await;
+}
+
 /// A flood of clients that never finish their headers cannot starve real
 /// requests: at the limit, a connection idle for a second (no request in
 /// progress) is closed to make room, and the newcomer is served.

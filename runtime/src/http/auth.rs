@@ -9,21 +9,26 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
-        let caller = state.authenticate(key, chrono::Utc::now())?;
+        let caller = key_of(state, &parts.headers)?;
         tracing::Span::current().record("caller", caller.key.as_str());
         Ok(caller)
     }
+}
+
+/// The caller of a valid `Authorization: Bearer <key>`: 401 `E_UNAUTHORIZED`
+/// without one, `E_KEY_EXPIRED` for an expired key.
+pub fn key_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    state.authenticate(key, chrono::Utc::now())
 }
 
 /// Only admin keys pass.

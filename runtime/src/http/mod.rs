@@ -108,9 +108,10 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         // Innermost first: panics become a 500 inside the body limits, the
         // latency metric, the request's span and its id.
         .layer(CatchPanicLayer::custom(serve::panicked))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            serve::bound_body(limits.clone(), req, next)
-        }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |s, req, next| serve::bound_body(s, limits.clone(), req, next),
+        ))
         // The body is read (and bounded) once, above; extractors take it whole.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(

@@ -186,8 +186,21 @@ async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
 /// Body limits, the same for every endpoint: a body over
 /// `max_body_bytes` is 413 `E_TOO_LARGE`, one not received within
 /// `body_timeout` is 408 `E_TIMEOUT`. The handlers get the body read.
-pub async fn bound_body(limits: Arc<ServerConfig>, req: Request, next: Next) -> Response {
+pub async fn bound_body(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+    limits: Arc<ServerConfig>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
+    // A body on the API is read only for a caller with a valid key, so a
+    // stranger cannot make the daemon hold bodies (up to `max_body_bytes`
+    // per connection) before being refused; the 401 goes out at once.
+    if parts.uri.path().starts_with("/v1/") && has_body(&parts.headers) {
+        if let Err(e) = super::auth::key_of(&s, &parts.headers) {
+            return e.into_response();
+        }
+    }
     let max = limits.max_body_bytes;
     let declared = parts
         .headers
@@ -219,6 +232,15 @@ pub async fn bound_body(limits: Arc<ServerConfig>, req: Request, next: Next) -> 
                 .await
         }
     }
+}
+
+/// The request announces a body (a length above zero, or chunks).
+fn has_body(h: &axum::http::HeaderMap) -> bool {
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }
 
 enum Collected {
