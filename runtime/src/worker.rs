@@ -92,47 +92,55 @@ pub trait TimerQueue: Clone + Send + Sync + 'static {
     fn wakeups(&self) -> impl Future<Output = Wakeups> + Send;
 }
 
+/// The methods both SQL stores implement as inherent methods of the same
+/// name; the trait forwards to them.
+macro_rules! forward_timer_queue {
+    ($store:ty) => {
+        async fn claim(
+            &self,
+            owner: &str,
+            due_by: DateTime<Utc>,
+            wall: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<Vec<DueItem>, Error> {
+            <$store>::claim(self, owner, due_by, wall, lease_until, limit).await
+        }
+        async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
+            <$store>::fire_item(self, item).await
+        }
+        async fn release(&self, owner: &str) -> Result<u64, Error> {
+            <$store>::release(self, owner).await
+        }
+        async fn fail(
+            &self,
+            item: &DueItem,
+            error: &str,
+            now: DateTime<Utc>,
+            retry: &Retry,
+        ) -> Result<Option<Failed>, Error> {
+            <$store>::fail(self, item, error, now, retry).await
+        }
+        async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+            <$store>::parked(self).await
+        }
+        async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
+            <$store>::retry_parked(self, record, timer).await
+        }
+        fn tenant(&self) -> &str {
+            <$store>::tenant(self)
+        }
+        async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
+            self.next_due().await
+        }
+    };
+}
+
 impl TimerQueue for PgBackend {
     const BATCHES: bool = true;
-    async fn claim(
-        &self,
-        owner: &str,
-        due_by: DateTime<Utc>,
-        wall: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<DueItem>, Error> {
-        PgBackend::claim(self, owner, due_by, wall, lease_until, limit).await
-    }
-    async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
-        PgBackend::fire_item(self, item).await
-    }
+    forward_timer_queue!(PgBackend);
     async fn fire_batch(&self, items: &[DueItem]) -> Result<(u64, u64), Error> {
         PgBackend::fire_batch(self, items).await
-    }
-    async fn release(&self, owner: &str) -> Result<u64, Error> {
-        PgBackend::release(self, owner).await
-    }
-    async fn fail(
-        &self,
-        item: &DueItem,
-        error: &str,
-        now: DateTime<Utc>,
-        retry: &Retry,
-    ) -> Result<Option<Failed>, Error> {
-        PgBackend::fail(self, item, error, now, retry).await
-    }
-    async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
-        PgBackend::parked(self).await
-    }
-    async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
-        PgBackend::retry_parked(self, record, timer).await
-    }
-    fn tenant(&self) -> &str {
-        PgBackend::tenant(self)
-    }
-    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.next_due().await
     }
     async fn wakeups(&self) -> Wakeups {
         crate::wake::pg_subscribe(self.url(), TIMER_CHANNEL, self.tenant())
@@ -140,43 +148,7 @@ impl TimerQueue for PgBackend {
 }
 
 impl TimerQueue for SqliteBackend {
-    async fn claim(
-        &self,
-        owner: &str,
-        due_by: DateTime<Utc>,
-        wall: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<DueItem>, Error> {
-        SqliteBackend::claim(self, owner, due_by, wall, lease_until, limit).await
-    }
-    async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
-        SqliteBackend::fire_item(self, item).await
-    }
-    async fn release(&self, owner: &str) -> Result<u64, Error> {
-        SqliteBackend::release(self, owner).await
-    }
-    async fn fail(
-        &self,
-        item: &DueItem,
-        error: &str,
-        now: DateTime<Utc>,
-        retry: &Retry,
-    ) -> Result<Option<Failed>, Error> {
-        SqliteBackend::fail(self, item, error, now, retry).await
-    }
-    async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
-        SqliteBackend::parked(self).await
-    }
-    async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
-        SqliteBackend::retry_parked(self, record, timer).await
-    }
-    fn tenant(&self) -> &str {
-        SqliteBackend::tenant(self)
-    }
-    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.next_due().await
-    }
+    forward_timer_queue!(SqliteBackend);
     async fn wakeups(&self) -> Wakeups {
         Wakeups::local(self.wake().clone())
     }

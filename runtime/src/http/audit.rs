@@ -8,7 +8,7 @@ use super::error::{ApiError, Query};
 use super::state::{AppState, Caller};
 use crate::audit::{self, AuditEntry};
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Json;
@@ -24,15 +24,8 @@ pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Resp
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let caller = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .and_then(|k| s.authenticate(k.trim(), chrono::Utc::now()).ok())
+    let caller = super::auth::key_of(&s, req.headers())
+        .ok()
         .filter(|c| c.admin);
     let Some(caller) = caller else {
         return next.run(req).await;

@@ -18,17 +18,21 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller of a valid `Authorization: Bearer <key>`: 401 `E_UNAUTHORIZED`
 /// without one, `E_KEY_EXPIRED` for an expired key.
 pub fn key_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    state.authenticate(key, chrono::Utc::now())
+}
+
+/// The token of `Authorization: Bearer <token>`, if there is a non-empty one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(ApiError::unauthorized)?;
-    let key = header
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
-    state.authenticate(key, chrono::Utc::now())
 }
 
 /// Only admin keys pass.

@@ -123,15 +123,7 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
 /// The caller, if the request carries a valid admin key (optional here:
 /// readiness answers anonymous probes too).
 fn admin_caller(s: &AppState, headers: &HeaderMap) -> Option<super::state::Caller> {
-    let key = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    s.authenticate(key, chrono::Utc::now())
-        .ok()
-        .filter(|c| c.admin)
+    super::auth::key_of(s, headers).ok().filter(|c| c.admin)
 }
 
 /// Who asks /readyz or /metrics.
@@ -145,20 +137,13 @@ enum Access {
 
 impl Access {
     fn of(s: &AppState, headers: &HeaderMap) -> Access {
-        let Some(token) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-        else {
+        let Some(token) = super::auth::bearer(headers) else {
             return Access::Anonymous;
         };
         if s.is_metrics_token(token) {
             return Access::Token;
         }
-        match s.authenticate(token.trim(), chrono::Utc::now()) {
+        match s.authenticate(token, chrono::Utc::now()) {
             Ok(c) if c.admin => Access::Admin(c.tenant),
             _ => Access::Anonymous,
         }
