@@ -45,6 +45,15 @@ pub enum ConfigError {
         code: &'static str,
         message: String,
     },
+    /// A tenant's `rate_limit` or `cors_origins` is wrong; `code` is
+    /// stable (`E_RATE_LIMIT`, `E_CORS_ORIGIN`).
+    #[error("tenant `{tenant}`, {setting}: {message} [{code}]")]
+    Http {
+        tenant: String,
+        setting: &'static str,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ConfigError {
@@ -54,7 +63,9 @@ impl ConfigError {
             ConfigError::Io { .. } => "E_CONFIG_IO",
             ConfigError::Syntax { .. } => "E_CONFIG_SYNTAX",
             ConfigError::Invalid(_) => "E_CONFIG",
-            ConfigError::Sink { code, .. } | ConfigError::Key { code, .. } => code,
+            ConfigError::Sink { code, .. }
+            | ConfigError::Key { code, .. }
+            | ConfigError::Http { code, .. } => code,
         }
     }
 
@@ -204,6 +215,66 @@ pub struct TenantConfig {
     /// Size limits of the project's files (`E060` over them).
     #[serde(default)]
     pub limits: crate::project_limits::ProjectLimits,
+    /// Each API key's request budget on `/v1`; default: none (unlimited).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Browser origins (`https://crm.example.com`) whose pages may call the
+    /// API with this tenant's keys (CORS); `"*"`: any origin. Default: none.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+/// `[tenants.<id>.rate_limit]`: every API key of the tenant has its own
+/// budget of `burst` requests, refilled at `requests_per_second` (GCRA);
+/// over it a request is answered 429 `E_RATE_LIMITED` with `Retry-After`.
+/// The tenant's keys together may send at most the sum of their budgets.
+/// Both are checked at start (`E_RATE_LIMIT`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained rate, per key: above 0, at most 1,000,000; fractions
+    /// allowed (`0.5`: one request every 2 s).
+    pub requests_per_second: f64,
+    /// Requests a key may send at once (1..=1,000,000); default:
+    /// `requests_per_second` rounded up.
+    #[serde(default)]
+    pub burst: Option<i64>,
+}
+
+/// The largest `requests_per_second` and `burst`.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+impl RateLimitConfig {
+    /// The burst in force: `burst`, else `requests_per_second` rounded up.
+    pub fn burst(&self) -> u32 {
+        let b = self.burst.unwrap_or(self.requests_per_second.ceil() as i64);
+        b.clamp(1, MAX_RATE as i64) as u32
+    }
+
+    fn validate(&self, tenant: &str) -> Result<(), ConfigError> {
+        let err = |message: String| {
+            Err(ConfigError::Http {
+                tenant: tenant.to_string(),
+                setting: "rate_limit",
+                code: "E_RATE_LIMIT",
+                message,
+            })
+        };
+        let r = self.requests_per_second;
+        if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
+            return err(format!(
+                "requests_per_second = {r}: must be a number above 0 and at most 1000000 (0.5: one request every 2 s)"
+            ));
+        }
+        if let Some(b) = self.burst {
+            if !(1..=MAX_RATE as i64).contains(&b) {
+                return err(format!(
+                    "burst = {b}: must be a whole number of requests from 1 to 1000000"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -514,6 +585,19 @@ impl Config {
             if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
                 smtp.validate(tid)?;
             }
+            if let Some(r) = &t.rate_limit {
+                r.validate(tid)?;
+            }
+            for o in &t.cors_origins {
+                if let Err(message) = crate::http::cors::check_origin(o) {
+                    return Err(ConfigError::Http {
+                        tenant: tid.clone(),
+                        setting: "cors_origins",
+                        code: "E_CORS_ORIGIN",
+                        message,
+                    });
+                }
+            }
             let mut names = std::collections::HashSet::new();
             for k in &t.keys {
                 if !names.insert(k.name.as_str()) {
@@ -806,6 +890,69 @@ mod tests {
             let e = keys(&format!("{base}expires_at = {v}\n")).unwrap_err();
             assert_eq!(e.code(), "E_CONFIG_SYNTAX", "{v}: {e}");
             assert!(e.to_string().contains("RFC 3339"), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_default_to_none_and_are_checked() {
+        assert_eq!(keys("").unwrap().tenants["a"].rate_limit, None);
+        let c = keys("[tenants.a.rate_limit]\nrequests_per_second = 50\nburst = 100\n").unwrap();
+        let r = c.tenants["a"].rate_limit.unwrap();
+        assert_eq!((r.requests_per_second, r.burst()), (50.0, 100));
+        // The burst defaults to the rate, rounded up (at least 1).
+        for (rate, burst) in [("2.5", 3), ("0.5", 1), ("1000000", 1_000_000)] {
+            let c = keys(&format!(
+                "[tenants.a.rate_limit]\nrequests_per_second = {rate}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.tenants["a"].rate_limit.unwrap().burst(), burst, "{rate}");
+        }
+        for (bad, what) in [
+            ("requests_per_second = 0", "requests_per_second = 0"),
+            ("requests_per_second = -3", "above 0"),
+            ("requests_per_second = nan", "above 0"),
+            ("requests_per_second = inf", "above 0"),
+            ("requests_per_second = 1e7", "at most 1000000"),
+            ("requests_per_second = 5\nburst = 0", "burst = 0"),
+            ("requests_per_second = 5\nburst = -1", "from 1 to 1000000"),
+            (
+                "requests_per_second = 5\nburst = 2000000",
+                "from 1 to 1000000",
+            ),
+        ] {
+            let e = keys(&format!("[tenants.a.rate_limit]\n{bad}\n")).unwrap_err();
+            assert_eq!(e.code(), "E_RATE_LIMIT", "{bad}: {e}");
+            assert!(e.to_string().starts_with("tenant `a`, rate_limit: "), "{e}");
+            assert!(e.to_string().contains(what), "{bad}: {e}");
+        }
+        // A missing rate or an unknown name is a syntax error naming it.
+        let e = keys("[tenants.a.rate_limit]\nburst = 5\n").unwrap_err();
+        assert!(e.to_string().contains("requests_per_second"), "{e}");
+        let e = keys("[tenants.a.rate_limit]\nrequests_per_second = 5\nbrust = 5\n").unwrap_err();
+        assert_eq!(e.code(), "E_CONFIG_SYNTAX");
+        assert!(e.to_string().contains("brust"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_default_to_none_and_are_checked() {
+        assert!(keys("").unwrap().tenants["a"].cors_origins.is_empty());
+        let c = keys(
+            "cors_origins = [\"https://crm.example.com\", \"http://localhost:3000\", \"*\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenants["a"].cors_origins.len(), 3);
+        for bad in [
+            "https://crm.example.com/",
+            "https://*.example.com",
+            "null",
+            "crm.example.com",
+        ] {
+            let e = keys(&format!("cors_origins = [\"{bad}\"]\n")).unwrap_err();
+            assert_eq!(e.code(), "E_CORS_ORIGIN", "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("tenant `a`, cors_origins: `"),
+                "{e}"
+            );
         }
     }
 

@@ -20,15 +20,19 @@
 //! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
 //! | `conns.rs` | the open connections; at the limit the longest-idle one makes room |
 //! | `openapi.rs` | the OpenAPI document |
+//! | `ratelimit.rs` | per-key request budgets of a tenant's `rate_limit`, `RateLimit-*` headers, 429 |
+//! | `cors.rs` | CORS: preflights, `Access-Control-Allow-Origin` for the key's tenant's `cors_origins` |
 
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod conns;
+pub mod cors;
 pub mod error;
 pub mod list;
 pub mod openapi;
 pub mod ops;
+pub mod ratelimit;
 pub mod records;
 pub mod reload;
 pub mod serve;
@@ -67,6 +71,7 @@ pub fn app(state: AppState) -> Router {
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let limits = state.limits.clone();
+    let (budgets, origins) = (ratelimit::Limits::new(&state), cors::Origins::new(&state));
     Router::new()
         .route("/v1/records", post(records::create).get(list::list))
         .route("/v1/records/{id}", get(records::get))
@@ -117,6 +122,16 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
+        ))
+        // A key over its budget is refused before its body is read or an
+        // audit entry written; CORS headers go on every answer, 429s too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |s, req, next| ratelimit::limit(s, budgets.clone(), req, next),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |s, req, next| cors::cors(s, origins.clone(), req, next),
         ))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(axum::middleware::from_fn(serve::scope_request_id))
