@@ -1,5 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
+use super::webhooks_doc::Webhooks;
 use super::{admin, audit, error, list, ops, records, timers};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -17,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         audit::list,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&Bearer, &StandardErrors)
+    modifiers(&Bearer, &StandardErrors, &Webhooks)
 )]
 pub struct ApiDoc;
 
