@@ -5,7 +5,7 @@
 //! Relative paths are resolved against the directory of the config file.
 //! See `examples/leadflow.toml` for a commented example.
 
-use crate::outbox::{SmtpConfig, SmtpTls};
+use crate::outbox::{SmtpConfig, SmtpTls, WebhookConfig};
 use leadflow_engine::{Actor, Period, Project, SourceFile, Value};
 use lettre::message::Mailbox;
 use serde::Deserialize;
@@ -378,13 +378,115 @@ pub struct PoolConfig {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     Log,
-    /// POST of the JSON message, signed with HMAC-SHA256 of `secret`.
-    Webhook {
-        url: String,
-        secret: String,
-    },
+    /// POST of a signed JSON event per message (docs/api.md `## Webhooks`).
+    Webhook(WebhookSinkConfig),
     /// E-mail through an SMTP server.
     Smtp(SmtpSinkConfig),
+}
+
+/// `kind = "webhook"`. The secret comes from the environment variable
+/// `secret_env` names (preferred), or is written as `secret` (kept for
+/// existing files; anyone who can read the file can then forge deliveries).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// Where events are POSTed: an `http://` or `https://` URL.
+    pub url: String,
+    /// Name of the environment variable holding the signing secret, read
+    /// when the daemon starts.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// The signing secret written in the file (prefer `secret_env`).
+    #[serde(default)]
+    secret: Option<String>,
+    /// During a rotation: the variable holding the previous secret; every
+    /// delivery is then signed with both (two `v1=` values).
+    #[serde(default)]
+    pub previous_secret_env: Option<String>,
+    /// Also send the deprecated `X-Leadflow-Signature: sha256=<hex>` (body
+    /// only, replayable) for receivers not yet migrated. Default false.
+    #[serde(default)]
+    pub legacy_signature: bool,
+}
+
+impl WebhookSinkConfig {
+    /// Whether the secret is written in the file (the daemon warns).
+    pub fn secret_in_file(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    fn validate(&self, tenant: &str) -> Result<(), ConfigError> {
+        let err = |code, msg: String| Err(ConfigError::sink(tenant, code, msg));
+        if let Err(e) = crate::outbox::webhook_url(&self.url) {
+            return err("E_SINK_URL", e);
+        }
+        match (&self.secret, &self.secret_env) {
+            (None, None) => return err(
+                "E_SINK_CREDENTIALS",
+                "webhook needs `secret_env` (the environment variable holding the signing secret)"
+                    .into(),
+            ),
+            (Some(_), Some(_)) => {
+                return err(
+                    "E_SINK_CREDENTIALS",
+                    "webhook takes `secret_env` or `secret`, not both".into(),
+                )
+            }
+            (Some(s), None) if s.is_empty() => {
+                return err("E_SINK_CREDENTIALS", "webhook secret is empty".into())
+            }
+            _ => {}
+        }
+        for (key, v) in [
+            ("secret_env", &self.secret_env),
+            ("previous_secret_env", &self.previous_secret_env),
+        ] {
+            if let Some(v) = v {
+                if !env_name_ok(v) {
+                    return err(
+                        "E_SINK_CREDENTIALS",
+                        format!("webhook {key} `{v}` is not an environment variable name (letters, digits, `_`)"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sink settings, with the secrets read through `env` (the process
+    /// environment in the daemon): an unset or empty variable is an error.
+    pub fn resolve(
+        &self,
+        tenant: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<WebhookConfig, ConfigError> {
+        self.validate(tenant)?;
+        let read = |key: &str, v: &str| match env(v) {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(ConfigError::sink(
+                tenant,
+                "E_SINK_CREDENTIALS",
+                format!("the environment variable `{v}` (webhook {key}) is not set or empty"),
+            )),
+        };
+        let mut secrets = Vec::new();
+        match (&self.secret_env, &self.secret) {
+            (Some(v), _) => secrets.push(read("secret_env", v)?),
+            (None, Some(s)) => secrets.push(s.clone()),
+            (None, None) => {}
+        }
+        if let Some(v) = &self.previous_secret_env {
+            let previous = read("previous_secret_env", v)?;
+            if !secrets.contains(&previous) {
+                secrets.push(previous);
+            }
+        }
+        Ok(WebhookConfig {
+            url: self.url.clone(),
+            secrets,
+            legacy_signature: self.legacy_signature,
+        })
+    }
 }
 
 /// `kind = "smtp"`. The password is never in the file: `password_env` names
@@ -582,8 +684,10 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (tid, t) in &self.tenants {
-            if let Some(SinkConfig::Smtp(smtp)) = &t.sink {
-                smtp.validate(tid)?;
+            match &t.sink {
+                Some(SinkConfig::Smtp(smtp)) => smtp.validate(tid)?,
+                Some(SinkConfig::Webhook(w)) => w.validate(tid)?,
+                _ => {}
             }
             if let Some(r) = &t.rate_limit {
                 r.validate(tid)?;
@@ -991,6 +1095,108 @@ mod tests {
         };
         assert_eq!((s.tls, s.port()), (SmtpTls::None, 2525));
         assert!(s.resolve("a", |_| None).unwrap().password.is_none());
+    }
+
+    fn webhook(lines: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("[tenants.a]\nroot = \".\"\n[tenants.a.sink]\nkind = \"webhook\"\n{lines}"),
+            "t.toml",
+            Path::new("."),
+        )
+    }
+
+    fn webhook_sink(c: &Config) -> &WebhookSinkConfig {
+        match &c.tenants["a"].sink {
+            Some(SinkConfig::Webhook(w)) => w,
+            other => panic!("not a webhook sink: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_webhook_secret_from_the_environment_or_the_file_and_a_previous_one() {
+        let url = "url = \"https://crm.example.com/hook\"\n";
+        let env = |v: &str| match v {
+            "LF_HOOK" => Some("new-secret".to_string()),
+            "LF_HOOK_OLD" => Some("old-secret".to_string()),
+            "LF_EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let c = webhook(&format!("{url}secret_env = \"LF_HOOK\"\n")).unwrap();
+        let w = webhook_sink(&c).resolve("a", env).unwrap();
+        assert_eq!(w.secrets, ["new-secret"]);
+        assert!(!w.legacy_signature && !webhook_sink(&c).secret_in_file());
+        assert!(!format!("{w:?}").contains("new-secret"), "{w:?}");
+        let c = webhook(&format!(
+            "{url}secret_env = \"LF_HOOK\"\nprevious_secret_env = \"LF_HOOK_OLD\"\nlegacy_signature = true\n"
+        ))
+        .unwrap();
+        let w = webhook_sink(&c).resolve("a", env).unwrap();
+        assert_eq!(w.secrets, ["new-secret", "old-secret"]);
+        assert!(w.legacy_signature);
+        // The literal secret of existing files still works.
+        let c = webhook(&format!("{url}secret = \"in-file\"\n")).unwrap();
+        assert!(webhook_sink(&c).secret_in_file());
+        assert_eq!(
+            webhook_sink(&c).resolve("a", env).unwrap().secrets,
+            ["in-file"]
+        );
+        // A variable unset or empty when the daemon starts.
+        for (lines, var) in [
+            ("secret_env = \"LF_UNSET\"\n", "LF_UNSET"),
+            ("secret_env = \"LF_EMPTY\"\n", "LF_EMPTY"),
+            (
+                "secret_env = \"LF_HOOK\"\nprevious_secret_env = \"LF_UNSET\"\n",
+                "LF_UNSET",
+            ),
+        ] {
+            let c = webhook(&format!("{url}{lines}")).unwrap();
+            let e = webhook_sink(&c).resolve("a", env).unwrap_err();
+            assert_eq!(e.code(), "E_SINK_CREDENTIALS", "{e}");
+            assert!(e.to_string().contains(&format!("`{var}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn webhook_sink_errors_have_stable_codes() {
+        let env = "secret_env = \"LF_HOOK\"\n";
+        let cases = [
+            (format!("url = \"ftp://x/hook\"\n{env}"), "E_SINK_URL"),
+            (
+                format!("url = \"crm.example.com/hook\"\n{env}"),
+                "E_SINK_URL",
+            ),
+            (format!("url = \"http://\"\n{env}"), "E_SINK_URL"),
+            (format!("url = \"\"\n{env}"), "E_SINK_URL"),
+            ("url = \"https://x\"\n".to_string(), "E_SINK_CREDENTIALS"),
+            (
+                format!("url = \"https://x\"\n{env}secret = \"s\"\n"),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                "url = \"https://x\"\nsecret = \"\"\n".to_string(),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                "url = \"https://x\"\nsecret_env = \"A-B\"\n".to_string(),
+                "E_SINK_CREDENTIALS",
+            ),
+            (
+                format!("url = \"https://x\"\n{env}previous_secret_env = \"1X\"\n"),
+                "E_SINK_CREDENTIALS",
+            ),
+        ];
+        for (text, code) in cases {
+            let e = webhook(&text).unwrap_err();
+            assert_eq!(e.code(), code, "{text}: {e}");
+            assert!(
+                e.to_string().starts_with("tenant `a`, sink: webhook "),
+                "{e}"
+            );
+            assert!(e.to_string().ends_with(&format!("[{code}]")), "{e}");
+        }
+        let e = webhook(&format!("url = \"https://x\"\n{env}secrte = \"s\"\n")).unwrap_err();
+        assert_eq!(e.code(), "E_CONFIG_SYNTAX");
+        assert!(e.to_string().contains("secrte"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
 pub mod wake;
+pub mod webhook;
 pub mod worker;
 
 pub use any::{open, AnyBackend};

@@ -1,8 +1,8 @@
 //! The outbox dispatcher: delivers the messages transitions wrote to the
-//! outbox, to a log, a webhook (HMAC-signed JSON) or SMTP, with exponential
-//! backoff. A row is marked delivered only after its sink accepted it; a
-//! failure (including a missing template) is recorded on the row and retried
-//! until `max_attempts`.
+//! outbox, to a log, a webhook (signed JSON events, see [`crate::webhook`])
+//! or SMTP, with exponential backoff. A row is marked delivered only after
+//! its sink accepted it; a failure (including a missing template) is
+//! recorded on the row and retried until `max_attempts`.
 //!
 //! Templates live in a directory (`workflows/templates/<id>.txt`). An
 //! optional first line `Subject: ...` gives the subject; `{{name}}` is
@@ -16,9 +16,6 @@ use crate::pg::PgBackend;
 use crate::sql::{db, instant, json_err, micros};
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use serde::Serialize;
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -35,13 +32,18 @@ pub struct Pending {
     pub recipients: Vec<String>,
     pub payload: serde_json::Value,
     pub attempts: i32,
+    /// When the transition queued it.
+    pub created_at: DateTime<Utc>,
 }
 
 /// What is sent: the rendered message plus its data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The tenant whose outbox holds the message.
+    pub tenant: String,
     pub id: i64,
     pub record: i64,
+    pub created_at: DateTime<Utc>,
     pub template: String,
     pub recipients: Vec<String>,
     pub subject: String,
@@ -82,6 +84,7 @@ type PgPending = (
     sqlx::types::Json<Vec<String>>,
     serde_json::Value,
     i32,
+    DateTime<Utc>,
 );
 
 impl OutboxQueue for PgBackend {
@@ -101,7 +104,7 @@ impl OutboxQueue for PgBackend {
              FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND next_attempt <= $3 AND attempts < $4
                    ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
              WHERE o.tenant_id = c.tenant_id AND o.id = c.id
-             RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts",
+             RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts, o.created_at",
         )
         .bind(lease_until)
         .bind(self.tenant())
@@ -115,13 +118,14 @@ impl OutboxQueue for PgBackend {
         let mut list: Vec<Pending> = rows
             .into_iter()
             .map(
-                |(id, record, template, recipients, payload, attempts)| Pending {
+                |(id, record, template, recipients, payload, attempts, created_at)| Pending {
                     id,
                     record,
                     template,
                     recipients: recipients.0,
                     payload,
                     attempts,
+                    created_at,
                 },
             )
             .collect();
@@ -166,11 +170,11 @@ impl OutboxQueue for SqliteBackend {
         max_attempts: i32,
         limit: i64,
     ) -> Result<Vec<Pending>, Error> {
-        let rows: Vec<(i64, i64, String, String, String, i32)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, String, String, String, i32, i64)> = sqlx::query_as(
             "UPDATE outbox SET next_attempt = ?
              WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
                              ORDER BY next_attempt, id LIMIT ?)
-             RETURNING id, record_id, template, recipients, payload, attempts",
+             RETURNING id, record_id, template, recipients, payload, attempts, created_at",
         )
         .bind(micros(lease_until))
         .bind(self.tenant())
@@ -182,16 +186,19 @@ impl OutboxQueue for SqliteBackend {
         .map_err(db)?;
         let mut list = rows
             .into_iter()
-            .map(|(id, record, template, recipients, payload, attempts)| {
-                Ok(Pending {
-                    id,
-                    record,
-                    template,
-                    recipients: serde_json::from_str(&recipients).map_err(json_err)?,
-                    payload: serde_json::from_str(&payload).map_err(json_err)?,
-                    attempts,
-                })
-            })
+            .map(
+                |(id, record, template, recipients, payload, attempts, created_at)| {
+                    Ok(Pending {
+                        id,
+                        record,
+                        template,
+                        recipients: serde_json::from_str(&recipients).map_err(json_err)?,
+                        payload: serde_json::from_str(&payload).map_err(json_err)?,
+                        attempts,
+                        created_at: instant(created_at),
+                    })
+                },
+            )
             .collect::<Result<Vec<_>, Error>>()?;
         list.sort_by_key(|p| p.id);
         Ok(list)
@@ -232,8 +239,9 @@ impl Templates {
         Templates { dir: dir.into() }
     }
 
-    /// Render a message; `Err` explains a missing or unreadable template.
-    pub fn render(&self, p: &Pending) -> Result<Delivery, String> {
+    /// Render a message of `tenant`'s outbox; `Err` explains a missing or
+    /// unreadable template.
+    pub fn render(&self, tenant: &str, p: &Pending) -> Result<Delivery, String> {
         let ok_name = !p.template.is_empty()
             && p.template
                 .chars()
@@ -253,8 +261,10 @@ impl Templates {
             _ => (p.template.clone(), text),
         };
         Ok(Delivery {
+            tenant: tenant.to_string(),
             id: p.id,
             record: p.record,
+            created_at: p.created_at,
             template: p.template.clone(),
             recipients: p.recipients.clone(),
             subject,
@@ -328,16 +338,42 @@ pub struct SmtpConfig {
     pub addresses: HashMap<String, String>,
 }
 
+/// Webhook settings: where to POST and the secrets that sign.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// An `http` or `https` URL.
+    pub url: String,
+    /// The signing secrets: the current one first, then (during a rotation)
+    /// the previous one; each gives a `v1=` in `Leadflow-Signature`.
+    pub secrets: Vec<String>,
+    /// Also send the deprecated `X-Leadflow-Signature: sha256=<hex HMAC of
+    /// the body>` (first secret), for receivers not yet migrated.
+    pub legacy_signature: bool,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secrets", &format!("<{} redacted>", self.secrets.len()))
+            .field("legacy_signature", &self.legacy_signature)
+            .finish()
+    }
+}
+
 /// Where messages go.
 #[derive(Clone)]
 pub enum Sink {
     /// Logged with tracing (development, dry runs).
     Log,
-    /// HTTP POST of the JSON [`Delivery`], signed with
-    /// `X-Leadflow-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    /// HTTP POST of a JSON [`WebhookEvent`](crate::webhook::WebhookEvent)
+    /// (`message.queued`) with the headers `Leadflow-Event`,
+    /// `Leadflow-Delivery` (the same on retries) and `Leadflow-Signature:
+    /// t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. Any 2xx is
+    /// success; anything else, a redirect (not followed), a timeout (10 s)
+    /// or a connection error is retried with the dispatcher's backoff.
     Webhook {
-        url: String,
-        secret: String,
+        config: Arc<WebhookConfig>,
         client: reqwest::Client,
     },
     Smtp {
@@ -347,14 +383,33 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// A webhook signing with one secret.
     pub fn webhook(url: impl Into<String>, secret: impl Into<String>) -> Result<Sink, Error> {
+        Sink::webhook_with(WebhookConfig {
+            url: url.into(),
+            secrets: vec![secret.into()],
+            legacy_signature: false,
+        })
+    }
+
+    /// A webhook; refused unless the URL is `http(s)://host...` and there is
+    /// a non-empty secret.
+    pub fn webhook_with(config: WebhookConfig) -> Result<Sink, Error> {
+        if let Err(e) = webhook_url(&config.url) {
+            return Err(Error::storage(e));
+        }
+        if config.secrets.is_empty() || config.secrets.iter().any(String::is_empty) {
+            return Err(Error::storage("webhook: a non-empty secret is needed"));
+        }
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
+            // A redirect is an answer, not a new destination for signed data.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("leadflow-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::storage(format!("webhook client: {e}")))?;
         Ok(Sink::Webhook {
-            url: url.into(),
-            secret: secret.into(),
+            config: Arc::new(config),
             client,
         })
     }
@@ -390,39 +445,85 @@ impl Sink {
                 tracing::info!(id = d.id, record = d.record, template = %d.template, recipients = ?d.recipients, subject = %d.subject, "outbox message");
                 Ok(())
             }
-            Sink::Webhook {
-                url,
-                secret,
-                client,
-            } => {
-                let body = serde_json::to_vec(d).map_err(|e| e.to_string())?;
-                let resp = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("x-leadflow-signature", signature(secret, &body))
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| format!("webhook: {e}"))?;
-                match resp.status() {
-                    s if s.is_success() => Ok(()),
-                    s => Err(format!("webhook answered {s}")),
-                }
-            }
+            Sink::Webhook { config, client } => post_event(config, client, d).await,
             Sink::Smtp { config, transport } => send_mail(config, transport, d).await,
         }
     }
 }
 
-/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this never fails in practice.
-    match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// Why a webhook URL is refused: `Ok` for `http://host...` or
+/// `https://host...`.
+pub fn webhook_url(url: &str) -> Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(url)
+        .map_err(|e| format!("webhook url `{url}` is not an http:// or https:// URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "webhook url `{url}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(u)
+}
+
+/// The webhook event of a delivery (the JSON body).
+pub fn webhook_event(d: &Delivery) -> crate::webhook::WebhookEvent {
+    use crate::webhook::{delivery_id, EventType, WebhookEvent};
+    WebhookEvent {
+        event_type: EventType::MessageQueued,
+        delivery_id: delivery_id(&d.tenant, d.id, d.created_at),
+        tenant: d.tenant.clone(),
+        id: d.id,
+        record: d.record,
+        created_at: d.created_at,
+        template: d.template.clone(),
+        recipients: d.recipients.clone(),
+        subject: d.subject.clone(),
+        body: d.body.clone(),
+        payload: d.payload.clone(),
+    }
+}
+
+/// POST one event, signed at the moment it is sent (the wall clock, not
+/// the dispatcher's pass time: a slow batch must not age the signatures).
+async fn post_event(
+    config: &WebhookConfig,
+    client: &reqwest::Client,
+    d: &Delivery,
+) -> Result<(), String> {
+    use crate::webhook::{
+        legacy_signature, sign, DELIVERY_HEADER, EVENT_HEADER, LEGACY_SIGNATURE_HEADER,
+        SIGNATURE_HEADER,
+    };
+    let event = webhook_event(d);
+    let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+    let mut req = client
+        .post(&config.url)
+        .header("content-type", "application/json")
+        .header(EVENT_HEADER, event.event_type.as_str())
+        .header(DELIVERY_HEADER, &event.delivery_id)
+        .header(
+            SIGNATURE_HEADER,
+            sign(&config.secrets, Utc::now().timestamp(), &body),
+        );
+    if config.legacy_signature {
+        if let Some(first) = config.secrets.first() {
+            req = req.header(LEGACY_SIGNATURE_HEADER, legacy_signature(first, &body));
         }
-        Err(_) => String::new(),
+    }
+    let resp = req.body(body).send().await.map_err(|e| {
+        // Without the URL: it may hold credentials or tokens, and the
+        // message goes to the log and the outbox row.
+        let e = e.without_url();
+        let mut msg = format!("webhook: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        msg
+    })?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        s => Err(format!("webhook answered {s}")),
     }
 }
 
@@ -544,7 +645,7 @@ pub async fn dispatch_once<Q: OutboxQueue>(
         .claim_outbox(now, now + cfg.lease, cfg.max_attempts, cfg.batch)
         .await?
     {
-        let result = match templates.render(&p) {
+        let result = match templates.render(q.tenant(), &p) {
             Ok(d) => sink.deliver(&d).await,
             Err(e) => Err(e),
         };

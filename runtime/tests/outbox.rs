@@ -7,9 +7,13 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{Duration, Utc};
 use common::*;
 use leadflow_runtime::backend::Backend;
-use leadflow_runtime::outbox::{self, DispatchConfig, Sink, SmtpConfig, SmtpTls, Templates};
+use leadflow_runtime::outbox::{
+    self, DispatchConfig, Sink, SmtpConfig, SmtpTls, Templates, WebhookConfig,
+};
+use leadflow_runtime::webhook::{self, VerifyError, TOLERANCE};
 use leadflow_runtime::{PgBackend, SqliteBackend};
 use std::sync::{Arc, Mutex};
+use utoipa::OpenApi;
 
 fn templates(dir: &tempfile::TempDir) -> Templates {
     let t = dir.path().join("templates");
@@ -83,6 +87,21 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}/hook"), got)
 }
 
+/// The published JSON Schema of a webhook body (`WebhookEvent` in the
+/// OpenAPI document), as a validator.
+fn event_schema() -> jsonschema::Validator {
+    let mut doc = serde_json::to_value(leadflow_runtime::http::openapi::ApiDoc::openapi()).unwrap();
+    doc["$ref"] = serde_json::json!("#/components/schemas/WebhookEvent");
+    jsonschema::draft202012::new(&doc).unwrap()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .unwrap_or_else(|| panic!("no {name} header: {h:?}"))
+        .to_str()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,14 +147,62 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 2);
     let (headers, body) = &got[1];
-    let sig = headers
-        .get("x-leadflow-signature")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert_eq!(sig, outbox::signature("s3cret", body.as_bytes()));
-    assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);
+    let sig = header(headers, "leadflow-signature");
+    let real_now = Utc::now();
+    assert_eq!(
+        webhook::verify("s3cret", sig, body.as_bytes(), real_now, TOLERANCE),
+        Ok(())
+    );
+    assert_eq!(
+        webhook::verify("s3cret", sig, b"{}", real_now, TOLERANCE),
+        Err(VerifyError::Mismatch),
+        "a tampered body"
+    );
+    assert_eq!(
+        webhook::verify("wrong", sig, body.as_bytes(), real_now, TOLERANCE),
+        Err(VerifyError::Mismatch),
+        "a wrong secret"
+    );
+    assert!(
+        matches!(
+            webhook::verify(
+                "s3cret",
+                sig,
+                body.as_bytes(),
+                real_now + Duration::minutes(6),
+                TOLERANCE
+            ),
+            Err(VerifyError::OutsideTolerance { .. })
+        ),
+        "replayed 6 minutes later"
+    );
+    assert!(
+        headers.get("x-leadflow-signature").is_none(),
+        "legacy header off by default"
+    );
+    assert_eq!(header(headers, "leadflow-event"), "message.queued");
+    assert_eq!(header(headers, "content-type"), "application/json");
+    // The retry carries the delivery id of the refused first try.
+    let delivery = header(headers, "leadflow-delivery");
+    assert_eq!(header(&got[0].0, "leadflow-delivery"), delivery);
+    assert_eq!(got[0].1, got[1].1, "the same body on the retry");
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let errors: Vec<String> = event_schema()
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{json:#}");
+    assert_eq!(json["type"], "message.queued");
+    assert_eq!(json["delivery_id"], delivery);
+    assert_eq!(json["tenant"], "acme");
+    assert_eq!(
+        (json["id"].as_i64(), json["record"].as_i64()),
+        (Some(1), Some(id))
+    );
+    assert_eq!(json["payload"]["fields"]["name"], "Mario");
+    assert_eq!(json["payload"]["state"], "working");
+    let created: chrono::DateTime<Utc> = json["created_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(created, t0(), "when the transition queued it");
     assert_eq!(json["subject"], "Lead Mario started");
     assert_eq!(
         json["body"],
@@ -143,6 +210,97 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
     );
     assert_eq!(json["recipients"], serde_json::json!(["a1", "customer"]));
     assert_eq!(json["template"], "started");
+}
+
+/// During a rotation both secrets sign; `legacy_signature` adds the old
+/// header; a redirect is a failed attempt, not followed with the signed body.
+#[tokio::test]
+async fn outbox_webhook_rotation_legacy_header_and_no_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    started(&b).await;
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::post(|| async {
+                (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")])
+            }),
+        )
+        .route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let g = g.clone();
+                async move {
+                    g.lock().unwrap().push((headers, body));
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let tpl = templates(&dir);
+    let cfg = DispatchConfig::default();
+    let now = Utc::now();
+
+    let moved = Sink::webhook(format!("http://{addr}/moved"), "new").unwrap();
+    let s = outbox::dispatch_once(&b, &moved, &tpl, &cfg, now)
+        .await
+        .unwrap();
+    assert_eq!((s.delivered, s.failed), (0, 1));
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "the redirect was not followed"
+    );
+    let err = outbox::sqlite_row_state(&b, 1).await.unwrap().2.unwrap();
+    assert!(err.contains("307"), "{err}");
+
+    let sink = Sink::webhook_with(WebhookConfig {
+        url: format!("http://{addr}/hook"),
+        secrets: vec!["new".into(), "old".into()],
+        legacy_signature: true,
+    })
+    .unwrap();
+    let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((s.delivered, s.failed), (1, 0), "204 is a success");
+    let got = got.lock().unwrap();
+    let (headers, body) = &got[0];
+    let sig = header(headers, "leadflow-signature");
+    assert_eq!(sig.matches(",v1=").count(), 2, "{sig}");
+    for secret in ["new", "old"] {
+        assert_eq!(
+            webhook::verify(secret, sig, body.as_bytes(), Utc::now(), TOLERANCE),
+            Ok(()),
+            "{secret}"
+        );
+    }
+    assert_eq!(
+        header(headers, "x-leadflow-signature"),
+        webhook::legacy_signature("new", body.as_bytes())
+    );
+    assert!(header(headers, "user-agent").starts_with("leadflow-webhooks/"));
+}
+
+#[test]
+fn a_webhook_needs_an_http_url_and_a_secret() {
+    for url in [
+        "ftp://x/hook",
+        "localhost:8080/hook",
+        "http://",
+        "file:///etc/passwd",
+        "",
+    ] {
+        let e = Sink::webhook(url, "s")
+            .err()
+            .unwrap_or_else(|| panic!("{url} accepted"));
+        assert!(e.to_string().contains("http"), "{url}: {e}");
+    }
+    assert!(Sink::webhook("https://crm.example.com/hook", "").is_err());
+    assert!(Sink::webhook("https://crm.example.com/hook", "s").is_ok());
 }
 
 #[test]

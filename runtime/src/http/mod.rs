@@ -22,6 +22,7 @@
 //! | `openapi.rs` | the OpenAPI document |
 //! | `ratelimit.rs` | per-key request budgets of a tenant's `rate_limit`, `RateLimit-*` headers, 429 |
 //! | `cors.rs` | CORS: preflights, `Access-Control-Allow-Origin` for the key's tenant's `cors_origins` |
+//! | `webhooks_doc.rs` | the OpenAPI `webhooks:` section: the signed `message.queued` event a webhook sink POSTs |
 
 pub mod admin;
 pub mod audit;
@@ -38,6 +39,7 @@ pub mod reload;
 pub mod serve;
 pub mod state;
 pub mod timers;
+pub mod webhooks_doc;
 
 pub use state::{AppState, Caller, StartError, Tenant};
 
@@ -150,7 +152,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A tenant's outbox sink; SMTP credentials come from the environment.
+/// A tenant's outbox sink; SMTP passwords and webhook secrets come from the
+/// environment (a webhook `secret` may also be in the file).
 fn sink(tenant: &str, config: Option<&SinkConfig>) -> Result<outbox::Sink, StartError> {
     let store = |source| StartError::Store {
         tenant: tenant.to_string(),
@@ -158,8 +161,26 @@ fn sink(tenant: &str, config: Option<&SinkConfig>) -> Result<outbox::Sink, Start
     };
     match config {
         None | Some(SinkConfig::Log) => Ok(outbox::Sink::Log),
-        Some(SinkConfig::Webhook { url, secret }) => {
-            outbox::Sink::webhook(url, secret).map_err(store)
+        Some(SinkConfig::Webhook(w)) => {
+            let webhook = w.resolve(tenant, |v| std::env::var(v).ok())?;
+            if w.secret_in_file() {
+                tracing::warn!(
+                    tenant,
+                    "webhook secret written in the config file: prefer `secret_env`"
+                );
+            }
+            // Events carry the record's fields unredacted.
+            let plain = outbox::webhook_url(&webhook.url).is_ok_and(|u| {
+                u.scheme() == "http"
+                    && !matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+            });
+            if plain {
+                tracing::warn!(
+                    tenant,
+                    "webhook url is plain http: events carry personal data, use https"
+                );
+            }
+            outbox::Sink::webhook_with(webhook).map_err(store)
         }
         Some(SinkConfig::Smtp(c)) => {
             let smtp = c.resolve(tenant, |v| std::env::var(v).ok())?;

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
 use super::ratelimit::RateLimitDoc;
+use super::webhooks_doc::Webhooks;
 use super::{admin, audit, error, list, ops, records, timers};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -18,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         audit::list,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&Bearer, &StandardErrors, &RateLimitDoc)
+    modifiers(&Bearer, &StandardErrors, &RateLimitDoc, &Webhooks)
 )]
 pub struct ApiDoc;
 
