@@ -37,7 +37,7 @@ call GET /v1/records/$ID/actions aslm-dealer-rm | jq -c '.[] | {transition, to, 
 say "2. The dealer logs a contact attempt (If-Match: the revision it saw)"
 call POST /v1/records/$ID/transitions/log_contact_attempt aslm-dealer-rm '{}' -H 'If-Match: "1"' | jq '{state, revision, attempts: .fields.attempts}'
 
-say "A stale If-Match is refused with 409"
+say "A stale If-Match is refused with 412 (current_revision tells the revision now)"
 call POST /v1/records/$ID/transitions/log_contact_attempt aslm-dealer-rm '{}' -H 'If-Match: "1"' | jq .
 
 say "3. Closing with sale needs a VIN (E_REQUIRED)"

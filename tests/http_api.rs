@@ -73,7 +73,7 @@ async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
     assert_eq!(f.header("etag"), "\"2\"");
     assert_eq!(f.body["fields"]["attempts"], 1);
 
-    // A stale revision: 409, nothing changes.
+    // A stale revision: 412 (RFC 9110), the current revision told; nothing changes.
     let stale = d
         .call(
             Method::POST,
@@ -83,8 +83,10 @@ async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
             &[("if-match", "\"1\"")],
         )
         .await;
-    assert_eq!(stale.status, 409);
+    assert_eq!(stale.status, 412);
     assert_eq!(stale.code(), "E_CONFLICT");
+    assert_eq!(stale.body["current_revision"], 2);
+    assert_eq!(stale.header("etag"), "\"2\"");
     let g = d.get(&format!("/v1/records/{id}"), "dealer-rm").await;
     assert_eq!(g.body["revision"], 2);
 
@@ -344,7 +346,7 @@ async fn engine_refusals_carry_stable_codes(kind: Kind) {
         )
         .await;
     assert_eq!((r.status, r.code()), (422, "E_GUARD"), "{r:?}");
-    assert!(r.body["message"].as_str().unwrap().contains("future"));
+    assert!(r.body["detail"].as_str().unwrap().contains("future"));
 
     let r = d
         .post("/v1/records", "admin", json!({"workflow": "nope"}))
@@ -413,7 +415,7 @@ async fn bad_requests_are_400_json(kind: Kind) {
         assert_eq!(r.status(), 400, "{path} {body}");
         let j: serde_json::Value = r.json().await.unwrap();
         assert_eq!(j["code"], "E_BAD_REQUEST", "{j}");
-        assert!(!j["message"].as_str().unwrap().is_empty());
+        assert!(!j["detail"].as_str().unwrap().is_empty());
     }
     // No content type.
     let r = d
@@ -483,7 +485,7 @@ async fn expired_keys_are_401_and_rotation_keeps_two_valid(kind: Kind) {
     let r = d.get(&format!("/v1/records/{id}"), "rm-expired").await;
     assert_eq!((r.status, r.code()), (401, "E_KEY_EXPIRED"), "{r:?}");
     assert!(
-        r.body["message"].as_str().unwrap().contains("expired at"),
+        r.body["detail"].as_str().unwrap().contains("expired at"),
         "{r:?}"
     );
     let r = d
@@ -524,8 +526,8 @@ async fn auth_and_tenant_isolation(kind: Kind) {
     let r = d.get(&format!("/v1/records/{id}"), "other-admin").await;
     assert_eq!((r.status, r.code()), (404, "E_NOT_FOUND"));
     assert_eq!(
-        r.body["message"],
-        d.get("/v1/records/987654", "other-admin").await.body["message"]
+        r.body["detail"],
+        d.get("/v1/records/987654", "other-admin").await.body["detail"]
     );
     let r = d
         .post(
@@ -851,7 +853,7 @@ async fn list_refuses_pii_for_actors_and_seals_cursors(kind: Kind) {
     ] {
         let r = d.get(&format!("/v1/records?{q}"), "inst-a").await;
         assert_eq!((r.status, r.code()), (403, "E_FORBIDDEN"), "{q}: {r:?}");
-        assert!(r.body["message"].as_str().unwrap().contains("PII"), "{r:?}");
+        assert!(r.body["detail"].as_str().unwrap().contains("PII"), "{r:?}");
     }
     // The admin may; its cursor shows no value.
     let r = d
@@ -1454,7 +1456,7 @@ async fn out_of_range_dates_are_refusals_and_the_daemon_keeps_serving(kind: Kind
         )
         .await;
     assert_eq!((r.status, r.code()), (422, "E_TYPE"), "{r:?}");
-    let m = r.body["message"].as_str().unwrap();
+    let m = r.body["detail"].as_str().unwrap();
     assert!(m.contains("due_date") && m.contains("+262142-12-31"), "{m}");
     let ok = d
         .post(
@@ -1485,7 +1487,7 @@ async fn out_of_range_dates_are_refusals_and_the_daemon_keeps_serving(kind: Kind
         )
         .await;
     assert_eq!((r.status, r.code()), (422, "E_SCRIPT"), "{r:?}");
-    let m = r.body["message"].as_str().unwrap();
+    let m = r.body["detail"].as_str().unwrap();
     assert!(m.contains("days(1000000000000) is out of range"), "{m}");
     // The same tenant still commits transitions and creates.
     let r = d
@@ -1525,7 +1527,7 @@ async fn metrics_off_and_readyz_anonymous(kind: Kind) {
         d.db.cut_off();
         let h = d.call(Method::GET, "/readyz", None, None, &[]).await;
         assert_eq!(h.status, 503);
-        assert_eq!(h.body["message"], "a database is unreachable", "{h:?}");
+        assert_eq!(h.body["detail"], "a database is unreachable", "{h:?}");
         for t in ["aslm", "qpartner", "other"] {
             assert!(!h.text.contains(t), "{h:?}");
         }
@@ -1534,11 +1536,11 @@ async fn metrics_off_and_readyz_anonymous(kind: Kind) {
             .call(Method::GET, "/readyz", Some("admin"), None, &[])
             .await;
         assert_eq!(h.status, 503);
-        assert_eq!(h.body["message"], "tenant aslm: database unreachable");
+        assert_eq!(h.body["detail"], "tenant aslm: database unreachable");
         let h = d
             .call(Method::GET, "/readyz", Some("qp-admin"), None, &[])
             .await;
-        assert_eq!(h.body["message"], "a database is unreachable");
+        assert_eq!(h.body["detail"], "a database is unreachable");
         d.db.restore();
     }
     let _ = d.stop().await;

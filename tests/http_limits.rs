@@ -73,6 +73,11 @@ async fn a_slow_body_is_answered_408_json() {
     assert!(start.elapsed() < Duration::from_secs(3), "{answer}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"E_TIMEOUT\""), "{answer}");
+    assert!(
+        answer.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"instance\":\"/v1/records\""), "{answer}");
     let _ = d.stop().await;
 }
 
@@ -88,6 +93,13 @@ async fn over_max_connections_a_client_gets_503_json_and_capacity_comes_back() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.code(), "E_OVERLOADED");
     assert_eq!(r.header("retry-after"), "1");
+    // A problem document, though written before the router runs.
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.body["type"], "/errors/E_OVERLOADED");
+    assert_eq!(r.body["status"], 503);
+    assert_eq!(r.body["instance"], "/healthz");
+    assert!(!r.header("x-request-id").is_empty());
+    assert_eq!(r.body["request_id"], r.header("x-request-id"));
     drop((a, b));
     let mut served = false;
     for _ in 0..40 {
@@ -194,6 +206,8 @@ async fn bodies_are_bounded_and_checked_the_same_on_create_and_fire() {
             )
             .await;
         assert_eq!((r.status, r.code()), (413, "E_TOO_LARGE"), "{kind:?} {r:?}");
+        assert_eq!(r.header("content-type"), "application/problem+json");
+        assert_eq!(r.body["instance"], "/v1/records", "{r:?}");
         let r = d
             .post(&fire, "admin", json!({"input": {"note": big}}))
             .await;
@@ -281,6 +295,7 @@ async fn a_panicking_handler_is_a_json_500_and_the_daemon_keeps_serving() {
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "E_INTERNAL", "{body}");
+    assert_eq!(body["instance"], "/test/boom", "{body}");
     assert_eq!(body["request_id"], id.as_str(), "{body}");
     let r = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -16,7 +16,8 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// The caller of a valid `Authorization: Bearer <key>`: 401 `E_UNAUTHORIZED`
-/// without one, `E_KEY_EXPIRED` for an expired key.
+/// without one (challenge `Bearer realm="leadflow"`) or with a wrong one,
+/// `E_KEY_EXPIRED` for an expired key (both `error="invalid_token"`).
 pub fn key_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
     let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     state.authenticate(key, chrono::Utc::now())

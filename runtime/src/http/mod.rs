@@ -9,7 +9,8 @@
 //! | --- | --- |
 //! | `state.rs` | tenants, keys, callers, visibility |
 //! | `auth.rs` | Bearer key -> caller |
-//! | `error.rs` | the JSON error type, extractors that answer 400 |
+//! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
+//! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
@@ -27,6 +28,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod codes;
 pub mod conns;
 pub mod cors;
 pub mod error;
@@ -61,9 +63,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// The router: every endpoint, JSON errors for unknown routes and methods,
+/// The router: every endpoint, problem documents for unknown routes and methods,
 /// request ids (`x-request-id`, generated if absent), request tracing and
-/// latency metrics, body limits, and a JSON 500 for a handler that panics.
+/// latency metrics, body limits, and a 500 problem for a handler that panics.
 pub fn app(state: AppState) -> Router {
     app_with(state, Router::new())
 }
@@ -101,6 +103,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
         .route("/openapi.json", get(openapi::json))
+        .route("/errors", get(codes::list))
+        .route("/errors/{code}", get(codes::describe))
         .merge(extra)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "E_NOT_FOUND", "no such endpoint")

@@ -79,7 +79,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// admin key also gets its tenant's tasks (`tasks`: state, panics, last
 /// panic) and its count of parked timer items (`parked_timers`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody, description = "E_NOT_READY: not ready (for an admin key, with the members `tasks` and `parked_timers`)")))]
 pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.ready.load(Ordering::SeqCst) {
         return not_ready("shutting down or starting");
@@ -105,8 +105,7 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({ "code": "E_NOT_READY",
-                "message": "a background task is dead or restarting in a loop" }),
+            not_ready_problem("a background task is dead or restarting in a loop"),
         )
     };
     if let Some(c) = admin_caller(&s, &headers) {
@@ -117,7 +116,11 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
             body["parked_timers"] = serde_json::json!(p.len());
         }
     }
-    (status, axum::Json(body)).into_response()
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status != StatusCode::OK {
+        problem_headers(&mut resp);
+    }
+    resp
 }
 
 /// The caller, if the request carries a valid admin key (optional here:
@@ -158,12 +161,33 @@ impl Access {
     }
 }
 
+/// The 503 `E_NOT_READY` problem document (an admin's answer adds the
+/// members `tasks` and `parked_timers`).
+fn not_ready_problem(why: &str) -> serde_json::Value {
+    let e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "E_NOT_READY", why);
+    serde_json::to_value(e.problem()).unwrap_or_default()
+}
+
+fn problem_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(super::error::PROBLEM_JSON),
+    );
+    h.insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(super::error::RETRY_AFTER_SECS),
+    );
+}
+
 fn not_ready(why: &str) -> Response {
-    (
+    let mut resp = (
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({ "code": "E_NOT_READY", "message": why })),
+        axum::Json(not_ready_problem(why)),
     )
-        .into_response()
+        .into_response();
+    problem_headers(&mut resp);
+    resp
 }
 
 /// Prometheus text: transitions and refusals by code, timer lag, parked
@@ -185,11 +209,15 @@ pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Resp
         .into_response();
     }
     if !matches!(Access::of(&s, &headers), Access::Token) {
-        return ApiError::new(
+        let e = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "E_UNAUTHORIZED",
             "missing or invalid metrics token (Authorization: Bearer <token>)",
-        )
+        );
+        return match super::auth::bearer(&headers) {
+            Some(_) => e.challenge(super::error::CHALLENGE_INVALID),
+            None => e,
+        }
         .into_response();
     }
     let now = chrono::Utc::now();

@@ -1,4 +1,4 @@
-//! Record endpoints: create, get (ETag), fire (If-Match), actions, history,
+//! Record endpoints: create, get (ETag, If-None-Match), fire (If-Match), actions, history,
 //! links. Every read goes through the caller's visibility and PII redaction.
 
 use super::error::{object, ApiError, ErrorBody, Json, JsonObject, Path};
@@ -123,22 +123,75 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiEr
     }
 }
 
-/// `If-Match: "3"` (or `3`, `W/"3"`); `*` means any revision.
-fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = header_str(h, "if-match")? else {
-        return Ok(None);
-    };
-    let v = v.trim();
-    if v == "*" {
-        return Ok(None);
+/// The entity tags of a conditional header (its lines joined, RFC 9110
+/// lists), each as its opaque value (`W/"3"` and `"3"` give `3`; a bare
+/// `3` is taken too); `None` when absent, `Some(["*"])` for `*`.
+fn entity_tags(h: &HeaderMap, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let mut tags = Vec::new();
+    let mut present = false;
+    for v in h.get_all(name) {
+        present = true;
+        let v = v
+            .to_str()
+            .map_err(|_| ApiError::bad_request(format!("header {name} is not text")))?;
+        for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            tags.push(t.trim_matches('"').to_string());
+        }
     }
-    v.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
+    Ok(present.then_some(tags))
+}
+
+/// What `If-Match` asks of a fire.
+enum IfMatch {
+    /// Absent, or `*`: any revision (the record must exist).
+    Any,
+    /// One revision (`"3"`, or leniently `3`, `W/"3"`).
+    Revision(i64),
+    /// One of several revisions (`"3", "4"`).
+    OneOf(Vec<i64>),
+}
+
+fn if_match(h: &HeaderMap) -> Result<IfMatch, ApiError> {
+    let Some(tags) = entity_tags(h, "if-match")? else {
+        return Ok(IfMatch::Any);
+    };
+    if tags.iter().any(|t| t == "*") {
+        return Ok(IfMatch::Any);
+    }
+    let mut revs: Vec<i64> = tags
+        .iter()
+        .map(|t| t.parse())
+        .collect::<Result<_, _>>()
         .map_err(|_| {
             ApiError::bad_request("If-Match must be a revision as sent in ETag, e.g. \"3\"")
-        })
+        })?;
+    revs.sort_unstable();
+    revs.dedup();
+    Ok(match revs.as_slice() {
+        [] => {
+            return Err(ApiError::bad_request(
+                "If-Match must be a revision as sent in ETag, e.g. \"3\"",
+            ))
+        }
+        [r] => IfMatch::Revision(*r),
+        _ => IfMatch::OneOf(revs),
+    })
+}
+
+/// `If-None-Match` (weak comparison, RFC 9110): whether a record at
+/// `revision` matches, so a GET answers 304.
+fn if_none_match(h: &HeaderMap, revision: i64) -> Result<bool, ApiError> {
+    let current = revision.to_string();
+    Ok(entity_tags(h, "if-none-match")?
+        .is_some_and(|tags| tags.iter().any(|t| t == "*" || *t == current)))
+}
+
+/// 304 Not Modified: the `ETag`, no body.
+fn not_modified(revision: i64) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    resp.headers_mut().insert(header::ETAG, etag(revision));
+    resp
 }
 
 /// The longest `Idempotency-Key` accepted (visible ASCII only).
@@ -243,18 +296,26 @@ pub async fn create(
     Ok(with_etag(StatusCode::CREATED, v))
 }
 
-/// A record, with its revision as ETag.
+/// A record, with its revision as ETag; 304 when `If-None-Match` names it.
 #[utoipa::path(get, path = "/v1/records/{id}", tag = "records",
-    params(("id" = i64, Path)),
-    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    params(("id" = i64, Path),
+           ("If-None-Match" = Option<String>, Header, description = "ETags seen before (`\"3\"`, a list `\"2\", \"3\"`, weak `W/\"3\"`, or `*`): 304 without a body when the record is at one of them")),
+    responses((status = 200, body = RecordView), (status = 304, description = "not modified: the record is at a revision `If-None-Match` named; no body", headers(("ETag" = String, description = "the current revision, quoted"))),
+              (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
+    // Visibility first: a record the caller cannot see is 404 whatever
+    // the condition, so a 304 never tells that it exists.
     let r = visible_record(t, &caller, id).await?;
+    if if_none_match(&headers, r.revision)? {
+        return Ok(not_modified(r.revision));
+    }
     let wf = version_of(t, &r);
     Ok(with_etag(StatusCode::OK, view(&caller, wf.as_deref(), r)))
 }
@@ -272,13 +333,13 @@ pub struct FireBody {
 #[utoipa::path(post, path = "/v1/records/{id}/transitions/{transition}", tag = "records",
     request_body = FireBody,
     params(("id" = i64, Path), ("transition" = String, Path),
-           ("If-Match" = Option<String>, Header, description = "expected revision; 409 E_CONFLICT if stale"),
+           ("If-Match" = Option<String>, Header, description = "the revision the caller saw, as in ETag (`\"3\"`; a list `\"3\", \"4\"`; `*`: any): 412 E_CONFLICT when the record is at another"),
            ("Idempotency-Key" = Option<String>, Header, description = "as for POST /v1/records: bound to this record, transition and body")),
     responses((status = 200, body = RecordView),
               (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also a bad Idempotency-Key or If-Match)"),
               (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
               (status = 403, body = ErrorBody, description = "E_FORBIDDEN: role not in `by`"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "E_CONFLICT"),
+              (status = 404, body = ErrorBody), (status = 412, body = ErrorBody, description = "E_CONFLICT: the record is not at the If-Match revision; nothing done; `current_revision` and ETag give its revision now", headers(("ETag" = String, description = "the current revision, quoted"))),
               (status = 422, body = ErrorBody, description = "E_GUARD, E_REQUIRED, E_NOT_ENABLED, E_FINAL, ...; E_IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another request, nothing done")),
     security(("bearer" = [])))]
 pub async fn fire(
@@ -289,7 +350,17 @@ pub async fn fire(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
-    let expected = if_match(&headers)?;
+    let expected = match if_match(&headers)? {
+        IfMatch::Any => None,
+        IfMatch::Revision(r) => Some(r),
+        // The store compares one revision, on the locked record: expect
+        // the listed one the record is at now, if any (else the first,
+        // which fails). A change in between answers 412, as it should.
+        IfMatch::OneOf(revs) => {
+            let now = t.backend.get(id).await?.map(|r| r.revision);
+            now.filter(|r| revs.contains(r)).or(revs.first().copied())
+        }
+    };
     // Visibility is tested by the store on the locked record, inside the
     // transition's transaction (no separate read).
     let visible = (!caller.admin).then(|| {

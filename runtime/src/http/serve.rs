@@ -5,12 +5,12 @@
 //! needs a timer to work, and which also cuts idle keep-alive connections),
 //! a semaphore of `max_connections` (at the limit the longest-idle
 //! connection makes room, see `conns.rs`; when none is idle a client gets
-//! a small `503` JSON answer with `Retry-After` and is closed), and a graceful shutdown
+//! a small `503` problem document with `Retry-After` and is closed), and a graceful shutdown
 //! that waits at most `shutdown_grace` before closing what is still open.
 //! The layers here bound request bodies in size and time and turn a panic
-//! in a handler into a JSON 500.
+//! in a handler into a 500 problem document.
 
-use super::error::{ApiError, REQUEST_ID};
+use super::error::{ApiError, REQUEST_ID, REQUEST_PATH};
 use crate::config::ServerConfig;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -151,8 +151,29 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-pub const OVERLOADED_BODY: &str =
-    r#"{"code":"E_OVERLOADED","message":"too many open connections; retry later"}"#;
+/// The 503 `E_OVERLOADED` problem document for a request (`instance` is
+/// its path when the request line is readable; `request_id` is new, and
+/// also sent as `x-request-id`).
+pub fn overloaded(head: &[u8]) -> super::error::Problem {
+    let mut p = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "E_OVERLOADED",
+        "too many open connections; retry later",
+    )
+    .problem();
+    p.instance = request_path(head);
+    p
+}
+
+/// The path of a request head's request line (`GET /v1/records?x HTTP/1.1`
+/// -> `/v1/records`), if it is one.
+fn request_path(head: &[u8]) -> Option<String> {
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let target = std::str::from_utf8(line).ok()?.split(' ').nth(1)?;
+    let path = target.split(['?', '#']).next()?;
+    (path.starts_with('/') && path.len() <= 2048 && path.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| path.to_string())
+}
 
 /// Answer 503 on a connection over `max_connections` and close it. The
 /// request's head is read first (a client reading an answer to a request
@@ -161,10 +182,6 @@ pub const OVERLOADED_BODY: &str =
 /// that closing does not reset the connection before the client read the
 /// answer.
 async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{OVERLOADED_BODY}",
-        OVERLOADED_BODY.len()
-    );
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let mut head = Vec::with_capacity(1024);
         let mut buf = [0u8; 4096];
@@ -175,6 +192,15 @@ async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
             }
             head.extend_from_slice(&buf[..n]);
         }
+        let problem = overloaded(&head);
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\nretry-after: {}\r\nx-request-id: {}\r\nconnection: close\r\n\r\n{body}",
+            super::error::PROBLEM_JSON,
+            body.len(),
+            super::error::RETRY_AFTER_SECS,
+            problem.request_id,
+        );
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
         while stream.read(&mut buf).await? > 0 {}
@@ -288,8 +314,8 @@ async fn collect(mut body: Body, max: usize, declared: Option<u64>) -> Collected
     }
 }
 
-/// Makes the request id known to what answers inside the request (an
-/// `E_INTERNAL` body names it).
+/// Makes the request id and path known to what answers inside the
+/// request (every problem document names them).
 pub async fn scope_request_id(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -297,7 +323,10 @@ pub async fn scope_request_id(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
-    REQUEST_ID.scope(id, next.run(req)).await
+    let path = req.uri().path().to_string();
+    REQUEST_ID
+        .scope(id, REQUEST_PATH.scope(path, next.run(req)))
+        .await
 }
 
 /// A handler panicked: log it (in the request's span, with its id), count

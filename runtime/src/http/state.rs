@@ -265,7 +265,8 @@ impl AppState {
     /// The caller a presented key stands for. Every configured hash is
     /// compared, in constant time, so timing tells nothing about near misses.
     /// An expired key answers 401 `E_KEY_EXPIRED`, anything else unknown
-    /// 401 `E_UNAUTHORIZED`.
+    /// 401 `E_UNAUTHORIZED`, both with `WWW-Authenticate: Bearer
+    /// realm="leadflow", error="invalid_token"`.
     pub fn authenticate(&self, key: &str, now: DateTime<Utc>) -> Result<Caller, ApiError> {
         use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
@@ -276,24 +277,17 @@ impl AppState {
                 found = Some(k);
             }
         }
-        let k = found.ok_or_else(ApiError::unauthorized)?;
+        let k = found.ok_or_else(ApiError::invalid_key)?;
         if let Some(at) = k.expires_at.filter(|&at| at <= now) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "E_KEY_EXPIRED",
-                format!(
-                    "this API key expired at {}; use the key that replaces it",
-                    at.to_rfc3339()
-                ),
-            ));
+            return Err(ApiError::key_expired(at));
         }
         let tenant = self
             .tenants
             .get(&k.tenant)
-            .ok_or_else(ApiError::unauthorized)?;
+            .ok_or_else(ApiError::invalid_key)?;
         let actor = match &k.actor {
             Some(a) => {
-                let mut actor = tenant.actor(a).ok_or_else(ApiError::unauthorized)?;
+                let mut actor = tenant.actor(a).ok_or_else(ApiError::invalid_key)?;
                 actor.role = k.role.clone();
                 actor
             }
