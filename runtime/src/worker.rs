@@ -248,9 +248,11 @@ pub struct Failed {
 pub struct ParkedTimer {
     pub record: RecordId,
     pub timer: String,
+    #[serde(serialize_with = "crate::http::schema::ts")]
     pub due: DateTime<Utc>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::http::schema::ts")]
     pub parked_at: DateTime<Utc>,
 }
 

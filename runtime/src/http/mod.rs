@@ -20,6 +20,7 @@
 //! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
 //! | `conns.rs` | the open connections; at the limit the longest-idle one makes room |
 //! | `openapi.rs` | the OpenAPI document |
+//! | `schema.rs` | typed values: `FieldValue`, one timestamp format, `GET /v1/workflows/{id}/schema` |
 
 pub mod admin;
 pub mod audit;
@@ -31,6 +32,7 @@ pub mod openapi;
 pub mod ops;
 pub mod records;
 pub mod reload;
+pub mod schema;
 pub mod serve;
 pub mod state;
 pub mod timers;
@@ -84,6 +86,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             get(admin::get_unavailability).put(admin::put_unavailability),
         )
         .route("/v1/workflows", get(admin::workflows))
+        .route("/v1/workflows/{id}/schema", get(schema::workflow))
         .route("/v1/timers/parked", get(timers::parked))
         .route(
             "/v1/timers/parked/{record}/{timer}/retry",
