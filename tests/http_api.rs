@@ -1825,6 +1825,11 @@ async fn workflow_schema_types_fields_and_inputs(kind: Kind) {
     assert_eq!(close["input"]["additionalProperties"], false);
     let vin = &close["input"]["properties"]["vin"];
     assert_eq!(vin["pattern"], "^(?:[A-HJ-NPR-Z0-9]{17})$");
+    // A default applies at creation, not to a transition's input.
+    assert_eq!(p["send_email"]["default"], false);
+    let appointment = &s.body["transitions"]["make_appointment"]["input"]["properties"];
+    assert!(appointment["send_email"].get("default").is_none());
+    assert_eq!(appointment["appointment_at"]["format"], "date-time");
     // By version; unknown workflow, version or parameter.
     let v = d
         .get(

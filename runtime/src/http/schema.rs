@@ -170,9 +170,21 @@ pub struct WorkflowSchema {
     pub transitions: BTreeMap<String, TransitionSchema>,
 }
 
-/// The JSON Schema of one field's value. `input`: as a request may send
+/// What a schema describes.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    /// `RecordView.fields`, as answered.
+    Record,
+    /// The create body's `fields`: absent fields get their default.
+    Create,
+    /// A fire body's `input`: absent fields stay as they are.
+    Input,
+}
+
+/// The JSON Schema of one field's value; on input, as a request may send
 /// it (decimals also as numbers, a list also as a single value).
-fn field_schema(wf: &Workflow, f: &Field, input: bool) -> Map<String, J> {
+fn field_schema(wf: &Workflow, f: &Field, to: Use) -> Map<String, J> {
+    let input = to != Use::Record;
     let mut s = Map::new();
     let ty = |t: &str| json!([t, "null"]);
     match f.ty {
@@ -226,7 +238,8 @@ fn field_schema(wf: &Workflow, f: &Field, input: bool) -> Map<String, J> {
     if !f.title.is_empty() {
         s.insert("title".into(), J::String(f.title.clone()));
     }
-    if let Some(d) = f.default.as_ref().filter(|d| !d.is_empty()) {
+    let default = f.default.as_ref().filter(|d| !d.is_empty());
+    if let (Some(d), Use::Record | Use::Create) = (default, to) {
         s.insert("default".into(), d.to_json());
     }
     s.insert("x-leadflow-type".into(), J::String(f.ty.name().into()));
@@ -247,10 +260,10 @@ fn object_schema<'a>(
     wf: &Workflow,
     title: String,
     fields: impl Iterator<Item = &'a Field>,
-    input: bool,
+    to: Use,
 ) -> Map<String, J> {
     let props: Map<String, J> = fields
-        .map(|f| (f.name.clone(), J::Object(field_schema(wf, f, input))))
+        .map(|f| (f.name.clone(), J::Object(field_schema(wf, f, to))))
         .collect();
     let mut s = Map::new();
     s.insert("$schema".into(), J::String(DIALECT.into()));
@@ -267,13 +280,13 @@ pub fn of_version(wf: &Workflow, current: bool) -> WorkflowSchema {
         wf,
         format!("{} {} fields", wf.id, wf.record),
         wf.fields.iter(),
-        false,
+        Use::Record,
     );
     let mut create = object_schema(
         wf,
         format!("{} {}: fields to create one", wf.id, wf.record),
         wf.fields.iter(),
-        true,
+        Use::Create,
     );
     let required: Vec<J> = wf
         .fields
@@ -292,7 +305,7 @@ pub fn of_version(wf: &Workflow, current: bool) -> WorkflowSchema {
                 wf,
                 format!("{}: input of {}", wf.id, t.name),
                 t.input.iter().map(|&f| &wf.fields[f]),
-                true,
+                Use::Input,
             );
             let require: Vec<J> = t
                 .require
