@@ -92,7 +92,8 @@ impl utoipa::IntoParams for ListQuery {
                 .required(Required::False)
                 .description(Some(description))
                 .schema(Some(schema))
-                .example(Some(example))
+                // No example cursor: a made-up one is refused (400).
+                .example((!example.is_null()).then_some(example))
         };
         let list = |items: ObjectBuilder, max: usize| {
             Schema::Array(
@@ -159,7 +160,7 @@ impl utoipa::IntoParams for ListQuery {
                 "after",
                 "The `next` of the previous page: opaque, valid only with the same filters and sort (not `limit`) and the same API key, on a daemon with the same cursor key (`LEADFLOW_CURSOR_SECRET`); otherwise 400.",
                 text(MAX_VALUE).build().into(),
-                serde_json::json!("3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK"),
+                serde_json::Value::Null,
             )
             .build(),
         ]

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Header, RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -84,7 +84,8 @@ fn op_id(op: &Operation) -> &str {
 }
 
 /// `security: []` on the public operations (an admin key on /readyz adds
-/// detail, but none is needed); the fire body is optional.
+/// detail, but none is needed); parameters are not nullable; the fire
+/// body is optional.
 struct Public;
 
 impl Modify for Public {
@@ -92,6 +93,22 @@ impl Modify for Public {
         for (_, _, op) in operations(api) {
             if PUBLIC.contains(&op_id(op)) {
                 op.security = Some(Vec::new());
+            }
+            // A header or query value is never JSON null: `Option<_>`
+            // parameters are optional, not nullable.
+            for p in op.parameters.iter_mut().flatten() {
+                if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+                    if let SchemaType::Array(types) = &o.schema_type {
+                        let kept: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        if let [one] = kept.as_slice() {
+                            o.schema_type = SchemaType::Type(one.clone());
+                        }
+                    }
+                }
             }
             // An empty body is an empty input (buttons without fields).
             if op_id(op) == "records_fire" {
@@ -398,7 +415,7 @@ pub fn document() -> &'static Value {
 ///
 /// The OpenAPI 3.1 document of the API, built from the code that serves it.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "ops_openapi",
-    responses((status = 200, body = Object, description = "the OpenAPI 3.1 document")))]
+    responses((status = 200, body = BTreeMap<String, Value>, description = "the OpenAPI 3.1 document")))]
 pub async fn json() -> impl IntoResponse {
     axum::Json(document())
 }
@@ -631,6 +648,18 @@ mod tests {
                 "{schema}.{prop}"
             );
         }
+        // No empty-object types (a generator reads them as "no members").
+        for (name, schema) in s.as_object().unwrap() {
+            assert_ne!(schema["type"], "integer", "{name}: a scalar as a component");
+            for (prop, p) in schema["properties"].as_object().into_iter().flatten() {
+                if p["type"] == "object" {
+                    assert!(
+                        p.get("properties").is_some() || p.get("additionalProperties").is_some(),
+                        "{name}.{prop}: an empty object type"
+                    );
+                }
+            }
+        }
         let fire = &doc["paths"]["/v1/records/{id}/transitions/{transition}"]["post"];
         assert_eq!(
             fire["requestBody"]["required"], false,
@@ -704,6 +733,17 @@ mod tests {
                         "{method} {path}: no answer example"
                     );
                 }
+            }
+        }
+        for (_, _, op) in ops(doc) {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    p["schema"]["type"].is_string(),
+                    "{} {}: {}",
+                    op["operationId"],
+                    p["name"],
+                    p["schema"]
+                );
             }
         }
         let methods = &doc["components"]["responses"]["MethodNotAllowed"]["headers"];

@@ -286,7 +286,7 @@ pub struct FireBody {
 #[utoipa::path(post, path = "/v1/records/{id}/transitions/{transition}", tag = "records", operation_id = "records_fire",
     request_body(content = FireBody, description = "optional (the OpenAPI document marks it so): no body, or a blank one, is an empty input"),
     params(("id" = i64, Path, description = "the record id"), ("transition" = String, Path, description = "the transition name (`GET /v1/records/{id}/actions` lists those the caller may fire now)"),
-           ("If-Match" = Option<String>, Header, description = "expected revision; 409 E_CONFLICT if stale"),
+           ("If-Match" = Option<String>, Header, pattern = "^(\\*|(W/)?\"?-?[0-9]+\"?)$", description = "expected revision; 409 E_CONFLICT if stale"),
            ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "as for POST /v1/records: bound to this record, transition and body")),
     responses((status = 200, body = RecordView),
               (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also a bad Idempotency-Key or If-Match)"),

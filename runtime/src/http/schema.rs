@@ -142,7 +142,7 @@ pub struct TransitionSchema {
     /// The fire body's `input`: the transition's input fields, each
     /// optional; `x-require` lists the fields that must be non-empty once
     /// the input is applied (they may already be set on the record).
-    #[schema(value_type = Object, additional_properties)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub input: Map<String, J>,
 }
 
@@ -160,11 +160,11 @@ pub struct WorkflowSchema {
     /// hidden from the caller are absent) and nullable. Annotations:
     /// `title`, `x-leadflow-type` (the declared type), `x-pii: true`,
     /// `x-reveal-in` (states where the assignee sees a PII field).
-    #[schema(value_type = Object, additional_properties)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub fields: Map<String, J>,
     /// JSON Schema of the create body's `fields`: `required` lists the
     /// fields that must be given (required, without a default).
-    #[schema(value_type = Object, additional_properties)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub create: Map<String, J>,
     /// Every transition by name.
     pub transitions: BTreeMap<String, TransitionSchema>,
