@@ -42,6 +42,9 @@ both!(
     parked_timers_and_background_task_liveness,
     metrics_off_and_readyz_anonymous,
     admin_actions_are_audited,
+    list_filter_syntax_unknown_fields_and_cursor_binding,
+    workflow_schema_types_fields_and_inputs,
+    timestamps_have_one_precision_and_values_are_typed,
 );
 
 async fn create_get_fire_with_etag_and_conflict(kind: Kind) {
@@ -778,6 +781,11 @@ async fn list_filters_sort_and_keyset_pages(kind: Kind) {
                 };
                 let r = d.get(&url, key).await;
                 assert_eq!(r.status, 200, "{r:?}");
+                assert_eq!(
+                    r.body["has_more"],
+                    json!(r.body["next"].is_string()),
+                    "{r:?}"
+                );
                 for it in r.body["items"].as_array().unwrap() {
                     out.push((
                         it["id"].as_i64().unwrap(),
@@ -982,11 +990,19 @@ async fn list_parameters_are_bounded(kind: Kind) {
             "{shown}: {r:?}"
         );
     }
-    let twenty: Vec<String> = (0..20).map(|i| format!("field.f{i}=1")).collect();
+    // 20 filters (both spellings count), not 21.
+    let mut twenty: Vec<String> = (0..19).map(|_| "filter=province:RM".to_string()).collect();
+    twenty.push("field.province=RM".into());
     let r = d
         .get(&format!("/v1/records?{}", twenty.join("&")), "admin")
         .await;
     assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    twenty.push("filter=province:RM".into());
+    let r = d
+        .get(&format!("/v1/records?{}", twenty.join("&")), "admin")
+        .await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
     let _ = d.stop().await;
 }
 
@@ -1625,5 +1641,303 @@ async fn admin_actions_are_audited(kind: Kind) {
     assert_eq!(r.body["entries"], json!([]), "{r:?}");
     let r = d.get("/v1/audit?limit=0", "admin").await;
     assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"));
+    let _ = d.stop().await;
+}
+
+/// `filter=name:value` (what generated clients send for the declared array
+/// parameter) and its alias `field.<name>=value`; `state` as an array or a
+/// comma list; unknown parameters and field names are 400 naming them;
+/// a cursor only continues its own query, however its parameters are
+/// ordered or spelled.
+async fn list_filter_syntax_unknown_fields_and_cursor_binding(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let mut ids = Vec::new();
+    for n in ["Rossi", "Verdi", "Bianchi", "Neri"] {
+        ids.push(d.aslm_lead("admin", n).await.id());
+    }
+    let mi = d
+        .post(
+            "/v1/records",
+            "admin",
+            json!({"workflow": "aslm", "fields": {"first_name": "Ugo", "province": "MI"}}),
+        )
+        .await
+        .id();
+    d.post(
+        &format!("/v1/records/{}/transitions/log_contact_attempt", ids[0]),
+        "dealer-rm",
+        json!({}),
+    )
+    .await;
+    let r = d
+        .post(
+            &format!("/v1/records/{}/transitions/close_no_sale", ids[0]),
+            "dealer-rm",
+            json!({"input": {"close_reason": "refused"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let list = |q: &str| {
+        let d = &d;
+        let q = q.to_string();
+        async move { d.get(&format!("/v1/records?{q}"), "admin").await }
+    };
+    let ids_of = |r: &http_support::Resp| -> Vec<i64> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    // The two spellings of a filter are one query.
+    let a = list("filter=province:RM&sort=id").await;
+    let b = list("field.province=RM&sort=id").await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(ids_of(&a), ids);
+    assert_eq!(ids_of(&a), ids_of(&b));
+    // A value holding `:` is split at the first one; numbers match as JSON.
+    let r = list("filter=province:MI&filter=attempts:0").await;
+    assert_eq!(ids_of(&r), [mi]);
+    let r = list("filter=last_name:Ros:si").await;
+    assert_eq!((r.status, ids_of(&r).len()), (200, 0));
+    // States as an array, as a comma list, or both.
+    for q in [
+        "state=assigned&state=closed_no_sale",
+        "state=assigned,closed_no_sale",
+        "state=closed_no_sale&state=assigned,assigned",
+    ] {
+        let r = list(q).await;
+        assert_eq!(ids_of(&r).len(), 5, "{q}: {r:?}");
+    }
+    assert_eq!(ids_of(&list("state=closed_no_sale").await), [ids[0]]);
+    // Unknown names are refused and named, never an empty page.
+    for (q, name) in [
+        ("filter=provnce:RM", "provnce"),
+        ("field.provnce=RM", "provnce"),
+        ("sort=-provnce", "provnce"),
+        ("workflow=aslm&filter=area:IT-LAZIO", "area"),
+    ] {
+        let r = list(q).await;
+        assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{q}: {r:?}");
+        assert_eq!(r.body["field"], name, "{q}: {r:?}");
+        assert!(r.body["message"].as_str().unwrap().contains(name), "{r:?}");
+    }
+    for q in [
+        "filter=province",
+        "filter=:RM",
+        "colour=red",
+        "field.=1",
+        "sort=id&sort=state",
+        "limit=2&limit=3",
+        "workflow=aslm&workflow=qpartner",
+    ] {
+        let r = list(q).await;
+        assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{q}: {r:?}");
+    }
+    // Pages say whether more follow.
+    let p1 = list("sort=-id&limit=2").await;
+    assert_eq!(p1.body["has_more"], true, "{p1:?}");
+    let cursor = p1.body["next"].as_str().unwrap().to_string();
+    let last = list(&format!("sort=-id&limit=10&after={cursor}")).await;
+    assert_eq!(
+        (&last.body["has_more"], &last.body["next"]),
+        (&json!(false), &json!(null))
+    );
+    assert_eq!(ids_of(&last).len(), 3);
+    // A cursor of `sort=-id` continues `sort=-id` only: another sort, a
+    // filter added, another state: 400.
+    for q in [
+        format!("sort=state&after={cursor}"),
+        format!("sort=id&after={cursor}"),
+        format!("sort=-id&filter=province:RM&after={cursor}"),
+        format!("sort=-id&state=assigned&after={cursor}"),
+    ] {
+        let r = list(&q).await;
+        assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{q}: {r:?}");
+    }
+    // The same query written otherwise continues.
+    let p1 = list(
+        "state=assigned&state=closed_no_sale&filter=province:RM&filter=attempts:0&sort=-id&limit=1",
+    )
+    .await;
+    let c = p1.body["next"].as_str().unwrap().to_string();
+    let p2 = list(&format!(
+        "field.attempts=0&sort=-id&state=closed_no_sale,assigned&field.province=RM&limit=1&after={c}"
+    ))
+    .await;
+    assert_eq!(p2.status, 200, "{p2:?}");
+    assert_eq!(ids_of(&p2), [ids[ids.len() - 2]]);
+    let _ = d.stop().await;
+}
+
+/// `GET /v1/workflows/{id}/schema`: the JSON Schema of a version's fields,
+/// create body and transition inputs, typed from the declarations; any
+/// key reads it; the ETag is the version hash.
+async fn workflow_schema_types_fields_and_inputs(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let rec = d.aslm_lead("admin", "Rossi").await;
+    let version = rec.body["version"].as_str().unwrap().to_string();
+    let s = d.get("/v1/workflows/aslm/schema", "dealer-rm").await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(s.header("etag"), format!("\"{version}\""));
+    assert_eq!(
+        (&s.body["version"], &s.body["current"]),
+        (&json!(version), &json!(true))
+    );
+    let fields = &s.body["fields"];
+    assert_eq!(
+        fields["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(fields["additionalProperties"], false);
+    let p = &fields["properties"];
+    assert_eq!(p["attempts"]["type"], json!(["integer", "null"]));
+    assert_eq!(p["assigned_at"]["format"], "date-time");
+    assert_eq!(p["phone"]["x-pii"], true);
+    assert_eq!(
+        p["phone"]["x-reveal-in"],
+        json!(["assigned", "appointment_set"])
+    );
+    assert!(p["province"].get("x-pii").is_none());
+    assert!(p["close_reason"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("refused")));
+    assert_eq!(p["contact_attempts"]["type"], json!(["array", "null"]));
+    // The record's fields are all declared, with the declared JSON types.
+    for (name, v) in rec.body["fields"].as_object().unwrap() {
+        let decl = &p[name];
+        assert!(decl.is_object(), "{name} undeclared");
+        let ty = match v {
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(_) => "integer",
+            serde_json::Value::Array(_) => "array",
+            _ => continue,
+        };
+        if let Some(types) = decl["type"].as_array() {
+            assert!(types.contains(&json!(ty)), "{name}: {v} is not {decl}");
+        }
+    }
+    assert_eq!(s.body["create"]["required"], json!(["first_name"]));
+    let close = &s.body["transitions"]["close_sale"];
+    assert_eq!(close["to"], "closed_sale");
+    assert_eq!(close["input"]["x-require"], json!(["vin"]));
+    assert_eq!(close["input"]["additionalProperties"], false);
+    let vin = &close["input"]["properties"]["vin"];
+    assert_eq!(vin["pattern"], "^(?:[A-HJ-NPR-Z0-9]{17})$");
+    // A default applies at creation, not to a transition's input.
+    assert_eq!(p["send_email"]["default"], false);
+    let appointment = &s.body["transitions"]["make_appointment"]["input"]["properties"];
+    assert!(appointment["send_email"].get("default").is_none());
+    assert_eq!(appointment["appointment_at"]["format"], "date-time");
+    // By version; unknown workflow, version or parameter.
+    let v = d
+        .get(
+            &format!("/v1/workflows/aslm/schema?version={version}"),
+            "admin",
+        )
+        .await;
+    assert_eq!(v.body, s.body);
+    let r = d.get("/v1/workflows/nope/schema", "admin").await;
+    assert_eq!((r.status, r.code()), (404, "E_UNKNOWN_WORKFLOW"), "{r:?}");
+    let r = d
+        .get("/v1/workflows/aslm/schema?version=0000", "admin")
+        .await;
+    assert_eq!((r.status, r.code()), (404, "E_NOT_FOUND"), "{r:?}");
+    let r = d.get("/v1/workflows/aslm/schema?v=1", "admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
+    // Another tenant's workflow is unknown here.
+    let r = d.get("/v1/workflows/qpartner/schema", "admin").await;
+    assert_eq!((r.status, r.code()), (404, "E_UNKNOWN_WORKFLOW"), "{r:?}");
+    let _ = d.stop().await;
+}
+
+/// Every instant the API returns is RFC 3339 UTC with microseconds, the
+/// same in the create answer and in later reads (date-time field values
+/// too); field values are scalars or lists of scalars.
+async fn timestamps_have_one_precision_and_values_are_typed(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let micros = |v: &serde_json::Value| {
+        let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+        let b = s.as_bytes();
+        assert_eq!(b.len(), 27, "{s}");
+        assert!(s.ends_with('Z') && b[19] == b'.', "{s}");
+        assert!(chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{s}");
+    };
+    let c = d.aslm_lead("admin", "Rossi").await;
+    let id = c.id();
+    let g = d.get(&format!("/v1/records/{id}"), "admin").await;
+    for k in ["created_at", "entered_at", "updated_at"] {
+        micros(&c.body[k]);
+        assert_eq!(c.body[k], g.body[k], "{k}");
+    }
+    micros(&g.body["fields"]["assigned_at"]);
+    assert_eq!(c.body["fields"], g.body["fields"]);
+    // A date-time given with an offset reads back in UTC, microseconds;
+    // a filter with the value read back finds the record.
+    let f = d
+        .post(
+            &format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            "dealer-rm",
+            json!({}),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{f:?}");
+    micros(&f.body["fields"]["first_contact_attempt_at"]);
+    let f = d
+        .post(
+            &format!("/v1/records/{id}/transitions/make_appointment"),
+            "dealer-rm",
+            json!({"input": {"appointment_at": "2030-01-02T10:00:00+01:00"}}),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{f:?}");
+    assert_eq!(
+        f.body["fields"]["appointment_at"],
+        "2030-01-02T09:00:00.000000Z"
+    );
+    let l = d
+        .get(
+            "/v1/records?filter=appointment_at:2030-01-02T09:00:00.000000Z",
+            "admin",
+        )
+        .await;
+    assert_eq!(l.body["items"][0]["id"], id, "{l:?}");
+    micros(&l.body["items"][0]["updated_at"]);
+    let h = d.get(&format!("/v1/records/{id}/history"), "admin").await;
+    for e in h.body.as_array().unwrap() {
+        micros(&e["at"]);
+        if e["field"] == "appointment_at" {
+            assert_eq!(e["new"], "2030-01-02T09:00:00.000000Z");
+        }
+    }
+    let a = d.get("/v1/audit", "admin").await;
+    micros(&a.body["entries"][0]["at"]);
+    let w = d.get("/v1/workflows", "admin").await;
+    micros(&w.body["checked_at"]);
+    // Objects and nested lists are no field value: 422 E_TYPE, naming it.
+    for (path, body, field) in [
+        (
+            "/v1/records".to_string(),
+            json!({"workflow": "aslm", "fields": {"first_name": {"x": 1}}}),
+            "first_name",
+        ),
+        (
+            "/v1/records".to_string(),
+            json!({"workflow": "aslm", "fields": {"first_name": "A", "contact_attempts": [["a"]]}}),
+            "contact_attempts",
+        ),
+        (
+            format!("/v1/records/{id}/transitions/log_contact_attempt"),
+            json!({"input": {"note": {}}}),
+            "note",
+        ),
+    ] {
+        let r = d.post(&path, "admin", body).await;
+        assert_eq!((r.status, r.code()), (422, "E_TYPE"), "{path}: {r:?}");
+        assert_eq!(r.body["field"], field);
+    }
     let _ = d.stop().await;
 }

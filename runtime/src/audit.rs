@@ -14,6 +14,7 @@ use serde::Serialize;
 pub struct AuditEntry {
     /// Increasing per store: the keyset cursor.
     pub id: i64,
+    #[serde(serialize_with = "crate::http::schema::ts")]
     pub at: DateTime<Utc>,
     /// The key's name (never the key).
     pub key: String,

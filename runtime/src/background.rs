@@ -72,7 +72,7 @@ enum Phase {
 }
 
 /// What `/readyz` shows of a task (tenant names only to admins).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     pub task: &'static str,
     pub tenant: String,

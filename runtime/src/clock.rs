@@ -11,13 +11,14 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep_until(&self, t: DateTime<Utc>) -> impl Future<Output = ()> + Send;
 }
 
-/// Wall-clock time.
+/// Wall-clock time, in microseconds (what the stores keep, so a value
+/// set to `now` reads back as it was written).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
     }
 
     async fn sleep_until(&self, t: DateTime<Utc>) {

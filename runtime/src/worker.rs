@@ -246,11 +246,14 @@ pub struct Failed {
 /// (`GET /v1/timers/parked`, `POST /v1/timers/parked/{record}/{timer}/retry`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ParkedTimer {
+    #[schema(value_type = i64)]
     pub record: RecordId,
     pub timer: String,
+    #[serde(serialize_with = "crate::http::schema::ts")]
     pub due: DateTime<Utc>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::http::schema::ts")]
     pub parked_at: DateTime<Utc>,
 }
 

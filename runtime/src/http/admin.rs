@@ -27,7 +27,10 @@ pub struct ActorView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodView {
+    #[serde(serialize_with = "super::schema::ts")]
     pub from: DateTime<Utc>,
+    /// After `from`.
+    #[serde(serialize_with = "super::schema::ts")]
     pub until: DateTime<Utc>,
 }
 
@@ -65,7 +68,7 @@ async fn stored_directory(t: &super::state::Tenant) -> Result<Arc<Vec<Actor>>, A
 }
 
 /// The tenant's actor directory.
-#[utoipa::path(get, path = "/v1/actors", tag = "actors",
+#[utoipa::path(get, path = "/v1/actors", tag = "actors", operation_id = "actors_list",
     responses((status = 200, body = [ActorView])), security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
@@ -83,7 +86,7 @@ pub async fn list(
 }
 
 /// One actor.
-#[utoipa::path(get, path = "/v1/actors/{id}", tag = "actors", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/actors/{id}", tag = "actors", operation_id = "actors_get", params(("id" = String, Path, description = "the actor id")),
     responses((status = 200, body = ActorView), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
@@ -109,7 +112,7 @@ fn actor_not_found() -> ApiError {
 }
 
 /// An actor's unavailability periods.
-#[utoipa::path(get, path = "/v1/actors/{id}/unavailability", tag = "actors", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/actors/{id}/unavailability", tag = "actors", operation_id = "actors_unavailability_get", params(("id" = String, Path, description = "the actor id")),
     responses((status = 200, body = [PeriodView]), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get_unavailability(
     State(s): State<AppState>,
@@ -125,7 +128,7 @@ pub async fn get_unavailability(
 /// Assignments skip an actor while it is unavailable. Only this actor's
 /// periods change in the store: actors and periods that other daemons on
 /// the same database wrote are kept.
-#[utoipa::path(put, path = "/v1/actors/{id}/unavailability", tag = "actors", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/v1/actors/{id}/unavailability", tag = "actors", operation_id = "actors_unavailability_put", params(("id" = String, Path, description = "the actor id")),
     request_body = [PeriodView],
     responses((status = 200, body = [PeriodView]), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -193,6 +196,7 @@ pub struct WorkflowsStatus {
     /// False when the files on disk have errors: the last good versions
     /// keep serving and `diagnostics` says why.
     pub ok: bool,
+    #[serde(serialize_with = "super::schema::ts_opt")]
     pub checked_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
     pub diagnostics: Vec<DiagnosticView>,
@@ -200,7 +204,7 @@ pub struct WorkflowsStatus {
 }
 
 /// Workflow versions and the status of the last check of the files.
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", operation_id = "workflows_list",
     responses((status = 200, body = WorkflowsStatus), (status = 403, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn workflows(
     State(s): State<AppState>,

@@ -79,45 +79,62 @@ async fn created_id(resp: Response) -> (Response, Option<i64>) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The largest `limit` of `GET /v1/audit`.
+pub const MAX_LIMIT: i64 = 500;
+/// Its default `limit`.
+pub const DEFAULT_LIMIT: i64 = 100;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// The `next` of the previous page.
     after: Option<i64>,
-    /// 1..=500, default 100.
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: Option<i64>,
 }
 
+/// A page of audit entries.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
+    /// Whether another page follows (then `next` is set).
+    pub has_more: bool,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<i64>,
 }
 
 /// The tenant's audit of admin actions, oldest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "operations",
-    params(("after" = Option<i64>, Query, description = "the `next` of the previous page"),
-           ("limit" = Option<i64>, Query, description = "1..=500, default 100")),
-    responses((status = 200, body = AuditPage)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "audit_list",
+    params(AuditParams),
+    responses((status = 200, body = AuditPage, description = "a page of entries, oldest first"),
+              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: `limit` outside 1..=500, a parameter that is not an integer, an unknown parameter"),
+              (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: not an admin key")),
+    security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     require_admin(&caller)?;
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit: 1..=500"));
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit: 1..={MAX_LIMIT}")));
     }
     let t = s.tenant(&caller);
     let mut entries = audit::page(&t.backend, &t.id, p.after.unwrap_or(0), limit + 1).await?;
-    let next = if entries.len() as i64 > limit {
+    let has_more = entries.len() as i64 > limit;
+    let next = if has_more {
         entries.truncate(limit as usize);
         entries.last().map(|e| e.id)
     } else {
         None
     };
-    Ok(Json(AuditPage { entries, next }))
+    Ok(Json(AuditPage {
+        entries,
+        has_more,
+        next,
+    }))
 }

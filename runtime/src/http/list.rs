@@ -1,5 +1,8 @@
-//! `GET /v1/records`: filters (workflow, state, assignee, any field), sort
-//! by any field or column, keyset pagination. One SQL query per page in
+//! `GET /v1/records`: filters (workflow, states, assignee, any field:
+//! `filter=name:value`, or the alias `field.<name>=value`), sort by any
+//! field or column, keyset pagination. Filter and sort field names must be
+//! declared by a loaded version of the workflow(s) in scope (else 400), as
+//! unknown parameters are refused. One SQL query per page in
 //! either dialect; the caller's visibility (own records, pools) is part of
 //! the WHERE clause, so pages are never short because of hidden rows.
 //!
@@ -30,7 +33,6 @@ use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 const COLUMNS: [&str; 8] = [
@@ -43,21 +45,126 @@ const COLUMNS: [&str; 8] = [
     "entered_at",
     "updated_at",
 ];
-const MAX_LIMIT: usize = 500;
-/// At most this many `field.<name>` filters.
+/// The largest `limit`.
+pub const MAX_LIMIT: usize = 500;
+/// The `limit` when none is given.
+pub const DEFAULT_LIMIT: usize = 50;
+/// At most this many field filters (`filter=` and `field.<name>=` together).
 pub const MAX_FILTERS: usize = 20;
-/// At most this many states in `state=a,b,...`.
+/// At most this many states (`state=a&state=b`, `state=a,b`, together).
 pub const MAX_STATES: usize = 64;
 /// The longest field name (in `field.<name>` and `sort`), in bytes.
 pub const MAX_NAME: usize = 128;
 /// The longest parameter value, in bytes (a cursor is well under it).
 pub const MAX_VALUE: usize = 1024;
 
+/// A page of records.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
     pub items: Vec<RecordView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Whether another page follows (then `next` is set).
+    pub has_more: bool,
+    /// Pass as `after` for the next page (with the same filters and sort);
+    /// null on the last page.
     pub next: Option<String>,
+}
+
+/// The query of `GET /v1/records` as the OpenAPI document declares it
+/// ([`parse`] reads it), with the bounds of the constants above.
+pub struct ListQuery;
+
+impl utoipa::IntoParams for ListQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle};
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+        use utoipa::openapi::Required;
+        let text = |max: usize| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(max))
+        };
+        let param = |name: &str, description: &str, schema: Schema, example: serde_json::Value| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema))
+                // No example cursor: a made-up one is refused (400).
+                .example((!example.is_null()).then_some(example))
+        };
+        let list = |items: ObjectBuilder, max: usize| {
+            Schema::Array(
+                ArrayBuilder::new()
+                    .items(items)
+                    .max_items(Some(max))
+                    .build(),
+            )
+        };
+        let limit = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT as f64))
+            .default(Some(serde_json::json!(DEFAULT_LIMIT)))
+            .build();
+        vec![
+            param(
+                "workflow",
+                "Only records of this workflow (filter and sort field names are then checked against its versions).",
+                text(MAX_VALUE).build().into(),
+                serde_json::json!("aslm"),
+            )
+            .build(),
+            param(
+                "state",
+                &format!("Only records in one of these states: `state=a&state=b` (the comma form `state=a,b` is accepted too); at most {MAX_STATES} states."),
+                list(text(MAX_VALUE).min_length(Some(1)), MAX_STATES),
+                serde_json::json!(["assigned", "appointment_set"]),
+            )
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(true))
+            .build(),
+            param(
+                "assignee",
+                "Only records assigned to this actor id.",
+                text(MAX_VALUE).build().into(),
+                serde_json::json!("dealer-rm"),
+            )
+            .build(),
+            param(
+                "filter",
+                &format!("Field equality, `name:value` (split at the first `:`), repeated for several fields, all of which must hold: `filter=province:RM&filter=attempts:0`. The value matches the field's JSON value as a string, or as the number or boolean it spells; a date-time also matches the same instant written otherwise. The name must be a field of a loaded version of the workflow in scope (`workflow`, else any workflow of the tenant): an unknown name is 400. At most {MAX_FILTERS} filters. (`field.<name>=value` is accepted as an alias: docs/api.md.)"),
+                list(text(MAX_VALUE).pattern(Some("^[^:]+:")), MAX_FILTERS),
+                serde_json::json!(["province:RM"]),
+            )
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(true))
+            .build(),
+            param(
+                "sort",
+                &format!("A column ({}) or a field name (known as for `filter`); `-` first: descending. Missing values sort first ascending, last descending; ties by id. Default `id`.", COLUMNS.join(", ")),
+                text(MAX_NAME + 1).min_length(Some(1)).build().into(),
+                serde_json::json!("-created_at"),
+            )
+            .build(),
+            param(
+                "limit",
+                &format!("Page size, 1 to {MAX_LIMIT}."),
+                limit.into(),
+                serde_json::json!(20),
+            )
+            .build(),
+            param(
+                "after",
+                "The `next` of the previous page: opaque, valid only with the same filters and sort (not `limit`) and the same API key, on a daemon with the same cursor key (`LEADFLOW_CURSOR_SECRET`); otherwise 400.",
+                text(MAX_VALUE).build().into(),
+                serde_json::Value::Null,
+            )
+            .build(),
+        ]
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -163,7 +270,7 @@ struct Params {
     after: Option<(serde_json::Value, i64)>,
 }
 
-/// A field name as given in `field.<name>` or `sort`.
+/// A field name as given in `filter`, `field.<name>` or `sort`.
 fn field_name(param: &str, name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(ApiError::bad_request(format!(
@@ -178,7 +285,31 @@ fn field_name(param: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
+/// A field filter (`param` as written, for messages).
+fn add_filter(p: &mut Params, param: &str, name: &str, value: String) -> Result<(), ApiError> {
+    field_name(param, name)?;
+    if p.fields.len() == MAX_FILTERS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_FILTERS} field filters (filter= and field.<name>= together)"
+        )));
+    }
+    p.fields.push((name.to_string(), value));
+    Ok(())
+}
+
+/// A parameter that may be given once.
+fn once(given: &mut Vec<&'static str>, name: &'static str) -> Result<(), ApiError> {
+    if given.contains(&name) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is given twice (it takes one value)"
+        )));
+    }
+    given.push(name);
+    Ok(())
+}
+
+/// The query in order (repeated names are kept: `state`, `filter`).
+fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
     let mut p = Params {
         workflow: None,
         states: Vec::new(),
@@ -186,10 +317,11 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
         fields: Vec::new(),
         sort: "id".into(),
         desc: false,
-        limit: 50,
+        limit: DEFAULT_LIMIT,
         cursor: None,
         after: None,
     };
+    let mut given = Vec::new();
     for (k, v) in q {
         // Short names first: an unknown or overlong name is not echoed whole.
         if k.len() > MAX_NAME + "field.".len() || k.chars().any(char::is_control) {
@@ -209,15 +341,30 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
             )));
         }
         match k.as_str() {
-            "workflow" => p.workflow = Some(v),
+            "workflow" => {
+                once(&mut given, "workflow")?;
+                p.workflow = Some(v)
+            }
             "state" => {
-                p.states = v.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                p.states.extend(v.split(',').filter(|s| !s.is_empty()).map(String::from));
                 if p.states.len() > MAX_STATES {
                     return Err(ApiError::bad_request(format!("state: at most {MAX_STATES} states")));
                 }
             }
-            "assignee" => p.assignee = Some(v),
+            "assignee" => {
+                once(&mut given, "assignee")?;
+                p.assignee = Some(v)
+            }
+            "filter" => match v.split_once(':') {
+                Some((name, value)) => add_filter(&mut p, "filter", name, value.to_string())?,
+                None => {
+                    return Err(ApiError::bad_request(
+                        "filter: write `name:value`, e.g. filter=province:RM",
+                    ))
+                }
+            },
             "sort" => {
+                once(&mut given, "sort")?;
                 let (desc, name) = match v.strip_prefix('-') {
                     Some(n) => (true, n),
                     None => (false, v.trim_start_matches('+')),
@@ -230,32 +377,61 @@ fn parse(q: BTreeMap<String, String>) -> Result<Params, ApiError> {
                 p.desc = desc;
             }
             "limit" => {
+                once(&mut given, "limit")?;
                 p.limit = v
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::bad_request(format!("limit must be 1..={MAX_LIMIT}")))?
             }
-            "after" => p.cursor = Some(v),
+            "after" => {
+                once(&mut given, "after")?;
+                p.cursor = Some(v)
+            }
             other => match other.strip_prefix("field.") {
-                Some(f) if !f.is_empty() => {
-                    field_name(other, f)?;
-                    if p.fields.len() == MAX_FILTERS {
-                        return Err(ApiError::bad_request(format!(
-                            "at most {MAX_FILTERS} field.<name> filters"
-                        )));
-                    }
-                    p.fields.push((f.to_string(), v))
-                }
+                Some(f) if !f.is_empty() => add_filter(&mut p, other, f, v)?,
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown parameter `{other}` (workflow, state, assignee, field.<name>, sort, limit, after)"
+                        "unknown parameter `{other}` (workflow, state, assignee, filter, sort, limit, after)"
                     )))
                 }
             },
         }
     }
+    // One query however its parameters are ordered or spelled: the cursor
+    // binds this form.
+    p.states.sort();
+    p.states.dedup();
+    p.fields.sort();
     Ok(p)
+}
+
+/// Filter and sort field names must be declared by some loaded version of
+/// the workflow in scope (`workflow`, else any workflow of the tenant):
+/// 400 naming the field, rather than an empty page or an arbitrary order.
+fn refuse_unknown(versions: &crate::apply::Versions, p: &Params) -> Result<(), ApiError> {
+    let wfs: Vec<_> = versions
+        .all()
+        .into_iter()
+        .filter(|wf| p.workflow.as_ref().is_none_or(|w| *w == wf.id))
+        .collect();
+    let sort = (!COLUMNS.contains(&p.sort.as_str())).then_some(("sort", p.sort.as_str()));
+    let names = p.fields.iter().map(|(f, _)| ("filter", f.as_str()));
+    for (param, name) in names.chain(sort) {
+        if wfs.iter().any(|wf| wf.field(name).is_some()) {
+            continue;
+        }
+        let scope = match &p.workflow {
+            Some(w) => format!("workflow `{w}`"),
+            None => "any workflow of the tenant".to_string(),
+        };
+        let mut e = ApiError::bad_request(format!(
+            "{param}: unknown field `{name}` (no loaded version of {scope} declares it)"
+        ));
+        e.body.field = Some(name.to_string());
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Actor-bound callers may not filter or sort on a field that is `pii` in
@@ -394,6 +570,14 @@ fn candidates(v: &str) -> Vec<serde_json::Value> {
         serde_json::from_str::<serde_json::Value>(v)
     {
         out.push(j);
+    }
+    // An instant matches as the engine stores it, however it is written
+    // (the API answers microseconds, the store may hold fewer digits).
+    if let Some(t) = leadflow_engine::value::parse_instant(v) {
+        let stored = leadflow_engine::Value::DateTime(t).to_json();
+        if !out.contains(&stored) {
+            out.push(stored);
+        }
     }
     out
 }
@@ -606,30 +790,33 @@ async fn fetch(
 }
 
 /// List the records the caller may see.
-#[utoipa::path(get, path = "/v1/records", tag = "records",
-    params(("workflow" = Option<String>, Query), ("state" = Option<String>, Query, description = "comma-separated states"),
-           ("assignee" = Option<String>, Query), ("field.<name>" = Option<String>, Query, description = "field equality, e.g. field.province=RM"),
-           ("sort" = Option<String>, Query, description = "a column (id, created_at, updated_at, entered_at, state, assignee, workflow, revision) or a field; `-` first: descending"),
-           ("limit" = Option<usize>, Query, description = "1..=500, default 50"),
-           ("after" = Option<String>, Query, description = "the `next` cursor of the previous page: opaque, valid only with the same filters and sort and the same API key (and, without LEADFLOW_CURSOR_SECRET, until the daemon restarts)")),
-    responses((status = 200, body = Page),
-              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: unknown parameter; more than 20 `field.` filters or 64 states; a field name over 128 bytes or with control characters; a value over 1024 bytes or with NUL; a cursor altered or from another query"),
+///
+/// Filtered (`workflow`, `state`, `assignee`, `filter`), sorted (`sort`)
+/// and paged by keyset (`limit`, `after`). Unknown parameters, and filter
+/// or sort names that no loaded version of the workflow(s) in scope
+/// declares, are 400.
+#[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "records_list",
+    params(ListQuery),
+    responses((status = 200, body = Page, description = "a page of records, in the order asked"),
+              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it); more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
-    Query(q): Query<BTreeMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<Page>, ApiError> {
     let t = s.tenant(&caller);
     let mut p = parse(q)?;
+    refuse_unknown(t.backend.versions(), &p)?;
     refuse_pii(&caller, t.backend.versions(), &p)?;
     let aad = binding(&t.id, &caller, &p);
     if let Some(c) = &p.cursor {
         p.after = Some(open_cursor(cursor_key()?, &aad, c)?);
     }
     let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &p).await?;
-    let next = if rows.len() > p.limit {
+    let has_more = rows.len() > p.limit;
+    let next = if has_more {
         rows.truncate(p.limit);
         match rows.last() {
             Some((r, k)) => Some(seal_cursor(cursor_key()?, &aad, k, r.id)?),
@@ -645,7 +832,11 @@ pub async fn list(
             view(&caller, wf.as_deref(), r)
         })
         .collect();
-    Ok(Json(Page { items, next }))
+    Ok(Json(Page {
+        items,
+        has_more,
+        next,
+    }))
 }
 
 #[cfg(test)]

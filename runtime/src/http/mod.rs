@@ -24,6 +24,7 @@
 //! | `ratelimit.rs` | per-key request budgets of a tenant's `rate_limit`, `RateLimit-*` headers, 429 |
 //! | `cors.rs` | CORS: preflights, `Access-Control-Allow-Origin` for the key's tenant's `cors_origins` |
 //! | `webhooks_doc.rs` | the OpenAPI `webhooks:` section: the signed `message.queued` event a webhook sink POSTs |
+//! | `schema.rs` | typed values: `FieldValue`, one timestamp format, `GET /v1/workflows/{id}/schema` |
 
 pub mod admin;
 pub mod audit;
@@ -38,6 +39,7 @@ pub mod ops;
 pub mod ratelimit;
 pub mod records;
 pub mod reload;
+pub mod schema;
 pub mod serve;
 pub mod state;
 pub mod timers;
@@ -93,6 +95,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             get(admin::get_unavailability).put(admin::put_unavailability),
         )
         .route("/v1/workflows", get(admin::workflows))
+        .route("/v1/workflows/{id}/schema", get(schema::workflow))
         .route("/v1/timers/parked", get(timers::parked))
         .route(
             "/v1/timers/parked/{record}/{timer}/retry",

@@ -1,38 +1,146 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! completed by the modifiers below: the errors every operation can give,
+//! the response headers (`X-Request-Id` everywhere, `ETag`, `Location`,
+//! `Retry-After`, `Allow`), `security: []` on the public operations, and
+//! an example for each operation.
 
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
-use super::{admin, audit, codes, error, list, ops, records, timers};
+use super::{admin, audit, codes, error, list, ops, records, schema, timers};
 use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Header, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "leadflow", description = "Lead lifecycles over HTTP: records, transitions, actors, workflow versions. Errors are RFC 9457 problem documents (`application/problem+json`) whose `code` is stable (`GET /errors` lists the codes)."),
+    info(title = "leadflow", description = "Lead lifecycles over HTTP: records, transitions, actors, workflow versions.
+
+Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
+    servers((url = "/", description = "the daemon serving this document")),
     paths(
-        records::create, records::get, records::fire, records::actions, records::history, records::links,
-        list::list,
-        admin::list, admin::get, admin::get_unavailability, admin::put_unavailability, admin::workflows,
+        list::list, records::create, records::get, records::fire, records::actions, records::history, records::links,
+        admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
+        admin::workflows, schema::workflow,
         timers::parked, timers::retry,
-        ops::healthz, ops::readyz, ops::metrics_text,
         audit::list,
+        ops::healthz, ops::readyz, ops::metrics_text, json,
     ),
-    components(schemas(error::ErrorBody)),
-    modifiers(&Bearer, &StandardErrors, &RateLimitDoc, &Webhooks)
+    components(schemas(error::ErrorBody, schema::FieldValue)),
+    tags(
+        (name = "records", description = "Records (leads, tickets, ...): create, read, list, fire transitions; history and links"),
+        (name = "actors", description = "The actor directory and unavailability periods"),
+        (name = "workflows", description = "Workflow versions, their check status and their JSON Schemas"),
+        (name = "timers", description = "Parked timer items (admin keys)"),
+        (name = "audit", description = "The audit of admin actions (admin keys)"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "errors", description = "The catalogue of error codes a problem document's `type` points at"),
+    ),
+    security(("bearer" = [])),
+    modifiers(&Bearer, &Public, &StandardErrors, &RateLimitDoc, &Headers, &Examples, &Webhooks)
 )]
 pub struct ApiDoc;
+
+/// Operations any client may call without a key.
+pub const PUBLIC: [&str; 5] = [
+    "ops_healthz",
+    "ops_readyz",
+    "ops_openapi",
+    "errors_list",
+    "errors_get",
+];
+
+/// Operations whose success answer is a record with its `ETag`.
+const RECORD_ANSWERS: [&str; 3] = ["records_create", "records_get", "records_fire"];
 
 struct Bearer;
 
 impl Modify for Bearer {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some("An API key of a tenant (`Authorization: Bearer <key>`); /metrics takes the metrics token instead.".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
     }
+}
+
+/// Every operation of the document, with its path and method.
+fn operations(api: &mut utoipa::openapi::OpenApi) -> Vec<(String, &'static str, &mut Operation)> {
+    let mut out = Vec::new();
+    for (path, item) in api.paths.paths.iter_mut() {
+        let ops = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                out.push((path.clone(), method, op));
+            }
+        }
+    }
+    out
+}
+
+fn op_id(op: &Operation) -> &str {
+    op.operation_id.as_deref().unwrap_or_default()
+}
+
+/// `security: []` on the public operations (an admin key on /readyz adds
+/// detail, but none is needed); parameters are not nullable; the fire
+/// body is optional.
+struct Public;
+
+#[derive(OpenApi)]
+#[openapi(paths(codes::list, codes::describe))]
+struct ErrorPages;
+
+impl Modify for Public {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        api.merge(ErrorPages::openapi());
+        for (_, _, op) in operations(api) {
+            if PUBLIC.contains(&op_id(op)) {
+                op.security = Some(Vec::new());
+            }
+            // A header or query value is never JSON null: `Option<_>`
+            // parameters are optional, not nullable.
+            for p in op.parameters.iter_mut().flatten() {
+                if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+                    if let SchemaType::Array(types) = &o.schema_type {
+                        let kept: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        if let [one] = kept.as_slice() {
+                            o.schema_type = SchemaType::Type(one.clone());
+                        }
+                    }
+                }
+            }
+            // An empty body is an empty input (buttons without fields).
+            if op_id(op) == "records_fire" {
+                if let Some(body) = op.request_body.as_mut() {
+                    body.required = Some(utoipa::openapi::Required::False);
+                }
+            }
+        }
+    }
+}
+
+fn error_response(what: &str) -> Response {
+    let mut r = Response::new(what);
+    r.content.insert(
+        "application/json".into(),
+        Content::new(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody"))),
+    );
+    r
 }
 
 /// The errors every operation can give, added where a handler's annotation
@@ -41,71 +149,71 @@ impl Modify for Bearer {
 /// body can be malformed (a path id that is not an integer, a bad cursor),
 /// 500 (`E_INTERNAL`, no details) where the store is read; where a body is
 /// taken, 413 (`E_TOO_LARGE`) and 408 (`E_TIMEOUT`) from the `[server]`
-/// body limits. Then every error response (4xx, 5xx) is made an RFC 9457
-/// problem document: `application/problem+json` with the `Problem` schema
-/// (whose `code` is the `ErrorCode` enum of `codes.rs`), with its headers
-/// (`WWW-Authenticate` on 401, `ETag` on 412, `Retry-After` on 503). The
-/// catalogue pages `/errors` and `/errors/{code}` are added too.
+/// body limits; 405 (`E_METHOD`, with `Allow`) for a method the path does
+/// not take, on every operation of the path.
 struct StandardErrors;
-
-#[derive(OpenApi)]
-#[openapi(paths(codes::list, codes::describe))]
-struct ErrorPages;
 
 impl Modify for StandardErrors {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::SecurityRequirement;
-        use utoipa::openapi::ResponseBuilder;
-        let error = |what: &str| ResponseBuilder::new().description(what).build();
-        api.merge(ErrorPages::openapi());
-        for (path, item) in api.paths.paths.iter_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in ops.into_iter().flatten() {
-                let r = &mut op.responses.responses;
-                // `security: [{}]` (the catalogue pages) is public.
-                let secured = op
-                    .security
-                    .as_ref()
-                    .is_some_and(|s| s.iter().any(|req| *req != SecurityRequirement::default()));
-                let takes_input = path.contains('{')
-                    || op.request_body.is_some()
-                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-                if secured {
-                    r.entry("401".into()).or_insert_with(|| {
-                        error("E_UNAUTHORIZED: no key, or not a key of any tenant").into()
-                    });
-                }
-                if takes_input {
-                    r.entry("400".into()).or_insert_with(|| {
-                        error("E_BAD_REQUEST: malformed path, query or body").into()
-                    });
-                }
-                if op.request_body.is_some() {
-                    r.entry("413".into()).or_insert_with(|| {
-                        error("E_TOO_LARGE: the body is over `[server] max_body_bytes`").into()
-                    });
-                    r.entry("408".into()).or_insert_with(|| {
-                        error("E_TIMEOUT: the body was not received within `[server] body_timeout`").into()
-                    });
-                }
-                if path.starts_with("/v1/") {
-                    r.entry("500".into()).or_insert_with(|| {
-                        error("E_INTERNAL: the store failed (details only in the log)").into()
-                    });
-                    r.entry("503".into()).or_insert_with(|| {
-                        error("E_UNAVAILABLE: the database is down, restarting or busy; retry after `Retry-After` seconds").into()
-                    });
-                }
-                for (status, resp) in r.iter_mut() {
-                    if let utoipa::openapi::RefOr::T(resp) = resp {
-                        problem_response(status, resp);
-                    }
+        let mut method = error_response(
+            "E_METHOD: the path exists but does not take this method; `Allow` lists those it takes",
+        );
+        method.headers.insert(
+            "Allow".into(),
+            string_header("The methods the path takes, e.g. `POST,GET,HEAD`"),
+        );
+        method
+            .headers
+            .insert("X-Request-Id".into(), request_id_header());
+        problem_response("405", &mut method);
+        api.components
+            .get_or_insert_with(Default::default)
+            .responses
+            .insert("MethodNotAllowed".into(), RefOr::T(method));
+        for (path, _, op) in operations(api) {
+            let r = &mut op.responses.responses;
+            let secured = op.security.as_ref().is_none_or(|s| !s.is_empty());
+            let takes_input = path.contains('{')
+                || op.request_body.is_some()
+                || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if secured {
+                r.entry("401".into()).or_insert_with(|| {
+                    error_response(
+                        "E_UNAUTHORIZED: no key, or not a key of any tenant; E_KEY_EXPIRED",
+                    )
+                    .into()
+                });
+            }
+            if takes_input {
+                r.entry("400".into()).or_insert_with(|| {
+                    error_response("E_BAD_REQUEST: malformed path, query or body").into()
+                });
+            }
+            if op.request_body.is_some() {
+                r.entry("413".into()).or_insert_with(|| {
+                    error_response("E_TOO_LARGE: the body is over `[server] max_body_bytes`").into()
+                });
+                r.entry("408".into()).or_insert_with(|| {
+                    error_response(
+                        "E_TIMEOUT: the body was not received within `[server] body_timeout`",
+                    )
+                    .into()
+                });
+            }
+            if path.starts_with("/v1/") {
+                r.entry("500".into()).or_insert_with(|| {
+                    error_response("E_INTERNAL: the store failed (details only in the log, under `request_id`)").into()
+                });
+                r.entry("503".into()).or_insert_with(|| {
+                    error_response("E_UNAVAILABLE: the database is down, restarting or busy; E_OVERLOADED: too many connections; retry after `Retry-After` seconds").into()
+                });
+            }
+            r.entry("405".into()).or_insert_with(|| {
+                utoipa::openapi::Ref::from_response_name("MethodNotAllowed").into()
+            });
+            for (status, resp) in r.iter_mut() {
+                if let RefOr::T(resp) = resp {
+                    problem_response(status, resp);
                 }
             }
         }
@@ -179,28 +287,554 @@ fn problem_response(status: &str, resp: &mut utoipa::openapi::Response) {
     }
 }
 
-/// `GET /openapi.json`
+fn string_header(description: &str) -> Header {
+    let mut h = Header::new(ObjectBuilder::new().schema_type(Type::String));
+    h.description = Some(description.into());
+    h
+}
+
+fn request_id_header() -> Header {
+    string_header("The request's id: the client's `X-Request-Id` if it sent one, else a new UUID; log lines carry it")
+}
+
+/// The response headers: `X-Request-Id` on every answer, `Retry-After` on
+/// 503, `ETag` on a record (its revision) and on a workflow schema (the
+/// version hash), `Location` on 201.
+struct Headers;
+
+impl Modify for Headers {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (_, _, op) in operations(api) {
+            let id = op_id(op).to_string();
+            for (status, resp) in op.responses.responses.iter_mut() {
+                let RefOr::T(resp) = resp else { continue };
+                let h = &mut resp.headers;
+                h.insert("X-Request-Id".into(), request_id_header());
+                let ok = status.starts_with('2');
+                if status == "503" {
+                    let mut retry = Header::new(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
+                    );
+                    retry.description =
+                        Some("Seconds to wait before sending the request again".into());
+                    h.insert("Retry-After".into(), retry);
+                }
+                if ok && RECORD_ANSWERS.contains(&id.as_str()) {
+                    h.insert(
+                        "ETag".into(),
+                        string_header(
+                            "The record's revision, quoted (`\"3\"`): send it back as `If-Match`",
+                        ),
+                    );
+                }
+                if ok && id == "workflows_schema" {
+                    h.insert("ETag".into(), string_header("The version hash, quoted"));
+                }
+                if status == "201" {
+                    h.insert(
+                        "Location".into(),
+                        string_header("The created record's path, `/v1/records/{id}`"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A record as the examples show it.
+fn record_example(id: i64, state: &str, revision: i64, fields: Value) -> Value {
+    json!({
+        "id": id, "workflow": "aslm", "version": "9eb52b8464d84760", "state": state,
+        "fields": fields, "assignee": "dealer-rm", "revision": revision,
+        "created_at": "2026-11-30T09:12:03.512044Z",
+        "entered_at": "2026-11-30T09:12:03.512044Z",
+        "updated_at": "2026-11-30T09:40:11.020311Z"
+    })
+}
+
+fn lead_fields() -> Value {
+    json!({
+        "first_name": "Mario", "last_name": "Rossi", "province": "RM",
+        "phone": "3331234567", "attempts": 0, "consent_marketing": false,
+        "assigned_at": "2026-11-30T09:12:03.512044Z"
+    })
+}
+
+/// Examples by operation: (request body, (status, response body)).
+fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
+    let record = record_example(42, "assigned", 1, lead_fields());
+    let period =
+        json!({"from": "2026-08-01T00:00:00.000000Z", "until": "2026-08-22T00:00:00.000000Z"});
+    let actor = json!({"id": "dealer-rm", "role": "dealer", "zones": ["RM"], "skills": [],
+        "capacity": 40, "load": 12, "unavailable": [period]});
+    match op {
+        "records_list" => (None, Some(("200", json!({
+            "items": [record], "has_more": true,
+            "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK"
+        })))),
+        "records_create" => (
+            Some(json!({"workflow": "aslm", "fields": {
+                "first_name": "Mario", "last_name": "Rossi", "province": "RM", "phone": "3331234567"}})),
+            Some(("201", record)),
+        ),
+        "records_get" => (None, Some(("200", record))),
+        "records_fire" => {
+            let mut fields = lead_fields();
+            fields["appointment_at"] = json!("2026-12-03T10:00:00.000000Z");
+            (
+                Some(json!({"input": {"appointment_at": "2026-12-03T11:00:00+01:00"}})),
+                Some(("200", record_example(42, "appointment_set", 2, fields))),
+            )
+        }
+        "records_actions" => (None, Some(("200", json!([
+            {"transition": "make_appointment", "title": "Make appointment", "to": "appointment_set",
+             "input": [{"name": "appointment_at", "title": "Appointment", "type": "datetime", "required": true}]},
+            {"transition": "log_contact_attempt", "title": "Log contact attempt", "to": null, "input": []}
+        ])))),
+        "records_history" => (None, Some(("200", json!([
+            {"at": "2026-11-30T09:40:11.020311Z", "actor": "dealer-rm", "transition": "log_contact_attempt",
+             "field": "attempts", "old": 0, "new": 1}
+        ])))),
+        "records_links" => (None, Some(("200", json!([{"name": "spawned", "to": 43}])))),
+        "actors_list" => (None, Some(("200", json!([actor])))),
+        "actors_get" => (None, Some(("200", actor))),
+        "actors_unavailability_get" => (None, Some(("200", json!([period])))),
+        "actors_unavailability_put" => (Some(json!([period])), Some(("200", json!([period])))),
+        "workflows_list" => (None, Some(("200", json!({
+            "ok": true, "checked_at": "2026-11-30T09:00:00.104211Z", "error": null, "diagnostics": [],
+            "workflows": [{"id": "aslm", "title": "After-sales leads", "current": "9eb52b8464d84760",
+                "versions": [{"hash": "9eb52b8464d84760", "current": true, "file": "workflows/aslm.toml"}]}]
+        })))),
+        "workflows_schema" => (None, Some(("200", json!({
+            "workflow": "aslm", "title": "After-sales leads", "version": "9eb52b8464d84760", "current": true,
+            "fields": {"$schema": schema::DIALECT, "title": "aslm lead fields", "type": "object",
+                "additionalProperties": false, "properties": {
+                    "province": {"type": ["string", "null"], "title": "Province", "x-leadflow-type": "string"},
+                    "phone": {"type": ["string", "null"], "title": "Phone", "x-leadflow-type": "string",
+                        "x-pii": true, "x-reveal-in": ["assigned", "appointment_set"]},
+                    "attempts": {"type": ["integer", "null"], "title": "Attempts", "default": 0, "x-leadflow-type": "int"}}},
+            "create": {"$schema": schema::DIALECT, "title": "aslm lead: fields to create one", "type": "object",
+                "additionalProperties": false, "required": ["province"], "properties": {
+                    "province": {"type": ["string", "null"], "title": "Province", "x-leadflow-type": "string"}}},
+            "transitions": {"make_appointment": {"title": "Make appointment", "from": ["assigned"],
+                "to": "appointment_set", "by": ["dealer"],
+                "input": {"$schema": schema::DIALECT, "title": "aslm: input of make_appointment", "type": "object",
+                    "additionalProperties": false, "x-require": ["appointment_at"], "properties": {
+                        "appointment_at": {"type": ["string", "null"], "format": "date-time",
+                            "title": "Appointment", "x-leadflow-type": "datetime"}}}}}
+        })))),
+        "timers_parked_list" => (None, Some(("200", json!([
+            {"record": 42, "timer": "first_contact_sla", "due": "2026-11-30T13:12:03.512044Z",
+             "attempts": 5, "last_error": "E_SCRIPT: ...", "parked_at": "2026-11-30T13:20:40.001822Z"}
+        ])))),
+        "timers_parked_retry" => (None, None),
+        "audit_list" => (None, Some(("200", json!({
+            "entries": [{"id": 7, "at": "2026-11-30T09:12:03.530101Z", "key": "aslm-admin",
+                "method": "POST", "path": "/v1/records", "status": 201, "record": 42}],
+            "has_more": false
+        })))),
+        "ops_healthz" => (None, Some(("200", json!({"status": "ok"})))),
+        "ops_readyz" => (None, Some(("200", json!({"status": "ready"})))),
+        "ops_metrics" => (None, Some(("200", json!("# TYPE leadflow_transitions_total counter\nleadflow_transitions_total{tenant=\"aslm\",workflow=\"aslm\",transition=\"make_appointment\"} 3\n")))),
+        "ops_openapi" => (None, Some(("200", json!({"openapi": "3.1.0", "info": {"title": "leadflow", "version": "0.1.0"}, "paths": {}})))),
+        _ => (None, None),
+    }
+}
+
+/// An example for each operation's request body and success answer;
+/// examples for path parameters.
+struct Examples;
+
+impl Modify for Examples {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let named = |summary: &str, v: Value| {
+            utoipa::openapi::example::ExampleBuilder::new()
+                .summary(summary)
+                .value(Some(v))
+                .build()
+        };
+        for (path, _, op) in operations(api) {
+            let id = op_id(op).to_string();
+            let (request, response) = examples(&id);
+            if let (Some(v), Some(body)) = (request, op.request_body.as_mut()) {
+                for c in body.content.values_mut() {
+                    c.examples
+                        .insert("example".into(), named("a request", v.clone()).into());
+                }
+            }
+            if let Some((status, v)) = response {
+                if let Some(RefOr::T(r)) = op.responses.responses.get_mut(status) {
+                    for c in r.content.values_mut() {
+                        c.examples
+                            .insert("example".into(), named("an answer", v.clone()).into());
+                    }
+                }
+            }
+            for p in op.parameters.iter_mut().flatten() {
+                let example = match (p.name.as_str(), path.starts_with("/v1/actors")) {
+                    ("id", true) => json!("dealer-rm"),
+                    ("id", false) if path.starts_with("/v1/workflows") => json!("aslm"),
+                    ("id" | "record", _) => json!(42),
+                    ("transition", _) => json!("make_appointment"),
+                    ("timer", _) => json!("first_contact_sla"),
+                    ("If-Match", _) => json!("\"1\""),
+                    ("Idempotency-Key", _) => json!("form-submission-8f14e45f"),
+                    _ => continue,
+                };
+                let with = utoipa::openapi::path::ParameterBuilder::from(p.clone())
+                    .example(Some(example))
+                    .build();
+                *p = with;
+            }
+        }
+    }
+}
+
+/// The document as served (built once).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null))
+}
+
+/// This document.
+///
+/// The OpenAPI 3.1 document of the API, built from the code that serves it.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "ops_openapi",
+    responses((status = 200, body = BTreeMap<String, Value>, description = "the OpenAPI 3.1 document")))]
 pub async fn json() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    axum::Json(document())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    fn ops(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((path.clone(), method.clone(), op));
+            }
+        }
+        out
+    }
 
     #[test]
-    fn history_values_are_any_json_and_bodies_document_their_limits() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        let history = &doc["components"]["schemas"]["HistoryView"]["properties"];
-        for k in ["old", "new"] {
+    fn operation_ids_are_unique_prefixed_and_tagged() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut seen = BTreeSet::new();
+        for (path, method, op) in ops(doc) {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(seen.insert(id.to_string()), "{id} twice");
+            let tag = op["tags"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: no tag"));
+            let prefix = if tag == "operations" { "ops" } else { tag };
             assert!(
-                history[k].get("type").is_none(),
-                "HistoryView.{k} holds null, strings, numbers, booleans or lists: {}",
-                history[k]
+                id.starts_with(&format!("{prefix}_")),
+                "{id} under tag {tag}"
+            );
+            assert!(op["summary"].is_string(), "{id}: no summary");
+        }
+        for id in [
+            "records_list",
+            "records_create",
+            "records_get",
+            "records_fire",
+            "records_actions",
+            "records_history",
+            "records_links",
+            "actors_list",
+            "actors_get",
+            "actors_unavailability_get",
+            "actors_unavailability_put",
+            "workflows_list",
+            "workflows_schema",
+            "timers_parked_list",
+            "timers_parked_retry",
+            "audit_list",
+            "ops_healthz",
+            "ops_readyz",
+            "ops_metrics",
+            "ops_openapi",
+        ] {
+            assert!(seen.contains(id), "{id} missing");
+        }
+        let tags: BTreeSet<&str> = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        for (_, _, op) in ops(doc) {
+            assert!(
+                tags.contains(op["tags"][0].as_str().unwrap()),
+                "undeclared tag"
             );
         }
-        let fire = &doc["paths"]["/v1/records/{id}/transitions/{transition}"]["post"]["responses"];
-        assert!(fire.get("413").is_some() && fire.get("408").is_some());
+    }
+
+    /// Every `$ref` in `v`, with where it is.
+    fn refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push((at.clone(), r)),
+                        _ => refs(x, format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    refs(x, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let doc = document();
+        let mut all = Vec::new();
+        refs(doc, String::new(), &mut all);
+        assert!(all.len() > 20);
+        for (at, r) in all {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{at}: external ref {r}"));
+            assert!(doc.pointer(pointer).is_some(), "{at}: {r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn list_parameters_have_the_servers_bounds() {
+        let doc = document();
+        let params = doc["paths"]["/v1/records"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let p = |name: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no parameter {name}"))
+        };
+        let names: BTreeSet<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["workflow", "state", "assignee", "filter", "sort", "limit", "after"].into()
+        );
+        for p in params {
+            assert_eq!(p["in"], "query");
+            assert_ne!(p["required"], true);
+            assert!(
+                !p["name"].as_str().unwrap().contains('<'),
+                "a literal template name"
+            );
+        }
+        let limit = &p("limit")["schema"];
+        assert_eq!(limit["type"], "integer");
+        assert_eq!(limit["minimum"], 1);
+        assert_eq!(limit["maximum"], list::MAX_LIMIT);
+        assert_eq!(limit["default"], list::DEFAULT_LIMIT);
+        for (name, max) in [("state", list::MAX_STATES), ("filter", list::MAX_FILTERS)] {
+            let q = p(name);
+            assert_eq!(
+                (&q["style"], &q["explode"]),
+                (&json!("form"), &json!(true)),
+                "{name}"
+            );
+            assert_eq!(q["schema"]["type"], "array", "{name}");
+            assert_eq!(q["schema"]["maxItems"], max, "{name}");
+            assert_eq!(q["schema"]["items"]["maxLength"], list::MAX_VALUE, "{name}");
+        }
+        for name in ["workflow", "assignee", "after"] {
+            assert_eq!(p(name)["schema"]["maxLength"], list::MAX_VALUE, "{name}");
+        }
+        assert_eq!(p("sort")["schema"]["maxLength"], list::MAX_NAME + 1);
+        let audit = doc["paths"]["/v1/audit"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let limit = &audit.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"], &limit["default"]),
+            (
+                &json!(1),
+                &json!(audit::MAX_LIMIT),
+                &json!(audit::DEFAULT_LIMIT)
+            )
+        );
+    }
+
+    #[test]
+    fn values_are_typed_and_pages_say_if_more_follow() {
+        let doc = document();
+        let s = &doc["components"]["schemas"];
+        let fv = json!({"$ref": "#/components/schemas/FieldValue"});
+        for (schema, prop) in [
+            ("RecordView", "fields"),
+            ("CreateBody", "fields"),
+            ("FireBody", "input"),
+        ] {
+            assert_eq!(
+                s[schema]["properties"][prop]["type"], "object",
+                "{schema}.{prop}"
+            );
+            assert_eq!(
+                s[schema]["properties"][prop]["additionalProperties"], fv,
+                "{schema}.{prop}"
+            );
+        }
+        for k in ["old", "new"] {
+            assert_eq!(
+                s["HistoryView"]["properties"][k]["$ref"], fv["$ref"],
+                "HistoryView.{k}"
+            );
+        }
+        let kinds: Vec<&Value> = s["FieldValue"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| &k["type"])
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                &json!("null"),
+                &json!("string"),
+                &json!("number"),
+                &json!("boolean"),
+                &json!("array")
+            ]
+        );
+        for page in ["Page", "AuditPage"] {
+            assert_eq!(
+                s[page]["properties"]["has_more"]["type"], "boolean",
+                "{page}"
+            );
+            assert!(s[page]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("has_more")));
+        }
+        for (schema, prop) in [
+            ("RecordView", "created_at"),
+            ("HistoryView", "at"),
+            ("AuditEntry", "at"),
+            ("PeriodView", "from"),
+        ] {
+            assert_eq!(
+                s[schema]["properties"][prop]["format"], "date-time",
+                "{schema}.{prop}"
+            );
+        }
+        // No empty-object types (a generator reads them as "no members").
+        for (name, schema) in s.as_object().unwrap() {
+            assert_ne!(schema["type"], "integer", "{name}: a scalar as a component");
+            for (prop, p) in schema["properties"].as_object().into_iter().flatten() {
+                if p["type"] == "object" {
+                    assert!(
+                        p.get("properties").is_some() || p.get("additionalProperties").is_some(),
+                        "{name}.{prop}: an empty object type"
+                    );
+                }
+            }
+        }
+        let fire = &doc["paths"]["/v1/records/{id}/transitions/{transition}"]["post"];
+        assert_eq!(
+            fire["requestBody"]["required"], false,
+            "an empty body is an empty input"
+        );
+        let body = &fire["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            body["$ref"], "#/components/schemas/FireBody",
+            "not nullable: `null` is refused"
+        );
+        assert!(fire["responses"].get("413").is_some() && fire["responses"].get("408").is_some());
+    }
+
+    #[test]
+    fn headers_security_and_examples_are_declared() {
+        let doc = document();
+        for (path, method, op) in ops(doc) {
+            let id = op["operationId"].as_str().unwrap();
+            let public = PUBLIC.contains(&id);
+            assert_eq!(
+                op["security"] == json!([]),
+                public,
+                "{id}: security {}",
+                op["security"]
+            );
+            assert_eq!(
+                op["responses"]["405"]["$ref"], "#/components/responses/MethodNotAllowed",
+                "{id}"
+            );
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if r.get("$ref").is_some() {
+                    continue;
+                }
+                let h = &r["headers"];
+                assert!(
+                    h.get("X-Request-Id").is_some(),
+                    "{id} {status}: no X-Request-Id"
+                );
+                assert_eq!(
+                    h.get("Retry-After").is_some(),
+                    status == "503",
+                    "{id} {status}"
+                );
+                assert_eq!(
+                    h.get("Location").is_some(),
+                    status == "201",
+                    "{id} {status}"
+                );
+                let etag = status.starts_with('2')
+                    && (RECORD_ANSWERS.contains(&id) || id == "workflows_schema");
+                assert_eq!(h.get("ETag").is_some(), etag, "{id} {status}");
+            }
+            if let Some(body) = op.get("requestBody") {
+                for c in body["content"].as_object().unwrap().values() {
+                    assert!(
+                        c["examples"]["example"]["value"] != Value::Null,
+                        "{id}: no request example"
+                    );
+                }
+            }
+            let ok = op["responses"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(s, _)| s.starts_with('2'))
+                .unwrap();
+            if let Some(content) = ok.1["content"].as_object() {
+                for c in content.values() {
+                    assert!(
+                        c["examples"]["example"]["value"] != Value::Null,
+                        "{method} {path}: no answer example"
+                    );
+                }
+            }
+        }
+        for (_, _, op) in ops(doc) {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    p["schema"]["type"].is_string(),
+                    "{} {}: {}",
+                    op["operationId"],
+                    p["name"],
+                    p["schema"]
+                );
+            }
+        }
+        let methods = &doc["components"]["responses"]["MethodNotAllowed"]["headers"];
+        assert!(methods.get("Allow").is_some());
     }
 
     /// Every error response of every operation is a problem document; its
@@ -241,6 +875,13 @@ mod tests {
                         continue;
                     }
                     errors += 1;
+                    let resp = match resp["$ref"].as_str() {
+                        Some(r) => {
+                            let name = r.trim_start_matches("#/components/responses/");
+                            &doc["components"]["responses"][name]
+                        }
+                        None => resp,
+                    };
                     let content = resp["content"].as_object().unwrap();
                     assert_eq!(
                         content.keys().collect::<Vec<_>>(),
@@ -273,7 +914,7 @@ mod tests {
         for p in ["/errors", "/errors/{code}"] {
             assert_eq!(
                 doc["paths"][p]["get"]["security"],
-                serde_json::json!([{}]),
+                serde_json::json!([]),
                 "{p}"
             );
             assert!(doc["paths"][p]["get"]["responses"].get("401").is_none());

@@ -66,8 +66,37 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// `GET /healthz`'s body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz`'s body: `status` when ready, `code` and `message` when
+/// not; `tasks` and `parked_timers` for an admin key only.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` (200).
+    #[schema(required = false)]
+    pub status: Option<String>,
+    /// `E_NOT_READY` (503).
+    #[schema(required = false)]
+    pub code: Option<String>,
+    /// Why not ready (503).
+    #[schema(required = false)]
+    pub message: Option<String>,
+    /// The caller's tenant's background tasks (admin key only).
+    #[schema(required = false)]
+    pub tasks: Option<Vec<crate::background::TaskStatus>>,
+    /// The caller's tenant's parked timer items (admin key only).
+    #[schema(required = false)]
+    pub parked_timers: Option<u64>,
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "ops_healthz",
+    responses((status = 200, body = Health, description = "alive")))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
@@ -78,8 +107,9 @@ pub async fn healthz() -> impl IntoResponse {
 /// starting or shutting down. Anonymous callers get a generic body; an
 /// admin key also gets its tenant's tasks (`tasks`: state, panics, last
 /// panic) and its count of parked timer items (`parked_timers`).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody, description = "E_NOT_READY: not ready (for an admin key, with the members `tasks` and `parked_timers`)")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "ops_readyz", security(()),
+    responses((status = 200, body = Readiness, description = "ready"),
+              (status = 503, body = ErrorBody, description = "E_NOT_READY: starting, shutting down, a database unreachable or a background task dead (for an admin key, with the members `tasks` and `parked_timers`)")))]
 pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.ready.load(Ordering::SeqCst) {
         return not_ready("shutting down or starting");
@@ -194,9 +224,9 @@ fn not_ready(why: &str) -> Response {
 /// timer items, outbox backlog (sampled now), timer item failures, panics
 /// of background tasks by task, request latency histogram. Behind the
 /// metrics token (docs/security.md).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "ops_metrics",
     security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text format"),
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format (version 0.0.4)"),
               (status = 401, body = ErrorBody, description = "missing or wrong metrics token"),
               (status = 403, body = ErrorBody, description = "metrics off: no `metrics_token_env` configured")))]
 pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Response {

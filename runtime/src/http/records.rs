@@ -2,6 +2,7 @@
 //! links. Every read goes through the caller's visibility and PII redaction.
 
 use super::error::{object, ApiError, ErrorBody, Json, JsonObject, Path};
+use super::schema::{check_values, FieldValue};
 use super::state::{AppState, Caller, Tenant};
 use crate::backend::{Backend, CreateRequest, FireRequest, Idempotency, StoredRecord, Visible};
 use axum::extract::State;
@@ -21,17 +22,24 @@ pub struct RecordView {
     /// Content hash of the workflow version the record runs on.
     pub version: String,
     pub state: String,
-    /// Field values by name; PII fields hidden from this caller are left out.
-    #[schema(value_type = Object)]
+    /// Field values by name; unset fields, and PII fields hidden from this
+    /// caller, are left out (`GET /v1/workflows/{id}/schema` types them).
+    #[schema(value_type = BTreeMap<String, FieldValue>)]
     pub fields: serde_json::Map<String, serde_json::Value>,
-    /// PII fields left out of `fields` for this caller.
+    /// PII fields left out of `fields` for this caller (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub redacted: Vec<String>,
+    /// The actor the record is assigned to; null: unassigned.
     pub assignee: Option<String>,
     /// Send it back as `If-Match` (also the `ETag` header).
     pub revision: i64,
+    #[serde(serialize_with = "super::schema::ts")]
     pub created_at: DateTime<Utc>,
+    /// When the record entered its current state.
+    #[serde(serialize_with = "super::schema::ts")]
     pub entered_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::schema::ts")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -60,6 +68,9 @@ pub fn view(caller: &Caller, wf: Option<&Workflow>, r: StoredRecord) -> RecordVi
                 fields.clear();
             }
         }
+    }
+    if let Some(wf) = wf {
+        super::schema::normalize_fields(wf, &mut fields);
     }
     RecordView {
         id: r.id,
@@ -249,15 +260,16 @@ fn idempotency(
 pub struct CreateBody {
     /// Workflow id, e.g. `aslm`.
     pub workflow: String,
-    /// Initial field values by name.
+    /// Initial field values by name (any declared field; see
+    /// `GET /v1/workflows/{id}/schema`, `create`).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, FieldValue>)]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Create a record on the current version of a workflow.
-#[utoipa::path(post, path = "/v1/records", tag = "records", request_body = CreateBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, kept 24 hours per API key: the same request again returns the first result; another request with it is 422 E_IDEMPOTENCY_MISMATCH")),
+#[utoipa::path(post, path = "/v1/records", tag = "records", operation_id = "records_create", request_body = CreateBody,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible ASCII characters, kept 24 hours per API key: the same request again returns the first result; another request with it is 422 E_IDEMPOTENCY_MISMATCH")),
     responses((status = 201, body = RecordView, description = "created; ETag is the revision"),
               (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also an Idempotency-Key that is empty, over 255 characters or not visible ASCII)"),
               (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
@@ -271,6 +283,7 @@ pub async fn create(
     JsonObject(body): JsonObject<CreateBody>,
 ) -> Result<Response, ApiError> {
     let t = s.tenant(&caller);
+    check_values(&body.fields)?;
     let key = idempotency(&headers, &caller, "POST", "/v1/records", || {
         serde_json::json!({"workflow": &body.workflow, "fields": &body.fields}).to_string()
     })?;
@@ -280,7 +293,7 @@ pub async fn create(
             workflow: &body.workflow,
             input: input(body.fields),
             actor: &caller.actor,
-            now: Utc::now(),
+            now: super::schema::now(),
             idempotency_key: key.as_ref().map(IdemKey::get),
         })
         .await?;
@@ -297,8 +310,8 @@ pub async fn create(
 }
 
 /// A record, with its revision as ETag; 304 when `If-None-Match` names it.
-#[utoipa::path(get, path = "/v1/records/{id}", tag = "records",
-    params(("id" = i64, Path),
+#[utoipa::path(get, path = "/v1/records/{id}", tag = "records", operation_id = "records_get",
+    params(("id" = i64, Path, description = "the record id"),
            ("If-None-Match" = Option<String>, Header, description = "ETags seen before (`\"3\"`, a list `\"2\", \"3\"`, weak `W/\"3\"`, or `*`): 304 without a body when the record is at one of them")),
     responses((status = 200, body = RecordView), (status = 304, description = "not modified: the record is at a revision `If-None-Match` named; no body", headers(("ETag" = String, description = "the current revision, quoted"))),
               (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
@@ -323,18 +336,19 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FireBody {
-    /// Values for the transition's `input` fields.
+    /// Values for the transition's `input` fields (see
+    /// `GET /v1/workflows/{id}/schema`, `transitions.<name>.input`).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, FieldValue>)]
     pub input: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Fire a transition as the caller's actor.
-#[utoipa::path(post, path = "/v1/records/{id}/transitions/{transition}", tag = "records",
-    request_body = FireBody,
-    params(("id" = i64, Path), ("transition" = String, Path),
-           ("If-Match" = Option<String>, Header, description = "the revision the caller saw, as in ETag (`\"3\"`; a list `\"3\", \"4\"`; `*`: any): 412 E_CONFLICT when the record is at another"),
-           ("Idempotency-Key" = Option<String>, Header, description = "as for POST /v1/records: bound to this record, transition and body")),
+#[utoipa::path(post, path = "/v1/records/{id}/transitions/{transition}", tag = "records", operation_id = "records_fire",
+    request_body(content = FireBody, description = "optional (the OpenAPI document marks it so): no body, or a blank one, is an empty input"),
+    params(("id" = i64, Path, description = "the record id"), ("transition" = String, Path, description = "the transition name (`GET /v1/records/{id}/actions` lists those the caller may fire now)"),
+           ("If-Match" = Option<String>, Header, pattern = "^\\s*(\\*|(W/)?\"?-?[0-9]+\"?(\\s*,\\s*(W/)?\"?-?[0-9]+\"?)*)\\s*$", description = "the revision the caller saw, as in ETag (`\"3\"`; a list `\"3\", \"4\"`; `*`: any): 412 E_CONFLICT when the record is at another"),
+           ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "as for POST /v1/records: bound to this record, transition and body")),
     responses((status = 200, body = RecordView),
               (status = 400, body = ErrorBody, description = "E_BAD_REQUEST (also a bad Idempotency-Key or If-Match)"),
               (status = 401, body = ErrorBody, description = "E_UNAUTHORIZED, E_KEY_EXPIRED"),
@@ -375,6 +389,7 @@ pub async fn fire(
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         object(v)?
     };
+    check_values(&body.input)?;
     let key = idempotency(
         &headers,
         &caller,
@@ -389,7 +404,7 @@ pub async fn fire(
             transition: &transition,
             input: input(body.input),
             actor: &caller.actor,
-            now: Utc::now(),
+            now: super::schema::now(),
             expected_revision: expected,
             idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
@@ -432,8 +447,8 @@ pub struct Action {
 /// The transitions the caller may fire now: enabled in the record's state,
 /// allowed to the caller's role, and whose guard passes (checked by a dry
 /// run; a dry run refused only for missing input still lists it).
-#[utoipa::path(get, path = "/v1/records/{id}/actions", tag = "records",
-    params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/v1/records/{id}/actions", tag = "records", operation_id = "records_actions",
+    params(("id" = i64, Path, description = "the record id")),
     responses((status = 200, body = [Action]), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn actions(
@@ -500,23 +515,27 @@ pub async fn actions(
     Ok(Json(out))
 }
 
+/// One field change.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryView {
+    #[serde(serialize_with = "super::schema::ts")]
     pub at: DateTime<Utc>,
+    /// The actor (or key) that made the change; `system` for timers.
     pub actor: String,
+    /// The transition (or timer) that made it.
     pub transition: String,
     pub field: String,
-    /// The value before: null, a string, a number, a boolean or a list.
-    #[schema(value_type = Value)]
+    /// The value before (`"[redacted]"` for a PII value hidden from the caller).
+    #[schema(value_type = FieldValue)]
     pub old: serde_json::Value,
     /// The value after (as `old`).
-    #[schema(value_type = Value)]
+    #[schema(value_type = FieldValue)]
     pub new: serde_json::Value,
 }
 
 /// Field-level history (PII values redacted as in the record).
-#[utoipa::path(get, path = "/v1/records/{id}/history", tag = "records",
-    params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/v1/records/{id}/history", tag = "records", operation_id = "records_history",
+    params(("id" = i64, Path, description = "the record id")),
     responses((status = 200, body = [HistoryView]), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
@@ -533,10 +552,16 @@ pub async fn history(
         rows.into_iter()
             .map(|h| {
                 let hide = hidden.contains(&h.field);
-                let mask = |v: serde_json::Value| {
+                let ty = wf
+                    .as_deref()
+                    .and_then(|wf| wf.field(&h.field).map(|f| wf.fields[f].ty));
+                let mask = |mut v: serde_json::Value| {
                     if hide && !v.is_null() {
                         serde_json::Value::String("[redacted]".into())
                     } else {
+                        if let Some(ty) = ty {
+                            super::schema::normalize_value(ty, &mut v);
+                        }
                         v
                     }
                 };
@@ -560,8 +585,8 @@ pub struct LinkView {
 }
 
 /// Links from this record (spawned and spawning records).
-#[utoipa::path(get, path = "/v1/records/{id}/links", tag = "records",
-    params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/v1/records/{id}/links", tag = "records", operation_id = "records_links",
+    params(("id" = i64, Path, description = "the record id")),
     responses((status = 200, body = [LinkView]), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn links(

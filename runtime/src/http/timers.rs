@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 /// The caller's tenant's parked timer items, oldest parking first.
-#[utoipa::path(get, path = "/v1/timers/parked", tag = "timers",
+#[utoipa::path(get, path = "/v1/timers/parked", tag = "timers", operation_id = "timers_parked_list",
     responses((status = 200, body = [ParkedTimer]), (status = 403, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn parked(
@@ -34,8 +34,8 @@ pub async fn parked_of(b: &AnyBackend) -> Result<Vec<ParkedTimer>, crate::backen
 /// Give a parked item back to the timer worker: its attempts start again
 /// and it fires at the worker's next pass (at once on PostgreSQL, within
 /// the worker's idle period on SQLite).
-#[utoipa::path(post, path = "/v1/timers/parked/{record}/{timer}/retry", tag = "timers",
-    params(("record" = i64, Path), ("timer" = String, Path)),
+#[utoipa::path(post, path = "/v1/timers/parked/{record}/{timer}/retry", tag = "timers", operation_id = "timers_parked_retry",
+    params(("record" = i64, Path, description = "the record id"), ("timer" = String, Path, description = "the timer name")),
     responses((status = 204, description = "retried"), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
