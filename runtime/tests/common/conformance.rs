@@ -18,8 +18,14 @@ pub async fn run<B: Backend>(b: &B) {
         from: t0() - chrono::Duration::days(1),
         until: t0() + chrono::Duration::days(1),
     };
-    assert!(b.set_unavailable("a2", std::slice::from_ref(&away)).await.unwrap());
-    assert!(!b.set_unavailable("ghost", std::slice::from_ref(&away)).await.unwrap());
+    assert!(b
+        .set_unavailable("a2", std::slice::from_ref(&away))
+        .await
+        .unwrap());
+    assert!(!b
+        .set_unavailable("ghost", std::slice::from_ref(&away))
+        .await
+        .unwrap());
     let dir = b.actors().await.unwrap();
     assert_eq!(dir.len(), 2);
     assert_eq!(
