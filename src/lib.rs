@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+#[macro_use]
+pub mod out;
 pub mod cmd;
 pub mod project;
 pub mod render;

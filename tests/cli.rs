@@ -183,3 +183,39 @@ fn db_migrate_applies_the_postgres_schema() {
     assert_ne!(code, 0);
     assert!(err.contains("for PostgreSQL URLs"), "{err}");
 }
+
+/// Run `leadflow args` in `dir` with a stdout whose reader is gone before
+/// the first write (`leadflow test | head -1` once head has exited).
+fn with_closed_stdout(args: &[&str]) -> (i32, String) {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run leadflow");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_pipe_ends_every_printing_command_quietly() {
+    for args in [
+        &["test", "tests/scenarios/aslm"][..],
+        &["calendar", "it", "--holidays", "2026"],
+        &["check"],
+        &["check", "--format", "json"],
+        &["graph", "workflows/aslm.toml"],
+        &["schema"],
+        &["explain", "E004"],
+    ] {
+        let (code, err) = with_closed_stdout(args);
+        assert_eq!(code, 141, "leadflow {args:?}: {err}");
+        assert!(err.is_empty(), "leadflow {args:?} wrote to stderr: {err}");
+    }
+}

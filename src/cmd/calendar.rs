@@ -19,14 +19,14 @@ pub fn run(
         .map_err(|e| anyhow!("{}: {} [{}]", path.display(), e, e.code()))?;
     let tz = cal.timezone();
     if let Some(year) = holidays {
-        println!("{} ({}), closed days in {year}:", cal.title(), tz);
+        crate::outln!("{} ({}), closed days in {year}:", cal.title(), tz)?;
         for h in cal.holidays(year) {
             let note = if h.on_working_weekday {
                 ""
             } else {
                 "  (not a working day anyway)"
             };
-            println!("{}  {:<9}  {}{note}", h.date, h.date.format("%A"), h.name);
+            crate::outln!("{}  {:<9}  {}{note}", h.date, h.date.format("%A"), h.name)?;
         }
     }
     match (from, add) {
@@ -35,7 +35,7 @@ pub fn run(
                 .ok_or_else(|| anyhow!("--from: expected an RFC 3339 instant such as 2026-11-20T17:30:00+01:00, got {from}"))?;
             let span = Span::parse(&add).map_err(|e| anyhow!("--add: {e}"))?;
             let due = span.add_to(t, &cal);
-            println!("{}", due.with_timezone(&tz).to_rfc3339());
+            crate::outln!("{}", due.with_timezone(&tz).to_rfc3339())?;
         }
         (None, None) if holidays.is_some() => {}
         _ => bail!("give --from and --add together (or --holidays YEAR)"),

@@ -30,8 +30,8 @@ pub fn run(
     let diags = &diags;
     match format {
         Format::Human => {
-            print!("{}", render::human(&project, diags));
-            println!("{}", render::summary(project.workflows.len(), diags));
+            crate::out!("{}", render::human(&project, diags))?;
+            crate::outln!("{}", render::summary(project.workflows.len(), diags))?;
         }
         Format::Json => {
             let out = serde_json::json!({
@@ -40,7 +40,7 @@ pub fn run(
                 "warnings": diags.iter().filter(|d| !d.is_error()).count(),
                 "diagnostics": diags,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         }
     }
     let fail = has_errors || (deny_warnings && !diags.is_empty());

@@ -22,14 +22,14 @@ pub fn run(file: PathBuf, format: GraphFormat, root: Option<PathBuf>) -> anyhow:
         .find(|w| same_file(&w.file, &target))
     else {
         project.workflows.retain(|f| same_file(&f.path, &target));
-        eprint!("{}", render::human(&project, &loaded.diagnostics));
+        crate::out::stderr(&render::human(&project, &loaded.diagnostics));
         bail!("{target} does not load cleanly; run `leadflow check {target}`");
     };
     let out = match format {
         GraphFormat::Mermaid => leadflow_engine::graph::mermaid(wf),
         GraphFormat::Dot => leadflow_engine::graph::dot(wf),
     };
-    print!("{out}");
+    crate::out!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 

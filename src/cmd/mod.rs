@@ -19,10 +19,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => check::run(paths, root, format, deny_warnings),
         Command::Graph { file, format, root } => graph::run(file, format, root),
         Command::Schema => {
-            println!("{}", schema_json());
+            crate::outln!("{}", schema_json())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { code } => Ok(explain(&code)),
+        Command::Explain { code } => explain(&code),
         Command::Calendar {
             name,
             from,
@@ -84,15 +84,15 @@ pub fn schema_json() -> String {
     serde_json::to_string_pretty(&leadflow_engine::workflow_schema()).unwrap_or_default()
 }
 
-fn explain(code: &str) -> ExitCode {
+fn explain(code: &str) -> anyhow::Result<ExitCode> {
     match leadflow_engine::diag::explain(code) {
         Some(e) => {
-            println!("{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}", e.code, e.title, e.hint, e.code.to_lowercase());
-            ExitCode::SUCCESS
+            crate::outln!("{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}", e.code, e.title, e.hint, e.code.to_lowercase())?;
+            Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("unknown code `{code}`; codes look like E004, W001 or E_GUARD (see docs/diagnostics.md)");
-            ExitCode::from(2)
+            crate::errln!("unknown code `{code}`; codes look like E004, W001 or E_GUARD (see docs/diagnostics.md)");
+            Ok(ExitCode::from(2))
         }
     }
 }

@@ -83,11 +83,11 @@ pub fn db_migrate(url: &str) -> Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     let applied = rt.block_on(leadflow_runtime::pg_roles::migrate(url))?;
-    println!(
+    crate::outln!(
         "schema at migration {} ({} applied)",
         applied.last().copied().unwrap_or_default(),
         applied.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -148,13 +148,15 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
         .await?;
         let total: u64 = moved.iter().map(|m| m.records).sum();
         for m in &moved {
-            println!("{} -> {}: {} records", m.from_state, m.to_state, m.records);
+            crate::outln!("{} -> {}: {} records", m.from_state, m.to_state, m.records)?;
         }
         let verb = if a.dry_run { "would move" } else { "moved" };
-        println!(
+        crate::outln!(
             "{verb} {total} records of `{}` from {} to {}",
-            a.workflow, a.from, a.to
-        );
+            a.workflow,
+            a.from,
+            a.to
+        )?;
         Ok(ExitCode::SUCCESS)
     })
 }
