@@ -4,9 +4,14 @@
 use std::process::Command;
 
 fn leadflow(args: &[&str]) -> (i32, String, String) {
+    leadflow_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Run `leadflow args` with `dir` as the current directory.
+fn leadflow_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_leadflow"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .output()
         .expect("run leadflow");
     (
@@ -218,4 +223,102 @@ fn a_closed_pipe_ends_every_printing_command_quietly() {
         assert_eq!(code, 141, "leadflow {args:?}: {err}");
         assert!(err.is_empty(), "leadflow {args:?} wrote to stderr: {err}");
     }
+}
+
+fn repo(sub: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(sub)
+}
+
+/// A workflow that needs no rules module and no calendar.
+const TINY: &str = r#"[workflow]
+id = "tiny"
+initial = "open"
+
+[states.open]
+[states.done]
+final = true
+
+[transitions.finish]
+from = ["open"]
+to = "done"
+by = ["agent"]
+"#;
+
+#[test]
+fn paths_work_from_inside_a_project() {
+    // A bare file name in the current directory (was: an empty path).
+    let (code, inside, err) = leadflow_in(&repo("workflows"), &["graph", "aslm.toml"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, from_root, _) = leadflow(&["graph", "workflows/aslm.toml"]);
+    assert_eq!(inside, from_root);
+    // The project root is found upward: check and test without a path.
+    let (code, out, err) = leadflow_in(&repo("workflows"), &["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let shipped = std::fs::read_dir(repo("workflows")).unwrap().count();
+    assert!(
+        out.contains(&format!("checked {shipped} workflow file(s)")),
+        "{out}"
+    );
+    let (code, out, err) = leadflow_in(&repo("tests/scenarios"), &["test", "--filter", "aslm02"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    // A bare scenario file name works like ./name (was: S005).
+    let (code, out, err) = leadflow_in(
+        &repo("tests/scenarios/aslm"),
+        &["test", "aslm02_assignment.toml"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    let (code, out, err) = leadflow_in(
+        &repo("rules"),
+        &[
+            "calendar",
+            "it",
+            "--from",
+            "2026-11-20T17:30:00+01:00",
+            "--add",
+            "24wh",
+        ],
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "2026-11-25T17:30:00+01:00"),
+        "{err}"
+    );
+}
+
+#[test]
+fn outside_a_project_commands_read_only_what_they_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.toml"), TINY).unwrap();
+    // Unrelated, broken TOML files beside it and below it are not read.
+    std::fs::write(dir.path().join("junk.toml"), "not = [toml").unwrap();
+    std::fs::create_dir(dir.path().join("deep")).unwrap();
+    std::fs::write(dir.path().join("deep/more.toml"), "[[[").unwrap();
+    let (code, out, err) = leadflow_in(dir.path(), &["graph", "tiny.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("s_open -- \"finish\" --> s_done"), "{out}");
+    // `always` is built in.
+    let (code, out, err) = leadflow_in(
+        dir.path(),
+        &[
+            "calendar",
+            "always",
+            "--from",
+            "2026-11-21T10:00:00Z",
+            "--add",
+            "2wh",
+        ],
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "2026-11-21T12:00:00+00:00"),
+        "{err}"
+    );
+    let (code, _, err) = leadflow_in(dir.path(), &["calendar", "it", "--holidays", "2026"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no project here"), "{err}");
+    let (code, _, err) = leadflow_in(dir.path(), &["check"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no project here"), "{err}");
 }

@@ -10,13 +10,18 @@ pub fn run(
     format: Format,
     deny_warnings: bool,
 ) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("workflows")]
+    let (paths, root) = if paths.is_empty() {
+        // No path: the workflows of the project around the current directory.
+        let root = match root {
+            Some(r) => r,
+            None => project::root_here()?,
+        };
+        (vec![project::shown(&root.join("workflows"))], Some(root))
     } else {
-        paths
+        let root = root.or_else(|| project::find_root(&paths));
+        (paths, root)
     };
-    let root = root.unwrap_or_else(|| project::find_root(&paths));
-    let project = project::read(&paths, &root)?;
+    let project = project::read(&paths, root.as_deref())?;
     // The daemon's default size limits (E060), checked as it checks them:
     // on the text, before loading, so a file it would refuse fails here too.
     let over = project_limits::check(&project, &ProjectLimits::default());

@@ -25,7 +25,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("tests/scenarios")]
+        // No path: the scenarios of the project around the current directory.
+        let root = crate::project::root_here()?;
+        vec![crate::project::shown(&root.join("tests").join("scenarios"))]
     } else {
         args.paths
     };
