@@ -1,5 +1,6 @@
 //! Command-line interface definition (clap).
 
+use crate::color::ColorMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -10,6 +11,15 @@ use std::path::PathBuf;
     about = "A workflow and rules engine for lead lifecycles, driven by config files"
 )]
 pub struct Cli {
+    /// When to colour output: auto (only on a terminal, not with NO_COLOR set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: ColorMode,
     #[command(subcommand)]
     pub command: Command,
 }

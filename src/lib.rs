@@ -6,5 +6,6 @@ pub mod cli;
 #[macro_use]
 pub mod out;
 pub mod cmd;
+pub mod color;
 pub mod project;
 pub mod render;

@@ -322,3 +322,94 @@ fn outside_a_project_commands_read_only_what_they_are_given() {
     assert_eq!(code, 2);
     assert!(err.contains("no project here"), "{err}");
 }
+
+/// Run `leadflow args` with stdout and stderr redirected into one file, as
+/// `leadflow check > out.txt 2>&1` does; the file's bytes.
+fn into_file(args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadflow"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .envs(env.iter().copied())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    cmd.status().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+const ESC: u8 = 0x1b;
+
+#[test]
+fn colour_only_on_a_terminal_or_when_asked() {
+    let broken = ["check", "tests/check/e003_unknown_state.toml"];
+    let plain = into_file(&broken, &[]);
+    assert!(String::from_utf8_lossy(&plain).contains("error[E003]"));
+    assert!(!plain.contains(&ESC), "ANSI escapes in a redirected file");
+    let graph_err = into_file(&["graph", "tests/check/e003_unknown_state.toml"], &[]);
+    assert!(String::from_utf8_lossy(&graph_err).contains("error[E003]"));
+    assert!(!graph_err.contains(&ESC));
+    let with = |extra: &[&str], env: &[(&str, &str)]| {
+        let args: Vec<&str> = broken.iter().chain(extra).copied().collect();
+        into_file(&args, env).contains(&ESC)
+    };
+    assert!(with(&["--color", "always"], &[]));
+    assert!(
+        with(&["--color=always"], &[("NO_COLOR", "1")]),
+        "the flag wins"
+    );
+    assert!(with(&[], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!with(&[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+    assert!(!with(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]));
+}
+
+/// The daemon's logs (on stdout), redirected into a file, carry no ANSI
+/// escapes unless asked.
+#[test]
+fn daemon_logs_into_a_file_are_plain() {
+    for (extra, coloured) in [(None, false), (Some("always"), true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("daemon.log");
+        let db = format!("sqlite:{}", dir.path().join("d.db").display());
+        let mut args = vec![
+            "serve",
+            "--config",
+            "examples/leadflow.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+        ];
+        if let Some(c) = extra {
+            args.extend(["--color", c]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_LOG")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let text = loop {
+            let text = std::fs::read(&log).unwrap_or_default();
+            if String::from_utf8_lossy(&text).contains("leadflow serving") {
+                break text;
+            }
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "the daemon did not start: {}",
+                String::from_utf8_lossy(&text)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(text.contains(&ESC), coloured, "{extra:?}");
+    }
+}

@@ -9,6 +9,7 @@ pub fn run(
     root: Option<PathBuf>,
     format: Format,
     deny_warnings: bool,
+    color: bool,
 ) -> anyhow::Result<ExitCode> {
     let (paths, root) = if paths.is_empty() {
         // No path: the workflows of the project around the current directory.
@@ -35,7 +36,7 @@ pub fn run(
     let diags = &diags;
     match format {
         Format::Human => {
-            crate::out!("{}", render::human(&project, diags))?;
+            crate::out!("{}", render::human(&project, diags, color))?;
             crate::outln!("{}", render::summary(project.workflows.len(), diags))?;
         }
         Format::Json => {

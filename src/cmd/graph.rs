@@ -5,7 +5,12 @@ use leadflow_engine::Project;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(file: PathBuf, format: GraphFormat, root: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    file: PathBuf,
+    format: GraphFormat,
+    root: Option<PathBuf>,
+    color: bool,
+) -> anyhow::Result<ExitCode> {
     let root = root.or_else(|| project::root_above(&file));
     let mut project = Project::default();
     // A file in its project's workflows/ is loaded with its siblings, so
@@ -32,7 +37,7 @@ pub fn run(file: PathBuf, format: GraphFormat, root: Option<PathBuf>) -> anyhow:
     let loaded = leadflow_engine::load(&project);
     let Some(wf) = loaded.set.workflows.values().find(|w| w.file == target) else {
         project.workflows.retain(|f| f.path == target);
-        crate::out::stderr(&render::human(&project, &loaded.diagnostics));
+        crate::out::stderr(&render::human(&project, &loaded.diagnostics, color));
         bail!("{target} does not load cleanly; run `leadflow check {target}`");
     };
     let out = match format {

@@ -10,14 +10,15 @@ use crate::cli::{Cli, Command};
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let color = cli.color;
     match cli.command {
         Command::Check {
             paths,
             root,
             format,
             deny_warnings,
-        } => check::run(paths, root, format, deny_warnings),
-        Command::Graph { file, format, root } => graph::run(file, format, root),
+        } => check::run(paths, root, format, deny_warnings, color.stdout()),
+        Command::Graph { file, format, root } => graph::run(file, format, root, color.stderr()),
         Command::Schema => {
             crate::outln!("{}", schema_json())?;
             Ok(ExitCode::SUCCESS)
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             database_url,
             json_logs: log_format == crate::cli::Format::Json,
+            color: color.stdout(),
         }),
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
