@@ -413,3 +413,93 @@ fn daemon_logs_into_a_file_are_plain() {
         assert_eq!(text.contains(&ESC), coloured, "{extra:?}");
     }
 }
+
+#[test]
+fn version_names_the_commit() {
+    let (code, out, _) = leadflow(&["--version"]);
+    assert_eq!(code, 0);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        out.trim(),
+        format!("leadflow {} ({head})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Every argument of every command has a help line, and every command's
+/// help ends with an example.
+#[test]
+fn every_command_is_documented_with_an_example() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" || arg.is_hide_set() {
+                continue;
+            }
+            assert!(
+                arg.get_help().is_some(),
+                "`leadflow {}` argument `{id}` has no help text",
+                path.join(" ")
+            );
+        }
+        for sub in cmd.get_subcommands() {
+            path.push(sub.get_name().to_string());
+            if sub.has_subcommands() {
+                walk(sub, path, out);
+            } else {
+                out.push(path.clone());
+            }
+            path.pop();
+        }
+    }
+    let mut leaves = Vec::new();
+    walk(&leadflow::cli::Cli::command(), &mut Vec::new(), &mut leaves);
+    assert!(leaves.len() >= 10, "{leaves:?}");
+    for leaf in leaves {
+        let mut args: Vec<&str> = leaf.iter().map(String::as_str).collect();
+        args.push("--help");
+        let (code, out, err) = leadflow(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("Example:") || out.contains("Examples:"),
+            "`leadflow {}` has no example:\n{out}",
+            leaf.join(" ")
+        );
+    }
+}
+
+#[test]
+fn completions_load_in_bash() {
+    let (code, script, err) = leadflow(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    for sub in ["check", "graph", "explain", "calendar", "completions"] {
+        assert!(script.contains(sub), "{sub}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leadflow.bash");
+    std::fs::write(&file, &script).unwrap();
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {} && complete -p leadflow", file.display()),
+        ])
+        .output()
+        .expect("bash runs");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("leadflow"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (code, script, err) = leadflow(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(script.contains("leadflow"), "{shell}");
+    }
+}

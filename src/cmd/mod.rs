@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json_logs: log_format == crate::cli::Format::Json,
             color: color.stdout(),
         }),
+        Command::Completions { shell } => completions(shell),
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
         } => serve::db_migrate(&database_url),
@@ -79,6 +80,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         }),
     }
+}
+
+/// A completion script for `shell`, generated from the clap definitions
+/// (so it never drifts from the commands).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut crate::cli::Cli::command(),
+        "leadflow",
+        &mut script,
+    );
+    crate::out::stdout(&String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The schema as committed in docs/workflow.schema.json.
