@@ -6,6 +6,7 @@ pub mod cli;
 #[macro_use]
 pub mod out;
 pub mod cmd;
+pub mod codes;
 pub mod color;
 pub mod project;
 pub mod render;

@@ -503,3 +503,53 @@ fn completions_load_in_bash() {
         assert!(script.contains("leadflow"), "{shell}");
     }
 }
+
+/// Every code literal the program can print (engine, runtime, CLI
+/// sources: `"E_…"` and `"S0nn"`) is known to `leadflow explain`, so a new
+/// code without an explanation fails here.
+#[test]
+fn explain_knows_every_code_in_the_sources() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let re = regex::Regex::new(r#""(E_[A-Z][A-Z_]*[A-Z]|E\d{3}|W\d{3}|S\d{3})""#).unwrap();
+    let mut codes = std::collections::BTreeSet::new();
+    for dir in ["engine/src", "runtime/src", "src"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for m in re.captures_iter(&text) {
+                        codes.insert(m[1].to_string());
+                    }
+                }
+            }
+        }
+    }
+    for must in [
+        "S001",
+        "S005",
+        "E_SINK_HOST",
+        "E_CONFLICT",
+        "E_UNKNOWN_WORKFLOW",
+        "E004",
+    ] {
+        assert!(codes.contains(must), "the grep missed {must}: {codes:?}");
+    }
+    let unknown: Vec<_> = codes
+        .iter()
+        .filter(|c| leadflow(&["explain", c]).0 != 0)
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "`leadflow explain` does not know {unknown:?}"
+    );
+    let (code, out, _) = leadflow(&["explain", "s005"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("S005: no project") && out.contains("docs/scenarios.md"),
+        "{out}"
+    );
+}

@@ -103,14 +103,28 @@ pub fn schema_json() -> String {
 }
 
 fn explain(code: &str) -> anyhow::Result<ExitCode> {
-    match leadflow_engine::diag::explain(code) {
-        Some(e) => {
-            crate::outln!("{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}", e.code, e.title, e.hint, e.code.to_lowercase())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            crate::errln!("unknown code `{code}`; codes look like E004, W001 or E_GUARD (see docs/diagnostics.md)");
-            Ok(ExitCode::from(2))
-        }
+    if let Some(e) = leadflow_engine::diag::explain(code) {
+        crate::outln!(
+            "{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}",
+            e.code,
+            e.title,
+            e.hint,
+            e.code.to_lowercase()
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
+    if let Some(c) = crate::codes::find(code) {
+        crate::outln!(
+            "{}: {}\n\nhelp: {}\n\nSee: {}",
+            c.code,
+            c.title,
+            c.hint,
+            c.see
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::errln!(
+        "unknown code `{code}`; codes look like E004, W001, E_GUARD, S001 or E_CONFLICT (see docs/diagnostics.md)"
+    );
+    Ok(ExitCode::from(2))
 }
