@@ -553,3 +553,46 @@ fn explain_knows_every_code_in_the_sources() {
         "{out}"
     );
 }
+
+fn walkthrough(port: u16, tmp: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new("bash")
+        .arg("examples/walkthrough.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp)
+        .env("LEADFLOW", env!("CARGO_BIN_EXE_leadflow"))
+        .env("PORT", port.to_string())
+        .output()
+        .expect("bash runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// examples/walkthrough.sh succeeds on a free port, and fails (instead of
+/// touring whatever already listens there) on a taken one.
+#[test]
+fn walkthrough_runs_on_a_free_port_and_fails_on_a_taken_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, out, err) = walkthrough(port, tmp.path());
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("port {port} is taken")), "{err}");
+    drop(taken);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let (code, out, err) = walkthrough(port, tmp.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Done: ASLM lead"), "{out}");
+    assert!(!out.contains('\u{1b}'), "no bold escapes into a pipe");
+    let log = out
+        .rsplit("daemon log: ")
+        .next()
+        .and_then(|s| s.split(')').next())
+        .unwrap();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("leadflow serving"), "{log}");
+}
