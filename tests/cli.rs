@@ -596,3 +596,71 @@ fn walkthrough_runs_on_a_free_port_and_fails_on_a_taken_one() {
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains("leadflow serving"), "{log}");
 }
+
+/// `leadflow serve` with the example config on a free port and a fresh
+/// SQLite file in `dir`; returns once it listens.
+fn start_daemon(dir: &std::path::Path) -> (std::process::Child, u16) {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let log = dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args([
+            "serve",
+            "--config",
+            "examples/leadflow.toml",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &format!("sqlite:{}", dir.join("d.db").display()),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("leadflow serving")
+    {
+        assert!(started.elapsed().as_secs() < 60, "the daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+/// The README's curl example, run as written against the daemon.
+#[test]
+fn the_readme_curl_example_works() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let block = readme
+        .split("<!-- curl-example:start -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- curl-example:end -->").next())
+        .expect("README has the curl example");
+    let script = block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, port) = start_daemon(dir.path());
+    let script = script.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .output()
+        .unwrap();
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(record["revision"], 2, "{record}");
+    assert_eq!(record["fields"]["attempts"], 1, "{record}");
+    assert_eq!(record["assignee"], "dealer-rm", "{record}");
+}
