@@ -191,6 +191,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Create a new project: a workflow, its rules, a calendar, scenarios and a daemon config.
+    #[command(
+        after_help = "Examples:\n  leadflow init my-leads && cd my-leads && leadflow check && leadflow test\n  leadflow init            # in the current directory, if it is empty\n\nThe admin API key is printed once; leadflow.toml keeps only its SHA-256."
+    )]
+    Init {
+        /// The project directory: new, or empty (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  leadflow completions bash > ~/.local/share/bash-completion/completions/leadflow\n  leadflow completions zsh > ~/.zfunc/_leadflow      # with fpath+=(~/.zfunc) before compinit\n  leadflow completions fish > ~/.config/fish/completions/leadflow.fish"

@@ -600,6 +600,15 @@ fn walkthrough_runs_on_a_free_port_and_fails_on_a_taken_one() {
 /// `leadflow serve` with the example config on a free port and a fresh
 /// SQLite file in `dir`; returns once it listens.
 fn start_daemon(dir: &std::path::Path) -> (std::process::Child, u16) {
+    start_daemon_with(dir, &repo("examples/leadflow.toml"))
+}
+
+/// `leadflow serve --config config` on a free port and a fresh SQLite file
+/// in `dir`; returns once it listens.
+fn start_daemon_with(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+) -> (std::process::Child, u16) {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
@@ -608,7 +617,7 @@ fn start_daemon(dir: &std::path::Path) -> (std::process::Child, u16) {
         .args([
             "serve",
             "--config",
-            "examples/leadflow.toml",
+            &config.display().to_string(),
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--database-url",
@@ -663,4 +672,58 @@ fn the_readme_curl_example_works() {
     assert_eq!(record["revision"], 2, "{record}");
     assert_eq!(record["fields"]["attempts"], 1, "{record}");
     assert_eq!(record["assignee"], "dealer-rm", "{record}");
+}
+
+/// `leadflow init` makes a project that passes check and test, and whose
+/// daemon config accepts the printed key; it never writes into a
+/// non-empty directory.
+#[test]
+fn init_makes_a_runnable_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = leadflow_in(tmp.path(), &["init", "shop"]);
+    assert_eq!(code, 0, "{err}");
+    let key = out.lines().last().unwrap().trim().to_string();
+    assert!(key.starts_with("lf_") && key.len() == 51, "{out}");
+    let project = tmp.path().join("shop");
+    let config = std::fs::read_to_string(project.join("leadflow.toml")).unwrap();
+    assert!(config.contains(&leadflow_runtime::config::hash_key(&key)));
+    assert!(!config.contains(&key), "the plaintext key is not stored");
+    let (code, out, err) = leadflow_in(&project, &["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 workflow file(s): 0 error(s), 0 warning(s)"),
+        "{out}"
+    );
+    let (code, out, err) = leadflow_in(&project, &["test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    // The daemon starts with the generated config and takes the key.
+    let (mut daemon, port) = start_daemon_with(tmp.path(), &project.join("leadflow.toml"));
+    let created = Command::new("curl")
+        .args(["-sS", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:{port}/v1/records"))
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(r#"{"workflow":"lead","fields":{"name":"Ada Lovelace"}}"#)
+        .output()
+        .unwrap();
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&created.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&created.stdout)));
+    assert_eq!(record["state"], "new", "{record}");
+    assert!(record["assignee"].is_string(), "{record}");
+    // Never over existing files.
+    let (code, _, err) = leadflow_in(tmp.path(), &["init", "shop"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not empty"), "{err}");
+    std::fs::write(tmp.path().join("file"), "x").unwrap();
+    let (code, _, err) = leadflow_in(tmp.path(), &["init", "file"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a directory"), "{err}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, err) = leadflow_in(&empty, &["init"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(empty.join("workflows/lead.toml").exists());
 }

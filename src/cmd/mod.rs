@@ -3,6 +3,7 @@
 mod calendar;
 mod check;
 mod graph;
+mod init;
 mod serve;
 mod test;
 
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             color: color.stdout(),
         }),
         Command::Completions { shell } => completions(shell),
+        Command::Init { dir } => init::run(&dir),
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
         } => serve::db_migrate(&database_url),
