@@ -200,6 +200,17 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Rewrite workflow files in canonical layout (key order, spacing), keeping comments.
+    #[command(
+        after_help = "Examples:\n  leadflow fmt                        # the project's workflows/\n  leadflow fmt --check                # CI: exit 1 and list the files that would change\n  leadflow fmt workflows/aslm.toml\n\nOrder: [workflow], [fields.*], [states.*], [transitions.*], [timers.*], [views.*], [kpis.*],\n[reports.*]; keys as in docs/workflow-format.md. Values and comments are kept as written."
+    )]
+    Fmt {
+        /// Workflow files or directories (default: the project's workflows/).
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  leadflow completions bash > ~/.local/share/bash-completion/completions/leadflow\n  leadflow completions zsh > ~/.zfunc/_leadflow      # with fpath+=(~/.zfunc) before compinit\n  leadflow completions fish > ~/.config/fish/completions/leadflow.fish"

@@ -8,5 +8,6 @@ pub mod out;
 pub mod cmd;
 pub mod codes;
 pub mod color;
+pub mod fmt;
 pub mod project;
 pub mod render;

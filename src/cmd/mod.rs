@@ -2,6 +2,7 @@
 
 mod calendar;
 mod check;
+mod fmt;
 mod graph;
 mod init;
 mod serve;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Completions { shell } => completions(shell),
         Command::Init { dir } => init::run(&dir),
+        Command::Fmt { paths, check } => fmt::run(paths, check),
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
         } => serve::db_migrate(&database_url),
