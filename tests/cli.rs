@@ -218,6 +218,9 @@ fn a_closed_pipe_ends_every_printing_command_quietly() {
         &["graph", "workflows/aslm.toml"],
         &["schema"],
         &["explain", "E004"],
+        &["explain", "S005"],
+        &["completions", "bash"],
+        &["fmt", "--check", "tests/check/e060_text_too_long.toml"],
     ] {
         let (code, err) = with_closed_stdout(args);
         assert_eq!(code, 141, "leadflow {args:?}: {err}");
@@ -697,6 +700,8 @@ fn init_makes_a_runnable_project() {
     let (code, out, err) = leadflow_in(&project, &["test"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("2 passed, 0 failed"), "{out}");
+    let (code, out, err) = leadflow_in(&project, &["fmt", "--check"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
     // The daemon starts with the generated config and takes the key.
     let (mut daemon, port) = start_daemon_with(tmp.path(), &project.join("leadflow.toml"));
     let created = Command::new("curl")
