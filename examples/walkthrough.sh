@@ -5,19 +5,36 @@
 #   2. has a Q.PARTNER installer claim a lead from its area's pool.
 # Needs curl and jq. Run from the repository root:
 #   bash examples/walkthrough.sh          (builds target/release/leadflow if missing)
+# PORT (default 18080) must be free: the script fails if anything listens
+# there. The daemon's log goes to its own file, printed at the end
+# (LOG=path to choose it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LEADFLOW:-target/release/leadflow}
 [ -x "$BIN" ] || cargo build --release --quiet
 PORT=${PORT:-18080}
 API=http://127.0.0.1:$PORT
-DB=$(mktemp -d)/walkthrough.db
-"$BIN" serve --config examples/leadflow.toml --listen 127.0.0.1:$PORT --database-url "sqlite:$DB" 2>/tmp/leadflow-walkthrough.log &
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/leadflow-walkthrough.XXXXXX")
+DB=$WORK/walkthrough.db
+LOG=${LOG:-$WORK/leadflow.log}
+fail() { echo "walkthrough FAILED: $*" >&2; exit 1; }
+# Another daemon (or anything) on the port would answer in our place.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  fail "port $PORT is taken (something already listens there); run with PORT=<a free port>"
+fi
+"$BIN" serve --config examples/leadflow.toml --listen 127.0.0.1:$PORT --database-url "sqlite:$DB" >"$LOG" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -fs $API/readyz >/dev/null && break; sleep 0.2; done
+ready=
+for _ in $(seq 150); do
+  kill -0 $PID 2>/dev/null || { tail -n 5 "$LOG" >&2; fail "the daemon exited at start (log: $LOG)"; }
+  curl -fs $API/readyz >/dev/null && { ready=1; break; }
+  sleep 0.2
+done
+[ -n "$ready" ] || fail "the daemon was not ready after 30 s (log: $LOG)"
 
-say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then B=$'\033[1m' R=$'\033[0m'; else B= R=; fi
+say() { printf '\n%s# %s%s\n' "$B" "$*" "$R"; }
 call() { # METHOD PATH KEY [JSON] [extra curl args...]
   local m=$1 p=$2 k=$3 body=${4:-}; shift 4 || shift $#
   curl -sS -X "$m" "$API$p" -H "Authorization: Bearer $k" \
@@ -69,5 +86,5 @@ call GET /v1/records/$QID qp-inst-b | jq .
 
 STATE=$(call GET /v1/records/$ID aslm-admin | jq -r .state)
 QSTATE=$(call GET /v1/records/$QID qp-admin | jq -r .state)
-[ "$STATE" = closed_sale ] && [ "$QSTATE" = claimed ] || { echo "walkthrough FAILED: $STATE $QSTATE"; exit 1; }
-say "Done: ASLM lead $ID is $STATE, Q.PARTNER lead $QID is $QSTATE"
+[ "$STATE" = closed_sale ] && [ "$QSTATE" = claimed ] || fail "$STATE $QSTATE (log: $LOG)"
+say "Done: ASLM lead $ID is $STATE, Q.PARTNER lead $QID is $QSTATE (daemon log: $LOG)"

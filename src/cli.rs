@@ -1,40 +1,69 @@
-//! Command-line interface definition (clap).
+//! Command-line interface definition (clap). Every argument has a help
+//! line and every command an example (`after_help`); a test checks both.
 
+use crate::color::ColorMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// `0.1.0 (abc1234)`: the crate version and the commit it was built from
+/// (build.rs; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LEADFLOW_COMMIT"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
 #[command(
     name = "leadflow",
-    version,
-    about = "A workflow and rules engine for lead lifecycles, driven by config files"
+    version = VERSION,
+    about = "A workflow and rules engine for lead lifecycles, driven by config files",
+    after_help = "Examples:\n  leadflow check                      # the project around the current directory\n  leadflow test                       # replay its scenarios\n  leadflow serve --config leadflow.toml\n\nA project is found upward from the current directory (or from the path given):\nthe nearest directory holding workflows/, rules/ or calendars/."
 )]
 pub struct Cli {
+    /// When to colour output: auto (only on a terminal, not with NO_COLOR set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: ColorMode,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Text for people.
     Human,
+    /// JSON for tools.
     Json,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
+    /// Mermaid flowchart (renders on GitHub and in docs/graphs/).
     Mermaid,
+    /// Graphviz dot.
     Dot,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Load and check workflow files; report every finding.
+    #[command(
+        after_help = "Examples:\n  leadflow check\n  leadflow check workflows/aslm.toml --format json\n  leadflow check --deny-warnings\n\nExit codes: 0 clean (warnings allowed), 1 findings, 2 the command failed."
+    )]
     Check {
-        /// Workflow files or directories (default: workflows/).
+        /// Workflow files or directories (default: the project's workflows/).
         paths: Vec<PathBuf>,
-        /// Project root holding rules/ and calendars/ (default: found from the paths).
+        /// Project root holding rules/ and calendars/ (default: found upward from the paths).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Output: human (source line and caret) or json.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Fail (exit 1) on warnings too.
@@ -42,20 +71,36 @@ pub enum Command {
         deny_warnings: bool,
     },
     /// Draw a workflow's state graph.
+    #[command(
+        after_help = "Examples:\n  leadflow graph workflows/aslm.toml\n  leadflow graph workflows/aslm.toml --format dot | dot -Tsvg > aslm.svg"
+    )]
     Graph {
+        /// The workflow file to draw.
         file: PathBuf,
+        /// Output: mermaid or dot.
         #[arg(long, value_enum, default_value = "mermaid")]
         format: GraphFormat,
+        /// Project root holding rules/ and calendars/ (default: found upward from the file).
         #[arg(long)]
         root: Option<PathBuf>,
     },
     /// Print the JSON Schema of the workflow file format (for editors).
+    #[command(after_help = "Example:\n  leadflow schema > docs/workflow.schema.json")]
     Schema,
-    /// Explain a diagnostic or refusal code (E004, W001, E_GUARD, ...).
-    Explain { code: String },
+    /// Explain a diagnostic, refusal, scenario or API error code.
+    #[command(
+        after_help = "Examples:\n  leadflow explain E004\n  leadflow explain E_GUARD\n  leadflow explain S005"
+    )]
+    Explain {
+        /// The code, in any case: E004, W001, E_GUARD, S001, E_CONFLICT, ...
+        code: String,
+    },
     /// Business-calendar arithmetic: when does an SLA fall due?
+    #[command(
+        after_help = "Examples:\n  leadflow calendar it --from 2026-11-20T17:30:00+01:00 --add 24wh\n  leadflow calendar it --holidays 2026\n  leadflow calendar always --from 2026-11-21T10:00:00Z --add 2wh   # built in"
+    )]
     Calendar {
-        /// Calendar name (calendars/<name>.toml).
+        /// Calendar name: calendars/<name>.toml of the project, or the built-in `always`.
         name: String,
         /// Start instant, RFC 3339 (e.g. 2026-11-20T17:30:00+01:00).
         #[arg(long)]
@@ -64,18 +109,23 @@ pub enum Command {
         #[arg(long)]
         add: Option<String>,
         /// List the closed days (holidays) of a year.
-        #[arg(long)]
+        #[arg(long, value_name = "YEAR")]
         holidays: Option<i32>,
+        /// Project root holding calendars/ (default: found upward from the current directory).
         #[arg(long)]
         root: Option<PathBuf>,
     },
     /// Replay scenario files on a virtual clock (docs/scenarios.md).
+    #[command(
+        after_help = "Examples:\n  leadflow test\n  leadflow test tests/scenarios/aslm --filter assignment\n  leadflow test --database-url sqlite:/tmp/replay.db"
+    )]
     Test {
-        /// Scenario files or directories (default: tests/scenarios/).
+        /// Scenario files or directories (default: the project's tests/scenarios/).
         paths: Vec<PathBuf>,
         /// Run only scenarios whose path or name contains this.
         #[arg(long)]
         filter: Option<String>,
+        /// Output: human (one line per scenario) or json.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Replay through a SQL store (postgres:// or sqlite:) instead of memory.
@@ -86,6 +136,9 @@ pub enum Command {
         generate: Option<usize>,
     },
     /// Run the multi-tenant HTTP daemon (API, timer worker, outbox, hot reload).
+    #[command(
+        after_help = "Examples:\n  leadflow serve --config examples/leadflow.toml\n  leadflow serve --config leadflow.toml --listen 0.0.0.0:8080 --log-format json\n\nLogs go to standard output."
+    )]
     Serve {
         /// The daemon's config (examples/leadflow.toml shows every key).
         #[arg(long, default_value = "leadflow.toml")]
@@ -96,22 +149,33 @@ pub enum Command {
         /// Override `database_url` (default: sqlite:leadflow.db).
         #[arg(long)]
         database_url: Option<String>,
+        /// Log lines: human or json.
         #[arg(long, value_enum, default_value = "human")]
         log_format: Format,
     },
     /// Database administration (docs/security.md).
+    #[command(
+        after_help = "Example:\n  leadflow db migrate --database-url postgres://owner@127.0.0.1/leadflow"
+    )]
     Db {
         #[command(subcommand)]
         action: DbCommand,
     },
     /// Move a workflow's records from one version to another (checked).
+    #[command(
+        after_help = "Example:\n  leadflow migrate --tenant aslm --workflow aslm --from 3f2a... --to 9c1b... --map contacted=attempted --dry-run\n\nVersions (content hashes) are listed by GET /v1/workflows."
+    )]
     Migrate {
+        /// The daemon's config (the tenant's project and database).
         #[arg(long, default_value = "leadflow.toml")]
         config: PathBuf,
+        /// Override `database_url`.
         #[arg(long)]
         database_url: Option<String>,
+        /// The tenant whose records move.
         #[arg(long)]
         tenant: String,
+        /// The workflow id whose records move.
         #[arg(long)]
         workflow: String,
         /// Version (content hash) the records are on.
@@ -127,12 +191,43 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Create a new project: a workflow, its rules, a calendar, scenarios and a daemon config.
+    #[command(
+        after_help = "Examples:\n  leadflow init my-leads && cd my-leads && leadflow check && leadflow test\n  leadflow init            # in the current directory, if it is empty\n\nThe admin API key is printed once; leadflow.toml keeps only its SHA-256."
+    )]
+    Init {
+        /// The project directory: new, or empty (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Rewrite workflow files in canonical layout (key order, spacing), keeping comments.
+    #[command(
+        after_help = "Examples:\n  leadflow fmt                        # the project's workflows/\n  leadflow fmt --check                # CI: exit 1 and list the files that would change\n  leadflow fmt workflows/aslm.toml\n\nOrder: [workflow], [fields.*], [states.*], [transitions.*], [timers.*], [views.*], [kpis.*],\n[reports.*]; keys as in docs/workflow-format.md. Values and comments are kept as written."
+    )]
+    Fmt {
+        /// Workflow files or directories (default: the project's workflows/).
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  leadflow completions bash > ~/.local/share/bash-completion/completions/leadflow\n  leadflow completions zsh > ~/.zfunc/_leadflow      # with fpath+=(~/.zfunc) before compinit\n  leadflow completions fish > ~/.config/fish/completions/leadflow.fish"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Create or update the PostgreSQL schema, as its owner. The daemon then
     /// runs as a login role in `leadflow_app` and only checks the schema.
+    #[command(
+        after_help = "Example:\n  leadflow db migrate --database-url postgres://owner@127.0.0.1/leadflow"
+    )]
     Migrate {
         /// URL of the schema owner (not the daemon's login).
         #[arg(long)]

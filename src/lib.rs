@@ -3,6 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+#[macro_use]
+pub mod out;
 pub mod cmd;
+pub mod codes;
+pub mod color;
+pub mod fmt;
 pub mod project;
 pub mod render;

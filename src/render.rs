@@ -7,8 +7,8 @@ use codespan_reporting::term::{self, Config};
 use leadflow_engine::{Diagnostic, Project, Severity};
 use std::collections::HashMap;
 
-/// Render every diagnostic with its source line, then a summary line.
-pub fn human(project: &Project, diags: &[Diagnostic]) -> String {
+/// Render every diagnostic with its source line; in ANSI colours if `color`.
+pub fn human(project: &Project, diags: &[Diagnostic], color: bool) -> String {
     let mut files = SimpleFiles::new();
     let mut ids = HashMap::new();
     for f in project
@@ -37,7 +37,7 @@ pub fn human(project: &Project, diags: &[Diagnostic]) -> String {
         if !d.hint.is_empty() {
             cs = cs.with_notes(vec![format!("help: {}", d.hint)]);
         }
-        match term::emit_into_string(&config, &files, &cs) {
+        match emit(&config, &files, &cs, color) {
             Ok(s) => out.push_str(&s),
             Err(_) => out.push_str(&format!(
                 "{}:{}:{}: {}[{}]: {}\n",
@@ -51,6 +51,20 @@ pub fn human(project: &Project, diags: &[Diagnostic]) -> String {
         }
     }
     out
+}
+
+fn emit(
+    config: &Config,
+    files: &SimpleFiles<String, String>,
+    cs: &Cs<usize>,
+    color: bool,
+) -> Result<String, codespan_reporting::files::Error> {
+    if !color {
+        return term::emit_into_string(config, files, cs);
+    }
+    let mut buf = term::termcolor::Buffer::ansi();
+    term::emit_to_write_style(&mut buf, config, files, cs)?;
+    Ok(String::from_utf8_lossy(buf.as_slice()).into_owned())
 }
 
 fn sev_word(s: Severity) -> &'static str {

@@ -9,14 +9,20 @@ pub fn run(
     root: Option<PathBuf>,
     format: Format,
     deny_warnings: bool,
+    color: bool,
 ) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("workflows")]
+    let (paths, root) = if paths.is_empty() {
+        // No path: the workflows of the project around the current directory.
+        let root = match root {
+            Some(r) => r,
+            None => project::root_here()?,
+        };
+        (vec![project::shown(&root.join("workflows"))], Some(root))
     } else {
-        paths
+        let root = root.or_else(|| project::find_root(&paths));
+        (paths, root)
     };
-    let root = root.unwrap_or_else(|| project::find_root(&paths));
-    let project = project::read(&paths, &root)?;
+    let project = project::read(&paths, root.as_deref())?;
     // The daemon's default size limits (E060), checked as it checks them:
     // on the text, before loading, so a file it would refuse fails here too.
     let over = project_limits::check(&project, &ProjectLimits::default());
@@ -30,8 +36,8 @@ pub fn run(
     let diags = &diags;
     match format {
         Format::Human => {
-            print!("{}", render::human(&project, diags));
-            println!("{}", render::summary(project.workflows.len(), diags));
+            crate::out!("{}", render::human(&project, diags, color))?;
+            crate::outln!("{}", render::summary(project.workflows.len(), diags))?;
         }
         Format::Json => {
             let out = serde_json::json!({
@@ -40,7 +46,7 @@ pub fn run(
                 "warnings": diags.iter().filter(|d| !d.is_error()).count(),
                 "diagnostics": diags,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         }
     }
     let fail = has_errors || (deny_warnings && !diags.is_empty());

@@ -2,7 +2,9 @@
 
 mod calendar;
 mod check;
+mod fmt;
 mod graph;
+mod init;
 mod serve;
 mod test;
 
@@ -10,19 +12,20 @@ use crate::cli::{Cli, Command};
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let color = cli.color;
     match cli.command {
         Command::Check {
             paths,
             root,
             format,
             deny_warnings,
-        } => check::run(paths, root, format, deny_warnings),
-        Command::Graph { file, format, root } => graph::run(file, format, root),
+        } => check::run(paths, root, format, deny_warnings, color.stdout()),
+        Command::Graph { file, format, root } => graph::run(file, format, root, color.stderr()),
         Command::Schema => {
-            println!("{}", schema_json());
+            crate::outln!("{}", schema_json())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { code } => Ok(explain(&code)),
+        Command::Explain { code } => explain(&code),
         Command::Calendar {
             name,
             from,
@@ -53,7 +56,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             database_url,
             json_logs: log_format == crate::cli::Format::Json,
+            color: color.stdout(),
         }),
+        Command::Completions { shell } => completions(shell),
+        Command::Init { dir } => init::run(&dir),
+        Command::Fmt { paths, check } => fmt::run(paths, check),
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
         } => serve::db_migrate(&database_url),
@@ -79,20 +86,49 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A completion script for `shell`, generated from the clap definitions
+/// (so it never drifts from the commands).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut crate::cli::Cli::command(),
+        "leadflow",
+        &mut script,
+    );
+    crate::out::stdout(&String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The schema as committed in docs/workflow.schema.json.
 pub fn schema_json() -> String {
     serde_json::to_string_pretty(&leadflow_engine::workflow_schema()).unwrap_or_default()
 }
 
-fn explain(code: &str) -> ExitCode {
-    match leadflow_engine::diag::explain(code) {
-        Some(e) => {
-            println!("{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}", e.code, e.title, e.hint, e.code.to_lowercase());
-            ExitCode::SUCCESS
-        }
-        None => {
-            eprintln!("unknown code `{code}`; codes look like E004, W001 or E_GUARD (see docs/diagnostics.md)");
-            ExitCode::from(2)
-        }
+fn explain(code: &str) -> anyhow::Result<ExitCode> {
+    if let Some(e) = leadflow_engine::diag::explain(code) {
+        crate::outln!(
+            "{}: {}\n\nhelp: {}\n\nExamples of the broken input and the fix: docs/diagnostics.md#{}",
+            e.code,
+            e.title,
+            e.hint,
+            e.code.to_lowercase()
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
+    if let Some(c) = crate::codes::find(code) {
+        crate::outln!(
+            "{}: {}\n\nhelp: {}\n\nSee: {}",
+            c.code,
+            c.title,
+            c.hint,
+            c.see
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::errln!(
+        "unknown code `{code}`; codes look like E004, W001, E_GUARD, S001 or E_CONFLICT (see docs/diagnostics.md)"
+    );
+    Ok(ExitCode::from(2))
 }

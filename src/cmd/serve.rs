@@ -12,6 +12,8 @@ pub struct Args {
     pub listen: Option<String>,
     pub database_url: Option<String>,
     pub json_logs: bool,
+    /// ANSI colours in the logs (written to stdout).
+    pub color: bool,
 }
 
 fn load_config(path: &Path) -> Result<Config> {
@@ -24,10 +26,13 @@ fn load_config(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
-fn init_logs(json: bool) {
+fn init_logs(json: bool, color: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    // tracing's formatter colours by default, even into a file.
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(color && !json);
     let _ = if json {
         b.json().try_init()
     } else {
@@ -36,7 +41,7 @@ fn init_logs(json: bool) {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    init_logs(a.json_logs);
+    init_logs(a.json_logs, a.color);
     let mut config = load_config(&a.config)?;
     if let Some(l) = a.listen {
         config.listen = l;
@@ -83,11 +88,11 @@ pub fn db_migrate(url: &str) -> Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     let applied = rt.block_on(leadflow_runtime::pg_roles::migrate(url))?;
-    println!(
+    crate::outln!(
         "schema at migration {} ({} applied)",
         applied.last().copied().unwrap_or_default(),
         applied.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -148,13 +153,15 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
         .await?;
         let total: u64 = moved.iter().map(|m| m.records).sum();
         for m in &moved {
-            println!("{} -> {}: {} records", m.from_state, m.to_state, m.records);
+            crate::outln!("{} -> {}: {} records", m.from_state, m.to_state, m.records)?;
         }
         let verb = if a.dry_run { "would move" } else { "moved" };
-        println!(
+        crate::outln!(
             "{verb} {total} records of `{}` from {} to {}",
-            a.workflow, a.from, a.to
-        );
+            a.workflow,
+            a.from,
+            a.to
+        )?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -18,14 +18,16 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(leads) = args.generate {
         let root = std::env::current_dir()?;
-        print!(
+        crate::out!(
             "{}",
             generate::toml(&generate::Plan::new(leads), &root.display().to_string())
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("tests/scenarios")]
+        // No path: the scenarios of the project around the current directory.
+        let root = crate::project::root_here()?;
+        vec![crate::project::shown(&root.join("tests").join("scenarios"))]
     } else {
         args.paths
     };
@@ -41,11 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Human => {
             for r in &results {
-                println!("{}", r.human());
+                crate::outln!("{}", r.human())?;
             }
-            println!("{summary}");
+            crate::outln!("{summary}")?;
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&results)?)?,
     }
     Ok(if summary.failed > 0 {
         ExitCode::from(1)

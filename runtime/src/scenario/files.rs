@@ -47,7 +47,11 @@ pub fn find_scenarios(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
 /// The project root of a scenario: `project = "dir"` relative to the file if
 /// given, else the nearest ancestor holding a `workflows/` directory.
 pub fn project_root(scenario: &Path, project: Option<&str>) -> Option<PathBuf> {
-    let dir = scenario.parent().unwrap_or(Path::new("."));
+    // A bare file name (`happy_path.toml`) has the empty path as parent.
+    let dir = scenario
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if let Some(p) = project {
         let root = dir.join(p);
         return root.join("workflows").is_dir().then_some(root);
