@@ -1,8 +1,10 @@
 //! What `leadflow explain` says about the codes outside the engine's
 //! diagnostic catalogue (`leadflow_engine::diag::CODES`): scenario file
 //! errors (S0xx), daemon start errors (E_CONFIG*, E_SINK_*, E_KEY_*) and
-//! the HTTP API's own errors. A test greps the sources for code literals and
-//! fails when one is missing here or in the engine's catalogue.
+//! store errors. The HTTP API's codes come from its own catalogue
+//! (`leadflow_runtime::http::codes`, also served at `GET /errors`). A test
+//! greps the sources for code literals and fails when one is missing here,
+//! in the API catalogue or in the engine's catalogue.
 
 /// One code: its meaning, how to fix it, and where it is documented.
 pub struct Code {
@@ -35,26 +37,11 @@ codes! {
     "E_SINK_PORT" => "the SMTP sink's port is out of range", "give a port from 1 to 65535 (587 for starttls, 465 for tls)", "examples/leadflow.toml";
     "E_SINK_FROM" => "the SMTP sink's `from` is not an e-mail address", "write a mailbox such as \"Leads <noreply@example.com>\"", "examples/leadflow.toml";
     "E_SINK_SECRET" => "an SMTP password is written in the config file", "put it in an environment variable and name that variable with `password_env`", "examples/leadflow.toml";
-    "E_SINK_CREDENTIALS" => "the SMTP sink's `username` and `password_env` do not go together", "give both or neither; `password_env` is an environment variable name (letters, digits, `_`)", "examples/leadflow.toml";
+    "E_SINK_CREDENTIALS" => "the sink's credentials are incomplete: SMTP `username` without `password_env` (or the reverse), or a webhook without its secret (`secret_env` unset or empty, both `secret` and `secret_env`)", "SMTP: give both or neither; webhook: set `secret_env` to an environment variable holding the secret; names are letters, digits and `_`", "examples/leadflow.toml";
     "E_SINK_ADDRESS" => "an SMTP sink address is not an e-mail address, or maps a reserved name", "map role names to mailboxes; `customer` (the record's email field) and `assignee` cannot be mapped", "examples/leadflow.toml";
-    // HTTP API answers.
-    "E_BAD_REQUEST" => "400: the request cannot be read (bad JSON, a body that is not an object, a bad query parameter or cursor)", "fix the request as the message says; the OpenAPI document is at /openapi.json", "README.md#running-the-daemon";
-    "E_UNAUTHORIZED" => "401: the API key is missing or unknown", "send `Authorization: Bearer <key>` with a key listed (as SHA-256) in the tenant's config", "README.md#running-the-daemon";
-    "E_KEY_EXPIRED" => "401: the API key is past its `expires_at`", "use the key that replaced it (see key rotation in the README)", "README.md#running-the-daemon";
-    "E_NOT_FOUND" => "404: no such record or endpoint, or a record the key may not see", "check the id and the path; an actor-bound key sees only its records and its pools", "README.md#running-the-daemon";
-    "E_UNKNOWN_WORKFLOW" => "404: the tenant serves no workflow of that id", "use one of the ids listed by GET /v1/workflows", "README.md#running-the-daemon";
-    "E_METHOD" => "405: the endpoint does not accept this HTTP method", "see /openapi.json for the methods of each path", "README.md#running-the-daemon";
-    "E_TIMEOUT" => "408: the request body did not arrive in time", "send the body within the server's `body_timeout` (30 s by default)", "README.md#running-the-daemon";
-    "E_CONFLICT" => "409: the record changed since the revision sent in If-Match", "read the record again (GET gives its ETag) and retry with the new revision", "README.md#running-the-daemon";
-    "E_TOO_LARGE" => "413: the request body is over the server's `max_body_bytes`", "send less (1 MiB by default), or raise `[server] max_body_bytes`", "README.md#running-the-daemon";
-    "E_IDEMPOTENCY_MISMATCH" => "422: this Idempotency-Key was used for a different request", "use a new key for a new request; the same key only repeats the same request", "README.md#running-the-daemon";
-    "E_SPAWN_LIMIT" => "422: one transition would spawn more than 64 records", "make the spawn conditional (`when`) so a transition does not spawn without bound", "README.md#running-the-daemon";
-    "E_METRICS_DISABLED" => "403: /metrics needs its bearer token, or has none configured", "set `metrics_token_env` and send `Authorization: Bearer <token>`", "docs/security.md";
-    "E_INTERNAL" => "500: the server failed; the answer carries only the request id", "look up the `request_id` in the daemon's log", "README.md#running-the-daemon";
-    "E_UNSUPPORTED" => "501: listing records needs a SQL store", "run the daemon with a sqlite: or postgres:// database_url", "README.md#running-the-daemon";
-    "E_OVERLOADED" => "503: the daemon holds its maximum of open connections", "retry after the Retry-After delay, or raise `[server] max_connections`", "README.md#running-the-daemon";
-    "E_UNAVAILABLE" => "503: the database is down, restarting or saturated", "retry after Retry-After with the same Idempotency-Key: nothing was done", "README.md#running-the-daemon";
-    "E_NOT_READY" => "503 from /readyz: a tenant's database does not answer, or a timer worker or outbox dispatcher died", "read the daemon's log; an admin key on /readyz shows which task", "docs/security.md";
+    "E_SINK_URL" => "the webhook sink's `url` is not an http:// or https:// URL with a host", "write the receiver's full URL, e.g. https://crm.example.com/hooks/leadflow", "docs/api.md#webhooks";
+    "E_RATE_LIMIT" => "a tenant's `rate_limit` is out of range (`requests_per_second` above 0 and at most 1,000,000; `burst` 1 to 1,000,000)", "fix the value the message names, or remove `[tenants.<id>.rate_limit]` for no limit", "docs/api.md#rate-limits-and-cors";
+    "E_CORS_ORIGIN" => "a `cors_origins` entry is not an origin (scheme, host and optional port; no path, no trailing `/`, no partial wildcard)", "write origins as the browser sends them, e.g. https://crm.example.com, or \"*\" for any origin", "docs/api.md#rate-limits-and-cors";
     "E_STORAGE" => "the store failed (a database error that retrying will not cure)", "read the message (in the daemon: its log, by request id); check the database", "docs/store.md";
     "E_VERSION_NOT_LOADED" => "a record runs on a workflow version the daemon cannot load", "keep the version's snapshot in the database, or move the records with `leadflow migrate`", "docs/store.md";
 }
@@ -76,6 +63,11 @@ mod tests {
             assert!(
                 leadflow_engine::diag::explain(c.code).is_none(),
                 "{} is the engine's",
+                c.code
+            );
+            assert!(
+                leadflow_runtime::http::codes::lookup(c.code).is_none(),
+                "{} is the HTTP API catalogue's",
                 c.code
             );
             assert!(!c.title.is_empty() && !c.hint.is_empty() && !c.see.is_empty());

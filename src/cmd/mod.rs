@@ -117,6 +117,17 @@ fn explain(code: &str) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(c) = leadflow_runtime::http::codes::lookup(&code.to_ascii_uppercase()) {
+        crate::outln!(
+            "{}: HTTP {} {}\n\n{}\n\nSee: docs/api.md#errors (a running daemon serves it at GET /errors/{})",
+            c.code,
+            c.status,
+            c.title,
+            c.description,
+            c.code
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(c) = crate::codes::find(code) {
         crate::outln!(
             "{}: {}\n\nhelp: {}\n\nSee: {}",
