@@ -310,6 +310,34 @@ mod tests {
         );
     }
 
+    /// The catalogue as README.md's short table.
+    fn short_table() -> String {
+        let mut t = String::from("| code | status | title |\n| --- | --- | --- |\n");
+        for c in CODES {
+            t.push_str(&format!("| `{}` | {} | {} |\n", c.code, c.status, c.title));
+        }
+        t
+    }
+
+    /// README.md lists the codes as they are (between its `codes`
+    /// markers); on a difference the test prints the table to paste.
+    #[test]
+    fn the_readme_table_is_the_catalogue() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (begin, end) = ("<!-- codes:begin -->\n", "<!-- codes:end -->");
+        let start = doc
+            .find(begin)
+            .expect("README.md has the codes:begin marker")
+            + begin.len();
+        let stop = doc[start..].find(end).expect("and codes:end") + start;
+        let expected = short_table();
+        assert!(
+            doc[start..stop] == expected,
+            "README.md's table of error codes differs from http/codes.rs; put this between the markers:\n{expected}"
+        );
+    }
+
     #[test]
     fn codes_are_unique_well_formed_and_errors() {
         let mut seen = std::collections::BTreeSet::new();
