@@ -322,6 +322,7 @@ pub async fn fire(
             expected_revision: expected,
             idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
+            bulk: false,
         })
         .await?;
     metrics::counter!("leadflow_transitions_total", "tenant" => t.id.clone(), "workflow" => r.workflow.clone(), "transition" => transition).increment(1);
