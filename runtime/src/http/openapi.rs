@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{admin, audit, error, list, ops, records, timers};
+use super::{admin, audit, error, history, list, ops, records, timers};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "leadflow", description = "Lead lifecycles over HTTP: records, transitions, actors, workflow versions. Errors are `{code, message}` with stable codes."),
     paths(
         records::create, records::get, records::fire, records::actions, records::history, records::links,
-        list::list,
+        list::list, history::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability, admin::workflows,
         timers::parked, timers::retry,
         ops::healthz, ops::readyz, ops::metrics_text,
@@ -113,11 +113,11 @@ mod tests {
     #[test]
     fn history_values_are_any_json_and_bodies_document_their_limits() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        let history = &doc["components"]["schemas"]["HistoryView"]["properties"];
+        let history = &doc["components"]["schemas"]["ChangeView"]["properties"];
         for k in ["old", "new"] {
             assert!(
                 history[k].get("type").is_none(),
-                "HistoryView.{k} holds null, strings, numbers, booleans or lists: {}",
+                "ChangeView.{k} holds null, strings, numbers, booleans or lists: {}",
                 history[k]
             );
         }
