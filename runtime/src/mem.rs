@@ -58,8 +58,8 @@ struct MemRecord {
     updated_at: DateTime<Utc>,
     /// Index of the record's latest row in `State::history` (or NONE).
     last_history: usize,
-    /// Index of the record's latest row in `State::events` (or NONE).
-    last_event: usize,
+    /// Index of the record's latest row in `State::events` (or NO_NAME).
+    last_event: u32,
     timers: Vec<MemTimer>,
     links: Vec<Link>,
     /// Index of the record's latest row in `State::outbox` (or NONE).
@@ -78,9 +78,9 @@ struct HistoryRow {
     prev: usize,
 }
 
-/// One event, names interned, states as indices into the record's
-/// workflow (a record keeps its workflow in this store), the assignee only
-/// when it changed.
+/// One event in 56 bytes: names interned, states as indices into the
+/// record's workflow (a record keeps its workflow in this store), the
+/// assignee only when it changed, the rare input in a side table.
 struct EventRow {
     at: DateTime<Utc>,
     revision: u32,
@@ -95,12 +95,15 @@ struct EventRow {
     assignee: u32,
     /// How many history rows (the record's next ones) are its changes.
     changes: u32,
+    /// Index into `State::inputs`; NO_NAME: no input.
+    input: u32,
+    /// The record's previous event (NO_NAME: none; a store holds far
+    /// fewer than 2^32 events).
+    prev: u32,
     kind: EventKind,
-    /// The caller's input, names interned; None without input.
-    input: Option<Box<[(u32, Value)]>>,
-    /// The record's previous event (or NONE).
-    prev: usize,
 }
+
+const _: () = assert!(std::mem::size_of::<EventRow>() <= 56);
 
 /// One queued message; its id is its index + 1.
 struct OutboxRow {
@@ -180,8 +183,10 @@ struct State {
     events: Vec<EventRow>,
     outbox: Vec<OutboxRow>,
     names: Names,
-    /// Interned timer name -> interned `timer:<name>` (a timer event's actor).
-    timer_actors: FastMap<u32, u32>,
+    /// Events' inputs, names interned, values typed.
+    inputs: Vec<Box<[(u32, Value)]>>,
+    /// Timer name -> interned `timer:<name>` (a timer event's actor).
+    timer_actors: FastMap<String, u32>,
     /// Interned recipient lists (each a list of interned names).
     recipients: Vec<Vec<u32>>,
     recipient_index: FastMap<Vec<u32>, u32>,
@@ -210,6 +215,11 @@ impl State {
             let a = &mut Arc::make_mut(&mut self.actors)[i];
             a.load = (i64::from(a.load) + delta).max(0) as u32;
         }
+    }
+
+    fn push_input(&mut self, input: Box<[(u32, Value)]>) -> u32 {
+        self.inputs.push(input);
+        (self.inputs.len() - 1) as u32
     }
 
     fn recipient_list(&mut self, ids: &[u32]) -> u32 {
@@ -405,7 +415,7 @@ impl Tx for MemTx<'_> {
             revision: 1,
             updated_at: now,
             last_history: NONE,
-            last_event: NONE,
+            last_event: NO_NAME,
             timers: Vec::new(),
             links: Vec::new(),
             last_outbox: NONE,
@@ -462,11 +472,17 @@ impl Tx for MemTx<'_> {
                 .map_or(NO_NAME, |i| i as u32)
         };
         let names = &mut self.st.names;
-        let input = event.input.as_ref().and_then(|i| i.as_object()).map(|m| {
-            m.iter()
-                .map(|(k, v)| (names.id(k), Value::from_json(v)))
-                .collect::<Box<[_]>>()
-        });
+        let input = match event.input.as_ref().and_then(|i| i.as_object()) {
+            None => NO_NAME,
+            Some(m) => {
+                let input = m
+                    .iter()
+                    .map(|(k, v)| (names.id(k), Value::from_json(v)))
+                    .collect();
+                self.st.push_input(input)
+            }
+        };
+        let names = &mut self.st.names;
         let row = EventRow {
             at: event.at,
             revision: u32::try_from(revision).unwrap_or(u32::MAX),
@@ -476,9 +492,9 @@ impl Tx for MemTx<'_> {
             to: state(&Some(event.to)),
             assignee: event.assignee.as_deref().map_or(NO_NAME, |a| names.id(a)),
             changes: rows.len() as u32,
-            kind: event.kind,
             input,
-            prev: NONE,
+            prev: NO_NAME,
+            kind: event.kind,
         };
         self.push_event(id, row)?;
         for h in rows {
@@ -507,36 +523,37 @@ impl Tx for MemTx<'_> {
         let now = step.now;
         let tracked = out.changes.iter().filter(|c| c.tracked).count();
         let st = &mut *self.st;
-        let actor = st.names.id(step.actor);
-        let by = match step.timer {
-            None => actor,
-            Some(t) => {
-                let t = st.names.id(t);
-                match st.timer_actors.get(&t) {
-                    Some(&a) => a,
-                    None => {
-                        let a = st.names.id(&format!("timer:{}", st.names.get(t)));
-                        st.timer_actors.insert(t, a);
-                        a
-                    }
-                }
-            }
-        };
         let transition = out
             .transition
             .as_deref()
             .map_or(NO_NAME, |t| st.names.id(t));
+        let by = match step.timer {
+            None => st.names.id(step.actor),
+            Some(t) => match st.timer_actors.get(t) {
+                Some(&a) => a,
+                None => {
+                    let a = st.names.id(&format!("timer:{t}"));
+                    st.timer_actors.insert(t.to_string(), a);
+                    a
+                }
+            },
+        };
         let assignee = match &out.assignee {
             None => SAME,
             Some((_, None)) => NO_NAME,
             Some((_, Some(a))) => st.names.id(a),
         };
-        let input = (!step.input.is_empty()).then(|| {
-            step.input
-                .iter()
-                .map(|(k, v)| (st.names.id(k), v.clone()))
-                .collect::<Box<[_]>>()
-        });
+        let input = match step.input.is_empty() {
+            true => NO_NAME,
+            false => {
+                let input = step
+                    .input
+                    .iter()
+                    .map(|(k, v)| (st.names.id(k), v.clone()))
+                    .collect();
+                st.push_input(input)
+            }
+        };
         let r = st.record_mut(id)?;
         // A step on an existing record runs before `update`: the slot still
         // holds the record as it was (or its stand-in), in its old state.
@@ -557,15 +574,27 @@ impl Tx for MemTx<'_> {
             to: out.record.state as u32,
             assignee,
             changes: tracked as u32,
-            kind: step.kind,
             input,
-            prev: NONE,
+            prev: NO_NAME,
+            kind: step.kind,
         };
         self.push_event(id, row)?;
         if tracked == 0 {
             return Ok(());
         }
-        let label = self.st.names.id(&apply::label(out));
+        // Field rows keep the engine's actor (`system` for a timer) and the
+        // outcome's label: its transition, `timer:<name>` (the event's
+        // actor) for a timer's effects, `create` on creation.
+        let st = &mut *self.st;
+        let actor = match step.timer {
+            None => by,
+            Some(_) => st.names.id(step.actor),
+        };
+        let label = match (&out.transition, &out.timer) {
+            (Some(_), _) => transition,
+            (None, Some(_)) if step.timer.is_some() => by,
+            _ => st.names.id(&apply::label(out)),
+        };
         for c in out.changes.iter().filter(|c| c.tracked) {
             let row = HistoryRow {
                 at: now,
@@ -694,7 +723,10 @@ impl Tx for MemTx<'_> {
 
 impl MemTx<'_> {
     fn push_event(&mut self, id: RecordId, mut row: EventRow) -> Result<(), Error> {
-        let n = self.st.events.len();
+        let n = u32::try_from(self.st.events.len())
+            .ok()
+            .filter(|&n| n != NO_NAME)
+            .ok_or_else(|| Error::storage("the memory store holds 2^32 - 1 events at most"))?;
         let r = self.st.record_mut(id)?;
         row.prev = std::mem::replace(&mut r.last_event, n);
         self.st.events.push(row);
@@ -838,7 +870,15 @@ impl Backend for MemBackend {
         let mut changes = st.chain(r.last_history, |i| st.history[i].prev).into_iter();
         let mut assignee = None;
         let mut out = Vec::new();
-        for i in st.chain(r.last_event, |i| st.events[i].prev) {
+        let last = match r.last_event {
+            NO_NAME => NONE,
+            n => n as usize,
+        };
+        let prev = |i: usize| match st.events[i].prev {
+            NO_NAME => NONE,
+            n => n as usize,
+        };
+        for i in st.chain(last, prev) {
             let e = &st.events[i];
             if e.assignee != SAME {
                 assignee = name(e.assignee);
@@ -854,8 +894,9 @@ impl Backend for MemBackend {
                 from: state(e.from),
                 to: state(e.to),
                 assignee: assignee.clone(),
-                input: e.input.as_ref().map(|i| {
-                    i.iter()
+                input: (e.input != NO_NAME).then(|| {
+                    st.inputs[e.input as usize]
+                        .iter()
                         .map(|(k, v)| (st.names.get(*k).to_string(), v.to_json()))
                         .collect()
                 }),

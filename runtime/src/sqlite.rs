@@ -500,9 +500,26 @@ impl Tx for SqliteTx<'_> {
         e: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
+        // One statement for the event and its field rows (the view's
+        // trigger, migration 0008): the rows of one step share actor,
+        // label and instant.
+        let (field_actor, label, changes) = match rows.first() {
+            None => (None, None, None),
+            Some(h) => {
+                let changes: Vec<(&str, &serde_json::Value, &serde_json::Value)> = rows
+                    .iter()
+                    .map(|h| (h.field.as_str(), &h.old, &h.new))
+                    .collect();
+                (
+                    Some(h.actor.as_str()),
+                    Some(h.transition.as_str()),
+                    Some(serde_json::to_string(&changes).map_err(json_err)?),
+                )
+            }
+        };
         sqlx::query(
-            "INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO event_writes (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input, field_actor, label, changes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(self.tenant)
         .bind(id)
@@ -516,27 +533,12 @@ impl Tx for SqliteTx<'_> {
         .bind(e.to)
         .bind(e.assignee)
         .bind(e.input.map(|i| i.to_string()))
+        .bind(field_actor)
+        .bind(label)
+        .bind(changes)
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
-        for (ord, h) in rows.into_iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(self.tenant)
-            .bind(id)
-            .bind(revision)
-            .bind(ord as i64)
-            .bind(micros(h.at))
-            .bind(h.actor)
-            .bind(h.transition)
-            .bind(h.field)
-            .bind(h.old.to_string())
-            .bind(h.new.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
-        }
         Ok(())
     }
 
