@@ -590,25 +590,37 @@ async fn pii_redacted_by_role_and_state(kind: Kind) {
     assert!(r.body["fields"].get("phone").is_none(), "{r:?}");
     assert_eq!(r.body["redacted"], json!(["email", "phone"]));
     let h = d.get(&format!("{path}/history"), "dealer-rm").await;
-    let phone = h
-        .body
+    let create = &h.body[0];
+    assert_eq!(create["kind"], "create");
+    let phone = create["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["field"] == "phone")
+        .find(|c| c["field"] == "phone")
         .unwrap();
-    assert_eq!(phone["new"], "[redacted]");
+    assert_eq!(
+        (&phone["old"], &phone["new"]),
+        (&json!("[redacted]"), &json!("[redacted]"))
+    );
+    assert!(create["input"].get("phone").is_none(), "{create}");
+    assert!(create["redacted"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("phone")));
+    assert!(!h.body.to_string().contains("1234567"), "{}", h.body);
     let r = d.get(&path, "admin").await;
     assert_eq!(r.body["fields"]["phone"], "+39 06 1234567");
     let h = d.get(&format!("{path}/history"), "admin").await;
-    let phone = h
-        .body
+    let create = &h.body[0];
+    let phone = create["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["field"] == "phone")
+        .find(|c| c["field"] == "phone")
         .unwrap();
     assert_eq!(phone["new"], "+39 06 1234567");
+    assert_eq!(create["input"]["phone"], "+39 06 1234567");
+    assert!(create.get("redacted").is_none());
     let _ = d.stop().await;
 }
 
@@ -707,12 +719,28 @@ async fn actions_history_links(kind: Kind) {
         .await;
     assert_eq!(h.status, 200);
     let h = h.body.as_array().unwrap().clone();
-    assert!(h
+    assert!(
+        h[0]["kind"] == "create"
+            && h[0]["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["field"] == "first_name")
+    );
+    let attempt = h.last().unwrap();
+    assert_eq!(
+        (&attempt["kind"], &attempt["transition"], &attempt["actor"]),
+        (
+            &json!("transition"),
+            &json!("log_contact_attempt"),
+            &json!("dealer-rm")
+        )
+    );
+    assert!(attempt["changes"]
+        .as_array()
+        .unwrap()
         .iter()
-        .any(|e| e["transition"] == "create" && e["field"] == "first_name"));
-    assert!(h.iter().any(|e| e["transition"] == "log_contact_attempt"
-        && e["field"] == "attempts"
-        && e["actor"] == "dealer-rm"));
+        .any(|c| c["field"] == "attempts"));
     let l = d.get(&format!("/v1/records/{id}/links"), "dealer-rm").await;
     assert_eq!((l.status, l.body.clone()), (200, json!([])));
     assert_eq!(
@@ -1189,6 +1217,7 @@ async fn workflows_openapi_and_operations(kind: Kind) {
         "/v1/records/{id}/actions",
         "/v1/records/{id}/history",
         "/v1/records/{id}/links",
+        "/v1/history",
         "/v1/actors",
         "/v1/actors/{id}/unavailability",
         "/v1/workflows",

@@ -131,12 +131,18 @@ async fn edits_publish_versions_and_broken_edits_keep_the_last_good_one() {
     let h = d
         .get(&format!("/v1/records/{}/history", old.id()), "admin")
         .await;
-    assert!(h
+    let moved = h
         .body
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["transition"] == "migrate"));
+        .find(|e| e["kind"] == "migrate")
+        .unwrap_or_else(|| panic!("no migrate event in {}", h.body));
+    assert_eq!(
+        (&moved["actor"], &moved["from"], &moved["to"]),
+        (&json!("migrate"), &json!("assigned"), &json!("assigned"))
+    );
+    assert_eq!(moved["changes"][0]["field"], "version");
     let _ = d.stop().await;
 }
 

@@ -185,6 +185,7 @@ async fn sqlite(n: u64, writers: u64) {
                     expected_revision: None,
                     idempotency_key: None,
                     visible: None,
+                    bulk: false,
                 })
                 .await
                 .unwrap();
@@ -315,6 +316,7 @@ async fn pg_transitions(writers: u64, seconds: u64, group: u64) {
                     expected_revision: None,
                     idempotency_key: None,
                     visible: None,
+                    bulk: false,
                 })
                 .await
                 .unwrap();

@@ -189,6 +189,10 @@ impl Backend for AnyBackend {
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
         each!(self, b => b.history(id).await)
     }
+
+    async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
+        each!(self, b => b.events(id).await)
+    }
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
         each!(self, b => b.timers(id).await)
     }

@@ -9,7 +9,7 @@
 //! write. A store therefore only needs rollback for storage errors.
 
 use crate::backend::{
-    CreateRequest, Error, FireRequest, HistoryEntry, Idempotency, RecordId, StoredRecord,
+    CreateRequest, Error, EventKind, FireRequest, HistoryEntry, Idempotency, RecordId, StoredRecord,
 };
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome, SpawnRequest};
@@ -206,6 +206,83 @@ pub enum Taken {
     Spawn(SpawnPayload),
 }
 
+/// One step being written (a create, a transition, a timer firing, a
+/// spawn): what its event row says besides the [`Outcome`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub kind: EventKind,
+    /// The engine's actor id (`system` for timers): field rows keep it.
+    pub actor: &'a str,
+    /// The timer that caused the step: the event's actor is `timer:<name>`.
+    pub timer: Option<&'a str>,
+    /// The caller's input (a transition's or a create's); empty otherwise.
+    pub input: &'a [(String, Value)],
+    pub now: DateTime<Utc>,
+}
+
+impl<'a> Step<'a> {
+    /// The event's actor: `timer:<name>` for a timer's step, else the actor.
+    pub fn by(&self) -> std::borrow::Cow<'a, str> {
+        match self.timer {
+            Some(t) => format!("timer:{t}").into(),
+            None => self.actor.into(),
+        }
+    }
+
+    /// The same step for a record it spawns now.
+    fn spawned(&self) -> Step<'a> {
+        Step {
+            kind: EventKind::Spawn,
+            input: &[],
+            ..*self
+        }
+    }
+}
+
+/// An event row as the SQL stores write it (field changes go beside it as
+/// history rows of the same record and revision).
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub workflow: String,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub actor: String,
+    pub transition: Option<String>,
+    pub from: Option<String>,
+    pub to: String,
+    pub assignee: Option<String>,
+    /// A JSON object, `None` without input.
+    pub input: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    fn of(wf: &Workflow, out: &Outcome, step: &Step<'_>) -> NewEvent {
+        NewEvent {
+            workflow: wf.id.clone(),
+            at: step.now,
+            kind: step.kind,
+            actor: step.by().into_owned(),
+            transition: out.transition.clone(),
+            from: out.from_state.clone(),
+            to: out.to_state.clone(),
+            assignee: out.record.assignee.clone(),
+            input: input_json(step.input),
+        }
+    }
+}
+
+/// A step's input as a JSON object, `None` if empty.
+pub(crate) fn input_json(input: &[(String, Value)]) -> Option<serde_json::Value> {
+    (!input.is_empty()).then(|| {
+        serde_json::Value::Object(
+            input
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        )
+    })
+}
+
 /// A locked record, as the engine needs it.
 pub struct Current {
     pub wf: Arc<Workflow>,
@@ -240,10 +317,13 @@ pub(crate) trait Tx {
         revision: i64,
         now: DateTime<Utc>,
     ) -> Result<(), Error>;
-    async fn history(
+    /// Write one step's event row and its field changes (history rows of
+    /// the same record and revision).
+    async fn event(
         &mut self,
         id: RecordId,
         revision: i64,
+        event: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error>;
     /// Arm (insert or replace) a timer or a scheduled spawn with a new seq.
@@ -273,22 +353,21 @@ pub(crate) trait Tx {
     fn keeps_payloads(&self) -> bool {
         true
     }
-    /// Write the tracked field changes of `out` as history rows. Stores with
-    /// a compact history representation override it to skip building
+    /// Write the event of `out` (one step of record `id`, now at
+    /// `revision`) with its tracked field changes. Stores with a compact
+    /// representation override it to skip building [`NewEvent`] and
     /// [`HistoryEntry`] rows (strings and JSON) on the hot path.
-    async fn history_of(
+    async fn event_of(
         &mut self,
         id: RecordId,
         revision: i64,
+        wf: &Workflow,
         out: &Outcome,
-        actor: &str,
-        now: DateTime<Utc>,
+        step: &Step<'_>,
     ) -> Result<(), Error> {
-        let rows = history_rows(out, actor, now);
-        if rows.is_empty() {
-            return Ok(());
-        }
-        self.history(id, revision, rows).await
+        let rows = history_rows(out, step.actor, step.now);
+        self.event(id, revision, NewEvent::of(wf, out, step), rows)
+            .await
     }
     /// Queue one notification of `out`: `to` as written, "assignee" resolved
     /// to `assignee` (dropped if none).
@@ -506,10 +585,10 @@ async fn write_effects<T: Tx>(
     wf: &Workflow,
     out: &Outcome,
     revision: i64,
-    actor: &str,
-    now: DateTime<Utc>,
+    step: &Step<'_>,
 ) -> Result<(), Error> {
-    tx.history_of(id, revision, out, actor, now).await?;
+    let now = step.now;
+    tx.event_of(id, revision, wf, out, step).await?;
     for c in &out.cancel {
         tx.cancel(id, c).await?;
     }
@@ -554,14 +633,14 @@ async fn write_children<T: Tx>(
     tx: &mut T,
     root: RecordId,
     kids: Vec<Child>,
-    actor: &str,
-    now: DateTime<Utc>,
+    step: &Step<'_>,
 ) -> Result<(), Error> {
     let mut ids = vec![root];
+    let step = step.spawned();
     for k in kids {
         let parent = ids[k.parent];
-        let id = tx.insert(&k.wf, k.out.record.clone(), now).await?;
-        write_effects(tx, id, &k.wf, &k.out, 1, actor, now).await?;
+        let id = tx.insert(&k.wf, k.out.record.clone(), step.now).await?;
+        write_effects(tx, id, &k.wf, &k.out, 1, &step).await?;
         tx.link(id, &k.link, parent).await?;
         tx.link(parent, &k.backlink, id).await?;
         ids.push(id);
@@ -655,8 +734,15 @@ async fn create_as<T: Tx>(
     let id = tx.insert(&wf, out.record.clone(), req.now).await?;
     let result =
         (want || req.idempotency_key.is_some()).then(|| stored(id, &wf, &out.record, 1, req.now));
-    write_effects(tx, id, &wf, &out, 1, &req.actor.id, req.now).await?;
-    write_children(tx, id, kids, &req.actor.id, req.now).await?;
+    let step = Step {
+        kind: EventKind::Create,
+        actor: &req.actor.id,
+        timer: None,
+        input: &req.input,
+        now: req.now,
+    };
+    write_effects(tx, id, &wf, &out, 1, &step).await?;
+    write_children(tx, id, kids, &step).await?;
     Ok((id, finish_idem(tx, req.idempotency_key, result).await?))
 }
 
@@ -770,12 +856,22 @@ async fn fire_as<T: Tx>(
         }
     };
     let revision = revision + 1;
+    let step = Step {
+        kind: match req.bulk {
+            true => EventKind::Bulk,
+            false => EventKind::Transition,
+        },
+        actor: &req.actor.id,
+        timer: None,
+        input: &req.input,
+        now: req.now,
+    };
     let written = async {
         let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
         let result = (want || req.idempotency_key.is_some())
             .then(|| stored(req.record, &wf, &out.record, revision, req.now));
-        write_effects(tx, req.record, &wf, &out, revision, &req.actor.id, req.now).await?;
-        write_children(tx, req.record, kids, &req.actor.id, req.now).await?;
+        write_effects(tx, req.record, &wf, &out, revision, &step).await?;
+        write_children(tx, req.record, kids, &step).await?;
         Ok(result)
     }
     .await;
@@ -866,10 +962,17 @@ async fn run_locked<T: Tx>(
                 directory: &dir,
             };
             let revision = revision + 1;
+            let step = Step {
+                kind: EventKind::Timer,
+                actor: &system.id,
+                timer: Some(&item.timer),
+                input: &[],
+                now,
+            };
             let written = async {
                 let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
-                write_effects(tx, item.record, &wf, &out, revision, &system.id, now).await?;
-                write_children(tx, item.record, kids, &system.id, now).await
+                write_effects(tx, item.record, &wf, &out, revision, &step).await?;
+                write_children(tx, item.record, kids, &step).await
             }
             .await;
             if let Err(e) = written {
@@ -923,8 +1026,15 @@ async fn run_locked<T: Tx>(
                 Err(e) => return Err(e),
             };
             let id = tx.insert(&wf, out.record.clone(), now).await?;
-            write_effects(tx, id, &wf, &out, 1, &system.id, now).await?;
-            write_children(tx, id, kids, &system.id, now).await?;
+            let step = Step {
+                kind: EventKind::Spawn,
+                actor: &system.id,
+                timer: None,
+                input: &[],
+                now,
+            };
+            write_effects(tx, id, &wf, &out, 1, &step).await?;
+            write_children(tx, id, kids, &step).await?;
             tx.link(id, &p.link, item.record).await?;
             tx.link(item.record, &p.backlink, id).await?;
         }

@@ -43,6 +43,99 @@ pub struct HistoryEntry {
     pub new: serde_json::Value,
 }
 
+/// What caused an [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A record created by a caller (API, CLI, scenario).
+    Create,
+    /// A record created by another record's `spawn` (at once or scheduled).
+    Spawn,
+    /// A transition fired by a caller.
+    Transition,
+    /// A transition fired by a bulk operation (`fire_many`, `close_idle`).
+    Bulk,
+    /// A timer that fired (its transition, or its effects).
+    Timer,
+    /// `leadflow migrate` moved the record to another workflow version.
+    Migrate,
+    /// Field rows written before events existed (migration: one event per
+    /// record revision that had field rows; from and to unknown).
+    Legacy,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Create,
+        EventKind::Spawn,
+        EventKind::Transition,
+        EventKind::Bulk,
+        EventKind::Timer,
+        EventKind::Migrate,
+        EventKind::Legacy,
+    ];
+
+    /// The name stored in the `kind` column and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Create => "create",
+            EventKind::Spawn => "spawn",
+            EventKind::Transition => "transition",
+            EventKind::Bulk => "bulk",
+            EventKind::Timer => "timer",
+            EventKind::Migrate => "migrate",
+            EventKind::Legacy => "legacy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One field change of an [`Event`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+/// One committed change of a record: every create, spawn, transition, bulk
+/// operation, timer firing and version move writes exactly one, for the
+/// revision it produced, with its tracked field changes (the history rows
+/// of the same record and revision).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub record: RecordId,
+    /// The record's revision after the event (1 for a creation).
+    pub revision: i64,
+    pub workflow: String,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    /// The actor id; `timer:<name>` for a timer firing (and what its spawns
+    /// create); `system` for scheduled spawns and system bulk operations;
+    /// `migrate` for a version move.
+    pub actor: String,
+    /// The transition fired (a timer's too); `None` for a creation, a
+    /// timer running effects, a move. On a legacy event: the label its
+    /// field rows were written with (a transition, `create`,
+    /// `timer:<name>` or `migrate`).
+    pub transition: Option<String>,
+    /// The state before (`None` for a creation and a legacy event).
+    pub from: Option<String>,
+    /// The state after (`None` for a legacy event).
+    pub to: Option<String>,
+    /// The record's assignee after the event (`None` on a legacy event:
+    /// unknown). An assignment shows as a change of it between events.
+    pub assignee: Option<String>,
+    /// The input the caller gave (field name -> value, stored as fields
+    /// are); `None` when there was none.
+    pub input: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tracked field changes, in field order.
+    pub changes: Vec<Change>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMessage {
     pub id: i64,
@@ -194,6 +287,8 @@ pub struct FireRequest<'a> {
     pub idempotency_key: Option<Idempotency<'a>>,
     /// If set, a record that fails it is "not found" (see [`Visible`]).
     pub visible: Option<Visible>,
+    /// Part of a bulk operation: the event's kind is [`EventKind::Bulk`].
+    pub bulk: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -241,7 +336,8 @@ impl Filter<'_> {
 /// What a bulk operation did, record by record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BulkResult {
-    /// Records changed, each by one ordinary transition with history.
+    /// Records changed, each by one ordinary transition with history (its
+    /// event of kind `bulk`).
     pub changed: Vec<RecordId>,
     /// Records the transition refused or that changed concurrently: (id, code).
     pub refused: Vec<(RecordId, String)>,
@@ -270,6 +366,8 @@ pub trait Backend {
     async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error>;
     async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error>;
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error>;
+    /// The record's events, oldest first, each with its field changes.
+    async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error>;
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error>;
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error>;
     /// Links from this record (both directions are stored as two links).
@@ -299,6 +397,7 @@ pub trait Backend {
                 expected_revision: None,
                 idempotency_key: None,
                 visible: None,
+                bulk: true,
             };
             match self.fire(req).await {
                 Ok(_) => out.changed.push(id),

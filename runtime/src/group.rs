@@ -51,6 +51,7 @@ pub struct OwnedFire {
     pub expected_revision: Option<i64>,
     pub idempotency_key: Option<IdempotencyOwned>,
     pub visible: Option<Visible>,
+    pub bulk: bool,
 }
 
 impl OwnedFire {
@@ -64,6 +65,7 @@ impl OwnedFire {
             expected_revision: req.expected_revision,
             idempotency_key: req.idempotency_key.map(Idempotency::owned),
             visible: req.visible.clone(),
+            bulk: req.bulk,
         }
     }
 
@@ -77,6 +79,7 @@ impl OwnedFire {
             expected_revision: self.expected_revision,
             idempotency_key: self.idempotency_key.as_ref().map(|k| k.borrow()),
             visible: self.visible.clone(),
+            bulk: self.bulk,
         }
     }
 }
@@ -307,6 +310,7 @@ mod tests {
             expected_revision: None,
             idempotency_key: None,
             visible: None,
+            bulk: false,
         };
         let bad = g.fire(&req(13)).await.unwrap();
         assert!(matches!(bad, Err(Error::Storage(m)) if m.to_string().contains("internal error")));

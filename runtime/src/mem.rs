@@ -9,15 +9,17 @@
 //! between them.
 //!
 //! Compact by construction too (a generated year keeps millions of rows):
-//! history and outbox rows live in two store-wide `Vec`s, chained per record
-//! (each row points to the record's previous one), with actor, transition,
-//! field, template and recipient names interned as `u32` and history values
-//! kept typed; they become [`HistoryEntry`] / [`OutboxMessage`] (strings,
-//! JSON) only when read. A transition borrows the engine record out of the
+//! events, history and outbox rows live in three store-wide `Vec`s, chained
+//! per record (each row points to the record's previous one), with actor,
+//! transition, field, template and recipient names interned as `u32`,
+//! states as indices into the record's workflow, and history and input
+//! values kept typed; they become [`Event`] / [`HistoryEntry`] /
+//! [`OutboxMessage`] (strings, JSON) only when read. An event's field
+//! changes are the next `changes` rows of the record's history chain. A transition borrows the engine record out of the
 //! store instead of copying it ([`Tx::release`] gives it back when nothing
 //! was written).
 
-use crate::apply::{self, Current, DueItem, SpawnPayload, Taken, Tx, Versions};
+use crate::apply::{self, Current, DueItem, NewEvent, SpawnPayload, Step, Taken, Tx, Versions};
 use crate::backend::*;
 use chrono::{DateTime, Utc};
 use leadflow_engine::eval::{Notification, Outcome};
@@ -43,6 +45,12 @@ struct MemTimer {
 /// End of a per-record chain of rows.
 const NONE: usize = usize::MAX;
 
+/// No name (an event without transition or assignee, a creation's `from`).
+const NO_NAME: u32 = u32::MAX;
+
+/// An event's assignee is the previous event's (it did not change).
+const SAME: u32 = u32::MAX - 1;
+
 struct MemRecord {
     wf: Arc<Workflow>,
     rec: Record,
@@ -50,6 +58,8 @@ struct MemRecord {
     updated_at: DateTime<Utc>,
     /// Index of the record's latest row in `State::history` (or NONE).
     last_history: usize,
+    /// Index of the record's latest row in `State::events` (or NO_NAME).
+    last_event: u32,
     timers: Vec<MemTimer>,
     links: Vec<Link>,
     /// Index of the record's latest row in `State::outbox` (or NONE).
@@ -67,6 +77,33 @@ struct HistoryRow {
     /// The record's previous row (or NONE).
     prev: usize,
 }
+
+/// One event in 56 bytes: names interned, states as indices into the
+/// record's workflow (a record keeps its workflow in this store), the
+/// assignee only when it changed, the rare input in a side table.
+struct EventRow {
+    at: DateTime<Utc>,
+    revision: u32,
+    actor: u32,
+    /// NO_NAME: none.
+    transition: u32,
+    /// State indices; NO_NAME: none (a creation's `from`).
+    from: u32,
+    to: u32,
+    /// The assignee after the event: an interned name, NO_NAME for none,
+    /// SAME for the previous event's.
+    assignee: u32,
+    /// How many history rows (the record's next ones) are its changes.
+    changes: u32,
+    /// Index into `State::inputs`; NO_NAME: no input.
+    input: u32,
+    /// The record's previous event (NO_NAME: none; a store holds far
+    /// fewer than 2^32 events).
+    prev: u32,
+    kind: EventKind,
+}
+
+const _: () = assert!(std::mem::size_of::<EventRow>() <= 56);
 
 /// One queued message; its id is its index + 1.
 struct OutboxRow {
@@ -143,8 +180,13 @@ struct State {
     queue: DueQueue,
     seq: i64,
     history: Vec<HistoryRow>,
+    events: Vec<EventRow>,
     outbox: Vec<OutboxRow>,
     names: Names,
+    /// Events' inputs, names interned, values typed.
+    inputs: Vec<Box<[(u32, Value)]>>,
+    /// Timer name -> interned `timer:<name>` (a timer event's actor).
+    timer_actors: FastMap<String, u32>,
     /// Interned recipient lists (each a list of interned names).
     recipients: Vec<Vec<u32>>,
     recipient_index: FastMap<Vec<u32>, u32>,
@@ -173,6 +215,11 @@ impl State {
             let a = &mut Arc::make_mut(&mut self.actors)[i];
             a.load = (i64::from(a.load) + delta).max(0) as u32;
         }
+    }
+
+    fn push_input(&mut self, input: Box<[(u32, Value)]>) -> u32 {
+        self.inputs.push(input);
+        (self.inputs.len() - 1) as u32
     }
 
     fn recipient_list(&mut self, ids: &[u32]) -> u32 {
@@ -368,6 +415,7 @@ impl Tx for MemTx<'_> {
             revision: 1,
             updated_at: now,
             last_history: NONE,
+            last_event: NO_NAME,
             timers: Vec::new(),
             links: Vec::new(),
             last_outbox: NONE,
@@ -407,15 +455,48 @@ impl Tx for MemTx<'_> {
         Ok(())
     }
 
-    async fn history(
+    async fn event(
         &mut self,
         id: RecordId,
-        _revision: i64,
+        revision: i64,
+        event: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
-        // Not on the executor's path (`history_of` is): values come back
+        // Not on the executor's path (`event_of` is): values come back
         // through `Value::from_json`, exact for the JSON `Value::to_json`
         // produces (no floats, no objects).
+        let wf = self.st.record_mut(id)?.wf.clone();
+        let state = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|s| wf.state(s))
+                .map_or(NO_NAME, |i| i as u32)
+        };
+        let names = &mut self.st.names;
+        let input = match event.input.as_ref().and_then(|i| i.as_object()) {
+            None => NO_NAME,
+            Some(m) => {
+                let input = m
+                    .iter()
+                    .map(|(k, v)| (names.id(k), Value::from_json(v)))
+                    .collect();
+                self.st.push_input(input)
+            }
+        };
+        let names = &mut self.st.names;
+        let row = EventRow {
+            at: event.at,
+            revision: u32::try_from(revision).unwrap_or(u32::MAX),
+            actor: names.id(&event.actor),
+            transition: event.transition.as_deref().map_or(NO_NAME, |t| names.id(t)),
+            from: state(&event.from),
+            to: state(&Some(event.to)),
+            assignee: event.assignee.as_deref().map_or(NO_NAME, |a| names.id(a)),
+            changes: rows.len() as u32,
+            input,
+            prev: NO_NAME,
+            kind: event.kind,
+        };
+        self.push_event(id, row)?;
         for h in rows {
             let row = HistoryRow {
                 at: h.at,
@@ -431,24 +512,94 @@ impl Tx for MemTx<'_> {
         Ok(())
     }
 
-    async fn history_of(
+    async fn event_of(
         &mut self,
         id: RecordId,
-        _revision: i64,
+        revision: i64,
+        _wf: &Workflow,
         out: &Outcome,
-        actor: &str,
-        now: DateTime<Utc>,
+        step: &Step<'_>,
     ) -> Result<(), Error> {
-        if !out.changes.iter().any(|c| c.tracked) {
+        let now = step.now;
+        let tracked = out.changes.iter().filter(|c| c.tracked).count();
+        let st = &mut *self.st;
+        let transition = out
+            .transition
+            .as_deref()
+            .map_or(NO_NAME, |t| st.names.id(t));
+        let by = match step.timer {
+            None => st.names.id(step.actor),
+            Some(t) => match st.timer_actors.get(t) {
+                Some(&a) => a,
+                None => {
+                    let a = st.names.id(&format!("timer:{t}"));
+                    st.timer_actors.insert(t.to_string(), a);
+                    a
+                }
+            },
+        };
+        let assignee = match &out.assignee {
+            None => SAME,
+            Some((_, None)) => NO_NAME,
+            Some((_, Some(a))) => st.names.id(a),
+        };
+        let input = match step.input.is_empty() {
+            true => NO_NAME,
+            false => {
+                let input = step
+                    .input
+                    .iter()
+                    .map(|(k, v)| (st.names.id(k), v.clone()))
+                    .collect();
+                st.push_input(input)
+            }
+        };
+        let r = st.record_mut(id)?;
+        // A step on an existing record runs before `update`: the slot still
+        // holds the record as it was (or its stand-in), in its old state.
+        let from = match out.from_state {
+            None => NO_NAME,
+            Some(_) => r.rec.state as u32,
+        };
+        debug_assert_eq!(
+            out.from_state.as_deref(),
+            (from != NO_NAME).then(|| r.wf.state_name(from as usize))
+        );
+        let row = EventRow {
+            at: now,
+            revision: u32::try_from(revision).unwrap_or(u32::MAX),
+            actor: by,
+            transition,
+            from,
+            to: out.record.state as u32,
+            assignee,
+            changes: tracked as u32,
+            input,
+            prev: NO_NAME,
+            kind: step.kind,
+        };
+        self.push_event(id, row)?;
+        if tracked == 0 {
             return Ok(());
         }
-        let actor = self.st.names.id(actor);
-        let transition = self.st.names.id(&apply::label(out));
+        // Field rows keep the engine's actor (`system` for a timer) and the
+        // outcome's label: its transition, `timer:<name>` (the event's
+        // actor) for a timer's effects, `create` on creation.
+        let st = &mut *self.st;
+        let actor = match step.timer {
+            None => by,
+            Some(_) => st.names.id(step.actor),
+        };
+        let label = match (&out.transition, &out.timer) {
+            (Some(_), _) => transition,
+            (None, Some(_)) if step.timer.is_some() => by,
+            _ => st.names.id(&apply::label(out)),
+        };
         for c in out.changes.iter().filter(|c| c.tracked) {
             let row = HistoryRow {
                 at: now,
                 actor,
-                transition,
+                transition: label,
                 field: self.st.names.id(&c.field),
                 old: c.old.clone(),
                 new: c.new.clone(),
@@ -571,6 +722,17 @@ impl Tx for MemTx<'_> {
 }
 
 impl MemTx<'_> {
+    fn push_event(&mut self, id: RecordId, mut row: EventRow) -> Result<(), Error> {
+        let n = u32::try_from(self.st.events.len())
+            .ok()
+            .filter(|&n| n != NO_NAME)
+            .ok_or_else(|| Error::storage("the memory store holds 2^32 - 1 events at most"))?;
+        let r = self.st.record_mut(id)?;
+        row.prev = std::mem::replace(&mut r.last_event, n);
+        self.st.events.push(row);
+        Ok(())
+    }
+
     fn push_history(&mut self, id: RecordId, mut row: HistoryRow) -> Result<(), Error> {
         let n = self.st.history.len();
         let r = self.st.record_mut(id)?;
@@ -696,6 +858,63 @@ impl Backend for MemBackend {
                 }
             })
             .collect())
+    }
+
+    async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
+        let st = self.state.lock().await;
+        let Some(r) = st.record(id) else {
+            return Ok(Vec::new());
+        };
+        let name = |i: u32| (i != NO_NAME).then(|| st.names.get(i).to_string());
+        let state = |i: u32| (i != NO_NAME).then(|| r.wf.state_name(i as usize).to_string());
+        let mut changes = st.chain(r.last_history, |i| st.history[i].prev).into_iter();
+        let mut assignee = None;
+        let mut out = Vec::new();
+        let last = match r.last_event {
+            NO_NAME => NONE,
+            n => n as usize,
+        };
+        let prev = |i: usize| match st.events[i].prev {
+            NO_NAME => NONE,
+            n => n as usize,
+        };
+        for i in st.chain(last, prev) {
+            let e = &st.events[i];
+            if e.assignee != SAME {
+                assignee = name(e.assignee);
+            }
+            out.push(Event {
+                record: id,
+                revision: i64::from(e.revision),
+                workflow: r.wf.id.clone(),
+                at: e.at,
+                kind: e.kind,
+                actor: st.names.get(e.actor).to_string(),
+                transition: name(e.transition),
+                from: state(e.from),
+                to: state(e.to),
+                assignee: assignee.clone(),
+                input: (e.input != NO_NAME).then(|| {
+                    st.inputs[e.input as usize]
+                        .iter()
+                        .map(|(k, v)| (st.names.get(*k).to_string(), v.to_json()))
+                        .collect()
+                }),
+                changes: changes
+                    .by_ref()
+                    .take(e.changes as usize)
+                    .map(|h| {
+                        let h = &st.history[h];
+                        Change {
+                            field: st.names.get(h.field).to_string(),
+                            old: h.old.to_json(),
+                            new: h.new.to_json(),
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {

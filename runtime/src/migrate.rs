@@ -1,8 +1,10 @@
 //! `leadflow migrate`: move a workflow's records from one version to
 //! another, explicitly and checked. Every state the records are in must map
 //! (by `--map old=new`, else by name) to a state of the target version, or
-//! nothing moves. Each moved record gets revision + 1 and a history row
-//! (transition `migrate`, field `version`) in the same transaction.
+//! nothing moves. Each moved record gets revision + 1, an event (kind
+//! `migrate`, actor `migrate`, from and to its old and new state) and a
+//! history row (transition `migrate`, field `version`) in the same
+//! transaction.
 
 use crate::any::AnyBackend;
 use crate::backend::Error;
@@ -118,8 +120,12 @@ pub async fn migrate(
             for m in &plan {
                 let sid = target.state(&m.to_state).unwrap_or_default();
                 let rows: Vec<(i64, i64)> = sqlx::query_as(
-                    "UPDATE records SET version = $1, state = $2, is_final = $3, revision = revision + 1, updated_at = $4
-                     WHERE tenant_id = $5 AND workflow = $6 AND version = $7 AND state = $8 RETURNING id, revision",
+                    "WITH moved AS (
+                         UPDATE records SET version = $1, state = $2, is_final = $3, revision = revision + 1, updated_at = $4
+                         WHERE tenant_id = $5 AND workflow = $6 AND version = $7 AND state = $8 RETURNING id, revision, assignee)
+                     INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, from_state, to_state, assignee)
+                     SELECT $5, id, revision, $6, $4, 'migrate', 'migrate', $8, $2, assignee FROM moved
+                     RETURNING record_id, revision",
                 )
                 .bind(to).bind(&m.to_state).bind(target.states[sid].is_final).bind(now)
                 .bind(tenant).bind(&target.id).bind(from).bind(&m.from_state)
@@ -141,14 +147,21 @@ pub async fn migrate(
             let mut tx = l.pool().begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
             for m in &plan {
                 let sid = target.state(&m.to_state).unwrap_or_default();
-                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                let rows: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
                     "UPDATE records SET version = ?, state = ?, is_final = ?, revision = revision + 1, updated_at = ?
-                     WHERE tenant_id = ? AND workflow = ? AND version = ? AND state = ? RETURNING id, revision",
+                     WHERE tenant_id = ? AND workflow = ? AND version = ? AND state = ? RETURNING id, revision, assignee",
                 )
                 .bind(to).bind(&m.to_state).bind(target.states[sid].is_final).bind(micros(now))
                 .bind(tenant).bind(&target.id).bind(from).bind(&m.from_state)
                 .fetch_all(&mut *tx).await.map_err(db)?;
-                for (id, rev) in rows {
+                for (id, rev, assignee) in rows {
+                    sqlx::query(
+                        "INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, from_state, to_state, assignee)
+                         VALUES (?, ?, ?, ?, ?, 'migrate', 'migrate', ?, ?, ?)",
+                    )
+                    .bind(tenant).bind(id).bind(rev).bind(&target.id).bind(micros(now))
+                    .bind(&m.from_state).bind(&m.to_state).bind(assignee)
+                    .execute(&mut *tx).await.map_err(db)?;
                     sqlx::query(
                         "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
                          VALUES (?, ?, ?, 0, ?, 'migrate', 'migrate', 'version', ?, ?)",

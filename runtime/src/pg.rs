@@ -6,11 +6,11 @@
 //! tenants even for a query that forgets its tenant filter, and a statement
 //! outside a tenant's transaction sees nothing (docs/security.md).
 
-use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
+use crate::apply::{self, Current, DueItem, NewEvent, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
-use crate::sql::{db, json_err, with_loads, Row};
+use crate::sql::{db, event_kind, join_events, json_err, with_loads, FieldRow, Row};
 use crate::worker::{Failed, ParkedRow, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
@@ -491,7 +491,7 @@ struct PgTx<'a> {
     notified: bool,
     /// Writes buffered until commit and sent as one statement (fewer round
     /// trips per transition, one for a whole timer batch): record updates,
-    /// history, cancels, armings.
+    /// events, history, cancels, armings.
     buf: Buffer,
     /// Timer batches only: the batch's records, locked together, and its
     /// items, taken together (see [`PgTx::prefetch`]).
@@ -531,6 +531,17 @@ struct Buffer {
     h_field: Vec<String>,
     h_old: Vec<serde_json::Value>,
     h_new: Vec<serde_json::Value>,
+    e_record: Vec<i64>,
+    e_revision: Vec<i64>,
+    e_workflow: Vec<String>,
+    e_at: Vec<DateTime<Utc>>,
+    e_kind: Vec<&'static str>,
+    e_actor: Vec<String>,
+    e_transition: Vec<Option<String>>,
+    e_from: Vec<Option<String>>,
+    e_to: Vec<String>,
+    e_assignee: Vec<Option<String>>,
+    e_input: Vec<Option<serde_json::Value>>,
     c_record: Vec<i64>,
     c_timer: Vec<String>,
     a_record: Vec<i64>,
@@ -549,6 +560,7 @@ impl Buffer {
     fn is_empty(&self) -> bool {
         self.u_id.is_empty()
             && self.h_record.is_empty()
+            && self.e_record.is_empty()
             && self.c_record.is_empty()
             && self.a_record.is_empty()
             && self.o_record.is_empty()
@@ -570,7 +582,8 @@ impl Buffer {
 
     /// Bit set of the non-empty parts: 1 updates (several records), 2
     /// history, 4 cancels, 8 armings, 16 update (one record: a plain primary
-    /// key update, whatever the planner knows about the table), 32 outbox.
+    /// key update, whatever the planner knows about the table), 32 outbox,
+    /// 64 events.
     fn parts(&self) -> usize {
         usize::from(self.u_id.len() > 1)
             | usize::from(self.u_id.len() == 1) << 4
@@ -578,6 +591,7 @@ impl Buffer {
             | usize::from(!self.c_record.is_empty()) << 2
             | usize::from(!self.a_record.is_empty()) << 3
             | usize::from(!self.o_record.is_empty()) << 5
+            | usize::from(!self.e_record.is_empty()) << 6
     }
 }
 
@@ -587,7 +601,7 @@ impl Buffer {
 /// then each present part's arrays in order.
 fn flush_sql(parts: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    &SQL.get_or_init(|| (0..64).map(build_flush_sql).collect())[parts]
+    &SQL.get_or_init(|| (0..128).map(build_flush_sql).collect())[parts]
 }
 
 /// Each join on UNNEST arrays also says `id = ANY(array)`: the index scan
@@ -629,6 +643,16 @@ fn build_flush_sql(parts: usize) -> String {
              FROM UNNEST({}::bigint[], {}::bigint[], {}::int[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::jsonb[], {}::jsonb[])
                   AS x(record_id, revision, ord, at, actor, transition, field, old, new))",
             a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+        ));
+    }
+    if parts & 64 != 0 {
+        let a = p(11);
+        ctes.push(format!(
+            "e AS (INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input)
+             SELECT $1, x.record_id, x.revision, x.workflow, x.at, x.kind, x.actor, x.transition, x.from_state, x.to_state, x.assignee, x.input
+             FROM UNNEST({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::jsonb[])
+                  AS x(record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input))",
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]
         ));
     }
     if parts & 4 != 0 {
@@ -712,6 +736,20 @@ impl PgTx<'_> {
                 .bind(b.h_field)
                 .bind(b.h_old)
                 .bind(b.h_new);
+        }
+        if parts & 64 != 0 {
+            q = q
+                .bind(b.e_record)
+                .bind(b.e_revision)
+                .bind(b.e_workflow)
+                .bind(b.e_at)
+                .bind(b.e_kind)
+                .bind(b.e_actor)
+                .bind(b.e_transition)
+                .bind(b.e_from)
+                .bind(b.e_to)
+                .bind(b.e_assignee)
+                .bind(b.e_input);
         }
         if parts & 4 != 0 {
             q = q.bind(b.c_record).bind(b.c_timer);
@@ -1033,13 +1071,25 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    async fn history(
+    async fn event(
         &mut self,
         id: RecordId,
         revision: i64,
+        e: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
         let b = &mut self.buf;
+        b.e_record.push(id);
+        b.e_revision.push(revision);
+        b.e_workflow.push(e.workflow);
+        b.e_at.push(e.at);
+        b.e_kind.push(e.kind.as_str());
+        b.e_actor.push(e.actor);
+        b.e_transition.push(e.transition);
+        b.e_from.push(e.from);
+        b.e_to.push(e.to);
+        b.e_assignee.push(e.assignee);
+        b.e_input.push(e.input);
         for (ord, h) in rows.into_iter().enumerate() {
             b.h_record.push(id);
             b.h_revision.push(revision);
@@ -1437,6 +1487,91 @@ impl Backend for PgBackend {
                 new,
             })
             .collect())
+    }
+
+    async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
+        type E = (
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Json<serde_json::Map<String, serde_json::Value>>>,
+        );
+        type F = (
+            i64,
+            DateTime<Utc>,
+            String,
+            String,
+            String,
+            serde_json::Value,
+            serde_json::Value,
+        );
+        let mut tx = self.tx().await?;
+        // From the record, so that its workflow is known without events.
+        let rows: Vec<E> = sqlx::query_as(
+            "SELECT r.workflow, r.revision, e.revision, e.workflow, e.at, e.kind, e.actor, e.transition, e.from_state, e.to_state, e.assignee, e.input
+             FROM records r LEFT JOIN events e ON e.tenant_id = r.tenant_id AND e.record_id = r.id
+             WHERE r.tenant_id = $1 AND r.id = $2 ORDER BY e.revision",
+        )
+        .bind(&*self.tenant)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let fields: Vec<F> = sqlx::query_as(
+            "SELECT revision, at, actor, transition, field, old, new FROM history WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision, ord",
+        )
+        .bind(&*self.tenant)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let Some((workflow, upto)) = rows.first().map(|r| (r.0.clone(), r.1)) else {
+            return Ok(Vec::new());
+        };
+        let mut events = Vec::new();
+        for (_, _, revision, wf, at, kind, actor, transition, from, to, assignee, input) in rows {
+            let (Some(revision), Some(wf), Some(at), Some(kind), Some(actor)) =
+                (revision, wf, at, kind, actor)
+            else {
+                continue;
+            };
+            events.push(Event {
+                record: id,
+                revision,
+                workflow: wf,
+                at,
+                kind: event_kind(&kind)?,
+                actor,
+                transition,
+                from,
+                to,
+                assignee,
+                input: input.map(|i| i.0),
+                changes: Vec::new(),
+            });
+        }
+        let fields = fields
+            .into_iter()
+            .map(|(revision, at, actor, label, field, old, new)| FieldRow {
+                revision,
+                at,
+                actor,
+                label,
+                field,
+                old,
+                new,
+            })
+            .collect();
+        Ok(join_events(id, &workflow, upto, events, fields))
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {

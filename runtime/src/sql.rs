@@ -1,7 +1,7 @@
 //! Helpers shared by the SQL stores.
 
 use crate::apply::{Current, Versions};
-use crate::backend::Error;
+use crate::backend::{Change, Error, Event, EventKind, RecordId};
 use crate::error::{StoreError, StoreErrorKind};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Record};
@@ -93,4 +93,67 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn instant(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// A stored event kind (the schema's CHECK allows only known ones).
+pub(crate) fn event_kind(kind: &str) -> Result<EventKind, Error> {
+    EventKind::parse(kind).ok_or_else(|| {
+        Error::Storage(StoreError::new(
+            StoreErrorKind::Data,
+            format!("unknown event kind `{kind}`"),
+        ))
+    })
+}
+
+/// A `history` row as the event readers take it.
+pub(crate) struct FieldRow {
+    pub revision: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// The transition label the row was written with.
+    pub label: String,
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+/// A record's events (read without their changes, in revision order, in
+/// one statement with the record's workflow and `revision`) and its field
+/// rows (in revision, ord order, read after): each event gets the rows of
+/// its revision. Rows past `revision` were committed between the two
+/// reads and are left out with their event. Rows of a revision without an
+/// event (written by a daemon older than the events table, during a
+/// rolling upgrade) read as a legacy event, as the migration made of the
+/// rows before it.
+pub(crate) fn join_events(
+    record: RecordId,
+    workflow: &str,
+    revision: i64,
+    events: Vec<Event>,
+    rows: Vec<FieldRow>,
+) -> Vec<Event> {
+    let mut by_rev: std::collections::BTreeMap<i64, Event> =
+        events.into_iter().map(|e| (e.revision, e)).collect();
+    for r in rows.into_iter().filter(|r| r.revision <= revision) {
+        let e = by_rev.entry(r.revision).or_insert_with(|| Event {
+            record,
+            revision: r.revision,
+            workflow: workflow.to_string(),
+            at: r.at,
+            kind: EventKind::Legacy,
+            actor: r.actor,
+            transition: Some(r.label),
+            from: None,
+            to: None,
+            assignee: None,
+            input: None,
+            changes: Vec::new(),
+        });
+        e.changes.push(Change {
+            field: r.field,
+            old: r.old,
+            new: r.new,
+        });
+    }
+    by_rev.into_values().collect()
 }

@@ -2,11 +2,13 @@
 //! mode; writes go through one connection (SQLite has one writer anyway), so
 //! transitions serialize in the pool and each runs as `BEGIN IMMEDIATE`.
 
-use crate::apply::{self, Current, DueItem, Ran, SpawnPayload, Taken, Tx, Versions};
+use crate::apply::{self, Current, DueItem, NewEvent, Ran, SpawnPayload, Taken, Tx, Versions};
 use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
-use crate::sql::{db, instant, json_err, micros, with_loads, Row};
+use crate::sql::{
+    db, event_kind, instant, join_events, json_err, micros, with_loads, FieldRow, Row,
+};
 use crate::wake::Wake;
 use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
@@ -491,30 +493,52 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn history(
+    async fn event(
         &mut self,
         id: RecordId,
         revision: i64,
+        e: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
-        for (ord, h) in rows.into_iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(self.tenant)
-            .bind(id)
-            .bind(revision)
-            .bind(ord as i64)
-            .bind(micros(h.at))
-            .bind(h.actor)
-            .bind(h.transition)
-            .bind(h.field)
-            .bind(h.old.to_string())
-            .bind(h.new.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
-        }
+        // One statement for the event and its field rows (the view's
+        // trigger, migration 0008): the rows of one step share actor,
+        // label and instant.
+        let (field_actor, label, changes) = match rows.first() {
+            None => (None, None, None),
+            Some(h) => {
+                let changes: Vec<(&str, &serde_json::Value, &serde_json::Value)> = rows
+                    .iter()
+                    .map(|h| (h.field.as_str(), &h.old, &h.new))
+                    .collect();
+                (
+                    Some(h.actor.as_str()),
+                    Some(h.transition.as_str()),
+                    Some(serde_json::to_string(&changes).map_err(json_err)?),
+                )
+            }
+        };
+        sqlx::query(
+            "INSERT INTO event_writes (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input, field_actor, label, changes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(self.tenant)
+        .bind(id)
+        .bind(revision)
+        .bind(e.workflow)
+        .bind(micros(e.at))
+        .bind(e.kind.as_str())
+        .bind(e.actor)
+        .bind(e.transition)
+        .bind(e.from)
+        .bind(e.to)
+        .bind(e.assignee)
+        .bind(e.input.map(|i| i.to_string()))
+        .bind(field_actor)
+        .bind(label)
+        .bind(changes)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -845,6 +869,86 @@ impl Backend for SqliteBackend {
                 })
             })
             .collect()
+    }
+
+    async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
+        type E = (
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        // From the record, so that its workflow is known without events.
+        let rows: Vec<E> = sqlx::query_as(
+            "SELECT r.workflow, r.revision, e.revision, e.workflow, e.at, e.kind, e.actor, e.transition, e.from_state, e.to_state, e.assignee, e.input
+             FROM records r LEFT JOIN events e ON e.tenant_id = r.tenant_id AND e.record_id = r.id
+             WHERE r.tenant_id = ? AND r.id = ? ORDER BY e.revision",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let Some((workflow, upto)) = rows.first().map(|r| (r.0.clone(), r.1)) else {
+            return Ok(Vec::new());
+        };
+        let mut events = Vec::new();
+        for (_, _, revision, wf, at, kind, actor, transition, from, to, assignee, input) in rows {
+            let (Some(revision), Some(wf), Some(at), Some(kind), Some(actor)) =
+                (revision, wf, at, kind, actor)
+            else {
+                continue;
+            };
+            let input = match input {
+                Some(i) => Some(serde_json::from_str(&i).map_err(json_err)?),
+                None => None,
+            };
+            events.push(Event {
+                record: id,
+                revision,
+                workflow: wf,
+                at: instant(at),
+                kind: event_kind(&kind)?,
+                actor,
+                transition,
+                from,
+                to,
+                assignee,
+                input,
+                changes: Vec::new(),
+            });
+        }
+        let fields: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT revision, at, actor, transition, field, old, new FROM history WHERE tenant_id = ? AND record_id = ? ORDER BY revision, ord",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let fields = fields
+            .into_iter()
+            .map(|(revision, at, actor, label, field, old, new)| {
+                Ok(FieldRow {
+                    revision,
+                    at: instant(at),
+                    actor,
+                    label,
+                    field,
+                    old: serde_json::from_str(&old).map_err(json_err)?,
+                    new: serde_json::from_str(&new).map_err(json_err)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(join_events(id, &workflow, upto, events, fields))
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {

@@ -9,6 +9,7 @@ async fn conformance_mem() {
     let b = MemBackend::new(common::set());
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::events(&b).await;
     common::conformance::loads(&b).await;
     common::conformance::siblings(&b).await;
 }
@@ -22,6 +23,7 @@ async fn conformance_sqlite() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::events(&b).await;
     common::conformance::loads(&b).await;
     common::conformance::siblings(&b).await;
 }
@@ -34,6 +36,7 @@ async fn conformance_pg() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::events(&b).await;
     common::conformance::loads(&b).await;
     common::conformance::siblings(&b).await;
     b.pool().close().await;
@@ -49,6 +52,7 @@ async fn conformance_any_from_url() {
         .unwrap();
     common::conformance::run(&b).await;
     common::conformance::bulk(&b).await;
+    common::conformance::events(&b).await;
     common::conformance::loads(&b).await;
     common::conformance::siblings(&b).await;
     let m = leadflow_runtime::open("mem:", "acme", common::set())

@@ -776,6 +776,9 @@ async fn pg_app_role_cannot_escape_row_level_security() {
         // The audit of admin actions is append-only for the daemon.
         "UPDATE admin_audit SET status = 200",
         "DELETE FROM admin_audit",
+        // So are the records' events (docs/store.md, "Events").
+        "UPDATE events SET actor = 'someone else'",
+        "DELETE FROM events",
     ] {
         assert!(c.execute(sql).await.is_err(), "{sql} must be refused");
     }

@@ -473,7 +473,7 @@ pub const CURSOR_SECRET_ENV: &str = "LEADFLOW_CURSOR_SECRET";
 
 /// The daemon's cursor key: derived from [`CURSOR_SECRET_ENV`] if it is set,
 /// else drawn at random when the first cursor is sealed or opened.
-fn cursor_key() -> Result<&'static LessSafeKey, ApiError> {
+pub(super) fn cursor_key() -> Result<&'static LessSafeKey, ApiError> {
     static KEY: std::sync::OnceLock<Option<LessSafeKey>> = std::sync::OnceLock::new();
     KEY.get_or_init(|| derive_key(std::env::var(CURSOR_SECRET_ENV).ok().as_deref()))
         .as_ref()
@@ -516,7 +516,7 @@ fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn seal_cursor(
+pub(super) fn seal_cursor(
     k: &LessSafeKey,
     aad: &[u8],
     key: &serde_json::Value,
@@ -538,7 +538,7 @@ fn seal_cursor(
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
 }
 
-fn open_cursor(
+pub(super) fn open_cursor(
     k: &LessSafeKey,
     aad: &[u8],
     cursor: &str,

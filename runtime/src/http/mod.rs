@@ -12,6 +12,7 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
+//! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
 //! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
@@ -33,6 +34,7 @@ pub mod codes;
 pub mod conns;
 pub mod cors;
 pub mod error;
+pub mod history;
 pub mod list;
 pub mod openapi;
 pub mod ops;
@@ -88,6 +90,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/v1/records/{id}/actions", get(records::actions))
         .route("/v1/records/{id}/history", get(records::history))
         .route("/v1/records/{id}/links", get(records::links))
+        .route("/v1/history", get(history::list))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
         .route(

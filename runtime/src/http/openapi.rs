@@ -6,7 +6,7 @@
 
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
-use super::{admin, audit, codes, error, list, ops, records, schema, timers};
+use super::{admin, audit, codes, error, history, list, ops, records, schema, timers};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, records::create, records::get, records::fire, records::actions, records::history, records::links,
+        list::list, history::list, records::create, records::get, records::fire, records::actions, records::history, records::links,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -36,6 +36,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "actors", description = "The actor directory and unavailability periods"),
         (name = "workflows", description = "Workflow versions, their check status and their JSON Schemas"),
         (name = "timers", description = "Parked timer items (admin keys)"),
+        (name = "history", description = "The tenant's record events, for supervisors and audits"),
         (name = "audit", description = "The audit of admin actions (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "errors", description = "The catalogue of error codes a problem document's `type` points at"),
@@ -394,9 +395,18 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             {"transition": "log_contact_attempt", "title": "Log contact attempt", "to": null, "input": []}
         ])))),
         "records_history" => (None, Some(("200", json!([
-            {"at": "2026-11-30T09:40:11.020311Z", "actor": "dealer-rm", "transition": "log_contact_attempt",
-             "field": "attempts", "old": 0, "new": 1}
+            {"record": 42, "workflow": "aslm", "revision": 2, "at": "2026-11-30T09:40:11.020311Z",
+             "actor": "dealer-rm", "kind": "transition", "transition": "log_contact_attempt",
+             "from": "assigned", "to": "assigned", "assignee": "dealer-rm", "input": {},
+             "changes": [{"field": "attempts", "old": 0, "new": 1}]}
         ])))),
+        "history_list" => (None, Some(("200", json!({
+            "items": [{"record": 42, "workflow": "aslm", "revision": 2, "at": "2026-11-30T09:40:11.020311Z",
+             "actor": "dealer-rm", "kind": "transition", "transition": "log_contact_attempt",
+             "from": "assigned", "to": "assigned", "assignee": "dealer-rm", "input": {},
+             "changes": [{"field": "attempts", "old": 0, "new": 1}]}],
+            "has_more": false
+        })))),
         "records_links" => (None, Some(("200", json!([{"name": "spawned", "to": 43}])))),
         "actors_list" => (None, Some(("200", json!([actor])))),
         "actors_get" => (None, Some(("200", actor))),
@@ -705,8 +715,8 @@ mod tests {
         }
         for k in ["old", "new"] {
             assert_eq!(
-                s["HistoryView"]["properties"][k]["$ref"], fv["$ref"],
-                "HistoryView.{k}"
+                s["ChangeView"]["properties"][k]["$ref"], fv["$ref"],
+                "ChangeView.{k}"
             );
         }
         let kinds: Vec<&Value> = s["FieldValue"]["oneOf"]
@@ -725,7 +735,7 @@ mod tests {
                 &json!("array")
             ]
         );
-        for page in ["Page", "AuditPage"] {
+        for page in ["Page", "AuditPage", "HistoryPage"] {
             assert_eq!(
                 s[page]["properties"]["has_more"]["type"], "boolean",
                 "{page}"
@@ -737,7 +747,7 @@ mod tests {
         }
         for (schema, prop) in [
             ("RecordView", "created_at"),
-            ("HistoryView", "at"),
+            ("EventView", "at"),
             ("AuditEntry", "at"),
             ("PeriodView", "from"),
         ] {

@@ -408,6 +408,7 @@ pub async fn fire(
             expected_revision: expected,
             idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
+            bulk: false,
         })
         .await?;
     metrics::counter!("leadflow_transitions_total", "tenant" => t.id.clone(), "workflow" => r.workflow.clone(), "transition" => transition).increment(1);
@@ -515,17 +516,12 @@ pub async fn actions(
     Ok(Json(out))
 }
 
-/// One field change.
+/// One field change of an event.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryView {
-    #[serde(serialize_with = "super::schema::ts")]
-    pub at: DateTime<Utc>,
-    /// The actor (or key) that made the change; `system` for timers.
-    pub actor: String,
-    /// The transition (or timer) that made it.
-    pub transition: String,
+pub struct ChangeView {
     pub field: String,
-    /// The value before (`"[redacted]"` for a PII value hidden from the caller).
+    /// The value before: null, a string, a number, a boolean or a list;
+    /// `"[redacted]"` for a PII field the caller may not see.
     #[schema(value_type = FieldValue)]
     pub old: serde_json::Value,
     /// The value after (as `old`).
@@ -533,49 +529,62 @@ pub struct HistoryView {
     pub new: serde_json::Value,
 }
 
-/// Field-level history (PII values redacted as in the record).
+/// One committed change of a record (docs/api.md, "History and audit").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub record: i64,
+    pub workflow: String,
+    /// The record's revision after the event (1: its creation).
+    pub revision: i64,
+    #[serde(serialize_with = "super::schema::ts")]
+    pub at: DateTime<Utc>,
+    /// The actor id; `timer:<name>` for a timer firing (and what it
+    /// spawns); `system` for scheduled spawns and system bulk operations;
+    /// `migrate` for `leadflow migrate`.
+    pub actor: String,
+    pub kind: crate::backend::EventKind,
+    /// The transition fired (a timer's too); null for a creation, a
+    /// timer's effects, a move. A legacy event (written before events
+    /// existed) carries the label its field rows had: a transition,
+    /// `create`, `timer:<name>` or `migrate`.
+    pub transition: Option<String>,
+    /// The state before; null for a creation and a legacy event.
+    pub from: Option<String>,
+    /// The state after; null for a legacy event.
+    pub to: Option<String>,
+    /// The record's assignee after the event (null on a legacy event).
+    pub assignee: Option<String>,
+    /// The input given (field -> value); PII fields the caller may not see
+    /// are left out (listed in `redacted`). Null without input.
+    #[schema(value_type = Option<BTreeMap<String, FieldValue>>)]
+    pub input: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tracked field changes, in field order.
+    pub changes: Vec<ChangeView>,
+    /// PII fields of this event (input or changes) whose values are hidden
+    /// from the caller, as `RecordView.redacted`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+}
+
+/// The record's events, oldest first, each with its field changes. PII is
+/// redacted by the record's current state and assignee, as in the record:
+/// a hidden field's input value is left out and its change keeps its row
+/// with `old` and `new` both `"[redacted]"`.
 #[utoipa::path(get, path = "/v1/records/{id}/history", tag = "records", operation_id = "records_history",
     params(("id" = i64, Path, description = "the record id")),
-    responses((status = 200, body = [HistoryView]), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = [EventView]), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<HistoryView>>, ApiError> {
+) -> Result<Json<Vec<EventView>>, ApiError> {
     let t = s.tenant(&caller);
     let r = visible_record(t, &caller, id).await?;
     let wf = version_of(t, &r);
-    let hidden = view(&caller, wf.as_deref(), r).redacted;
-    let rows = t.backend.history(id).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|h| {
-                let hide = hidden.contains(&h.field);
-                let ty = wf
-                    .as_deref()
-                    .and_then(|wf| wf.field(&h.field).map(|f| wf.fields[f].ty));
-                let mask = |mut v: serde_json::Value| {
-                    if hide && !v.is_null() {
-                        serde_json::Value::String("[redacted]".into())
-                    } else {
-                        if let Some(ty) = ty {
-                            super::schema::normalize_value(ty, &mut v);
-                        }
-                        v
-                    }
-                };
-                HistoryView {
-                    at: h.at,
-                    actor: h.actor,
-                    transition: h.transition,
-                    old: mask(h.old),
-                    new: mask(h.new),
-                    field: h.field,
-                }
-            })
-            .collect(),
-    ))
+    let hidden = super::history::Hidden::of(&caller, wf.as_deref(), &r);
+    let events = t.backend.events(id).await?;
+    Ok(Json(events.into_iter().map(|e| hidden.view(e)).collect()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -4,7 +4,7 @@
 //! `2022-11-14T08:00:00Z` and `1250.5` equals `"1250.50"`.
 
 use super::model::*;
-use crate::backend::{Backend, RecordId};
+use crate::backend::{Backend, Event, EventKind, RecordId};
 use leadflow_engine::value::parse_instant;
 use leadflow_engine::{FieldType, Value, Workflow, WorkflowSet};
 use std::collections::HashMap;
@@ -292,6 +292,31 @@ pub(crate) async fn check<B: Backend>(
             }
         }
     }
+    if !e.events.is_empty() {
+        let events = b.events(id).await.map_err(err)?;
+        for want in &e.events {
+            if let Some(k) = want
+                .kind
+                .as_deref()
+                .filter(|k| EventKind::parse(k).is_none())
+            {
+                let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                out.push(format!(
+                    "events: unknown kind `{k}` (one of {})",
+                    kinds.join(", ")
+                ));
+                continue;
+            }
+            if !events.iter().any(|ev| event_matches(want, ev)) {
+                let have: Vec<String> = events.iter().map(describe_event).collect();
+                out.push(format!(
+                    "events: no event matches {}; events: {}",
+                    describe_event_expect(want),
+                    have.join("; ")
+                ));
+            }
+        }
+    }
     if !e.links.is_empty() {
         let links = b.links(id).await.map_err(err)?;
         for (name, want) in &e.links {
@@ -411,6 +436,68 @@ async fn lists<B: Backend>(
     Ok(())
 }
 
+/// `""` expects none.
+fn same_opt(want: &Option<String>, got: &Option<String>) -> bool {
+    match want.as_deref() {
+        None => true,
+        Some("") => got.is_none(),
+        Some(w) => got.as_deref() == Some(w),
+    }
+}
+
+fn event_matches(want: &EventExpect, ev: &Event) -> bool {
+    want.kind.as_deref().is_none_or(|k| ev.kind.as_str() == k)
+        && want.actor.as_ref().is_none_or(|a| &ev.actor == a)
+        && same_opt(&want.transition, &ev.transition)
+        && same_opt(&want.from, &ev.from)
+        && same_opt(&want.to, &ev.to)
+        && want.revision.is_none_or(|r| ev.revision == r)
+        && want.changes.as_ref().is_none_or(|c| {
+            let mut w: Vec<&str> = c.iter().map(String::as_str).collect();
+            let mut g: Vec<&str> = ev.changes.iter().map(|c| c.field.as_str()).collect();
+            w.sort_unstable();
+            g.sort_unstable();
+            w == g
+        })
+}
+
+fn describe_event(ev: &Event) -> String {
+    let opt = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+    let changes: Vec<&str> = ev.changes.iter().map(|c| c.field.as_str()).collect();
+    format!(
+        "{{ kind = {}, actor = {}, transition = {:?}, from = {:?}, to = {:?}, revision = {}, changes = {:?} }}",
+        ev.kind.as_str(),
+        ev.actor,
+        opt(&ev.transition),
+        opt(&ev.from),
+        opt(&ev.to),
+        ev.revision,
+        changes
+    )
+}
+
+fn describe_event_expect(e: &EventExpect) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [
+        ("kind", &e.kind),
+        ("actor", &e.actor),
+        ("transition", &e.transition),
+        ("from", &e.from),
+        ("to", &e.to),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{k} = {v:?}"));
+        }
+    }
+    if let Some(r) = e.revision {
+        parts.push(format!("revision = {r}"));
+    }
+    if let Some(c) = &e.changes {
+        parts.push(format!("changes = {c:?}"));
+    }
+    format!("{{ {} }}", parts.join(", "))
+}
+
 fn describe_history(h: &HistoryExpect) -> String {
     let mut parts = Vec::new();
     if let Some(f) = &h.field {
@@ -517,6 +604,7 @@ by = ["agent"]
             expected_revision: None,
             idempotency_key: None,
             visible: None,
+            bulk: false,
         })
         .await
         .unwrap();

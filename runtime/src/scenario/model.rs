@@ -121,6 +121,7 @@ pub struct Expect {
     pub timers: BTreeMap<String, TimerExpect>,
     pub no_timers: Vec<String>,
     pub history: Vec<HistoryExpect>,
+    pub events: Vec<EventExpect>,
     pub links: BTreeMap<String, LinkExpect>,
     pub revision: Option<i64>,
     /// View name -> exactly the records it lists (of the expected record's workflow).
@@ -142,6 +143,20 @@ pub enum TimerExpect {
 pub enum LinkExpect {
     Exists(bool),
     To(RecordRef),
+}
+
+/// One expected event (every key optional; `""` for `transition`, `from`
+/// or `to` means none).
+#[derive(Debug, Clone, Default)]
+pub struct EventExpect {
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub transition: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub revision: Option<i64>,
+    /// Exactly these fields changed (in any order).
+    pub changes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default)]

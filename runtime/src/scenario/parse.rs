@@ -147,6 +147,8 @@ struct RawExpect {
     #[serde(default)]
     history: Vec<RawHistory>,
     #[serde(default)]
+    events: Vec<RawEvent>,
+    #[serde(default)]
     links: BTreeMap<String, toml::Value>,
     revision: Option<i64>,
     #[serde(default)]
@@ -162,6 +164,18 @@ struct RawExpect {
 struct RawReportRow {
     group: Vec<String>,
     count: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    kind: Option<String>,
+    actor: Option<String>,
+    transition: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    revision: Option<i64>,
+    changes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -545,6 +559,19 @@ impl Parser<'_> {
                     new: h.new,
                     actor: h.actor,
                     transition: h.transition,
+                })
+                .collect(),
+            events: raw
+                .events
+                .into_iter()
+                .map(|e| EventExpect {
+                    kind: e.kind,
+                    actor: e.actor,
+                    transition: e.transition,
+                    from: e.from,
+                    to: e.to,
+                    revision: e.revision,
+                    changes: e.changes,
                 })
                 .collect(),
             links,

@@ -289,6 +289,7 @@ impl<B: Replay> Runner<'_, B> {
                 expected_revision: None,
                 idempotency_key: None,
                 visible: None,
+                bulk: false,
             };
             let what = || format!("fire {} on {}", f.transition, f.record);
             if expect_error.is_none() {
@@ -369,6 +370,7 @@ impl<B: Replay> Runner<'_, B> {
             b.timers(id).await.ok(),
             b.outbox(id).await.ok().map(|o| o.len()),
             b.history(id).await.ok().map(|h| h.len()),
+            b.events(id).await.ok().map(|e| e.len()),
             b.links(id).await.ok().map(|l| l.len()),
         );
         format!("{parts:?}")

@@ -395,6 +395,152 @@ pub async fn run<B: Backend>(b: &B) {
     assert_eq!(b.timers(l5.id).await.unwrap().len(), 2);
 }
 
+/// (kind, actor, transition, from, to, revision) of an event.
+type Shape = (
+    EventKind,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn shape(e: &Event) -> Shape {
+    (
+        e.kind,
+        e.actor.clone(),
+        e.transition.clone(),
+        e.from.clone(),
+        e.to.clone(),
+        e.revision,
+    )
+}
+
+fn ev(
+    kind: EventKind,
+    actor: &str,
+    t: Option<&str>,
+    from: Option<&str>,
+    to: &str,
+    rev: i64,
+) -> Shape {
+    (
+        kind,
+        actor.into(),
+        t.map(Into::into),
+        from.map(Into::into),
+        Some(to.into()),
+        rev,
+    )
+}
+
+/// Every committed change writes one event (after `run`, which sets the
+/// actors): creates, transitions with and without field changes, spawns,
+/// timer firings (their transition or their effects), with input, assignee
+/// and the field changes of the same revision.
+pub async fn events<B: Backend>(b: &B) {
+    use EventKind::*;
+    let a1 = agent("a1");
+    let t = at(400);
+    let l = b
+        .create(create_req("lead", vec![("name".into(), s("Eva"))], &a1, t))
+        .await
+        .unwrap();
+    b.fire(fire_req(
+        l.id,
+        "start",
+        vec![("note".into(), s("called"))],
+        &a1,
+        t,
+    ))
+    .await
+    .unwrap();
+    let won = b.fire(fire_req(l.id, "win", vec![], &a1, t)).await.unwrap();
+    let e = b.events(l.id).await.unwrap();
+    assert_eq!(
+        e.iter().map(shape).collect::<Vec<_>>(),
+        vec![
+            ev(Create, "a1", None, None, "new", 1),
+            ev(Transition, "a1", Some("start"), Some("new"), "working", 2),
+            ev(Transition, "a1", Some("win"), Some("working"), "won", 3),
+        ]
+    );
+    assert!(e
+        .iter()
+        .all(|e| e.record == l.id && e.workflow == "lead" && e.at == t));
+    assert_eq!(e[0].assignee, l.assignee);
+    assert_eq!(e[2].assignee, won.assignee);
+    assert_eq!(
+        e[0].input,
+        Some(json!({"name": "Eva"}).as_object().unwrap().clone())
+    );
+    assert_eq!(
+        e[1].input,
+        Some(json!({"note": "called"}).as_object().unwrap().clone())
+    );
+    assert_eq!(e[2].input, None);
+    assert_eq!(
+        e[0].changes,
+        vec![Change {
+            field: "name".into(),
+            old: json!(null),
+            new: json!("Eva")
+        }]
+    );
+    assert_eq!(e[1].changes.len(), 1);
+    assert!(e[2].changes.is_empty(), "win changes no field: {:?}", e[2]);
+    // The flat history is unchanged: field rows only.
+    assert_eq!(b.history(l.id).await.unwrap().len(), 2);
+    // The task spawned by `win`: a spawn event by the same actor.
+    let task = b.links(l.id).await.unwrap()[0].to;
+    let e = b.events(task).await.unwrap();
+    assert_eq!(
+        e.iter().map(shape).collect::<Vec<_>>(),
+        vec![ev(Spawn, "a1", None, None, "open", 1)]
+    );
+    assert_eq!(e[0].changes[0].field, "title");
+
+    // Timers: `reminder` runs effects (no transition, no field change),
+    // `nudger` fires `nudge`; the actor is the timer.
+    let m = b
+        .create(create_req("lead", vec![("name".into(), s("Ugo"))], &a1, t))
+        .await
+        .unwrap();
+    b.run_due(at(401)).await.unwrap();
+    b.fire(fire_req(
+        m.id,
+        "start",
+        vec![("note".into(), s("n"))],
+        &a1,
+        at(401),
+    ))
+    .await
+    .unwrap();
+    b.run_due(at(402)).await.unwrap();
+    let e = b.events(m.id).await.unwrap();
+    assert_eq!(
+        e.iter().map(shape).collect::<Vec<_>>(),
+        vec![
+            ev(Create, "a1", None, None, "new", 1),
+            ev(Timer, "timer:reminder", None, Some("new"), "new", 2),
+            ev(Transition, "a1", Some("start"), Some("new"), "working", 3),
+            ev(
+                Timer,
+                "timer:nudger",
+                Some("nudge"),
+                Some("working"),
+                "working",
+                4
+            ),
+        ]
+    );
+    assert_eq!((e[1].at, e[3].at), (at(401), at(402)));
+    assert!(e[1].changes.is_empty());
+    assert_eq!(e[3].changes[0].field, "log");
+    let rec = b.get(m.id).await.unwrap().unwrap();
+    assert_eq!(e.len() as i64, rec.revision, "one event per revision");
+}
+
 /// Bulk operations (SOC-8 batch update, SOC-9 auto-close) as ordinary
 /// transitions with history.
 pub async fn bulk<B: Backend>(b: &B) {
@@ -488,6 +634,34 @@ pub async fn bulk<B: Backend>(b: &B) {
         vec![ids[1]],
         "final records are never selected"
     );
+    // Each record a bulk operation changed has an event of kind `bulk`:
+    // the batch update by its actor, the auto-close by the system.
+    let e = b.events(ids[0]).await.unwrap();
+    assert_eq!(
+        e.iter().map(shape).collect::<Vec<_>>(),
+        vec![
+            ev(EventKind::Create, "a1", None, None, "open", 1),
+            ev(
+                EventKind::Transition,
+                "a1",
+                Some("bump"),
+                Some("open"),
+                "open",
+                2
+            ),
+            ev(EventKind::Bulk, "a1", Some("bump"), Some("open"), "open", 3),
+            ev(
+                EventKind::Bulk,
+                "system",
+                Some("close"),
+                Some("open"),
+                "closed",
+                4
+            ),
+        ]
+    );
+    assert_eq!(e[2].changes[0].new, json!(7));
+    assert!(e[3].changes.is_empty());
 }
 
 /// Each actor's `load` in the directory equals the open records assigned to

@@ -266,6 +266,7 @@ pub fn fire_req<'a>(
         expected_revision: None,
         idempotency_key: None,
         visible: None,
+        bulk: false,
     }
 }
 
