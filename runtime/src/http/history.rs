@@ -682,6 +682,7 @@ mod tests {
         let h = Hidden {
             all: false,
             names: vec!["phone".into()],
+            datetimes: Vec::new(),
         };
         let mut input = serde_json::Map::new();
         input.insert("phone".into(), "+39 06 1234567".into());
