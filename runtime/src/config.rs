@@ -1270,6 +1270,54 @@ mod tests {
     }
 
     #[test]
+    fn actors_email_and_language_and_notification_settings_are_checked() {
+        let ok = Config::parse(
+            "[tenants.a]\nroot = \".\"\n[tenants.a.notifications]\nlanguage = \"IT\"\nlists = { ops = [\"ops@example.com\"] }\n[tenants.a.actors.d1]\nrole = \"dealer\"\nemail = \"Dealer <d1@example.com>\"\nlanguage = \"EN\"\n",
+            "t.toml",
+            Path::new("/base"),
+        )
+        .unwrap();
+        let t = &ok.tenants["a"];
+        let a = &t.directory()[0];
+        assert_eq!(
+            (a.email.as_deref(), a.language.as_deref()),
+            (Some("Dealer <d1@example.com>"), Some("en"))
+        );
+        let s = t.notification_settings();
+        assert_eq!(
+            (s.language.as_deref(), s.lists["ops"].len()),
+            (Some("it"), 1)
+        );
+        for (lines, code) in [
+            (
+                "[tenants.a.actors.d1]\nrole = \"d\"\nemail = \"nobody\"\n",
+                "E_SINK_ADDRESS",
+            ),
+            (
+                "[tenants.a.actors.d1]\nrole = \"d\"\nlanguage = \"it_IT!\"\n",
+                "E_CONFIG",
+            ),
+            ("[tenants.a.notifications]\nlanguage = \"\"\n", "E_CONFIG"),
+            (
+                "[tenants.a.notifications]\nlists = { ops = [\"x\"] }\n",
+                "E_SINK_ADDRESS",
+            ),
+            (
+                "[tenants.a.notifications]\nlanguages = \"it\"\n",
+                "E_CONFIG_SYNTAX",
+            ),
+        ] {
+            let e = Config::parse(
+                &format!("[tenants.a]\nroot = \".\"\n{lines}"),
+                "t.toml",
+                Path::new("/"),
+            )
+            .unwrap_err();
+            assert_eq!(e.code(), code, "{lines}: {e}");
+        }
+    }
+
+    #[test]
     fn smtp_sink_errors_have_stable_codes() {
         let from = "from = \"a@b.c\"\n";
         let cases = [

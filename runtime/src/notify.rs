@@ -255,3 +255,176 @@ pub fn payload(
         "time_zone": wf.calendar.timezone().name(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadflow_engine::{load, Ctx, Project, SourceFile};
+
+    const WF: &str = r#"
+[workflow]
+id = "lead"
+initial = "open"
+[fields.area]
+type = "string"
+[fields.email]
+type = "string"
+pii = true
+reveal_in = ["working"]
+[fields.first_name]
+type = "string"
+[fields.lang]
+type = "string"
+[fields.owner]
+type = "actor"
+[fields.cc]
+type = "string"
+[customer]
+email = "email"
+name = ["first_name"]
+language = "lang"
+[states.open]
+on_enter = [{ assign = "installer", filter = "actor.id == \"i-rm\"" }]
+[states.working]
+[states.done]
+final = true
+[transitions.take]
+from = ["open"]
+to = "working"
+by = ["installer"]
+do = [
+  { assign = "installer", filter = "actor.id == \"i-rm2\"" },
+  { notify = "moved", to = ["previous_assignee", "assignee", { role = "installer", where = "actor.zones.contains(lead.area)" }, "customer", "field:owner", "field:cc", "list:ops", "list:nope", "ops@example.com"] },
+]
+[transitions.close]
+from = ["working"]
+to = "done"
+by = ["installer"]
+"#;
+
+    fn actor(id: &str, zone: &str, email: Option<&str>, lang: Option<&str>) -> Actor {
+        Actor {
+            id: id.into(),
+            role: "installer".into(),
+            zones: vec![zone.into()],
+            email: email.map(str::to_string),
+            language: lang.map(str::to_string),
+            ..Actor::default()
+        }
+    }
+
+    #[test]
+    fn recipients_resolve_once_each_with_their_address_language_and_view() {
+        let loaded = load(&Project {
+            workflows: vec![SourceFile::new("workflows/lead.toml", WF)],
+            ..Project::default()
+        });
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let wf = loaded.set.get("lead").unwrap();
+        let dir = vec![
+            actor("i-rm", "RM", Some("rm@example.it"), None),
+            actor("i-rm2", "RM", Some("rm2@example.it"), Some("en")),
+            actor("i-mi", "MI", Some("mi@example.it"), None),
+        ];
+        let now = "2026-03-02T09:00:00Z".parse().unwrap();
+        let ctx = Ctx {
+            now,
+            actor: &dir[0],
+            directory: &dir,
+        };
+        let s = |v: &str| Value::Str(v.into());
+        let input = vec![
+            ("area".to_string(), s("RM")),
+            ("email".to_string(), s("mario@example.it")),
+            ("first_name".to_string(), s("Mario")),
+            ("lang".to_string(), s("EN")),
+            ("owner".to_string(), s("i-mi")),
+            ("cc".to_string(), s("boss@example.it")),
+        ];
+        let created = leadflow_engine::create(wf, &input, ctx).unwrap();
+        assert_eq!(created.record.assignee.as_deref(), Some("i-rm"));
+        let out = leadflow_engine::fire(wf, &created.record, "take", &[], ctx).unwrap();
+        let settings = Settings {
+            language: Some("it".into()),
+            lists: [(
+                "ops".to_string(),
+                vec!["a@example.it".to_string(), "ops@example.com".to_string()],
+            )]
+            .into(),
+        };
+        let got = resolve(wf, &out, &out.notifications[0], &dir, &settings, now);
+        let ids: Vec<&str> = got.iter().map(|a| a.id.as_str()).collect();
+        // previous (i-rm), assignee (i-rm2), the role in RM (both: already
+        // there, once each; not i-mi), customer, field actor i-mi, field
+        // address, the list (ops@ only once), an unknown list.
+        assert_eq!(
+            ids,
+            [
+                "i-rm",
+                "i-rm2",
+                "customer",
+                "i-mi",
+                "boss@example.it",
+                "a@example.it",
+                "ops@example.com",
+                "list:nope"
+            ]
+        );
+        assert_eq!(got[0].address.as_deref(), Some("rm@example.it"));
+        assert_eq!(
+            got[0].language.as_deref(),
+            Some("it"),
+            "the tenant's default"
+        );
+        assert_eq!(got[1].language.as_deref(), Some("en"), "the actor's own");
+        let c = &got[2];
+        assert_eq!(
+            (
+                c.kind,
+                c.address.as_deref(),
+                c.language.as_deref(),
+                c.name.as_deref()
+            ),
+            (
+                Kind::Customer,
+                Some("mario@example.it"),
+                Some("en"),
+                Some("Mario")
+            )
+        );
+        assert_eq!(got[7].address, None);
+
+        // Each payload shows what that recipient may see in `working`.
+        let email = |a: &Addressee| {
+            payload(7, 2, wf, &out, &out.notifications[0], a)["fields"]["email"].clone()
+        };
+        assert_eq!(
+            email(&got[1]),
+            "mario@example.it",
+            "the assignee, in a reveal_in state"
+        );
+        assert!(
+            email(&got[0]).is_null(),
+            "the previous assignee is no longer assignee"
+        );
+        let p = payload(7, 2, wf, &out, &out.notifications[0], &got[0]);
+        assert!(p["fields"].get("email").is_none());
+        assert_eq!(p["redacted"], serde_json::json!(["email"]));
+        assert_eq!(
+            email(&got[2]),
+            "mario@example.it",
+            "the customer's own address"
+        );
+        assert!(
+            payload(7, 2, wf, &out, &out.notifications[0], &got[4])["fields"]
+                .get("email")
+                .is_none(),
+            "an address"
+        );
+        assert_eq!(p["fields"]["first_name"], "Mario", "not pii");
+        assert_eq!(
+            (p["revision"].as_i64(), p["record"].as_i64()),
+            (Some(2), Some(7))
+        );
+    }
+}

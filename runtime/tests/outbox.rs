@@ -554,3 +554,54 @@ async fn outbox_dispatcher_panic_is_restarted_and_reported() {
     let stats = h.shutdown().await;
     assert_eq!((stats.delivered, stats.panics), (2, 1));
 }
+
+/// One row per recipient: a receiver refusing one recipient's message
+/// retries that message alone; the other recipient's is delivered once and
+/// never sent again.
+#[tokio::test]
+async fn one_recipient_failing_does_not_resend_to_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    started(&b).await;
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                let refuse = body.contains(r#""recipients":["customer"]"#);
+                g.lock().unwrap().push((headers, body));
+                if refuse {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let sink = Sink::webhook(format!("http://{addr}/hook"), "k").unwrap();
+    let (tpl, cfg, now) = (templates(&dir), DispatchConfig::default(), Utc::now());
+    for (after, expect) in [(0, (1, 1)), (6, (0, 1)), (30, (0, 1))] {
+        let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::seconds(after))
+            .await
+            .unwrap();
+        assert_eq!((s.delivered, s.failed), expect, "pass at +{after}s");
+    }
+    let bodies: Vec<String> = got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    let to = |who: &str| {
+        bodies
+            .iter()
+            .filter(|b| b.contains(&format!(r#""recipients":["{who}"]"#)))
+            .count()
+    };
+    assert_eq!((to("a1"), to("customer")), (1, 3));
+    let (attempts, delivered, _) = outbox::sqlite_row_state(&b, 1).await.unwrap();
+    assert_eq!((attempts, delivered.is_some()), (1, true));
+    let (attempts, delivered, err) = outbox::sqlite_row_state(&b, 2).await.unwrap();
+    assert_eq!((attempts, delivered), (3, None));
+    assert!(err.unwrap().contains("503"));
+}
