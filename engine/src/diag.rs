@@ -144,6 +144,7 @@ codes! {
     "E021" => "the workflow has no final state", "mark at least one state `final = true`";
     "E022" => "unknown timer", "name a timer declared as `[timers.<name>]`";
     "E023" => "a script reads a field the workflow does not declare", "declare `[fields.<name>]` or fix the spelling after `lead.`";
+    "E024" => "unknown recipient of a notify", "write assignee, previous_assignee, customer, a role named in `by` or `assign`, role:<role>, actor:<id>, field:<field>, list:<name> or an e-mail address";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
@@ -152,6 +153,7 @@ codes! {
     "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
+    "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
     "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";
     "E_NOT_ENABLED" => "the transition cannot be fired from the record's current state", "fire one of the transitions enabled in this state";

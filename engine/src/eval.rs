@@ -92,6 +92,12 @@ pub struct Actor {
     pub unavailable: Vec<Period>,
     #[serde(default)]
     pub attributes: BTreeMap<String, Value>,
+    /// Where messages to the actor go (`notify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The language of messages to the actor (`it`, `en`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 impl Actor {
@@ -217,8 +223,8 @@ pub struct TimerArm {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {
     pub template: String,
-    /// Symbolic recipients: "assignee", "customer", a role, an actor id.
-    pub to: Vec<String>,
+    /// Recipients as the workflow names them; the runtime resolves them.
+    pub to: Vec<Recipient>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1189,6 +1195,32 @@ impl<'a> Work<'a> {
             before,
         }
     }
+}
+
+/// Whether `actor` passes the `where` condition of a role recipient
+/// ([`Recipient::Role`]), evaluated over the record as it is after the step
+/// (`lead`) and the candidate (`actor`), at `now`. Pure: the runtime calls
+/// it for each actor of the role in its directory.
+pub fn recipient_matches(
+    wf: &Workflow,
+    rec: &Record,
+    filter: crate::script::ScriptId,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, Refusal> {
+    let ctx = Ctx {
+        now,
+        actor: Actor::system_shared(),
+        directory: &[],
+    };
+    let mut w = Work::new(wf, rec.clone(), ctx, false);
+    let v = w.eval_with(filter, None, Some(actor))?;
+    v.as_bool().map_err(|t| {
+        Refusal::new(
+            Code::Script,
+            format!("recipient `where` returned {t} instead of true or false"),
+        )
+    })
 }
 
 /// Why a due instant is refused (see [`crate::value::YEARS`]).

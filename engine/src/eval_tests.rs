@@ -372,7 +372,13 @@ fn effects_set_append_notify_when() {
         .map(|n| n.template.as_str())
         .collect();
     assert_eq!(templates, ["welcome"], "`big` only when amount > 1000");
-    assert_eq!(o.notifications[0].to, ["customer", "assignee"]);
+    assert_eq!(
+        o.notifications[0].to,
+        [
+            crate::model::Recipient::Customer,
+            crate::model::Recipient::Assignee
+        ]
+    );
     let o = fire(
         &fx.wf,
         &rec,

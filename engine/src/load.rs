@@ -8,7 +8,7 @@ use crate::calendar::Calendar;
 use crate::diag::{refine, Diagnostic, SourceFile};
 use crate::duration::Span as Dur;
 use crate::model::*;
-use crate::raw::{RawEffect, RawFile};
+use crate::raw::{RawCustomer, RawEffect, RawFile, RawRecipient};
 use crate::script::{ScriptError, ScriptId, ScriptProblem, Scripts};
 use crate::value::{FieldType, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -97,6 +97,8 @@ pub fn load(project: &Project) -> Loaded {
             project,
             spawns: Vec::new(),
             rules_incomplete: false,
+            roles: Vec::new(),
+            customer_email: false,
         };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
@@ -251,6 +253,11 @@ struct Resolver<'a> {
     /// A rules module is missing or does not compile: calls to `rules::`
     /// functions cannot be checked (they would all look unknown).
     rules_incomplete: bool,
+    /// Roles the workflow names in `by` and `assign`: what a bare name in a
+    /// `notify`'s `to` may be.
+    roles: Vec<String>,
+    /// Whether `customer` has an e-mail field.
+    customer_email: bool,
 }
 
 /// Entries of a spanned-key map in file order.
@@ -464,6 +471,9 @@ impl Resolver<'_> {
                 track: f.track,
             });
         }
+        let customer = self.customer(raw.customer.as_ref(), &names);
+        self.customer_email = customer.email.is_some();
+        self.roles = known_roles(&raw.transitions, &raw.timers, &states_raw);
 
         let initial = self.state(&raw.workflow.initial, &names).unwrap_or(0);
         if states_raw.is_empty() {
@@ -765,6 +775,7 @@ impl Resolver<'_> {
             kpis,
             reports,
             calendar,
+            customer,
             scripts,
             state_index,
             field_index,
@@ -978,6 +989,186 @@ impl Resolver<'_> {
         .min(span.end.max(span.start))
     }
 
+    /// The `[customer]` mapping: fields that exist, of a fitting type.
+    fn customer(&mut self, raw: Option<&RawCustomer>, names: &Names) -> Customer {
+        let Some(raw) = raw else {
+            // Without the table: the field `email`, if any (older projects).
+            let email =
+                names.fields.get("email").copied().filter(|&f| {
+                    matches!(names.field_types[f], FieldType::String | FieldType::Text)
+                });
+            return Customer {
+                email,
+                ..Customer::default()
+            };
+        };
+        let one = |this: &mut Self, s: &Spanned<String>, what: &str| {
+            let f = this.field(s, names)?;
+            let ty = names.field_types[f];
+            if !matches!(ty, FieldType::String | FieldType::Text | FieldType::Enum) {
+                this.err(
+                    "E019",
+                    s.span(),
+                    format!(
+                        "`[customer] {what}` needs a string field; `{}` is {}",
+                        s.get_ref(),
+                        ty.name()
+                    ),
+                );
+                return None;
+            }
+            Some(f)
+        };
+        Customer {
+            email: raw.email.as_ref().and_then(|s| one(self, s, "email")),
+            name: raw
+                .name
+                .iter()
+                .filter_map(|s| one(self, s, "name"))
+                .collect(),
+            language: raw.language.as_ref().and_then(|s| one(self, s, "language")),
+            reveal: raw
+                .reveal
+                .iter()
+                .filter_map(|s| self.field(s, names))
+                .collect(),
+        }
+    }
+
+    /// One recipient of a `notify` (see [`RawEffect::to`]); E024 for a form
+    /// or a role this workflow cannot have.
+    fn recipient(
+        &mut self,
+        r: &RawRecipient,
+        span: &Range<usize>,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> Option<Recipient> {
+        let name = match r {
+            RawRecipient::Role(x) => {
+                let filter = x.filter.as_ref().and_then(|w| {
+                    let at = refine(&self.file.text, span, w);
+                    self.script_at(w, at.start.saturating_sub(1)..at.end + 1, names, scripts)
+                });
+                if x.role.is_empty() {
+                    self.err("E024", span.clone(), "`role` of a recipient is empty");
+                    return None;
+                }
+                return Some(Recipient::Role {
+                    role: x.role.clone(),
+                    filter,
+                });
+            }
+            RawRecipient::Name(n) => n.as_str(),
+        };
+        let at = refine(&self.file.text, span, name);
+        let bad = |this: &mut Self, msg: String, hint: String| {
+            this.diags
+                .push(Diagnostic::new("E024", this.file, at.clone(), msg).hint(hint));
+            None
+        };
+        match name {
+            "assignee" => return Some(Recipient::Assignee),
+            "previous_assignee" => return Some(Recipient::PreviousAssignee),
+            "customer" => {
+                if !self.customer_email {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "W004",
+                            self.file,
+                            at,
+                            "`customer` has no e-mail address in this workflow: no message will reach it",
+                        )
+                        .hint("map the field holding it: [customer] email = \"email\""),
+                    );
+                }
+                return Some(Recipient::Customer);
+            }
+            _ => {}
+        }
+        if name.contains('@') {
+            let ok = name.split_once('@').is_some_and(|(u, d)| {
+                !u.is_empty() && d.contains('.') && !name.chars().any(char::is_whitespace)
+            });
+            if !ok {
+                return bad(
+                    self,
+                    format!("`{name}` is not an e-mail address"),
+                    "write an address such as ops@example.com".into(),
+                );
+            }
+            return Some(Recipient::Address(name.to_string()));
+        }
+        if let Some((kind, rest)) = name.split_once(':') {
+            if rest.is_empty() {
+                return bad(
+                    self,
+                    format!("recipient `{name}` names nothing after `{kind}:`"),
+                    format!("write `{kind}:<name>`"),
+                );
+            }
+            return match kind {
+                "role" => Some(Recipient::Role {
+                    role: rest.to_string(),
+                    filter: None,
+                }),
+                "actor" => Some(Recipient::Actor(rest.to_string())),
+                "list" => Some(Recipient::List(rest.to_string())),
+                "field" => match names.fields.get(rest) {
+                    None => {
+                        let hint = Self::did_you_mean(rest, names.fields.keys());
+                        bad(self, format!("recipient `{name}`: the workflow has no field `{rest}`"), hint)
+                    }
+                    Some(&f) => match names.field_types[f] {
+                        FieldType::String | FieldType::Text | FieldType::Actor => {
+                            Some(Recipient::Field(f))
+                        }
+                        ty => bad(
+                            self,
+                            format!(
+                                "recipient `{name}`: `{rest}` is {}, not an address or an actor",
+                                ty.name()
+                            ),
+                            "name a string field holding an e-mail address, or an actor field".into(),
+                        ),
+                    },
+                },
+                _ => bad(
+                    self,
+                    format!("unknown recipient form `{kind}:`"),
+                    "recipient forms: assignee, previous_assignee, customer, a role, role:<role>, actor:<id>, field:<field>, list:<name>, an e-mail address".into(),
+                ),
+            };
+        }
+        if self.roles.iter().any(|r| r == name) {
+            return Some(Recipient::Role {
+                role: name.to_string(),
+                filter: None,
+            });
+        }
+        let known: Vec<String> = ["assignee", "previous_assignee", "customer"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.roles.iter().cloned())
+            .collect();
+        let close = Self::did_you_mean(name, known.iter());
+        let hint = if close.starts_with("did you mean") {
+            close
+        } else {
+            format!(
+                "roles of this workflow: {}; a role that only receives messages is written `role:{name}`, an actor `actor:{name}`",
+                if self.roles.is_empty() { "none".to_string() } else { self.roles.join(", ") }
+            )
+        };
+        bad(
+            self,
+            format!(
+                "unknown recipient `{name}`: no transition's `by` nor any `assign` names this role"
+            ),
+            hint,
+        )
+    }
+
     fn effects(
         &mut self,
         list: &[Spanned<RawEffect>],
@@ -1099,10 +1290,14 @@ impl Resolver<'_> {
             return Some(Effect::Clear { fields });
         }
         if let Some(t) = &r.notify {
-            let to =
-                r.to.as_ref()
-                    .map(|t| t.to_vec())
-                    .unwrap_or_else(|| vec!["assignee".into()]);
+            let to = match &r.to {
+                None => vec![Recipient::Assignee],
+                Some(list) => list
+                    .to_vec()
+                    .iter()
+                    .filter_map(|x| self.recipient(x, &span, names, scripts))
+                    .collect(),
+            };
             return Some(Effect::Notify {
                 template: t.clone(),
                 to,
@@ -1174,6 +1369,35 @@ impl Resolver<'_> {
             backlink: r.backlink.clone().unwrap_or_else(|| "spawned".into()),
         }))
     }
+}
+
+/// Roles a workflow names: in `by` (not `system` or `*`) and in `assign`.
+fn known_roles(
+    transitions: &BTreeMap<Spanned<String>, crate::raw::RawTransition>,
+    timers: &BTreeMap<Spanned<String>, crate::raw::RawTimer>,
+    states: &[(String, Range<usize>, crate::raw::RawState)],
+) -> Vec<String> {
+    fn assigns(list: &[Spanned<RawEffect>], out: &mut Vec<String>) {
+        out.extend(list.iter().filter_map(|e| e.get_ref().assign.clone()));
+    }
+    let mut out = Vec::new();
+    for (_, _, s) in states {
+        assigns(&s.on_enter, &mut out);
+    }
+    for t in transitions.values() {
+        out.extend(
+            t.by.iter()
+                .map(|b| b.get_ref().clone())
+                .filter(|b| b != "system" && b != "*"),
+        );
+        assigns(&t.effects, &mut out);
+    }
+    for t in timers.values() {
+        assigns(&t.effects, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Columns every view may show besides fields.

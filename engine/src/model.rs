@@ -32,6 +32,8 @@ pub struct Workflow {
     pub kpis: Vec<Kpi>,
     pub reports: Vec<Report>,
     pub calendar: Arc<Calendar>,
+    /// Who `customer` is in a `notify` (`[customer]`).
+    pub customer: Customer,
     pub(crate) scripts: Scripts,
     pub(crate) state_index: HashMap<String, StateId>,
     pub(crate) field_index: Arc<HashMap<String, FieldId>>,
@@ -72,12 +74,68 @@ impl Workflow {
                 .any(|t| matches!(&t.action, TimerAction::Effects(e) if any(e)))
     }
 
+    /// Whether a message to the customer may show the field `name`: it is
+    /// one of the `[customer]` mapping's (the customer's own data).
+    pub fn customer_sees(&self, name: &str) -> bool {
+        self.field(name)
+            .is_some_and(|f| self.customer.fields().any(|c| c == f))
+    }
+
     /// Transitions enabled in `state` (ignoring roles and guards).
     pub fn enabled_in(&self, state: StateId) -> impl Iterator<Item = &Transition> {
         self.transitions
             .iter()
             .filter(move |t| t.enabled_from(state))
     }
+}
+
+/// The `[customer]` mapping. Without the table, `email` is the field named
+/// `email` if the workflow has one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customer {
+    pub email: Option<FieldId>,
+    pub name: Vec<FieldId>,
+    pub language: Option<FieldId>,
+    pub reveal: Vec<FieldId>,
+}
+
+impl Customer {
+    /// Every field of the mapping.
+    pub fn fields(&self) -> impl Iterator<Item = FieldId> + '_ {
+        self.email
+            .iter()
+            .chain(&self.name)
+            .chain(&self.language)
+            .chain(&self.reveal)
+            .copied()
+    }
+}
+
+/// A recipient of a `notify`, as the workflow names it; the runtime
+/// resolves it against the record and the actor directory.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    /// The record's assignee after the step.
+    Assignee,
+    /// The assignee before the step, when the step changed it.
+    PreviousAssignee,
+    /// The person the record is about (`[customer]`).
+    Customer,
+    /// Every actor of `role` (available or not), narrowed by `filter` (a
+    /// Rhai condition over `actor` and `lead`, see [`crate::eval::recipient_matches`]).
+    Role {
+        role: String,
+        filter: Option<ScriptId>,
+    },
+    /// One actor of the directory.
+    Actor(String),
+    /// The address (string field) or actor (actor field) a field holds.
+    Field(FieldId),
+    /// An address written in the workflow.
+    Address(String),
+    /// An address list of the tenant's config.
+    List(String),
 }
 
 #[derive(Debug)]
@@ -159,7 +217,7 @@ pub enum Effect {
     },
     Notify {
         template: String,
-        to: Vec<String>,
+        to: Vec<Recipient>,
     },
     Assign {
         role: String,

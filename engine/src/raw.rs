@@ -46,6 +46,37 @@ pub struct RawFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawReport>")]
     pub reports: BTreeMap<Spanned<String>, RawReport>,
+    /// Who `customer` is in a `notify`: the fields holding the customer's
+    /// e-mail address, name and language (docs/notifications.md).
+    #[serde(default)]
+    pub customer: Option<RawCustomer>,
+}
+
+/// `[customer]`: the person a record is about, for messages sent to
+/// `customer`. The fields named here are the customer's own data: a message
+/// to the customer may show them even when they are `pii`.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomer {
+    /// The field holding the customer's e-mail address.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub email: Option<Spanned<String>>,
+    /// The field(s) holding the customer's name, joined with a space
+    /// (`["first_name", "last_name"]`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub name: Vec<Spanned<String>>,
+    /// The field holding the customer's language (`it`, `en`, ...): the
+    /// language of the messages sent to the customer.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub language: Option<Spanned<String>>,
+    /// Further `pii` fields a message to the customer may show (their own
+    /// address, phone).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub reveal: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -255,9 +286,14 @@ pub struct RawEffect {
     /// Rhai expression for set/append.
     #[serde(default)]
     pub expr: Option<String>,
-    /// Recipients of a notification: "assignee", "customer", a role, an actor id.
+    /// Recipients of a notification: "assignee", "previous_assignee",
+    /// "customer", a role ("installer"; `{ role = "installer", where =
+    /// "lead.area in actor.zones" }` to narrow it), "role:<role>",
+    /// "actor:<id>", "field:<field>" (an address or an actor held by a
+    /// field), "list:<name>" (an address list of the tenant's config) or an
+    /// e-mail address. Default: "assignee".
     #[serde(default)]
-    pub to: Option<OneOrMany>,
+    pub to: Option<RawRecipients>,
     /// Rhai expression scoring a candidate (`actor`, `lead`); highest wins.
     #[serde(default)]
     pub score: Option<String>,
@@ -290,6 +326,45 @@ pub struct RawEffect {
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// `to` of a `notify`: one recipient or a list.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(untagged)]
+pub enum RawRecipients {
+    // First: serde reads a struct from a sequence too, so a list must be
+    // tried as a list before `One` could take it for a `{ role, where }`.
+    Many(Vec<RawRecipient>),
+    One(RawRecipient),
+}
+
+impl RawRecipients {
+    pub fn to_vec(&self) -> Vec<RawRecipient> {
+        match self {
+            RawRecipients::One(r) => vec![r.clone()],
+            RawRecipients::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One recipient: a name (see `to`), or every actor of a role narrowed by a
+/// Rhai condition over `actor` and `lead`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(untagged)]
+pub enum RawRecipient {
+    Name(String),
+    Role(RawRoleRecipient),
+}
+
+/// `{ role = "installer", where = "lead.area in actor.zones" }`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleRecipient {
+    /// Every actor of this role...
+    pub role: String,
+    /// ...for whom this Rhai condition (over `actor` and `lead`) is true.
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
 }
 
 impl OneOrMany {

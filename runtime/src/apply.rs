@@ -12,7 +12,7 @@ use crate::backend::{
     CreateRequest, Error, EventKind, FireRequest, HistoryEntry, Idempotency, RecordId, StoredRecord,
 };
 use chrono::{DateTime, Utc};
-use leadflow_engine::eval::{Notification, Outcome, SpawnRequest};
+use leadflow_engine::eval::{Outcome, SpawnRequest};
 use leadflow_engine::model::{Effect, TimerAction};
 use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub struct Versions {
     inner: std::sync::RwLock<VersionMaps>,
     /// Unknown version hashes last looked up in the database, and when.
     looked_up: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// The tenant's notification settings (default language, address
+    /// lists), read when messages are queued.
+    notify: std::sync::RwLock<Arc<crate::notify::Settings>>,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +151,19 @@ impl Versions {
                 true
             }
         }
+    }
+
+    /// Set the tenant's notification settings (the daemon, from its config).
+    pub fn set_notify(&self, settings: crate::notify::Settings) {
+        *self.notify.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+    }
+
+    /// The tenant's notification settings.
+    pub fn notify_settings(&self) -> Arc<crate::notify::Settings> {
+        self.notify
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn needs_directory(&self, wf: &Workflow) -> bool {
@@ -369,38 +385,31 @@ pub(crate) trait Tx {
         self.event(id, revision, NewEvent::of(wf, out, step), rows)
             .await
     }
-    /// Queue one notification of `out`: `to` as written, "assignee" resolved
-    /// to `assignee` (dropped if none).
+    /// Queue the message of a notification for one resolved recipient (one
+    /// outbox row per recipient), written by the step that made the record
+    /// `revision` (the payload carries it too).
     async fn notify(
         &mut self,
         id: RecordId,
-        n: &Notification,
-        assignee: Option<&str>,
+        template: &str,
+        to: &crate::notify::Addressee,
+        _revision: i64,
         payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.outbox(id, &n.template, recipients(&n.to, assignee), payload, now)
+        self.outbox(id, template, vec![to.id.clone()], payload, now)
             .await
+    }
+    /// The actor directory as message recipients need it (roles, addresses,
+    /// languages; loads are not needed).
+    async fn actors(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
+        self.directory().await
     }
     /// Give back the record a [`Tx::lock`] returned when the transaction
     /// did not [`Tx::update`] it (a refusal, a stale timer). Stores that
     /// lend the record out of their own state instead of copying it put it
     /// back here; the others have nothing to do.
     fn release(&mut self, _id: RecordId, _record: Record) {}
-}
-
-/// Resolved recipients: "assignee" becomes the assignee's actor id (dropped
-/// if there is none); other names are kept as written.
-pub fn recipients(to: &[String], assignee: Option<&str>) -> Vec<String> {
-    to.iter()
-        .filter_map(|r| {
-            if r == "assignee" {
-                assignee.map(str::to_string)
-            } else {
-                Some(r.clone())
-            }
-        })
-        .collect()
 }
 
 /// The history label of an outcome: the transition, `timer:<name>` for a
@@ -579,8 +588,10 @@ fn history_rows(out: &Outcome, actor: &str, now: DateTime<Utc>) -> Vec<HistoryEn
 
 /// Write everything an outcome says, except the record row itself, for a
 /// record now at `revision`.
+#[allow(clippy::too_many_arguments)]
 async fn write_effects<T: Tx>(
     tx: &mut T,
+    v: &Versions,
     id: RecordId,
     wf: &Workflow,
     out: &Outcome,
@@ -608,21 +619,21 @@ async fn write_effects<T: Tx>(
         }
     }
     if !out.notifications.is_empty() {
-        let fields = tx.keeps_payloads().then(|| out.record.fields_json(wf));
+        // One row per resolved recipient, each payload redacted for it.
+        let dir = match crate::notify::needs_directory(&out.notifications) {
+            true => tx.actors().await?,
+            false => Arc::default(),
+        };
+        let settings = v.notify_settings();
         for n in &out.notifications {
-            let payload = match &fields {
-                None => serde_json::Value::Null,
-                Some(fields) => serde_json::json!({
-                    "record": id,
-                    "workflow": wf.id,
-                    "state": out.to_state,
-                    "template": n.template,
-                    "assignee": out.record.assignee,
-                    "fields": fields,
-                }),
-            };
-            tx.notify(id, n, out.record.assignee.as_deref(), payload, now)
-                .await?;
+            for to in crate::notify::resolve(wf, out, n, &dir, &settings, now) {
+                let payload = match tx.keeps_payloads() {
+                    true => crate::notify::payload(id, revision, wf, out, n, &to),
+                    false => serde_json::Value::Null,
+                };
+                tx.notify(id, &n.template, &to, revision, payload, now)
+                    .await?;
+            }
         }
     }
     Ok(())
@@ -631,6 +642,7 @@ async fn write_effects<T: Tx>(
 /// Write the immediate children of the record `root` and link them.
 async fn write_children<T: Tx>(
     tx: &mut T,
+    v: &Versions,
     root: RecordId,
     kids: Vec<Child>,
     step: &Step<'_>,
@@ -640,7 +652,7 @@ async fn write_children<T: Tx>(
     for k in kids {
         let parent = ids[k.parent];
         let id = tx.insert(&k.wf, k.out.record.clone(), step.now).await?;
-        write_effects(tx, id, &k.wf, &k.out, 1, &step).await?;
+        write_effects(tx, v, id, &k.wf, &k.out, 1, &step).await?;
         tx.link(id, &k.link, parent).await?;
         tx.link(parent, &k.backlink, id).await?;
         ids.push(id);
@@ -741,8 +753,8 @@ async fn create_as<T: Tx>(
         input: &req.input,
         now: req.now,
     };
-    write_effects(tx, id, &wf, &out, 1, &step).await?;
-    write_children(tx, id, kids, &step).await?;
+    write_effects(tx, v, id, &wf, &out, 1, &step).await?;
+    write_children(tx, v, id, kids, &step).await?;
     Ok((id, finish_idem(tx, req.idempotency_key, result).await?))
 }
 
@@ -870,8 +882,8 @@ async fn fire_as<T: Tx>(
         let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
         let result = (want || req.idempotency_key.is_some())
             .then(|| stored(req.record, &wf, &out.record, revision, req.now));
-        write_effects(tx, req.record, &wf, &out, revision, &step).await?;
-        write_children(tx, req.record, kids, &step).await?;
+        write_effects(tx, v, req.record, &wf, &out, revision, &step).await?;
+        write_children(tx, v, req.record, kids, &step).await?;
         Ok(result)
     }
     .await;
@@ -971,8 +983,8 @@ async fn run_locked<T: Tx>(
             };
             let written = async {
                 let kids = children(v, &wf, &out, before.as_deref(), ctx)?;
-                write_effects(tx, item.record, &wf, &out, revision, &step).await?;
-                write_children(tx, item.record, kids, &step).await
+                write_effects(tx, v, item.record, &wf, &out, revision, &step).await?;
+                write_children(tx, v, item.record, kids, &step).await
             }
             .await;
             if let Err(e) = written {
@@ -1033,8 +1045,8 @@ async fn run_locked<T: Tx>(
                 input: &[],
                 now,
             };
-            write_effects(tx, id, &wf, &out, 1, &step).await?;
-            write_children(tx, id, kids, &step).await?;
+            write_effects(tx, v, id, &wf, &out, 1, &step).await?;
+            write_children(tx, v, id, kids, &step).await?;
             tx.link(id, &p.link, item.record).await?;
             tx.link(item.record, &p.backlink, id).await?;
         }

@@ -141,9 +141,13 @@ pub struct OutboxMessage {
     pub id: i64,
     pub record: RecordId,
     pub template: String,
-    /// Resolved recipients: "assignee" becomes the assignee's actor id; other
-    /// symbolic names ("customer", a role) are kept as written.
+    /// The row's recipient (one per row; rows written before recipients
+    /// were resolved may hold several): an actor id, `customer`, or an
+    /// address.
     pub recipients: Vec<String>,
+    /// The record's revision after the step that queued it (0: unknown,
+    /// an older row): the rows of one `notify` share it.
+    pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }

@@ -212,6 +212,10 @@ pub struct TenantConfig {
     /// Where outbox messages go; default: the log.
     #[serde(default)]
     pub sink: Option<SinkConfig>,
+    /// The default language of messages and named address lists
+    /// (docs/notifications.md).
+    #[serde(default)]
+    pub notifications: crate::notify::Settings,
     /// Size limits of the project's files (`E060` over them).
     #[serde(default)]
     pub limits: crate::project_limits::ProjectLimits,
@@ -293,6 +297,14 @@ pub struct ActorConfig {
     pub unavailable: Vec<Period>,
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Where the actor's messages go (`notify`); also settable in the
+    /// SMTP sink's `addresses`, which this takes precedence over.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The language of the actor's messages (`it`, `en`, ...); default: the
+    /// tenant's `[notifications] language`.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl ActorConfig {
@@ -310,6 +322,8 @@ impl ActorConfig {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from_json(v)))
                 .collect(),
+            email: self.email.clone(),
+            language: self.language.as_deref().map(str::to_ascii_lowercase),
         }
     }
 }
@@ -633,6 +647,53 @@ impl SmtpSinkConfig {
     }
 }
 
+/// A language tag as messages use it: `it`, `en`, `pt-br` (lowercase
+/// letters, a `-` between parts).
+pub fn language_ok(l: &str) -> bool {
+    (2..=12).contains(&l.len())
+        && l.split('-')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Actors' `email` and `language`, the tenant's address lists and default
+/// language: addresses that parse, languages such as `it`.
+fn validate_notifications(tid: &str, t: &TenantConfig) -> Result<(), ConfigError> {
+    let addr = |what: String, a: &str| match a.parse::<Mailbox>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConfigError::sink(
+            tid,
+            "E_SINK_ADDRESS",
+            format!("{what} `{a}` is not an e-mail address ({e})"),
+        )),
+    };
+    let lang = |what: String, l: &str| {
+        if language_ok(l) {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "tenant `{tid}`, {what}: `{l}` is not a language such as \"it\" or \"en\""
+            )))
+        }
+    };
+    for (id, a) in &t.actors {
+        if let Some(e) = &a.email {
+            addr(format!("actor `{id}`: email"), e)?;
+        }
+        if let Some(l) = &a.language {
+            lang(format!("actor `{id}`: language"), l)?;
+        }
+    }
+    if let Some(l) = &t.notifications.language {
+        lang("notifications.language".into(), l)?;
+    }
+    for (name, list) in &t.notifications.lists {
+        for a in list {
+            addr(format!("notifications.lists.{name}:"), a)?;
+        }
+    }
+    Ok(())
+}
+
 fn env_name_ok(v: &str) -> bool {
     !v.is_empty()
         && !v.starts_with(|c: char| c.is_ascii_digit())
@@ -692,6 +753,7 @@ impl Config {
             if let Some(r) = &t.rate_limit {
                 r.validate(tid)?;
             }
+            validate_notifications(tid, t)?;
             for o in &t.cors_origins {
                 if let Err(message) = crate::http::cors::check_origin(o) {
                     return Err(ConfigError::Http {
@@ -785,6 +847,14 @@ impl TenantConfig {
             .map(|d| self.root.join(d))
             .filter(|p| p.is_dir())
             .collect()
+    }
+
+    /// The `[notifications]` settings as messages use them (languages in
+    /// lowercase).
+    pub fn notification_settings(&self) -> crate::notify::Settings {
+        let mut s = self.notifications.clone();
+        s.language = s.language.map(|l| l.to_ascii_lowercase());
+        s
     }
 
     pub fn directory(&self) -> Vec<Actor> {
@@ -1197,6 +1267,54 @@ mod tests {
         let e = webhook(&format!("url = \"https://x\"\n{env}secrte = \"s\"\n")).unwrap_err();
         assert_eq!(e.code(), "E_CONFIG_SYNTAX");
         assert!(e.to_string().contains("secrte"), "{e}");
+    }
+
+    #[test]
+    fn actors_email_and_language_and_notification_settings_are_checked() {
+        let ok = Config::parse(
+            "[tenants.a]\nroot = \".\"\n[tenants.a.notifications]\nlanguage = \"IT\"\nlists = { ops = [\"ops@example.com\"] }\n[tenants.a.actors.d1]\nrole = \"dealer\"\nemail = \"Dealer <d1@example.com>\"\nlanguage = \"EN\"\n",
+            "t.toml",
+            Path::new("/base"),
+        )
+        .unwrap();
+        let t = &ok.tenants["a"];
+        let a = &t.directory()[0];
+        assert_eq!(
+            (a.email.as_deref(), a.language.as_deref()),
+            (Some("Dealer <d1@example.com>"), Some("en"))
+        );
+        let s = t.notification_settings();
+        assert_eq!(
+            (s.language.as_deref(), s.lists["ops"].len()),
+            (Some("it"), 1)
+        );
+        for (lines, code) in [
+            (
+                "[tenants.a.actors.d1]\nrole = \"d\"\nemail = \"nobody\"\n",
+                "E_SINK_ADDRESS",
+            ),
+            (
+                "[tenants.a.actors.d1]\nrole = \"d\"\nlanguage = \"it_IT!\"\n",
+                "E_CONFIG",
+            ),
+            ("[tenants.a.notifications]\nlanguage = \"\"\n", "E_CONFIG"),
+            (
+                "[tenants.a.notifications]\nlists = { ops = [\"x\"] }\n",
+                "E_SINK_ADDRESS",
+            ),
+            (
+                "[tenants.a.notifications]\nlanguages = \"it\"\n",
+                "E_CONFIG_SYNTAX",
+            ),
+        ] {
+            let e = Config::parse(
+                &format!("[tenants.a]\nroot = \".\"\n{lines}"),
+                "t.toml",
+                Path::new("/"),
+            )
+            .unwrap_err();
+            assert_eq!(e.code(), code, "{lines}: {e}");
+        }
     }
 
     #[test]

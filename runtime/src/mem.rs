@@ -22,7 +22,7 @@
 use crate::apply::{self, Current, DueItem, NewEvent, SpawnPayload, Step, Taken, Tx, Versions};
 use crate::backend::*;
 use chrono::{DateTime, Utc};
-use leadflow_engine::eval::{Notification, Outcome};
+use leadflow_engine::eval::Outcome;
 use leadflow_engine::{Actor, Period, Record, Value, Workflow, WorkflowSet};
 use queue::{DueQueue, Entry};
 use std::collections::HashMap;
@@ -111,6 +111,8 @@ struct OutboxRow {
     template: u32,
     /// Index into `State::recipients`.
     recipients: u32,
+    /// The record's revision after the step that queued it.
+    revision: i64,
     created_at: DateTime<Utc>,
     prev: usize,
 }
@@ -237,6 +239,7 @@ impl State {
         id: RecordId,
         template: u32,
         recipients: &[u32],
+        revision: i64,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let recipients = self.recipient_list(recipients);
@@ -247,6 +250,7 @@ impl State {
             record: id,
             template,
             recipients,
+            revision,
             created_at: now,
             prev,
         });
@@ -660,43 +664,21 @@ impl Tx for MemTx<'_> {
     ) -> Result<(), Error> {
         let template = self.st.names.id(template);
         let ids: Vec<u32> = recipients.iter().map(|r| self.st.names.id(r)).collect();
-        self.st.push_outbox(id, template, &ids, now)
+        self.st.push_outbox(id, template, &ids, 0, now)
     }
 
     async fn notify(
         &mut self,
         id: RecordId,
-        n: &Notification,
-        assignee: Option<&str>,
+        template: &str,
+        to: &crate::notify::Addressee,
+        revision: i64,
         _payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let template = self.st.names.id(&n.template);
-        let mut buf = [0u32; 8];
-        let mut more = Vec::new();
-        let mut len = 0;
-        for r in &n.to {
-            let name = if r == "assignee" {
-                match assignee {
-                    Some(a) => a,
-                    None => continue,
-                }
-            } else {
-                r.as_str()
-            };
-            let i = self.st.names.id(name);
-            if len < buf.len() {
-                buf[len] = i;
-            } else {
-                if more.is_empty() {
-                    more.extend_from_slice(&buf);
-                }
-                more.push(i);
-            }
-            len += 1;
-        }
-        let ids = if more.is_empty() { &buf[..len] } else { &more };
-        self.st.push_outbox(id, template, ids, now)
+        let template = self.st.names.id(template);
+        let to = self.st.names.id(&to.id);
+        self.st.push_outbox(id, template, &[to], revision, now)
     }
 
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
@@ -954,6 +936,7 @@ impl Backend for MemBackend {
                         .iter()
                         .map(|&n| st.names.get(n).to_string())
                         .collect(),
+                    revision: o.revision,
                     created_at: o.created_at,
                     delivered_at: None,
                 }

@@ -333,8 +333,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: String,
-    /// Actor id -> e-mail address. "customer" resolves to the record's
-    /// `email` field; a recipient containing `@` is used as written.
+    /// Actor id -> e-mail address, for actors without an `email` in the
+    /// directory.
     pub addresses: HashMap<String, String>,
 }
 
@@ -527,6 +527,49 @@ async fn post_event(
     }
 }
 
+/// Where a message goes by mail: its recipient's resolved address (the
+/// actor's `email`, the customer's field, a list's entry); else, for an
+/// actor, the SMTP sink's `addresses`; a recipient written as an address
+/// is used as written. Rows queued before recipients were resolved may name
+/// several recipients, `customer` standing for the `email` field.
+fn addresses(config: &SmtpConfig, d: &Delivery) -> Vec<String> {
+    let resolved = d
+        .payload
+        .get("recipient")
+        .and_then(|r| r.get("address"))
+        .and_then(|a| a.as_str());
+    if let Some(a) = resolved {
+        return vec![a.to_string()];
+    }
+    let kind = d
+        .payload
+        .get("recipient")
+        .and_then(|r| r.get("kind"))
+        .and_then(|k| k.as_str());
+    d.recipients
+        .iter()
+        .filter_map(|r| {
+            if r.contains('@') {
+                Some(r.clone())
+            } else if r == "customer" {
+                // Resolved rows know the customer's address; older ones
+                // only carry the `email` field.
+                (kind.is_none())
+                    .then(|| {
+                        d.payload
+                            .get("fields")?
+                            .get("email")?
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .flatten()
+            } else {
+                config.addresses.get(r).cloned()
+            }
+        })
+        .collect()
+}
+
 async fn send_mail(
     config: &SmtpConfig,
     transport: &lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
@@ -539,29 +582,16 @@ async fn send_mail(
         .parse()
         .map_err(|e| format!("smtp from `{}`: {e}", config.from))?;
     let mut to = Vec::new();
-    for r in &d.recipients {
-        let addr = if r.contains('@') {
-            Some(r.clone())
-        } else if r == "customer" {
-            d.payload
-                .get("fields")
-                .and_then(|f| f.get("email"))
-                .and_then(|e| e.as_str())
-                .map(str::to_string)
-        } else {
-            config.addresses.get(r).cloned()
-        };
-        if let Some(a) = addr {
-            to.push(
-                a.parse::<Mailbox>()
-                    .map_err(|e| format!("address `{a}`: {e}"))?,
-            );
-        }
+    for a in addresses(config, d) {
+        to.push(
+            a.parse::<Mailbox>()
+                .map_err(|e| format!("E_SINK_ADDRESS: address `{a}`: {e}"))?,
+        );
     }
     if to.is_empty() {
         return Err(format!(
-            "no e-mail address for recipients {:?}",
-            d.recipients
+            "E_SINK_ADDRESS: no e-mail address for {}",
+            d.recipients.join(", ")
         ));
     }
     let mut b = lettre::Message::builder()

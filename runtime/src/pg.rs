@@ -983,6 +983,17 @@ impl Tx for PgTx<'_> {
         row.current(self.versions).map(Some)
     }
 
+    async fn actors(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
+        // Recipients need no loads: no flush, no join.
+        let rows: Vec<Json<Actor>> =
+            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = $1 ORDER BY id")
+                .bind(self.tenant)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db)?;
+        Ok(Arc::new(rows.into_iter().map(|a| a.0).collect()))
+    }
+
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
         // Loads count open records: earlier transitions of a batch included.
         self.flush().await?;
@@ -1235,6 +1246,7 @@ type OutboxRow = (
     i64,
     String,
     Json<Vec<String>>,
+    i64,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
 );
@@ -1597,7 +1609,7 @@ impl Backend for PgBackend {
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
         let mut tx = self.tx().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, template, recipients, created_at, delivered_at FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
+            "SELECT id, template, recipients, COALESCE((payload->>'revision')::bigint, 0), created_at, delivered_at FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
         )
         .bind(&*self.tenant)
         .bind(id)
@@ -1608,11 +1620,12 @@ impl Backend for PgBackend {
         Ok(rows
             .into_iter()
             .map(
-                |(oid, template, recipients, created_at, delivered_at)| OutboxMessage {
+                |(oid, template, recipients, revision, created_at, delivered_at)| OutboxMessage {
                     id: oid,
                     record: id,
                     template,
                     recipients: recipients.0,
+                    revision,
                     created_at,
                     delivered_at,
                 },

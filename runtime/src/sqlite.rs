@@ -970,8 +970,8 @@ impl Backend for SqliteBackend {
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
-        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, template, recipients, created_at, delivered_at FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
+        let rows: Vec<(i64, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, template, recipients, COALESCE(json_extract(payload, '$.revision'), 0), created_at, delivered_at FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
         )
         .bind(&self.tenant)
         .bind(id)
@@ -979,16 +979,19 @@ impl Backend for SqliteBackend {
         .await
         .map_err(db)?;
         rows.into_iter()
-            .map(|(oid, template, recipients, created, delivered)| {
-                Ok(OutboxMessage {
-                    id: oid,
-                    record: id,
-                    template,
-                    recipients: serde_json::from_str(&recipients).map_err(json_err)?,
-                    created_at: instant(created),
-                    delivered_at: delivered.map(instant),
-                })
-            })
+            .map(
+                |(oid, template, recipients, revision, created, delivered)| {
+                    Ok(OutboxMessage {
+                        id: oid,
+                        record: id,
+                        template,
+                        recipients: serde_json::from_str(&recipients).map_err(json_err)?,
+                        revision,
+                        created_at: instant(created),
+                        delivered_at: delivered.map(instant),
+                    })
+                },
+            )
             .collect()
     }
 

@@ -36,7 +36,8 @@ async fn sqlite(dir: &tempfile::TempDir) -> SqliteBackend {
     .unwrap()
 }
 
-/// A lead that wrote one `started` message (to its assignee and the customer).
+/// A lead that wrote one `started` message to its assignee (row 1) and
+/// one to the customer (row 2; the workflow has no customer address).
 async fn started<B: Backend>(b: &B) -> i64 {
     b.set_actors(vec![agent("a1")]).await.unwrap();
     let l = b
@@ -117,8 +118,8 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
         .unwrap();
     assert_eq!(
         (s.delivered, s.failed),
-        (0, 1),
-        "the receiver refused the first try"
+        (1, 1),
+        "the receiver refused the first try (row 1), took the second (row 2)"
     );
     let (attempts, delivered, err) = outbox::sqlite_row_state(&b, 1).await.unwrap();
     assert_eq!((attempts, delivered), (1, None));
@@ -145,8 +146,8 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
     assert_eq!((s.delivered, s.failed), (0, 0));
 
     let got = got.lock().unwrap();
-    assert_eq!(got.len(), 2);
-    let (headers, body) = &got[1];
+    assert_eq!(got.len(), 3);
+    let (headers, body) = &got[2];
     let sig = header(headers, "leadflow-signature");
     let real_now = Utc::now();
     assert_eq!(
@@ -185,7 +186,7 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
     // The retry carries the delivery id of the refused first try.
     let delivery = header(headers, "leadflow-delivery");
     assert_eq!(header(&got[0].0, "leadflow-delivery"), delivery);
-    assert_eq!(got[0].1, got[1].1, "the same body on the retry");
+    assert_eq!(got[0].1, got[2].1, "the same body on the retry");
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     let errors: Vec<String> = event_schema()
         .iter_errors(&json)
@@ -208,8 +209,14 @@ async fn outbox_webhook_retries_with_backoff_then_delivers_signed() {
         json["body"],
         "Hello Mario, the lead is working (note: called).\n"
     );
-    assert_eq!(json["recipients"], serde_json::json!(["a1", "customer"]));
+    assert_eq!(json["recipients"], serde_json::json!(["a1"]));
+    assert_eq!(json["payload"]["recipient"]["kind"], "actor");
     assert_eq!(json["template"], "started");
+    // One row per recipient: the customer's message is a delivery of its own.
+    let other: serde_json::Value = serde_json::from_str(&got[1].1).unwrap();
+    assert_eq!(other["recipients"], serde_json::json!(["customer"]));
+    assert_eq!(other["id"].as_i64(), Some(2));
+    assert_ne!(header(&got[1].0, "leadflow-delivery"), delivery);
 }
 
 /// During a rotation both secrets sign; `legacy_signature` adds the old
@@ -249,7 +256,7 @@ async fn outbox_webhook_rotation_legacy_header_and_no_redirects() {
     let s = outbox::dispatch_once(&b, &moved, &tpl, &cfg, now)
         .await
         .unwrap();
-    assert_eq!((s.delivered, s.failed), (0, 1));
+    assert_eq!((s.delivered, s.failed), (0, 2));
     assert!(
         got.lock().unwrap().is_empty(),
         "the redirect was not followed"
@@ -266,7 +273,7 @@ async fn outbox_webhook_rotation_legacy_header_and_no_redirects() {
     let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::minutes(1))
         .await
         .unwrap();
-    assert_eq!((s.delivered, s.failed), (1, 0), "204 is a success");
+    assert_eq!((s.delivered, s.failed), (2, 0), "204 is a success");
     let got = got.lock().unwrap();
     let (headers, body) = &got[0];
     let sig = header(headers, "leadflow-signature");
@@ -398,9 +405,14 @@ async fn outbox_smtp_delivers_to_a_real_smtp_receiver() {
     .unwrap();
     assert_eq!(
         (s.delivered, s.failed),
-        (1, 0),
+        (1, 1),
         "{:?}",
         outbox::sqlite_row_state(&b, 1).await
+    );
+    let err = outbox::sqlite_row_state(&b, 2).await.unwrap().2.unwrap();
+    assert!(
+        err.contains("E_SINK_ADDRESS") && err.contains("customer"),
+        "the customer has no address: {err}"
     );
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 1);
@@ -456,7 +468,7 @@ async fn outbox_pg_dispatcher_delivers_and_records_failures() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let stats = h.shutdown().await;
-    assert_eq!(stats.delivered, 1);
+    assert_eq!(stats.delivered, 2, "to the assignee and to the customer");
     assert!(stats.failed >= 1, "the reminder has no template");
     assert!(b.outbox(l2.id).await.unwrap()[0].delivered_at.is_none());
     let err: Option<String> =
@@ -540,5 +552,56 @@ async fn outbox_dispatcher_panic_is_restarted_and_reported() {
         Some("injected: the dispatcher panics")
     );
     let stats = h.shutdown().await;
-    assert_eq!((stats.delivered, stats.panics), (1, 1));
+    assert_eq!((stats.delivered, stats.panics), (2, 1));
+}
+
+/// One row per recipient: a receiver refusing one recipient's message
+/// retries that message alone; the other recipient's is delivered once and
+/// never sent again.
+#[tokio::test]
+async fn one_recipient_failing_does_not_resend_to_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    started(&b).await;
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                let refuse = body.contains(r#""recipients":["customer"]"#);
+                g.lock().unwrap().push((headers, body));
+                if refuse {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let sink = Sink::webhook(format!("http://{addr}/hook"), "k").unwrap();
+    let (tpl, cfg, now) = (templates(&dir), DispatchConfig::default(), Utc::now());
+    for (after, expect) in [(0, (1, 1)), (6, (0, 1)), (30, (0, 1))] {
+        let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::seconds(after))
+            .await
+            .unwrap();
+        assert_eq!((s.delivered, s.failed), expect, "pass at +{after}s");
+    }
+    let bodies: Vec<String> = got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    let to = |who: &str| {
+        bodies
+            .iter()
+            .filter(|b| b.contains(&format!(r#""recipients":["{who}"]"#)))
+            .count()
+    };
+    assert_eq!((to("a1"), to("customer")), (1, 3));
+    let (attempts, delivered, _) = outbox::sqlite_row_state(&b, 1).await.unwrap();
+    assert_eq!((attempts, delivered.is_some()), (1, true));
+    let (attempts, delivered, err) = outbox::sqlite_row_state(&b, 2).await.unwrap();
+    assert_eq!((attempts, delivered), (3, None));
+    assert!(err.unwrap().contains("503"));
 }

@@ -45,30 +45,15 @@ pub struct RecordView {
 
 /// PII redaction: admins see everything; anyone else sees a `pii` field
 /// only when the record is in one of the field's `reveal_in` states AND the
-/// caller is the record's assignee.
+/// caller is the record's assignee ([`crate::privacy`], the rule messages
+/// follow too).
 pub fn view(caller: &Caller, wf: Option<&Workflow>, r: StoredRecord) -> RecordView {
     let mut fields = r.fields;
-    let mut redacted = Vec::new();
-    if !caller.admin {
-        let mine = r.assignee.as_deref() == Some(caller.actor.id.as_str());
-        match wf {
-            Some(wf) => {
-                let state = wf.state(&r.state);
-                for f in wf.fields.iter().filter(|f| f.pii) {
-                    let reveal = mine && state.is_some_and(|s| f.reveal_in.contains(&s));
-                    if !reveal {
-                        fields.remove(&f.name);
-                        redacted.push(f.name.clone());
-                    }
-                }
-            }
-            // Version unknown (not loaded): show no field rather than risk PII.
-            None => {
-                redacted = fields.keys().cloned().collect();
-                fields.clear();
-            }
-        }
-    }
+    let viewer = match caller.admin {
+        true => crate::privacy::Viewer::Admin,
+        false => crate::privacy::Viewer::Actor(&caller.actor.id),
+    };
+    let redacted = crate::privacy::redact(wf, &r.state, r.assignee.as_deref(), viewer, &mut fields);
     if let Some(wf) = wf {
         super::schema::normalize_fields(wf, &mut fields);
     }

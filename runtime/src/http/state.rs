@@ -217,6 +217,7 @@ impl AppState {
             let directory = crate::directory::sync(&backend, tc.directory())
                 .await
                 .map_err(store)?;
+            backend.versions().set_notify(tc.notification_settings());
             for k in &tc.keys {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(k.sha256.to_ascii_lowercase(), &mut hash).map_err(|_| {

@@ -4,7 +4,7 @@
 //! `2022-11-14T08:00:00Z` and `1250.5` equals `"1250.50"`.
 
 use super::model::*;
-use crate::backend::{Backend, Event, EventKind, RecordId};
+use crate::backend::{Backend, Event, EventKind, OutboxMessage, RecordId};
 use leadflow_engine::value::parse_instant;
 use leadflow_engine::{FieldType, Value, Workflow, WorkflowSet};
 use std::collections::HashMap;
@@ -163,7 +163,8 @@ pub(crate) async fn check<B: Backend>(
     let needs_outbox = !(e.outbox.is_empty()
         && e.no_outbox.is_empty()
         && e.outbox_count.is_empty()
-        && e.outbox_to.is_empty());
+        && e.outbox_to.is_empty()
+        && e.outbox_not_to.is_empty());
     if needs_outbox {
         let outbox = b.outbox(id).await.map_err(err)?;
         let sent: Vec<&str> = outbox.iter().map(|m| m.template.as_str()).collect();
@@ -188,23 +189,43 @@ pub(crate) async fn check<B: Backend>(
             }
         }
         for (t, n) in &e.outbox_count {
-            let got = sent.iter().filter(|s| *s == t).count();
+            let got = notifications(&outbox, t).len();
             if got != *n {
                 out.push(format!("outbox_count.{t}: expected {n}, got {got}"));
             }
         }
         for (t, to) in &e.outbox_to {
-            match outbox.iter().rev().find(|m| &m.template == t) {
+            match notifications(&outbox, t).last() {
                 None => out.push(format!("outbox_to.{t}: \"{t}\" was not sent")),
-                Some(m) => {
-                    let missing: Vec<&String> =
-                        to.iter().filter(|r| !m.recipients.contains(r)).collect();
-                    if !missing.is_empty() {
+                Some(group) => {
+                    let got: Vec<&str> = group
+                        .iter()
+                        .flat_map(|m| m.recipients.iter())
+                        .map(String::as_str)
+                        .collect();
+                    let missing = to.iter().any(|r| !got.contains(&r.as_str()));
+                    if missing {
                         out.push(format!(
-                            "outbox_to.{t}: expected recipients {to:?}, got {:?}",
-                            m.recipients
+                            "outbox_to.{t}: expected recipients {to:?}, got {got:?}"
                         ));
                     }
+                }
+            }
+        }
+        for (t, not) in &e.outbox_not_to {
+            for group in notifications(&outbox, t) {
+                let got: Vec<&str> = group
+                    .iter()
+                    .flat_map(|m| m.recipients.iter())
+                    .map(String::as_str)
+                    .collect();
+                let wrong: Vec<&str> = not
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|r| got.contains(r))
+                    .collect();
+                if !wrong.is_empty() {
+                    out.push(format!("outbox_not_to.{t}: sent to {wrong:?}"));
                 }
             }
         }
@@ -516,6 +537,28 @@ fn describe_history(h: &HistoryExpect) -> String {
         parts.push(format!("transition = {t}"));
     }
     format!("{{ {} }}", parts.join(", "))
+}
+
+/// The notifications of template `t` in a record's outbox, oldest first,
+/// each as its messages: a `notify` writes one row per recipient, all in
+/// one step, so a notification is a run of consecutive rows of `t` queued
+/// by the same step (same revision and instant).
+fn notifications<'a>(outbox: &'a [OutboxMessage], t: &str) -> Vec<Vec<&'a OutboxMessage>> {
+    let mut groups: Vec<Vec<&OutboxMessage>> = Vec::new();
+    let mut prev: Option<&OutboxMessage> = None;
+    for m in outbox {
+        if m.template == t {
+            let same = prev.is_some_and(|p| {
+                p.template == t && p.revision == m.revision && p.created_at == m.created_at
+            });
+            match groups.last_mut() {
+                Some(g) if same => g.push(m),
+                _ => groups.push(vec![m]),
+            }
+        }
+        prev = Some(m);
+    }
+    groups
 }
 
 #[cfg(test)]

@@ -118,6 +118,9 @@ pub struct Expect {
     pub no_outbox: Vec<String>,
     pub outbox_count: BTreeMap<String, usize>,
     pub outbox_to: BTreeMap<String, Vec<String>>,
+    /// `{ template = [recipients] }`: no notification of the template
+    /// reached any of them.
+    pub outbox_not_to: BTreeMap<String, Vec<String>>,
     pub timers: BTreeMap<String, TimerExpect>,
     pub no_timers: Vec<String>,
     pub history: Vec<HistoryExpect>,

@@ -69,6 +69,10 @@ struct RawActor {
     unavailable: Vec<RawPeriod>,
     #[serde(default)]
     attributes: toml::Table,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +144,8 @@ struct RawExpect {
     outbox_count: BTreeMap<String, usize>,
     #[serde(default)]
     outbox_to: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    outbox_not_to: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     timers: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -328,6 +334,8 @@ impl Parser<'_> {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from_toml(v)))
                 .collect(),
+            email: a.email,
+            language: a.language,
         })
     }
 
@@ -548,6 +556,7 @@ impl Parser<'_> {
             no_outbox: raw.no_outbox,
             outbox_count: raw.outbox_count,
             outbox_to: raw.outbox_to,
+            outbox_not_to: raw.outbox_not_to,
             timers,
             no_timers: raw.no_timers,
             history: raw
