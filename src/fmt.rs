@@ -2,7 +2,7 @@
 //! syntax tree so comments and the author's values stay as written.
 //!
 //! - Tables in the order of docs/workflow-format.md: `[workflow]`,
-//!   `[fields.*]`, `[states.*]`, `[transitions.*]`, `[timers.*]`,
+//!   `[fields.*]`, `[customer]`, `[states.*]`, `[transitions.*]`, `[timers.*]`,
 //!   `[views.*]`, `[kpis.*]`, `[reports.*]`; within one kind, the author's
 //!   order (it is the order of a portal's columns and of the graph).
 //!   Unknown tables follow, as written.
@@ -18,9 +18,10 @@
 use toml_edit::{DocumentMut, Item, Key, Table};
 
 /// Top-level tables, in order.
-pub const TOP_ORDER: [&str; 8] = [
+pub const TOP_ORDER: [&str; 9] = [
     "workflow",
     "fields",
+    "customer",
     "states",
     "transitions",
     "timers",
@@ -30,7 +31,7 @@ pub const TOP_ORDER: [&str; 8] = [
 ];
 
 /// The keys of each kind of table, in order.
-pub const KEY_ORDER: [(&str, &[&str]); 8] = [
+pub const KEY_ORDER: [(&str, &[&str]); 9] = [
     (
         "workflow",
         &[
@@ -57,6 +58,7 @@ pub const KEY_ORDER: [(&str, &[&str]); 8] = [
             "track",
         ],
     ),
+    ("customer", &["email", "name", "language", "reveal"]),
     ("states", &["title", "final", "on_enter"]),
     (
         "transitions",
@@ -174,8 +176,8 @@ fn table_at<'a>(root: &'a mut Table, path: &[String]) -> Option<&'a mut Table> {
 /// element of a kind (`[states.new]`).
 fn key_order(path: &[String]) -> Option<&'static [&'static str]> {
     let kind = match path {
-        [k] if k == "workflow" => k,
-        [k, _] if k != "workflow" => k,
+        [k] if k == "workflow" || k == "customer" => k,
+        [k, _] if k != "workflow" && k != "customer" => k,
         _ => return None,
     };
     KEY_ORDER

@@ -240,9 +240,10 @@ fn daemon_with_a_webhook_sink_posts_signed_events_and_retries_with_the_same_id()
             .unwrap();
         assert_eq!(r.status(), 200);
 
-        // Refused once (500), retried after the 5 s backoff.
+        // One message per recipient (the assignee a1, the customer): the
+        // first request is refused (500) and retried after the 5 s backoff.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while got.lock().unwrap().len() < 2 {
+        while got.lock().unwrap().len() < 3 {
             assert!(std::time::Instant::now() < deadline, "no retry arrived");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -257,10 +258,24 @@ fn daemon_with_a_webhook_sink_posts_signed_events_and_retries_with_the_same_id()
         server.shutdown().await.unwrap();
 
         let got = got.lock().unwrap().clone();
-        assert_eq!(got.len(), 2, "delivered on the retry, then not again");
-        let (first, (headers, body)) = (&got[0], &got[1]);
-        let delivery = header(headers, "leadflow-delivery");
-        assert_eq!(header(&first.0, "leadflow-delivery"), delivery);
+        assert_eq!(
+            got.len(),
+            3,
+            "two messages, the refused one again on the retry"
+        );
+        let first = &got[0];
+        let delivery = header(&first.0, "leadflow-delivery");
+        let again: Vec<_> = got[1..]
+            .iter()
+            .filter(|(h, _)| header(h, "leadflow-delivery") == delivery)
+            .collect();
+        assert_eq!(again.len(), 1, "the refused message came again, once");
+        let (headers, body) = again[0];
+        let other = got[1..]
+            .iter()
+            .find(|(h, _)| header(h, "leadflow-delivery") != delivery)
+            .expect("the other recipient's message");
+        let other: Value = serde_json::from_slice(&other.1).unwrap();
         assert!(uuid::Uuid::parse_str(delivery).is_ok(), "{delivery}");
         assert_eq!(first.1, body, "the same body on the retry");
         assert_eq!(header(headers, "leadflow-event"), "message.queued");
@@ -280,7 +295,10 @@ fn daemon_with_a_webhook_sink_posts_signed_events_and_retries_with_the_same_id()
         assert_eq!(event["delivery_id"], delivery);
         assert_eq!(event["tenant"], "acme");
         assert_eq!(event["record"], id);
-        assert_eq!(event["recipients"], json!(["a1", "customer"]));
+        // One recipient per message: together, the assignee and the customer.
+        let mut to = vec![event["recipients"].clone(), other["recipients"].clone()];
+        to.sort_by_key(|v| v.to_string());
+        assert_eq!(to, [json!(["a1"]), json!(["customer"])]);
         assert_eq!(event["subject"], "Lead Mario started");
         assert_eq!(event["payload"]["fields"]["note"], "called");
         // Every header the spec requires was sent.
