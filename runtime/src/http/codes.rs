@@ -291,23 +291,29 @@ mod tests {
         t
     }
 
-    /// docs/api.md lists the catalogue as it is (between its `codes`
-    /// markers); on a difference the test prints the table to paste.
-    #[test]
-    fn the_docs_table_is_the_catalogue() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    /// `file` (from the repository root) holds `expected` between its
+    /// `codes` markers; on a difference the test prints the table to paste.
+    fn assert_table(file: &str, expected: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(file);
         let doc = std::fs::read_to_string(&path).unwrap();
         let (begin, end) = ("<!-- codes:begin -->\n", "<!-- codes:end -->");
         let start = doc
             .find(begin)
-            .expect("docs/api.md has the codes:begin marker")
+            .unwrap_or_else(|| panic!("{file} has the codes:begin marker"))
             + begin.len();
         let stop = doc[start..].find(end).expect("and codes:end") + start;
-        let expected = markdown_table();
         assert!(
-            doc[start..stop] == expected,
-            "docs/api.md's table of error codes differs from http/codes.rs; put this between the markers:\n{expected}"
+            doc[start..stop] == *expected,
+            "{file}'s table of error codes differs from http/codes.rs; put this between the markers:\n{expected}"
         );
+    }
+
+    /// docs/api.md lists the catalogue as it is.
+    #[test]
+    fn the_docs_table_is_the_catalogue() {
+        assert_table("docs/api.md", &markdown_table());
     }
 
     /// The catalogue as README.md's short table.
@@ -319,23 +325,10 @@ mod tests {
         t
     }
 
-    /// README.md lists the codes as they are (between its `codes`
-    /// markers); on a difference the test prints the table to paste.
+    /// README.md lists the codes as they are.
     #[test]
     fn the_readme_table_is_the_catalogue() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-        let doc = std::fs::read_to_string(&path).unwrap();
-        let (begin, end) = ("<!-- codes:begin -->\n", "<!-- codes:end -->");
-        let start = doc
-            .find(begin)
-            .expect("README.md has the codes:begin marker")
-            + begin.len();
-        let stop = doc[start..].find(end).expect("and codes:end") + start;
-        let expected = short_table();
-        assert!(
-            doc[start..stop] == expected,
-            "README.md's table of error codes differs from http/codes.rs; put this between the markers:\n{expected}"
-        );
+        assert_table("README.md", &short_table());
     }
 
     #[test]
