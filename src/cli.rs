@@ -219,6 +219,11 @@ pub enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Run the language server on stdin/stdout (for editors; docs/editors.md).
+    #[command(
+        after_help = "Example: Helix, in languages.toml:\n  [language-server.leadflow]\n  command = \"leadflow\"\n  args = [\"lsp\"]\n\nDiagnostics as you type (the codes of `leadflow check`), completion, hover,\ngo to definition and rename of states and fields. Set-up for VS Code,\nNeovim and Helix: docs/editors.md."
+    )]
+    Lsp,
 }
 
 #[derive(Subcommand, Debug)]

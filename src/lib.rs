@@ -9,5 +9,6 @@ pub mod cmd;
 pub mod codes;
 pub mod color;
 pub mod fmt;
+pub mod lsp;
 pub mod project;
 pub mod render;

@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             color: color.stdout(),
         }),
         Command::Completions { shell } => completions(shell),
+        Command::Lsp => crate::lsp::run(),
         Command::Init { dir } => init::run(&dir),
         Command::Fmt { paths, check } => fmt::run(paths, check),
         Command::Db {
