@@ -3,6 +3,7 @@
 use super::index::{self, Decl, Kind};
 use super::{text, Server};
 use leadflow_engine::Workflow;
+use lsp_types::TextDocumentPositionParams;
 use lsp_types::{
     CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, GotoDefinitionParams,
     GotoDefinitionResponse, Hover, HoverContents, HoverParams, Location, MarkupContent, MarkupKind,
@@ -112,14 +113,7 @@ impl Server {
     }
 
     pub(super) fn completion(&self, p: CompletionParams) -> Option<CompletionResponse> {
-        let path = p
-            .text_document_position
-            .text_document
-            .uri
-            .to_file_path()
-            .ok()?;
-        let src = self.text(&path)?;
-        let at = text::offset(&src, p.text_document_position.position);
+        let (path, src, at) = self.at(&p.text_document_position)?;
         let ctx = text::context(&src, at);
         let subject = self.subject(&path, &src);
         let line = text::prefix_before(&src, at);
@@ -315,15 +309,16 @@ impl Server {
         ))
     }
 
-    pub(super) fn hover(&self, p: HoverParams) -> Option<Hover> {
-        let path = p
-            .text_document_position_params
-            .text_document
-            .uri
-            .to_file_path()
-            .ok()?;
+    /// The file, its text and the byte offset a request points at.
+    fn at(&self, p: &TextDocumentPositionParams) -> Option<(PathBuf, String, usize)> {
+        let path = p.text_document.uri.to_file_path().ok()?;
         let src = self.text(&path)?;
-        let at = text::offset(&src, p.text_document_position_params.position);
+        let at = text::offset(&src, p.position);
+        Some((path, src, at))
+    }
+
+    pub(super) fn hover(&self, p: HoverParams) -> Option<Hover> {
+        let (path, src, at) = self.at(&p.text_document_position_params)?;
         let md = match self.target(&path, &src, at) {
             Some(Target::Decl(d, _, _, Some(m))) => describe(&m, d.kind, &d.name),
             Some(Target::Decl(d, _, _, None)) => format!("{} `{}`", d.kind.section(), d.name),
@@ -358,14 +353,7 @@ impl Server {
     }
 
     pub(super) fn definition(&self, p: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
-        let path = p
-            .text_document_position_params
-            .text_document
-            .uri
-            .to_file_path()
-            .ok()?;
-        let src = self.text(&path)?;
-        let at = text::offset(&src, p.text_document_position_params.position);
+        let (path, src, at) = self.at(&p.text_document_position_params)?;
         let loc = |file: &Path, text: &str, span: Range<usize>| -> Option<Location> {
             Some(Location::new(
                 Url::from_file_path(file).ok()?,
@@ -570,10 +558,7 @@ fn header_kind(line: &str) -> Option<Kind> {
 /// Spans of `name` in every `[section.name...]` header of its kind.
 fn headers(text: &str, kind: Kind, name: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        let start = at;
-        at += line.len();
+    for (start, line) in index::lines(text) {
         let t = line.trim_start();
         if !t.starts_with('[') {
             continue;
@@ -595,11 +580,8 @@ fn headers(text: &str, kind: Kind, name: &str) -> Vec<Range<usize>> {
 /// `[...fields]` table (scenarios).
 fn field_keys(text: &str, name: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let mut at = 0;
     let mut in_fields_table = false;
-    for line in text.split_inclusive('\n') {
-        let start = at;
-        at += line.len();
+    for (start, line) in index::lines(text) {
         let t = line.trim_start();
         if t.starts_with('[') {
             in_fields_table = t.trim_end().trim_end_matches(']').ends_with("fields");

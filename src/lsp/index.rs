@@ -52,14 +52,20 @@ pub struct Decl {
     pub span: Range<usize>,
 }
 
+/// The lines of `text` (with their newline) and the byte offset of each.
+pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split_inclusive('\n').scan(0, |at, line| {
+        let start = *at;
+        *at += line.len();
+        Some((start, line))
+    })
+}
+
 /// Every `[section.name]` (or `[section.name.sub]`, `[[section.name.x]]`)
 /// header of a workflow file, first occurrence of each name.
 pub fn declarations(text: &str) -> Vec<Decl> {
     let mut out: Vec<Decl> = Vec::new();
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        let start = at;
-        at += line.len();
+    for (start, line) in lines(text) {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         let inner = trimmed.trim_start_matches('[');
@@ -136,10 +142,7 @@ pub fn scenario_workflow(text: &str) -> Option<String> {
 /// the name.
 pub fn functions(text: &str) -> Vec<(String, usize, Range<usize>)> {
     let mut out = Vec::new();
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        let start = at;
-        at += line.len();
+    for (start, line) in lines(text) {
         let t = line.trim_start();
         let t = t.strip_prefix("private ").unwrap_or(t);
         let Some(rest) = t.strip_prefix("fn ") else {
