@@ -211,6 +211,35 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Why not? Explain every reason a transition is refused now on a record.
+    #[command(
+        after_help = "Examples:\n  curl -s -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/v1/records/42 > lead.json\n  leadflow why --record-json lead.json close_sale --actor dealer-rm --role dealer\n  leadflow why --record-json lead.json close_sale --input '{\"vin\": \"ZAM...\"}' --format json\n\nExit codes: 0 the transition would be accepted, 1 refused (every reason listed), 2 the command failed."
+    )]
+    Why {
+        /// The record as JSON, as `GET /v1/records/{id}` answers it (workflow, state, fields, assignee, ...).
+        #[arg(long, value_name = "FILE")]
+        record_json: PathBuf,
+        /// The transition to explain.
+        transition: String,
+        /// The actor id firing it (default: cli).
+        #[arg(long)]
+        actor: Option<String>,
+        /// The actor's role (default: the first role in the transition's `by`).
+        #[arg(long)]
+        role: Option<String>,
+        /// The input the transition would get, as a JSON object (`{"notes": "..."}`).
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        /// The instant to check at, RFC 3339 (default: now).
+        #[arg(long, value_name = "INSTANT")]
+        at: Option<String>,
+        /// Project root holding workflows/, rules/ and calendars/ (default: found upward from the current directory).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Output: human or json.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  leadflow completions bash > ~/.local/share/bash-completion/completions/leadflow\n  leadflow completions zsh > ~/.zfunc/_leadflow      # with fpath+=(~/.zfunc) before compinit\n  leadflow completions fish > ~/.config/fish/completions/leadflow.fish"

@@ -43,6 +43,7 @@ codes! {
     "E_RATE_LIMIT" => "a tenant's `rate_limit` is out of range (`requests_per_second` above 0 and at most 1,000,000; `burst` 1 to 1,000,000)", "fix the value the message names, or remove `[tenants.<id>.rate_limit]` for no limit", "docs/api.md#rate-limits-and-cors";
     "E_CORS_ORIGIN" => "a `cors_origins` entry is not an origin (scheme, host and optional port; no path, no trailing `/`, no partial wildcard)", "write origins as the browser sends them, e.g. https://crm.example.com, or \"*\" for any origin", "docs/api.md#rate-limits-and-cors";
     "E_STORAGE" => "the store failed (a database error that retrying will not cure)", "read the message (in the daemon: its log, by request id); check the database", "docs/store.md";
+    "E_TIMER_LOOP" => "a record's timers fired 100 times at one instant, each arming the next (a zero-delay timer cycle): the next firing is refused", "give a timer of the cycle a delay or a guard that turns false; `leadflow check` finds the unguarded cycles (E028)", "docs/store.md#timer-loops-e_timer_loop";
     "E_VERSION_NOT_LOADED" => "a record runs on a workflow version the daemon cannot load", "keep the version's snapshot in the database, or move the records with `leadflow migrate`", "docs/store.md";
 }
 

@@ -42,6 +42,7 @@ pub const KEY_ORDER: [(&str, &[&str]); 9] = [
             "initial",
             "calendar",
             "rules",
+            "roles",
         ],
     ),
     (

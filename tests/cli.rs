@@ -732,3 +732,81 @@ fn init_makes_a_runnable_project() {
     assert_eq!(code, 0, "{err}");
     assert!(empty.join("workflows/lead.toml").exists());
 }
+
+/// `leadflow why`: every reason a transition is refused now, from a record
+/// saved as JSON (what `GET /v1/records/{id}` answers); exit 1 when
+/// refused, 0 when it would be accepted.
+#[test]
+fn why_explains_every_reason_a_transition_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("lead.json");
+    let record = |attempts: i64| {
+        serde_json::json!({
+            "id": 42, "workflow": "aslm", "version": "x", "state": "assigned",
+            "fields": {"first_name": "Mario", "last_name": "Rossi", "attempts": attempts,
+                       "assigned_at": "2026-01-05T09:00:00.000000Z"},
+            "assignee": "dealer-rm", "revision": 1,
+            "created_at": "2026-01-05T09:00:00.000000Z",
+            "entered_at": "2026-01-05T09:00:00.000000Z",
+            "updated_at": "2026-01-05T09:00:00.000000Z"
+        })
+        .to_string()
+    };
+    std::fs::write(&file, record(0)).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, out, err) = leadflow(&["why", "--record-json", f, "close_sale", "--role", "dealer"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.starts_with("`close_sale` of record 42 in state `assigned`"),
+        "{out}"
+    );
+    assert!(out.contains("refused"), "{out}");
+    assert!(
+        out.contains("E_REQUIRED") && out.contains("`vin` is required"),
+        "{out}"
+    );
+    assert!(
+        out.contains("E_GUARD") && out.contains("log at least one contact attempt first"),
+        "{out}"
+    );
+    assert!(out.contains("threw  rules::can_close_sale(lead)"), "{out}");
+    // The wrong role is one more reason; JSON for tools.
+    let (code, out, _) = leadflow(&[
+        "why",
+        "--record-json",
+        f,
+        "close_sale",
+        "--role",
+        "hq",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let codes: Vec<&str> = w["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["E_FORBIDDEN", "E_REQUIRED", "E_GUARD"], "{w:#}");
+    // With an attempt logged, the VIN and notes given: accepted.
+    std::fs::write(&file, record(1)).unwrap();
+    let (code, out, err) = leadflow(&[
+        "why",
+        "--record-json",
+        f,
+        "close_sale",
+        "--role",
+        "dealer",
+        "--input",
+        r#"{"vin": "ZAMXX00C000123456", "notes": "sold at the desk"}"#,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("allowed"), "{out}");
+    // A file that is not a record is a clear error (exit 2).
+    std::fs::write(&file, "{}").unwrap();
+    let (code, _, err) = leadflow(&["why", "--record-json", f, "close_sale"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a record"), "{err}");
+}

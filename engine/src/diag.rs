@@ -145,6 +145,12 @@ codes! {
     "E022" => "unknown timer", "name a timer declared as `[timers.<name>]`";
     "E023" => "a script reads a field the workflow does not declare", "declare `[fields.<name>]` or fix the spelling after `lead.`";
     "E024" => "unknown recipient of a notify", "write assignee, previous_assignee, customer, a role named in `by` or `assign`, role:<role>, actor:<id>, field:<field>, list:<name> or an e-mail address";
+    "E025" => "a script function is called with a number of arguments none of its definitions takes", "call it with as many arguments as its `fn` declares, or fix the `fn`";
+    "E026" => "a role is named that `[workflow] roles` does not declare", "fix the spelling, or add the role to `[workflow] roles`";
+    "E027" => "the result of a method that changes its value in place and returns `()` is used", "call the method as a statement of its own on a copy, then use the copy: `let s = x; s.trim(); s == \"\"`";
+    "E028" => "zero-delay timers fire each other forever at one instant", "give one timer of the cycle a delay (`after = \"1m\"`), a guard on the transition it fires, or drop its `rearm`";
+    "E029" => "workflows spawn each other on every creation, without end", "make one spawn of the cycle conditional (`when = \"...\"`), move it to a transition, or schedule it with `at`";
+    "E030" => "a script compares or computes values of types that cannot go together", "compare a value with one of its own type: a string field with \"50000\", a number with 50000 (or convert: `lead.postal_code.parse_int()`)";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
@@ -154,6 +160,7 @@ codes! {
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
     "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
+    "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
     "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";
     "E_NOT_ENABLED" => "the transition cannot be fired from the record's current state", "fire one of the transitions enabled in this state";

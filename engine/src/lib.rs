@@ -53,7 +53,9 @@ pub mod model;
 mod native;
 pub mod raw;
 pub mod script;
+mod types;
 pub mod value;
+pub mod why;
 
 pub use calendar::Calendar;
 pub use diag::{Diagnostic, Severity, SourceFile};
@@ -64,6 +66,7 @@ pub use eval::{
 pub use load::{load, Loaded, Project, WorkflowSet};
 pub use model::Workflow;
 pub use value::{FieldType, Value};
+pub use why::{why_not, WhyNot};
 
 /// The JSON Schema of the workflow file format (for editor completion).
 pub fn workflow_schema() -> serde_json::Value {

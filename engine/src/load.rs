@@ -99,6 +99,9 @@ pub fn load(project: &Project) -> Loaded {
             rules_incomplete: false,
             roles: Vec::new(),
             customer_email: false,
+            in_initial: false,
+            declared_roles: None,
+            role_uses: Vec::new(),
         };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
@@ -119,9 +122,13 @@ pub fn load(project: &Project) -> Loaded {
     let by_id: HashMap<&str, &Workflow> =
         loaded.iter().map(|(w, _, _)| (w.id.as_str(), w)).collect();
     let mut bad_files = Vec::new();
+    let mut spawns_on_create = Vec::new();
     for (fi, checks) in spawns {
         let file = &project.workflows[fi];
         for c in checks {
+            if c.on_create {
+                spawns_on_create.push((fi, c.workflow.clone(), c.span.clone()));
+            }
             let n = diags.len();
             check_spawn(file, &c, &by_id, &ids, &mut diags);
             if diags[n..].iter().any(Diagnostic::is_error) {
@@ -129,6 +136,7 @@ pub fn load(project: &Project) -> Loaded {
             }
         }
     }
+    spawn_cycles(project, &spawns_on_create, &ids, &mut diags, &mut bad_files);
     let mut set = WorkflowSet::default();
     for (wf, fi, _) in loaded {
         if !bad_files.contains(&fi) {
@@ -180,12 +188,94 @@ fn load_calendars(
     out
 }
 
+/// Unconditional spawn cycles (E029): workflow `a` spawns `b` whenever a
+/// record of `a` is created (an unconditional, immediate spawn in the
+/// initial state's `on_enter`), `b` spawns `a` (or `a` spawns itself): every
+/// creation starts an endless cascade. Each spawn on such a cycle is
+/// reported where it is written, and its file is not loaded.
+fn spawn_cycles(
+    project: &Project,
+    edges: &[(usize, String, Range<usize>)],
+    ids: &HashMap<String, usize>,
+    diags: &mut Vec<Diagnostic>,
+    bad_files: &mut Vec<usize>,
+) {
+    use petgraph::algo::tarjan_scc;
+    use petgraph::graph::DiGraph;
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let mut node = HashMap::new();
+    let mut file_of = HashMap::new();
+    for (id, &fi) in ids {
+        file_of.insert(fi, id.as_str());
+    }
+    let mut idx =
+        |g: &mut DiGraph<usize, ()>, fi: usize| *node.entry(fi).or_insert_with(|| g.add_node(fi));
+    let mut resolved = Vec::new();
+    for (fi, target, span) in edges {
+        let Some(&ti) = ids.get(target) else { continue };
+        let (a, b) = (idx(&mut g, *fi), idx(&mut g, ti));
+        g.add_edge(a, b, ());
+        resolved.push((*fi, ti, span.clone()));
+    }
+    let mut scc_of = HashMap::new();
+    for (k, scc) in tarjan_scc(&g).into_iter().enumerate() {
+        let cyclic = scc.len() > 1 || scc.iter().any(|&n| g.contains_edge(n, n));
+        if cyclic {
+            let mut members: Vec<&str> = scc
+                .iter()
+                .filter_map(|&n| file_of.get(&g[n]).copied())
+                .collect();
+            members.sort_unstable();
+            for &n in &scc {
+                scc_of.insert(g[n], (k, members.clone()));
+            }
+        }
+    }
+    for (fi, ti, span) in resolved {
+        let (Some((a, members)), Some((b, _))) = (scc_of.get(&fi), scc_of.get(&ti)) else {
+            continue;
+        };
+        if a != b {
+            continue;
+        }
+        let file = &project.workflows[fi];
+        let me = file_of.get(&fi).copied().unwrap_or("");
+        let target = file_of.get(&ti).copied().unwrap_or("");
+        let cycle = if members.len() == 1 {
+            format!("`{me}` spawns itself")
+        } else {
+            format!(
+                "workflows {} spawn each other",
+                members
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        diags.push(Diagnostic::new(
+            "E029",
+            file,
+            refine(&file.text, &span, target),
+            format!(
+                "every new `{me}` record spawns a `{target}` record, unconditionally: {cycle}, so one creation never ends"
+            ),
+        ));
+        if !bad_files.contains(&fi) {
+            bad_files.push(fi);
+        }
+    }
+}
+
 /// A spawn to check once all workflows are loaded.
 struct SpawnCheck {
     workflow: String,
     span: Range<usize>,
     /// Target field, source type (None: a script, checked at run time), span.
     map: Vec<(String, Option<FieldType>)>,
+    /// Unconditional and immediate, on entering the initial state: every
+    /// creation of a record of this workflow spawns it.
+    on_create: bool,
 }
 
 fn check_spawn(
@@ -258,6 +348,12 @@ struct Resolver<'a> {
     roles: Vec<String>,
     /// Whether `customer` has an e-mail field.
     customer_email: bool,
+    /// Resolving the `on_enter` of the initial state.
+    in_initial: bool,
+    /// Roles declared by `[workflow] roles`, if the workflow declares them.
+    declared_roles: Option<Vec<String>>,
+    /// Every place a role is named: (role, span), for the checks of roles.
+    role_uses: Vec<(String, Range<usize>)>,
 }
 
 /// Entries of a spanned-key map in file order.
@@ -377,6 +473,16 @@ impl Resolver<'_> {
                 Scripts::new(calendar.clone(), &[]).ok()?
             }
         };
+        for (path, p) in scripts.module_problems() {
+            let Some(f) = self.project.rules.iter().find(|f| &f.path == path) else {
+                continue;
+            };
+            let (line, column) = p.position();
+            let at = f.offset_of(line, column);
+            if let Some(d) = self.problem(p, f, at, None) {
+                self.diags.push(d);
+            }
+        }
 
         // States.
         let states_raw = in_file_order(raw.states);
@@ -473,7 +579,15 @@ impl Resolver<'_> {
         }
         let customer = self.customer(raw.customer.as_ref(), &names);
         self.customer_email = customer.email.is_some();
-        self.roles = known_roles(&raw.transitions, &raw.timers, &states_raw);
+        self.declared_roles = raw
+            .workflow
+            .roles
+            .as_ref()
+            .map(|r| r.iter().map(|x| x.get_ref().clone()).collect());
+        self.roles = match &self.declared_roles {
+            Some(d) => d.clone(),
+            None => known_roles(&raw.transitions, &raw.timers, &states_raw),
+        };
 
         let initial = self.state(&raw.workflow.initial, &names).unwrap_or(0);
         if states_raw.is_empty() {
@@ -487,7 +601,9 @@ impl Resolver<'_> {
 
         let mut states = Vec::new();
         for (name, span, s) in states_raw {
+            self.in_initial = states.len() == initial;
             let on_enter = self.effects(&s.on_enter, &names, &mut scripts);
+            self.in_initial = false;
             states.push(State {
                 title: s.title.unwrap_or_else(|| name.clone()),
                 name,
@@ -514,6 +630,12 @@ impl Resolver<'_> {
         };
         let mut transitions = Vec::new();
         for (name, span, t) in transitions_raw {
+            for b in &t.by {
+                if b.get_ref() != "system" && b.get_ref() != "*" {
+                    let at = refine(&self.file.text, &b.span(), b.get_ref());
+                    self.role_uses.push((b.get_ref().clone(), at));
+                }
+            }
             let from = self.states_spec(&t.from, &names, Some(&name));
             let to = t.to.as_ref().and_then(|s| self.state(s, &names));
             if t.by.is_empty() {
@@ -760,6 +882,7 @@ impl Resolver<'_> {
             });
         }
 
+        self.check_roles();
         Some(Workflow {
             id: raw.workflow.id.into_inner(),
             title: raw.workflow.title.unwrap_or_default(),
@@ -913,34 +1036,13 @@ impl Resolver<'_> {
         names: &Names,
         scripts: &mut Scripts,
     ) -> Option<ScriptId> {
-        match scripts.compile(src, &names.fields) {
+        match scripts.compile_typed(src, &names.fields, &names.field_types) {
             Ok((id, problems)) => {
                 for p in problems {
-                    match p {
-                        ScriptProblem::UnknownFunction { name, .. }
-                            if self.rules_incomplete && name.starts_with("rules::") => {}
-                        ScriptProblem::UnknownFunction { name, line, column } => {
-                            let at = self.script_pos(&span, line, column);
-                            self.diags.push(Diagnostic::new(
-                                "E007",
-                                self.file,
-                                at..at + name.len(),
-                                format!("unknown function `{name}`"),
-                            ));
-                        }
-                        ScriptProblem::UnknownField { name, line, column } => {
-                            let at = self.script_pos(&span, line, column);
-                            let hint = Self::did_you_mean(&name, names.fields.keys());
-                            self.diags.push(
-                                Diagnostic::new(
-                                    "E023",
-                                    self.file,
-                                    at..at + name.len(),
-                                    format!("`lead.{name}`: the workflow has no field `{name}`"),
-                                )
-                                .hint(hint),
-                            );
-                        }
+                    let (line, column) = p.position();
+                    let at = self.script_pos(&span, line, column);
+                    if let Some(d) = self.problem(&p, self.file, at, Some(names)) {
+                        self.diags.push(d);
                     }
                 }
                 Some(id)
@@ -959,6 +1061,100 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+
+    /// The diagnostic of a script finding at byte `at` of `file` (a workflow
+    /// file, or a rules module when `names` is None).
+    fn problem(
+        &self,
+        p: &ScriptProblem,
+        file: &SourceFile,
+        at: usize,
+        names: Option<&Names>,
+    ) -> Option<Diagnostic> {
+        // A namespaced call's position is its name's: start at the namespace.
+        let at = match p {
+            ScriptProblem::UnknownFunction { name, .. } | ScriptProblem::Arity { name, .. } => {
+                match name.rsplit_once("::") {
+                    Some((ns, _)) => {
+                        let prefix = format!("{ns}::");
+                        at.checked_sub(prefix.len())
+                            .filter(|&s| file.text.get(s..at) == Some(prefix.as_str()))
+                            .unwrap_or(at)
+                    }
+                    None => at,
+                }
+            }
+            _ => at,
+        };
+        let d = match p {
+            ScriptProblem::UnknownFunction { name, .. }
+                if self.rules_incomplete && name.starts_with("rules::") =>
+            {
+                return None
+            }
+            ScriptProblem::UnknownFunction { name, .. } => Diagnostic::new(
+                "E007",
+                file,
+                at..at + name.len(),
+                format!("unknown function `{name}`"),
+            ),
+            ScriptProblem::UnknownField { name, .. } => {
+                let hint = match names {
+                    Some(n) => Self::did_you_mean(name, n.fields.keys()),
+                    None => "declare the field in the workflow".to_string(),
+                };
+                Diagnostic::new(
+                    "E023",
+                    file,
+                    at..at + name.len(),
+                    format!("`lead.{name}`: the workflow has no field `{name}`"),
+                )
+                .hint(hint)
+            }
+            ScriptProblem::Arity {
+                name,
+                takes,
+                given,
+                ..
+            } => {
+                let args = |n: usize| format!("{n} argument{}", if n == 1 { "" } else { "s" });
+                let takes_text = takes
+                    .iter()
+                    .map(|n| args(*n))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                Diagnostic::new(
+                    "E025",
+                    file,
+                    at..at + name.len(),
+                    format!(
+                        "`{name}` takes {takes_text} but is called with {}",
+                        args(*given)
+                    ),
+                )
+            }
+            ScriptProblem::Type { op, message, .. } => {
+                let d = Diagnostic::new("E030", file, at..at + op.len(), message.clone());
+                if matches!(op.as_str(), "+" | "-" | "*" | "/" | "%") {
+                    d.hint("add or subtract durations: `now + days(1)`, `lead.due_at - hours(2)`; `a - b` of two datetimes is a duration (`.in_days`)")
+                } else {
+                    d
+                }
+            }
+            ScriptProblem::UnitMethod { name, .. } => Diagnostic::new(
+                "E027",
+                file,
+                at..at + name.len(),
+                format!(
+                    "`{name}` changes its value in place and returns `()`: its result here is always `()`"
+                ),
+            )
+            .hint(format!(
+                "call it on a copy as a statement of its own, then use the copy: `let s = x; s.{name}(); s == \"\"`"
+            )),
+        };
+        Some(d)
     }
 
     /// File offset of 1-based (line, column) inside a TOML string at `span`.
@@ -1054,6 +1250,8 @@ impl Resolver<'_> {
                     self.err("E024", span.clone(), "`role` of a recipient is empty");
                     return None;
                 }
+                self.role_uses
+                    .push((x.role.clone(), refine(&self.file.text, span, &x.role)));
                 return Some(Recipient::Role {
                     role: x.role.clone(),
                     filter,
@@ -1106,6 +1304,9 @@ impl Resolver<'_> {
                     format!("recipient `{name}` names nothing after `{kind}:`"),
                     format!("write `{kind}:<name>`"),
                 );
+            }
+            if kind == "role" {
+                self.role_uses.push((rest.to_string(), at.clone()));
             }
             return match kind {
                 "role" => Some(Recipient::Role {
@@ -1160,13 +1361,69 @@ impl Resolver<'_> {
                 if self.roles.is_empty() { "none".to_string() } else { self.roles.join(", ") }
             )
         };
-        bad(
-            self,
-            format!(
-                "unknown recipient `{name}`: no transition's `by` nor any `assign` names this role"
-            ),
-            hint,
-        )
+        let why = if self.declared_roles.is_some() {
+            "`[workflow] roles` does not declare this role"
+        } else {
+            "no transition's `by` nor any `assign` names this role"
+        };
+        bad(self, format!("unknown recipient `{name}`: {why}"), hint)
+    }
+
+    /// Roles named where the workflow declares none of them (E026), or,
+    /// without `[workflow] roles`, a role named less often than a role of
+    /// nearly the same spelling (W005: a typo such as `salse` leaves records
+    /// unassigned and transitions unfireable at run time).
+    fn check_roles(&mut self) {
+        let uses = std::mem::take(&mut self.role_uses);
+        if let Some(declared) = self.declared_roles.clone() {
+            for (role, span) in uses {
+                if !declared.contains(&role) {
+                    let hint = Self::did_you_mean(&role, declared.iter());
+                    self.diags.push(
+                        Diagnostic::new(
+                            "E026",
+                            self.file,
+                            span,
+                            format!(
+                                "unknown role `{role}`: `[workflow] roles` does not declare it"
+                            ),
+                        )
+                        .hint(format!("{hint} (or add \"{role}\" to `[workflow] roles`)")),
+                    );
+                }
+            }
+            return;
+        }
+        let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (i, (role, _)) in uses.iter().enumerate() {
+            count.entry(role.as_str()).or_insert((0, i)).0 += 1;
+        }
+        for (&a, &(na, first_a)) in &count {
+            let near = count.iter().find(|(&b, &(nb, first_b))| {
+                b != a
+                    && a.chars().count().min(b.chars().count()) >= 4
+                    && strsim(a, b) <= 2
+                    && (na < nb || (na == nb && first_a > first_b))
+            });
+            if let Some((b, (nb, _))) = near {
+                let (role, span) = &uses[first_a];
+                self.diags.push(
+                    Diagnostic::new(
+                        "W005",
+                        self.file,
+                        span.clone(),
+                        format!(
+                            "role `{role}` is named {} and looks like `{b}` (named {}): a typo?",
+                            times(na),
+                            times(*nb)
+                        ),
+                    )
+                    .hint(
+                        "fix the spelling; declare the roles with `[workflow] roles = [...]` to have every role checked",
+                    ),
+                );
+            }
+        }
     }
 
     fn effects(
@@ -1186,7 +1443,13 @@ impl Resolver<'_> {
         names: &Names,
         scripts: &mut Scripts,
     ) -> Option<Effect> {
+        let n = self.spawns.len();
         let inner = self.effect_action(e, names, scripts)?;
+        if e.get_ref().when.is_some() {
+            for c in &mut self.spawns[n..] {
+                c.on_create = false;
+            }
+        }
         match &e.get_ref().when {
             None => Some(inner),
             Some(w) => {
@@ -1304,6 +1567,8 @@ impl Resolver<'_> {
             });
         }
         if let Some(role) = &r.assign {
+            self.role_uses
+                .push((role.clone(), refine(&self.file.text, &span, role)));
             let mut compile = |this: &mut Self, x: &Option<String>| {
                 x.as_ref().and_then(|x| {
                     let at = refine(&this.file.text, &span, x);
@@ -1360,6 +1625,7 @@ impl Resolver<'_> {
             workflow: workflow.clone(),
             span,
             map: check_map,
+            on_create: self.in_initial && r.at.is_none(),
         });
         Some(Effect::Spawn(SpawnSpec {
             workflow,
@@ -1368,6 +1634,14 @@ impl Resolver<'_> {
             link: r.link.clone().unwrap_or_else(|| "origin".into()),
             backlink: r.backlink.clone().unwrap_or_else(|| "spawned".into()),
         }))
+    }
+}
+
+fn times(n: usize) -> String {
+    match n {
+        1 => "once".to_string(),
+        2 => "twice".to_string(),
+        n => format!("{n} times"),
     }
 }
 

@@ -105,6 +105,12 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub rules: Vec<Spanned<String>>,
+    /// The roles of this workflow (`["sales", "manager"]`). When given,
+    /// every role named in `by`, `assign` and a `notify`'s `to` must be one
+    /// of them (E026); `system` and `*` need no declaration.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub roles: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

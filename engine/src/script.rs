@@ -232,6 +232,7 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
     compare!(Instant);
     compare!(Span);
     compare!(Day);
+    register_mismatches(engine);
     let cal = calendar.clone();
     engine.register_fn("add_working_hours", move |t: Instant, n: INT| {
         n.checked_mul(60)
@@ -255,6 +256,53 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
             .map(|l| Day(l.date()))
             .ok_or_else(|| out_of_range(format!("date({})", t.text())))
     });
+}
+
+/// Ordering values of types that cannot be ordered together (`"20121" >
+/// 50000`, a datetime with a number) is a script error (E_SCRIPT), not
+/// Rhai's silent `false` (which would refuse every attempt as E_GUARD with
+/// a misleading message). `()` (an empty field) still compares as false,
+/// and `==`/`!=` keep Rhai's meaning (values of different types are
+/// unequal). `leadflow check` reports the cases it can see (E030). Needs
+/// the engine's fast operators off, or Rhai's built-in fallback for
+/// different types would answer first.
+fn register_mismatches(engine: &mut Engine) {
+    fn fail(op: &str, a: &str, b: &str) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorArithmetic(
+            format!("`{op}` cannot compare {a} with {b}: a type error in the script"),
+            rhai::Position::NONE,
+        )
+        .into()
+    }
+    macro_rules! pair {
+        ($a:ty, $an:literal, $b:ty, $bn:literal) => {
+            engine
+                .register_fn("<", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
+                    Err(fail("<", $an, $bn))
+                })
+                .register_fn("<=", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
+                    Err(fail("<=", $an, $bn))
+                })
+                .register_fn(">", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
+                    Err(fail(">", $an, $bn))
+                })
+                .register_fn(">=", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
+                    Err(fail(">=", $an, $bn))
+                });
+        };
+    }
+    macro_rules! against {
+        ($a:ty, $an:literal; $($b:ty, $bn:literal);*) => {
+            $(pair!($a, $an, $b, $bn); pair!($b, $bn, $a, $an);)*
+        };
+    }
+    against!(ImmutableString, "string"; INT, "int"; f64, "decimal"; bool, "bool"; Instant, "datetime"; Day, "date"; Span, "duration");
+    against!(INT, "int"; bool, "bool"; Instant, "datetime"; Day, "date"; Span, "duration");
+    against!(f64, "decimal"; bool, "bool"; Instant, "datetime"; Day, "date"; Span, "duration");
+    against!(bool, "bool"; Instant, "datetime"; Day, "date"; Span, "duration");
+    against!(Instant, "datetime"; Day, "date"; Span, "duration");
+    against!(Day, "date"; Span, "duration");
+    engine.set_fast_operators(false);
 }
 
 /// The script error of a date or duration operation whose result chrono
@@ -327,6 +375,35 @@ fn base_functions() -> &'static HashSet<String> {
     })
 }
 
+/// Methods that change their receiver in place and return `()`
+/// (`s.trim()`, `s.make_upper()`, `a.sort()`): every overload of the name
+/// takes `&mut` and returns nothing, so using the result as a value
+/// (`s.trim() == ""`) is always a mistake. Read from the signatures of the
+/// standard library, computed once.
+fn unit_methods() -> &'static HashSet<String> {
+    static NAMES: std::sync::OnceLock<HashSet<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(standard_package());
+        let mut unit: HashMap<String, bool> = HashMap::new();
+        for sig in engine.gen_fn_signatures(true) {
+            let Some((head, rest)) = sig.trim_start_matches("fn ").split_once('(') else {
+                continue;
+            };
+            let (params, ret) = rest.split_once(')').unwrap_or((rest, ""));
+            let ret = ret.trim().trim_start_matches("->").trim();
+            let unit_ret = ret.is_empty() || ret == "()" || ret.starts_with("Result<()");
+            let in_place = params.contains("&mut") && unit_ret;
+            let e = unit.entry(head.trim().to_string()).or_insert(true);
+            *e = *e && in_place;
+        }
+        unit.into_iter()
+            .filter(|(n, u)| *u && !n.starts_with("set$") && !n.contains('='))
+            .map(|(n, _)| n)
+            .collect()
+    })
+}
+
 /// A compile error with its 1-based line and column inside the script.
 #[derive(Debug, Clone)]
 pub struct ScriptError {
@@ -341,7 +418,10 @@ pub struct Scripts {
     asts: Vec<AST>,
     uses: Vec<Uses>,
     natives: Vec<Option<crate::native::Node>>,
-    known_fns: HashSet<String>,
+    /// `rules::f` -> the numbers of arguments its definitions take.
+    rule_arity: HashMap<String, Vec<usize>>,
+    /// Findings inside the rules modules themselves: (module path, problem).
+    module_problems: Vec<(String, ScriptProblem)>,
     /// Rules functions, for the native fast path to inline.
     rule_fns: crate::native::RuleFns,
 }
@@ -374,8 +454,11 @@ impl Scripts {
         register_types(&mut engine, calendar);
         let mut resolver = StaticModuleResolver::new();
         let mut merged = Module::new();
-        let mut known_fns = base_functions().clone();
+        let mut rule_arity: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut modules: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut module_problems = Vec::new();
         let mut rule_fns = crate::native::RuleFns::default();
+        let mut asts = Vec::new();
         for (i, (path, src)) in rules.iter().enumerate() {
             let ast = engine
                 .compile(src)
@@ -392,7 +475,15 @@ impl Scripts {
             })?;
             rule_fns.add(i, &ast);
             let name = path.trim_end_matches(".rhai").to_string();
-            known_fns.extend(ast.iter_functions().map(|f| format!("rules::{}", f.name)));
+            let own = arities(&ast);
+            for (f, n) in &own {
+                let e = rule_arity.entry(format!("rules::{f}")).or_default();
+                e.extend(n.iter().copied());
+                e.sort_unstable();
+                e.dedup();
+            }
+            modules.insert(name.clone(), own);
+            asts.push((path.to_string(), ast));
             merged.combine(module.clone());
             resolver.insert(name, module);
             // Later modules may `import` earlier ones (and only those).
@@ -400,12 +491,42 @@ impl Scripts {
         }
         engine.set_module_resolver(resolver);
         engine.register_static_module("rules", merged.into());
+        // The call graph across modules: every call inside a module must
+        // name a function of the module, of a module it imports, of
+        // `rules::` or of the standard library, with a number of arguments
+        // one of its definitions takes.
+        for (path, ast) in &asts {
+            let mut imports: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+            ast.walk(&mut |p: &[rhai::ASTNode]| {
+                if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(x, _))) = p.last() {
+                    if let rhai::Expr::StringConstant(target, _) = &x.0 {
+                        let target = target.trim_end_matches(".rhai");
+                        if let Some(fns) = modules.get(target) {
+                            imports.insert(x.1.name.to_string(), fns.clone());
+                        }
+                    }
+                }
+                true
+            });
+            let local = arities(ast);
+            let known = |name: &str, ns: &str| -> Option<Vec<usize>> {
+                match ns {
+                    "" => local.get(name).cloned(),
+                    "rules" => rule_arity.get(&format!("rules::{name}")).cloned(),
+                    alias => imports.get(alias).and_then(|m| m.get(name).cloned()),
+                }
+            };
+            for p in lint_calls(ast, &known, false) {
+                module_problems.push((path.clone(), p));
+            }
+        }
         Ok(Scripts {
             engine,
             asts: Vec::new(),
             uses: Vec::new(),
             natives: Vec::new(),
-            known_fns,
+            rule_arity,
+            module_problems,
             rule_fns,
         })
     }
@@ -417,8 +538,24 @@ impl Scripts {
         src: &str,
         fields: &HashMap<String, usize>,
     ) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
+        self.compile_typed(src, fields, &[])
+    }
+
+    /// [`Scripts::compile`] knowing the fields' types (by field id): also
+    /// reports comparisons and arithmetic over `lead.*`, `input.*`,
+    /// `actor.*`, `now` and literals whose types cannot go together.
+    pub fn compile_typed(
+        &mut self,
+        src: &str,
+        fields: &HashMap<String, usize>,
+        types: &[crate::value::FieldType],
+    ) -> Result<(ScriptId, Vec<ScriptProblem>), ScriptError> {
         let ast = self.engine.compile(src).map_err(|e| parse_error(&e))?;
-        let problems = self.lint(&ast, fields);
+        let mut problems = self.lint(&ast, fields);
+        if !types.is_empty() {
+            problems.extend(crate::types::check(&ast, fields, types));
+            problems.sort_by_key(|p| p.position());
+        }
         self.uses.push(Uses::of(&ast));
         self.natives
             .push(crate::native::compile(&ast, fields, &self.rule_fns));
@@ -428,43 +565,71 @@ impl Scripts {
 
     fn lint(&self, ast: &AST, fields: &HashMap<String, usize>) -> Vec<ScriptProblem> {
         use rhai::{ASTNode, Expr};
-        let local: HashSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
-        let mut out = Vec::new();
+        let local = arities(ast);
+        let known = |name: &str, ns: &str| -> Option<Vec<usize>> {
+            match ns {
+                "" => local.get(name).cloned(),
+                "rules" => self.rule_arity.get(&format!("rules::{name}")).cloned(),
+                _ => None,
+            }
+        };
+        let mut out = lint_calls(ast, &known, true);
         ast.walk(&mut |path: &[ASTNode]| {
-            match path.last() {
-                Some(
-                    ASTNode::Expr(Expr::FnCall(f, pos)) | ASTNode::Stmt(rhai::Stmt::FnCall(f, pos)),
-                ) if !f.is_operator_call() => {
-                    let name = if f.namespace.is_empty() {
-                        f.name.to_string()
-                    } else {
-                        format!("{}::{}", f.namespace, f.name)
-                    };
-                    if !local.contains(&name) && !self.known_fns.contains(&name) {
-                        out.push(ScriptProblem::UnknownFunction {
-                            name,
+            if let Some(ASTNode::Expr(Expr::Dot(bin, _, _))) = path.last() {
+                if let (Expr::Variable(v, _, _), Some((prop, pos))) =
+                    (&bin.lhs, first_property(&bin.rhs))
+                {
+                    if v.1.as_str() == "lead"
+                        && !fields.contains_key(prop)
+                        && !LEAD_BUILTINS.contains(&prop)
+                    {
+                        out.push(ScriptProblem::UnknownField {
+                            name: prop.to_string(),
                             line: pos.line().unwrap_or(1),
                             column: pos.position().unwrap_or(1),
                         });
                     }
                 }
-                Some(ASTNode::Expr(Expr::Dot(bin, _, _))) => {
-                    if let (Expr::Variable(v, _, _), Some((prop, pos))) =
-                        (&bin.lhs, first_property(&bin.rhs))
-                    {
-                        if v.1.as_str() == "lead"
-                            && !fields.contains_key(prop)
-                            && !LEAD_BUILTINS.contains(&prop)
-                        {
-                            out.push(ScriptProblem::UnknownField {
-                                name: prop.to_string(),
-                                line: pos.line().unwrap_or(1),
-                                column: pos.position().unwrap_or(1),
-                            });
-                        }
+            }
+            true
+        });
+        out.sort_by_key(|p| p.position());
+        out
+    }
+
+    /// Findings inside the rules modules (calls to unknown functions, wrong
+    /// numbers of arguments, in-place methods used as values), each with
+    /// the module's path.
+    pub fn module_problems(&self) -> &[(String, ScriptProblem)] {
+        &self.module_problems
+    }
+
+    /// Compile and evaluate a source text once (a clause of a guard, for
+    /// "why not?"); a compile error is a failure.
+    pub fn eval_source(&self, src: &str, vars: Vars) -> Eval {
+        match self.engine.compile(src) {
+            Ok(ast) => self.eval_ast(&ast, vars),
+            Err(e) => Eval::Failed(format!("does not compile: {}", parse_error(&e).message)),
+        }
+    }
+
+    /// The `lead.` properties a source text reads, in order of appearance,
+    /// each once (none if it does not compile).
+    pub fn lead_reads(&self, src: &str) -> Vec<String> {
+        use rhai::{ASTNode, Expr};
+        let Ok(ast) = self.engine.compile(src) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        ast.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Expr(Expr::Dot(bin, _, _))) = path.last() {
+                if let (Expr::Variable(v, _, _), Some((prop, _))) =
+                    (&bin.lhs, first_property(&bin.rhs))
+                {
+                    if v.1.as_str() == "lead" && !out.iter().any(|p| p == prop) {
+                        out.push(prop.to_string());
                     }
                 }
-                _ => {}
             }
             true
         });
@@ -483,6 +648,10 @@ impl Scripts {
 
     /// Evaluate a compiled script with the standard variables.
     pub fn eval(&self, id: ScriptId, vars: Vars) -> Eval {
+        self.eval_ast(&self.asts[id], vars)
+    }
+
+    fn eval_ast(&self, ast: &AST, vars: Vars) -> Eval {
         let mut scope = Scope::new();
         scope.push_constant("lead", vars.lead);
         scope.push_constant("now", Instant(vars.now));
@@ -492,10 +661,7 @@ impl Scripts {
         if let Some(actor) = vars.actor {
             scope.push_constant("actor", actor);
         }
-        match self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.asts[id])
-        {
+        match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast) {
             Ok(v) => Eval::Value(v),
             Err(e) => match *e {
                 EvalAltResult::ErrorRuntime(v, _) => Eval::Thrown(v.to_string()),
@@ -605,6 +771,153 @@ pub enum ScriptProblem {
         line: usize,
         column: usize,
     },
+    /// A script-defined function called with a number of arguments none of
+    /// its definitions takes (Rhai: "Function not found" at run time).
+    Arity {
+        name: String,
+        /// The numbers of parameters of its definitions.
+        takes: Vec<usize>,
+        given: usize,
+        line: usize,
+        column: usize,
+    },
+    /// The result of a method that changes its receiver in place and
+    /// returns `()` is used as a value (`s.trim() == ""`).
+    UnitMethod {
+        name: String,
+        line: usize,
+        column: usize,
+    },
+    /// An operator applied to values whose types cannot go together
+    /// (`lead.postal_code > 50000` on a string field, `now + 1`).
+    Type {
+        /// The operator (`>`, `+`, ...).
+        op: String,
+        message: String,
+        line: usize,
+        column: usize,
+    },
+}
+
+impl ScriptProblem {
+    /// 1-based (line, column) inside the script.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            ScriptProblem::UnknownFunction { line, column, .. }
+            | ScriptProblem::UnknownField { line, column, .. }
+            | ScriptProblem::Arity { line, column, .. }
+            | ScriptProblem::UnitMethod { line, column, .. }
+            | ScriptProblem::Type { line, column, .. } => (*line, *column),
+        }
+    }
+}
+
+/// Function name -> the numbers of parameters of its definitions in `ast`.
+fn arities(ast: &AST) -> HashMap<String, Vec<usize>> {
+    let mut out: HashMap<String, Vec<usize>> = HashMap::new();
+    for f in ast.iter_functions() {
+        out.entry(f.name.to_string())
+            .or_default()
+            .push(f.params.len());
+    }
+    out
+}
+
+/// Check every call of `ast`: the function exists (a script function that
+/// `known` finds by name and namespace, or the standard library), takes as
+/// many arguments as given; and no in-place method's `()` result is used.
+fn lint_calls(
+    ast: &AST,
+    known: &dyn Fn(&str, &str) -> Option<Vec<usize>>,
+    result_used: bool,
+) -> Vec<ScriptProblem> {
+    use rhai::{ASTNode, Expr, Stmt};
+    let base = base_functions();
+    let unit = unit_methods();
+    // A workflow script's last top-level statement is its value (a guard's
+    // verdict, a `set`'s value).
+    let last = ast.statements().last().filter(|_| result_used);
+    let mut out = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(f, pos)) | ASTNode::Stmt(Stmt::FnCall(f, pos)))
+                if !f.is_operator_call() =>
+            {
+                let ns = f.namespace.to_string();
+                let name = if ns.is_empty() {
+                    f.name.to_string()
+                } else {
+                    format!("{ns}::{}", f.name)
+                };
+                let (line, column) = (pos.line().unwrap_or(1), pos.position().unwrap_or(1));
+                match known(f.name.as_str(), &ns) {
+                    Some(takes) if !takes.contains(&f.args.len()) => {
+                        out.push(ScriptProblem::Arity {
+                            name,
+                            takes,
+                            given: f.args.len(),
+                            line,
+                            column,
+                        })
+                    }
+                    Some(_) => {}
+                    None if ns.is_empty() && base.contains(&name) => {}
+                    None => out.push(ScriptProblem::UnknownFunction { name, line, column }),
+                }
+            }
+            Some(ASTNode::Expr(Expr::Dot(bin, _, _)))
+                if !matches!(path.iter().rev().nth(1), Some(ASTNode::Expr(Expr::Dot(..)))) =>
+            {
+                // The last call of a chain (`a.b.trim()`) is the chain's
+                // value; an earlier one (`s.trim().len()`) is always used.
+                let mut calls = Vec::new();
+                chain_calls(&bin.rhs, &mut calls);
+                let n = calls.len();
+                let parents = &path[..path.len() - 1];
+                let used = value_is_used(parents)
+                    || matches!((parents, last), ([ASTNode::Stmt(s)], Some(l)) if std::ptr::eq(*s, l));
+                for (i, (name, pos)) in calls.into_iter().enumerate() {
+                    if unit.contains(name) && (i + 1 < n || used) {
+                        out.push(ScriptProblem::UnitMethod {
+                            name: name.to_string(),
+                            line: pos.line().unwrap_or(1),
+                            column: pos.position().unwrap_or(1),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    out
+}
+
+/// The method calls of a dot chain's right-hand side, in order.
+fn chain_calls<'a>(e: &'a rhai::Expr, out: &mut Vec<(&'a str, rhai::Position)>) {
+    match e {
+        rhai::Expr::MethodCall(f, pos) => out.push((f.name.as_str(), *pos)),
+        rhai::Expr::Dot(b, _, _) => {
+            // Only the top of a chain is visited by the walk; nested dots
+            // are the rest of the same chain.
+            chain_calls(&b.lhs, out);
+            chain_calls(&b.rhs, out);
+        }
+        _ => {}
+    }
+}
+
+/// Whether the value of an expression whose ancestors are `parents` is used:
+/// as an operand, an argument, a condition, a variable's value. A statement
+/// of its own (`s.trim();`) is not a use.
+fn value_is_used(parents: &[rhai::ASTNode]) -> bool {
+    use rhai::{ASTNode, Stmt};
+    !matches!(
+        parents.last(),
+        Some(ASTNode::Stmt(
+            Stmt::Expr(_) | Stmt::Block(..) | Stmt::Noop(..)
+        )) | None
+    )
 }
 
 /// The property a chain such as `.vin.len()` starts with.
@@ -770,6 +1083,97 @@ mod tests {
         ) {
             Eval::Thrown(m) => assert_eq!(m, "log a contact attempt first"),
             _ => panic!("expected a throw"),
+        }
+    }
+
+    /// Ordering values of types that cannot be ordered together is a script
+    /// failure (E_SCRIPT), not a silent false (E_GUARD); an empty field
+    /// still compares as false, and `==` of different types is false.
+    #[test]
+    fn ordering_mismatched_types_fails_the_script() {
+        let t = crate::value::parse_instant("2022-11-14T09:00:00Z").unwrap();
+        let l = lead(
+            vec![Value::Str("20121".into()), Value::DateTime(t), Value::Null],
+            &["postal_code", "at", "empty"],
+        );
+        for (src, culprit) in [
+            ("lead.postal_code > 50000", "cannot compare string with int"),
+            (
+                "50000 <= lead.postal_code",
+                "cannot compare int with string",
+            ),
+            ("lead.at < 3", "cannot compare datetime with int"),
+            ("lead.at >= date(now)", "cannot compare datetime with date"),
+            (
+                "fn f(x) { x > 1.5 } f(lead.postal_code)",
+                "cannot compare string with decimal",
+            ),
+        ] {
+            match run(src, l.clone()) {
+                Eval::Failed(m) => assert!(m.contains(culprit), "`{src}`: {m}"),
+                Eval::Value(v) => panic!("`{src}` gave {v:?}"),
+                Eval::Thrown(m) => panic!("`{src}` threw {m}"),
+            }
+        }
+        for (src, want) in [
+            ("lead.empty < 5", false),
+            ("lead.empty >= now", false),
+            ("lead.postal_code == 20121", false),
+            ("lead.postal_code != 20121", true),
+            ("lead.postal_code > \"1\"", true),
+            ("2 > 1.5", true),
+        ] {
+            match run(src, l.clone()) {
+                Eval::Value(v) => assert_eq!(v.as_bool(), Ok(want), "{src}"),
+                _ => panic!("`{src}` failed"),
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_methods_are_known_from_the_signatures() {
+        let unit = unit_methods();
+        for m in [
+            "trim",
+            "make_upper",
+            "make_lower",
+            "pad",
+            "clear",
+            "truncate",
+        ] {
+            assert!(unit.contains(m), "{m}: {unit:?}");
+        }
+        for m in [
+            "to_upper",
+            "to_lower",
+            "len",
+            "contains",
+            "remove",
+            "pop",
+            "parse_int",
+        ] {
+            assert!(!unit.contains(m), "{m}");
+        }
+        let mut s = Scripts::new(Arc::new(Calendar::always_open()), &[]).unwrap();
+        let names: HashMap<String, usize> = [("s".to_string(), 0)].into();
+        let unit_method = |p: &[ScriptProblem]| {
+            p.iter()
+                .filter(|p| matches!(p, ScriptProblem::UnitMethod { .. }))
+                .count()
+        };
+        for (src, n) in [
+            ("lead.s.trim() == \"\"", 1),
+            ("lead.s.make_upper()", 1),
+            ("let x = lead.s; x.trim(); x == \"\"", 0),
+            ("let x = lead.s; x.trim().len()", 1),
+            (
+                "if lead.s != () { let x = lead.s; x.trim(); x.len() > 0 } else { false }",
+                0,
+            ),
+            ("lead.s.to_upper() == \"A\"", 0),
+        ] {
+            let (_, p) = s.compile(src, &names).unwrap();
+            assert_eq!(unit_method(&p), n, "{src}: {p:?}");
         }
     }
 

@@ -364,6 +364,15 @@ pub(crate) trait Tx {
     /// Mark a due item fired if it is still the current arming; `None` if it
     /// is stale (cancelled, re-armed or already fired).
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error>;
+    /// How many of the record's newest events, without a gap, are timer
+    /// firings at `at` (counting stops at `limit`): the length of a chain
+    /// of timers arming each other at one instant.
+    async fn timer_streak(
+        &mut self,
+        id: RecordId,
+        at: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error>;
     /// Whether outbox payloads are kept (the memory store drops them, so
     /// building them would be wasted work on the replay hot path).
     fn keeps_payloads(&self) -> bool {
@@ -461,6 +470,11 @@ struct Child {
 /// Records one transition may spawn, its spawns' own spawns included:
 /// bounded so that a spawn cycle cannot loop forever.
 pub const SPAWN_LIMIT: usize = 64;
+
+/// At most this many timer firings of one record at one instant, each
+/// arming the next (a zero-delay timer cycle the checker could not prove,
+/// E028): the next one fails with `E_TIMER_LOOP` instead of looping forever.
+pub const TIMER_LOOP_LIMIT: usize = 100;
 
 /// The actor this record adds load to, if any: its assignee while open.
 pub fn open_assignee<'a>(wf: &Workflow, rec: &'a Record) -> Option<&'a str> {
@@ -968,6 +982,27 @@ async fn run_locked<T: Tx>(
                     return Ok(Ran::Discarded);
                 }
             };
+            // A timer arming a timer due at once (zero delay, or a due
+            // instant already past): bound the chain at one instant.
+            if out.arm.iter().any(|a| a.due <= now) {
+                let streak = match tx.timer_streak(item.record, now, TIMER_LOOP_LIMIT).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tx.release(item.record, out.revert(&wf));
+                        return Err(e);
+                    }
+                };
+                if streak + 1 >= TIMER_LOOP_LIMIT {
+                    tracing::warn!(record = item.record, timer = %item.timer, code = "E_TIMER_LOOP", "timer loop stopped");
+                    tx.release(item.record, out.revert(&wf));
+                    return Err(Error::TimerLoop {
+                        record: item.record,
+                        timer: item.timer.clone(),
+                        at: now,
+                        limit: TIMER_LOOP_LIMIT,
+                    });
+                }
+            }
             let ctx = Ctx {
                 now,
                 actor: system,

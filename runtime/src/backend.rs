@@ -184,6 +184,15 @@ pub enum Error {
     /// whole transition is refused, nothing is written.
     #[error("more than {limit} records spawned by one transition")]
     SpawnLimit { limit: usize },
+    /// A record's timers fired `limit` times at one instant, each arming the
+    /// next (a zero-delay timer cycle): the next firing is refused.
+    #[error("timer `{timer}` of record {record} would fire for the {limit}th time at {at}, each firing arming the next at the same instant (a zero-delay timer cycle)")]
+    TimerLoop {
+        record: RecordId,
+        timer: String,
+        at: DateTime<Utc>,
+        limit: usize,
+    },
     /// A record runs on a version this process has not loaded and could not
     /// load from its snapshot.
     #[error("workflow `{workflow}` version {hash} is not loaded (records stay on the version they were created with)")]
@@ -255,6 +264,7 @@ impl Error {
             Error::UnknownWorkflow(_) => "E_UNKNOWN_WORKFLOW",
             Error::Storage(e) if e.is_retryable() => "E_UNAVAILABLE",
             Error::SpawnLimit { .. } => "E_SPAWN_LIMIT",
+            Error::TimerLoop { .. } => "E_TIMER_LOOP",
             Error::VersionNotLoaded { .. } => "E_VERSION_NOT_LOADED",
             Error::Storage(_) | Error::IdempotencyRace(_) => "E_STORAGE",
             Error::IdempotencyMismatch => "E_IDEMPOTENCY_MISMATCH",

@@ -355,6 +355,25 @@ impl Tx for MemTx<'_> {
         false
     }
 
+    async fn timer_streak(
+        &mut self,
+        id: RecordId,
+        at: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let mut e = self.st.record_mut(id)?.last_event;
+        let mut n = 0;
+        while e != NO_NAME && n < limit {
+            let row = &self.st.events[e as usize];
+            if row.kind != EventKind::Timer || row.at != at {
+                break;
+            }
+            n += 1;
+            e = row.prev;
+        }
+        Ok(n)
+    }
+
     async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
         Ok(self.st.idem.get(key).cloned())
     }

@@ -887,6 +887,27 @@ impl PgTx<'_> {
 }
 
 impl Tx for PgTx<'_> {
+    async fn timer_streak(
+        &mut self,
+        id: RecordId,
+        at: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        // Events of this transaction are buffered: write them first.
+        self.flush().await?;
+        let rows: Vec<(bool,)> = sqlx::query_as(
+            "SELECT kind = 'timer' AND at = $1 FROM events WHERE tenant_id = $2 AND record_id = $3 ORDER BY revision DESC LIMIT $4",
+        )
+        .bind(at)
+        .bind(self.tenant)
+        .bind(id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(rows.iter().take_while(|(same,)| *same).count())
+    }
+
     async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
         let r: Option<(String, Json<StoredRecord>)> = sqlx::query_as(
             "SELECT request, response FROM idempotency WHERE tenant_id = $1 AND key = $2 AND created_at > $3",

@@ -338,6 +338,25 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
+    async fn timer_streak(
+        &mut self,
+        id: RecordId,
+        at: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let rows: Vec<(bool,)> = sqlx::query_as(
+            "SELECT kind = 'timer' AND at = ? FROM events WHERE tenant_id = ? AND record_id = ? ORDER BY revision DESC LIMIT ?",
+        )
+        .bind(micros(at))
+        .bind(self.tenant)
+        .bind(id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(rows.iter().take_while(|(same,)| *same).count())
+    }
+
     async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
         let r: Option<(String, String)> = sqlx::query_as(
             "SELECT request, response FROM idempotency WHERE tenant_id = ? AND key = ? AND created_at > ?",

@@ -7,6 +7,7 @@ mod graph;
 mod init;
 mod serve;
 mod test;
+mod why;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -60,6 +61,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Completions { shell } => completions(shell),
         Command::Lsp => crate::lsp::run(),
+        Command::Why {
+            record_json,
+            transition,
+            actor,
+            role,
+            input,
+            at,
+            root,
+            format,
+        } => why::run(why::Args {
+            record_json,
+            transition,
+            actor,
+            role,
+            input,
+            at,
+            root,
+            format,
+        }),
         Command::Init { dir } => init::run(&dir),
         Command::Fmt { paths, check } => fmt::run(paths, check),
         Command::Db {

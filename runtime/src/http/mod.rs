@@ -87,6 +87,10 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             "/v1/records/{id}/transitions/{transition}",
             post(records::fire),
         )
+        .route(
+            "/v1/records/{id}/transitions/{transition}/check",
+            get(records::check),
+        )
         .route("/v1/records/{id}/actions", get(records::actions))
         .route("/v1/records/{id}/history", get(records::history))
         .route("/v1/records/{id}/links", get(records::links))

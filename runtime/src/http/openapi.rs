@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, history::list, records::create, records::get, records::fire, records::actions, records::history, records::links,
+        list::list, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -408,6 +408,15 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "has_more": false
         })))),
         "records_links" => (None, Some(("200", json!([{"name": "spawned", "to": 43}])))),
+        "records_check" => (None, Some(("200", json!({
+            "transition": "close_sale", "state": "assigned", "allowed": false,
+            "reasons": [
+                {"code": "E_REQUIRED", "message": "`vin` is required to Close with sale and is empty: give it as input", "field": "vin"},
+                {"code": "E_GUARD", "message": "log at least one contact attempt first"}
+            ],
+            "guard": [{"source": "rules::can_close_sale(lead)", "result": "threw",
+                       "message": "log at least one contact attempt first", "reads": {}}]
+        })))),
         "actors_list" => (None, Some(("200", json!([actor])))),
         "actors_get" => (None, Some(("200", actor))),
         "actors_unavailability_get" => (None, Some(("200", json!([period])))),
@@ -569,6 +578,7 @@ mod tests {
             "records_get",
             "records_fire",
             "records_actions",
+            "records_check",
             "records_history",
             "records_links",
             "actors_list",

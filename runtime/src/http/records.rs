@@ -1,7 +1,7 @@
 //! Record endpoints: create, get (ETag, If-None-Match), fire (If-Match), actions, history,
 //! links. Every read goes through the caller's visibility and PII redaction.
 
-use super::error::{object, ApiError, ErrorBody, Json, JsonObject, Path};
+use super::error::{object, ApiError, ErrorBody, Json, JsonObject, Path, Query};
 use super::schema::{check_values, FieldValue};
 use super::state::{AppState, Caller, Tenant};
 use crate::backend::{Backend, CreateRequest, FireRequest, Idempotency, StoredRecord, Visible};
@@ -41,6 +41,23 @@ pub struct RecordView {
     pub entered_at: DateTime<Utc>,
     #[serde(serialize_with = "super::schema::ts")]
     pub updated_at: DateTime<Utc>,
+    /// `GET /v1/records/{id}` only: the timers armed on the record, soonest
+    /// first, with their due instants (the SLA a UI counts down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub timers: Option<Vec<TimerView>>,
+}
+
+/// A timer armed on a record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimerView {
+    /// The timer's name in the workflow (`[timers.<name>]`).
+    pub timer: String,
+    /// Its title (the name when the workflow gives none).
+    pub title: String,
+    /// When it fires, unless the record leaves the timer's states first.
+    #[serde(serialize_with = "super::schema::ts")]
+    pub due: DateTime<Utc>,
 }
 
 /// PII redaction: admins see everything; anyone else sees a `pii` field
@@ -69,6 +86,7 @@ pub fn view(caller: &Caller, wf: Option<&Workflow>, r: StoredRecord) -> RecordVi
         created_at: r.created_at,
         entered_at: r.entered_at,
         updated_at: r.updated_at,
+        timers: None,
     }
 }
 
@@ -315,7 +333,22 @@ pub async fn get(
         return Ok(not_modified(r.revision));
     }
     let wf = version_of(t, &r);
-    Ok(with_etag(StatusCode::OK, view(&caller, wf.as_deref(), r)))
+    let mut timers = t.backend.timers(id).await?;
+    timers.sort_by(|a, b| (a.due, &a.timer).cmp(&(b.due, &b.timer)));
+    let timers = timers
+        .into_iter()
+        .map(|a| TimerView {
+            title: wf
+                .as_deref()
+                .and_then(|w| w.timers.iter().find(|x| x.name == a.timer))
+                .map_or_else(|| a.timer.clone(), |x| x.title.clone()),
+            timer: a.timer,
+            due: a.due,
+        })
+        .collect();
+    let mut v = view(&caller, wf.as_deref(), r);
+    v.timers = Some(timers);
+    Ok(with_etag(StatusCode::OK, v))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -428,33 +461,199 @@ pub struct Action {
     /// Target state; absent: stays in the same state.
     pub to: Option<String>,
     pub input: Vec<InputField>,
+    /// With `include_disabled=true` only: whether the caller may fire it now
+    /// (as without the parameter: a transition refused only for missing
+    /// input is enabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub enabled: Option<bool>,
+    /// With `include_disabled=true` only: every reason firing it now (with
+    /// no input) is refused, as `GET /v1/records/{id}/transitions/{name}/check`
+    /// gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub reasons: Option<Vec<ReasonView>>,
 }
 
-/// The transitions the caller may fire now: enabled in the record's state,
-/// allowed to the caller's role, and whose guard passes (checked by a dry
-/// run; a dry run refused only for missing input still lists it).
-#[utoipa::path(get, path = "/v1/records/{id}/actions", tag = "records", operation_id = "records_actions",
-    params(("id" = i64, Path, description = "the record id")),
-    responses((status = 200, body = [Action]), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn actions(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-) -> Result<Json<Vec<Action>>, ApiError> {
-    let t = s.tenant(&caller);
-    let r = visible_record(t, &caller, id).await?;
-    let Some(wf) = version_of(t, &r) else {
-        return Ok(Json(Vec::new()));
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActionsParams {
+    /// Also list the transitions the caller cannot fire now, each with
+    /// `enabled: false` and its `reasons`.
+    #[serde(default)]
+    pub include_disabled: bool,
+}
+
+/// One reason a transition is refused now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReasonView {
+    /// The refusal code firing it would answer (`E_NOT_ENABLED`,
+    /// `E_FORBIDDEN`, `E_REQUIRED`, `E_GUARD`, `E_SCRIPT`, ...).
+    pub code: String,
+    pub message: String,
+    /// The field concerned (`E_REQUIRED`, `E_INPUT`, `E_TYPE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub field: Option<String>,
+}
+
+/// One top-level `&&` clause of a guard, evaluated on its own.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClauseView {
+    /// The clause's source text.
+    pub source: String,
+    /// `passed`, `failed`, `threw` (a rules function refusing with a
+    /// message) or `error` (a script error).
+    pub result: String,
+    /// The thrown message or the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub message: Option<String>,
+    /// The record's fields the clause reads (`lead.<field>`, also
+    /// `state`, `assignee`, ...) with their values; a PII field the caller
+    /// may not see is `"[redacted]"`.
+    #[schema(value_type = BTreeMap<String, FieldValue>)]
+    pub reads: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a transition can or cannot be fired now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionCheck {
+    pub transition: String,
+    /// The record's current state.
+    pub state: String,
+    /// Whether firing it now, as the caller with no input, would succeed.
+    pub allowed: bool,
+    /// Every reason it is refused (empty when allowed).
+    pub reasons: Vec<ReasonView>,
+    /// The guard's top-level `&&` clauses, each evaluated on its own
+    /// (empty without a guard).
+    pub guard: Vec<ClauseView>,
+}
+
+/// The engine's dry run of `transition` on `rec`, as the caller, with PII
+/// the caller may not see redacted from the values shown.
+fn why_not(
+    caller: &Caller,
+    wf: &Workflow,
+    r: &StoredRecord,
+    rec: &Record,
+    transition: &str,
+    ctx: Ctx,
+) -> TransitionCheck {
+    let w = leadflow_engine::why_not(wf, rec, transition, &[], ctx);
+    let viewer = match caller.admin {
+        true => crate::privacy::Viewer::Admin,
+        false => crate::privacy::Viewer::Actor(&caller.actor.id),
     };
-    let Some(rec) = Record::from_json(
+    let guard = w
+        .guard
+        .into_iter()
+        .map(|c| {
+            let mut reads: serde_json::Map<String, serde_json::Value> =
+                c.reads.into_iter().collect();
+            let hidden = crate::privacy::redact(
+                Some(wf),
+                &r.state,
+                r.assignee.as_deref(),
+                viewer,
+                &mut reads.clone(),
+            );
+            for h in hidden {
+                if let Some(v) = reads.get_mut(&h) {
+                    *v = serde_json::Value::String("[redacted]".into());
+                }
+            }
+            ClauseView {
+                source: c.source,
+                result: serde_json::to_value(c.result)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                message: c.message,
+                reads,
+            }
+        })
+        .collect();
+    TransitionCheck {
+        transition: w.transition,
+        state: w.state,
+        allowed: w.allowed,
+        reasons: w.reasons.into_iter().map(reason_view).collect(),
+        guard,
+    }
+}
+
+fn reason_view(r: leadflow_engine::why::Reason) -> ReasonView {
+    ReasonView {
+        code: r.code.to_string(),
+        message: r.message,
+        field: r.field,
+    }
+}
+
+/// The record as the engine needs it; None when its version is not loaded.
+fn engine_record(t: &Tenant, r: &StoredRecord) -> Option<(Arc<Workflow>, Record)> {
+    let wf = version_of(t, r)?;
+    let rec = Record::from_json(
         &wf,
         &r.state,
         &r.fields,
         r.assignee.clone(),
         r.created_at,
         r.entered_at,
-    ) else {
+    )?;
+    Some((wf, rec))
+}
+
+/// Why not? A dry run of a transition as the caller, with no input, that
+/// changes nothing and explains every reason it is refused now: the
+/// record's state, the caller's role, each required field still empty
+/// (the missing input), and each top-level `&&` clause of the guard with
+/// its result and the values of the fields it reads.
+#[utoipa::path(get, path = "/v1/records/{id}/transitions/{transition}/check", tag = "records", operation_id = "records_check",
+    params(("id" = i64, Path, description = "the record id"), ("transition" = String, Path, description = "the transition name")),
+    responses((status = 200, body = TransitionCheck, description = "the dry run's answer (also for a transition the workflow does not have: `E_UNKNOWN_TRANSITION` among the reasons)"),
+              (status = 404, body = ErrorBody, description = "E_NOT_FOUND: no such record visible to the caller (or its workflow version is not loaded)")),
+    security(("bearer" = [])))]
+pub async fn check(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, transition)): Path<(i64, String)>,
+) -> Result<Json<TransitionCheck>, ApiError> {
+    let t = s.tenant(&caller);
+    let r = visible_record(t, &caller, id).await?;
+    let Some((wf, rec)) = engine_record(t, &r) else {
+        return Err(ApiError::not_found());
+    };
+    let dir = t.directory();
+    let ctx = Ctx {
+        now: super::schema::now(),
+        actor: &caller.actor,
+        directory: &dir,
+    };
+    Ok(Json(why_not(&caller, &wf, &r, &rec, &transition, ctx)))
+}
+
+/// The transitions the caller may fire now: enabled in the record's state,
+/// allowed to the caller's role, and whose guard passes (checked by a dry
+/// run; a dry run refused only for missing input still lists it). With
+/// `include_disabled=true`, every transition of the workflow, each with
+/// `enabled` and the `reasons` it is refused now.
+#[utoipa::path(get, path = "/v1/records/{id}/actions", tag = "records", operation_id = "records_actions",
+    params(("id" = i64, Path, description = "the record id"), ActionsParams),
+    responses((status = 200, body = [Action]), (status = 400, body = ErrorBody, description = "E_BAD_REQUEST: an unknown query parameter or a bad value"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn actions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(p): Query<ActionsParams>,
+) -> Result<Json<Vec<Action>>, ApiError> {
+    let t = s.tenant(&caller);
+    let r = visible_record(t, &caller, id).await?;
+    let Some((wf, rec)) = engine_record(t, &r) else {
         return Ok(Json(Vec::new()));
     };
     let dir = t.directory();
@@ -464,20 +663,23 @@ pub async fn actions(
         directory: &dir,
     };
     let mut out = Vec::new();
-    for tr in wf.enabled_in(rec.state) {
-        if !tr.allows_role(&caller.actor.role) {
+    for tr in &wf.transitions {
+        let enabled = tr.enabled_from(rec.state)
+            && !wf.states[rec.state].is_final
+            && tr.allows_role(&caller.actor.role)
+            && match leadflow_engine::fire(&wf, &rec, &tr.name, &[], ctx) {
+                Ok(_) => true,
+                Err(e) => matches!(
+                    e.code,
+                    Code::Required | Code::Input | Code::Type | Code::NoCandidate
+                ),
+            };
+        if !enabled && !p.include_disabled {
             continue;
         }
-        let listed = match leadflow_engine::fire(&wf, &rec, &tr.name, &[], ctx) {
-            Ok(_) => true,
-            Err(e) => matches!(
-                e.code,
-                Code::Required | Code::Input | Code::Type | Code::NoCandidate
-            ),
-        };
-        if !listed {
-            continue;
-        }
+        let reasons = p
+            .include_disabled
+            .then(|| why_not(&caller, &wf, &r, &rec, &tr.name, ctx).reasons);
         out.push(Action {
             transition: tr.name.clone(),
             title: tr.title.clone(),
@@ -496,6 +698,8 @@ pub async fn actions(
                     }
                 })
                 .collect(),
+            enabled: p.include_disabled.then_some(enabled),
+            reasons,
         });
     }
     Ok(Json(out))

@@ -487,11 +487,15 @@ impl Parser<'_> {
                 step.expect.push(self.expect(it, &espan, names)?);
             }
         }
-        if step.expect_error.is_some() && step.create.is_none() && step.fire.is_none() {
+        if step.expect_error.is_some()
+            && step.create.is_none()
+            && step.fire.is_none()
+            && step.advance.is_none()
+        {
             return Err(self.err(
                 "S001",
                 &span,
-                "`expect_error` needs a `create` or `fire` in the same step",
+                "`expect_error` needs a `create`, `fire` or `advance` in the same step",
             ));
         }
         if step.advance.is_none()

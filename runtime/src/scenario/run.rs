@@ -187,9 +187,29 @@ impl<B: Replay> Runner<'_, B> {
                 ));
                 return out;
             }
-            match self.b.run_due(target).await {
-                Ok(n) => self.fired += n,
-                Err(e) => {
+            // Without a create or fire, expect_error is about the timers.
+            let expecting = step
+                .expect_error
+                .as_deref()
+                .filter(|_| step.create.is_none() && step.fire.is_none());
+            match (self.b.run_due(target).await, expecting) {
+                (Ok(n), None) => self.fired += n,
+                (Ok(_), Some(x)) => {
+                    out.push((
+                        format!(
+                            "expected running due timers to fail with {x}, but every timer ran"
+                        ),
+                        None,
+                    ));
+                    return out;
+                }
+                (Err(e), Some(x)) if matches(x, &e) => {}
+                (Err(e), Some(x)) => {
+                    let (m, code) = refused("running due timers", &e);
+                    out.push((format!("expected {x}; {m}"), code));
+                    return out;
+                }
+                (Err(e), None) => {
                     out.push(refused("running due timers", &e));
                     return out;
                 }
