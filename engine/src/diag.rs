@@ -145,6 +145,7 @@ codes! {
     "E022" => "unknown timer", "name a timer declared as `[timers.<name>]`";
     "E023" => "a script reads a field the workflow does not declare", "declare `[fields.<name>]` or fix the spelling after `lead.`";
     "E024" => "unknown recipient of a notify", "write assignee, previous_assignee, customer, a role named in `by` or `assign`, role:<role>, actor:<id>, field:<field>, list:<name> or an e-mail address";
+    "E025" => "a KPI or report declaration is invalid: an unknown state, field or transition, a field of the wrong type, or forms mixed", "name states, fields and transitions the workflow declares; give one measure (hits, start/stop with within, funnel) or the Rhai of/hit; docs/kpis.md";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
