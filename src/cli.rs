@@ -44,6 +44,16 @@ pub enum Format {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// Text for people.
+    Human,
+    /// JSON for tools.
+    Json,
+    /// CSV for spreadsheets.
+    Csv,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
     /// Mermaid flowchart (renders on GitHub and in docs/graphs/).
     Mermaid,
@@ -239,6 +249,68 @@ pub enum Command {
         /// Output: human or json.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+    },
+    /// Compute a workflow's KPIs in the store (docs/kpis.md), as GET /v1/kpis does.
+    #[command(
+        after_help = "Examples:\n  leadflow kpi --tenant aslm aslm --period 2025-Q1 --group-by assignee\n  leadflow kpi --tenant aslm aslm sla1 sla2 --from 2025-01-01 --to 2025-03-31 --format json\n  leadflow kpi --tenant cc cc_lead conversion_by_zone --period 2025 --group-by zone,month\n\nPeriods: 2025-Q1, 2025-03, 2025-W10, 2025-03-04, 2025, 2025-01-01..2025-03-31 (the workflow calendar's zone)."
+    )]
+    Kpi {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant whose records count.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow id.
+        workflow: String,
+        /// KPI names (default: every KPI of the workflow).
+        names: Vec<String>,
+        /// A period: 2025-Q1, 2025-03, 2025-W10, 2025-03-04, 2025 or 2025-01-01..2025-03-31.
+        #[arg(long)]
+        period: Option<String>,
+        /// Start: a day (2025-01-01) or an RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// End: a day (included) or an RFC 3339 instant (excluded).
+        #[arg(long)]
+        to: Option<String>,
+        /// Group by: assignee, state, a field, day, week, month, quarter, year (comma-separated).
+        #[arg(long)]
+        group_by: Option<String>,
+        /// Print the SQL each KPI becomes (postgres or sqlite) instead of computing it.
+        #[arg(long, value_name = "DIALECT")]
+        show_sql: Option<String>,
+        /// Output: human or json.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Compute a report for a period in the store, as GET /v1/reports does.
+    #[command(
+        after_help = "Examples:\n  leadflow report --tenant oplead oplead_project billing --period 2025-Q1\n  leadflow report --tenant oplead oplead_project billing --period 2025-Q1 --format csv > billing.csv\n  leadflow report --tenant socrate soc_lead leads_weekly --period 2025-W10"
+    )]
+    Report {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant whose records count.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow id.
+        workflow: String,
+        /// The report name.
+        name: String,
+        /// A period: 2025-Q1, 2025-03, 2025-W10, 2025-03-04, 2025 or 2025-01-01..2025-03-31 (default: the whole history).
+        #[arg(long)]
+        period: Option<String>,
+        /// Output: human, json or csv.
+        #[arg(long, value_enum, default_value = "human")]
+        format: TableFormat,
     },
     /// Print a shell completion script.
     #[command(

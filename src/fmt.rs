@@ -72,10 +72,19 @@ pub const KEY_ORDER: [(&str, &[&str]); 9] = [
         &["title", "in", "after", "since", "at", "fire", "do"],
     ),
     ("views", &["title", "states", "filter", "columns", "sort"]),
-    ("kpis", &["title", "of", "hit", "target"]),
+    (
+        "kpis",
+        &[
+            "title", "anchor", "window", "of", "where", "hit", "hits", "start", "stop", "within",
+            "funnel", "target", "group_by",
+        ],
+    ),
     (
         "reports",
-        &["title", "every", "filter", "group_by", "charge", "notify"],
+        &[
+            "title", "every", "period", "anchor", "filter", "where", "group_by", "charge",
+            "currency", "notify",
+        ],
     ),
 ];
 

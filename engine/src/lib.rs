@@ -49,6 +49,7 @@ mod eval_tests;
 pub mod graph;
 pub mod lists;
 pub mod load;
+pub mod measure;
 pub mod model;
 mod native;
 pub mod raw;

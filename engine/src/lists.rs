@@ -88,10 +88,19 @@ pub fn kpi<'a>(
         population: 0,
         target: k.target,
     };
+    let Some(hit) = k.hit else {
+        return Err(Refusal {
+            code: Code::Input,
+            message: format!(
+                "kpi `{name}` is declared for the store (where/hits/start/funnel): compute it with the runtime's kpi module"
+            ),
+            field: None,
+        });
+    };
     for r in records {
         if test(wf, k.of, r, now)? {
             v.population += 1;
-            if test(wf, Some(k.hit), r, now)? {
+            if test(wf, Some(hit), r, now)? {
                 v.hits += 1;
             }
         }

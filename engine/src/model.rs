@@ -292,9 +292,16 @@ pub struct View {
 pub struct Kpi {
     pub name: String,
     pub title: String,
+    /// Rhai form (evaluated in memory): population.
     pub of: Option<ScriptId>,
-    pub hit: ScriptId,
+    /// Rhai form: the hit test; `None` for a declared KPI.
+    pub hit: Option<ScriptId>,
+    /// Declared form, computed by the store (`None`: the Rhai form).
+    pub spec: Option<crate::measure::Spec>,
     pub target: Option<f64>,
+    pub anchor: crate::measure::Moment,
+    pub window: Option<crate::duration::Span>,
+    pub group_by: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -303,7 +310,14 @@ pub struct Report {
     pub title: String,
     pub every: Option<String>,
     pub filter: Option<ScriptId>,
+    /// Declared selection (`where`), computed by the store; `None` with a
+    /// Rhai `filter` (evaluated in memory) or no selection at all.
+    pub spec: Option<crate::measure::Spec>,
     pub group_by: Vec<String>,
     pub charge: Option<f64>,
+    pub currency: Option<String>,
     pub notify: Option<String>,
+    /// The period a run covers (`period`, else `every` when it names one).
+    pub period: Option<crate::measure::PeriodKind>,
+    pub anchor: crate::measure::Moment,
 }

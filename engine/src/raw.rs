@@ -406,22 +406,105 @@ pub struct RawView {
     pub sort: Option<Spanned<String>>,
 }
 
-/// A KPI: share of records in `of` that satisfy `hit`, with a target.
+/// A KPI. Declared form (computed by the store in SQL, docs/kpis.md): a
+/// population (`where`, records anchored in the asked period) and one
+/// measure: `hits` (a ratio), `start`/`stop`/`within` (SLA compliance and
+/// durations) or `funnel` (states reached in order). Older form: Rhai `of`
+/// and `hit`, evaluated in memory over loaded records.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawKpi {
     #[serde(default)]
     pub title: Option<String>,
     /// Rhai expression selecting the population (default: every record).
+    /// Evaluated in memory; prefer `where`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub of: Option<Spanned<String>>,
-    /// Rhai expression: true when the record meets the KPI.
-    #[schemars(with = "String")]
-    pub hit: Spanned<String>,
+    /// Rhai expression: true when the record meets the KPI. Evaluated in
+    /// memory; prefer `hits` or `start`/`stop`/`within`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hit: Option<Spanned<String>>,
     /// Target share, 0.0 to 1.0.
     #[serde(default)]
     pub target: Option<f64>,
+    /// The instant that places a record in a period: `created`, a datetime
+    /// field, `transition:<name>` (its first firing) or `entered:<state>`
+    /// (first entering). Default `created`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub anchor: Option<Spanned<String>>,
+    /// Without `from`/`to`: only records anchored in the last `window`
+    /// (e.g. "60d").
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub window: Option<Spanned<String>>,
+    /// The population: records meeting every condition (default: all).
+    #[serde(default, rename = "where")]
+    #[schemars(with = "Option<RawWhere>")]
+    pub where_: Option<Spanned<RawWhere>>,
+    /// A ratio: the records of the population that also meet these.
+    #[serde(default)]
+    #[schemars(with = "Option<RawWhere>")]
+    pub hits: Option<Spanned<RawWhere>>,
+    /// A duration from this instant (same forms as `anchor`)...
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Spanned<String>>,
+    /// ...to this one; a record without it has not met the SLA (yet).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub stop: Option<Spanned<String>>,
+    /// SLA target duration: `24h`, `10d` (fixed lengths), `8wh`, `1wd`
+    /// (working time of the workflow's calendar).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub within: Option<Spanned<String>>,
+    /// A conversion funnel: how many records of the population reached each
+    /// state (hits: the last one).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub funnel: Vec<Spanned<String>>,
+    /// Default grouping: `assignee`, `state`, a field, or `day`, `week`,
+    /// `month`, `quarter`, `year` (of the anchor, in the calendar's zone).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+}
+
+/// Conditions a record meets (all of them): SQL-able, no scripts.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhere {
+    /// Its current state is one of these.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub state: Vec<Spanned<String>>,
+    /// It is in, or has ever entered, one of these states.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub reached: Vec<Spanned<String>>,
+    /// These fields hold a value.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub set: Vec<Spanned<String>>,
+    /// These fields are empty.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub unset: Vec<Spanned<String>>,
+    /// Field equals a value (or one of a list of values).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub equals: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Number field strictly above a value.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, f64>")]
+    pub above: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Number field strictly below a value.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, f64>")]
+    pub below: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// A periodic report: counts grouped by fields, or a charge per record.
@@ -447,4 +530,21 @@ pub struct RawReport {
     /// Notification template sent per group (e.g. a reminder per assignee).
     #[serde(default)]
     pub notify: Option<String>,
+    /// The period a run covers: day, week, month, quarter or year
+    /// (default: `every`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub period: Option<Spanned<String>>,
+    /// The instant that places a record in a period (as a KPI's `anchor`;
+    /// default `created`): a sale is billed in the quarter it closed.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub anchor: Option<Spanned<String>>,
+    /// Records selected, SQL-able (instead of the Rhai `filter`).
+    #[serde(default, rename = "where")]
+    #[schemars(with = "Option<RawWhere>")]
+    pub where_: Option<Spanned<RawWhere>>,
+    /// Currency of `charge` (e.g. "EUR").
+    #[serde(default)]
+    pub currency: Option<String>,
 }

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod error;
 pub mod group;
 pub mod http;
+pub mod kpi;
 pub mod mem;
 pub mod migrate;
 pub mod notify;

@@ -5,6 +5,7 @@ mod check;
 mod fmt;
 mod graph;
 mod init;
+mod kpi;
 mod serve;
 mod test;
 mod why;
@@ -58,6 +59,52 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database_url,
             json_logs: log_format == crate::cli::Format::Json,
             color: color.stdout(),
+        }),
+        Command::Kpi {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            names,
+            period,
+            from,
+            to,
+            group_by,
+            show_sql,
+            format,
+        } => kpi::kpi(kpi::KpiArgs {
+            store: kpi::StoreArgs {
+                config,
+                database_url,
+                tenant,
+            },
+            workflow,
+            names,
+            period,
+            from,
+            to,
+            group_by,
+            show_sql,
+            json: format == crate::cli::Format::Json,
+        }),
+        Command::Report {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            name,
+            period,
+            format,
+        } => kpi::report(kpi::ReportArgs {
+            store: kpi::StoreArgs {
+                config,
+                database_url,
+                tenant,
+            },
+            workflow,
+            name,
+            period,
+            format,
         }),
         Command::Completions { shell } => completions(shell),
         Command::Lsp => crate::lsp::run(),

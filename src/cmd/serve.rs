@@ -16,7 +16,7 @@ pub struct Args {
     pub color: bool,
 }
 
-fn load_config(path: &Path) -> Result<Config> {
+pub(crate) fn load_config(path: &Path) -> Result<Config> {
     if !path.exists() {
         bail!(
             "no config at {} (try --config examples/leadflow.toml)",

@@ -12,6 +12,7 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
+//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
@@ -35,6 +36,7 @@ pub mod conns;
 pub mod cors;
 pub mod error;
 pub mod history;
+pub mod kpis;
 pub mod list;
 pub mod openapi;
 pub mod ops;
@@ -95,6 +97,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/v1/records/{id}/history", get(records::history))
         .route("/v1/records/{id}/links", get(records::links))
         .route("/v1/history", get(history::list))
+        .route("/v1/kpis/{workflow}", get(kpis::kpis))
+        .route("/v1/reports/{workflow}/{name}", get(kpis::report))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
         .route(

@@ -6,7 +6,7 @@
 
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
-use super::{admin, audit, codes, error, history, list, ops, records, schema, timers};
+use super::{admin, audit, codes, error, history, kpis, list, ops, records, schema, timers};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -28,6 +28,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
         audit::list,
+        kpis::kpis, kpis::report,
         ops::healthz, ops::readyz, ops::metrics_text, json,
     ),
     components(schemas(error::ErrorBody, schema::FieldValue)),
@@ -38,6 +39,8 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "timers", description = "Parked timer items (admin keys)"),
         (name = "history", description = "The tenant's record events, for supervisors and audits"),
         (name = "audit", description = "The audit of admin actions (admin keys)"),
+        (name = "kpis", description = "KPIs computed by the store, per group and period (admin keys; docs/kpis.md)"),
+        (name = "reports", description = "Reports for a period, JSON or CSV, billing amounts from the declared charge (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "errors", description = "The catalogue of error codes a problem document's `type` points at"),
     ),
@@ -417,6 +420,25 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "guard": [{"source": "rules::can_close_sale(lead)", "result": "threw",
                        "message": "log at least one contact attempt first", "reads": {}}]
         })))),
+        "kpis_get" => (None, Some(("200", json!({
+            "workflow": "aslm", "time_zone": "Europe/Rome",
+            "kpis": [{"name": "sla1", "title": "SLA-1: first contact attempt within 24 hours of assignment",
+                "kind": "sla", "computed": "sql", "target": 0.7, "anchor": "assigned_at",
+                "group_by": ["assignee"], "from": "2025-03-31T22:00:00Z", "to": "2025-06-30T22:00:00Z",
+                "rows": [{"group": ["dealer-rm"], "population": 4, "hits": 3, "ratio": 0.75, "met": true,
+                          "durations": {"count": 3, "avg_seconds": 30600.0}}],
+                "total": {"group": [], "population": 4, "hits": 3, "ratio": 0.75, "met": true,
+                          "durations": {"count": 3, "avg_seconds": 30600.0}}}]
+        })))),
+        "reports_get" => (None, Some(("200", json!({
+            "workflow": "oplead_project", "name": "billing",
+            "title": "OPL-12: quarterly billing, 50 EUR VAT incl. per project lead closed with a sale above 500 EUR excl. VAT",
+            "period": "2025-Q2", "from": "2025-03-31T22:00:00Z", "to": "2025-06-30T22:00:00Z",
+            "anchor": "transition:close_sale", "computed": "sql", "group_by": ["assignee"],
+            "charge": 50.0, "currency": "EUR",
+            "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
+            "total_count": 2, "total_amount": 100.0
+        })))),
         "actors_list" => (None, Some(("200", json!([actor])))),
         "actors_get" => (None, Some(("200", actor))),
         "actors_unavailability_get" => (None, Some(("200", json!([period])))),
@@ -494,6 +516,9 @@ impl Modify for Examples {
                         let v = match kind.as_str() {
                             "text/html" if !v.is_string() => {
                                 json!("<!doctype html><title>leadflow</title>...")
+                            }
+                            "text/csv" if !v.is_string() => {
+                                json!("assignee,count,amount\nexp-a,2,100.00\n")
                             }
                             _ => v.clone(),
                         };
@@ -590,6 +615,8 @@ mod tests {
             "timers_parked_list",
             "timers_parked_retry",
             "audit_list",
+            "kpis_get",
+            "reports_get",
             "ops_healthz",
             "ops_readyz",
             "ops_metrics",

@@ -100,7 +100,7 @@ fn ty(wf: Option<&Workflow>, field: &str) -> Option<FieldType> {
 }
 
 /// Every mismatch between `e` and record `id`, one message each.
-pub(crate) async fn check<B: Backend>(
+pub(crate) async fn check<B: crate::kpi::Source>(
     b: &B,
     set: &WorkflowSet,
     names: &HashMap<String, RecordId>,
@@ -376,7 +376,7 @@ pub(crate) async fn check<B: Backend>(
 
 /// Views, KPIs and reports, computed by the engine over every record of
 /// the workflow, as the runtime's list endpoints do.
-async fn lists<B: Backend>(
+async fn lists<B: crate::kpi::Source>(
     b: &B,
     wf: &Workflow,
     names: &HashMap<String, RecordId>,
@@ -436,22 +436,83 @@ async fn lists<B: Backend>(
             ));
         }
     }
-    for (kpi, (hits, population)) in &e.kpis {
-        let v =
-            lists::kpi(wf, kpi, records.iter().map(|(_, r)| r), now).map_err(|r| r.to_string())?;
-        if (v.hits, v.population) != (*hits, *population) {
-            out.push(format!(
-                "kpis.{kpi}: expected {hits} of {population}, got {} of {}",
-                v.hits, v.population
-            ));
+    // KPIs and reports: the code path of GET /v1/kpis and /v1/reports.
+    use crate::kpi::{self, GroupKey, Query, Range};
+    let kerr = |e: kpi::QueryError| e.to_string();
+    for (name, want) in &e.kpis {
+        let k = kpi::find_kpi(wf, name).map_err(kerr)?;
+        let range = match &want.period {
+            Some(p) => Range::period(wf, p).map_err(kerr)?,
+            None => Range::all(),
+        };
+        let group_by = match &want.group_by {
+            Some(g) => GroupKey::parse_list(wf, g).map_err(kerr)?,
+            None => Vec::new(),
+        };
+        let q = Query {
+            wf,
+            range,
+            group_by,
+            now,
+        };
+        let v = kpi::kpi(b, &q, k).await.map_err(kerr)?;
+        if let Some((hits, population)) = want.total {
+            if (v.total.hits, v.total.population) != (hits as i64, population as i64) {
+                out.push(format!(
+                    "kpis.{name}: expected {hits} of {population}, got {} of {}",
+                    v.total.hits, v.total.population
+                ));
+            }
+        }
+        if let Some(rows) = &want.rows {
+            let got: Vec<(Vec<String>, usize, usize)> = v
+                .rows
+                .iter()
+                .map(|r| (r.group.clone(), r.hits as usize, r.population as usize))
+                .collect();
+            if &got != rows {
+                out.push(format!(
+                    "kpis.{name}: expected rows (group, hits, population) {rows:?}, got {got:?}"
+                ));
+            }
         }
     }
-    for (report, want) in &e.reports {
-        let rows = lists::report(wf, report, records.iter().map(|(_, r)| r), now)
-            .map_err(|r| r.to_string())?;
-        let got: Vec<(Vec<String>, usize)> = rows.into_iter().map(|r| (r.group, r.count)).collect();
-        if &got != want {
-            out.push(format!("reports.{report}: expected {want:?}, got {got:?}"));
+    for (name, want) in &e.reports {
+        let r = kpi::find_report(wf, name).map_err(kerr)?;
+        let range = match &want.period {
+            Some(p) => Range::period(wf, p).map_err(kerr)?,
+            None => Range::all(),
+        };
+        let v = kpi::report(b, wf, r, range, now).await.map_err(kerr)?;
+        let got: Vec<(Vec<String>, usize, Option<f64>)> = v
+            .rows
+            .iter()
+            .map(|l| (l.group.clone(), l.count as usize, l.amount))
+            .collect();
+        let same = got.len() == want.rows.len()
+            && got
+                .iter()
+                .zip(&want.rows)
+                .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && w.2.is_none_or(|a| g.2 == Some(a)));
+        if !same {
+            let show = |rows: &[(Vec<String>, usize, Option<f64>)]| {
+                rows.iter()
+                    .map(|(g, c, a)| match a {
+                        Some(a) => format!("({g:?}, {c}, {a})"),
+                        None => format!("({g:?}, {c})"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push(format!(
+                "reports.{name}{}: expected [{}], got [{}]",
+                want.period
+                    .as_deref()
+                    .map(|p| format!(" for {p}"))
+                    .unwrap_or_default(),
+                show(&want.rows),
+                show(&got)
+            ));
         }
     }
     Ok(())

@@ -129,10 +129,29 @@ pub struct Expect {
     pub revision: Option<i64>,
     /// View name -> exactly the records it lists (of the expected record's workflow).
     pub views: BTreeMap<String, Vec<RecordRef>>,
-    /// KPI name -> (hits, population).
-    pub kpis: BTreeMap<String, (usize, usize)>,
-    /// Report name -> rows (group values, count), in group order.
-    pub reports: BTreeMap<String, Vec<(Vec<String>, usize)>>,
+    /// KPI name -> what it must compute.
+    pub kpis: BTreeMap<String, KpiExpect>,
+    /// Report name -> its rows for a period (or the whole history).
+    pub reports: BTreeMap<String, ReportExpect>,
+}
+
+/// A KPI as the daemon serves it (`GET /v1/kpis`): its total over the
+/// range (hits, population) and, grouped, its rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KpiExpect {
+    pub period: Option<String>,
+    pub group_by: Option<String>,
+    pub total: Option<(usize, usize)>,
+    /// (group values, hits, population), in group order.
+    pub rows: Option<Vec<(Vec<String>, usize, usize)>>,
+}
+
+/// A report as the daemon serves it: rows (group values, count, amount
+/// when given) for `period` (none: the whole history).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportExpect {
+    pub period: Option<String>,
+    pub rows: Vec<(Vec<String>, usize, Option<f64>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

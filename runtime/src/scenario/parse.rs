@@ -160,9 +160,49 @@ struct RawExpect {
     #[serde(default)]
     views: BTreeMap<String, Vec<String>>,
     #[serde(default)]
-    kpis: BTreeMap<String, [usize; 2]>,
+    kpis: BTreeMap<String, RawKpiExpect>,
     #[serde(default)]
-    reports: BTreeMap<String, Vec<RawReportRow>>,
+    reports: BTreeMap<String, RawReportExpect>,
+}
+
+/// `sla1 = [hits, population]`, or a table with a period and groups.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawKpiExpect {
+    Total([usize; 2]),
+    Table(RawKpiTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpiTable {
+    period: Option<String>,
+    group_by: Option<String>,
+    total: Option<[usize; 2]>,
+    rows: Option<Vec<RawKpiRow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpiRow {
+    group: Vec<String>,
+    hits: usize,
+    population: usize,
+}
+
+/// `billing = [rows]` (the whole history) or `{ period, rows }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawReportExpect {
+    Rows(Vec<RawReportRow>),
+    Table(RawReportTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReportTable {
+    period: Option<String>,
+    rows: Vec<RawReportRow>,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +210,13 @@ struct RawExpect {
 struct RawReportRow {
     group: Vec<String>,
     count: usize,
+    amount: Option<f64>,
+}
+
+fn report_rows(rows: Vec<RawReportRow>) -> Vec<(Vec<String>, usize, Option<f64>)> {
+    rows.into_iter()
+        .map(|r| (r.group, r.count, r.amount))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -604,12 +651,42 @@ impl Parser<'_> {
             kpis: raw
                 .kpis
                 .into_iter()
-                .map(|(k, [h, p])| (k, (h, p)))
+                .map(|(k, v)| {
+                    let e = match v {
+                        RawKpiExpect::Total([h, p]) => KpiExpect {
+                            total: Some((h, p)),
+                            ..KpiExpect::default()
+                        },
+                        RawKpiExpect::Table(t) => KpiExpect {
+                            period: t.period,
+                            group_by: t.group_by,
+                            total: t.total.map(|[h, p]| (h, p)),
+                            rows: t.rows.map(|rows| {
+                                rows.into_iter()
+                                    .map(|r| (r.group, r.hits, r.population))
+                                    .collect()
+                            }),
+                        },
+                    };
+                    (k, e)
+                })
                 .collect(),
             reports: raw
                 .reports
                 .into_iter()
-                .map(|(k, rows)| (k, rows.into_iter().map(|r| (r.group, r.count)).collect()))
+                .map(|(k, v)| {
+                    let e = match v {
+                        RawReportExpect::Rows(rows) => ReportExpect {
+                            period: None,
+                            rows: report_rows(rows),
+                        },
+                        RawReportExpect::Table(t) => ReportExpect {
+                            period: t.period,
+                            rows: report_rows(t.rows),
+                        },
+                    };
+                    (k, e)
+                })
                 .collect(),
         })
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 /// steps that only need the outcome (the memory store then skips building
 /// a [`crate::backend::StoredRecord`], fields as JSON, per step).
 #[allow(async_fn_in_trait)]
-pub trait Replay: Backend {
+pub trait Replay: crate::kpi::Source {
     /// Create; only the new record's id.
     async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
         self.create(req).await.map(|r| r.id)
