@@ -671,6 +671,18 @@ async fn pool_visibility_and_claim(kind: Kind) {
     assert_eq!(r.status, 404);
     let l = d.get("/v1/records", "inst-b").await;
     assert!(l.body["items"].as_array().unwrap().is_empty());
+    // Issue 13, correction 8: the area's sales representative (the pool's
+    // `followed_by`) still follows the claimed lead, in the record, the list
+    // and the history, without its contact details (not his to reveal).
+    let r = d.get(&path, "rep-rm").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["assignee"], "inst-a");
+    assert!(r.body["fields"].get("phone").is_none());
+    let l = d.get("/v1/records?workflow=qpartner", "rep-rm").await;
+    assert_eq!(l.body["items"].as_array().unwrap().len(), 1);
+    let h = d.get("/v1/history", "rep-rm").await;
+    assert_eq!(h.status, 200, "{h:?}");
+    assert!(!h.body["events"].as_array().unwrap().is_empty(), "{h:?}");
     let _ = d.stop().await;
 }
 

@@ -182,8 +182,8 @@ async fn an_edit_over_the_size_limits_is_refused_and_the_old_version_serves() {
     let line = e["line"].as_u64().unwrap() as usize;
     assert_eq!(
         big.lines().nth(line - 1),
-        Some("[states.extra_15]"),
-        "points at the 21st state"
+        Some("[states.extra_13]"),
+        "points at the 21st state (aslm has 7 of its own)"
     );
     let r = d.aslm_lead("admin", "Still served").await;
     assert_eq!(r.body["version"], v1.as_str());

@@ -32,7 +32,7 @@ database_url = "sqlite:{db}"
 
 [tenants.oplead]
 root = "{root}"
-workflows = ["oplead_project"]
+workflows = ["oplead_project", "oplead_survey"]
 templates = "{templates}"
 [tenants.oplead.notifications]
 language = "it"

@@ -105,16 +105,7 @@ fn a_huge_advance_is_a_parse_error() {
 /// scenario with a message (each is at most 1000 years, so it takes 263).
 #[test]
 fn advancing_past_the_clock_range_is_a_failure_not_a_panic() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["workflows", "rules", "calendars"] {
-        let to = dir.path().join(sub);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(root.join(sub)).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = project_copy();
     let mut text =
         String::from("name = \"far\"\nworkflow = \"aslm\"\nstart = \"2026-01-01T00:00:00Z\"\n");
     for _ in 0..300 {
@@ -131,6 +122,63 @@ fn advancing_past_the_clock_range_is_a_failure_not_a_panic() {
         "{}",
         results[0].human()
     );
+}
+
+/// A copy of the shipped project (workflows, rules, calendars) in a
+/// temporary directory, for a tenant that changes one of its files.
+fn project_copy() -> tempfile::TempDir {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["workflows", "rules", "calendars"] {
+        let to = dir.path().join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// SOC-9 (issue 13, correction 7): N, the idle days after which the
+/// SocrateCloud process closes an opportunity (with its tickets and
+/// completed offers), is a tenant setting: each tenant's project has its
+/// own `rules/soc_settings.rhai`. A tenant with N = 45 keeps an idle
+/// opportunity open on day 44 and closes it, with its ticket, on day 45.
+#[test]
+fn idle_days_are_a_tenant_setting() {
+    let dir = project_copy();
+    let settings = dir.path().join("rules/soc_settings.rhai");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    assert!(text.contains("    30\n"), "{text}");
+    std::fs::write(&settings, text.replace("    30\n", "    45\n")).unwrap();
+    let scenario = r#"
+name = "SOC-9 a tenant closes idle opportunities after 45 days"
+workflow = "soc_opportunity"
+start = "2024-03-04T09:00:00+02:00"
+[actors.sales-ion]
+role = "sales"
+[[step]]
+create = { as = "O1", by = "sales-ion", fields = { opp_no = "OP-45", sales_rep = "sales-ion" } }
+expect = { timers = { idle_close = "2024-04-18T07:00:00Z" } }
+[[step]]
+fire = { record = "O1", transition = "open_ticket", by = "sales-ion", input = { ticket_subject = "Întrebare" } }
+[[step]]
+alias = { as = "T1", record = "O1/ticket" }
+expect = { record = "T1", timers = { idle_close = "2024-04-18T07:00:00Z" } }
+[[step]]
+advance = "44d"
+expect = { record = "O1", state = "new" }
+[[step]]
+advance = "1d"
+expect = [{ record = "O1", state = "closed", fields = { closed_by_process = true } }, { record = "T1", state = "closed" }]
+"#;
+    let file = dir.path().join("tests/scenarios/idle45.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, scenario).unwrap();
+    let results = run_files(&[file], &Options::default(), &Mem);
+    assert_eq!(results.len(), 1);
+    assert!(results[0].passed, "{}", results[0].human());
 }
 
 mod mutated {

@@ -28,11 +28,14 @@ use std::ops::Range;
 
 use chrono::{
     DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone, Utc, Weekday,
+    TimeZone, Utc,
 };
 use chrono_tz::{GapInfo, Tz};
 use serde::Deserialize;
 use toml::Spanned;
+
+mod validity;
+use validity::{parse_periods, HoursPeriod, RawPeriod, Validity};
 
 /// Bound on any day-by-day scan: long enough for every realistic deadline,
 /// short enough that a pathological calendar answers in milliseconds.
@@ -55,6 +58,9 @@ pub struct Calendar {
     /// Indexed by `Weekday::num_days_from_monday`; sorted, disjoint and
     /// non-touching (touching ranges are merged while parsing).
     week: [Vec<OpenRange>; 7],
+    /// Weekly hours that replace `week` on the days of their range
+    /// (`[[periods]]`); disjoint.
+    periods: Vec<HoursPeriod>,
     holidays: Vec<HolidayRule>,
 }
 
@@ -69,6 +75,8 @@ struct OpenRange {
 struct HolidayRule {
     name: String,
     when: HolidayWhen,
+    /// The days the rule holds on (`from` / `until`); every day by default.
+    validity: Validity,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -150,6 +158,8 @@ struct RawFile {
     calendar: Spanned<RawHeader>,
     hours: Option<Spanned<RawHours>>,
     #[serde(default)]
+    periods: Vec<Spanned<RawPeriod>>,
+    #[serde(default)]
     holidays: Vec<Spanned<RawHoliday>>,
 }
 
@@ -180,6 +190,10 @@ struct RawHoliday {
     easter: Option<Spanned<i64>>,
     /// A value rather than a string so that an unquoted TOML date works too.
     on: Option<Spanned<toml::Value>>,
+    /// First day the holiday exists (YYYY-MM-DD), inclusive.
+    from: Option<Spanned<toml::Value>>,
+    /// Last day the holiday exists (YYYY-MM-DD), inclusive.
+    until: Option<Spanned<toml::Value>>,
 }
 
 impl Calendar {
@@ -216,6 +230,7 @@ impl Calendar {
             });
         }
 
+        let periods = parse_periods(raw.periods)?;
         let holidays = raw
             .holidays
             .into_iter()
@@ -227,6 +242,7 @@ impl Calendar {
             title: header.title.unwrap_or_else(|| id.to_string()),
             tz,
             week,
+            periods,
             holidays,
         })
     }
@@ -242,6 +258,7 @@ impl Calendar {
             title: "Always open (24/7, UTC)".to_string(),
             tz: Tz::UTC,
             week: std::array::from_fn(|_| all_day.clone()),
+            periods: Vec::new(),
             holidays: Vec::new(),
         }
     }
@@ -260,7 +277,7 @@ impl Calendar {
 
     /// The weekday has hours and the day is not a holiday.
     pub fn is_working_day(&self, day: NaiveDate) -> bool {
-        !self.hours_on(day.weekday()).is_empty() && !self.is_holiday(day)
+        !self.hours_of(day).is_empty() && !self.is_holiday(day)
     }
 
     /// Whether `t` lies inside a working range (start included, end excluded).
@@ -383,7 +400,7 @@ impl Calendar {
             .map(|(date, rule)| Holiday {
                 date,
                 name: rule.name.clone(),
-                on_working_weekday: !self.hours_on(date.weekday()).is_empty(),
+                on_working_weekday: !self.hours_of(date).is_empty(),
             })
             .collect();
         // Stable: rules sharing a date keep the order of the file.
@@ -397,8 +414,16 @@ impl Calendar {
     /// Every (date, rule) pair of `year`, in rule order.
     fn occurrences(&self, year: i32) -> Vec<(NaiveDate, &HolidayRule)> {
         let mut out = Vec::new();
-        for rule in &self.holidays {
-            let mut push = |date: NaiveDate| out.push((date, rule));
+        for rule in self
+            .holidays
+            .iter()
+            .filter(|r| r.validity.touches_year(year))
+        {
+            let mut push = |date: NaiveDate| {
+                if rule.validity.contains(date) {
+                    out.push((date, rule));
+                }
+            };
             match rule.when {
                 HolidayWhen::Yearly { month, day } => {
                     // Absent in years without that day (29 February).
@@ -431,18 +456,29 @@ impl Calendar {
         out
     }
 
-    fn hours_on(&self, weekday: Weekday) -> &[OpenRange] {
-        &self.week[weekday.num_days_from_monday() as usize]
+    /// The opening ranges of `day`: those of the period it falls in, else
+    /// the weekly `[hours]`.
+    fn hours_of(&self, day: NaiveDate) -> &[OpenRange] {
+        let week = self
+            .periods
+            .iter()
+            .find(|p| p.validity.contains(day))
+            .map_or(&self.week, |p| &p.week);
+        &week[day.weekday().num_days_from_monday() as usize]
     }
 
     fn is_holiday(&self, day: NaiveDate) -> bool {
-        self.holidays.iter().any(|rule| match rule.when {
-            HolidayWhen::Yearly { month, day: d } => day.month() == month && day.day() == d,
-            HolidayWhen::Easter(offset) => TimeDelta::try_days(offset)
-                .and_then(|delta| day.checked_sub_signed(delta))
-                .is_some_and(|sunday| easter_sunday(sunday.year()) == Some(sunday)),
-            HolidayWhen::Once(date) => date == day,
-        })
+        let holds = |rule: &&HolidayRule| rule.validity.contains(day);
+        self.holidays
+            .iter()
+            .filter(holds)
+            .any(|rule| match rule.when {
+                HolidayWhen::Yearly { month, day: d } => day.month() == month && day.day() == d,
+                HolidayWhen::Easter(offset) => TimeDelta::try_days(offset)
+                    .and_then(|delta| day.checked_sub_signed(delta))
+                    .is_some_and(|sunday| easter_sunday(sunday.year()) == Some(sunday)),
+                HolidayWhen::Once(date) => date == day,
+            })
     }
 
     /// `days` calendar days after `t` at the same wall-clock time in this
@@ -566,7 +602,7 @@ impl Calendar {
     fn start_of_working_day(&self, day: NaiveDate) -> Option<(NaiveDate, NaiveTime)> {
         let mut closed = Closures::default();
         let day = days_from(day).find(|d| closed.is_working_day(self, *d))?;
-        let open = self.hours_on(day.weekday()).first()?;
+        let open = self.hours_of(day).first()?;
         Some((day, time_of_minutes(open.start)))
     }
 }
@@ -581,7 +617,7 @@ struct Closures {
 
 impl Closures {
     fn is_working_day(&mut self, cal: &Calendar, day: NaiveDate) -> bool {
-        if cal.hours_on(day.weekday()).is_empty() {
+        if cal.hours_of(day).is_empty() {
             return false;
         }
         if self.year != Some(day.year()) {
@@ -681,7 +717,7 @@ impl<'a> DayIntervals<'a> {
         DayIntervals {
             cal,
             day,
-            ranges: cal.hours_on(day.weekday()),
+            ranges: cal.hours_of(day),
             plain_midnight,
         }
     }
@@ -931,7 +967,15 @@ fn parse_holiday(raw: Spanned<RawHoliday>) -> Result<HolidayRule, CalendarError>
             ));
         }
     };
-    Ok(HolidayRule { name, when })
+    let what = format!("holiday \"{name}\"");
+    let validity = Validity::parse(&what, raw.from, raw.until, |message, span| {
+        CalendarError::BadHoliday { message, span }
+    })?;
+    Ok(HolidayRule {
+        name,
+        when,
+        validity,
+    })
 }
 
 fn parse_month_day(text: &str) -> Option<(u32, u32)> {
@@ -960,6 +1004,7 @@ fn parse_full_date(value: &toml::Value) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Weekday;
     use proptest::prelude::*;
 
     const IT: &str = include_str!("../../calendars/it.toml");
@@ -1789,6 +1834,81 @@ mod tests {
             let (code, text) = code_and_text(&src);
             assert_eq!(code, "E053", "{holiday}");
             assert!(text.contains(culprit), "{holiday}: span shows {text:?}");
+        }
+    }
+
+    /// Issue 13: San Francesco closes 4 October only from 2026; the
+    /// brief's CLI example and the dealers' Saturday 2025-10-04.
+    #[test]
+    fn holidays_with_a_start_date() {
+        let it = parse(IT);
+        assert_eq!(
+            it.add_working_minutes(rome("2024-10-03 17:00"), 120),
+            rome("2024-10-04 10:00")
+        );
+        assert!(it.is_working_day(date("2024-10-04")));
+        assert!(!it.is_working_day(date("2027-10-04")));
+        assert!(!it
+            .holidays(2025)
+            .iter()
+            .any(|h| h.name.contains("Francesco")));
+        assert!(it
+            .holidays(2026)
+            .iter()
+            .any(|h| h.name.contains("Francesco")));
+        let dealers = parse(IT_DEALERS);
+        assert!(dealers.is_working_day(date("2025-10-04")));
+        assert!(dealers.is_working_time(rome("2025-10-04 10:00")));
+
+        let bounded = parse(&format!(
+            "{HEAD}[hours]\nmon = [\"09:00-18:00\"]\n[[holidays]]\nname = \"Old\"\ndate = \"01-05\"\nuntil = 2026-12-31\n"
+        ));
+        // 5 January is a Monday in 2026 and 2037.
+        assert!(!bounded.is_working_day(date("2026-01-05")));
+        assert!(bounded.is_working_day(date("2037-01-05")));
+    }
+
+    #[test]
+    fn opening_hours_for_a_period() {
+        let cal = parse(&format!(
+            "{HEAD}[hours]\nmon = [\"09:00-18:00\"]\ntue = [\"09:00-18:00\"]\n\
+             [[periods]]\nname = \"Orario estivo\"\nfrom = \"2026-07-01\"\nuntil = \"2026-08-31\"\nmon = [\"08:00-13:00\"]\n"
+        ));
+        // Rome is UTC+2 in summer. Monday 29 June: [hours]; Monday 6 July: the summer period; Tuesday
+        // 7 July: closed (the period lists no Tuesday); Monday 7 September: [hours].
+        let mon = |d: &str| cal.add_working_minutes(utc(&format!("{d}T00:00:00Z")), 60);
+        assert_eq!(mon("2026-06-29"), utc("2026-06-29T08:00:00Z"));
+        assert_eq!(mon("2026-07-06"), utc("2026-07-06T07:00:00Z"));
+        assert!(!cal.is_working_day(date("2026-07-07")));
+        assert_eq!(mon("2026-09-07"), utc("2026-09-07T08:00:00Z"));
+        assert_eq!(
+            cal.add_working_days(utc("2026-06-30T08:00:00Z"), 1),
+            utc("2026-07-06T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn bad_validity_ranges() {
+        let hours = "[hours]\nmon = [\"09:00-18:00\"]\n";
+        for (extra, code, culprit) in [
+            ("[[holidays]]\nname = \"x\"\ndate = \"01-01\"\nfrom = \"2026\"", "E053", "2026"),
+            (
+                "[[holidays]]\nname = \"x\"\ndate = \"01-01\"\nfrom = \"2026-01-01\"\nuntil = \"2025-01-01\"",
+                "E053",
+                "2025-01-01",
+            ),
+            ("[[periods]]\nname = \"p\"\nmon = [\"08:00-12:00\"]", "E052", "p"),
+            ("[[periods]]\nname = \"p\"\nfrom = \"2026-01-01\"\nmon = [\"12:00-08:00\"]", "E052", "12:00-08:00"),
+            (
+                "[[periods]]\nname = \"a\"\nfrom = \"2026-01-01\"\n[[periods]]\nname = \"b\"\nuntil = \"2026-01-01\"",
+                "E052",
+                "\"b\"",
+            ),
+            ("[[periods]]\nname = \"p\"\nfrom = \"2026-01-01\"\nmonday = []", "E050", "monday"),
+        ] {
+            let (got, text) = code_and_text(&format!("{HEAD}{hours}{extra}\n"));
+            assert_eq!(got, code, "{extra}");
+            assert!(text.contains(culprit), "{extra}: span shows {text:?}");
         }
     }
 

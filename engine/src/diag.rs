@@ -138,7 +138,7 @@ codes! {
     "E015" => "enum values are missing or misplaced", "give `values = [...]` to enum fields only";
     "E016" => "a duration cannot be read", "write a number and a unit: 30m, 2h, 60d, 24wh (working hours), 2wd (working days)";
     "E017" => "a timer is incomplete or ambiguous", "give exactly one of `after`/`at`, and `fire` or `do`";
-    "E018" => "an effect is malformed", "give exactly one action key (set, append, clear, notify, assign, release, spawn) with what it needs";
+    "E018" => "an effect is malformed", "give exactly one action key (set, append, clear, notify, assign, release, spawn, fire_linked) with what it needs";
     "E019" => "a value does not fit the field's type", "use a value or field of the declared type";
     "E020" => "a non-final state has no path to a final state", "add a transition (or a timer) leading towards a final state";
     "E021" => "the workflow has no final state", "mark at least one state `final = true`";

@@ -239,6 +239,16 @@ pub struct SpawnRequest {
     pub backlink: String,
 }
 
+/// A transition to fire, as `system`, on every record linked from this one
+/// under `via`, once this record's changes are written (`fire_linked`).
+/// Linked records where it is not enabled, or that refuse it, stay as they
+/// are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cascade {
+    pub via: String,
+    pub transition: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assignment {
     pub role: String,
@@ -267,6 +277,8 @@ pub struct Outcome {
     pub notifications: Vec<Notification>,
     pub spawns: Vec<SpawnRequest>,
     pub assignments: Vec<Assignment>,
+    /// `fire_linked` effects that ran, in order.
+    pub cascades: Vec<Cascade>,
     /// State and `entered_at` before a transition or timer (None on
     /// creation): with `changes` and `assignee`, what [`Outcome::revert`]
     /// needs to give an owned record back unchanged.
@@ -624,6 +636,7 @@ struct Work<'a> {
     notifications: Vec<Notification>,
     spawns: Vec<SpawnRequest>,
     assignments: Vec<Assignment>,
+    cascades: Vec<Cascade>,
 }
 
 /// What the record was before the transition, as far as it was changed.
@@ -653,6 +666,7 @@ impl<'a> Work<'a> {
             undo,
             notifications: Vec::new(),
             spawns: Vec::new(),
+            cascades: Vec::new(),
             assignments: Vec::new(),
         }
     }
@@ -1014,6 +1028,10 @@ impl<'a> Work<'a> {
                         backlink: s.backlink.clone(),
                     });
                 }
+                Effect::FireLinked { transition, via } => self.cascades.push(Cascade {
+                    via: via.clone(),
+                    transition: transition.clone(),
+                }),
             }
         }
         Ok(())
@@ -1192,6 +1210,7 @@ impl<'a> Work<'a> {
             notifications: self.notifications,
             spawns: self.spawns,
             assignments: self.assignments,
+            cascades: self.cascades,
             before,
         }
     }

@@ -96,6 +96,7 @@ pub fn load(project: &Project) -> Loaded {
             diags: &mut diags,
             project,
             spawns: Vec::new(),
+            fire_linked: Vec::new(),
             rules_incomplete: false,
             roles: Vec::new(),
             customer_email: false,
@@ -105,6 +106,7 @@ pub fn load(project: &Project) -> Loaded {
         };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
+            let fire_checks = std::mem::take(&mut r.fire_linked);
             let clean = !diags[before..].iter().any(Diagnostic::is_error);
             // A file with errors has an incomplete graph (an unknown `to`
             // becomes a self-loop, a broken timer loses its edge): checking
@@ -112,7 +114,7 @@ pub fn load(project: &Project) -> Loaded {
             if clean {
                 crate::check::graph(&wf, file, &mut diags);
             }
-            spawns.push((fi, spawn_checks));
+            spawns.push((fi, spawn_checks, fire_checks));
             if clean {
                 loaded.push((wf, fi, id_span));
             }
@@ -123,7 +125,7 @@ pub fn load(project: &Project) -> Loaded {
         loaded.iter().map(|(w, _, _)| (w.id.as_str(), w)).collect();
     let mut bad_files = Vec::new();
     let mut spawns_on_create = Vec::new();
-    for (fi, checks) in spawns {
+    for (fi, checks, fire_checks) in spawns {
         let file = &project.workflows[fi];
         for c in checks {
             if c.on_create {
@@ -131,6 +133,13 @@ pub fn load(project: &Project) -> Loaded {
             }
             let n = diags.len();
             check_spawn(file, &c, &by_id, &ids, &mut diags);
+            if diags[n..].iter().any(Diagnostic::is_error) {
+                bad_files.push(fi);
+            }
+        }
+        for c in fire_checks {
+            let n = diags.len();
+            check_fire_linked(file, &c, &by_id, &mut diags);
             if diags[n..].iter().any(Diagnostic::is_error) {
                 bad_files.push(fi);
             }
@@ -267,6 +276,39 @@ fn spawn_cycles(
     }
 }
 
+/// A `fire_linked` transition to check once all workflows are loaded: some
+/// workflow must have a transition of that name that `system` may fire.
+struct FireLinkedCheck {
+    transition: String,
+    span: Range<usize>,
+}
+
+fn check_fire_linked(
+    file: &SourceFile,
+    c: &FireLinkedCheck,
+    by_id: &HashMap<&str, &Workflow>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let fired = by_id.values().any(|w| {
+        w.transition(&c.transition)
+            .is_some_and(|t| w.transitions[t].allows_role("system"))
+    });
+    if !fired {
+        diags.push(
+            Diagnostic::new(
+                "E005",
+                file,
+                refine(&file.text, &c.span, &c.transition),
+                format!(
+                    "`fire_linked` names `{}`, which no workflow has as a transition `system` may fire",
+                    c.transition
+                ),
+            )
+            .hint("add by = [\"system\"] to that transition in the linked workflow"),
+        );
+    }
+}
+
 /// A spawn to check once all workflows are loaded.
 struct SpawnCheck {
     workflow: String,
@@ -340,6 +382,7 @@ struct Resolver<'a> {
     diags: &'a mut Vec<Diagnostic>,
     project: &'a Project,
     spawns: Vec<SpawnCheck>,
+    fire_linked: Vec<FireLinkedCheck>,
     /// A rules module is missing or does not compile: calls to `rules::`
     /// functions cannot be checked (they would all look unknown).
     rules_incomplete: bool,
@@ -1837,12 +1880,13 @@ impl Resolver<'_> {
             r.assign.is_some(),
             r.release.is_some(),
             r.spawn.is_some(),
+            r.fire_linked.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() != 1 {
             self.err(
                 "E018",
                 span,
-                "an effect needs exactly one of set, append, clear, notify, assign, release, spawn",
+                "an effect needs exactly one of set, append, clear, notify, assign, release, spawn, fire_linked",
             );
             return None;
         }
@@ -1958,6 +2002,27 @@ impl Resolver<'_> {
         }
         if r.release.is_some() {
             return Some(Effect::Release);
+        }
+        if let Some(transition) = &r.fire_linked {
+            let via = match &r.via {
+                Some(v) if !v.trim().is_empty() => v.clone(),
+                _ => {
+                    self.err(
+                        "E018",
+                        span,
+                        "`fire_linked` needs `via`: the link name on this record (e.g. via = \"offer\")",
+                    );
+                    return None;
+                }
+            };
+            self.fire_linked.push(FireLinkedCheck {
+                transition: transition.clone(),
+                span,
+            });
+            return Some(Effect::FireLinked {
+                transition: transition.clone(),
+                via,
+            });
         }
         let workflow = r.spawn.clone().unwrap_or_default();
         let at = r.at.as_ref().and_then(|x| {

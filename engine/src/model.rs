@@ -229,6 +229,11 @@ pub enum Effect {
     },
     Release,
     Spawn(SpawnSpec),
+    /// Fire `transition` (as `system`) on the records linked under `via`.
+    FireLinked {
+        transition: String,
+        via: String,
+    },
     /// Run the inner effect only when the condition holds.
     When {
         cond: ScriptId,

@@ -325,6 +325,14 @@ pub struct RawEffect {
     /// For spawn: link name on this record pointing to the new one.
     #[serde(default)]
     pub backlink: Option<String>,
+    /// Fire this transition, as `system` and after this record's changes,
+    /// on every record this one links to under `via`; a linked record where
+    /// it is not enabled (or refused) is left as it is.
+    #[serde(default)]
+    pub fire_linked: Option<String>,
+    /// For fire_linked: the link name on this record.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Clone)]

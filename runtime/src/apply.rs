@@ -12,7 +12,7 @@ use crate::backend::{
     CreateRequest, Error, EventKind, FireRequest, HistoryEntry, Idempotency, RecordId, StoredRecord,
 };
 use chrono::{DateTime, Utc};
-use leadflow_engine::eval::{Outcome, SpawnRequest};
+use leadflow_engine::eval::{Cascade, Outcome, SpawnRequest};
 use leadflow_engine::model::{Effect, TimerAction};
 use leadflow_engine::{Actor, Code, Ctx, Record, Value, Workflow, WorkflowSet};
 use serde::{Deserialize, Serialize};
@@ -361,6 +361,8 @@ pub(crate) trait Tx {
         now: DateTime<Utc>,
     ) -> Result<(), Error>;
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error>;
+    /// The records `from` links to under `name`, in id order (`fire_linked`).
+    async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error>;
     /// Mark a due item fired if it is still the current arming; `None` if it
     /// is stale (cancelled, re-armed or already fired).
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error>;
@@ -830,8 +832,65 @@ async fn fire_as<T: Tx>(
     req: &FireRequest<'_>,
     want: bool,
 ) -> Result<Option<StoredRecord>, Error> {
+    let (result, cascades) = fire_step(tx, v, req, want).await?;
+    run_cascades(tx, v, req.record, cascades, req.now).await?;
+    Ok(result)
+}
+
+/// How many levels of `fire_linked` one step may cause: a linked record's
+/// own `fire_linked` runs too, up to this depth, so a cycle of links ends.
+const MAX_CASCADE_DEPTH: usize = 4;
+
+/// Run the `fire_linked` effects of a step of record `from`, once it is
+/// written: fire each transition, as `system`, on every record linked under
+/// its `via`, in the same transaction. A linked record that refuses it (not
+/// enabled in its state, final, a guard) is left as it is; any other error
+/// fails the whole step.
+async fn run_cascades<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    from: RecordId,
+    cascades: Vec<Cascade>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let mut queue: std::collections::VecDeque<(RecordId, Cascade, usize)> =
+        cascades.into_iter().map(|c| (from, c, 1)).collect();
+    let system = Actor::system_shared();
+    while let Some((id, c, depth)) = queue.pop_front() {
+        for linked in tx.linked(id, &c.via).await? {
+            let req = FireRequest {
+                record: linked,
+                transition: &c.transition,
+                input: Vec::new(),
+                actor: system,
+                now,
+                expected_revision: None,
+                idempotency_key: None,
+                visible: None,
+                bulk: false,
+            };
+            match fire_step(tx, v, &req, false).await {
+                Ok((_, more)) if depth < MAX_CASCADE_DEPTH => {
+                    queue.extend(more.into_iter().map(|m| (linked, m, depth + 1)));
+                }
+                Ok(_) | Err(Error::Refused(_)) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One transition of one record, written; its `fire_linked` effects are
+/// returned for the caller to run once the record is written.
+async fn fire_step<T: Tx>(
+    tx: &mut T,
+    v: &Versions,
+    req: &FireRequest<'_>,
+    want: bool,
+) -> Result<(Option<StoredRecord>, Vec<Cascade>), Error> {
     if let Some(r) = replay(tx, req.idempotency_key).await? {
-        return Ok(Some(r));
+        return Ok((Some(r), Vec::new()));
     }
     let cur = tx
         .lock(req.record)
@@ -874,13 +933,14 @@ async fn fire_as<T: Tx>(
     let before = needed
         .then(|| open_assignee(&wf, &record).map(str::to_string))
         .flatten();
-    let out = match leadflow_engine::fire_owned(&wf, record, req.transition, &req.input, ctx) {
+    let mut out = match leadflow_engine::fire_owned(&wf, record, req.transition, &req.input, ctx) {
         Ok(out) => out,
         Err(r) => {
             tx.release(req.record, r.record);
             return Err(r.refusal.into());
         }
     };
+    let cascades = std::mem::take(&mut out.cascades);
     let revision = revision + 1;
     let step = Step {
         kind: match req.bulk {
@@ -905,7 +965,8 @@ async fn fire_as<T: Tx>(
         Ok(result) => {
             tx.update(req.record, &wf, out.record, revision, req.now)
                 .await?;
-            finish_idem(tx, req.idempotency_key, result).await
+            let result = finish_idem(tx, req.idempotency_key, result).await?;
+            Ok((result, cascades))
         }
         Err(e) => {
             tx.release(req.record, out.revert(&wf));
@@ -971,7 +1032,13 @@ async fn run_locked<T: Tx>(
             let before = needed
                 .then(|| open_assignee(&wf, &record).map(str::to_string))
                 .flatten();
-            let out = match leadflow_engine::fire_timer_owned(&wf, record, &item.timer, now, &dir) {
+            let mut out = match leadflow_engine::fire_timer_owned(
+                &wf,
+                record,
+                &item.timer,
+                now,
+                &dir,
+            ) {
                 Ok(out) => out,
                 Err(r) => {
                     tx.release(item.record, r.record);
@@ -1032,8 +1099,10 @@ async fn run_locked<T: Tx>(
                     e => Err(e),
                 };
             }
+            let cascades = std::mem::take(&mut out.cascades);
             tx.update(item.record, &wf, out.record, revision, now)
                 .await?;
+            run_cascades(tx, v, item.record, cascades, now).await?;
         }
         Taken::Spawn(p) => {
             // Only links change on this record: give it back first.

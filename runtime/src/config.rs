@@ -386,6 +386,18 @@ pub struct PoolConfig {
     pub workflow: String,
     pub states: Vec<String>,
     pub zone_field: String,
+    /// Roles that follow every record of `workflow` in their zones, in any
+    /// state, claimed or not (Q.PARTNER: the area's sales representative).
+    /// Following is seeing, not revealing: `pii` fields stay the assignee's.
+    #[serde(default)]
+    pub followed_by: Vec<String>,
+}
+
+impl PoolConfig {
+    /// Whether `actor` follows this pool's records (`followed_by`).
+    pub fn followed_by(&self, actor: &Actor) -> bool {
+        !actor.zones.is_empty() && self.followed_by.contains(&actor.role)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

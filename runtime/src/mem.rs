@@ -709,6 +709,23 @@ impl Tx for MemTx<'_> {
         Ok(())
     }
 
+    async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error> {
+        let mut ids: Vec<RecordId> = self
+            .st
+            .record(from)
+            .map(|r| {
+                r.links
+                    .iter()
+                    .filter(|l| l.name == name)
+                    .map(|l| l.to)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
     async fn take(&mut self, item: &DueItem, _now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
         let r = self.st.record_mut(item.record)?;
         let Some(i) = r.timers.iter().position(|t| t.seq == item.seq) else {

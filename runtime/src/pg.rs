@@ -1211,6 +1211,18 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error> {
+        sqlx::query_scalar(
+            "SELECT to_id FROM links WHERE tenant_id = $1 AND from_id = $2 AND name = $3 ORDER BY to_id",
+        )
+        .bind(self.tenant)
+        .bind(from)
+        .bind(name)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
         if let Some(p) = &mut self.pre {
             let key = (item.record, item.timer.clone());

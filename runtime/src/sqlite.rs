@@ -646,6 +646,18 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error> {
+        sqlx::query_scalar(
+            "SELECT to_id FROM links WHERE tenant_id = ? AND from_id = ? AND name = ? ORDER BY to_id",
+        )
+        .bind(self.tenant)
+        .bind(from)
+        .bind(name)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
         let row: Option<(Option<String>,)> = sqlx::query_as(
             "UPDATE timers SET fired_at = ?, claim_owner = NULL, lease_until = NULL

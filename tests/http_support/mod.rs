@@ -160,6 +160,10 @@ workflows = ["qpartner"]
 workflow = "qpartner"
 states = ["available"]
 zone_field = "area"
+followed_by = ["sales_rep"]
+[tenants.qpartner.actors.rep-rm]
+role = "sales_rep"
+zones = ["IT-LAZIO"]
 [tenants.qpartner.actors.inst-a]
 role = "installer"
 zones = ["IT-LAZIO"]
@@ -184,6 +188,10 @@ actor = "inst-b"
 name = "inst-mi"
 sha256 = "{}"
 actor = "inst-mi"
+[[tenants.qpartner.keys]]
+name = "rep-rm"
+sha256 = "{}"
+actor = "rep-rm"
 
 [tenants.other]
 root = "{root}"
@@ -202,6 +210,7 @@ sha256 = "{}"
         k("inst-a"),
         k("inst-b"),
         k("inst-mi"),
+        k("rep-rm"),
         k("other-admin"),
     )
 }

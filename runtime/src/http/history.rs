@@ -302,9 +302,13 @@ fn visible_sql(s: &mut Sql, caller: &Caller, pools: &[PoolConfig]) -> String {
             let st = s.list(&pool.states);
             let z = s.field_text(&pool.zone_field);
             let zones = s.list(&caller.actor.zones);
-            vis.push(format!(
-                "(r.assignee IS NULL AND r.workflow = {w} AND r.state IN {st} AND {z} IN {zones})"
-            ));
+            if pool.followed_by(&caller.actor) {
+                vis.push(format!("(r.workflow = {w} AND {z} IN {zones})"));
+            } else {
+                vis.push(format!(
+                    "(r.assignee IS NULL AND r.workflow = {w} AND r.state IN {st} AND {z} IN {zones})"
+                ));
+            }
         }
     }
     format!("({})", vis.join(" OR "))

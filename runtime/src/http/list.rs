@@ -634,9 +634,13 @@ fn build(
                 let st = s.in_list(&pool.states);
                 let z = s.field_text(&pool.zone_field);
                 let zones = s.in_list(&caller.actor.zones);
-                vis.push(format!(
-                    "(assignee IS NULL AND workflow = {w} AND state IN {st} AND {z} IN {zones})"
-                ));
+                if pool.followed_by(&caller.actor) {
+                    vis.push(format!("(workflow = {w} AND {z} IN {zones})"));
+                } else {
+                    vis.push(format!(
+                        "(assignee IS NULL AND workflow = {w} AND state IN {st} AND {z} IN {zones})"
+                    ));
+                }
             }
         }
         wh.push(format!("({})", vis.join(" OR ")));

@@ -67,15 +67,18 @@ impl Tenant {
         if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
             return true;
         }
-        r.assignee.is_none()
-            && self.pools().iter().any(|p| {
-                p.workflow == r.workflow
-                    && p.states.contains(&r.state)
-                    && r.fields
-                        .get(&p.zone_field)
-                        .and_then(|v| v.as_str())
-                        .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
-            })
+        self.pools().iter().any(|p| {
+            let in_zone = || {
+                r.fields
+                    .get(&p.zone_field)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
+            };
+            p.workflow == r.workflow
+                && ((r.assignee.is_none() && p.states.contains(&r.state))
+                    || p.followed_by(&caller.actor))
+                && in_zone()
+        })
     }
 }
 
