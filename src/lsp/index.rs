@@ -260,7 +260,8 @@ mod tests {
 
     #[test]
     fn occurrences() {
-        assert_eq!(quoted(WF, "won").len(), 1);
+        // `[states."won"]` and `to = "won"`.
+        assert_eq!(quoted(WF, "won").len(), 2);
         assert_eq!(after(WF, "lead.", "phone").len(), 1);
         let f = functions("fn a(x, y) { 1 }\nprivate fn b() { }\n");
         assert_eq!((f[0].0.as_str(), f[0].1), ("a", 2));
