@@ -42,6 +42,10 @@ codes! {
     "E_SINK_URL" => "the webhook sink's `url` is not an http:// or https:// URL with a host", "write the receiver's full URL, e.g. https://crm.example.com/hooks/leadflow", "docs/api.md#webhooks";
     "E_RATE_LIMIT" => "a tenant's `rate_limit` is out of range (`requests_per_second` above 0 and at most 1,000,000; `burst` 1 to 1,000,000)", "fix the value the message names, or remove `[tenants.<id>.rate_limit]` for no limit", "docs/api.md#rate-limits-and-cors";
     "E_CORS_ORIGIN" => "a `cors_origins` entry is not an origin (scheme, host and optional port; no path, no trailing `/`, no partial wildcard)", "write origins as the browser sends them, e.g. https://crm.example.com, or \"*\" for any origin", "docs/api.md#rate-limits-and-cors";
+    "E_SINK_RATE" => "the SMTP sink's `max_per_second` is 0", "give the most messages a second the relay should receive (1 or more), or leave it out for no limit", "docs/notifications.md#delivery";
+    // Outbox messages (recorded on the row, shown by GET /v1/records/{id}/notifications).
+    "E_TEMPLATE_RENDER" => "a message's template failed to render for its payload (a value missing or not visible to the recipient, a filter given a wrong value); the message is failed, never sent half-rendered", "fix the template (guard optional fields with `{% if %}`); `leadflow check` and `leadflow render` show the line", "docs/notifications.md#templates";
+    "E_TEMPLATE_MISSING" => "a message's template does not exist (or does not compile); retried with backoff, then failed", "add templates/<id>.<lang>.txt (or fix its syntax); `leadflow check` lists the notifies without a template", "docs/notifications.md#templates";
     "E_STORAGE" => "the store failed (a database error that retrying will not cure)", "read the message (in the daemon: its log, by request id); check the database", "docs/store.md";
     "E_VERSION_NOT_LOADED" => "a record runs on a workflow version the daemon cannot load", "keep the version's snapshot in the database, or move the records with `leadflow migrate`", "docs/store.md";
 }

@@ -391,6 +391,8 @@ async fn outbox_smtp_delivers_to_a_real_smtp_receiver() {
         username: None,
         password: None,
         from: "leadflow <noreply@example.com>".into(),
+        reply_to: None,
+        max_per_second: None,
         addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
     };
     let sink = Sink::smtp(config).unwrap();
@@ -515,6 +517,17 @@ impl outbox::OutboxQueue for PanicsOnce {
         error: &str,
     ) -> Result<(), leadflow_runtime::backend::Error> {
         self.0.failed(id, next_attempt, error).await
+    }
+    async fn dead(
+        &self,
+        id: i64,
+        at: chrono::DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.dead(id, at, error).await
+    }
+    async fn noted(&self, id: i64, note: &str) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.noted(id, note).await
     }
     fn tenant(&self) -> &str {
         self.0.tenant()

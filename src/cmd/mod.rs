@@ -5,6 +5,7 @@ mod check;
 mod fmt;
 mod graph;
 mod init;
+mod render;
 mod serve;
 mod test;
 
@@ -59,6 +60,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             color: color.stdout(),
         }),
         Command::Completions { shell } => completions(shell),
+        Command::Render {
+            template,
+            record_json,
+            lang,
+            to,
+            html,
+            root,
+        } => render::run(render::Args {
+            template,
+            record_json,
+            lang,
+            to,
+            html,
+            root,
+        }),
         Command::Init { dir } => init::run(&dir),
         Command::Fmt { paths, check } => fmt::run(paths, check),
         Command::Db {
