@@ -255,6 +255,39 @@ fn each_recipient_gets_only_what_it_may_see() {
             );
         }
 
+        // The record's messages and their delivery state, as the Expert sees them.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let list = loop {
+            assert!(Instant::now() < deadline, "the messages were not delivered");
+            let v: Value = reqwest::Client::new()
+                .get(format!("{base}/v1/records/{id}/notifications"))
+                .bearer_auth("exp-key")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let done = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["status"] == "delivered");
+            if done && v.as_array().unwrap().len() == 2 {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let templates: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["template"].as_str().unwrap())
+            .collect();
+        assert_eq!(templates, ["proposal", "lead_accepted"], "{list}");
+        assert_eq!(list[0]["recipients"], json!(["exp-a"]));
+        assert_eq!(list[0]["attempts"], 1);
+
         // Q.PARTNER: the pool mail reaches each installer of the area, once,
         // without the customer's street, e-mail or phone.
         let qp = call(
