@@ -312,6 +312,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: TableFormat,
     },
+    /// Render a message template for a record, as its recipient would get it.
+    #[command(
+        after_help = "Examples:\n  leadflow render proposal --record-json lead.json              # to the record's assignee\n  leadflow render appointment_confirmation --record-json l.json --to customer --lang en\n  curl -H \"Authorization: Bearer $KEY\" $URL/v1/records/42 > lead.json   # a record as the API returns it\n\nThe record JSON has `workflow`, `state`, `assignee` and `fields` (the API's record shape);\nthe fields pass through the privacy rule for the recipient. Templates: <root>/templates/."
+    )]
+    Render {
+        /// The template id, as a notify names it (e.g. proposal).
+        template: String,
+        /// A record as JSON: {"workflow": ..., "state": ..., "assignee": ..., "fields": {...}}.
+        #[arg(long, value_name = "FILE")]
+        record_json: PathBuf,
+        /// The language to render in (default: the recipient's, then the template's fallback).
+        #[arg(long)]
+        lang: Option<String>,
+        /// The recipient: assignee (default), customer, an actor id or an e-mail address.
+        #[arg(long, default_value = "assignee")]
+        to: String,
+        /// Also print the HTML part, if the template has one.
+        #[arg(long)]
+        html: bool,
+        /// Project root holding workflows/ and templates/ (default: found upward from the current directory).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  leadflow completions bash > ~/.local/share/bash-completion/completions/leadflow\n  leadflow completions zsh > ~/.zfunc/_leadflow      # with fpath+=(~/.zfunc) before compinit\n  leadflow completions fish > ~/.config/fish/completions/leadflow.fish"

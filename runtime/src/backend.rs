@@ -150,6 +150,22 @@ pub struct OutboxMessage {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Delivery attempts so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// The last failure (`E_TEMPLATE_RENDER: ...`, `E_SINK_ADDRESS: ...`).
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When the dispatcher gave up on it (dead letter): never retried.
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// What was noticed on the way (the language a template fell back to).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The row's payload (what its recipient may see); `None` where the
+    /// store keeps none (the memory store, unless asked).
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

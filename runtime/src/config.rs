@@ -530,6 +530,13 @@ pub struct SmtpSinkConfig {
     pub tls: SmtpTls,
     /// The sender, e.g. `"Leads <noreply@example.com>"`.
     pub from: String,
+    /// The `Reply-To` of the tenant's messages, e.g. `"Somfy <leads@somfy.it>"`.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// At most this many messages per second to the relay (a bulk import
+    /// must not flood it); default: no limit.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
     #[serde(default)]
     pub username: Option<String>,
     /// Name of the environment variable holding the password (with `username`).
@@ -574,6 +581,20 @@ impl SmtpSinkConfig {
                     "smtp from `{}` is not an e-mail address ({e}); e.g. \"Leads <noreply@example.com>\"",
                     self.from
                 ),
+            );
+        }
+        if let Some(r) = &self.reply_to {
+            if let Err(e) = r.parse::<Mailbox>() {
+                return err(
+                    "E_SINK_FROM",
+                    format!("smtp reply_to `{r}` is not an e-mail address ({e})"),
+                );
+            }
+        }
+        if self.max_per_second == Some(0) {
+            return err(
+                "E_SINK_RATE",
+                "smtp max_per_second must be at least 1 (leave it out for no limit)".into(),
             );
         }
         if self.password.is_some() {
@@ -650,6 +671,8 @@ impl SmtpSinkConfig {
             username: self.username.clone(),
             password,
             from: self.from.clone(),
+            reply_to: self.reply_to.clone(),
+            max_per_second: self.max_per_second,
             addresses: self
                 .addresses
                 .iter()

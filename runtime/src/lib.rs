@@ -28,6 +28,8 @@ pub mod scenario;
 pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
+pub mod template_check;
+pub mod templates;
 pub mod wake;
 pub mod webhook;
 pub mod worker;

@@ -196,6 +196,10 @@ struct State {
     idem: HashMap<String, (String, StoredRecord)>,
     actors: Arc<Vec<Actor>>,
     actor_index: HashMap<String, usize>,
+    /// Keep outbox payloads (scenarios that check rendered messages);
+    /// row index -> payload.
+    keep_payloads: bool,
+    payloads: HashMap<usize, serde_json::Value>,
 }
 
 impl State {
@@ -307,6 +311,13 @@ impl MemBackend {
         }
     }
 
+    /// Keep the payloads of the messages queued from now on (the store
+    /// drops them by default: scenario replay does not need them unless it
+    /// checks rendered messages).
+    pub async fn keep_payloads(&self) {
+        self.state.lock().await.keep_payloads = true;
+    }
+
     /// Make an older workflow version runnable for records created with it.
     pub fn add_version(&mut self, wf: Arc<Workflow>) {
         self.versions.add(wf);
@@ -352,7 +363,7 @@ impl<'a> MemTx<'a> {
 
 impl Tx for MemTx<'_> {
     fn keeps_payloads(&self) -> bool {
-        false
+        self.st.keep_payloads
     }
 
     async fn timer_streak(
@@ -692,11 +703,15 @@ impl Tx for MemTx<'_> {
         template: &str,
         to: &crate::notify::Addressee,
         revision: i64,
-        _payload: serde_json::Value,
+        payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let template = self.st.names.id(template);
         let to = self.st.names.id(&to.id);
+        if self.st.keep_payloads {
+            let n = self.st.outbox.len();
+            self.st.payloads.insert(n, payload);
+        }
         self.st.push_outbox(id, template, &[to], revision, now)
     }
 
@@ -975,6 +990,11 @@ impl Backend for MemBackend {
                     revision: o.revision,
                     created_at: o.created_at,
                     delivered_at: None,
+                    attempts: 0,
+                    last_error: None,
+                    failed_at: None,
+                    note: None,
+                    payload: st.payloads.get(&i).cloned(),
                 }
             })
             .collect())

@@ -256,6 +256,95 @@ pub fn payload(
     })
 }
 
+/// The payload recipient `to` would get for a record given as JSON, in the
+/// shape the HTTP API returns records (`id`, `state`, `assignee`,
+/// `fields`, `revision`): for `leadflow render` and template tests. `to`:
+/// `assignee`, `customer`, an actor id, or an e-mail address; the record's
+/// fields pass through the same privacy rule as a real message's.
+pub fn preview(
+    wf: &Workflow,
+    record: &serde_json::Value,
+    template: &str,
+    to: &str,
+    dir: &[Actor],
+    settings: &Settings,
+) -> Result<serde_json::Value, String> {
+    let state = record
+        .get("state")
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            wf.states
+                .get(wf.initial)
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
+        });
+    let Some(sid) = wf.state(&state) else {
+        return Err(format!("workflow `{}` has no state `{state}`", wf.id));
+    };
+    let assignee = record.get("assignee").and_then(|a| a.as_str());
+    let given = record.get("fields").and_then(|f| f.as_object());
+    let mut fields: serde_json::Map<String, serde_json::Value> = wf
+        .fields
+        .iter()
+        .map(|f| {
+            let v = given
+                .and_then(|g| g.get(&f.name))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            (f.name.clone(), v)
+        })
+        .collect();
+    if let Some(g) = given {
+        if let Some(k) = g.keys().find(|k| wf.field(k).is_none()) {
+            return Err(format!("workflow `{}` has no field `{k}`", wf.id));
+        }
+    }
+    let get = |f: Option<usize>| {
+        f.and_then(|f| wf.fields.get(f))
+            .and_then(|d| fields.get(&d.name))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let mut addressee = match to {
+        "customer" => {
+            let c = &wf.customer;
+            let name: Vec<String> = c.name.iter().filter_map(|&f| get(Some(f))).collect();
+            Addressee {
+                id: "customer".into(),
+                kind: Kind::Customer,
+                address: get(c.email),
+                language: get(c.language).map(|l| l.to_ascii_lowercase()),
+                name: (!name.is_empty()).then(|| name.join(" ")),
+            }
+        }
+        "assignee" => match assignee {
+            Some(a) => Addressee::actor(a, dir),
+            None => return Err("the record has no assignee: give --to".into()),
+        },
+        a if a.contains('@') => Addressee::address(a),
+        id => Addressee::actor(id, dir),
+    };
+    if addressee.language.is_none() {
+        addressee.language.clone_from(&settings.language);
+    }
+    let redacted = privacy::redact(Some(wf), &state, assignee, addressee.viewer(), &mut fields);
+    Ok(serde_json::json!({
+        "record": record.get("id").and_then(|i| i.as_i64()).unwrap_or(1),
+        "revision": record.get("revision").and_then(|i| i.as_i64()).unwrap_or(1),
+        "workflow": wf.id,
+        "state": state,
+        "state_title": wf.states.get(sid).map(|s| s.title.as_str()),
+        "template": template,
+        "assignee": assignee,
+        "recipient": addressee,
+        "fields": fields,
+        "redacted": redacted,
+        "time_zone": wf.calendar.timezone().name(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

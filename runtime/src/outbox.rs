@@ -1,13 +1,14 @@
 //! The outbox dispatcher: delivers the messages transitions wrote to the
 //! outbox, to a log, a webhook (signed JSON events, see [`crate::webhook`])
 //! or SMTP, with exponential backoff. A row is marked delivered only after
-//! its sink accepted it; a failure (including a missing template) is
-//! recorded on the row and retried until `max_attempts`.
+//! its sink accepted it; a failure is recorded on the row and retried with
+//! backoff until `max_attempts`, then the row is dead (`failed_at`, the
+//! metric `leadflow_outbox_dead_total`). A failure retrying cannot mend (a
+//! template that does not render for this payload, an address that does
+//! not parse: `E_SINK_ADDRESS`) makes the row dead at once: never sent
+//! half-rendered, never retried forever.
 //!
-//! Templates live in a directory (`workflows/templates/<id>.txt`). An
-//! optional first line `Subject: ...` gives the subject; `{{name}}` is
-//! replaced by the record's field `name`, or by `record`, `workflow`,
-//! `state`, `assignee`, `template`; unknown names become empty.
+//! Templates: [`crate::templates`] (MiniJinja, `templates/<id>.<lang>.txt`).
 
 use crate::backend::Error;
 use crate::background::{supervise, Health, Restart};
@@ -18,7 +19,6 @@ use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,6 +48,8 @@ pub struct Delivery {
     pub recipients: Vec<String>,
     pub subject: String,
     pub body: String,
+    /// The HTML part, when the template has one (`<id>.<lang>.html`).
+    pub html: Option<String>,
     pub payload: serde_json::Value,
 }
 
@@ -73,6 +75,16 @@ pub trait OutboxQueue: Clone + Send + Sync + 'static {
         next_attempt: DateTime<Utc>,
         error: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Give up on a message: it is not claimed again (dead letter), with
+    /// the error that killed it.
+    fn dead(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Record a note on a message (the language it fell back to).
+    fn noted(&self, id: i64, note: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// The tenant the queue belongs to (logs).
     fn tenant(&self) -> &str;
 }
@@ -101,7 +113,7 @@ impl OutboxQueue for PgBackend {
         let mut tx = self.tx().await?;
         let rows: Vec<PgPending> = sqlx::query_as(
             "UPDATE outbox o SET next_attempt = $1
-             FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND next_attempt <= $3 AND attempts < $4
+             FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= $3 AND attempts < $4
                    ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
              WHERE o.tenant_id = c.tenant_id AND o.id = c.id
              RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts, o.created_at",
@@ -157,6 +169,31 @@ impl OutboxQueue for PgBackend {
             .map_err(db)?;
         tx.commit().await.map_err(db)
     }
+
+    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(at)
+            .bind(error)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
+        sqlx::query("UPDATE outbox SET note = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(note)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
 }
 
 impl OutboxQueue for SqliteBackend {
@@ -172,7 +209,7 @@ impl OutboxQueue for SqliteBackend {
     ) -> Result<Vec<Pending>, Error> {
         let rows: Vec<(i64, i64, String, String, String, i32, i64)> = sqlx::query_as(
             "UPDATE outbox SET next_attempt = ?
-             WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND next_attempt <= ? AND attempts < ?
+             WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= ? AND attempts < ?
                              ORDER BY next_attempt, id LIMIT ?)
              RETURNING id, record_id, template, recipients, payload, attempts, created_at",
         )
@@ -226,79 +263,56 @@ impl OutboxQueue for SqliteBackend {
             .map_err(db)?;
         Ok(())
     }
-}
 
-/// Message templates read from a directory, `<template>.txt`.
-#[derive(Debug, Clone)]
-pub struct Templates {
-    dir: PathBuf,
-}
-
-impl Templates {
-    pub fn new(dir: impl Into<PathBuf>) -> Templates {
-        Templates { dir: dir.into() }
+    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
+            .bind(micros(at))
+            .bind(error)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
-    /// Render a message of `tenant`'s outbox; `Err` explains a missing or
-    /// unreadable template.
-    pub fn render(&self, tenant: &str, p: &Pending) -> Result<Delivery, String> {
-        let ok_name = !p.template.is_empty()
-            && p.template
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok_name {
-            return Err(format!("invalid template name `{}`", p.template));
-        }
-        let path = self.dir.join(format!("{}.txt", p.template));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("template `{}` ({}): {e}", p.template, path.display()))?;
-        let text = fill(&text, &p.payload);
-        let (subject, body) = match text.split_once('\n') {
-            Some((first, rest)) if first.starts_with("Subject:") => (
-                first["Subject:".len()..].trim().to_string(),
-                rest.trim_start_matches('\n').to_string(),
-            ),
-            _ => (p.template.clone(), text),
-        };
-        Ok(Delivery {
+    async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET note = ? WHERE tenant_id = ? AND id = ?")
+            .bind(note)
+            .bind(self.tenant())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+pub use crate::templates::Templates;
+
+/// Render a message of `tenant`'s outbox with the templates in force; the
+/// note says which language it fell back to, if it did.
+pub fn render(
+    templates: &Templates,
+    tenant: &str,
+    p: &Pending,
+) -> Result<(Delivery, Option<String>), crate::templates::RenderError> {
+    let r = templates.set().render(&p.template, &p.payload, None)?;
+    Ok((
+        Delivery {
             tenant: tenant.to_string(),
             id: p.id,
             record: p.record,
             created_at: p.created_at,
             template: p.template.clone(),
             recipients: p.recipients.clone(),
-            subject,
-            body,
+            subject: r.subject,
+            body: r.text,
+            html: r.html,
             payload: p.payload.clone(),
-        })
-    }
-}
-
-/// Replace `{{name}}` placeholders from the payload.
-fn fill(text: &str, payload: &serde_json::Value) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let name = after[..end].trim();
-        let v = payload
-            .get("fields")
-            .and_then(|f| f.get(name))
-            .or_else(|| payload.get(name));
-        match v {
-            Some(serde_json::Value::String(s)) => out.push_str(s),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => out.push_str(&other.to_string()),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
+        },
+        r.note,
+    ))
 }
 
 /// How an SMTP connection is secured.
@@ -333,6 +347,10 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: String,
+    /// The `Reply-To` of every message, if any.
+    pub reply_to: Option<String>,
+    /// At most this many messages a second (the dispatcher waits).
+    pub max_per_second: Option<u32>,
     /// Actor id -> e-mail address, for actors without an `email` in the
     /// directory.
     pub addresses: HashMap<String, String>,
@@ -379,6 +397,8 @@ pub enum Sink {
     Smtp {
         config: Arc<SmtpConfig>,
         transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+        /// `max_per_second`, per tenant (each tenant has its sink).
+        limiter: Option<Arc<governor::DefaultDirectRateLimiter>>,
     },
 }
 
@@ -432,9 +452,18 @@ impl Sink {
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
+        let limiter = config
+            .max_per_second
+            .and_then(std::num::NonZeroU32::new)
+            .map(|n| {
+                Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                    n,
+                )))
+            });
         Ok(Sink::Smtp {
             transport: b.build(),
             config: Arc::new(config),
+            limiter,
         })
     }
 
@@ -446,7 +475,16 @@ impl Sink {
                 Ok(())
             }
             Sink::Webhook { config, client } => post_event(config, client, d).await,
-            Sink::Smtp { config, transport } => send_mail(config, transport, d).await,
+            Sink::Smtp {
+                config,
+                transport,
+                limiter,
+            } => {
+                if let Some(l) = limiter {
+                    l.until_ready().await;
+                }
+                send_mail(config, transport, d).await
+            }
         }
     }
 }
@@ -597,12 +635,23 @@ async fn send_mail(
     let mut b = lettre::Message::builder()
         .from(from)
         .subject(d.subject.clone());
+    if let Some(r) = &config.reply_to {
+        b = b.reply_to(
+            r.parse::<Mailbox>()
+                .map_err(|e| format!("smtp reply_to `{r}`: {e}"))?,
+        );
+    }
     for m in to {
         b = b.to(m);
     }
-    let msg = b
-        .body(d.body.clone())
-        .map_err(|e| format!("message: {e}"))?;
+    let msg = match &d.html {
+        Some(html) => b.multipart(lettre::message::MultiPart::alternative_plain_html(
+            d.body.clone(),
+            html.clone(),
+        )),
+        None => b.body(d.body.clone()),
+    }
+    .map_err(|e| format!("message: {e}"))?;
     transport
         .send(msg)
         .await
@@ -658,6 +707,8 @@ impl DispatchConfig {
 pub struct DispatchStats {
     pub delivered: u64,
     pub failed: u64,
+    /// Of `failed`, the messages given up (dead letters).
+    pub dead: u64,
     /// Panics of the dispatcher (it was restarted after each).
     pub panics: u64,
 }
@@ -671,20 +722,42 @@ pub async fn dispatch_once<Q: OutboxQueue>(
     now: DateTime<Utc>,
 ) -> Result<DispatchStats, Error> {
     let mut stats = DispatchStats::default();
+    templates.refresh();
     for p in q
         .claim_outbox(now, now + cfg.lease, cfg.max_attempts, cfg.batch)
         .await?
     {
-        let result = match templates.render(q.tenant(), &p) {
-            Ok(d) => sink.deliver(&d).await,
-            Err(e) => Err(e),
+        let result = match render(templates, q.tenant(), &p) {
+            Ok((d, note)) => {
+                if let Some(note) = &note {
+                    tracing::info!(id = p.id, template = %p.template, "{note}");
+                    q.noted(p.id, note).await?;
+                }
+                sink.deliver(&d).await.map_err(|e| {
+                    let permanent = e.starts_with("E_SINK_ADDRESS");
+                    (e, permanent)
+                })
+            }
+            Err(e) => Err((e.to_string(), e.permanent())),
         };
         match result {
             Ok(()) => {
                 q.delivered(p.id, now).await?;
                 stats.delivered += 1;
             }
-            Err(e) => {
+            Err((e, permanent)) if permanent || p.attempts + 1 >= cfg.max_attempts => {
+                tracing::warn!(
+                    id = p.id,
+                    attempt = p.attempts + 1,
+                    "outbox message given up (dead letter): {e}"
+                );
+                q.dead(p.id, now, &e).await?;
+                metrics::counter!("leadflow_outbox_dead_total", "tenant" => q.tenant().to_string())
+                    .increment(1);
+                stats.failed += 1;
+                stats.dead += 1;
+            }
+            Err((e, _)) => {
                 tracing::warn!(
                     id = p.id,
                     attempt = p.attempts + 1,
@@ -762,6 +835,7 @@ pub fn spawn<Q: OutboxQueue, C: Clock>(
                         let mut t = total.lock().unwrap_or_else(|e| e.into_inner());
                         t.delivered += s.delivered;
                         t.failed += s.failed;
+                        t.dead += s.dead;
                         s.delivered + s.failed < cfg.batch as u64
                     }
                     Err(e) => {

@@ -1282,6 +1282,11 @@ type OutboxRow = (
     i64,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
+    i32,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    serde_json::Value,
 );
 
 fn record_from(r: RecordRow) -> StoredRecord {
@@ -1642,7 +1647,7 @@ impl Backend for PgBackend {
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
         let mut tx = self.tx().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, template, recipients, COALESCE((payload->>'revision')::bigint, 0), created_at, delivered_at FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
+            "SELECT id, template, recipients, COALESCE((payload->>'revision')::bigint, 0), created_at, delivered_at, attempts, last_error, failed_at, note, payload FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
         )
         .bind(&*self.tenant)
         .bind(id)
@@ -1653,7 +1658,19 @@ impl Backend for PgBackend {
         Ok(rows
             .into_iter()
             .map(
-                |(oid, template, recipients, revision, created_at, delivered_at)| OutboxMessage {
+                |(
+                    oid,
+                    template,
+                    recipients,
+                    revision,
+                    created_at,
+                    delivered_at,
+                    attempts,
+                    last_error,
+                    failed_at,
+                    note,
+                    payload,
+                )| OutboxMessage {
                     id: oid,
                     record: id,
                     template,
@@ -1661,6 +1678,11 @@ impl Backend for PgBackend {
                     revision,
                     created_at,
                     delivered_at,
+                    attempts,
+                    last_error,
+                    failed_at,
+                    note,
+                    payload: Some(payload),
                 },
             )
             .collect())

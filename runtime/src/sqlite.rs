@@ -1001,8 +1001,21 @@ impl Backend for SqliteBackend {
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
-        let rows: Vec<(i64, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, template, recipients, COALESCE(json_extract(payload, '$.revision'), 0), created_at, delivered_at FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            i32,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, template, recipients, COALESCE(json_extract(payload, '$.revision'), 0), created_at, delivered_at, attempts, last_error, failed_at, note, payload FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
         )
         .bind(&self.tenant)
         .bind(id)
@@ -1011,7 +1024,19 @@ impl Backend for SqliteBackend {
         .map_err(db)?;
         rows.into_iter()
             .map(
-                |(oid, template, recipients, revision, created, delivered)| {
+                |(
+                    oid,
+                    template,
+                    recipients,
+                    revision,
+                    created,
+                    delivered,
+                    attempts,
+                    last_error,
+                    failed,
+                    note,
+                    payload,
+                )| {
                     Ok(OutboxMessage {
                         id: oid,
                         record: id,
@@ -1020,6 +1045,11 @@ impl Backend for SqliteBackend {
                         revision,
                         created_at: instant(created),
                         delivered_at: delivered.map(instant),
+                        attempts,
+                        last_error,
+                        failed_at: failed.map(instant),
+                        note,
+                        payload: Some(serde_json::from_str(&payload).map_err(json_err)?),
                     })
                 },
             )

@@ -391,6 +391,8 @@ async fn outbox_smtp_delivers_to_a_real_smtp_receiver() {
         username: None,
         password: None,
         from: "leadflow <noreply@example.com>".into(),
+        reply_to: None,
+        max_per_second: None,
         addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
     };
     let sink = Sink::smtp(config).unwrap();
@@ -516,6 +518,17 @@ impl outbox::OutboxQueue for PanicsOnce {
     ) -> Result<(), leadflow_runtime::backend::Error> {
         self.0.failed(id, next_attempt, error).await
     }
+    async fn dead(
+        &self,
+        id: i64,
+        at: chrono::DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.dead(id, at, error).await
+    }
+    async fn noted(&self, id: i64, note: &str) -> Result<(), leadflow_runtime::backend::Error> {
+        self.0.noted(id, note).await
+    }
     fn tenant(&self) -> &str {
         self.0.tenant()
     }
@@ -604,4 +617,132 @@ async fn one_recipient_failing_does_not_resend_to_the_others() {
     let (attempts, delivered, err) = outbox::sqlite_row_state(&b, 2).await.unwrap();
     assert_eq!((attempts, delivered), (3, None));
     assert!(err.unwrap().contains("503"));
+}
+
+/// A template that cannot render for a message's payload (a variable that
+/// is not there) fails the message at once, with the error and the
+/// variable: never sent half-rendered, never retried.
+#[tokio::test]
+async fn outbox_render_failure_is_a_dead_letter_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    let id = started(&b).await;
+    let t = dir.path().join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("started.txt"),
+        "Subject: Lead {{ lead.name }}\nline two\nCall {{ lead.phone_number }}\n",
+    )
+    .unwrap();
+    let (port, got) = common::smtp::server().await;
+    let sink = Sink::smtp(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "leadflow <noreply@example.com>".into(),
+        reply_to: None,
+        max_per_second: None,
+        addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
+    })
+    .unwrap();
+    let cfg = DispatchConfig::default();
+    let now = Utc::now();
+    let s = outbox::dispatch_once(&b, &sink, &Templates::new(&t), &cfg, now)
+        .await
+        .unwrap();
+    assert_eq!((s.delivered, s.failed, s.dead), (0, 2, 2));
+    assert!(got.lock().unwrap().is_empty(), "nothing was sent");
+    let rows = b.outbox(id).await.unwrap();
+    for r in &rows {
+        let err = r.last_error.as_deref().unwrap();
+        assert!(
+            err.starts_with("E_TEMPLATE_RENDER: templates/started.txt:3:")
+                && err.contains("`lead.phone_number`"),
+            "{err}"
+        );
+        assert!(r.failed_at.is_some() && r.delivered_at.is_none());
+        assert_eq!(r.attempts, 1);
+    }
+    // Never claimed again, even long after.
+    let s = outbox::dispatch_once(
+        &b,
+        &sink,
+        &Templates::new(&t),
+        &cfg,
+        now + Duration::days(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!((s.delivered, s.failed), (0, 0));
+}
+
+/// A recipient without a usable address fails its row with
+/// `E_SINK_ADDRESS` (no retry) while the other recipient of the same
+/// notify gets its message; a template only in another language is
+/// rendered in it, and the fallback is recorded on the row.
+#[tokio::test]
+async fn outbox_one_recipient_fails_the_other_is_delivered_and_the_fallback_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite(&dir).await;
+    let id = started(&b).await;
+    let t = dir.path().join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("started.it.txt"),
+        "Subject: Lead {{ lead.name }} avviata\nCiao {{ lead.name }}.\n",
+    )
+    .unwrap();
+    let (port, got) = common::smtp::server().await;
+    let sink = Sink::smtp(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "leadflow <noreply@example.com>".into(),
+        reply_to: Some("Leads <leads@example.com>".into()),
+        max_per_second: Some(100),
+        addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
+    })
+    .unwrap();
+    let templates = Templates::with_language(&t, Some("de".into()));
+    let s = outbox::dispatch_once(
+        &b,
+        &sink,
+        &templates,
+        &DispatchConfig::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((s.delivered, s.dead), (1, 1));
+    let rows = b.outbox(id).await.unwrap();
+    let a1 = rows.iter().find(|r| r.recipients == ["a1"]).unwrap();
+    assert!(
+        a1.delivered_at.is_some() && a1.last_error.is_none(),
+        "{a1:?}"
+    );
+    assert!(
+        a1.note.as_deref().unwrap().contains("rendered in `it`"),
+        "{a1:?}"
+    );
+    let c = rows.iter().find(|r| r.recipients == ["customer"]).unwrap();
+    assert!(
+        c.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("E_SINK_ADDRESS"),
+        "{c:?}"
+    );
+    assert!(c.failed_at.is_some() && c.delivered_at.is_none());
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].contains("Reply-To: Leads <leads@example.com>"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("Ciao Mario."), "{}", got[0]);
 }

@@ -26,17 +26,39 @@ pub fn run(
     // The daemon's default size limits (E060), checked as it checks them:
     // on the text, before loading, so a file it would refuse fails here too.
     let over = project_limits::check(&project, &ProjectLimits::default());
+    let mut shown = project.clone();
     let (diags, has_errors) = if over.is_empty() {
         let loaded = leadflow_engine::load(&project);
-        let errors = loaded.has_errors();
-        (loaded.diagnostics, errors)
+        let mut diags = loaded.diagnostics;
+        // Message templates, when the project has a templates/ directory.
+        if let Some(dir) = root
+            .as_ref()
+            .map(|r| r.join("templates"))
+            .filter(|d| d.is_dir())
+        {
+            let prefix = project::shown(&dir).display().to_string();
+            let sources = leadflow_runtime::templates::read_dir_as(&dir, &prefix)
+                .map_err(anyhow::Error::msg)?;
+            diags.extend(leadflow_runtime::template_check::check(
+                &loaded.set,
+                &project.workflows,
+                &sources,
+            ));
+            shown.rules.extend(
+                sources
+                    .into_iter()
+                    .map(|s| leadflow_engine::SourceFile::new(s.path, s.text)),
+            );
+        }
+        let errors = diags.iter().any(|d| d.is_error());
+        (diags, errors)
     } else {
         (over, true)
     };
     let diags = &diags;
     match format {
         Format::Human => {
-            crate::out!("{}", render::human(&project, diags, color))?;
+            crate::out!("{}", render::human(&shown, diags, color))?;
             crate::outln!("{}", render::summary(project.workflows.len(), diags))?;
         }
         Format::Json => {

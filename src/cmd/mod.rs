@@ -6,6 +6,7 @@ mod fmt;
 mod graph;
 mod init;
 mod kpi;
+mod render;
 mod serve;
 mod test;
 mod why;
@@ -126,6 +127,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             at,
             root,
             format,
+        }),
+        Command::Render {
+            template,
+            record_json,
+            lang,
+            to,
+            html,
+            root,
+        } => render::run(render::Args {
+            template,
+            record_json,
+            lang,
+            to,
+            html,
+            root,
         }),
         Command::Init { dir } => init::run(&dir),
         Command::Fmt { paths, check } => fmt::run(paths, check),

@@ -13,6 +13,7 @@
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
 //! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
+//! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
@@ -38,6 +39,7 @@ pub mod error;
 pub mod history;
 pub mod kpis;
 pub mod list;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
@@ -96,6 +98,10 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/v1/records/{id}/actions", get(records::actions))
         .route("/v1/records/{id}/history", get(records::history))
         .route("/v1/records/{id}/links", get(records::links))
+        .route(
+            "/v1/records/{id}/notifications",
+            get(notifications::list),
+        )
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
         .route("/v1/reports/{workflow}/{name}", get(kpis::report))
@@ -265,7 +271,10 @@ impl Server {
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
-            let templates = outbox::Templates::new(t.config.templates_dir());
+            let templates = outbox::Templates::with_language(
+                t.config.templates_dir(),
+                t.config.notifications.language.clone(),
+            );
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
             match &t.backend {

@@ -6,7 +6,9 @@
 
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
-use super::{admin, audit, codes, error, history, kpis, list, ops, records, schema, timers};
+use super::{
+    admin, audit, codes, error, history, kpis, list, notifications, ops, records, schema, timers,
+};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -23,7 +25,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links,
+        list::list, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -439,6 +441,14 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
             "total_count": 2, "total_amount": 100.0
         })))),
+        "records_notifications" => (None, Some(("200", json!([
+            {"id": 7, "template": "appointment_confirmation", "recipients": ["customer"], "revision": 3,
+             "status": "delivered", "attempts": 1, "created_at": "2026-11-30T09:40:11.020311Z",
+             "delivered_at": "2026-11-30T09:40:13.500120Z"},
+            {"id": 8, "template": "appointment_confirmation", "recipients": ["dealer-rm"], "revision": 3,
+             "status": "failed", "attempts": 1, "last_error": "E_SINK_ADDRESS: no e-mail address for dealer-rm",
+             "created_at": "2026-11-30T09:40:11.020311Z", "failed_at": "2026-11-30T09:40:13.500120Z"}
+        ])))),
         "actors_list" => (None, Some(("200", json!([actor])))),
         "actors_get" => (None, Some(("200", actor))),
         "actors_unavailability_get" => (None, Some(("200", json!([period])))),
@@ -606,6 +616,7 @@ mod tests {
             "records_check",
             "records_history",
             "records_links",
+            "records_notifications",
             "actors_list",
             "actors_get",
             "actors_unavailability_get",

@@ -271,9 +271,9 @@ pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Resp
 
 async fn outbox_backlog(b: &AnyBackend, tenant: &str) -> Option<i64> {
     const SQL_PG: &str =
-        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND delivered_at IS NULL";
+        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND delivered_at IS NULL AND failed_at IS NULL";
     const SQL_LITE: &str =
-        "SELECT count(*) FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL";
+        "SELECT count(*) FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND failed_at IS NULL";
     match b {
         AnyBackend::Pg(pg) => {
             let mut tx = pg.tx().await.ok()?;

@@ -107,6 +107,7 @@ pub(crate) async fn check<B: crate::kpi::Source>(
     e: &Expect,
     id: RecordId,
     now: chrono::DateTime<chrono::Utc>,
+    templates: Option<&crate::templates::TemplateSet>,
 ) -> Result<Vec<String>, String> {
     let err = |e: crate::backend::Error| e.to_string();
     let rec = b
@@ -161,6 +162,7 @@ pub(crate) async fn check<B: crate::kpi::Source>(
         }
     }
     let needs_outbox = !(e.outbox.is_empty()
+        && e.messages.is_empty()
         && e.no_outbox.is_empty()
         && e.outbox_count.is_empty()
         && e.outbox_to.is_empty()
@@ -211,6 +213,9 @@ pub(crate) async fn check<B: crate::kpi::Source>(
                     }
                 }
             }
+        }
+        for m in &e.messages {
+            out.extend(check_messages(&outbox, m, templates));
         }
         for (t, not) in &e.outbox_not_to {
             for group in notifications(&outbox, t) {
@@ -598,6 +603,106 @@ fn describe_history(h: &HistoryExpect) -> String {
         parts.push(format!("transition = {t}"));
     }
     format!("{{ {} }}", parts.join(", "))
+}
+
+/// An `outbox` table: the last notification of its template, each message
+/// (or the one to `to`) rendered and compared.
+fn check_messages(
+    outbox: &[OutboxMessage],
+    m: &MessageExpect,
+    templates: Option<&crate::templates::TemplateSet>,
+) -> Vec<String> {
+    let t = &m.template;
+    let mut out = Vec::new();
+    let Some(group) = notifications(outbox, t).pop() else {
+        // `outbox` lists the template too: its absence is reported there.
+        return out;
+    };
+    let got: Vec<&str> = group
+        .iter()
+        .flat_map(|g| g.recipients.iter())
+        .map(String::as_str)
+        .collect();
+    for r in &m.recipients {
+        if !got.contains(&r.as_str()) {
+            out.push(format!(
+                "outbox.{t}: expected a message to \"{r}\", sent to {got:?}"
+            ));
+        }
+    }
+    let chosen: Vec<&&OutboxMessage> = match &m.to {
+        Some(to) => group.iter().filter(|g| g.recipients.contains(to)).collect(),
+        None => group.iter().collect(),
+    };
+    if let Some(to) = &m.to {
+        if chosen.is_empty() {
+            out.push(format!(
+                "outbox.{t}: expected a message to \"{to}\", sent to {got:?}"
+            ));
+            return out;
+        }
+    }
+    let checks_text = !(m.subject_contains.is_empty()
+        && m.body_contains.is_empty()
+        && m.body_not_contains.is_empty()
+        && m.language.is_none());
+    if !checks_text {
+        return out;
+    }
+    let Some(templates) = templates else {
+        out.push(format!(
+            "outbox.{t}: no templates loaded to render the message (the project's templates/)"
+        ));
+        return out;
+    };
+    for msg in chosen {
+        let who = msg.recipients.join(", ");
+        let Some(payload) = &msg.payload else {
+            out.push(format!("outbox.{t}: the store kept no payload to render"));
+            continue;
+        };
+        let r = match templates.render(t, payload, None) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(format!("outbox.{t} to {who}: {e}"));
+                continue;
+            }
+        };
+        for want in &m.subject_contains {
+            if !r.subject.contains(want.as_str()) {
+                out.push(format!(
+                    "outbox.{t} to {who}: subject {:?} does not contain {want:?}",
+                    r.subject
+                ));
+            }
+        }
+        let body = match &r.html {
+            Some(h) => format!("{}\n{h}", r.text),
+            None => r.text.clone(),
+        };
+        for want in &m.body_contains {
+            if !body.contains(want.as_str()) {
+                out.push(format!(
+                    "outbox.{t} to {who}: body does not contain {want:?}:\n{}",
+                    r.text
+                ));
+            }
+        }
+        for bad in &m.body_not_contains {
+            if body.contains(bad.as_str()) {
+                out.push(format!("outbox.{t} to {who}: body contains {bad:?}"));
+            }
+        }
+        if let Some(l) = &m.language {
+            if &r.language != l {
+                out.push(format!(
+                    "outbox.{t} to {who}: rendered in {:?}, expected {l:?}",
+                    r.language
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The notifications of template `t` in a record's outbox, oldest first,

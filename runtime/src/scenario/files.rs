@@ -111,6 +111,8 @@ pub struct LoadedProject {
     pub set: Arc<WorkflowSet>,
     /// Workflow files with errors (left out of `set`).
     pub broken: Vec<String>,
+    /// The project's message templates (`templates/`).
+    pub templates: Arc<crate::templates::TemplateSet>,
 }
 
 /// Loads each project root once, however many scenarios share it.
@@ -137,10 +139,14 @@ impl Projects {
                             .map(|d| d.file.clone())
                             .collect();
                         broken.dedup();
+                        let templates =
+                            crate::templates::TemplateSet::load(&key.join("templates"), None)
+                                .unwrap_or_default();
                         Ok(LoadedProject {
                             root: key,
                             set: Arc::new(loaded.set),
                             broken,
+                            templates: Arc::new(templates),
                         })
                     }
                 })

@@ -174,6 +174,7 @@ impl Plan {
             project: Some(project.to_string()),
             actors: Self::actors(),
             steps,
+            templates: None,
             source: SourceFile::new("generated", ""),
         }
     }

@@ -20,6 +20,10 @@ pub struct Scenario {
     /// In file order; the first is the default actor of `create`/`fire`.
     pub actors: Vec<Actor>,
     pub steps: Vec<Step>,
+    /// The project's message templates, for `outbox` tables that check
+    /// rendered messages (set by the runner of the file; none: such checks
+    /// fail with the reason).
+    pub templates: Option<std::sync::Arc<crate::templates::TemplateSet>>,
     /// The source text, for positions of errors found after parsing.
     pub(crate) source: leadflow_engine::SourceFile,
 }
@@ -115,6 +119,9 @@ pub struct Expect {
     pub empty: Vec<String>,
     pub assignee: Option<String>,
     pub outbox: Vec<String>,
+    /// `outbox = [{ template = "...", subject_contains = "..." }]`: the
+    /// rendered messages of the last notification of a template.
+    pub messages: Vec<MessageExpect>,
     pub no_outbox: Vec<String>,
     pub outbox_count: BTreeMap<String, usize>,
     pub outbox_to: BTreeMap<String, Vec<String>>,
@@ -152,6 +159,23 @@ pub struct KpiExpect {
 pub struct ReportExpect {
     pub period: Option<String>,
     pub rows: Vec<(Vec<String>, usize, Option<f64>)>,
+}
+
+/// A table of `outbox`: what the last notification of `template` says,
+/// rendered for each recipient (or only for `to`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageExpect {
+    pub template: String,
+    /// Only the message to this recipient (an actor id, `customer`, an
+    /// address); it must have been sent to it.
+    pub to: Option<String>,
+    /// Every recipient the notification must have reached.
+    pub recipients: Vec<String>,
+    pub subject_contains: Vec<String>,
+    pub body_contains: Vec<String>,
+    pub body_not_contains: Vec<String>,
+    /// The language the message must be rendered in.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -126,6 +126,49 @@ struct RawFire {
     input: toml::Table,
 }
 
+/// An `outbox` entry: a template name, or a table checking its messages.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOutbox {
+    Name(String),
+    Message(RawMessage),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    template: String,
+    to: Option<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default)]
+    subject_contains: OneOrMany,
+    #[serde(default)]
+    body_contains: OneOrMany,
+    #[serde(default)]
+    body_not_contains: OneOrMany,
+    language: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
@@ -137,7 +180,7 @@ struct RawExpect {
     empty: Vec<String>,
     assignee: Option<String>,
     #[serde(default)]
-    outbox: Vec<String>,
+    outbox: Vec<RawOutbox>,
     #[serde(default)]
     no_outbox: Vec<String>,
     #[serde(default)]
@@ -281,6 +324,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
         project: raw.project,
         actors,
         steps,
+        templates: None,
         source: src.clone(),
     })
 }
@@ -603,7 +647,30 @@ impl Parser<'_> {
             fields: raw.fields.into_iter().collect(),
             empty: raw.empty,
             assignee: raw.assignee,
-            outbox: raw.outbox,
+            outbox: raw
+                .outbox
+                .iter()
+                .map(|o| match o {
+                    RawOutbox::Name(n) => n.clone(),
+                    RawOutbox::Message(m) => m.template.clone(),
+                })
+                .collect(),
+            messages: raw
+                .outbox
+                .into_iter()
+                .filter_map(|o| match o {
+                    RawOutbox::Name(_) => None,
+                    RawOutbox::Message(m) => Some(MessageExpect {
+                        template: m.template,
+                        to: m.to,
+                        recipients: m.recipients,
+                        subject_contains: m.subject_contains.list(),
+                        body_contains: m.body_contains.list(),
+                        body_not_contains: m.body_not_contains.list(),
+                        language: m.language,
+                    }),
+                })
+                .collect(),
             no_outbox: raw.no_outbox,
             outbox_count: raw.outbox_count,
             outbox_to: raw.outbox_to,

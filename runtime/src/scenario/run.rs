@@ -26,6 +26,8 @@ pub trait Replay: crate::kpi::Source {
     async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
         self.fire(req).await.map(drop)
     }
+    /// Keep outbox payloads (to render messages an `expect` checks).
+    async fn keep_payloads(&self) {}
 }
 
 impl Replay for MemBackend {
@@ -34,6 +36,9 @@ impl Replay for MemBackend {
     }
     async fn fire_only(&self, req: FireRequest<'_>) -> Result<(), Error> {
         MemBackend::fire_only(self, req).await
+    }
+    async fn keep_payloads(&self) {
+        MemBackend::keep_payloads(self).await
     }
 }
 
@@ -48,6 +53,11 @@ impl Replay for AnyBackend {
         match self {
             AnyBackend::Mem(m) => m.fire_only(req).await,
             other => other.fire(req).await.map(drop),
+        }
+    }
+    async fn keep_payloads(&self) {
+        if let AnyBackend::Mem(m) = self {
+            m.keep_payloads().await
         }
     }
 }
@@ -68,6 +78,13 @@ pub async fn run<B: Replay>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> Sc
     };
     let mut failures = Vec::new();
     let mut steps_run = 0;
+    let renders = sc
+        .steps
+        .iter()
+        .any(|s| s.expect.iter().any(|e| !e.messages.is_empty()));
+    if renders {
+        backend.keep_payloads().await;
+    }
     match backend.set_actors(sc.actors.clone()).await {
         Err(e) => failures.push(Failure {
             step: 0,
@@ -370,7 +387,17 @@ impl<B: Replay> Runner<'_, B> {
                     }
                 },
             };
-            match check(self.b, self.set, &self.names, e, id, self.now).await {
+            match check(
+                self.b,
+                self.set,
+                &self.names,
+                e,
+                id,
+                self.now,
+                self.sc.templates.as_deref(),
+            )
+            .await
+            {
                 Ok(list) => out.extend(list.into_iter().map(|m| (m, None))),
                 Err(m) => out.push((m, None)),
             }

@@ -203,5 +203,7 @@ async fn one<F: Factory>(
             ))
         }
     };
+    let mut sc = sc;
+    sc.templates = Some(loaded.templates.clone());
     Some(run(&sc, &loaded.set, &backend).await)
 }
