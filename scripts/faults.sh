@@ -29,8 +29,8 @@ for a in "$@"; do
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(kill9-sqlite kill9-pg pg-restart two-daemons slow-clients hostile-reload schemathesis)
 if [ -n "${LEADFLOW:-}" ]; then BIN=$LEADFLOW
-elif [ -x target/release/leadflow ]; then BIN=target/release/leadflow
-else BIN=target/debug/leadflow; fi
+elif [ -x "${CARGO_TARGET_DIR:-target}/release/leadflow" ]; then BIN=${CARGO_TARGET_DIR:-target}/release/leadflow
+else BIN=${CARGO_TARGET_DIR:-target}/debug/leadflow; fi
 [ -x "$BIN" ] || { echo "faults: no binary at $BIN (cargo build --release first)"; exit 2; }
 BIN=$(realpath "$BIN")
 PORT=${FAULTS_PORT:-18400}
