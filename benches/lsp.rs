@@ -17,7 +17,7 @@ const STATES: usize = 2000;
 
 fn workflow(title: &str) -> String {
     let mut s = format!(
-        "[workflow]\nid = \"big\"\ntitle = \"{title}\"\nrecord = \"lead\"\ninitial = \"s0\"\n\n[fields.n]\ntitle = \"N\"\ntype = \"int\"\n[fields.zone]\ntitle = \"Zone\"\ntype = \"string\"\n\n"
+        "[workflow]\nid = \"big\"\ntitle = \"{title}\"\nrecord = \"lead\"\ninitial = \"s0\"\nroles = [\"agent\"]\n\n[fields.n]\ntitle = \"N\"\ntype = \"int\"\n[fields.zone]\ntitle = \"Zone\"\ntype = \"string\"\n\n"
     );
     for i in 0..STATES {
         s.push_str(&format!("[states.s{i}]\ntitle = \"State {i}\"\n"));
@@ -27,7 +27,7 @@ fn workflow(title: &str) -> String {
     }
     for i in 0..STATES - 1 {
         s.push_str(&format!(
-            "\n[transitions.t{i}]\ntitle = \"Step {i}\"\nfrom = [\"s{i}\"]\nto = \"s{}\"\nguard = \"lead.n > {i} && lead.zone != \\\"\\\"\"\n",
+            "\n[transitions.t{i}]\ntitle = \"Step {i}\"\nfrom = [\"s{i}\"]\nto = \"s{}\"\nby = [\"agent\"]\nguard = \"lead.n > {i} && lead.zone != \\\"\\\"\"\n",
             i + 1
         ));
     }
