@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod mem;
 pub mod migrate;
 pub mod notify;
+pub mod org;
 pub mod outbox;
 pub mod pg;
 pub mod pg_roles;
