@@ -334,6 +334,7 @@ fn visible_sql(
     format!("({})", vis.join(" OR "))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     d: Dialect,
     tenant: &str,

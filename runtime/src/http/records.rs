@@ -660,7 +660,7 @@ pub async fn actions(
     for tr in &wf.transitions {
         let enabled = tr.enabled_from(rec.state)
             && !wf.states[rec.state].is_final
-            && tr.allows_role(&caller.actor.role)
+            && tr.allows(&wf, &rec, &caller.actor, &dir)
             && match leadflow_engine::fire(&wf, &rec, &tr.name, &[], ctx) {
                 Ok(_) => true,
                 Err(e) => matches!(
