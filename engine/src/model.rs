@@ -140,7 +140,7 @@ pub enum Recipient {
     PreviousAssignee,
     /// The person the record is about (`[customer]`).
     Customer,
-    /// The managers of the record's assignee (direct or above, `crate::org`).
+    /// The managers of the record's assignee, direct and above (`crate::org`).
     AssigneeManager,
     /// The actors of `role` responsible for the record's area.
     Area(String),

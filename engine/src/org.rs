@@ -114,6 +114,14 @@ pub fn manages(directory: &[Actor], manager: &str, subordinate: &str) -> bool {
     false
 }
 
+/// Everyone who manages `id`, directly or above, in directory order.
+pub fn managers_above<'a>(directory: &'a [Actor], id: &str) -> Vec<&'a Actor> {
+    directory
+        .iter()
+        .filter(|m| m.id != id && manages(directory, &m.id, id))
+        .collect()
+}
+
 /// Everyone `manager` manages, directly or below, sorted.
 pub fn reports_of(directory: &[Actor], manager: &str) -> Vec<String> {
     directory
@@ -190,6 +198,11 @@ mod tests {
         assert!(!manages(&d, "nobody", "op1"));
         assert_eq!(reports_of(&d, "boss"), ["op1", "sv-nord"]);
         assert_eq!(reports_of(&d, "sv-sud"), ["op2"]);
+        let above: Vec<&str> = managers_above(&d, "op1")
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(above, ["sv-nord", "boss"]);
         assert!(cycle(&d).is_none());
     }
 

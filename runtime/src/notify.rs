@@ -160,7 +160,7 @@ pub fn resolve(
             Recipient::Actor(id) => list.push(Addressee::actor(id, dir)),
             Recipient::AssigneeManager => {
                 if let Some(a) = rec.assignee.as_deref() {
-                    for m in leadflow_engine::org::managers_of(dir, a) {
+                    for m in leadflow_engine::org::managers_above(dir, a) {
                         list.push(Addressee::actor(&m.id, dir));
                     }
                 }
