@@ -577,6 +577,31 @@ fn may_fire(
     Ok(())
 }
 
+/// When timer `timer` would be due on `rec` had it been armed at
+/// `armed_at` (`None`: an `at` that gives nothing, so not armed). Scripts
+/// see `now = armed_at`. For `leadflow migrate --timers recompute`.
+pub fn timer_due(
+    wf: &Workflow,
+    rec: &Record,
+    timer: &str,
+    armed_at: DateTime<Utc>,
+    directory: &[Actor],
+) -> Result<Option<DateTime<Utc>>, Refusal> {
+    let id = wf.timer(timer).ok_or_else(|| {
+        Refusal::new(
+            Code::UnknownTimer,
+            format!("workflow `{}` has no timer `{timer}`", wf.id),
+        )
+    })?;
+    let ctx = Ctx {
+        now: armed_at,
+        actor: Actor::system_shared(),
+        directory,
+    };
+    let mut w = Work::new(wf, rec.clone(), ctx, true);
+    w.due(&wf.timers[id])
+}
+
 /// Run a due timer that [`timer_id`] (and [`may_fire`] for a transition)
 /// accepted.
 fn run_timer(

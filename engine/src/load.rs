@@ -859,11 +859,24 @@ impl Resolver<'_> {
                 }
             };
             if let (Some(due), Some(action)) = (due, action) {
+                let due_text = match (&t.after, &t.at) {
+                    (Some(a), _) => format!(
+                        "after {}{}",
+                        a.get_ref().trim(),
+                        t.since
+                            .as_ref()
+                            .map(|s| format!(" since {}", s.get_ref()))
+                            .unwrap_or_default()
+                    ),
+                    (None, Some(at)) => format!("at {}", at.get_ref().trim()),
+                    (None, None) => String::new(),
+                };
                 timers.push(Timer {
                     title: t.title.unwrap_or_else(|| name.clone()),
                     name,
                     in_states,
                     due,
+                    due_text,
                     action,
                     span,
                 });

@@ -302,6 +302,10 @@ pub struct Timer {
     pub title: String,
     pub in_states: Vec<bool>,
     pub due: Due,
+    /// When it is due, as written (`after 2wd since assigned_at`, `at
+    /// lead.callback_at`): two versions whose texts agree arm it alike
+    /// (`leadflow migrate --timers`).
+    pub due_text: String,
     pub action: TimerAction,
     pub span: Range<usize>,
 }

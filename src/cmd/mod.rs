@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         } => serve::migrate(serve::MigrateArgs {
             config,
             database_url,
@@ -166,6 +167,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         }),
     }
 }
