@@ -4,8 +4,7 @@
 //! revision, `If-None-Match` gives 304 (never for a record the caller
 //! cannot see), and a 401 carries a Bearer challenge.
 
-#[macro_use]
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind, Resp};
 use leadflow_runtime::http::codes::{lookup, CODES};

@@ -4,8 +4,7 @@
 //! shows its armed timers with their due instants. Against a real daemon
 //! on SQLite and PostgreSQL.
 
-#[macro_use]
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 

@@ -4,8 +4,7 @@
 //! 400 naming what is wrong. On a fresh SQLite file and a fresh PostgreSQL
 //! database per test.
 
-#[macro_use]
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! calendars, scenarios). Nothing is written to disk: edits live in the
 //! server's buffers and rename answers with a workspace edit.
 
-mod lsp_support;
+use crate::lsp_support;
 
 use lsp_support::{uri, Client};
 use serde_json::{json, Value};

@@ -4,8 +4,7 @@
 //! query with its sealed, filter-bound cursor and actor visibility. On a
 //! fresh SQLite file and a fresh PostgreSQL database per test.
 
-#[macro_use]
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Db, Kind};
 use leadflow_runtime::config::{hash_key, Config};

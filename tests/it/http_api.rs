@@ -1,8 +1,7 @@
 //! The HTTP API against a real daemon on an ephemeral port, on a fresh
 //! SQLite file and a fresh PostgreSQL database per test.
 
-#[macro_use]
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 use reqwest::Method;
