@@ -942,13 +942,15 @@ impl Resolver<'_> {
                 }
             }
             let period = match &r.period {
+                // The whole history, whatever `every` says.
+                Some(p) if p.get_ref() == "all" => None,
                 Some(p) => {
                     let k = crate::measure::PeriodKind::parse(p.get_ref());
                     if k.is_none() {
                         self.err(
                             "E031",
                             p.span(),
-                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter or year", p.get_ref()),
+                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter, year or all", p.get_ref()),
                         );
                     }
                     k

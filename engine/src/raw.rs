@@ -541,7 +541,8 @@ pub struct RawReport {
     #[serde(default)]
     pub notify: Option<String>,
     /// The period a run covers: day, week, month, quarter or year
-    /// (default: `every`).
+    /// (default: `every` when it names one), or `all` for the whole
+    /// history (a reminder of every lead still open).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub period: Option<Spanned<String>>,

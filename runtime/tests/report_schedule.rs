@@ -43,6 +43,7 @@ currency = "EUR"
 
 [reports.open_reminder]
 every = "quarter"
+period = "all"
 where = { state = ["open"] }
 group_by = ["assignee"]
 notify = "close_open"
@@ -51,6 +52,8 @@ notify = "close_open"
 const ROME: &str = r#"
 [calendar]
 timezone = "Europe/Rome"
+[hours]
+mon = ["09:00-18:00"]
 "#;
 
 fn workflows() -> Arc<WorkflowSet> {
