@@ -54,6 +54,7 @@ pub mod model;
 mod native;
 pub mod org;
 pub mod raw;
+pub mod schedule;
 pub mod script;
 mod types;
 pub mod value;

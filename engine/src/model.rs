@@ -50,13 +50,11 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// A record's area (`[workflow] area`), as text.
+    /// A record's area (`[workflow] area`, a string or enum field).
     pub fn area_of(&self, rec: &crate::eval::Record) -> Option<String> {
-        let v = rec.fields.get(self.area?)?;
-        match v {
-            crate::value::Value::Null => None,
+        match rec.fields.get(self.area?)? {
             crate::value::Value::Str(s) => Some(s.clone()),
-            other => Some(other.to_json().to_string()),
+            _ => None,
         }
     }
 
@@ -363,6 +361,8 @@ pub struct Report {
     pub name: String,
     pub title: String,
     pub every: Option<String>,
+    /// `every` parsed (`None`: the report runs only when asked).
+    pub schedule: Option<crate::schedule::Schedule>,
     pub filter: Option<ScriptId>,
     /// Declared selection (`where`), computed by the store; `None` with a
     /// Rhai `filter` (evaluated in memory) or no selection at all.

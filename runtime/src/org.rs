@@ -7,14 +7,11 @@
 use leadflow_engine::org::Relation;
 use leadflow_engine::{Actor, Workflow};
 
-/// A record's area (`[workflow] area`) from its stored fields.
+/// A record's area (`[workflow] area`) from its stored fields: a string
+/// only, as the SQL of the list and history queries compares it.
 pub fn area(wf: &Workflow, fields: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     let f = wf.fields.get(wf.area?)?;
-    match fields.get(&f.name)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
+    fields.get(&f.name)?.as_str().map(str::to_string)
 }
 
 fn any(
