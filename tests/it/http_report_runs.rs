@@ -5,7 +5,7 @@
 //! run without a result refused as CSV, admin keys only, and bad input a
 //! 400 naming it. On a fresh SQLite file and a fresh PostgreSQL database.
 
-mod http_support;
+use crate::http_support;
 
 use chrono::{Duration, Utc};
 use http_support::{repo, Daemon, Db, Kind};
