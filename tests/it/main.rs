@@ -24,6 +24,7 @@ mod http_kpis;
 mod http_limits;
 mod http_ratelimit;
 mod http_reload;
+mod http_report_runs;
 mod http_shutdown;
 mod http_why;
 mod kpi_conformance;
