@@ -36,17 +36,17 @@ echo "generated $LEADS ASLM leads, $(psql -qAt -d $DB -c 'SELECT count(*) FROM e
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The statement of a KPI, its $N parameters filled in.
-statement() { # tenant, show-sql output
-  python3 - "$1" <<'PY'
+statement() { # tenant; the show-sql output on stdin
+  python3 -c '
 import re, sys
 tenant = sys.argv[1]
 text = sys.stdin.read()
 sql = "\n".join(l for l in text.splitlines() if not l.startswith("--")).strip().rstrip(";")
 params = dict(re.findall(r"^-- \$(\d+) = (.*?);?$", text, re.M))
 for n in sorted(params, key=int, reverse=True):
-    sql = sql.replace("$" + n, params[n].replace("'<tenant>'", "'" + tenant + "'"))
-print(sql.replace("'<tenant>'", "'" + tenant + "'") + ";")
-PY
+    sql = sql.replace("$" + n, params[n])
+print(sql.replace("<tenant>", tenant) + ";")
+' "$1"
 }
 
 timed() { # label, tenant, statement
