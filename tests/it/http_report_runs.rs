@@ -13,21 +13,6 @@ use leadflow_runtime::config::{hash_key, Config};
 use leadflow_runtime::kpi::schedule::{tick, RunStore, TickConfig};
 use std::path::Path;
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
-
 both!(runs_are_listed_paged_and_served_with_their_results);
 
 fn config() -> Config {
