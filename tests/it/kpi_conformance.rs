@@ -127,6 +127,8 @@ fn kpis_and_reports_agree_on_memory_sqlite_and_postgres() {
             let proj = project_root(file, sc.project.as_deref()).unwrap();
             let loaded = projects.load(&proj);
             let loaded = loaded.as_ref().as_ref().unwrap();
+            // As `leadflow test` runs them: with the project's templates.
+            sc.templates = Some(loaded.templates.clone());
             sc.resolve(&loaded.set, &loaded.broken).unwrap();
             // Message expectations render with the project's templates, as
             // `leadflow test` does.
