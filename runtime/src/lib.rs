@@ -16,6 +16,7 @@ pub mod error;
 pub mod group;
 pub mod http;
 pub mod kpi;
+pub mod links;
 pub mod mem;
 pub mod migrate;
 pub mod notify;

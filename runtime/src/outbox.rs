@@ -297,7 +297,7 @@ pub fn render(
     tenant: &str,
     p: &Pending,
 ) -> Result<(Delivery, Option<String>), crate::templates::RenderError> {
-    let r = templates.set().render(&p.template, &p.payload, None)?;
+    let r = templates.render(&p.template, &p.payload, p.created_at)?;
     Ok((
         Delivery {
             tenant: tenant.to_string(),

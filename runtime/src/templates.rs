@@ -319,6 +319,18 @@ impl TemplateSet {
         payload: &serde_json::Value,
         lang: Option<&str>,
     ) -> Result<Rendered, RenderError> {
+        self.render_linked(id, payload, lang, None)
+    }
+
+    /// [`TemplateSet::render`] with `action_url(...)` defined when `links`
+    /// is given (the daemon's dispatcher).
+    pub fn render_linked(
+        &self,
+        id: &str,
+        payload: &serde_json::Value,
+        lang: Option<&str>,
+        links: Option<&LinkContext>,
+    ) -> Result<Rendered, RenderError> {
         let workflow = payload
             .get("workflow")
             .and_then(|w| w.as_str())
@@ -339,7 +351,11 @@ impl TemplateSet {
                 variable: None,
             });
         };
-        let ctx = context(payload, &language);
+        let mut ctx = context_map(payload, &language);
+        if let Some(l) = links {
+            ctx.insert("action_url".into(), l.function(payload));
+        }
+        let ctx = Value::from(ctx);
         let text_name = parts.text.as_deref().unwrap_or_default();
         let text = self.render_one(text_name, &ctx)?;
         let html = match &parts.html {
@@ -476,11 +492,76 @@ pub fn read_dir_as(dir: &Path, prefix: &str) -> Result<Vec<Source>, String> {
 /// What the directory held when last read: (name, modified, length).
 type Stamp = Vec<(String, Option<std::time::SystemTime>, u64)>;
 
+/// What `action_url("<transition>")` needs besides the payload: the
+/// daemon's link key, the tenant, and when the message was queued (the
+/// start of its links' `max_age_days`).
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    pub key: Arc<crate::links::LinkKey>,
+    pub tenant: String,
+    pub queued: DateTime<Utc>,
+}
+
+impl LinkContext {
+    /// The `action_url` function for one recipient's payload: a signed link
+    /// for its record, revision and actor, expiring at the payload's
+    /// `deadline` (the timer the step armed) or after `max_age_days`. A
+    /// recipient that is no actor (the customer, an address) cannot act:
+    /// calling it then is a render error.
+    fn function(&self, payload: &serde_json::Value) -> Value {
+        let record = payload.get("record").and_then(|v| v.as_i64());
+        let revision = payload.get("revision").and_then(|v| v.as_i64());
+        let recipient = payload.get("recipient");
+        let actor = recipient
+            .filter(|r| r.get("kind").and_then(|k| k.as_str()) == Some("actor"))
+            .and_then(|r| r.get("id"))
+            .and_then(|i| i.as_str())
+            .map(str::to_string);
+        let deadline = payload
+            .get("deadline")
+            .and_then(|d| d.as_str())
+            .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&Utc));
+        let (key, tenant) = (self.key.clone(), self.tenant.clone());
+        let expires = key.expiry(self.queued, deadline);
+        Value::from_function(move |transition: &str| -> Result<String, JError> {
+            let (Some(record), Some(revision)) = (record, revision) else {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: the message has no record",
+                ));
+            };
+            let Some(actor) = &actor else {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: only an actor of the directory can act through a link, not this recipient",
+                ));
+            };
+            if transition.is_empty() {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: name a transition",
+                ));
+            }
+            Ok(key.url(&crate::links::Claims {
+                tenant: tenant.clone(),
+                record,
+                revision,
+                transition: transition.to_string(),
+                actor: actor.clone(),
+                expires,
+            }))
+        })
+    }
+}
+
 /// The templates a dispatcher renders with: the project's `templates/`
 /// directory, re-read when its files change ([`Templates::refresh`]).
 #[derive(Debug)]
 pub struct Templates {
     dir: PathBuf,
+    /// The daemon's link key and the tenant: `action_url` is defined.
+    links: Option<(Arc<crate::links::LinkKey>, String)>,
     default_language: Option<String>,
     current: RwLock<(Stamp, Arc<TemplateSet>)>,
 }
@@ -494,6 +575,7 @@ impl Templates {
     pub fn with_language(dir: impl Into<PathBuf>, default_language: Option<String>) -> Templates {
         let t = Templates {
             dir: dir.into(),
+            links: None,
             default_language,
             current: RwLock::new((Vec::new(), Arc::new(TemplateSet::default()))),
         };
@@ -505,6 +587,7 @@ impl Templates {
     pub fn fixed(set: TemplateSet) -> Templates {
         Templates {
             dir: PathBuf::new(),
+            links: None,
             default_language: set.default_language.clone(),
             current: RwLock::new((Vec::new(), Arc::new(set))),
         }
@@ -565,6 +648,28 @@ impl Templates {
         }
     }
 
+    /// Messages rendered with `action_url` for `tenant`'s recipients.
+    pub fn with_links(mut self, key: Arc<crate::links::LinkKey>, tenant: &str) -> Templates {
+        self.links = Some((key, tenant.to_string()));
+        self
+    }
+
+    /// Render an outbox row's message queued at `queued` with the set in
+    /// force (and its action links, when the daemon makes them).
+    pub fn render(
+        &self,
+        id: &str,
+        payload: &serde_json::Value,
+        queued: DateTime<Utc>,
+    ) -> Result<Rendered, RenderError> {
+        let links = self.links.as_ref().map(|(key, tenant)| LinkContext {
+            key: key.clone(),
+            tenant: tenant.clone(),
+            queued,
+        });
+        self.set().render_linked(id, payload, None, links.as_ref())
+    }
+
     /// The set in force.
     pub fn set(&self) -> Arc<TemplateSet> {
         self.current
@@ -577,6 +682,10 @@ impl Templates {
 
 /// The rendering context of a payload.
 fn context(payload: &serde_json::Value, lang: &str) -> Value {
+    Value::from(context_map(payload, lang))
+}
+
+fn context_map(payload: &serde_json::Value, lang: &str) -> BTreeMap<String, Value> {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(o) = payload.as_object() {
         for (k, v) in o {
@@ -593,7 +702,7 @@ fn context(payload: &serde_json::Value, lang: &str) -> Value {
             }
         }
     }
-    Value::from(map)
+    map
 }
 
 fn environment() -> Environment<'static> {

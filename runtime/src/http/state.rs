@@ -118,6 +118,10 @@ pub struct Inner {
     pub limits: Arc<ServerConfig>,
     /// SHA-256 of the `/metrics` bearer token; `None`: metrics disabled.
     pub metrics_token: Option<[u8; 32]>,
+    /// The key of one-click action links, set once the daemon knows its
+    /// address ([`crate::http::Server::start`]); unset, every link page
+    /// answers `E_LINK_INVALID`.
+    pub links: std::sync::OnceLock<Arc<crate::links::LinkKey>>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -263,6 +267,7 @@ impl AppState {
             tasks: crate::background::Tasks::default(),
             limits: Arc::new(config.server.clone()),
             metrics_token,
+            links: std::sync::OnceLock::new(),
         })))
     }
 
