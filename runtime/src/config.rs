@@ -945,11 +945,15 @@ impl TenantConfig {
 
     /// Directories whose changes call for a reload.
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
-        ["workflows", "rules", "calendars"]
+        let mut dirs: Vec<PathBuf> = ["workflows", "rules", "calendars"]
             .iter()
             .map(|d| self.root.join(d))
-            .filter(|p| p.is_dir())
-            .collect()
+            .collect();
+        let templates = self.templates_dir();
+        if !dirs.iter().any(|d| templates.starts_with(d)) {
+            dirs.push(templates);
+        }
+        dirs.into_iter().filter(|p| p.is_dir()).collect()
     }
 
     /// The `[notifications]` settings as messages use them (languages in

@@ -141,6 +141,8 @@ pub struct TemplateSet {
     broken: BTreeMap<String, String>,
     sources: BTreeMap<String, String>,
     default_language: Option<String>,
+    /// SHA-256 (hex) of every file, path and text: the set's version.
+    hash: String,
 }
 
 impl std::fmt::Debug for TemplateSet {
@@ -190,13 +192,32 @@ impl TemplateSet {
                 parts.text = Some(path);
             }
         }
+        let hash = version_hash(&texts);
         TemplateSet {
             env,
             index,
             broken,
             sources: texts,
             default_language: default_language.map(|l| l.to_ascii_lowercase()),
+            hash,
         }
+    }
+
+    /// The set's version: the SHA-256 (hex) of its files (paths and texts,
+    /// length-prefixed), whatever order they were read in.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The files of the set, as [`Source`]s (to store a version).
+    pub fn source_list(&self) -> Vec<Source> {
+        self.sources
+            .iter()
+            .map(|(path, text)| Source {
+                path: path.clone(),
+                text: text.clone(),
+            })
+            .collect()
     }
 
     /// The same templates where a missing value prints as nothing
@@ -416,6 +437,18 @@ impl TemplateSet {
     }
 }
 
+fn version_hash(files: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, text) in files {
+        for part in [path, text] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
 /// `file:line:col: what` and the failing expression of a MiniJinja error.
 fn describe(e: &JError, source: &str) -> (String, Option<String>) {
     let name = e.name().unwrap_or("template");
@@ -564,7 +597,16 @@ pub struct Templates {
     links: Option<(Arc<crate::links::LinkKey>, String)>,
     default_language: Option<String>,
     current: RwLock<(Stamp, Arc<TemplateSet>)>,
+    /// Versions in force earlier in this process, or loaded from the store
+    /// for messages queued under them (the newest last, at most
+    /// [`KEPT_VERSIONS`]).
+    older: std::sync::Mutex<Vec<Arc<TemplateSet>>>,
+    /// The version last stored and stamped on new messages.
+    published: std::sync::Mutex<Option<String>>,
 }
+
+/// Template versions a dispatcher keeps in memory besides the current one.
+pub const KEPT_VERSIONS: usize = 16;
 
 impl Templates {
     pub fn new(dir: impl Into<PathBuf>) -> Templates {
@@ -578,6 +620,8 @@ impl Templates {
             links: None,
             default_language,
             current: RwLock::new((Vec::new(), Arc::new(TemplateSet::default()))),
+            older: Default::default(),
+            published: Default::default(),
         };
         t.refresh();
         t
@@ -590,6 +634,8 @@ impl Templates {
             links: None,
             default_language: set.default_language.clone(),
             current: RwLock::new((Vec::new(), Arc::new(set))),
+            older: Default::default(),
+            published: Default::default(),
         }
     }
 
@@ -642,10 +688,51 @@ impl Templates {
         match TemplateSet::load(&self.dir, self.default_language.clone()) {
             Ok(set) => {
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+                if cur.1.hash() != set.hash() && !cur.0.is_empty() {
+                    // Messages queued under it still render with it.
+                    self.keep(cur.1.clone());
+                }
                 *cur = (stamp, Arc::new(set));
             }
             Err(e) => tracing::warn!("templates not reloaded: {e}"),
         }
+    }
+
+    fn keep(&self, set: Arc<TemplateSet>) {
+        let mut older = self.older.lock().unwrap_or_else(|e| e.into_inner());
+        older.retain(|s| s.hash() != set.hash());
+        older.push(set);
+        let over = older.len().saturating_sub(KEPT_VERSIONS);
+        older.drain(..over);
+    }
+
+    /// The set of version `hash`, if this process has it (current or kept).
+    pub fn version(&self, hash: &str) -> Option<Arc<TemplateSet>> {
+        let cur = self.set();
+        if cur.hash() == hash {
+            return Some(cur);
+        }
+        let older = self.older.lock().unwrap_or_else(|e| e.into_inner());
+        older.iter().find(|s| s.hash() == hash).cloned()
+    }
+
+    /// Keep a version read back from the store.
+    pub fn add_version(&self, sources: Vec<Source>) -> Arc<TemplateSet> {
+        let set = Arc::new(TemplateSet::new(sources, self.default_language.clone()));
+        self.keep(set.clone());
+        set
+    }
+
+    /// The current set when it is not yet the published version.
+    pub fn unpublished(&self) -> Option<Arc<TemplateSet>> {
+        let cur = self.set();
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        (published.as_deref() != Some(cur.hash())).then_some(cur)
+    }
+
+    /// Record that `hash` is stored and stamped on new messages.
+    pub fn mark_published(&self, hash: &str) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(hash.to_string());
     }
 
     /// Messages rendered with `action_url` for `tenant`'s recipients.
@@ -667,7 +754,15 @@ impl Templates {
             tenant: tenant.clone(),
             queued,
         });
-        self.set().render_linked(id, payload, None, links.as_ref())
+        // The version the message was queued under, when this process has
+        // it (the dispatcher loads it from the store first); else the
+        // current one.
+        let set = payload
+            .get("templates")
+            .and_then(|h| h.as_str())
+            .and_then(|h| self.version(h))
+            .unwrap_or_else(|| self.set());
+        set.render_linked(id, payload, None, links.as_ref())
     }
 
     /// The set in force.

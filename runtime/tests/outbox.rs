@@ -746,3 +746,103 @@ async fn outbox_one_recipient_fails_the_other_is_delivered_and_the_fallback_note
     );
     assert!(got[0].contains("Ciao Mario."), "{}", got[0]);
 }
+
+/// Template versions: a message renders with the templates in force when
+/// it was queued, after the files changed and after a restart (the version
+/// read back from the store), and new messages take the new version.
+#[tokio::test]
+async fn a_message_renders_with_the_template_version_it_was_queued_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let write = |subject: &str| {
+        std::fs::write(
+            tdir.join("started.txt"),
+            format!("Subject: {subject} {{{{name}}}}\nHello {{{{name}}}}.\n"),
+        )
+        .unwrap();
+    };
+    let (port, got) = common::smtp::server().await;
+    let sink = Sink::smtp(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "leadflow <noreply@example.com>".into(),
+        reply_to: None,
+        max_per_second: None,
+        addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
+    })
+    .unwrap();
+    let cfg = DispatchConfig::default();
+    let subjects = |got: &common::smtp::Mails| -> Vec<String> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            })
+            .collect()
+    };
+
+    // First process: version 1 is published before any message is queued.
+    write("V1");
+    let b = sqlite(&dir).await;
+    let t = Templates::new(&tdir);
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    let v1 = b.versions().templates_version().expect("v1 stamped");
+    started(&b).await;
+    // The files change before the message goes out: it keeps version 1.
+    write("Version 2");
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(subjects(&got), ["V1 Mario"]);
+    let v2 = b.versions().templates_version().unwrap();
+    assert_ne!(v1, v2, "the change published version 2");
+    // Queued now: version 2.
+    started(&b).await;
+    // Version 3 on disk, then a "restart": a new store handle and a new
+    // dispatcher that never saw version 2.
+    write("Third");
+    drop(t);
+    drop(b);
+    let b = sqlite(&dir).await;
+    let t = Templates::new(&tdir);
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(subjects(&got), ["V1 Mario", "Version 2 Mario"]);
+    // And a message queued after the restart: version 3.
+    started(&b).await;
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects(&got),
+        ["V1 Mario", "Version 2 Mario", "Third Mario"]
+    );
+    // A version that is not stored: the current templates, noted.
+    let pool = b.pool();
+    sqlx::query("DELETE FROM template_versions")
+        .execute(pool)
+        .await
+        .unwrap();
+    let b2 = sqlite(&dir).await;
+    let t2 = Templates::new(&tdir);
+    b2.versions().set_templates("0000");
+    started(&b2).await;
+    t2.mark_published(t2.set().hash());
+    let rows = outbox::dispatch_once(&b2, &sink, &t2, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(rows.delivered, 1);
+    assert_eq!(subjects(&got).last().unwrap(), "Third Mario");
+    let msgs = b2.outbox(4).await.unwrap();
+    let note = msgs.iter().find_map(|m| m.note.clone()).unwrap_or_default();
+    assert!(note.contains("is not stored"), "{msgs:?}");
+}

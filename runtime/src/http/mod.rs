@@ -289,11 +289,14 @@ impl Server {
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
-            let templates = outbox::Templates::with_language(
-                t.config.templates_dir(),
-                t.config.notifications.language.clone(),
-            )
-            .with_links(links.clone(), &t.id);
+            let templates = Arc::new(
+                outbox::Templates::with_language(
+                    t.config.templates_dir(),
+                    t.config.notifications.language.clone(),
+                )
+                .with_links(links.clone(), &t.id),
+            );
+            let _ = t.templates.set(templates.clone());
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
             match &t.backend {

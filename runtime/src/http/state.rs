@@ -33,6 +33,9 @@ pub struct Tenant {
     /// keys and the actions endpoint use this copy.
     pub actors: RwLock<Arc<Vec<Actor>>>,
     pub status: RwLock<ReloadStatus>,
+    /// The tenant's message templates, shared with its outbox dispatcher
+    /// (set when the daemon starts it; hot reload publishes new versions).
+    pub templates: std::sync::OnceLock<Arc<crate::templates::Templates>>,
 }
 
 impl Tenant {
@@ -257,6 +260,7 @@ impl AppState {
                         diagnostics,
                         error: None,
                     }),
+                    templates: std::sync::OnceLock::new(),
                 }),
             );
         }
