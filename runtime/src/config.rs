@@ -501,6 +501,10 @@ pub struct WebhookSinkConfig {
     /// only, replayable) for receivers not yet migrated. Default false.
     #[serde(default)]
     pub legacy_signature: bool,
+    /// At most this many events a second to the receiver (per tenant); a
+    /// bulk import waits instead of flooding it. Default: no limit.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
 }
 
 impl WebhookSinkConfig {
@@ -530,6 +534,12 @@ impl WebhookSinkConfig {
                 return err("E_SINK_CREDENTIALS", "webhook secret is empty".into())
             }
             _ => {}
+        }
+        if self.max_per_second == Some(0) {
+            return err(
+                "E_SINK_RATE",
+                "webhook max_per_second must be at least 1 (leave it out for no limit)".into(),
+            );
         }
         for (key, v) in [
             ("secret_env", &self.secret_env),
@@ -579,6 +589,7 @@ impl WebhookSinkConfig {
             url: self.url.clone(),
             secrets,
             legacy_signature: self.legacy_signature,
+            max_per_second: self.max_per_second,
         })
     }
 }

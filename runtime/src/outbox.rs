@@ -541,6 +541,8 @@ pub struct WebhookConfig {
     /// Also send the deprecated `X-Leadflow-Signature: sha256=<hex HMAC of
     /// the body>` (first secret), for receivers not yet migrated.
     pub legacy_signature: bool,
+    /// At most this many events a second (per tenant: each has its sink).
+    pub max_per_second: Option<u32>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -549,6 +551,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("url", &self.url)
             .field("secrets", &format!("<{} redacted>", self.secrets.len()))
             .field("legacy_signature", &self.legacy_signature)
+            .field("max_per_second", &self.max_per_second)
             .finish()
     }
 }
@@ -567,6 +570,8 @@ pub enum Sink {
     Webhook {
         config: Arc<WebhookConfig>,
         client: reqwest::Client,
+        /// `max_per_second`, per tenant.
+        limiter: Option<Arc<governor::DefaultDirectRateLimiter>>,
     },
     Smtp {
         config: Arc<SmtpConfig>,
@@ -583,6 +588,7 @@ impl Sink {
             url: url.into(),
             secrets: vec![secret.into()],
             legacy_signature: false,
+            max_per_second: None,
         })
     }
 
@@ -603,6 +609,7 @@ impl Sink {
             .build()
             .map_err(|e| Error::storage(format!("webhook client: {e}")))?;
         Ok(Sink::Webhook {
+            limiter: limiter(config.max_per_second),
             config: Arc::new(config),
             client,
         })
@@ -626,18 +633,10 @@ impl Sink {
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        let limiter = config
-            .max_per_second
-            .and_then(std::num::NonZeroU32::new)
-            .map(|n| {
-                Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
-                    n,
-                )))
-            });
         Ok(Sink::Smtp {
             transport: b.build(),
+            limiter: limiter(config.max_per_second),
             config: Arc::new(config),
-            limiter,
         })
     }
 
@@ -648,7 +647,16 @@ impl Sink {
                 tracing::info!(id = d.id, record = d.record, template = %d.template, recipients = ?d.recipients, subject = %d.subject, "outbox message");
                 Ok(())
             }
-            Sink::Webhook { config, client } => post_event(config, client, d).await,
+            Sink::Webhook {
+                config,
+                client,
+                limiter,
+            } => {
+                if let Some(l) = limiter {
+                    l.until_ready().await;
+                }
+                post_event(config, client, d).await
+            }
             Sink::Smtp {
                 config,
                 transport,
@@ -661,6 +669,15 @@ impl Sink {
             }
         }
     }
+}
+
+/// A sink's `max_per_second` budget (a burst of that many, then that rate).
+fn limiter(max_per_second: Option<u32>) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
+    max_per_second.and_then(std::num::NonZeroU32::new).map(|n| {
+        Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+            n,
+        )))
+    })
 }
 
 /// Why a webhook URL is refused: `Ok` for `http://host...` or

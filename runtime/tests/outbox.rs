@@ -268,6 +268,7 @@ async fn outbox_webhook_rotation_legacy_header_and_no_redirects() {
         url: format!("http://{addr}/hook"),
         secrets: vec!["new".into(), "old".into()],
         legacy_signature: true,
+        max_per_second: None,
     })
     .unwrap();
     let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::minutes(1))
@@ -845,4 +846,61 @@ async fn a_message_renders_with_the_template_version_it_was_queued_under() {
     let msgs = b2.outbox(4).await.unwrap();
     let note = msgs.iter().find_map(|m| m.note.clone()).unwrap_or_default();
     assert!(note.contains("is not stored"), "{msgs:?}");
+}
+
+/// A webhook sink's `max_per_second`: a bulk of events reaches the receiver
+/// at that rate (after a first burst of that many), every one delivered;
+/// without it the same bulk goes at once.
+#[tokio::test]
+async fn a_webhook_sink_is_held_to_its_max_per_second() {
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let cfg = DispatchConfig::default();
+    for (limit, bounds) in [(Some(2), (1.4, 10.0)), (None, (0.0, 1.0))] {
+        got.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        let b = sqlite(&dir).await;
+        for _ in 0..3 {
+            started(&b).await; // two events each (assignee, customer)
+        }
+        let sink = Sink::webhook_with(WebhookConfig {
+            url: format!("http://{addr}/hook"),
+            secrets: vec!["s".into()],
+            legacy_signature: false,
+            max_per_second: limit,
+        })
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let s = outbox::dispatch_once(&b, &sink, &templates(&dir), &cfg, Utc::now())
+            .await
+            .unwrap();
+        let took = t0.elapsed().as_secs_f64();
+        assert_eq!((s.delivered, s.failed), (6, 0), "{limit:?}");
+        assert_eq!(got.lock().unwrap().len(), 6);
+        // 2 a second: 2 at once, then 4 more 0.5 s apart.
+        assert!(
+            took >= bounds.0 && took < bounds.1,
+            "max_per_second {limit:?}: 6 events took {took:.2} s"
+        );
+    }
+    let bad = leadflow_runtime::config::Config::parse(
+        "[tenants.t]\nroot = \".\"\n[tenants.t.sink]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"X\"\nmax_per_second = 0\n",
+        "leadflow.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), "E_SINK_RATE", "{bad}");
 }
