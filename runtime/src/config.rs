@@ -131,6 +131,10 @@ pub struct LinksConfig {
     /// `LEADFLOW_LINK_KEY`.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// The key written in the file (prefer `secret_env`: anyone who can
+    /// read the file can then make links).
+    #[serde(default)]
+    pub secret: Option<String>,
     /// Days a link lives when the step armed no timer (default 7).
     #[serde(default)]
     pub max_age_days: Option<u32>,
@@ -161,8 +165,17 @@ impl LinksConfig {
                 "base_url `{base}` is not an http:// or https:// URL"
             )));
         }
-        let var = c.secret_env.as_deref().unwrap_or(DEFAULT_LINK_KEY_ENV);
-        let Some(key) = env(var).filter(|k| !k.trim().is_empty()) else {
+        let (var, key) = match (&c.secret_env, &c.secret) {
+            (Some(_), Some(_)) => {
+                return Err(err("give `secret_env` or `secret`, not both".into()))
+            }
+            (None, Some(k)) => ("secret", Some(k.clone())),
+            (v, None) => {
+                let var = v.as_deref().unwrap_or(DEFAULT_LINK_KEY_ENV);
+                (var, env(var))
+            }
+        };
+        let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
             return Err(err(format!(
                 "the environment variable `{var}` (secret_env) is not set: it holds the key that signs action links"
             )));

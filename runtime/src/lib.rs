@@ -4,10 +4,8 @@
 //! See `src/README.md` for a map of the files.
 #![forbid(unsafe_code)]
 
-pub mod any;
 pub mod apply;
 pub mod audit;
-pub mod backend;
 pub mod background;
 pub mod clock;
 pub mod config;
@@ -17,23 +15,23 @@ pub mod group;
 pub mod http;
 pub mod kpi;
 pub mod links;
-pub mod mem;
 pub mod migrate;
 pub mod notify;
 pub mod outbox;
-pub mod pg;
-pub mod pg_roles;
 pub mod privacy;
 pub mod project_limits;
 pub mod scenario;
 pub mod snapshot;
-pub mod sql;
-pub mod sqlite;
+pub mod store;
 pub mod template_check;
 pub mod templates;
 pub mod wake;
 pub mod webhook;
 pub mod worker;
+
+// Old paths of the modules that moved under `store/` (issue 18, store step 1).
+pub use store::api as backend;
+pub use store::{any, mem, pg, pg_roles, sql, sqlite};
 
 pub use any::{open, AnyBackend};
 pub use backend::Backend;

@@ -277,6 +277,9 @@ impl Server {
             &addr.to_string(),
             env,
         )?);
+        if config.links.as_ref().is_some_and(|l| l.secret.is_some()) {
+            tracing::warn!("[links] secret written in the config file: prefer `secret_env`");
+        }
         if config.links.is_none() {
             tracing::warn!(
                 base_url = links.base_url(),

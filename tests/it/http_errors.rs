@@ -4,27 +4,12 @@
 //! revision, `If-None-Match` gives 304 (never for a record the caller
 //! cannot see), and a 401 carries a Bearer challenge.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind, Resp};
 use leadflow_runtime::http::codes::{lookup, CODES};
 use reqwest::Method;
 use serde_json::json;
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(
     a_stale_if_match_is_412_with_the_current_revision,

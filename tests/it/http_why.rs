@@ -4,24 +4,9 @@
 //! shows its armed timers with their due instants. Against a real daemon
 //! on SQLite and PostgreSQL.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(
     why_not_lists_every_reason,

@@ -4,25 +4,10 @@
 //! 400 naming what is wrong. On a fresh SQLite file and a fresh PostgreSQL
 //! database per test.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 use serde_json::json;
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(
     sla_per_dealer_and_reports_as_json_and_csv,

@@ -8,7 +8,7 @@
 //! for an origin some tenant lists; `Access-Control-Allow-Origin` on actual
 //! answers only for the key's tenant's origins.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{config_text, repo, Daemon, Db, Kind, Resp};
 use leadflow_runtime::config::Config;

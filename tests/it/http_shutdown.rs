@@ -4,7 +4,7 @@
 //! exits 0 after finishing what it accepted. With a slow client holding a
 //! request open, SIGTERM still ends the process within `shutdown_grace`.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{config_text, repo, Daemon, Db, Kind};
 use serde_json::json;

@@ -6,7 +6,7 @@
 //! that leaves the daemon serving. A property test sends random JSON to
 //! create and fire through the router and never gets a 5xx.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{config_text, repo, Daemon, Db, Kind};
 use leadflow_runtime::config::Config;

@@ -7,13 +7,11 @@
 //! and the first Expert's ACCETTA link is out of date; a replayed, altered
 //! or expired link is refused with its page and code; ACCETTA through the
 //! second Expert's link accepts the lead. A GET never changes the record.
-//!
-//! One plain `#[test]`, alone in its binary: the link key's environment
-//! variable is set before any other thread exists.
+//! The key is written in the config (`[links] secret`), so the test sets
+//! no environment variable; a `secret_env` naming an unset variable stops
+//! the start with `E_LINK_KEY`.
 
-#[path = "../runtime/tests/common/smtp.rs"]
-mod smtp;
-
+use crate::smtp;
 use chrono::{Duration as Days, Utc};
 use leadflow_runtime::config::{hash_key, Config};
 use leadflow_runtime::http::{ServeOptions, Server, StartError};
@@ -29,14 +27,15 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn config(dir: &Path, smtp_port: u16, key_env: &str) -> Config {
+/// `key`: `secret = "..."` or `secret_env = "..."`.
+fn config(dir: &Path, smtp_port: u16, key: &str) -> Config {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
 database_url = "sqlite:{db}"
 
 [links]
-secret_env = "{key_env}"
+{key}
 
 [tenants.oplead]
 root = "{root}"
@@ -154,8 +153,6 @@ async fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
 
 #[test]
 fn proposal_links_accept_refuse_and_refuse_what_they_must() {
-    let var = format!("LEADFLOW_TEST_LINK_KEY_{}", std::process::id());
-    std::env::set_var(&var, KEY);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -171,16 +168,30 @@ fn proposal_links_accept_refuse_and_refuse_what_they_must() {
         };
 
         // The variable the config names is not set: no start, a stable code.
-        let unset = config(dir.path(), port, "LEADFLOW_TEST_LINK_KEY_UNSET");
+        let unset = config(
+            dir.path(),
+            port,
+            r#"secret_env = "LEADFLOW_TEST_LINK_KEY_NEVER_SET""#,
+        );
         match Server::start(&unset, opts.clone()).await {
             Err(StartError::Config(e)) => assert_eq!(e.code(), "E_LINK_KEY", "{e}"),
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("started without the link key"),
         }
 
-        let server = Server::start(&config(dir.path(), port, &var), opts)
-            .await
-            .expect("daemon starts");
+        let short = config(dir.path(), port, r#"secret = "too short""#);
+        match Server::start(&short, opts.clone()).await {
+            Err(StartError::Config(e)) => assert_eq!(e.code(), "E_LINK_KEY", "{e}"),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("started with a short link key"),
+        }
+
+        let server = Server::start(
+            &config(dir.path(), port, &format!("secret = \"{KEY}\"")),
+            opts,
+        )
+        .await
+        .expect("daemon starts");
         let base = format!("http://{}", server.addr);
         let http = reqwest::Client::new();
         let lead: Value = http

@@ -3,7 +3,7 @@
 //! calendars, scenarios). Nothing is written to disk: edits live in the
 //! server's buffers and rename answers with a workspace edit.
 
-mod lsp_support;
+use crate::lsp_support;
 
 use lsp_support::{uri, Client};
 use serde_json::{json, Value};
@@ -213,5 +213,29 @@ fn a_scenario_with_an_unknown_workflow_gets_s002_and_states_complete_in_it() {
     let (l, ch) = pos(&fixed, "state = \"\"", "state = \"".len());
     let states = labels(&c.at("textDocument/completion", &sc, l, ch));
     assert!(states.contains(&"available".to_string()), "{states:?}");
+    c.stop();
+}
+
+#[test]
+fn a_template_typed_in_a_buffer_gets_its_diagnostics_like_check() {
+    let f = root().join("templates/aslm/appointment_reminder.it.txt");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let mut c = start();
+    c.open(&f, &text);
+    assert!(
+        c.diagnostics_for(&f).is_empty(),
+        "the shipped template is clean"
+    );
+    let broken = text.replacen("lead.first_name", "lead.frist_name", 1);
+    c.change(&f, 2, &broken);
+    let diags = c.diagnostics_for(&f);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let d = &diags[0];
+    assert_eq!(d["code"], "E072", "{d}");
+    assert!(d["message"].as_str().unwrap().contains("frist_name"), "{d}");
+    let (line, _) = pos(&broken, "frist_name", 0);
+    assert_eq!(d["range"]["start"]["line"], json!(line));
+    c.change(&f, 3, &text);
+    assert!(c.diagnostics_for(&f).is_empty());
     c.stop();
 }

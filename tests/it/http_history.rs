@@ -4,28 +4,13 @@
 //! query with its sealed, filter-bound cursor and actor visibility. On a
 //! fresh SQLite file and a fresh PostgreSQL database per test.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Db, Kind};
 use leadflow_runtime::config::{hash_key, Config};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(
     events_of_creates_transitions_and_timers,
@@ -56,6 +41,8 @@ type = "int"
 type = "datetime"
 [fields.zone]
 type = "string"
+[fields.area]
+type = "int"
 
 [states.new]
 on_enter = [{ assign = "dealer", filter = "actor.id == lead.dealer" }]
@@ -110,11 +97,16 @@ workflows = ["deal"]
 workflow = "deal"
 states = ["new"]
 zone_field = "zone"
+[[tenants.deals.pools]]
+workflow = "deal"
+states = ["new"]
+zone_field = "area"
 [tenants.deals.actors.dealer-a]
 role = "dealer"
 zones = ["RM"]
 [tenants.deals.actors.dealer-b]
 role = "dealer"
+zones = ["5"]
 [[tenants.deals.keys]]
 name = "admin"
 sha256 = "{}"
@@ -515,7 +507,34 @@ async fn actor_keys_see_only_events_of_records_they_see(kind: Kind) {
     assert!(!serde_json::to_string(&seen).unwrap().contains("5550777"));
     let (seen, _) = all_pages(&d, "", "dealer-b").await;
     assert_eq!(records(&seen), [b]);
+    // Zones match strings only: the number 5 in the pool's `area` is not
+    // dealer-b's zone "5", in the audit query, the list and the record.
+    let r = d
+        .post(
+            "/v1/records",
+            "admin",
+            json!({"workflow": "deal", "fields": {"name": "Area", "area": 5}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let area = r.id();
+    let (seen, _) = all_pages(&d, "", "dealer-b").await;
+    assert_eq!(records(&seen), [b]);
+    let list = d.get("/v1/records", "dealer-b").await;
+    let ids: Vec<i64> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [b], "{list:?}");
+    assert_eq!(
+        d.get(&format!("/v1/records/{area}"), "dealer-b")
+            .await
+            .status,
+        404
+    );
     let (all, _) = all_pages(&d, "", "admin").await;
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     let _ = d.stop().await;
 }

@@ -1,26 +1,11 @@
 //! The HTTP API against a real daemon on an ephemeral port, on a fresh
 //! SQLite file and a fresh PostgreSQL database per test.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 use reqwest::Method;
 use serde_json::json;
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(
     create_get_fire_with_etag_and_conflict,

@@ -3,7 +3,7 @@
 //! (across restarts too); then `leadflow migrate` moves the old records,
 //! refusing unknown states.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{config_text, copy_project, Daemon, Db, Kind};
 use serde_json::json;

@@ -10,7 +10,7 @@
 //! `$LEADFLOW_TEST_CACHE`), built once and reused while the pins stay the
 //! same. It needs `python3` with `venv` and access to PyPI on its first run.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::{Daemon, Kind};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,7 @@
 //! nor in the Q.PARTNER pool mail, the contact data in the assignee's mail
 //! once accepted; and the stored outbox rows keep no more than that.
 
-#[path = "../runtime/tests/common/smtp.rs"]
-mod smtp;
+use crate::smtp;
 
 use leadflow_runtime::config::{hash_key, Config};
 use leadflow_runtime::http::{ServeOptions, Server};

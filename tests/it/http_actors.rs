@@ -4,7 +4,7 @@
 //! the API survives, an actor removed from the config leaves the directory,
 //! an actor the config never defined stays.
 
-mod http_support;
+use crate::http_support;
 
 use chrono::{DateTime, TimeZone, Utc};
 use http_support::{config_text, repo, Daemon, Db, Kind};
