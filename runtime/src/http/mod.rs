@@ -12,7 +12,7 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
-//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
+//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`); `GET /v1/reports/runs[/{id}]`: scheduled runs and their stored results |
 //! | `links.rs` | the pages of one-click action links: `GET`/`POST /links/{token}` (HTML, no key) |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
@@ -58,6 +58,7 @@ pub use state::{AppState, Caller, StartError, Tenant};
 use crate::any::AnyBackend;
 use crate::clock::SystemClock;
 use crate::config::{Config, LinksConfig, SinkConfig};
+use crate::kpi::schedule;
 use crate::{outbox, worker};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
@@ -106,6 +107,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
+        .route("/v1/reports/runs", get(kpis::report_runs))
+        .route("/v1/reports/runs/{id}", get(kpis::report_run))
         .route("/v1/reports/{workflow}/{name}", get(kpis::report))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
@@ -225,6 +228,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<worker::WorkerHandle>,
     dispatchers: Vec<outbox::DispatcherHandle>,
+    schedulers: Vec<schedule::SchedulerHandle>,
     _reload: Option<reload::ReloadHandle>,
 }
 
@@ -234,6 +238,8 @@ pub struct ServeOptions {
     pub timers: bool,
     pub outbox: bool,
     pub watch: bool,
+    /// Run scheduled reports (`every`, docs/kpis.md "Schedules").
+    pub schedules: bool,
 }
 
 impl Default for ServeOptions {
@@ -242,6 +248,7 @@ impl Default for ServeOptions {
             timers: true,
             outbox: true,
             watch: true,
+            schedules: true,
         }
     }
 }
@@ -289,6 +296,7 @@ impl Server {
         let _ = state.links.set(links.clone());
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
+        let mut schedulers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
@@ -302,6 +310,7 @@ impl Server {
             let _ = t.templates.set(templates.clone());
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
+            let scfg = schedule::SchedulerConfig::default();
             match &t.backend {
                 AnyBackend::Pg(b) => {
                     if opts.timers {
@@ -314,6 +323,11 @@ impl Server {
                         state.tasks.add(d.health());
                         dispatchers.push(d);
                     }
+                    if opts.schedules {
+                        let s = schedule::spawn_pg(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
+                    }
                 }
                 AnyBackend::Sqlite(b) => {
                     if opts.timers {
@@ -325,6 +339,12 @@ impl Server {
                         let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
                         state.tasks.add(d.health());
                         dispatchers.push(d);
+                    }
+                    if opts.schedules {
+                        let s =
+                            schedule::spawn_sqlite(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
                     }
                 }
                 AnyBackend::Mem(_) => {}
@@ -363,6 +383,7 @@ impl Server {
             http,
             workers,
             dispatchers,
+            schedulers,
             _reload: reload,
         })
     }
@@ -395,6 +416,9 @@ impl Server {
                 panics = s.panics,
                 "timer worker stopped, claims released"
             );
+        }
+        for s in self.schedulers {
+            s.shutdown().await;
         }
         for d in self.dispatchers {
             let s = d.shutdown().await;
