@@ -1,5 +1,5 @@
 -- One-click action links that were used (see the PostgreSQL migration
--- 0012_links_and_template_versions.sql). Instants are microseconds since the epoch.
+-- 0013_links_and_template_versions.sql). Instants are microseconds since the epoch.
 CREATE TABLE used_links (
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id        TEXT NOT NULL,
@@ -9,7 +9,7 @@ CREATE TABLE used_links (
 );
 
 -- The versions of a tenant's message templates (see the PostgreSQL
--- migration 0012): files as a JSON array of {path, text}.
+-- migration 0013): files as a JSON array of {path, text}.
 CREATE TABLE template_versions (
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     hash      TEXT NOT NULL,
