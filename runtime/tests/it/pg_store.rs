@@ -881,7 +881,10 @@ async fn pg_used_links_and_template_versions_are_per_tenant() {
     let b = PgBackend::open(&db.url, "tenant_b", set()).await.unwrap();
     assert!(!a.link_used("abc").await.unwrap());
     assert!(a.use_link("abc", 1, t0()).await.unwrap(), "first use");
-    assert!(!a.use_link("abc", 1, t0()).await.unwrap(), "second use refused");
+    assert!(
+        !a.use_link("abc", 1, t0()).await.unwrap(),
+        "second use refused"
+    );
     assert!(a.link_used("abc").await.unwrap());
     assert!(!b.link_used("abc").await.unwrap(), "tenant B sees no mark");
     assert!(b.use_link("abc", 1, t0()).await.unwrap());
