@@ -17,6 +17,7 @@ pub mod kpi;
 pub mod links;
 pub mod migrate;
 pub mod notify;
+pub mod org;
 pub mod outbox;
 pub mod privacy;
 pub mod project_limits;

@@ -292,6 +292,7 @@ fn caller(tenant: &Tenant, link: &Verified, actor: &Actor) -> Caller {
         key: format!("link:{}", link.id),
         admin: false,
         actor: actor.clone(),
+        directory: tenant.directory(),
     }
 }
 
