@@ -164,6 +164,8 @@ codes! {
     "E071" => "a message template does not compile or does not render (syntax, unknown filter or function, a filter given a value of the wrong type)", "fix the template at the caret; filters: date, datetime, time, longdate, money, list, label and MiniJinja's own";
     "E072" => "a message template uses a variable a message does not have", "use lead.<field> (a field of the workflow), record, state, state_title, assignee, recipient.name, lang, ...";
     "E073" => "a message template shows a pii field to a recipient who may not see it in that state", "leave the field out, send it to the assignee from a state in its `reveal_in`, or guard it with `{% if lead.<field> is defined %}`";
+    "E074" => "a message template's action_url names no transition of the workflow", "write action_url(\"<transition>\") with a transition of the workflow, quoted";
+    "E075" => "a message template with action links is sent to a recipient who cannot act (a customer, an address, a list)", "send it to actors only (assignee, a role, actor:<id>), or move the links to a template for them";
     "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
@@ -171,6 +173,7 @@ codes! {
     "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
     "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
+    "W071" => "a message template's action link is for a transition not enabled where the message is sent", "link a transition enabled from the state the notify sends the message from, or drop the link";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
     "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";
     "E_NOT_ENABLED" => "the transition cannot be fired from the record's current state", "fire one of the transitions enabled in this state";

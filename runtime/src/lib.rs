@@ -14,6 +14,7 @@ pub mod error;
 pub mod group;
 pub mod http;
 pub mod kpi;
+pub mod links;
 pub mod migrate;
 pub mod notify;
 pub mod org;

@@ -284,6 +284,9 @@ pub fn payload(
         &mut fields,
     );
     let state = wf.states.get(rec.state);
+    // The soonest timer the step armed (a proposal's lapse): the deadline a
+    // message's action links expire at.
+    let deadline = out.arm.iter().map(|a| a.due).min();
     serde_json::json!({
         "record": id,
         "revision": revision,
@@ -296,6 +299,7 @@ pub fn payload(
         "fields": fields,
         "redacted": redacted,
         "time_zone": wf.calendar.timezone().name(),
+        "deadline": deadline.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })
 }
 

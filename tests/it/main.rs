@@ -13,6 +13,7 @@ mod lsp_support;
 #[path = "../../runtime/tests/common/smtp.rs"]
 mod smtp;
 
+mod action_links;
 mod check;
 mod cli;
 mod cli_fmt;

@@ -7,7 +7,8 @@
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
-    admin, audit, codes, error, history, kpis, list, notifications, ops, records, schema, timers,
+    admin, audit, codes, error, history, kpis, links, list, notifications, ops, records, schema,
+    timers,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -32,6 +33,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         audit::list,
         kpis::kpis, kpis::report, kpis::report_runs, kpis::report_run,
         ops::healthz, ops::readyz, ops::metrics_text, json,
+        links::show, links::submit,
     ),
     components(schemas(error::ErrorBody, schema::FieldValue)),
     tags(
@@ -45,6 +47,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "reports", description = "Reports for a period, JSON or CSV, billing amounts from the declared charge (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "errors", description = "The catalogue of error codes a problem document's `type` points at"),
+        (name = "links", description = "The HTML pages of one-click action links in messages (no key: the signed token is the credential; docs/notifications.md)"),
     ),
     security(("bearer" = [])),
     modifiers(&Bearer, &Public, &StandardErrors, &RateLimitDoc, &Headers, &Examples, &Webhooks)
@@ -52,7 +55,9 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
 pub struct ApiDoc;
 
 /// Operations any client may call without a key.
-pub const PUBLIC: [&str; 5] = [
+pub const PUBLIC: [&str; 7] = [
+    "links_show",
+    "links_submit",
     "ops_healthz",
     "ops_readyz",
     "ops_openapi",
@@ -218,8 +223,11 @@ impl Modify for StandardErrors {
                 utoipa::openapi::Ref::from_response_name("MethodNotAllowed").into()
             });
             for (status, resp) in r.iter_mut() {
+                // The action link pages answer their refusals as pages.
                 if let RefOr::T(resp) = resp {
-                    problem_response(status, resp);
+                    if !resp.content.contains_key("text/html") {
+                        problem_response(status, resp);
+                    }
                 }
             }
         }
@@ -508,6 +516,11 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "title": "Revision conflict", "description": "`If-Match` named a revision the record is no longer at ..."}])))),
         "errors_get" => (None, Some(("200", json!({"code": "E_CONFLICT", "status": 412,
             "title": "Revision conflict", "description": "`If-Match` named a revision the record is no longer at ..."})))),
+        "links_show" => (None, Some(("200", json!("<!doctype html><title>RIFIUTA</title><form method=\"post\" action=\"/links/WzEsIm9wbGVhZCIs...\"><label for=\"f-refusal_reason\">Motivo del rifiuto *</label>...</form>")))),
+        "links_submit" => (
+            Some(json!({"refusal_reason": "troppo lontano"})),
+            Some(("200", json!("<!doctype html><title>RIFIUTA</title><div class=\"done\"><p>Fatto. Puoi chiudere questa pagina.</p></div>"))),
+        ),
         "ops_healthz" => (None, Some(("200", json!({"status": "ok"})))),
         "ops_readyz" => (None, Some(("200", json!({"status": "ready"})))),
         "ops_metrics" => (None, Some(("200", json!("# TYPE leadflow_transitions_total counter\nleadflow_transitions_total{tenant=\"aslm\",workflow=\"aslm\",transition=\"make_appointment\"} 3\n")))),
@@ -562,6 +575,7 @@ impl Modify for Examples {
                     ("id" | "record", _) => json!(42),
                     ("transition", _) => json!("make_appointment"),
                     ("timer", _) => json!("first_contact_sla"),
+                    ("token", _) => json!("WzEsIm9wbGVhZCIsNDIsMywicmVmdXNlIiwiZXhwLWEiLDE3NjQ1ODk2MDBd.q0HxD0tWYgp9fRkvO7n6b5wV3zNUQm8CqkZr0yX2e4s"),
                     ("If-Match", _) => json!("\"1\""),
                     ("Idempotency-Key", _) => json!("form-submission-8f14e45f"),
                     _ => continue,
@@ -976,6 +990,11 @@ mod tests {
                         None => resp,
                     };
                     let content = resp["content"].as_object().unwrap();
+                    if path.starts_with("/links/") && content.contains_key("text/html") {
+                        // The action link pages: refusals are pages too.
+                        assert_eq!(content.len(), 1, "{method} {path} {status}");
+                        continue;
+                    }
                     assert_eq!(
                         content.keys().collect::<Vec<_>>(),
                         ["application/problem+json"],

@@ -33,6 +33,9 @@ pub struct Tenant {
     /// keys and the actions endpoint use this copy.
     pub actors: RwLock<Arc<Vec<Actor>>>,
     pub status: RwLock<ReloadStatus>,
+    /// The tenant's message templates, shared with its outbox dispatcher
+    /// (set when the daemon starts it; hot reload publishes new versions).
+    pub templates: std::sync::OnceLock<Arc<crate::templates::Templates>>,
 }
 
 impl Tenant {
@@ -172,6 +175,10 @@ pub struct Inner {
     pub limits: Arc<ServerConfig>,
     /// SHA-256 of the `/metrics` bearer token; `None`: metrics disabled.
     pub metrics_token: Option<[u8; 32]>,
+    /// The key of one-click action links, set once the daemon knows its
+    /// address ([`crate::http::Server::start`]); unset, every link page
+    /// answers `E_LINK_INVALID`.
+    pub links: std::sync::OnceLock<Arc<crate::links::LinkKey>>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -307,6 +314,7 @@ impl AppState {
                         diagnostics,
                         error: None,
                     }),
+                    templates: std::sync::OnceLock::new(),
                 }),
             );
         }
@@ -317,6 +325,7 @@ impl AppState {
             tasks: crate::background::Tasks::default(),
             limits: Arc::new(config.server.clone()),
             metrics_token,
+            links: std::sync::OnceLock::new(),
         })))
     }
 
