@@ -14,6 +14,8 @@ use crate::backend::Error;
 use crate::background::{supervise, Health, Restart};
 use crate::clock::Clock;
 use crate::pg::PgBackend;
+use crate::sql::outbox as stmt;
+pub use crate::sql::outbox::Mark;
 use crate::sql::{db, instant, json_err, micros};
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
@@ -69,18 +71,12 @@ pub trait OutboxQueue: Clone + Send + Sync + 'static {
         id: i64,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    fn failed(
+    /// Record a failed attempt with its error: retried at a later instant,
+    /// or given up (dead letter: never claimed again).
+    fn mark(
         &self,
         id: i64,
-        next_attempt: DateTime<Utc>,
-        error: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Give up on a message: it is not claimed again (dead letter), with
-    /// the error that killed it.
-    fn dead(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
+        mark: Mark,
         error: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Record a note on a message (the language it fell back to).
@@ -147,51 +143,19 @@ impl OutboxQueue for PgBackend {
 
     async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE tenant_id = $2 AND id = $3")
-            .bind(at)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::delivered(&mut *tx, self.tenant(), id, at).await?;
         tx.commit().await.map_err(db)
     }
 
-    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
+    async fn mark(&self, id: i64, mark: Mark, error: &str) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(next_attempt)
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(at)
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::mark(&mut *tx, self.tenant(), id, mark, error).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET note = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(note)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::noted(&mut *tx, self.tenant(), id, note).await?;
         tx.commit().await.map_err(db)
     }
 }
@@ -242,49 +206,18 @@ impl OutboxQueue for SqliteBackend {
     }
 
     async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE tenant_id = ? AND id = ?")
-            .bind(micros(at))
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::delivered(&mut *c, self.tenant(), id, at).await
     }
 
-    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
-            .bind(micros(next_attempt))
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
-            .bind(micros(at))
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+    async fn mark(&self, id: i64, mark: Mark, error: &str) -> Result<(), Error> {
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::mark(&mut *c, self.tenant(), id, mark, error).await
     }
 
     async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET note = ? WHERE tenant_id = ? AND id = ?")
-            .bind(note)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::noted(&mut *c, self.tenant(), id, note).await
     }
 }
 
@@ -751,7 +684,7 @@ pub async fn dispatch_once<Q: OutboxQueue>(
                     attempt = p.attempts + 1,
                     "outbox message given up (dead letter): {e}"
                 );
-                q.dead(p.id, now, &e).await?;
+                q.mark(p.id, Mark::Dead { at: now }, &e).await?;
                 metrics::counter!("leadflow_outbox_dead_total", "tenant" => q.tenant().to_string())
                     .increment(1);
                 stats.failed += 1;
@@ -763,8 +696,8 @@ pub async fn dispatch_once<Q: OutboxQueue>(
                     attempt = p.attempts + 1,
                     "outbox delivery failed: {e}"
                 );
-                q.failed(p.id, cfg.next_attempt(now, p.attempts + 1), &e)
-                    .await?;
+                let next_attempt = cfg.next_attempt(now, p.attempts + 1);
+                q.mark(p.id, Mark::Retry { next_attempt }, &e).await?;
                 stats.failed += 1;
             }
         }

@@ -257,32 +257,6 @@ pub struct ParkedTimer {
     pub parked_at: DateTime<Utc>,
 }
 
-/// A parked item as a SQL store reads it: record, timer, due, attempts,
-/// last error, parked at.
-pub(crate) type ParkedRow = (
-    RecordId,
-    String,
-    DateTime<Utc>,
-    i32,
-    Option<String>,
-    DateTime<Utc>,
-);
-
-impl ParkedTimer {
-    pub(crate) fn from_row(
-        (record, timer, due, attempts, last_error, parked_at): ParkedRow,
-    ) -> ParkedTimer {
-        ParkedTimer {
-            record,
-            timer,
-            due,
-            attempts,
-            last_error,
-            parked_at,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
     pub fired: u64,
