@@ -20,7 +20,6 @@ use crate::sql::{db, instant, json_err, micros};
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -55,35 +54,7 @@ pub struct Delivery {
     pub payload: serde_json::Value,
 }
 
-/// Stores whose outbox can be dispatched.
-pub trait OutboxQueue: Clone + Send + Sync + 'static {
-    /// Claim up to `limit` undelivered messages due by `now` (fewer than
-    /// `max_attempts` tries), hiding them from other dispatchers until `lease_until`.
-    fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        max_attempts: i32,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<Pending>, Error>> + Send;
-    fn delivered(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Record a failed attempt with its error: retried at a later instant,
-    /// or given up (dead letter: never claimed again).
-    fn mark(
-        &self,
-        id: i64,
-        mark: Mark,
-        error: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Record a note on a message (the language it fell back to).
-    fn noted(&self, id: i64, note: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    /// The tenant the queue belongs to (logs).
-    fn tenant(&self) -> &str;
-}
+pub use crate::store::api::OutboxQueue;
 
 type PgPending = (
     i64,

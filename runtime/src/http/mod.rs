@@ -53,7 +53,6 @@ pub mod webhooks_doc;
 
 pub use state::{AppState, Caller, StartError, Tenant};
 
-use crate::any::AnyBackend;
 use crate::clock::SystemClock;
 use crate::config::{Config, SinkConfig};
 use crate::{outbox, worker};
@@ -277,32 +276,18 @@ impl Server {
             );
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
-            match &t.backend {
-                AnyBackend::Pg(b) => {
-                    if opts.timers {
-                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
-                        state.tasks.add(w.health());
-                        workers.push(w);
-                    }
-                    if opts.outbox {
-                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
-                        state.tasks.add(d.health());
-                        dispatchers.push(d);
-                    }
+            // The memory store has no queue to claim from: no tasks.
+            if t.backend.is_durable() {
+                if opts.timers {
+                    let w = worker::spawn(t.backend.clone(), clock.clone(), wcfg);
+                    state.tasks.add(w.health());
+                    workers.push(w);
                 }
-                AnyBackend::Sqlite(b) => {
-                    if opts.timers {
-                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
-                        state.tasks.add(w.health());
-                        workers.push(w);
-                    }
-                    if opts.outbox {
-                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
-                        state.tasks.add(d.health());
-                        dispatchers.push(d);
-                    }
+                if opts.outbox {
+                    let d = outbox::spawn(t.backend.clone(), sink, templates, dcfg, clock.clone());
+                    state.tasks.add(d.health());
+                    dispatchers.push(d);
                 }
-                AnyBackend::Mem(_) => {}
             }
         }
         let reload = if opts.watch {

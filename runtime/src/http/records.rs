@@ -296,7 +296,7 @@ pub async fn create(
             workflow: &body.workflow,
             input: input(body.fields),
             actor: &caller.actor,
-            now: super::schema::now(),
+            now: s.now(),
             idempotency_key: key.as_ref().map(IdemKey::get),
         })
         .await?;
@@ -422,7 +422,7 @@ pub async fn fire(
             transition: &transition,
             input: input(body.input),
             actor: &caller.actor,
-            now: super::schema::now(),
+            now: s.now(),
             expected_revision: expected,
             idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
@@ -629,7 +629,7 @@ pub async fn check(
     };
     let dir = t.directory();
     let ctx = Ctx {
-        now: super::schema::now(),
+        now: s.now(),
         actor: &caller.actor,
         directory: &dir,
     };
@@ -658,7 +658,7 @@ pub async fn actions(
     };
     let dir = t.directory();
     let ctx = Ctx {
-        now: Utc::now(),
+        now: s.now(),
         actor: &caller.actor,
         directory: &dir,
     };
