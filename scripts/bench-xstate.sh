@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs XState v5 (../shared/bench/xstate, or $XSTATE_BENCH) and leadflow's fire
+# Runs the team's XState v5 anchor bench ($XSTATE_BENCH; default: the shared
+# bench folder beside this checkout) and leadflow's fire
 # benchmark in the same session and prints the ratio. Needs node and npm.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,7 @@
 //! Throughput of `fire`, one core, in two configurations:
 //!
-//! 1. `xstate-equivalent`: the machine of ../shared/bench/xstate/bench.mjs as
-//!    a workflow (benches/xstate_equivalent.toml): create, log contact attempt,
+//! 1. `xstate-equivalent`: the machine of the team's XState v5 anchor bench
+//!    (`bench.mjs`: three guarded steps, a 2e9 ms timer) as a workflow (benches/xstate_equivalent.toml): create, log contact attempt,
 //!    set appointment, close with sale, each step guarded by a Rhai expression.
 //!    This is the like-for-like comparison with XState v5.
 //! 2. `aslm`: the real workflows/aslm.toml: 45 fields, history of every change,

@@ -6,7 +6,8 @@
       header byte every few seconds (a slowloris), and N/10 connections that
       send headers and then a body one byte per second. Meanwhile a probe
       sends a real request every 100 ms on a fresh connection. Prints a JSON
-      line: connections opened, how many the server closed before the end,
+      line: connections opened, when the flood had opened them all, how
+      many the server closed before the end,
       how long the server held the partial-header ones (median), probe
       successes, failures and latencies.
 """
@@ -19,7 +20,7 @@ import time
 import urllib.parse
 
 
-def opener(host, port, n, first, drip, stop, closed_after, opened):
+def opener(host, port, n, first, drip, stop, closed_after, opened, connected_at):
     socks = []
     for _ in range(n):
         if stop.is_set():
@@ -32,6 +33,7 @@ def opener(host, port, n, first, drip, stop, closed_after, opened):
             opened[0] += 1
         except OSError:
             time.sleep(0.01)
+    connected_at.append(time.monotonic())
     while socks and not stop.is_set():
         alive = []
         for s, t0 in socks:
@@ -79,12 +81,13 @@ def main():
     stop = threading.Event()
     closed_hdr, closed_body, results = [], [], []
     opened_hdr, opened_body = [0], [0]
+    connected = []
     partial = b"GET /v1/records HTTP/1.1\r\nHost: x\r\nX-a: "
     body = (b"POST /v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + a.key.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
     ths = [
-        threading.Thread(target=opener, args=(host, port, a.conns, partial, b"a", stop, closed_hdr, opened_hdr)),
-        threading.Thread(target=opener, args=(host, port, a.conns // 10, body, b" ", stop, closed_body, opened_body)),
+        threading.Thread(target=opener, args=(host, port, a.conns, partial, b"a", stop, closed_hdr, opened_hdr, connected)),
+        threading.Thread(target=opener, args=(host, port, a.conns // 10, body, b" ", stop, closed_body, opened_body, connected)),
         threading.Thread(target=probe, args=(host, port, a.key, a.probe, stop, results)),
     ]
     started = time.monotonic()
@@ -110,6 +113,9 @@ def main():
         "slow_body_held_s_median": med(closed_body),
         "probes": len(results), "probe_ok": len(lat), "probe_503": len(fails) - not_503,
         "probe_closed": not_503, "last_refusal_s": last,
+        # When the flood had opened all its connections: refusals may last
+        # that long (the burst exhausts the descriptors), not longer.
+        "flood_connected_s": round(max(connected) - started, 1) if connected else None,
         "probe_p50_ms": pct(0.5), "probe_p99_ms": pct(0.99), "probe_max_ms": pct(1.0),
     }))
 

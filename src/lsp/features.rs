@@ -626,23 +626,13 @@ fn field_detail(f: &leadflow_engine::model::Field) -> String {
 }
 
 fn title_of(m: &Workflow, kind: Kind, name: &str) -> String {
+    // Indexed lookups: a completion lists every state of a 2,000-state
+    // workflow, and a linear search per item made it quadratic.
     match kind {
-        Kind::State => m
-            .states
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.title.clone()),
-        Kind::Field => m.fields.iter().find(|f| f.name == name).map(field_detail),
-        Kind::Transition => m
-            .transitions
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.title.clone()),
-        Kind::Timer => m
-            .timers
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.title.clone()),
+        Kind::State => m.state(name).map(|i| m.states[i].title.clone()),
+        Kind::Field => m.field(name).map(|i| field_detail(&m.fields[i])),
+        Kind::Transition => m.transition(name).map(|i| m.transitions[i].title.clone()),
+        Kind::Timer => m.timer(name).map(|i| m.timers[i].title.clone()),
         _ => None,
     }
     .unwrap_or_default()

@@ -81,6 +81,8 @@ pub struct Server {
     project: Project,
     /// Scenario files (open or on disk) and their text.
     scenarios: Vec<(PathBuf, String)>,
+    /// Message templates (`templates/`, open buffers first).
+    templates: Vec<SourceFile>,
     /// The last load of the project.
     last: Option<leadflow_engine::Loaded>,
     /// Last version of each workflow file (by relative path) that loaded.
@@ -97,6 +99,7 @@ impl Server {
             open: HashMap::new(),
             project: Project::default(),
             scenarios: Vec::new(),
+            templates: Vec::new(),
             last: None,
             good: HashMap::new(),
             published: BTreeSet::new(),
@@ -237,7 +240,25 @@ impl Server {
                 _ => {}
             }
         }
-        let loaded = leadflow_engine::load(&project);
+        let mut loaded = leadflow_engine::load(&project);
+        self.templates = self.read_templates();
+        if !self.templates.is_empty() {
+            let sources: Vec<_> = self
+                .templates
+                .iter()
+                .map(|f| leadflow_runtime::templates::Source {
+                    path: f.path.clone(),
+                    text: f.text.clone(),
+                })
+                .collect();
+            loaded
+                .diagnostics
+                .extend(leadflow_runtime::template_check::check(
+                    &loaded.set,
+                    &project.workflows,
+                    &sources,
+                ));
+        }
         for wf in loaded.set.workflows.values() {
             self.good.insert(wf.file.clone(), wf.clone());
         }
@@ -262,7 +283,28 @@ impl Server {
             .iter()
             .chain(&p.rules)
             .chain(&p.calendars)
+            .chain(&self.templates)
             .find(|f| f.path == rel)
+    }
+
+    /// The project's message templates as `leadflow check` reads them
+    /// (`templates/[<workflow>/]<id>[.<lang>].<txt|html>`), an open
+    /// editor buffer in place of the file on disk.
+    fn read_templates(&self) -> Vec<SourceFile> {
+        let Some(root) = &self.root else {
+            return Vec::new();
+        };
+        let dir = root.join("templates");
+        let Ok(sources) = leadflow_runtime::templates::read_dir_as(&dir, "templates") else {
+            return Vec::new();
+        };
+        sources
+            .into_iter()
+            .map(|s| {
+                let text = self.open.get(&self.abs(&s.path)).cloned().unwrap_or(s.text);
+                SourceFile::new(s.path, text)
+            })
+            .collect()
     }
 
     /// The diagnostics of `files` (an empty list clears a file).

@@ -280,14 +280,19 @@ impl Sql {
         format!("({})", ph.join(", "))
     }
 
-    /// A field of the joined record as text.
-    fn field_text(&mut self, name: &str) -> String {
+    /// A string field of the joined record, NULL when the value is not a
+    /// JSON string: zone visibility matches strings only, as
+    /// `Tenant::visible` does (a number 5 must not match the zone "5").
+    fn field_string(&mut self, name: &str) -> String {
         match self.d {
-            Dialect::Pg => format!("(r.fields ->> {})", self.text(name)),
-            Dialect::Sqlite => format!(
-                "(r.fields ->> {})",
-                self.text(&format!("$.\"{}\"", name.replace('"', "")))
-            ),
+            Dialect::Pg => {
+                let k = self.text(name);
+                format!("(CASE WHEN jsonb_typeof(r.fields -> {k}) = 'string' THEN r.fields ->> {k} END)")
+            }
+            Dialect::Sqlite => {
+                let k = self.text(&format!("$.\"{}\"", name.replace('"', "")));
+                format!("(CASE WHEN json_type(r.fields, {k}) = 'text' THEN r.fields ->> {k} END)")
+            }
         }
     }
 }
@@ -300,7 +305,7 @@ fn visible_sql(s: &mut Sql, caller: &Caller, pools: &[PoolConfig]) -> String {
         for pool in pools {
             let w = s.text(&pool.workflow);
             let st = s.list(&pool.states);
-            let z = s.field_text(&pool.zone_field);
+            let z = s.field_string(&pool.zone_field);
             let zones = s.list(&caller.actor.zones);
             if pool.followed_by(&caller.actor) {
                 vis.push(format!("(r.workflow = {w} AND {z} IN {zones})"));

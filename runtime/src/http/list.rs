@@ -205,11 +205,21 @@ impl Sql {
             Dialect::Sqlite => format!("(fields ->> {})", self.arg(Arg::Text(json_path(name)))),
         }
     }
-    /// A field's value as text (for zone matching).
-    fn field_text(&mut self, name: &str) -> String {
+    /// A field's value when it is a JSON string, else NULL: zone
+    /// visibility matches strings only, as `Tenant::visible` does (a
+    /// number 5 must not match the zone "5").
+    fn field_string(&mut self, name: &str) -> String {
         match self.d {
-            Dialect::Pg => format!("(fields ->> {})", self.arg(Arg::Text(name.into()))),
-            Dialect::Sqlite => format!("(fields ->> {})", self.arg(Arg::Text(json_path(name)))),
+            Dialect::Pg => {
+                let k = self.arg(Arg::Text(name.into()));
+                format!(
+                    "(CASE WHEN jsonb_typeof(fields -> {k}) = 'string' THEN fields ->> {k} END)"
+                )
+            }
+            Dialect::Sqlite => {
+                let k = self.arg(Arg::Text(json_path(name)));
+                format!("(CASE WHEN json_type(fields, {k}) = 'text' THEN fields ->> {k} END)")
+            }
         }
     }
     /// A field's value as JSON for equality with a JSON literal.
@@ -632,7 +642,7 @@ fn build(
             for pool in pools {
                 let w = s.arg(Arg::Text(pool.workflow.clone()));
                 let st = s.in_list(&pool.states);
-                let z = s.field_text(&pool.zone_field);
+                let z = s.field_string(&pool.zone_field);
                 let zones = s.in_list(&caller.actor.zones);
                 if pool.followed_by(&caller.actor) {
                     vis.push(format!("(workflow = {w} AND {z} IN {zones})"));

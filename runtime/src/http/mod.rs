@@ -12,7 +12,7 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
-//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
+//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`); `GET /v1/reports/runs[/{id}]`: scheduled runs and their stored results |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
@@ -53,8 +53,10 @@ pub mod webhooks_doc;
 
 pub use state::{AppState, Caller, StartError, Tenant};
 
+use crate::any::AnyBackend;
 use crate::clock::SystemClock;
 use crate::config::{Config, SinkConfig};
+use crate::kpi::schedule;
 use crate::{outbox, worker};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
@@ -103,6 +105,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
+        .route("/v1/reports/runs", get(kpis::report_runs))
+        .route("/v1/reports/runs/{id}", get(kpis::report_run))
         .route("/v1/reports/{workflow}/{name}", get(kpis::report))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
@@ -221,6 +225,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<worker::WorkerHandle>,
     dispatchers: Vec<outbox::DispatcherHandle>,
+    schedulers: Vec<schedule::SchedulerHandle>,
     _reload: Option<reload::ReloadHandle>,
 }
 
@@ -230,6 +235,8 @@ pub struct ServeOptions {
     pub timers: bool,
     pub outbox: bool,
     pub watch: bool,
+    /// Run scheduled reports (`every`, docs/kpis.md "Schedules").
+    pub schedules: bool,
 }
 
 impl Default for ServeOptions {
@@ -238,6 +245,7 @@ impl Default for ServeOptions {
             timers: true,
             outbox: true,
             watch: true,
+            schedules: true,
         }
     }
 }
@@ -267,6 +275,7 @@ impl Server {
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
+        let mut schedulers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
@@ -276,6 +285,7 @@ impl Server {
             );
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
+            let scfg = schedule::SchedulerConfig::default();
             // The memory store has no queue to claim from: no tasks.
             if t.backend.is_durable() {
                 if opts.timers {
@@ -287,6 +297,27 @@ impl Server {
                     let d = outbox::spawn(t.backend.clone(), sink, templates, dcfg, clock.clone());
                     state.tasks.add(d.health());
                     dispatchers.push(d);
+                }
+            }
+            if opts.schedules {
+                let s = match &t.backend {
+                    AnyBackend::Pg(b) => Some(schedule::spawn_pg(
+                        b.clone(),
+                        &t.id,
+                        clock.clone(),
+                        scfg.clone(),
+                    )),
+                    AnyBackend::Sqlite(b) => Some(schedule::spawn_sqlite(
+                        b.clone(),
+                        &t.id,
+                        clock.clone(),
+                        scfg.clone(),
+                    )),
+                    AnyBackend::Mem(_) => None,
+                };
+                if let Some(s) = s {
+                    state.tasks.add(s.health());
+                    schedulers.push(s);
                 }
             }
         }
@@ -323,6 +354,7 @@ impl Server {
             http,
             workers,
             dispatchers,
+            schedulers,
             _reload: reload,
         })
     }
@@ -355,6 +387,9 @@ impl Server {
                 panics = s.panics,
                 "timer worker stopped, claims released"
             );
+        }
+        for s in self.schedulers {
+            s.shutdown().await;
         }
         for d in self.dispatchers {
             let s = d.shutdown().await;
