@@ -308,6 +308,9 @@ pub enum Command {
         /// A period: 2025-Q1, 2025-03, 2025-W10, 2025-03-04, 2025 or 2025-01-01..2025-03-31 (default: the whole history).
         #[arg(long)]
         period: Option<String>,
+        /// Print the SQL the report becomes (postgres or sqlite) instead of computing it.
+        #[arg(long, value_name = "DIALECT")]
+        show_sql: Option<String>,
         /// Output: human, json or csv.
         #[arg(long, value_enum, default_value = "human")]
         format: TableFormat,

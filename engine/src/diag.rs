@@ -153,6 +153,8 @@ codes! {
     "E030" => "a script compares or computes values of types that cannot go together", "compare a value with one of its own type: a string field with \"50000\", a number with 50000 (or convert: `lead.postal_code.parse_int()`)";
     "E031" => "a KPI or report declaration is invalid: an unknown state, field or transition, a field of the wrong type, or forms mixed", "name states, fields and transitions the workflow declares; give one measure (hits, start/stop with within, funnel) or the Rhai of/hit; docs/kpis.md";
     "E032" => "a report's `every` is not a schedule", "write day, week, month, quarter, year, `daily 09:00`, `monday 09:00` or `day 1 of month` (1 to 28, optionally `at 09:00`); docs/kpis.md#schedules";
+    "E036" => "a dotted name in `by`, `visible_to`, `reveal_to` or a notify's `to` is no relation", "write a role, `assignee.manager` (the assignee's managers) or `area.<role>` (the actors of the role responsible for the record's area)";
+    "E037" => "an `area.<role>` relation without a usable `[workflow] area`", "declare the field holding a record's area, a string or enum field: [workflow] area = \"zone\"";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";

@@ -37,6 +37,15 @@ pub enum ConfigError {
         code: &'static str,
         message: String,
     },
+    /// A tenant's organisation is wrong; `code` is stable (`E_ORG_*`): a
+    /// `reports_to` naming no actor of the tenant, a team managed by nobody
+    /// it names, a chain of managers that comes back to its start.
+    #[error("tenant `{tenant}`, actors: {message} [{code}]")]
+    Org {
+        tenant: String,
+        code: &'static str,
+        message: String,
+    },
     /// A tenant's `sink` is wrong; `code` is stable (`E_SINK_*`, listed in
     /// `examples/leadflow.toml` and docs/store.md).
     #[error("tenant `{tenant}`, sink: {message} [{code}]")]
@@ -65,7 +74,8 @@ impl ConfigError {
             ConfigError::Invalid(_) => "E_CONFIG",
             ConfigError::Sink { code, .. }
             | ConfigError::Key { code, .. }
-            | ConfigError::Http { code, .. } => code,
+            | ConfigError::Http { code, .. }
+            | ConfigError::Org { code, .. } => code,
         }
     }
 
@@ -305,6 +315,16 @@ pub struct ActorConfig {
     /// tenant's `[notifications] language`.
     #[serde(default)]
     pub language: Option<String>,
+    /// The team the actor works in: the actors that `manages` it are its
+    /// managers (`assignee.manager`).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The actor's own manager, by id.
+    #[serde(default)]
+    pub reports_to: Option<String>,
+    /// The teams the actor manages.
+    #[serde(default)]
+    pub manages: Vec<String>,
 }
 
 impl ActorConfig {
@@ -324,6 +344,9 @@ impl ActorConfig {
                 .collect(),
             email: self.email.clone(),
             language: self.language.as_deref().map(str::to_ascii_lowercase),
+            team: self.team.clone(),
+            reports_to: self.reports_to.clone(),
+            manages: self.manages.clone(),
         }
     }
 }
@@ -710,6 +733,28 @@ fn validate_notifications(tid: &str, t: &TenantConfig) -> Result<(), ConfigError
             )))
         }
     };
+    let org = |code: &'static str, message: String| ConfigError::Org {
+        tenant: tid.to_string(),
+        code,
+        message,
+    };
+    for (id, a) in &t.actors {
+        if let Some(m) = &a.reports_to {
+            if !t.actors.contains_key(m) {
+                return Err(org(
+                    "E_ORG_UNKNOWN_ACTOR",
+                    format!("actor `{id}`: reports_to `{m}` is no actor of the tenant"),
+                ));
+            }
+        }
+    }
+    let directory: Vec<Actor> = t.actors.iter().map(|(id, a)| a.to_actor(id)).collect();
+    if let Some(chain) = leadflow_engine::org::cycle(&directory) {
+        return Err(org(
+            "E_ORG_CYCLE",
+            format!("the managers go round in a circle: {}", chain.join(" -> ")),
+        ));
+    }
     for (id, a) in &t.actors {
         if let Some(e) = &a.email {
             addr(format!("actor `{id}`: email"), e)?;

@@ -16,6 +16,7 @@ pub mod http;
 pub mod kpi;
 pub mod migrate;
 pub mod notify;
+pub mod org;
 pub mod outbox;
 pub mod privacy;
 pub mod project_limits;

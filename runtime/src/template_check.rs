@@ -166,10 +166,14 @@ fn sample_payload(wf: &Workflow, template: &str, lang: &str) -> serde_json::Valu
 
 /// Who a recipient is for the privacy rule: `None` when it may be anyone
 /// (an actor id, a role member) and so sees no `pii` field.
-fn viewer<'a>(r: &Recipient, assignee: &'a str) -> Viewer<'a> {
+fn viewer<'a>(wf: &Workflow, r: &Recipient, assignee: &'a str) -> Viewer<'a> {
+    use leadflow_engine::org::Relation;
+    let revealed = |rel: Relation| wf.reveal_to.contains(&rel);
     match r {
         Recipient::Assignee => Viewer::Actor(assignee),
         Recipient::Customer => Viewer::Customer,
+        Recipient::AssigneeManager if revealed(Relation::AssigneeManager) => Viewer::Revealed,
+        Recipient::Area(role) if revealed(Relation::Area(role.clone())) => Viewer::Revealed,
         _ => Viewer::Other,
     }
 }
@@ -181,6 +185,8 @@ fn recipient_name(r: &Recipient, wf: &Workflow) -> String {
         Recipient::Customer => "customer".into(),
         Recipient::Role { role, .. } => format!("role `{role}`"),
         Recipient::Actor(a) => format!("actor `{a}`"),
+        Recipient::AssigneeManager => "assignee.manager".into(),
+        Recipient::Area(role) => format!("area.{role}"),
         Recipient::Field(f) => format!(
             "field:{}",
             wf.fields.get(*f).map_or("?", |d| d.name.as_str())
@@ -412,7 +418,7 @@ fn check_file(
             continue;
         }
         let blind = u.to.iter().find_map(|r| {
-            let who = viewer(r, "the-assignee");
+            let who = viewer(wf, r, "the-assignee");
             u.states.iter().find_map(|&s| {
                 (!privacy::may_see(wf, field, Some(s), Some("the-assignee"), who))
                     .then(|| (recipient_name(r, wf), s))

@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         } => kpi::report(kpi::ReportArgs {
             store: kpi::StoreArgs {
@@ -105,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         }),
         Command::Completions { shell } => completions(shell),

@@ -441,6 +441,24 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
             "total_count": 2, "total_amount": 100.0
         })))),
+        "reports_runs_list" => (None, Some(("200", json!({
+            "runs": [{"id": 2, "workflow": "oplead_project", "report": "billing", "slot": "2025-06-30T22:00:00Z",
+                      "status": "done", "attempts": 1, "next_attempt": "2025-06-30T22:00:00Z",
+                      "started_at": "2025-06-30T22:00:12.104220Z", "finished_at": "2025-06-30T22:00:12.311907Z",
+                      "error": null, "period": "2025-Q2", "messages": 0}],
+            "has_more": false
+        })))),
+        "reports_runs_get" => (None, Some(("200", json!({
+            "id": 2, "workflow": "oplead_project", "report": "billing", "slot": "2025-06-30T22:00:00Z",
+            "status": "done", "attempts": 1, "next_attempt": "2025-06-30T22:00:00Z",
+            "started_at": "2025-06-30T22:00:12.104220Z", "finished_at": "2025-06-30T22:00:12.311907Z",
+            "error": null, "period": "2025-Q2", "messages": 0,
+            "result": {"workflow": "oplead_project", "name": "billing", "title": "OPL-12: quarterly billing",
+                       "period": "2025-Q2", "from": "2025-03-31T22:00:00Z", "to": "2025-06-30T22:00:00Z",
+                       "anchor": "transition:close_sale", "computed": "sql", "group_by": ["assignee"],
+                       "charge": 50.0, "currency": "EUR", "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
+                       "total_count": 2, "total_amount": 100.0}
+        })))),
         "records_notifications" => (None, Some(("200", json!([
             {"id": 7, "template": "appointment_confirmation", "recipients": ["customer"], "revision": 3,
              "status": "delivered", "attempts": 1, "created_at": "2026-11-30T09:40:11.020311Z",
@@ -628,6 +646,8 @@ mod tests {
             "audit_list",
             "kpis_get",
             "reports_get",
+            "reports_runs_list",
+            "reports_runs_get",
             "ops_healthz",
             "ops_readyz",
             "ops_metrics",

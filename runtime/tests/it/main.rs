@@ -15,6 +15,7 @@ mod group_commit;
 mod outbox;
 mod pg_store;
 mod refusal_restores;
+mod report_schedule;
 mod sqlite_store;
 mod timer_batch;
 mod versions;
