@@ -11,6 +11,19 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep_until(&self, t: DateTime<Utc>) -> impl Future<Output = ()> + Send;
 }
 
+/// Reading a [`Clock`] through a trait object: what the HTTP daemon's state
+/// holds, so handlers take "now" from the daemon's clock (a test can give
+/// it a [`ManualClock`]) and never from the system directly.
+pub trait ReadClock: Send + Sync {
+    fn read(&self) -> DateTime<Utc>;
+}
+
+impl<C: Clock> ReadClock for C {
+    fn read(&self) -> DateTime<Utc> {
+        self.now()
+    }
+}
+
 /// Wall-clock time, in microseconds (what the stores keep, so a value
 /// set to `now` reads back as it was written).
 #[derive(Debug, Clone, Copy, Default)]

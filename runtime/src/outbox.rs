@@ -14,11 +14,12 @@ use crate::backend::Error;
 use crate::background::{supervise, Health, Restart};
 use crate::clock::Clock;
 use crate::pg::PgBackend;
+use crate::sql::outbox as stmt;
+pub use crate::sql::outbox::Mark;
 use crate::sql::{db, instant, json_err, micros};
 use crate::sqlite::SqliteBackend;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -53,58 +54,7 @@ pub struct Delivery {
     pub payload: serde_json::Value,
 }
 
-/// Stores whose outbox can be dispatched.
-pub trait OutboxQueue: Clone + Send + Sync + 'static {
-    /// Claim up to `limit` undelivered messages due by `now` (fewer than
-    /// `max_attempts` tries), hiding them from other dispatchers until `lease_until`.
-    fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        max_attempts: i32,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<Pending>, Error>> + Send;
-    fn delivered(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    fn failed(
-        &self,
-        id: i64,
-        next_attempt: DateTime<Utc>,
-        error: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Give up on a message: it is not claimed again (dead letter), with
-    /// the error that killed it.
-    fn dead(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        error: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Record a note on a message (the language it fell back to).
-    fn noted(&self, id: i64, note: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    /// The tenant the queue belongs to (logs).
-    fn tenant(&self) -> &str;
-    /// Store the template version `hash` (its files), once per content.
-    fn save_templates(
-        &self,
-        _hash: &str,
-        _files: Vec<Source>,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async { Ok(()) }
-    }
-    /// The files of a stored template version.
-    fn load_templates(
-        &self,
-        _hash: &str,
-    ) -> impl Future<Output = Result<Option<Vec<Source>>, Error>> + Send {
-        async { Ok(None) }
-    }
-    /// Stamp the messages queued from now on with template version `hash`.
-    fn stamp_templates(&self, _hash: &str) {}
-}
+pub use crate::store::api::OutboxQueue;
 
 use crate::templates::Source;
 
@@ -292,51 +242,19 @@ impl OutboxQueue for PgBackend {
 
     async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE tenant_id = $2 AND id = $3")
-            .bind(at)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::delivered(&mut *tx, self.tenant(), id, at).await?;
         tx.commit().await.map_err(db)
     }
 
-    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
+    async fn mark(&self, id: i64, mark: Mark, error: &str) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(next_attempt)
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(at)
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::mark(&mut *tx, self.tenant(), id, mark, error).await?;
         tx.commit().await.map_err(db)
     }
 
     async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
         let mut tx = self.tx().await?;
-        sqlx::query("UPDATE outbox SET note = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(note)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        stmt::noted(&mut *tx, self.tenant(), id, note).await?;
         tx.commit().await.map_err(db)
     }
 }
@@ -416,49 +334,18 @@ impl OutboxQueue for SqliteBackend {
     }
 
     async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE tenant_id = ? AND id = ?")
-            .bind(micros(at))
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::delivered(&mut *c, self.tenant(), id, at).await
     }
 
-    async fn failed(&self, id: i64, next_attempt: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
-            .bind(micros(next_attempt))
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn dead(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE tenant_id = ? AND id = ?")
-            .bind(micros(at))
-            .bind(error)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+    async fn mark(&self, id: i64, mark: Mark, error: &str) -> Result<(), Error> {
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::mark(&mut *c, self.tenant(), id, mark, error).await
     }
 
     async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE outbox SET note = ? WHERE tenant_id = ? AND id = ?")
-            .bind(note)
-            .bind(self.tenant())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let mut c = self.pool().acquire().await.map_err(db)?;
+        stmt::noted(&mut *c, self.tenant(), id, note).await
     }
 }
 
@@ -946,7 +833,7 @@ pub async fn dispatch_once<Q: OutboxQueue>(
                     attempt = p.attempts + 1,
                     "outbox message given up (dead letter): {e}"
                 );
-                q.dead(p.id, now, &e).await?;
+                q.mark(p.id, Mark::Dead { at: now }, &e).await?;
                 metrics::counter!("leadflow_outbox_dead_total", "tenant" => q.tenant().to_string())
                     .increment(1);
                 stats.failed += 1;
@@ -958,8 +845,8 @@ pub async fn dispatch_once<Q: OutboxQueue>(
                     attempt = p.attempts + 1,
                     "outbox delivery failed: {e}"
                 );
-                q.failed(p.id, cfg.next_attempt(now, p.attempts + 1), &e)
-                    .await?;
+                let next_attempt = cfg.next_attempt(now, p.attempts + 1);
+                q.mark(p.id, Mark::Retry { next_attempt }, &e).await?;
                 stats.failed += 1;
             }
         }

@@ -25,7 +25,6 @@ use crate::wake::{Wake, Wakeups};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde::Serialize;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,64 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-/// A store whose due queue workers can claim from.
-pub trait TimerQueue: Clone + Send + Sync + 'static {
-    fn claim(
-        &self,
-        owner: &str,
-        due_by: DateTime<Utc>,
-        wall: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<DueItem>, Error>> + Send;
-    fn fire_item(&self, item: &DueItem) -> impl Future<Output = Result<Ran, Error>> + Send;
-    /// Whether [`TimerQueue::fire_batch`] commits a batch in one
-    /// transaction (all or nothing); the worker then tries it first.
-    const BATCHES: bool = false;
-    /// Fire several claimed items; returns (fired, discarded). A store that
-    /// batches commits them together or not at all; the default fires them
-    /// one transaction each and stops at the first error.
-    fn fire_batch(
-        &self,
-        items: &[DueItem],
-    ) -> impl Future<Output = Result<(u64, u64), Error>> + Send {
-        async move {
-            let mut counts = (0, 0);
-            for item in items {
-                match self.fire_item(item).await? {
-                    Ran::Fired => counts.0 += 1,
-                    Ran::Discarded => counts.1 += 1,
-                }
-            }
-            Ok(counts)
-        }
-    }
-    fn release(&self, owner: &str) -> impl Future<Output = Result<u64, Error>> + Send;
-    /// Record a failed attempt at `item` and give its claim back: retried
-    /// after a backoff, parked after `retry.max_attempts`. `None`: the item
-    /// was re-armed, cancelled or fired meanwhile.
-    fn fail(
-        &self,
-        item: &DueItem,
-        error: &str,
-        now: DateTime<Utc>,
-        retry: &Retry,
-    ) -> impl Future<Output = Result<Option<Failed>, Error>> + Send;
-    /// The tenant's parked items.
-    fn parked(&self) -> impl Future<Output = Result<Vec<ParkedTimer>, Error>> + Send;
-    /// Give a parked item back to the workers; `false`: no such item.
-    fn retry_parked(
-        &self,
-        record: RecordId,
-        timer: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
-    /// The tenant the queue belongs to (logs, metrics).
-    fn tenant(&self) -> &str;
-    fn next_due_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
-    /// What wakes a sleeping worker when a timer is armed earlier than
-    /// its next wake-up (see `wake.rs`).
-    fn wakeups(&self) -> impl Future<Output = Wakeups> + Send;
-}
+pub use crate::store::api::TimerQueue;
 
 /// The methods both SQL stores implement as inherent methods of the same
 /// name; the trait forwards to them.
@@ -255,32 +197,6 @@ pub struct ParkedTimer {
     pub last_error: Option<String>,
     #[serde(serialize_with = "crate::http::schema::ts")]
     pub parked_at: DateTime<Utc>,
-}
-
-/// A parked item as a SQL store reads it: record, timer, due, attempts,
-/// last error, parked at.
-pub(crate) type ParkedRow = (
-    RecordId,
-    String,
-    DateTime<Utc>,
-    i32,
-    Option<String>,
-    DateTime<Utc>,
-);
-
-impl ParkedTimer {
-    pub(crate) fn from_row(
-        (record, timer, due, attempts, last_error, parked_at): ParkedRow,
-    ) -> ParkedTimer {
-        ParkedTimer {
-            record,
-            timer,
-            due,
-            attempts,
-            last_error,
-            parked_at,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -451,7 +367,7 @@ async fn fire_claimed<Q: TimerQueue, C: Clock>(
     stats: &Counters,
     health: &Health,
 ) {
-    if Q::BATCHES && items.len() > 1 {
+    if q.batches() && items.len() > 1 {
         match AssertUnwindSafe(q.fire_batch(items)).catch_unwind().await {
             Ok(Ok((fired, discarded))) => {
                 Counters::add(&stats.fired, fired);

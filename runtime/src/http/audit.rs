@@ -41,7 +41,7 @@ pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Resp
     };
     let entry = AuditEntry {
         id: 0,
-        at: chrono::Utc::now(),
+        at: s.now(),
         key: caller.key.clone(),
         method,
         path,

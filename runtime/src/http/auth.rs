@@ -20,7 +20,7 @@ impl FromRequestParts<AppState> for Caller {
 /// `E_KEY_EXPIRED` for an expired key (both `error="invalid_token"`).
 pub fn key_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
     let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-    state.authenticate(key, chrono::Utc::now())
+    state.authenticate(key, state.now())
 }
 
 /// The token of `Authorization: Bearer <token>`, if there is a non-empty one.

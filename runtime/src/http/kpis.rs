@@ -14,7 +14,6 @@ use crate::kpi::{self, GroupKey, KpiResult, QueryError, Range, ReportResult};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -111,7 +110,7 @@ pub async fn kpis(
             .map(|n| kpi::find_kpi(&wf, n))
             .collect::<Result<_, _>>()?
     };
-    let now = Utc::now();
+    let now = s.now();
     let mut out = Vec::new();
     for k in chosen {
         let group_by = match &asked {
@@ -174,7 +173,7 @@ pub async fn report(
     let wf = t.backend.versions().current(&workflow)?;
     let r = kpi::find_report(&wf, &name)?;
     let range = range(&wf, &q)?;
-    let out = kpi::report(&t.backend, &wf, r, range, Utc::now()).await?;
+    let out = kpi::report(&t.backend, &wf, r, range, s.now()).await?;
     if csv {
         let body = kpi::report_csv(&out)?;
         let file = format!(

@@ -219,7 +219,7 @@ async fn open(s: &AppState, token: &str) -> Result<Opened, (&'static Texts, Opti
     let Some(key) = s.links.get() else {
         return Err(invalid(fallback, None));
     };
-    let link = match key.verify(token, Utc::now()) {
+    let link = match key.verify(token, s.now()) {
         Ok(v) => v,
         Err(LinkError::Expired(at)) => {
             // The claims are authentic: the tenant's language is known.
@@ -422,7 +422,7 @@ pub async fn submit(
             transition: &c.transition,
             input,
             actor: &o.actor,
-            now: super::schema::now(),
+            now: s.now(),
             expected_revision: Some(c.revision),
             idempotency_key: None,
             visible: Some(visible),
@@ -439,7 +439,7 @@ pub async fn submit(
             if let Err(e) = o
                 .tenant
                 .backend
-                .use_link(&o.link.id, c.record, Utc::now())
+                .use_link(&o.link.id, c.record, s.now())
                 .await
             {
                 tracing::warn!(link = %o.link.id, "action link not marked used: {e}");

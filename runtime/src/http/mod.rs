@@ -311,43 +311,39 @@ impl Server {
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
             let scfg = schedule::SchedulerConfig::default();
-            match &t.backend {
-                AnyBackend::Pg(b) => {
-                    if opts.timers {
-                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
-                        state.tasks.add(w.health());
-                        workers.push(w);
-                    }
-                    if opts.outbox {
-                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
-                        state.tasks.add(d.health());
-                        dispatchers.push(d);
-                    }
-                    if opts.schedules {
-                        let s = schedule::spawn_pg(b.clone(), &t.id, clock.clone(), scfg.clone());
-                        state.tasks.add(s.health());
-                        schedulers.push(s);
-                    }
+            // The memory store has no queue to claim from: no tasks.
+            if t.backend.is_durable() {
+                if opts.timers {
+                    let w = worker::spawn(t.backend.clone(), clock.clone(), wcfg);
+                    state.tasks.add(w.health());
+                    workers.push(w);
                 }
-                AnyBackend::Sqlite(b) => {
-                    if opts.timers {
-                        let w = worker::spawn(b.clone(), clock.clone(), wcfg);
-                        state.tasks.add(w.health());
-                        workers.push(w);
-                    }
-                    if opts.outbox {
-                        let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
-                        state.tasks.add(d.health());
-                        dispatchers.push(d);
-                    }
-                    if opts.schedules {
-                        let s =
-                            schedule::spawn_sqlite(b.clone(), &t.id, clock.clone(), scfg.clone());
-                        state.tasks.add(s.health());
-                        schedulers.push(s);
-                    }
+                if opts.outbox {
+                    let d = outbox::spawn(t.backend.clone(), sink, templates, dcfg, clock.clone());
+                    state.tasks.add(d.health());
+                    dispatchers.push(d);
                 }
-                AnyBackend::Mem(_) => {}
+            }
+            if opts.schedules {
+                let s = match &t.backend {
+                    AnyBackend::Pg(b) => Some(schedule::spawn_pg(
+                        b.clone(),
+                        &t.id,
+                        clock.clone(),
+                        scfg.clone(),
+                    )),
+                    AnyBackend::Sqlite(b) => Some(schedule::spawn_sqlite(
+                        b.clone(),
+                        &t.id,
+                        clock.clone(),
+                        scfg.clone(),
+                    )),
+                    AnyBackend::Mem(_) => None,
+                };
+                if let Some(s) = s {
+                    state.tasks.add(s.health());
+                    schedulers.push(s);
+                }
             }
         }
         let reload = if opts.watch {

@@ -176,7 +176,7 @@ impl Access {
         if s.is_metrics_token(token) {
             return Access::Token;
         }
-        match s.authenticate(token, chrono::Utc::now()) {
+        match s.authenticate(token, s.now()) {
             Ok(c) if c.admin => Access::Admin(c.tenant),
             _ => Access::Anonymous,
         }
@@ -250,7 +250,7 @@ pub async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Resp
         }
         .into_response();
     }
-    let now = chrono::Utc::now();
+    let now = s.now();
     for t in s.tenants.values() {
         if let Ok(next) = t.backend.next_due().await {
             let lag = next

@@ -293,7 +293,7 @@ pub async fn create(
             workflow: &body.workflow,
             input: input(body.fields),
             actor: &caller.actor,
-            now: super::schema::now(),
+            now: s.now(),
             idempotency_key: key.as_ref().map(IdemKey::get),
         })
         .await?;
@@ -419,7 +419,7 @@ pub async fn fire(
             transition: &transition,
             input: input(body.input),
             actor: &caller.actor,
-            now: super::schema::now(),
+            now: s.now(),
             expected_revision: expected,
             idempotency_key: key.as_ref().map(IdemKey::get),
             visible,
@@ -623,7 +623,7 @@ pub async fn check(
     };
     let dir = t.directory();
     let ctx = Ctx {
-        now: super::schema::now(),
+        now: s.now(),
         actor: &caller.actor,
         directory: &dir,
     };
@@ -652,7 +652,7 @@ pub async fn actions(
     };
     let dir = t.directory();
     let ctx = Ctx {
-        now: Utc::now(),
+        now: s.now(),
         actor: &caller.actor,
         directory: &dir,
     };

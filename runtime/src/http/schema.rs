@@ -9,7 +9,7 @@ use super::state::{AppState, Caller};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use leadflow_engine::model::Field;
 use leadflow_engine::{FieldType, Workflow};
 use serde::{Deserialize, Serialize, Serializer};
@@ -40,13 +40,6 @@ pub fn ts_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S
         Some(t) => s.serialize_some(&rfc3339(t)),
         None => s.serialize_none(),
     }
-}
-
-/// The time of a request, at the stores' precision: what the create or
-/// fire response shows is what later reads show, field values set to
-/// `now` included.
-pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// A field value in JSON: null (empty), a string (text, enum, actor,
@@ -414,7 +407,9 @@ mod tests {
         let mut s = json!("2022-11-14T09:00:00+01:00");
         normalize_value(FieldType::String, &mut s);
         assert_eq!(s, "2022-11-14T09:00:00+01:00");
-        assert_eq!(now().timestamp_subsec_nanos() % 1000, 0);
+        use crate::clock::Clock;
+        let now = crate::clock::SystemClock.now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1000, 0);
     }
 
     #[test]

@@ -179,11 +179,22 @@ pub struct Inner {
     /// address ([`crate::http::Server::start`]); unset, every link page
     /// answers `E_LINK_INVALID`.
     pub links: std::sync::OnceLock<Arc<crate::links::LinkKey>>,
+    /// Where handlers read the time ([`AppState::now`]).
+    pub clock: Arc<dyn crate::clock::ReadClock>,
 }
 
 /// Cheap to clone; handed to every handler.
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
+
+impl AppState {
+    /// The time of a request, from the daemon's clock, at the stores'
+    /// precision (microseconds): what a create or fire response shows is
+    /// what later reads show, field values set to `now` included.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.read()
+    }
+}
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -238,6 +249,7 @@ impl AppState {
     /// Open every tenant's store (migrations applied) and load its
     /// workflows; a tenant whose files have errors stops the start.
     pub async fn open(config: &Config) -> Result<AppState, StartError> {
+        let clock: Arc<dyn crate::clock::ReadClock> = Arc::new(crate::clock::SystemClock);
         let mut tenants = BTreeMap::new();
         let mut keys = Vec::new();
         let mut stores = Stores::new(config.pg_options());
@@ -310,7 +322,7 @@ impl AppState {
                     actors: RwLock::new(Arc::new(directory)),
                     status: RwLock::new(ReloadStatus {
                         ok: true,
-                        checked_at: Some(Utc::now()),
+                        checked_at: Some(clock.read()),
                         diagnostics,
                         error: None,
                     }),
@@ -326,6 +338,7 @@ impl AppState {
             limits: Arc::new(config.server.clone()),
             metrics_token,
             links: std::sync::OnceLock::new(),
+            clock,
         })))
     }
 

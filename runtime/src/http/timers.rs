@@ -6,7 +6,7 @@ use super::error::{ApiError, Json, Path};
 use super::state::{AppState, Caller};
 use crate::any::AnyBackend;
 use crate::backend::RecordId;
-use crate::worker::ParkedTimer;
+use crate::worker::{ParkedTimer, TimerQueue};
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -24,11 +24,7 @@ pub async fn parked(
 
 /// Parked items of a store (memory stores have no timer worker: none).
 pub async fn parked_of(b: &AnyBackend) -> Result<Vec<ParkedTimer>, crate::backend::Error> {
-    match b {
-        AnyBackend::Pg(b) => b.parked().await,
-        AnyBackend::Sqlite(b) => b.parked().await,
-        AnyBackend::Mem(_) => Ok(Vec::new()),
-    }
+    b.parked().await
 }
 
 /// Give a parked item back to the timer worker: its attempts start again
@@ -45,11 +41,11 @@ pub async fn retry(
     Path((record, timer)): Path<(RecordId, String)>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&caller)?;
-    let done = match &s.tenant(&caller).backend {
-        AnyBackend::Pg(b) => b.retry_parked(record, &timer).await?,
-        AnyBackend::Sqlite(b) => b.retry_parked(record, &timer).await?,
-        AnyBackend::Mem(_) => false,
-    };
+    let done = s
+        .tenant(&caller)
+        .backend
+        .retry_parked(record, &timer)
+        .await?;
     if done {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -1,19 +1,25 @@
 //! One backend chosen at run time from a database URL.
 
+use crate::apply::{DueItem, Ran};
 use crate::backend::*;
 use crate::mem::MemBackend;
+use crate::outbox::{Mark, Pending};
 use crate::pg::{PgBackend, PgOptions};
 use crate::snapshot::Snapshot;
 use crate::sqlite::SqliteBackend;
+use crate::wake::{Wake, Wakeups};
+use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, WorkflowSet};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Any store, so callers can pick one from configuration.
+/// Any store, so callers can pick one from configuration. Cheap to clone
+/// (every store is a handle).
+#[derive(Clone)]
 pub enum AnyBackend {
-    Mem(Box<MemBackend>),
+    Mem(Arc<MemBackend>),
     Sqlite(SqliteBackend),
     Pg(PgBackend),
 }
@@ -29,7 +35,7 @@ pub async fn open(url: &str, tenant: &str, set: Arc<WorkflowSet>) -> Result<AnyB
             SqliteBackend::open(url, tenant, set).await?,
         ))
     } else if url.starts_with("mem:") {
-        Ok(AnyBackend::Mem(Box::new(MemBackend::new(set))))
+        Ok(AnyBackend::Mem(Arc::new(MemBackend::new(set))))
     } else {
         Err(Error::Storage(crate::error::StoreError::new(
             crate::error::StoreErrorKind::Setup,
@@ -138,6 +144,12 @@ impl AnyBackend {
         Ok(unused)
     }
 
+    /// Whether the store keeps its timers and outbox in a database that
+    /// timer workers and outbox dispatchers claim from (the SQL stores).
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, AnyBackend::Mem(_))
+    }
+
     /// Every workflow version the store can run (current and older).
     pub fn versions(&self) -> &crate::apply::Versions {
         match self {
@@ -212,5 +224,90 @@ impl Backend for AnyBackend {
         at: DateTime<Utc>,
     ) -> Result<bool, Error> {
         each!(self, b => b.use_link(link, record, at).await)
+    }
+}
+
+/// `each_sql!(self, b => expr, mem)`: `expr` on a SQL store, `mem` on the
+/// memory store.
+macro_rules! each_sql {
+    ($self:ident, $b:ident => $e:expr, $mem:expr) => {
+        match $self {
+            AnyBackend::Mem(_) => $mem,
+            AnyBackend::Sqlite($b) => $e,
+            AnyBackend::Pg($b) => $e,
+        }
+    };
+}
+
+impl TimerQueue for AnyBackend {
+    fn batches(&self) -> bool {
+        each_sql!(self, b => b.batches(), false)
+    }
+    async fn claim(
+        &self,
+        owner: &str,
+        due_by: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueItem>, Error> {
+        each_sql!(self, b => TimerQueue::claim(b, owner, due_by, wall, lease_until, limit).await, Ok(Vec::new()))
+    }
+    async fn fire_item(&self, item: &DueItem) -> Result<Ran, Error> {
+        each_sql!(self, b => TimerQueue::fire_item(b, item).await, Ok(Ran::Discarded))
+    }
+    async fn fire_batch(&self, items: &[DueItem]) -> Result<(u64, u64), Error> {
+        each_sql!(self, b => TimerQueue::fire_batch(b, items).await, Ok((0, 0)))
+    }
+    async fn release(&self, owner: &str) -> Result<u64, Error> {
+        each_sql!(self, b => TimerQueue::release(b, owner).await, Ok(0))
+    }
+    async fn fail(
+        &self,
+        item: &DueItem,
+        error: &str,
+        now: DateTime<Utc>,
+        retry: &Retry,
+    ) -> Result<Option<Failed>, Error> {
+        each_sql!(self, b => TimerQueue::fail(b, item, error, now, retry).await, Ok(None))
+    }
+    async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
+        each_sql!(self, b => TimerQueue::parked(b).await, Ok(Vec::new()))
+    }
+    async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
+        each_sql!(self, b => TimerQueue::retry_parked(b, record, timer).await, Ok(false))
+    }
+    fn tenant(&self) -> &str {
+        each_sql!(self, b => TimerQueue::tenant(b), "")
+    }
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.next_due().await
+    }
+    async fn wakeups(&self) -> Wakeups {
+        each_sql!(self, b => b.wakeups().await, Wakeups::local(Wake::new()))
+    }
+}
+
+impl OutboxQueue for AnyBackend {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> Result<Vec<Pending>, Error> {
+        each_sql!(self, b => b.claim_outbox(now, lease_until, max_attempts, limit).await, Ok(Vec::new()))
+    }
+    async fn delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error> {
+        each_sql!(self, b => b.delivered(id, at).await, Ok(()))
+    }
+    async fn mark(&self, id: i64, mark: Mark, error: &str) -> Result<(), Error> {
+        each_sql!(self, b => b.mark(id, mark, error).await, Ok(()))
+    }
+    async fn noted(&self, id: i64, note: &str) -> Result<(), Error> {
+        each_sql!(self, b => b.noted(id, note).await, Ok(()))
+    }
+    fn tenant(&self) -> &str {
+        each_sql!(self, b => OutboxQueue::tenant(b), "")
     }
 }

@@ -8,6 +8,10 @@
 //! executes one engine `Outcome` atomically: record, history, timers,
 //! outbox, spawns and links commit together or not at all.
 
+use crate::apply::{DueItem, Ran};
+use crate::outbox::{Mark, Pending};
+use crate::wake::Wakeups;
+use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Refusal, Value};
 use serde::{Deserialize, Serialize};
@@ -469,4 +473,132 @@ pub trait Backend {
         self.fire_many(&filter, transition, Vec::new(), &Actor::system(), now)
             .await
     }
+}
+
+// Capabilities: what the background tasks and operator endpoints need from
+// a store beyond `Backend`. The SQL stores implement them; `AnyBackend`
+// implements each by delegating to the store it holds (the memory store has
+// no claimable queue: its timers run through `run_due`, its outbox is only
+// read).
+
+/// A store whose due queue workers can claim from.
+pub trait TimerQueue: Clone + Send + Sync + 'static {
+    fn claim(
+        &self,
+        owner: &str,
+        due_by: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<DueItem>, Error>> + Send;
+    fn fire_item(
+        &self,
+        item: &DueItem,
+    ) -> impl std::future::Future<Output = Result<Ran, Error>> + Send;
+    /// Whether [`TimerQueue::fire_batch`] commits a batch in one
+    /// transaction (all or nothing); the worker then tries it first.
+    const BATCHES: bool = false;
+    /// [`TimerQueue::BATCHES`] of this queue (a store chosen at run time
+    /// answers for the one it holds).
+    fn batches(&self) -> bool {
+        Self::BATCHES
+    }
+    /// Fire several claimed items; returns (fired, discarded). A store that
+    /// batches commits them together or not at all; the default fires them
+    /// one transaction each and stops at the first error.
+    fn fire_batch(
+        &self,
+        items: &[DueItem],
+    ) -> impl std::future::Future<Output = Result<(u64, u64), Error>> + Send {
+        async move {
+            let mut counts = (0, 0);
+            for item in items {
+                match self.fire_item(item).await? {
+                    Ran::Fired => counts.0 += 1,
+                    Ran::Discarded => counts.1 += 1,
+                }
+            }
+            Ok(counts)
+        }
+    }
+    fn release(&self, owner: &str) -> impl std::future::Future<Output = Result<u64, Error>> + Send;
+    /// Record a failed attempt at `item` and give its claim back: retried
+    /// after a backoff, parked after `retry.max_attempts`. `None`: the item
+    /// was re-armed, cancelled or fired meanwhile.
+    fn fail(
+        &self,
+        item: &DueItem,
+        error: &str,
+        now: DateTime<Utc>,
+        retry: &Retry,
+    ) -> impl std::future::Future<Output = Result<Option<Failed>, Error>> + Send;
+    /// The tenant's parked items.
+    fn parked(&self) -> impl std::future::Future<Output = Result<Vec<ParkedTimer>, Error>> + Send;
+    /// Give a parked item back to the workers; `false`: no such item.
+    fn retry_parked(
+        &self,
+        record: RecordId,
+        timer: &str,
+    ) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+    /// The tenant the queue belongs to (logs, metrics).
+    fn tenant(&self) -> &str;
+    fn next_due_at(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
+    /// What wakes a sleeping worker when a timer is armed earlier than
+    /// its next wake-up (see `wake.rs`): a stream of wake-ups, whatever
+    /// carries them (in process on SQLite, LISTEN on PostgreSQL).
+    fn wakeups(&self) -> impl std::future::Future<Output = Wakeups> + Send;
+}
+
+/// Stores whose outbox can be dispatched.
+pub trait OutboxQueue: Clone + Send + Sync + 'static {
+    /// Claim up to `limit` undelivered messages due by `now` (fewer than
+    /// `max_attempts` tries), hiding them from other dispatchers until `lease_until`.
+    fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<Pending>, Error>> + Send;
+    fn delivered(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+    /// Record a failed attempt with its error: retried at a later instant,
+    /// or given up (dead letter: never claimed again).
+    fn mark(
+        &self,
+        id: i64,
+        mark: Mark,
+        error: &str,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+    /// Record a note on a message (the language it fell back to).
+    fn noted(
+        &self,
+        id: i64,
+        note: &str,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+    /// The tenant the queue belongs to (logs).
+    fn tenant(&self) -> &str;
+    /// Store the template version `hash` (its files), once per content.
+    fn save_templates(
+        &self,
+        _hash: &str,
+        _files: Vec<crate::templates::Source>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
+    /// The files of a stored template version.
+    fn load_templates(
+        &self,
+        _hash: &str,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<crate::templates::Source>>, Error>> + Send
+    {
+        async { Ok(None) }
+    }
+    /// Stamp the messages queued from now on with template version `hash`.
+    fn stamp_templates(&self, _hash: &str) {}
 }

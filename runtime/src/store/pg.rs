@@ -10,16 +10,30 @@ use crate::apply::{self, Current, DueItem, NewEvent, Ran, SpawnPayload, Taken, T
 use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
-use crate::sql::{db, event_kind, join_events, json_err, with_loads, FieldRow, Row};
-use crate::worker::{Failed, ParkedRow, ParkedTimer, Retry};
+use crate::sql::conn::Cells;
+use crate::sql::pg::buffer::{Arming, Buffer, Message, Update};
+use crate::sql::{db, json_err, records, timers, tx as stmt};
+use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Period, Record, Workflow, WorkflowSet};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Executor, Postgres, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Run one shared statement function on a tenant transaction of `$self`
+/// and commit it.
+macro_rules! in_tx {
+    ($self:ident, $c:ident => $e:expr) => {{
+        let mut tx = $self.tx().await?;
+        let $c: &mut PgConnection = &mut tx;
+        let r = $e.await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }};
+}
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -154,19 +168,7 @@ impl PgBackend {
 
     /// Record a workflow version (and its source text, when known).
     pub async fn register_version(&self, wf: &Workflow, source: Option<&str>) -> Result<(), Error> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO workflow_versions (tenant_id, workflow, hash, source, loaded_at) VALUES ($1, $2, $3, $4, now())
-             ON CONFLICT (tenant_id, workflow, hash) DO UPDATE SET source = COALESCE(excluded.source, workflow_versions.source)",
-        )
-        .bind(&*self.tenant)
-        .bind(&wf.id)
-        .bind(&wf.hash)
-        .bind(source)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
+        in_tx!(self, c => records::register_version(c, &self.tenant, &wf.id, &wf.hash, source, Utc::now()))
     }
 
     pub fn tenant(&self) -> &str {
@@ -341,94 +343,41 @@ impl PgBackend {
         now: DateTime<Utc>,
         retry: &Retry,
     ) -> Result<Option<Failed>, Error> {
-        let mut tx = self.tx().await?;
-        let attempts: Option<i32> = sqlx::query_scalar(
-            "UPDATE timers SET attempts = attempts + 1, last_error = $1, claim_owner = NULL, lease_until = NULL
-             WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING attempts",
-        )
-        .bind(error)
-        .bind(&*self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(attempts) = attempts else {
-            return Ok(None);
-        };
-        let f = retry.after(attempts.max(0) as u32, now);
-        sqlx::query(
-            "UPDATE timers SET next_attempt_at = $1, parked_at = $2
-             WHERE tenant_id = $3 AND record_id = $4 AND timer = $5 AND seq = $6",
-        )
-        .bind(f.next_attempt)
-        .bind(f.parked.then_some(now))
-        .bind(&*self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(Some(f))
+        in_tx!(self, c => timers::fail(c, &self.tenant, item, error, now, retry))
     }
 
     /// The tenant's parked timer items, oldest parking first.
     pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
-        let mut tx = self.tx().await?;
-        let rows: Vec<ParkedRow> = sqlx::query_as(
-            "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
-             WHERE tenant_id = $1 AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
-        )
-        .bind(&*self.tenant)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows.into_iter().map(ParkedTimer::from_row).collect())
+        in_tx!(self, c => timers::parked(c, &self.tenant))
     }
 
     /// Give a parked item back to the workers (attempts start again) and
     /// wake them. `false`: no such parked item.
     pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
         let mut tx = self.tx().await?;
-        let r = sqlx::query(
-            "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
-             WHERE tenant_id = $1 AND record_id = $2 AND timer = $3 AND fired_at IS NULL AND parked_at IS NOT NULL",
-        )
-        .bind(&*self.tenant)
-        .bind(record)
-        .bind(timer)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if r.rows_affected() == 0 {
+        if !timers::unpark(&mut *tx, &self.tenant, record, timer).await? {
             return Ok(false);
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(TIMER_CHANNEL)
-            .bind(&*self.tenant)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        notify_timers(&mut tx, &self.tenant).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
 
     /// Give back the unfired claims of `owner` (on shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, Error> {
-        let mut tx = self.tx().await?;
-        let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND claim_owner = $2 AND fired_at IS NULL")
-            .bind(&*self.tenant)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(r.rows_affected())
+        in_tx!(self, c => timers::release(c, &self.tenant, owner))
     }
+}
+
+/// Wake the timer workers of `tenant` when the transaction commits.
+async fn notify_timers(c: &mut PgConnection, tenant: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TIMER_CHANNEL)
+        .bind(tenant)
+        .execute(c)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// `SET LOCAL app.tenant_id = E'...'` for `tenant`: sent in the same
@@ -511,267 +460,10 @@ struct Prefetch {
     stale: std::collections::HashSet<(RecordId, String, i64)>,
 }
 
-#[derive(Default)]
-struct Buffer {
-    u_id: Vec<i64>,
-    u_version: Vec<String>,
-    u_state: Vec<String>,
-    u_final: Vec<bool>,
-    u_fields: Vec<serde_json::Value>,
-    u_assignee: Vec<Option<String>>,
-    u_revision: Vec<i64>,
-    u_entered: Vec<DateTime<Utc>>,
-    u_updated: Vec<DateTime<Utc>>,
-    h_record: Vec<i64>,
-    h_revision: Vec<i64>,
-    h_ord: Vec<i32>,
-    h_at: Vec<DateTime<Utc>>,
-    h_actor: Vec<String>,
-    h_transition: Vec<String>,
-    h_field: Vec<String>,
-    h_old: Vec<serde_json::Value>,
-    h_new: Vec<serde_json::Value>,
-    e_record: Vec<i64>,
-    e_revision: Vec<i64>,
-    e_workflow: Vec<String>,
-    e_at: Vec<DateTime<Utc>>,
-    e_kind: Vec<&'static str>,
-    e_actor: Vec<String>,
-    e_transition: Vec<Option<String>>,
-    e_from: Vec<Option<String>>,
-    e_to: Vec<String>,
-    e_assignee: Vec<Option<String>>,
-    e_input: Vec<Option<serde_json::Value>>,
-    c_record: Vec<i64>,
-    c_timer: Vec<String>,
-    a_record: Vec<i64>,
-    a_timer: Vec<String>,
-    a_due: Vec<DateTime<Utc>>,
-    a_revision: Vec<i64>,
-    a_payload: Vec<Option<serde_json::Value>>,
-    o_record: Vec<i64>,
-    o_template: Vec<String>,
-    o_recipients: Vec<serde_json::Value>,
-    o_payload: Vec<serde_json::Value>,
-    o_created: Vec<DateTime<Utc>>,
-}
-
-impl Buffer {
-    fn is_empty(&self) -> bool {
-        self.u_id.is_empty()
-            && self.h_record.is_empty()
-            && self.e_record.is_empty()
-            && self.c_record.is_empty()
-            && self.a_record.is_empty()
-            && self.o_record.is_empty()
-    }
-
-    fn arms(&self, id: RecordId, timer: &str) -> bool {
-        self.a_record
-            .iter()
-            .zip(&self.a_timer)
-            .any(|(r, t)| *r == id && t == timer)
-    }
-
-    fn cancels(&self, id: RecordId, timer: &str) -> bool {
-        self.c_record
-            .iter()
-            .zip(&self.c_timer)
-            .any(|(r, t)| *r == id && t == timer)
-    }
-
-    /// Bit set of the non-empty parts: 1 updates (several records), 2
-    /// history, 4 cancels, 8 armings, 16 update (one record: a plain primary
-    /// key update, whatever the planner knows about the table), 32 outbox,
-    /// 64 events.
-    fn parts(&self) -> usize {
-        usize::from(self.u_id.len() > 1)
-            | usize::from(self.u_id.len() == 1) << 4
-            | usize::from(!self.h_record.is_empty()) << 1
-            | usize::from(!self.c_record.is_empty()) << 2
-            | usize::from(!self.a_record.is_empty()) << 3
-            | usize::from(!self.o_record.is_empty()) << 5
-            | usize::from(!self.e_record.is_empty()) << 6
-    }
-}
-
-/// The flush statement for a set of non-empty parts (see [`Buffer::parts`]):
-/// data-modifying CTEs over UNNEST arrays, only for the parts present, so the
-/// server plans and runs nothing for empty ones. Parameters: $1 the tenant,
-/// then each present part's arrays in order.
-fn flush_sql(parts: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    &SQL.get_or_init(|| (0..128).map(build_flush_sql).collect())[parts]
-}
-
-/// Each join on UNNEST arrays also says `id = ANY(array)`: the index scan
-/// then visits only the listed rows whatever the planner thinks of the join
-/// (without statistics, or with one big tenant, it hashes the whole table).
-fn build_flush_sql(parts: usize) -> String {
-    let mut n = 1;
-    let mut p = |k: usize| {
-        let s: Vec<String> = (n + 1..=n + k).map(|i| format!("${i}")).collect();
-        n += k;
-        s
-    };
-    let mut ctes = Vec::new();
-    if parts & 16 != 0 {
-        let a = p(9);
-        ctes.push(format!(
-            "u AS (UPDATE records SET version = {}, state = {}, is_final = {}, fields = {}, assignee = {}, revision = {},
-                entered_at = {}, updated_at = {}
-             WHERE tenant_id = $1 AND id = {})",
-            a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[0]
-        ));
-    }
-    if parts & 1 != 0 {
-        let a = p(9);
-        ctes.push(format!(
-            "u AS (UPDATE records r SET version = x.version, state = x.state, is_final = x.is_final, fields = x.fields,
-                assignee = x.assignee, revision = x.revision, entered_at = x.entered_at, updated_at = x.updated_at
-             FROM UNNEST({}::bigint[], {}::text[], {}::text[], {}::bool[], {}::jsonb[], {}::text[], {}::bigint[], {}::timestamptz[], {}::timestamptz[])
-                  AS x(id, version, state, is_final, fields, assignee, revision, entered_at, updated_at)
-             WHERE r.tenant_id = $1 AND r.id = ANY({}) AND r.id = x.id)",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[0]
-        ));
-    }
-    if parts & 2 != 0 {
-        let a = p(9);
-        ctes.push(format!(
-            "h AS (INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
-             SELECT $1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new
-             FROM UNNEST({}::bigint[], {}::bigint[], {}::int[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::jsonb[], {}::jsonb[])
-                  AS x(record_id, revision, ord, at, actor, transition, field, old, new))",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
-        ));
-    }
-    if parts & 64 != 0 {
-        let a = p(11);
-        ctes.push(format!(
-            "e AS (INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input)
-             SELECT $1, x.record_id, x.revision, x.workflow, x.at, x.kind, x.actor, x.transition, x.from_state, x.to_state, x.assignee, x.input
-             FROM UNNEST({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::jsonb[])
-                  AS x(record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input))",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]
-        ));
-    }
-    if parts & 4 != 0 {
-        let a = p(2);
-        ctes.push(format!(
-            "c AS (DELETE FROM timers t USING UNNEST({}::bigint[], {}::text[]) AS d(record_id, timer)
-             WHERE t.tenant_id = $1 AND t.record_id = ANY({}) AND t.record_id = d.record_id AND t.timer = d.timer)",
-            a[0], a[1], a[0]
-        ));
-    }
-    if parts & 8 != 0 {
-        let a = p(5);
-        ctes.push(format!(
-            "a AS (INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload)
-             SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
-             FROM UNNEST({}::bigint[], {}::text[], {}::timestamptz[], {}::bigint[], {}::jsonb[]) AS x(record_id, timer, due, revision, payload)
-             ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
-                armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL,
-                attempts = 0, last_error = NULL, next_attempt_at = NULL, parked_at = NULL)",
-            a[0], a[1], a[2], a[3], a[4]
-        ));
-    }
-    if parts & 32 != 0 {
-        let a = p(5);
-        ctes.push(format!(
-            "o AS (INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
-             SELECT $1, nextval('outbox_ids'), x.record_id, x.template, x.recipients, x.payload, x.created_at, x.created_at
-             FROM UNNEST({}::bigint[], {}::text[], {}::jsonb[], {}::jsonb[], {}::timestamptz[]) WITH ORDINALITY
-                  AS x(record_id, template, recipients, payload, created_at, n)
-             ORDER BY x.n)",
-            a[0], a[1], a[2], a[3], a[4]
-        ));
-    }
-    format!("WITH {} SELECT 1", ctes.join(", "))
-}
-
 impl PgTx<'_> {
-    /// Send the buffered writes in one statement of data-modifying CTEs.
-    /// The engine never cancels and arms the same timer in one outcome, and
-    /// buffering flushes first when a timer row would be touched twice (a
-    /// record updated twice keeps only its last row image).
+    /// Send the buffered writes (see [`Buffer::flush`]).
     async fn flush(&mut self) -> Result<(), Error> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let mut b = std::mem::take(&mut self.buf);
-        let parts = b.parts();
-        let mut q = sqlx::query(flush_sql(parts)).bind(self.tenant);
-        if parts & 16 != 0 {
-            q = q
-                .bind(b.u_id[0])
-                .bind(b.u_version.pop())
-                .bind(b.u_state.pop())
-                .bind(b.u_final[0])
-                .bind(b.u_fields.pop())
-                .bind(b.u_assignee.pop().flatten())
-                .bind(b.u_revision[0])
-                .bind(b.u_entered[0])
-                .bind(b.u_updated[0]);
-        }
-        if parts & 1 != 0 {
-            q = q
-                .bind(b.u_id)
-                .bind(b.u_version)
-                .bind(b.u_state)
-                .bind(b.u_final)
-                .bind(b.u_fields)
-                .bind(b.u_assignee)
-                .bind(b.u_revision)
-                .bind(b.u_entered)
-                .bind(b.u_updated);
-        }
-        if parts & 2 != 0 {
-            q = q
-                .bind(b.h_record)
-                .bind(b.h_revision)
-                .bind(b.h_ord)
-                .bind(b.h_at)
-                .bind(b.h_actor)
-                .bind(b.h_transition)
-                .bind(b.h_field)
-                .bind(b.h_old)
-                .bind(b.h_new);
-        }
-        if parts & 64 != 0 {
-            q = q
-                .bind(b.e_record)
-                .bind(b.e_revision)
-                .bind(b.e_workflow)
-                .bind(b.e_at)
-                .bind(b.e_kind)
-                .bind(b.e_actor)
-                .bind(b.e_transition)
-                .bind(b.e_from)
-                .bind(b.e_to)
-                .bind(b.e_assignee)
-                .bind(b.e_input);
-        }
-        if parts & 4 != 0 {
-            q = q.bind(b.c_record).bind(b.c_timer);
-        }
-        if parts & 8 != 0 {
-            q = q
-                .bind(b.a_record)
-                .bind(b.a_timer)
-                .bind(b.a_due)
-                .bind(b.a_revision)
-                .bind(b.a_payload);
-        }
-        if parts & 32 != 0 {
-            q = q
-                .bind(b.o_record)
-                .bind(b.o_template)
-                .bind(b.o_recipients)
-                .bind(b.o_payload)
-                .bind(b.o_created);
-        }
-        q.execute(&mut *self.tx).await.map_err(db)?;
-        Ok(())
+        self.buf.flush(&mut self.tx, self.tenant).await
     }
 
     /// Lock the records `ids` in one statement, in id order (as every batch
@@ -781,18 +473,7 @@ impl PgTx<'_> {
         self.flush().await?;
         ids.sort_unstable();
         ids.dedup();
-        type R = (
-            i64,
-            String,
-            String,
-            String,
-            Json<serde_json::Map<String, serde_json::Value>>,
-            Option<String>,
-            i64,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        );
-        let rows: Vec<R> = sqlx::query_as(
+        let rows = sqlx::query(
             "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records
              WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
         )
@@ -802,23 +483,14 @@ impl PgTx<'_> {
         .await
         .map_err(db)?;
         let mut pre = Prefetch::default();
-        for (id, workflow, version, state, fields, assignee, revision, created_at, entered_at) in
-            rows
-        {
-            let row = Row {
-                workflow,
-                version,
-                state,
-                fields: fields.0,
-                assignee,
-                revision,
-                created_at,
-                entered_at,
-            };
+        for r in &rows {
             // A record that cannot be loaded is left to `lock`, which
             // reports the same error as one at a time would.
+            let Ok(row) = stmt::record_row(r, 1) else {
+                continue;
+            };
             if let Ok(cur) = row.current(self.versions) {
-                pre.locked.insert(id, cur);
+                pre.locked.insert(r.int(0)?, cur);
             }
         }
         self.pre = Some(pre);
@@ -895,30 +567,11 @@ impl Tx for PgTx<'_> {
     ) -> Result<usize, Error> {
         // Events of this transaction are buffered: write them first.
         self.flush().await?;
-        let rows: Vec<(bool,)> = sqlx::query_as(
-            "SELECT kind = 'timer' AND at = $1 FROM events WHERE tenant_id = $2 AND record_id = $3 ORDER BY revision DESC LIMIT $4",
-        )
-        .bind(at)
-        .bind(self.tenant)
-        .bind(id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        Ok(rows.iter().take_while(|(same,)| *same).count())
+        stmt::timer_streak(&mut *self.tx, self.tenant, id, at, limit).await
     }
 
     async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
-        let r: Option<(String, Json<StoredRecord>)> = sqlx::query_as(
-            "SELECT request, response FROM idempotency WHERE tenant_id = $1 AND key = $2 AND created_at > $3",
-        )
-        .bind(self.tenant)
-        .bind(key)
-        .bind(Utc::now() - IDEMPOTENCY_RETENTION)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        Ok(r.map(|(q, j)| (q, j.0)))
+        stmt::idem_get(&mut *self.tx, self.tenant, key, Utc::now()).await
     }
 
     async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
@@ -959,39 +612,16 @@ impl Tx for PgTx<'_> {
             }));
         }
         self.flush().await?;
-        type R = (
-            String,
-            String,
-            String,
-            Json<serde_json::Map<String, serde_json::Value>>,
-            Option<String>,
-            i64,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        );
-        let row: Option<R> = sqlx::query_as(
+        let Some(row) = stmt::read_for_update(
+            &mut *self.tx,
             "SELECT workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records
              WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            self.tenant,
+            id,
         )
-        .bind(self.tenant)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        let Some((workflow, version, state, fields, assignee, revision, created_at, entered_at)) =
-            row
+        .await?
         else {
             return Ok(None);
-        };
-        let row = Row {
-            workflow,
-            version,
-            state,
-            fields: fields.0,
-            assignee,
-            revision,
-            created_at,
-            entered_at,
         };
         crate::snapshot::pg_load_missing(
             &mut self.tx,
@@ -1006,31 +636,13 @@ impl Tx for PgTx<'_> {
 
     async fn actors(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
         // Recipients need no loads: no flush, no join.
-        let rows: Vec<Json<Actor>> =
-            sqlx::query_scalar("SELECT data FROM actors WHERE tenant_id = $1 ORDER BY id")
-                .bind(self.tenant)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(db)?;
-        Ok(Arc::new(rows.into_iter().map(|a| a.0).collect()))
+        stmt::actors(&mut *self.tx, self.tenant).await
     }
 
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
         // Loads count open records: earlier transitions of a batch included.
         self.flush().await?;
-        // Loads are kept by triggers on records (migration 0005).
-        let rows: Vec<(Json<Actor>, Option<i64>)> = sqlx::query_as(
-            "SELECT a.data, l.open_records FROM actors a
-             LEFT JOIN actor_loads l ON l.tenant_id = a.tenant_id AND l.actor = a.id
-             WHERE a.tenant_id = $1 ORDER BY a.id",
-        )
-        .bind(self.tenant)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        Ok(with_loads(
-            rows.into_iter().map(|(a, l)| (a.0, l.unwrap_or(0))),
-        ))
+        stmt::directory(&mut *self.tx, self.tenant).await
     }
 
     async fn insert(
@@ -1072,34 +684,17 @@ impl Tx for PgTx<'_> {
             c.record = rec.clone();
             c.revision = revision;
         }
-        let state = wf.state_name(rec.state).to_string();
-        let is_final = apply::is_final(wf, &rec);
-        let fields = serde_json::Value::Object(rec.fields_json(wf));
-        let b = &mut self.buf;
-        // A record updated twice before a flush keeps its last row image.
-        let k = match b.u_id.iter().position(|u| *u == id) {
-            Some(k) => k,
-            None => {
-                b.u_id.push(id);
-                b.u_version.push(String::new());
-                b.u_state.push(String::new());
-                b.u_final.push(false);
-                b.u_fields.push(serde_json::Value::Null);
-                b.u_assignee.push(None);
-                b.u_revision.push(0);
-                b.u_entered.push(now);
-                b.u_updated.push(now);
-                b.u_id.len() - 1
-            }
-        };
-        b.u_version[k] = wf.hash.clone();
-        b.u_state[k] = state;
-        b.u_final[k] = is_final;
-        b.u_fields[k] = fields;
-        b.u_assignee[k] = rec.assignee;
-        b.u_revision[k] = revision;
-        b.u_entered[k] = rec.entered_at;
-        b.u_updated[k] = now;
+        self.buf.update(Update {
+            id,
+            version: wf.hash.clone(),
+            state: wf.state_name(rec.state).to_string(),
+            is_final: apply::is_final(wf, &rec),
+            fields: serde_json::Value::Object(rec.fields_json(wf)),
+            assignee: rec.assignee,
+            revision,
+            entered_at: rec.entered_at,
+            updated_at: now,
+        });
         Ok(())
     }
 
@@ -1110,29 +705,7 @@ impl Tx for PgTx<'_> {
         e: NewEvent,
         rows: Vec<HistoryEntry>,
     ) -> Result<(), Error> {
-        let b = &mut self.buf;
-        b.e_record.push(id);
-        b.e_revision.push(revision);
-        b.e_workflow.push(e.workflow);
-        b.e_at.push(e.at);
-        b.e_kind.push(e.kind.as_str());
-        b.e_actor.push(e.actor);
-        b.e_transition.push(e.transition);
-        b.e_from.push(e.from);
-        b.e_to.push(e.to);
-        b.e_assignee.push(e.assignee);
-        b.e_input.push(e.input);
-        for (ord, h) in rows.into_iter().enumerate() {
-            b.h_record.push(id);
-            b.h_revision.push(revision);
-            b.h_ord.push(ord as i32);
-            b.h_at.push(h.at);
-            b.h_actor.push(h.actor);
-            b.h_transition.push(h.transition);
-            b.h_field.push(h.field);
-            b.h_old.push(h.old);
-            b.h_new.push(h.new);
-        }
+        self.buf.event(id, revision, e, rows);
         Ok(())
     }
 
@@ -1152,20 +725,16 @@ impl Tx for PgTx<'_> {
             .map(serde_json::to_value)
             .transpose()
             .map_err(json_err)?;
-        let b = &mut self.buf;
-        b.a_record.push(id);
-        b.a_timer.push(timer.to_string());
-        b.a_due.push(due);
-        b.a_revision.push(revision);
-        b.a_payload.push(payload);
+        self.buf.arm(Arming {
+            record: id,
+            timer: timer.to_string(),
+            due,
+            revision,
+            payload,
+        });
         if !self.notified && due <= Utc::now() + NOTIFY_HORIZON {
             // Delivered on commit only: a worker never wakes for a rolled-back arming.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(TIMER_CHANNEL)
-                .bind(self.tenant)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db)?;
+            notify_timers(&mut self.tx, self.tenant).await?;
             self.notified = true;
         }
         Ok(())
@@ -1176,8 +745,7 @@ impl Tx for PgTx<'_> {
             self.flush().await?;
         }
         self.invalidate(id, timer);
-        self.buf.c_record.push(id);
-        self.buf.c_timer.push(timer.to_string());
+        self.buf.cancel(id, timer);
         Ok(())
     }
 
@@ -1189,38 +757,22 @@ impl Tx for PgTx<'_> {
         payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        // Sent with the other buffered writes, in the order queued.
-        let b = &mut self.buf;
-        b.o_record.push(id);
-        b.o_template.push(template.to_string());
-        b.o_recipients.push(serde_json::Value::from(recipients));
-        b.o_payload.push(payload);
-        b.o_created.push(now);
+        self.buf.message(Message {
+            record: id,
+            template: template.to_string(),
+            recipients: serde_json::Value::from(recipients),
+            payload,
+            created_at: now,
+        });
         Ok(())
     }
 
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
-        sqlx::query("INSERT INTO links (tenant_id, from_id, name, to_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-            .bind(self.tenant)
-            .bind(from)
-            .bind(name)
-            .bind(to)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
-        Ok(())
+        stmt::link(&mut *self.tx, self.tenant, from, name, to).await
     }
 
     async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error> {
-        sqlx::query_scalar(
-            "SELECT to_id FROM links WHERE tenant_id = $1 AND from_id = $2 AND name = $3 ORDER BY to_id",
-        )
-        .bind(self.tenant)
-        .bind(from)
-        .bind(name)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)
+        stmt::linked(&mut *self.tx, self.tenant, from, name).await
     }
 
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
@@ -1241,80 +793,19 @@ impl Tx for PgTx<'_> {
             }
         }
         self.flush().await?;
-        let row: Option<(Option<Json<SpawnPayload>>,)> = sqlx::query_as(
-            "UPDATE timers SET fired_at = $1, claim_owner = NULL, lease_until = NULL
-             WHERE tenant_id = $2 AND record_id = $3 AND timer = $4 AND seq = $5 AND fired_at IS NULL RETURNING payload",
+        stmt::take(
+            &mut *self.tx,
+            self.tenant,
+            item.record,
+            &item.timer,
+            item.seq,
+            now,
         )
-        .bind(now)
-        .bind(self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(db)?;
-        Ok(match row {
-            None => None,
-            Some((None,)) => Some(Taken::Timer),
-            Some((Some(p),)) => Some(Taken::Spawn(p.0)),
-        })
     }
 }
-
-type RecordRow = (
-    i64,
-    String,
-    String,
-    String,
-    Json<serde_json::Map<String, serde_json::Value>>,
-    Option<String>,
-    i64,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
 
 type Fields = serde_json::Map<String, serde_json::Value>;
-type OutboxRow = (
-    i64,
-    String,
-    Json<Vec<String>>,
-    i64,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    i32,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    serde_json::Value,
-);
-
-fn record_from(r: RecordRow) -> StoredRecord {
-    let (
-        id,
-        workflow,
-        version,
-        state,
-        fields,
-        assignee,
-        revision,
-        created_at,
-        entered_at,
-        updated_at,
-    ) = r;
-    StoredRecord {
-        id,
-        workflow,
-        version,
-        state,
-        fields: fields.0,
-        assignee,
-        revision,
-        created_at,
-        entered_at,
-        updated_at,
-    }
-}
 
 impl group::Batched for PgBackend {
     async fn try_group(
@@ -1452,47 +943,17 @@ impl Backend for PgBackend {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        // Retrying items are due at their next attempt (always after their
-        // due instant); parked ones wait for an operator.
-        let mut tx = self.tx().await?;
-        let r = sqlx::query_scalar(
-            "SELECT MIN(at) FROM (
-               SELECT MIN(due) AS at FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
-               UNION ALL
-               SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL) n",
-        )
-        .bind(&*self.tenant)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(r)
+        in_tx!(self, c => timers::next_due(c, &self.tenant))
     }
 
     async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
         let mut ran = 0;
         loop {
             let mut tx = self.begin().await?;
-            // Not locked here: `run_item` locks the record first and then the
-            // timer row, the same order as a transition, so no deadlock.
-            let next: Option<(i64, String, DateTime<Utc>, i64)> = sqlx::query_as(
-                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = $1 AND fired_at IS NULL AND parked_at IS NULL AND due <= $2
-                 AND (lease_until IS NULL OR lease_until < now()) ORDER BY due, seq LIMIT 1",
-            )
-            .bind(&*self.tenant)
-            .bind(now)
-            .fetch_optional(&mut *tx.tx)
-            .await
-            .map_err(db)?;
-            let Some((record, timer, due, seq)) = next else {
+            let Some(item) = timers::first_due(&mut *tx.tx, &self.tenant, now, Utc::now()).await?
+            else {
                 tx.tx.rollback().await.map_err(db)?;
                 return Ok(ran);
-            };
-            let item = DueItem {
-                record,
-                timer,
-                due,
-                seq,
             };
             if apply::run_item(&mut tx, &self.versions, &item).await? == Ran::Fired {
                 ran += 1;
@@ -1502,146 +963,19 @@ impl Backend for PgBackend {
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
-        let mut tx = self.tx().await?;
-        let r: Option<RecordRow> = sqlx::query_as(
-            "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at FROM records WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(&*self.tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(r.map(record_from))
+        in_tx!(self, c => records::get(c, &self.tenant, id))
     }
 
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
-        let mut tx = self.tx().await?;
-        let rows: Vec<(DateTime<Utc>, String, String, String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
-            "SELECT at, actor, transition, field, old, new FROM history WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision, ord",
-        )
-        .bind(&*self.tenant)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(at, actor, transition, field, old, new)| HistoryEntry {
-                at,
-                actor,
-                transition,
-                field,
-                old,
-                new,
-            })
-            .collect())
+        in_tx!(self, c => records::history(c, &self.tenant, id))
     }
 
     async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
-        type E = (
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<Json<serde_json::Map<String, serde_json::Value>>>,
-        );
-        type F = (
-            i64,
-            DateTime<Utc>,
-            String,
-            String,
-            String,
-            serde_json::Value,
-            serde_json::Value,
-        );
-        let mut tx = self.tx().await?;
-        // From the record, so that its workflow is known without events.
-        let rows: Vec<E> = sqlx::query_as(
-            "SELECT r.workflow, r.revision, e.revision, e.workflow, e.at, e.kind, e.actor, e.transition, e.from_state, e.to_state, e.assignee, e.input
-             FROM records r LEFT JOIN events e ON e.tenant_id = r.tenant_id AND e.record_id = r.id
-             WHERE r.tenant_id = $1 AND r.id = $2 ORDER BY e.revision",
-        )
-        .bind(&*self.tenant)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let fields: Vec<F> = sqlx::query_as(
-            "SELECT revision, at, actor, transition, field, old, new FROM history WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision, ord",
-        )
-        .bind(&*self.tenant)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let Some((workflow, upto)) = rows.first().map(|r| (r.0.clone(), r.1)) else {
-            return Ok(Vec::new());
-        };
-        let mut events = Vec::new();
-        for (_, _, revision, wf, at, kind, actor, transition, from, to, assignee, input) in rows {
-            let (Some(revision), Some(wf), Some(at), Some(kind), Some(actor)) =
-                (revision, wf, at, kind, actor)
-            else {
-                continue;
-            };
-            events.push(Event {
-                record: id,
-                revision,
-                workflow: wf,
-                at,
-                kind: event_kind(&kind)?,
-                actor,
-                transition,
-                from,
-                to,
-                assignee,
-                input: input.map(|i| i.0),
-                changes: Vec::new(),
-            });
-        }
-        let fields = fields
-            .into_iter()
-            .map(|(revision, at, actor, label, field, old, new)| FieldRow {
-                revision,
-                at,
-                actor,
-                label,
-                field,
-                old,
-                new,
-            })
-            .collect();
-        Ok(join_events(id, &workflow, upto, events, fields))
+        in_tx!(self, c => records::events(c, &self.tenant, id))
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
-        let mut tx = self.tx().await?;
-        let rows: Vec<(String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT timer, due FROM timers WHERE tenant_id = $1 AND record_id = $2 AND fired_at IS NULL ORDER BY due, timer")
-                .bind(&*self.tenant)
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(timer, due)| ArmedTimer {
-                record: id,
-                timer,
-                due,
-            })
-            .collect())
+        in_tx!(self, c => timers::armed(c, &self.tenant, id))
     }
 
     async fn link_used(&self, link: &str) -> Result<bool, Error> {
@@ -1679,61 +1013,10 @@ impl Backend for PgBackend {
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
-        let mut tx = self.tx().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, template, recipients, COALESCE((payload->>'revision')::bigint, 0), created_at, delivered_at, attempts, last_error, failed_at, note, payload FROM outbox WHERE tenant_id = $1 AND record_id = $2 ORDER BY id",
-        )
-        .bind(&*self.tenant)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    oid,
-                    template,
-                    recipients,
-                    revision,
-                    created_at,
-                    delivered_at,
-                    attempts,
-                    last_error,
-                    failed_at,
-                    note,
-                    payload,
-                )| OutboxMessage {
-                    id: oid,
-                    record: id,
-                    template,
-                    recipients: recipients.0,
-                    revision,
-                    created_at,
-                    delivered_at,
-                    attempts,
-                    last_error,
-                    failed_at,
-                    note,
-                    payload: Some(payload),
-                },
-            )
-            .collect())
+        in_tx!(self, c => records::outbox(c, &self.tenant, id))
     }
 
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
-        let mut tx = self.tx().await?;
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, to_id FROM links WHERE tenant_id = $1 AND from_id = $2 ORDER BY name, to_id")
-            .bind(&*self.tenant)
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, to)| Link { from: id, name, to })
-            .collect())
+        in_tx!(self, c => records::links(c, &self.tenant, id))
     }
 }

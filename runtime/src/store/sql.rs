@@ -157,3 +157,20 @@ pub(crate) fn join_events(
     }
     by_rev.into_values().collect()
 }
+
+pub(crate) mod conn;
+pub mod outbox;
+pub(crate) mod records;
+pub(crate) mod timers;
+pub(crate) mod tx;
+
+/// PostgreSQL's side of the shared statements.
+pub(crate) mod pg {
+    pub(crate) mod buffer;
+    pub(crate) mod conn;
+}
+
+/// SQLite's side of the shared statements.
+pub(crate) mod sqlite {
+    pub(crate) mod conn;
+}

@@ -6,9 +6,7 @@ use crate::apply::{self, Current, DueItem, NewEvent, Ran, SpawnPayload, Taken, T
 use crate::backend::*;
 use crate::group::{self, Group, OwnedFire, RunBatch, MAX_GROUP};
 use crate::snapshot::Snapshot;
-use crate::sql::{
-    db, event_kind, instant, join_events, json_err, micros, with_loads, FieldRow, Row,
-};
+use crate::sql::{db, instant, json_err, micros, records, timers, tx as stmt};
 use crate::wake::Wake;
 use crate::worker::{Failed, ParkedTimer, Retry};
 use chrono::{DateTime, Utc};
@@ -113,19 +111,8 @@ impl SqliteBackend {
 
     /// Record a workflow version (and its source text, when known).
     pub async fn register_version(&self, wf: &Workflow, source: Option<&str>) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO workflow_versions (tenant_id, workflow, hash, source, loaded_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (tenant_id, workflow, hash) DO UPDATE SET source = COALESCE(excluded.source, workflow_versions.source)",
-        )
-        .bind(&self.tenant)
-        .bind(&wf.id)
-        .bind(&wf.hash)
-        .bind(source)
-        .bind(micros(Utc::now()))
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let mut c = self.write.acquire().await.map_err(db)?;
+        records::register_version(&mut *c, &self.tenant, &wf.id, &wf.hash, source, Utc::now()).await
     }
 
     pub fn tenant(&self) -> &str {
@@ -228,78 +215,21 @@ impl SqliteBackend {
         retry: &Retry,
     ) -> Result<Option<Failed>, Error> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let attempts: Option<i64> = sqlx::query_scalar(
-            "UPDATE timers SET attempts = attempts + 1, last_error = ?, claim_owner = NULL, lease_until = NULL
-             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ? AND fired_at IS NULL RETURNING attempts",
-        )
-        .bind(error)
-        .bind(&self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(attempts) = attempts else {
-            return Ok(None);
-        };
-        let f = retry.after(attempts.clamp(0, u32::MAX as i64) as u32, now);
-        sqlx::query(
-            "UPDATE timers SET next_attempt_at = ?, parked_at = ?
-             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ?",
-        )
-        .bind(f.next_attempt.map(micros))
-        .bind(f.parked.then_some(micros(now)))
-        .bind(&self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let f = timers::fail(&mut *tx, &self.tenant, item, error, now, retry).await?;
         tx.commit().await.map_err(db)?;
-        Ok(Some(f))
+        Ok(f)
     }
 
     /// The tenant's parked timer items, oldest parking first.
     pub async fn parked(&self) -> Result<Vec<ParkedTimer>, Error> {
-        let rows: Vec<(i64, String, i64, i64, Option<String>, i64)> = sqlx::query_as(
-            "SELECT record_id, timer, due, attempts, last_error, parked_at FROM timers
-             WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, record_id, timer",
-        )
-        .bind(&self.tenant)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(record, timer, due, attempts, last_error, parked_at)| {
-                ParkedTimer::from_row((
-                    record,
-                    timer,
-                    instant(due),
-                    attempts.clamp(0, i32::MAX as i64) as i32,
-                    last_error,
-                    instant(parked_at),
-                ))
-            })
-            .collect())
+        timers::parked(&mut *self.reader().await?, &self.tenant).await
     }
 
     /// Give a parked item back to the workers (attempts start again).
     /// `false`: no such parked item.
     pub async fn retry_parked(&self, record: RecordId, timer: &str) -> Result<bool, Error> {
-        let r = sqlx::query(
-            "UPDATE timers SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
-             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND fired_at IS NULL AND parked_at IS NOT NULL",
-        )
-        .bind(&self.tenant)
-        .bind(record)
-        .bind(timer)
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        if r.rows_affected() == 0 {
+        let mut c = self.write.acquire().await.map_err(db)?;
+        if !timers::unpark(&mut *c, &self.tenant, record, timer).await? {
             return Ok(false);
         }
         self.wake.wake();
@@ -308,13 +238,13 @@ impl SqliteBackend {
 
     /// Give back the unfired claims of `owner` (on shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, Error> {
-        let r = sqlx::query("UPDATE timers SET claim_owner = NULL, lease_until = NULL WHERE tenant_id = ? AND claim_owner = ? AND fired_at IS NULL")
-            .bind(&self.tenant)
-            .bind(owner)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        Ok(r.rows_affected())
+        let mut c = self.write.acquire().await.map_err(db)?;
+        timers::release(&mut *c, &self.tenant, owner).await
+    }
+
+    /// A connection of the read-only pool.
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>, Error> {
+        self.read.acquire().await.map_err(db)
     }
 }
 
@@ -344,31 +274,11 @@ impl Tx for SqliteTx<'_> {
         at: DateTime<Utc>,
         limit: usize,
     ) -> Result<usize, Error> {
-        let rows: Vec<(bool,)> = sqlx::query_as(
-            "SELECT kind = 'timer' AND at = ? FROM events WHERE tenant_id = ? AND record_id = ? ORDER BY revision DESC LIMIT ?",
-        )
-        .bind(micros(at))
-        .bind(self.tenant)
-        .bind(id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        Ok(rows.iter().take_while(|(same,)| *same).count())
+        stmt::timer_streak(&mut *self.tx, self.tenant, id, at, limit).await
     }
 
     async fn idem_get(&mut self, key: &str) -> Result<Option<(String, StoredRecord)>, Error> {
-        let r: Option<(String, String)> = sqlx::query_as(
-            "SELECT request, response FROM idempotency WHERE tenant_id = ? AND key = ? AND created_at > ?",
-        )
-        .bind(self.tenant)
-        .bind(key)
-        .bind(micros(Utc::now() - IDEMPOTENCY_RETENTION))
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        r.map(|(q, s)| Ok((q, serde_json::from_str(&s).map_err(json_err)?)))
-            .transpose()
+        stmt::idem_get(&mut *self.tx, self.tenant, key, Utc::now()).await
     }
 
     async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
@@ -404,28 +314,17 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn lock(&mut self, id: RecordId) -> Result<Option<Current>, Error> {
-        let row: Option<LockRow> = sqlx::query_as(
-            "SELECT workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records WHERE tenant_id = ? AND id = ?",
+        // The one writer holds the database: no row lock needed.
+        let Some(row) = stmt::read_for_update(
+            &mut *self.tx,
+            "SELECT workflow, version, state, fields, assignee, revision, created_at, entered_at FROM records
+             WHERE tenant_id = $1 AND id = $2",
+            self.tenant,
+            id,
         )
-        .bind(self.tenant)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        let Some((workflow, version, state, fields, assignee, revision, created, entered)) = row
+        .await?
         else {
             return Ok(None);
-        };
-        let fields = serde_json::from_str(&fields).map_err(json_err)?;
-        let row = Row {
-            workflow,
-            version,
-            state,
-            fields,
-            assignee,
-            revision,
-            created_at: instant(created),
-            entered_at: instant(entered),
         };
         crate::snapshot::sqlite_load_missing(
             &mut self.tx,
@@ -439,21 +338,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn directory(&mut self) -> Result<Arc<Vec<Actor>>, Error> {
-        // Loads are kept by triggers on records (migration 0004).
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT a.data, l.open_records FROM actors a
-             LEFT JOIN actor_loads l ON l.tenant_id = a.tenant_id AND l.actor = a.id
-             WHERE a.tenant_id = ? ORDER BY a.id",
-        )
-        .bind(self.tenant)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        let actors = rows
-            .iter()
-            .map(|(d, l)| Ok((serde_json::from_str(d).map_err(json_err)?, l.unwrap_or(0))))
-            .collect::<Result<Vec<(Actor, i64)>, Error>>()?;
-        Ok(with_loads(actors))
+        stmt::directory(&mut *self.tx, self.tenant).await
     }
 
     async fn insert(
@@ -635,87 +520,24 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn link(&mut self, from: RecordId, name: &str, to: RecordId) -> Result<(), Error> {
-        sqlx::query("INSERT INTO links (tenant_id, from_id, name, to_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(self.tenant)
-            .bind(from)
-            .bind(name)
-            .bind(to)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
-        Ok(())
+        stmt::link(&mut *self.tx, self.tenant, from, name, to).await
     }
 
     async fn linked(&mut self, from: RecordId, name: &str) -> Result<Vec<RecordId>, Error> {
-        sqlx::query_scalar(
-            "SELECT to_id FROM links WHERE tenant_id = ? AND from_id = ? AND name = ? ORDER BY to_id",
-        )
-        .bind(self.tenant)
-        .bind(from)
-        .bind(name)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db)
+        stmt::linked(&mut *self.tx, self.tenant, from, name).await
     }
 
     async fn take(&mut self, item: &DueItem, now: DateTime<Utc>) -> Result<Option<Taken>, Error> {
-        let row: Option<(Option<String>,)> = sqlx::query_as(
-            "UPDATE timers SET fired_at = ?, claim_owner = NULL, lease_until = NULL
-             WHERE tenant_id = ? AND record_id = ? AND timer = ? AND seq = ? AND fired_at IS NULL RETURNING payload",
+        stmt::take(
+            &mut *self.tx,
+            self.tenant,
+            item.record,
+            &item.timer,
+            item.seq,
+            now,
         )
-        .bind(micros(now))
-        .bind(self.tenant)
-        .bind(item.record)
-        .bind(&item.timer)
-        .bind(item.seq)
-        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(db)?;
-        Ok(match row {
-            None => None,
-            Some((None,)) => Some(Taken::Timer),
-            Some((Some(p),)) => Some(Taken::Spawn(serde_json::from_str(&p).map_err(json_err)?)),
-        })
     }
-}
-
-type LockRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
-type RecordRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    i64,
-);
-
-fn record_from(r: RecordRow) -> Result<StoredRecord, Error> {
-    let (id, workflow, version, state, fields, assignee, revision, created, entered, updated) = r;
-    Ok(StoredRecord {
-        id,
-        workflow,
-        version,
-        state,
-        fields: serde_json::from_str(&fields).map_err(json_err)?,
-        assignee,
-        revision,
-        created_at: instant(created),
-        entered_at: instant(entered),
-        updated_at: instant(updated),
-    })
 }
 
 impl group::Batched for SqliteBackend {
@@ -821,44 +643,17 @@ impl Backend for SqliteBackend {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let due: Option<i64> = sqlx::query_scalar(
-            // Retrying items are due at their next attempt (always after
-            // their due instant); parked ones wait for an operator.
-            "SELECT MIN(at) FROM (
-               SELECT MIN(due) AS at FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NULL AND parked_at IS NULL
-               UNION ALL
-               SELECT MIN(next_attempt_at) FROM timers WHERE tenant_id = ?1 AND fired_at IS NULL AND next_attempt_at IS NOT NULL)",
-        )
-        .bind(&self.tenant)
-        .fetch_one(&self.read)
-        .await
-        .map_err(db)?;
-        Ok(due.map(instant))
+        timers::next_due(&mut *self.reader().await?, &self.tenant).await
     }
 
     async fn run_due(&self, now: DateTime<Utc>) -> Result<usize, Error> {
         let mut ran = 0;
         loop {
             let mut tx = self.begin().await?;
-            let next: Option<(i64, String, i64, i64)> = sqlx::query_as(
-                "SELECT record_id, timer, due, seq FROM timers WHERE tenant_id = ? AND fired_at IS NULL AND parked_at IS NULL AND due <= ?
-                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY due, seq LIMIT 1",
-            )
-            .bind(&self.tenant)
-            .bind(micros(now))
-            .bind(micros(Utc::now()))
-            .fetch_optional(&mut *tx.tx)
-            .await
-            .map_err(db)?;
-            let Some((record, timer, due, seq)) = next else {
+            let Some(item) = timers::first_due(&mut *tx.tx, &self.tenant, now, Utc::now()).await?
+            else {
                 tx.tx.rollback().await.map_err(db)?;
                 return Ok(ran);
-            };
-            let item = DueItem {
-                record,
-                timer,
-                due: instant(due),
-                seq,
             };
             if apply::run_item(&mut tx, &self.versions, &item).await? == Ran::Fired {
                 ran += 1;
@@ -868,136 +663,19 @@ impl Backend for SqliteBackend {
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<StoredRecord>, Error> {
-        let r: Option<RecordRow> = sqlx::query_as(
-            "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at FROM records WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(&self.tenant)
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db)?;
-        r.map(record_from).transpose()
+        records::get(&mut *self.reader().await?, &self.tenant, id).await
     }
 
     async fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>, Error> {
-        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT at, actor, transition, field, old, new FROM history WHERE tenant_id = ? AND record_id = ? ORDER BY revision, ord",
-        )
-        .bind(&self.tenant)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
-        rows.into_iter()
-            .map(|(at, actor, transition, field, old, new)| {
-                Ok(HistoryEntry {
-                    at: instant(at),
-                    actor,
-                    transition,
-                    field,
-                    old: serde_json::from_str(&old).map_err(json_err)?,
-                    new: serde_json::from_str(&new).map_err(json_err)?,
-                })
-            })
-            .collect()
+        records::history(&mut *self.reader().await?, &self.tenant, id).await
     }
 
     async fn events(&self, id: RecordId) -> Result<Vec<Event>, Error> {
-        type E = (
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        // From the record, so that its workflow is known without events.
-        let rows: Vec<E> = sqlx::query_as(
-            "SELECT r.workflow, r.revision, e.revision, e.workflow, e.at, e.kind, e.actor, e.transition, e.from_state, e.to_state, e.assignee, e.input
-             FROM records r LEFT JOIN events e ON e.tenant_id = r.tenant_id AND e.record_id = r.id
-             WHERE r.tenant_id = ? AND r.id = ? ORDER BY e.revision",
-        )
-        .bind(&self.tenant)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
-        let Some((workflow, upto)) = rows.first().map(|r| (r.0.clone(), r.1)) else {
-            return Ok(Vec::new());
-        };
-        let mut events = Vec::new();
-        for (_, _, revision, wf, at, kind, actor, transition, from, to, assignee, input) in rows {
-            let (Some(revision), Some(wf), Some(at), Some(kind), Some(actor)) =
-                (revision, wf, at, kind, actor)
-            else {
-                continue;
-            };
-            let input = match input {
-                Some(i) => Some(serde_json::from_str(&i).map_err(json_err)?),
-                None => None,
-            };
-            events.push(Event {
-                record: id,
-                revision,
-                workflow: wf,
-                at: instant(at),
-                kind: event_kind(&kind)?,
-                actor,
-                transition,
-                from,
-                to,
-                assignee,
-                input,
-                changes: Vec::new(),
-            });
-        }
-        let fields: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT revision, at, actor, transition, field, old, new FROM history WHERE tenant_id = ? AND record_id = ? ORDER BY revision, ord",
-        )
-        .bind(&self.tenant)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
-        let fields = fields
-            .into_iter()
-            .map(|(revision, at, actor, label, field, old, new)| {
-                Ok(FieldRow {
-                    revision,
-                    at: instant(at),
-                    actor,
-                    label,
-                    field,
-                    old: serde_json::from_str(&old).map_err(json_err)?,
-                    new: serde_json::from_str(&new).map_err(json_err)?,
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(join_events(id, &workflow, upto, events, fields))
+        records::events(&mut *self.reader().await?, &self.tenant, id).await
     }
 
     async fn timers(&self, id: RecordId) -> Result<Vec<ArmedTimer>, Error> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT timer, due FROM timers WHERE tenant_id = ? AND record_id = ? AND fired_at IS NULL ORDER BY due, timer")
-                .bind(&self.tenant)
-                .bind(id)
-                .fetch_all(&self.read)
-                .await
-                .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(timer, due)| ArmedTimer {
-                record: id,
-                timer,
-                due: instant(due),
-            })
-            .collect())
+        timers::armed(&mut *self.reader().await?, &self.tenant, id).await
     }
 
     async fn link_used(&self, link: &str) -> Result<bool, Error> {
@@ -1031,71 +709,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
-        type Row = (
-            i64,
-            String,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-            i32,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            String,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, template, recipients, COALESCE(json_extract(payload, '$.revision'), 0), created_at, delivered_at, attempts, last_error, failed_at, note, payload FROM outbox WHERE tenant_id = ? AND record_id = ? ORDER BY id",
-        )
-        .bind(&self.tenant)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
-        rows.into_iter()
-            .map(
-                |(
-                    oid,
-                    template,
-                    recipients,
-                    revision,
-                    created,
-                    delivered,
-                    attempts,
-                    last_error,
-                    failed,
-                    note,
-                    payload,
-                )| {
-                    Ok(OutboxMessage {
-                        id: oid,
-                        record: id,
-                        template,
-                        recipients: serde_json::from_str(&recipients).map_err(json_err)?,
-                        revision,
-                        created_at: instant(created),
-                        delivered_at: delivered.map(instant),
-                        attempts,
-                        last_error,
-                        failed_at: failed.map(instant),
-                        note,
-                        payload: Some(serde_json::from_str(&payload).map_err(json_err)?),
-                    })
-                },
-            )
-            .collect()
+        records::outbox(&mut *self.reader().await?, &self.tenant, id).await
     }
 
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, to_id FROM links WHERE tenant_id = ? AND from_id = ? ORDER BY name, to_id")
-            .bind(&self.tenant)
-            .bind(id)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, to)| Link { from: id, name, to })
-            .collect())
+        records::links(&mut *self.reader().await?, &self.tenant, id).await
     }
 }

@@ -511,21 +511,13 @@ impl outbox::OutboxQueue for PanicsOnce {
     ) -> Result<(), leadflow_runtime::backend::Error> {
         self.0.delivered(id, at).await
     }
-    async fn failed(
+    async fn mark(
         &self,
         id: i64,
-        next_attempt: chrono::DateTime<Utc>,
+        mark: outbox::Mark,
         error: &str,
     ) -> Result<(), leadflow_runtime::backend::Error> {
-        self.0.failed(id, next_attempt, error).await
-    }
-    async fn dead(
-        &self,
-        id: i64,
-        at: chrono::DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), leadflow_runtime::backend::Error> {
-        self.0.dead(id, at, error).await
+        self.0.mark(id, mark, error).await
     }
     async fn noted(&self, id: i64, note: &str) -> Result<(), leadflow_runtime::backend::Error> {
         self.0.noted(id, note).await
