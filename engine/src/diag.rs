@@ -166,6 +166,8 @@ codes! {
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
     "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
     "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
+    "W080" => "a view filters or sorts on a field that is not indexed", "declare `indexed = true` on the field, so the store keeps an index for the view (docs/api.md, Lists and views)";
+    "W081" => "a view's filter cannot run as a store query", "write it as comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; `GET /v1/views` cannot serve it otherwise";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
     "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";

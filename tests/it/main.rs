@@ -25,6 +25,7 @@ mod http_limits;
 mod http_ratelimit;
 mod http_reload;
 mod http_shutdown;
+mod http_views;
 mod http_why;
 mod kpi_conformance;
 mod lsp;

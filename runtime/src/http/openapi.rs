@@ -8,6 +8,7 @@ use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
     admin, audit, codes, error, history, kpis, list, notifications, ops, records, schema, timers,
+    views,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -25,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
+        list::list, views::list, views::get, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -39,6 +40,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "actors", description = "The actor directory and unavailability periods"),
         (name = "workflows", description = "Workflow versions, their check status and their JSON Schemas"),
         (name = "timers", description = "Parked timer items (admin keys)"),
+        (name = "views", description = "The workflows' `[views]` served as lists: columns, filter, sort, counts, keyset pages"),
         (name = "history", description = "The tenant's record events, for supervisors and audits"),
         (name = "audit", description = "The audit of admin actions (admin keys)"),
         (name = "kpis", description = "KPIs computed by the store, per group and period (admin keys; docs/kpis.md)"),
