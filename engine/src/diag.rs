@@ -152,6 +152,7 @@ codes! {
     "E029" => "workflows spawn each other on every creation, without end", "make one spawn of the cycle conditional (`when = \"...\"`), move it to a transition, or schedule it with `at`";
     "E030" => "a script compares or computes values of types that cannot go together", "compare a value with one of its own type: a string field with \"50000\", a number with 50000 (or convert: `lead.postal_code.parse_int()`)";
     "E031" => "a KPI or report declaration is invalid: an unknown state, field or transition, a field of the wrong type, or forms mixed", "name states, fields and transitions the workflow declares; give one measure (hits, start/stop with within, funnel) or the Rhai of/hit; docs/kpis.md";
+    "E032" => "a report's `every` is not a schedule", "write day, week, month, quarter, year, `daily 09:00`, `monday 09:00` or `day 1 of month` (1 to 28, optionally `at 09:00`); docs/kpis.md#schedules";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
@@ -166,6 +167,7 @@ codes! {
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
     "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
     "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
+    "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
     "W080" => "a view filters or sorts on a field that is not indexed", "declare `indexed = true` on the field, so the store keeps an index for the view (docs/api.md, Lists and views)";
     "W081" => "a view's filter cannot run as a store query", "write it as comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; `GET /v1/views` cannot serve it otherwise";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";

@@ -924,27 +924,46 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(|a| self.moment(&ctx, a, &names, &transition_index))
                 .unwrap_or(crate::measure::Moment::Created);
+            let schedule = match &r.every {
+                Some(e) => match crate::schedule::Schedule::parse(e.get_ref()) {
+                    Ok(s) => Some(s),
+                    Err(m) => {
+                        self.err("E032", e.span(), format!("{ctx}: {m}"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let (Some(_), Some(e)) = (&r.notify, &r.every) {
+                if !r.group_by.iter().any(|g| g.get_ref() == "assignee") {
+                    self.err(
+                        "W006",
+                        e.span(),
+                        format!("{ctx} runs `every = \"{}\"` with `notify`, but is not grouped by assignee: its message reaches nobody", e.get_ref()),
+                    );
+                }
+            }
             let period = match &r.period {
+                // The whole history, whatever `every` says.
+                Some(p) if p.get_ref() == "all" => None,
                 Some(p) => {
                     let k = crate::measure::PeriodKind::parse(p.get_ref());
                     if k.is_none() {
                         self.err(
                             "E031",
                             p.span(),
-                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter or year", p.get_ref()),
+                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter, year or all", p.get_ref()),
                         );
                     }
                     k
                 }
-                None => r
-                    .every
-                    .as_deref()
-                    .and_then(crate::measure::PeriodKind::parse),
+                None => schedule.and_then(|s| s.period()),
             };
             reports.push(Report {
                 title: r.title.unwrap_or_else(|| name.clone()),
                 name,
-                every: r.every,
+                every: r.every.map(|e| e.into_inner()),
+                schedule,
                 filter,
                 spec,
                 group_by: r.group_by.into_iter().map(|g| g.into_inner()).collect(),

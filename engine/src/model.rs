@@ -318,6 +318,8 @@ pub struct Report {
     pub name: String,
     pub title: String,
     pub every: Option<String>,
+    /// `every` parsed (`None`: the report runs only when asked).
+    pub schedule: Option<crate::schedule::Schedule>,
     pub filter: Option<ScriptId>,
     /// Declared selection (`where`), computed by the store; `None` with a
     /// Rhai `filter` (evaluated in memory) or no selection at all.

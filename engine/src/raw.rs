@@ -527,9 +527,11 @@ pub struct RawWhere {
 pub struct RawReport {
     #[serde(default)]
     pub title: Option<String>,
-    /// week | month | quarter
+    /// When the report runs by itself: day, week, month, quarter, year,
+    /// `daily 09:00`, `monday 09:00`, `day 1 of month [at 09:00]`.
     #[serde(default)]
-    pub every: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub every: Option<Spanned<String>>,
     /// Rhai expression selecting records.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -545,7 +547,8 @@ pub struct RawReport {
     #[serde(default)]
     pub notify: Option<String>,
     /// The period a run covers: day, week, month, quarter or year
-    /// (default: `every`).
+    /// (default: `every` when it names one), or `all` for the whole
+    /// history (a reminder of every lead still open).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub period: Option<Spanned<String>>,

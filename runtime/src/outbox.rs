@@ -116,7 +116,7 @@ impl OutboxQueue for PgBackend {
              FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= $3 AND attempts < $4
                    ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
              WHERE o.tenant_id = c.tenant_id AND o.id = c.id
-             RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts, o.created_at",
+             RETURNING o.id, coalesce(o.record_id, 0), o.template, o.recipients, o.payload, o.attempts, o.created_at",
         )
         .bind(lease_until)
         .bind(self.tenant())
@@ -211,7 +211,7 @@ impl OutboxQueue for SqliteBackend {
             "UPDATE outbox SET next_attempt = ?
              WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= ? AND attempts < ?
                              ORDER BY next_attempt, id LIMIT ?)
-             RETURNING id, record_id, template, recipients, payload, attempts, created_at",
+             RETURNING id, coalesce(record_id, 0), template, recipients, payload, attempts, created_at",
         )
         .bind(micros(lease_until))
         .bind(self.tenant())

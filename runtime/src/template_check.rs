@@ -118,6 +118,8 @@ const PAYLOAD: &[&str] = &[
     "time_zone",
     "lang",
     "lead",
+    // A scheduled report's message (`crate::kpi::schedule::messages`).
+    "report",
 ];
 const RECIPIENT: &[&str] = &["id", "kind", "address", "language", "name"];
 /// Globals of the environment (MiniJinja built-ins and ours).

@@ -12,7 +12,7 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
-//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
+//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`); `GET /v1/reports/runs[/{id}]`: scheduled runs and their stored results |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | `GET /v1/records`: typed filters, sort, keyset pages, counts (the SQL is the store's `RecordQuery`) |
@@ -58,6 +58,7 @@ pub use state::{AppState, Caller, StartError, Tenant};
 use crate::any::AnyBackend;
 use crate::clock::SystemClock;
 use crate::config::{Config, SinkConfig};
+use crate::kpi::schedule;
 use crate::{outbox, worker};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
@@ -108,6 +109,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/v1/views/{workflow}/{view}", get(views::get))
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
+        .route("/v1/reports/runs", get(kpis::report_runs))
+        .route("/v1/reports/runs/{id}", get(kpis::report_run))
         .route("/v1/reports/{workflow}/{name}", get(kpis::report))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
@@ -226,6 +229,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<worker::WorkerHandle>,
     dispatchers: Vec<outbox::DispatcherHandle>,
+    schedulers: Vec<schedule::SchedulerHandle>,
     _reload: Option<reload::ReloadHandle>,
 }
 
@@ -235,6 +239,8 @@ pub struct ServeOptions {
     pub timers: bool,
     pub outbox: bool,
     pub watch: bool,
+    /// Run scheduled reports (`every`, docs/kpis.md "Schedules").
+    pub schedules: bool,
 }
 
 impl Default for ServeOptions {
@@ -243,6 +249,7 @@ impl Default for ServeOptions {
             timers: true,
             outbox: true,
             watch: true,
+            schedules: true,
         }
     }
 }
@@ -272,6 +279,7 @@ impl Server {
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
+        let mut schedulers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
@@ -281,6 +289,7 @@ impl Server {
             );
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
+            let scfg = schedule::SchedulerConfig::default();
             match &t.backend {
                 AnyBackend::Pg(b) => {
                     if opts.timers {
@@ -293,6 +302,11 @@ impl Server {
                         state.tasks.add(d.health());
                         dispatchers.push(d);
                     }
+                    if opts.schedules {
+                        let s = schedule::spawn_pg(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
+                    }
                 }
                 AnyBackend::Sqlite(b) => {
                     if opts.timers {
@@ -304,6 +318,12 @@ impl Server {
                         let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
                         state.tasks.add(d.health());
                         dispatchers.push(d);
+                    }
+                    if opts.schedules {
+                        let s =
+                            schedule::spawn_sqlite(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
                     }
                 }
                 AnyBackend::Mem(_) => {}
@@ -342,6 +362,7 @@ impl Server {
             http,
             workers,
             dispatchers,
+            schedulers,
             _reload: reload,
         })
     }
@@ -374,6 +395,9 @@ impl Server {
                 panics = s.panics,
                 "timer worker stopped, claims released"
             );
+        }
+        for s in self.schedulers {
+            s.shutdown().await;
         }
         for d in self.dispatchers {
             let s = d.shutdown().await;

@@ -31,7 +31,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
         audit::list,
-        kpis::kpis, kpis::report,
+        kpis::kpis, kpis::report, kpis::report_runs, kpis::report_run,
         ops::healthz, ops::readyz, ops::metrics_text, json,
     ),
     components(schemas(error::ErrorBody, schema::FieldValue)),

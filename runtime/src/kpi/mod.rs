@@ -17,7 +17,11 @@
 //! | --- | --- |
 //! | `mod.rs` | queries and answers, ranges and groupings, the memory evaluation, dispatch |
 //! | `sql.rs` | the aggregate query for PostgreSQL and SQLite |
+//! | `schedule.rs` | scheduled runs (`every`): enqueue, claim, run, record; the memory store's runs |
+//! | `schedule_sql.rs` | the runs in PostgreSQL and SQLite |
 
+pub mod schedule;
+mod schedule_sql;
 mod sql;
 
 pub use sql::show as show_sql;
@@ -59,6 +63,18 @@ pub trait Source: Backend {
 impl Source for MemBackend {
     fn sql(&self) -> Option<sql::SqlStore<'_>> {
         None
+    }
+}
+
+impl Source for crate::sqlite::SqliteBackend {
+    fn sql(&self) -> Option<sql::SqlStore<'_>> {
+        Some(sql::SqlStore::Sqlite(self))
+    }
+}
+
+impl Source for crate::pg::PgBackend {
+    fn sql(&self) -> Option<sql::SqlStore<'_>> {
+        Some(sql::SqlStore::Pg(self))
     }
 }
 
@@ -516,7 +532,7 @@ pub async fn kpis<S: Source>(
 }
 
 /// One row of a report: a group, its count and amount.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ReportLine {
     pub group: Vec<String>,
     pub count: i64,
@@ -525,7 +541,7 @@ pub struct ReportLine {
 }
 
 /// A report for one period.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ReportResult {
     pub workflow: String,
     pub name: String,

@@ -1,6 +1,6 @@
 //! The one storage interface the runtime needs. Three implementations: in
 //! memory (scenario replay), SQLite (embedded default) and PostgreSQL
-//! (production). One conformance suite (`tests/conformance.rs`) runs against
+//! (production). One conformance suite (`runtime/tests/it/conformance.rs`) runs against
 //! all three, and `leadflow test --database-url` replays scenarios through
 //! any of them with the same results.
 //!

@@ -301,6 +301,8 @@ impl State {
 pub struct MemBackend {
     versions: Versions,
     state: Mutex<State>,
+    /// Scheduled report runs (`crate::kpi::schedule`).
+    runs: std::sync::Mutex<crate::kpi::schedule::MemRuns>,
 }
 
 impl MemBackend {
@@ -308,7 +310,13 @@ impl MemBackend {
         MemBackend {
             versions: Versions::new(&set),
             state: Mutex::new(State::default()),
+            runs: Default::default(),
         }
+    }
+
+    /// The scheduled report runs of this store.
+    pub fn runs(&self) -> &std::sync::Mutex<crate::kpi::schedule::MemRuns> {
+        &self.runs
     }
 
     /// Keep the payloads of the messages queued from now on (the store

@@ -1,7 +1,7 @@
 //! The outbox dispatcher against real receivers: an HTTP server and an SMTP
 //! server, both on ephemeral local ports inside the test.
 
-mod common;
+use crate::common;
 
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{Duration, Utc};

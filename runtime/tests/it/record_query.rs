@@ -4,9 +4,7 @@
 //! indexes following the published versions, and (PostgreSQL) the plan on
 //! 100,000 rows reading the field index, never the whole table.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leadflow_engine::{load, Actor, Project, SourceFile, Value, WorkflowSet};
 use leadflow_runtime::backend::Backend;
 use leadflow_runtime::sql::query::{

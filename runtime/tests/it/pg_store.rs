@@ -1,7 +1,7 @@
 //! PostgreSQL-only guarantees: concurrent writers, row-level security,
 //! several timer workers, crash recovery, LISTEN/NOTIFY wake-up.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;
@@ -405,7 +405,12 @@ async fn pg_crashed_claims_are_fired_once_after_the_lease() {
     seed_ticks(&b, 50, t0()).await;
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "pg_store::crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LEADFLOW_CRASH_URL", &db.url)
         .status()
         .unwrap();
