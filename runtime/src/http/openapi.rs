@@ -382,6 +382,21 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "items": [record], "has_more": true,
             "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK"
         })))),
+        "views_list" => (None, Some(("200", json!({"items": [{
+            "workflow": "cc_lead", "name": "lista_nord", "title": "Lista zona Nord",
+            "columns": ["first_name", "last_name", "phone", "province", "state", "assignee"],
+            "states": ["new", "in_progress", "appointment"], "filter": "lead.zone == \"nord\"",
+            "sort": "province", "href": "/v1/views/cc_lead/lista_nord"
+        }]})))),
+        "views_get" => (None, Some(("200", json!({
+            "view": {"workflow": "aslm", "name": "not_yet_handled", "title": "Non ancora gestiti (not yet handled)",
+                     "columns": ["first_name", "last_name", "created_at", "state", "attempts", "age_days", "priority"],
+                     "states": ["assigned"], "filter": "lead.attempts == 0", "sort": "priority",
+                     "href": "/v1/views/aslm/not_yet_handled"},
+            "items": [record_example(42, "assigned", 1, json!({"first_name": "Mario", "last_name": "Rossi", "attempts": 0, "priority": 1}))],
+            "has_more": true, "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK",
+            "count": {"value": 137, "estimated": false}
+        })))),
         "records_create" => (
             Some(json!({"workflow": "aslm", "fields": {
                 "first_name": "Mario", "last_name": "Rossi", "province": "RM", "phone": "3331234567"}})),
@@ -700,7 +715,20 @@ mod tests {
         let names: BTreeSet<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            ["workflow", "state", "assignee", "filter", "sort", "limit", "after"].into()
+            [
+                "workflow",
+                "state",
+                "assignee",
+                "filter",
+                "sort",
+                "limit",
+                "after",
+                "count",
+                "created_at",
+                "entered_at",
+                "updated_at"
+            ]
+            .into()
         );
         for p in params {
             assert_eq!(p["in"], "query");
