@@ -38,7 +38,7 @@ sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 listen = "127.0.0.1:$PORT"
 [tenants.cc]
 root = "$PWD"
-workflows = ["cc_lead"]
+workflows = ["cc_lead", "cc_opportunity", "cc_project", "cc_task", "cc_ticket"]
 [[tenants.cc.keys]]
 name = "admin"
 sha256 = "$(sha cc-admin)"

@@ -837,54 +837,6 @@ pub fn count(d: Dialect, q: &Query, cap: Option<i64>) -> Sql {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn successor_bounds_a_prefix() {
-        assert_eq!(successor("+39347").as_deref(), Some("+39348"));
-        assert_eq!(successor("az").as_deref(), Some("a{"));
-        assert_eq!(successor(""), None);
-        let max = char::MAX.to_string();
-        assert_eq!(successor(&format!("a{max}")).as_deref(), Some("b"));
-    }
-
-    #[test]
-    fn literals_parse_by_kind_and_name_what_they_expect() {
-        assert_eq!(
-            Lit::parse(Kind::Num, "12.50").unwrap(),
-            Lit::Num("12.5".into(), 12.5)
-        );
-        assert!(Lit::parse(Kind::Num, "twelve")
-            .unwrap_err()
-            .contains("not a number"));
-        assert!(Lit::parse(Kind::Date, "2026-13-01").is_err());
-        assert_eq!(
-            Lit::parse(Kind::DateTime, "2026-12-01").unwrap(),
-            Lit::Instant("2026-12-01T00:00:00Z".parse().unwrap())
-        );
-        assert!(Lit::parse(Kind::Bool, "yes").is_err());
-        assert!(Lit::parse(Kind::List, "x").is_err());
-    }
-
-    #[test]
-    fn field_names_are_inlined_quoted_and_index_names_are_stable() {
-        let k = Key::Field {
-            name: "o'neil".into(),
-            kind: Kind::Num,
-        };
-        assert_eq!(
-            value_expr(Dialect::Pg, &k),
-            "leadflow_num((fields -> 'o''neil'))"
-        );
-        let a = IndexSpec::new("zone", Kind::Text);
-        assert_eq!(a, IndexSpec::new("zone", Kind::Text));
-        assert_ne!(a.name, IndexSpec::new("zone", Kind::Num).name);
-        assert!(a.create_sql(Dialect::Pg).contains("CONCURRENTLY"));
-    }
-}
-
 fn unsupported() -> Error {
     Error::Storage(crate::error::StoreError::new(
         crate::error::StoreErrorKind::Setup,
@@ -931,5 +883,53 @@ pub async fn publish_indexes(b: &crate::any::AnyBackend, set: &leadflow_engine::
             "field indexes could not be created or dropped: lists filtered or sorted by `indexed` \
              fields scan instead (on PostgreSQL the daemon's login must own the schema; see docs/api.md)"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_bounds_a_prefix() {
+        assert_eq!(successor("+39347").as_deref(), Some("+39348"));
+        assert_eq!(successor("az").as_deref(), Some("a{"));
+        assert_eq!(successor(""), None);
+        let max = char::MAX.to_string();
+        assert_eq!(successor(&format!("a{max}")).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn literals_parse_by_kind_and_name_what_they_expect() {
+        assert_eq!(
+            Lit::parse(Kind::Num, "12.50").unwrap(),
+            Lit::Num("12.5".into(), 12.5)
+        );
+        assert!(Lit::parse(Kind::Num, "twelve")
+            .unwrap_err()
+            .contains("not a number"));
+        assert!(Lit::parse(Kind::Date, "2026-13-01").is_err());
+        assert_eq!(
+            Lit::parse(Kind::DateTime, "2026-12-01").unwrap(),
+            Lit::Instant("2026-12-01T00:00:00Z".parse().unwrap())
+        );
+        assert!(Lit::parse(Kind::Bool, "yes").is_err());
+        assert!(Lit::parse(Kind::List, "x").is_err());
+    }
+
+    #[test]
+    fn field_names_are_inlined_quoted_and_index_names_are_stable() {
+        let k = Key::Field {
+            name: "o'neil".into(),
+            kind: Kind::Num,
+        };
+        assert_eq!(
+            value_expr(Dialect::Pg, &k),
+            "leadflow_num((fields -> 'o''neil'))"
+        );
+        let a = IndexSpec::new("zone", Kind::Text);
+        assert_eq!(a, IndexSpec::new("zone", Kind::Text));
+        assert_ne!(a.name, IndexSpec::new("zone", Kind::Num).name);
+        assert!(a.create_sql(Dialect::Pg).contains("CONCURRENTLY"));
     }
 }

@@ -354,7 +354,7 @@ mod tests {
                 .into_iter()
                 .map(|p| {
                     let name = format!("{dir}/{}", p.file_name().unwrap().to_string_lossy());
-                    SourceFile::new(&name, &std::fs::read_to_string(&p).unwrap())
+                    SourceFile::new(&name, std::fs::read_to_string(&p).unwrap())
                 })
                 .collect()
         };
