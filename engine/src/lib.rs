@@ -52,6 +52,7 @@ pub mod load;
 pub mod measure;
 pub mod model;
 mod native;
+pub mod org;
 pub mod raw;
 pub mod schedule;
 pub mod script;

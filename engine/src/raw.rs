@@ -111,6 +111,23 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub roles: Option<Vec<Spanned<String>>>,
+    /// The field holding a record's area (a zone, a province, a sales
+    /// area): the `area.<role>` relations compare it with the actors' zones.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub area: Option<Spanned<String>>,
+    /// Who sees the workflow's records besides their assignee: roles,
+    /// `assignee.manager`, `area.<role>`. They see `pii` fields only if
+    /// `reveal_to` names them too.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub visible_to: Vec<Spanned<String>>,
+    /// Who sees `pii` fields as the assignee does (in the fields'
+    /// `reveal_in` states), and the record with them: roles,
+    /// `assignee.manager`, `area.<role>`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub reveal_to: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

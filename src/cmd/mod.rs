@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         } => kpi::report(kpi::ReportArgs {
             store: kpi::StoreArgs {
@@ -105,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         }),
         Command::Completions { shell } => completions(shell),
@@ -157,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         } => serve::migrate(serve::MigrateArgs {
             config,
             database_url,
@@ -166,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         }),
     }
 }

@@ -13,6 +13,7 @@ mod lsp_support;
 #[path = "../../runtime/tests/common/smtp.rs"]
 mod smtp;
 
+mod action_links;
 mod check;
 mod cli;
 mod cli_fmt;
@@ -22,13 +23,16 @@ mod http_errors;
 mod http_history;
 mod http_kpis;
 mod http_limits;
+mod http_org;
 mod http_ratelimit;
 mod http_reload;
+mod http_report_runs;
 mod http_shutdown;
 mod http_views;
 mod http_why;
 mod kpi_conformance;
 mod lsp;
+mod migrate_timers;
 mod notifications;
 mod openapi_client;
 mod scenarios;

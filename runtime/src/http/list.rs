@@ -733,12 +733,25 @@ pub(super) fn only_open(
             })
 }
 
-/// What an actor-bound caller may see (`None` for an admin key).
+/// What an actor-bound caller may see (`None` for an admin key): its own
+/// records, the pools of its zones, and what the organisation gives it
+/// (`visible_to`, the people it manages, its areas).
 pub(super) fn visibility(
+    t: &super::state::Tenant,
     caller: &Caller,
     pools: &[crate::config::PoolConfig],
 ) -> Option<Visibility> {
+    let reach = crate::org::Reach::of(
+        t.backend.versions().all_current().iter().map(|w| &**w),
+        &caller.directory,
+        &caller.actor,
+    );
     (!caller.admin).then(|| Visibility {
+        all: reach.all,
+        managed: reach.managed,
+        reports: reach.reports,
+        areas: reach.areas,
+        area_zones: reach.zones,
         actor: caller.actor.id.clone(),
         zones: caller.actor.zones.clone(),
         pools: pools
@@ -849,7 +862,7 @@ pub async fn list(
         open_only: only_open(versions, wf, &p.states),
         states: p.states.clone(),
         filters,
-        visible_to: visibility(&caller, t.pools()),
+        visible_to: visibility(t, &caller, t.pools()),
         sort,
         desc: p.desc,
         limit: p.limit,

@@ -13,6 +13,7 @@
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
 //! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`); `GET /v1/reports/runs[/{id}]`: scheduled runs and their stored results |
+//! | `links.rs` | the pages of one-click action links: `GET`/`POST /links/{token}` (HTML, no key) |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | `GET /v1/records`: typed filters, sort, keyset pages, counts (the SQL is the store's `RecordQuery`) |
@@ -39,6 +40,7 @@ pub mod cors;
 pub mod error;
 pub mod history;
 pub mod kpis;
+pub mod links;
 pub mod list;
 pub mod notifications;
 pub mod openapi;
@@ -57,7 +59,7 @@ pub use state::{AppState, Caller, StartError, Tenant};
 
 use crate::any::AnyBackend;
 use crate::clock::SystemClock;
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, LinksConfig, SinkConfig};
 use crate::kpi::schedule;
 use crate::{outbox, worker};
 use axum::extract::DefaultBodyLimit;
@@ -126,6 +128,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             post(timers::retry),
         )
         .route("/v1/audit", get(audit::list))
+        .route("/links/{token}", get(links::show).post(links::submit))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
@@ -265,6 +268,9 @@ impl Server {
         for (id, tc) in &config.tenants {
             sinks.insert(id.clone(), sink(id, tc.sink.as_ref())?);
         }
+        // The link key likewise (its variable unset or short stops the start).
+        let env = |v: &str| std::env::var(v).ok();
+        LinksConfig::resolve(config.links.as_ref(), &config.listen, env)?;
         let state = AppState::open(config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -277,16 +283,35 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+        let links = Arc::new(LinksConfig::resolve(
+            config.links.as_ref(),
+            &addr.to_string(),
+            env,
+        )?);
+        if config.links.as_ref().is_some_and(|l| l.secret.is_some()) {
+            tracing::warn!("[links] secret written in the config file: prefer `secret_env`");
+        }
+        if config.links.is_none() {
+            tracing::warn!(
+                base_url = links.base_url(),
+                "no [links] in the config: action links are signed with a key made at start and stop working when the daemon stops"
+            );
+        }
+        let _ = state.links.set(links.clone());
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
         let mut schedulers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
-            let templates = outbox::Templates::with_language(
-                t.config.templates_dir(),
-                t.config.notifications.language.clone(),
+            let templates = Arc::new(
+                outbox::Templates::with_language(
+                    t.config.templates_dir(),
+                    t.config.notifications.language.clone(),
+                )
+                .with_links(links.clone(), &t.id),
             );
+            let _ = t.templates.set(templates.clone());
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
             let scfg = schedule::SchedulerConfig::default();

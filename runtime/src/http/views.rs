@@ -234,7 +234,7 @@ pub async fn get(
         open_only: only_open(versions, wid, &states),
         states,
         filters,
-        visible_to: visibility(&caller, t.pools()),
+        visible_to: visibility(t, &caller, t.pools()),
         sort,
         desc,
         limit: bound.limit,

@@ -664,6 +664,46 @@ pub async fn report<S: Source>(
     })
 }
 
+/// The statement a declared report becomes (as [`show_sql`] for a KPI):
+/// `None` for a Rhai `filter`.
+pub fn show_report_sql(
+    postgres: bool,
+    wf: &Workflow,
+    r: &Report,
+    range: Range,
+) -> Result<Option<String>, QueryError> {
+    if r.filter.is_some() {
+        return Ok(None);
+    }
+    let group_by = r
+        .group_by
+        .iter()
+        .map(|g| GroupKey::parse(wf, g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = r.spec.clone().unwrap_or(Spec {
+        of: Default::default(),
+        measure: Measure::Count,
+    });
+    let as_kpi = Kpi {
+        name: r.name.clone(),
+        title: r.title.clone(),
+        of: None,
+        hit: None,
+        spec: Some(spec),
+        target: None,
+        anchor: r.anchor.clone(),
+        window: None,
+        group_by: r.group_by.clone(),
+    };
+    let q = Query {
+        wf,
+        range,
+        group_by,
+        now: chrono::Utc::now(),
+    };
+    show_sql(postgres, &q, &as_kpi)
+}
+
 /// The report's last complete period before `now` (what a scheduled run
 /// covers), when it declares one.
 pub fn last_period(wf: &Workflow, r: &Report, now: DateTime<Utc>) -> Option<Range> {

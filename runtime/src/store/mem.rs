@@ -200,6 +200,8 @@ struct State {
     /// row index -> payload.
     keep_payloads: bool,
     payloads: HashMap<usize, serde_json::Value>,
+    /// Used action links: id -> (record, when).
+    used_links: HashMap<String, (RecordId, DateTime<Utc>)>,
 }
 
 impl State {
@@ -975,6 +977,24 @@ impl Backend for MemBackend {
             .unwrap_or_default();
         list.sort_by(|a, b| (a.due, &a.timer).cmp(&(b.due, &b.timer)));
         Ok(list)
+    }
+
+    async fn link_used(&self, link: &str) -> Result<bool, Error> {
+        Ok(self.state.lock().await.used_links.contains_key(link))
+    }
+
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut st = self.state.lock().await;
+        if st.used_links.contains_key(link) {
+            return Ok(false);
+        }
+        st.used_links.insert(link.to_string(), (record, at));
+        Ok(true)
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {

@@ -16,6 +16,7 @@ mod outbox;
 mod pg_store;
 mod record_query;
 mod refusal_restores;
+mod report_schedule;
 mod sqlite_store;
 mod timer_batch;
 mod versions;

@@ -868,3 +868,34 @@ async fn pg_app_role_cannot_escape_row_level_security() {
         admin.execute(sql.as_str()).await.unwrap();
     }
 }
+
+/// Used action links and stored template versions on PostgreSQL: a link is
+/// used once, per tenant (row-level security: another tenant neither sees
+/// the mark nor the templates), and a stored version reads back whole.
+#[tokio::test]
+async fn pg_used_links_and_template_versions_are_per_tenant() {
+    use leadflow_runtime::outbox::OutboxQueue;
+    use leadflow_runtime::templates::Source;
+    let db = PgDb::new().await;
+    let a = PgBackend::open(&db.url, "tenant_a", set()).await.unwrap();
+    let b = PgBackend::open(&db.url, "tenant_b", set()).await.unwrap();
+    assert!(!a.link_used("abc").await.unwrap());
+    assert!(a.use_link("abc", 1, t0()).await.unwrap(), "first use");
+    assert!(
+        !a.use_link("abc", 1, t0()).await.unwrap(),
+        "second use refused"
+    );
+    assert!(a.link_used("abc").await.unwrap());
+    assert!(!b.link_used("abc").await.unwrap(), "tenant B sees no mark");
+    assert!(b.use_link("abc", 1, t0()).await.unwrap());
+
+    let files = vec![Source {
+        path: "templates/started.it.txt".into(),
+        text: "Subject: Ciao {{ name }}\nè partita.\n".into(),
+    }];
+    a.save_templates("h1", files.clone()).await.unwrap();
+    a.save_templates("h1", files.clone()).await.unwrap(); // once per content
+    assert_eq!(a.load_templates("h1").await.unwrap(), Some(files));
+    assert_eq!(b.load_templates("h1").await.unwrap(), None);
+    assert_eq!(a.load_templates("h2").await.unwrap(), None);
+}

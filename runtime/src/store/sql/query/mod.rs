@@ -283,6 +283,15 @@ pub struct Visibility {
     pub actor: String,
     pub zones: Vec<String>,
     pub pools: Vec<PoolRule>,
+    /// Workflows whose every record it sees (`visible_to` its role).
+    pub all: Vec<String>,
+    /// Workflows whose records assigned to `reports` it sees.
+    pub managed: Vec<String>,
+    /// Everyone it manages.
+    pub reports: Vec<String>,
+    /// (workflow, area field): records whose area is one of `area_zones`.
+    pub areas: Vec<(String, String)>,
+    pub area_zones: Vec<String>,
 }
 
 /// Where the previous page ended.
@@ -695,6 +704,29 @@ impl Sql {
                         "(assignee IS NULL AND workflow = {w} AND state IN {st} AND {z} IN ({zones}))"
                     ));
                 }
+            }
+        }
+        // The organisation: `visible_to`, managed people, areas.
+        if !v.all.is_empty() {
+            vis.push(format!("workflow IN {}", self.texts(&v.all)));
+        }
+        if !v.managed.is_empty() && !v.reports.is_empty() {
+            let w = self.texts(&v.managed);
+            let who = self.texts(&v.reports);
+            vis.push(format!("(workflow IN {w} AND assignee IN {who})"));
+        }
+        if !v.area_zones.is_empty() {
+            for (wf, field) in &v.areas {
+                let w = self.arg(Arg::Text(wf.clone()));
+                let z = value_expr(
+                    self.d,
+                    &Key::Field {
+                        name: field.clone(),
+                        kind: Kind::Text,
+                    },
+                );
+                let zones: Vec<String> = v.area_zones.iter().map(|s| self.text(s)).collect();
+                vis.push(format!("(workflow = {w} AND {z} IN ({}))", zones.join(", ")));
             }
         }
         format!("({})", vis.join(" OR "))

@@ -5,28 +5,13 @@
 //! run without a result refused as CSV, admin keys only, and bad input a
 //! 400 naming it. On a fresh SQLite file and a fresh PostgreSQL database.
 
-mod http_support;
+use crate::http_support;
 
 use chrono::{Duration, Utc};
 use http_support::{repo, Daemon, Db, Kind};
 use leadflow_runtime::config::{hash_key, Config};
 use leadflow_runtime::kpi::schedule::{tick, RunStore, TickConfig};
 use std::path::Path;
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Kind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::Kind::Pg).await
-            }
-        }
-    )*};
-}
 
 both!(runs_are_listed_paged_and_served_with_their_results);
 

@@ -6,7 +6,7 @@
 //! that ended, and its `notify` queues one outbox message per assignee with
 //! that assignee's lines only. On PostgreSQL, SQLite and memory.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
