@@ -726,7 +726,10 @@ impl Sql {
                     },
                 );
                 let zones: Vec<String> = v.area_zones.iter().map(|s| self.text(s)).collect();
-                vis.push(format!("(workflow = {w} AND {z} IN ({}))", zones.join(", ")));
+                vis.push(format!(
+                    "(workflow = {w} AND {z} IN ({}))",
+                    zones.join(", ")
+                ));
             }
         }
         format!("({})", vis.join(" OR "))
