@@ -105,8 +105,11 @@ PHONE=$(psql "$PGURL/$DB" -qAtc "SELECT fields->>'phone' FROM records WHERE tena
 PREFIX=${PHONE:0:11}
 # The cursor of page 1,000 of the zone list (walked once, 999 requests).
 CUR=
+# (With fewer records than 1,000 pages, the walk stops at the last page.)
 for _ in $(seq 999); do
-  CUR=$(get "/v1/views/cc_lead/lista_nord?limit=50${CUR:+&after=$CUR}" cc-admin | jq -r .next)
+  NEXT=$(get "/v1/views/cc_lead/lista_nord?limit=50${CUR:+&after=$CUR}" cc-admin | jq -r '.next // empty')
+  [ -z "$NEXT" ] && break
+  CUR=$NEXT
 done
 ZONE="/v1/views/cc_lead/lista_nord?limit=50"
 OWN="/v1/records?workflow=cc_lead&assignee=op-7&state=new,in_progress,appointment&limit=50"
