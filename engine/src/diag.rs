@@ -172,6 +172,8 @@ codes! {
     "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
     "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
     "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
+    "W080" => "a view filters or sorts on a field that is not indexed", "declare `indexed = true` on the field, so the store keeps an index for the view (docs/api.md, Lists and views)";
+    "W081" => "a view's filter cannot run as a store query", "write it as comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; `GET /v1/views` cannot serve it otherwise";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
     "W071" => "a message template's action link is for a transition not enabled where the message is sent", "link a transition enabled from the state the notify sends the message from, or drop the link";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";

@@ -621,6 +621,7 @@ impl Resolver<'_> {
                 pii: f.pii,
                 reveal_in,
                 track: f.track,
+                indexed: f.indexed,
             });
         }
         let customer = self.customer(raw.customer.as_ref(), &names);
@@ -920,6 +921,7 @@ impl Resolver<'_> {
                 name,
                 states,
                 filter,
+                filter_source: v.filter.map(|f| f.into_inner()),
                 columns,
                 sort: v.sort.map(|s| s.into_inner()),
             });

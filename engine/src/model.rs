@@ -179,6 +179,8 @@ pub struct Field {
     pub pii: bool,
     pub reveal_in: Vec<StateId>,
     pub track: bool,
+    /// `indexed = true`: the SQL stores keep an index on its typed value.
+    pub indexed: bool,
 }
 
 #[derive(Debug)]
@@ -336,6 +338,8 @@ pub struct View {
     pub title: String,
     pub states: Vec<StateId>,
     pub filter: Option<ScriptId>,
+    /// The filter's Rhai source, for stores that run it as a query.
+    pub filter_source: Option<String>,
     pub columns: Vec<String>,
     pub sort: Option<String>,
 }

@@ -164,6 +164,12 @@ pub struct RawField {
     /// Keep field-level history of changes (default true).
     #[serde(default = "yes")]
     pub track: bool,
+    /// The store keeps an index on the field's typed value, created when a
+    /// version declaring it is published, so list filters and sorts on it
+    /// read an index instead of scanning (default false: every index slows
+    /// down the writes that change the record's fields).
+    #[serde(default)]
+    pub indexed: bool,
 }
 
 fn yes() -> bool {

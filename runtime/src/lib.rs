@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod store;
 pub mod template_check;
 pub mod templates;
+pub mod view_check;
 pub mod wake;
 pub mod webhook;
 pub mod worker;

@@ -30,6 +30,11 @@ pub fn run(
     let (diags, has_errors) = if over.is_empty() {
         let loaded = leadflow_engine::load(&project);
         let mut diags = loaded.diagnostics;
+        // Views: indexes and filters the store can run (W080, W081).
+        diags.extend(leadflow_runtime::view_check::check(
+            &loaded.set,
+            &project.workflows,
+        ));
         // Message templates, when the project has a templates/ directory.
         if let Some(dir) = root
             .as_ref()

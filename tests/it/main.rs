@@ -28,6 +28,7 @@ mod http_ratelimit;
 mod http_reload;
 mod http_report_runs;
 mod http_shutdown;
+mod http_views;
 mod http_why;
 mod kpi_conformance;
 mod lsp;

@@ -1,14 +1,17 @@
-//! `GET /v1/records`: filters (workflow, states, assignee, any field:
-//! `filter=name:value`, or the alias `field.<name>=value`), sort by any
-//! field or column, keyset pagination. Filter and sort field names must be
-//! declared by a loaded version of the workflow(s) in scope (else 400), as
-//! unknown parameters are refused. One SQL query per page in
-//! either dialect; the caller's visibility (own records, pools) is part of
-//! the WHERE clause, so pages are never short because of hidden rows.
+//! `GET /v1/records`: typed filters (workflow, states, assignee, the
+//! instant columns, any field: `field.<name>=[op:]value`, or the older
+//! `filter=name:[op:]value`), sort by any field or column, keyset
+//! pagination, `count=true`. The SQL lives in the store
+//! (`store/sql/query/`, the `RecordQuery` capability); this module reads
+//! and checks the parameters against the workflows' field types: a name no
+//! loaded version of the workflow(s) in scope declares, an operator its
+//! type does not take, a value that does not parse, are 400 naming the
+//! parameter. The caller's visibility (own records, pools) is part of the
+//! query, so pages are never short because of hidden rows.
 //!
-//! Keyset: the cursor is the last row's (sort key, id), read back from the
-//! database as JSON so the next page binds exactly what was compared.
-//! Missing values sort first ascending, last descending.
+//! Keyset: the cursor is the last row's (arm, sort key, id) as the store
+//! returned it, so the next page binds exactly what was compared. Missing
+//! values sort first ascending, last descending.
 //!
 //! The cursor is sealed (ChaCha20-Poly1305): it shows no value, cannot be
 //! forged or altered, and is bound by its associated data to the tenant, the
@@ -26,8 +29,10 @@ use super::error::{ApiError, Json, Query};
 use super::records::{version_of, view, RecordView};
 use super::state::{AppState, Caller};
 use crate::any::AnyBackend;
-use crate::backend::StoredRecord;
-use crate::sql::{db, instant, json_err};
+use crate::sql::query::{
+    Column, Cond, Cursor, Filter, Key, Kind, Lit, Op, PoolRule, Query as RQuery, RecordQuery,
+    Visibility,
+};
 use axum::extract::State;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
@@ -67,6 +72,10 @@ pub struct Page {
     /// Pass as `after` for the next page (with the same filters and sort);
     /// null on the last page.
     pub next: Option<String>,
+    /// With `count=true`: how many records match (all pages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub count: Option<crate::sql::query::Count>,
 }
 
 /// The query of `GET /v1/records` as the OpenAPI document declares it
@@ -128,16 +137,16 @@ impl utoipa::IntoParams for ListQuery {
             .build(),
             param(
                 "assignee",
-                "Only records assigned to this actor id.",
+                "Only records assigned to this actor id; or `op:value` as for a string field (`assignee=empty`: unassigned, `assignee=in:a,b`).",
                 text(MAX_VALUE).build().into(),
                 serde_json::json!("dealer-rm"),
             )
             .build(),
             param(
                 "filter",
-                &format!("Field equality, `name:value` (split at the first `:`), repeated for several fields, all of which must hold: `filter=province:RM&filter=attempts:0`. The value matches the field's JSON value as a string, or as the number or boolean it spells; a date-time also matches the same instant written otherwise. The name must be a field of a loaded version of the workflow in scope (`workflow`, else any workflow of the tenant): an unknown name is 400. At most {MAX_FILTERS} filters. (`field.<name>=value` is accepted as an alias: docs/api.md.)"),
+                &format!("A field condition, `name:value` or `name:op:value` (split at the first `:`), repeated for several fields, all of which must hold: `filter=province:in:MI,TO&filter=attempts:0`. Typed by the field: `eq` (the default), `ne`, `in:a,b`; `lt`/`lte`/`gt`/`gte` on int, decimal, date, datetime (a date `YYYY-MM-DD` is midnight UTC for a datetime); `prefix` and case-insensitive `contains` on strings; `empty`, `not_empty` on every type. The name must be a field of a loaded version of the workflow in scope (`workflow`, else any workflow of the tenant); an unknown name, an operator the type does not take or a value that does not parse is 400 naming the parameter. At most {MAX_FILTERS} filters. (`field.<name>=[op:]value` is the same: docs/api.md.)"),
                 list(text(MAX_VALUE).pattern(Some("^[^:]+:")), MAX_FILTERS),
-                serde_json::json!(["province:RM"]),
+                serde_json::json!(["province:in:RM,MI"]),
             )
             .style(Some(ParameterStyle::Form))
             .explode(Some(true))
@@ -163,121 +172,54 @@ impl utoipa::IntoParams for ListQuery {
                 serde_json::Value::Null,
             )
             .build(),
+            param(
+                "count",
+                &format!("`true`: the page also carries `count`, the number of records matching (all pages): exact when it reads at most {COUNT_BOUND} rows (and on PostgreSQL within 300 ms), else an estimate with `estimated: true`."),
+                ObjectBuilder::new().schema_type(Type::Boolean).build().into(),
+                serde_json::json!(true),
+            )
+            .build(),
+            param(
+                "created_at",
+                "Creation instant condition, `op:value` with `eq`, `lt`, `lte`, `gt`, `gte` (RFC 3339, or YYYY-MM-DD for midnight UTC); twice for a range. `entered_at` (entered its state) and `updated_at` take the same.",
+                text(MAX_VALUE).build().into(),
+                serde_json::json!("gte:2026-01-01"),
+            )
+            .build(),
+            param(
+                "entered_at",
+                "As `created_at`, on the instant the record entered its state.",
+                text(MAX_VALUE).build().into(),
+                serde_json::json!("lt:2026-12-01T00:00:00Z"),
+            )
+            .build(),
+            param(
+                "updated_at",
+                "As `created_at`, on the instant of the record's last change.",
+                text(MAX_VALUE).build().into(),
+                serde_json::json!("gte:2026-01-01"),
+            )
+            .build(),
         ]
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Dialect {
-    Pg,
-    Sqlite,
-}
-
-#[derive(Debug, Clone)]
-enum Arg {
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Json(serde_json::Value),
-}
-
-struct Sql {
-    d: Dialect,
-    text: String,
-    args: Vec<Arg>,
-}
-
-impl Sql {
-    fn arg(&mut self, a: Arg) -> String {
-        self.args.push(a);
-        match self.d {
-            Dialect::Pg => match self.args.last() {
-                Some(Arg::Json(_)) => format!("${}::jsonb", self.args.len()),
-                _ => format!("${}", self.args.len()),
-            },
-            Dialect::Sqlite => format!("?{}", self.args.len()),
-        }
-    }
-    /// A field's value as comparable JSON (PG jsonb) or SQL value (SQLite).
-    fn field_key(&mut self, name: &str) -> String {
-        match self.d {
-            Dialect::Pg => format!("(fields -> {})", self.arg(Arg::Text(name.into()))),
-            Dialect::Sqlite => format!("(fields ->> {})", self.arg(Arg::Text(json_path(name)))),
-        }
-    }
-    /// A field's value when it is a JSON string, else NULL: zone
-    /// visibility matches strings only, as `Tenant::visible` does (a
-    /// number 5 must not match the zone "5").
-    fn field_string(&mut self, name: &str) -> String {
-        match self.d {
-            Dialect::Pg => {
-                let k = self.arg(Arg::Text(name.into()));
-                format!(
-                    "(CASE WHEN jsonb_typeof(fields -> {k}) = 'string' THEN fields ->> {k} END)"
-                )
-            }
-            Dialect::Sqlite => {
-                let k = self.arg(Arg::Text(json_path(name)));
-                format!("(CASE WHEN json_type(fields, {k}) = 'text' THEN fields ->> {k} END)")
-            }
-        }
-    }
-    /// A field's value as JSON for equality with a JSON literal.
-    fn field_json(&mut self, name: &str) -> String {
-        match self.d {
-            Dialect::Pg => format!("(fields -> {})", self.arg(Arg::Text(name.into()))),
-            Dialect::Sqlite => format!("(fields -> {})", self.arg(Arg::Text(json_path(name)))),
-        }
-    }
-    fn json_literal(&mut self, v: serde_json::Value) -> String {
-        match self.d {
-            Dialect::Pg => self.arg(Arg::Json(v)),
-            // `->` yields minified JSON text in SQLite.
-            Dialect::Sqlite => self.arg(Arg::Text(v.to_string())),
-        }
-    }
-    /// Bind a sort-key value read back from a cursor.
-    fn key_value(&mut self, v: &serde_json::Value) -> String {
-        match self.d {
-            Dialect::Pg => self.arg(Arg::Json(v.clone())),
-            Dialect::Sqlite => {
-                let a = match v {
-                    serde_json::Value::Number(n) => match n.as_i64() {
-                        Some(i) => Arg::Int(i),
-                        None => Arg::Float(n.as_f64().unwrap_or_default()),
-                    },
-                    serde_json::Value::String(s) => Arg::Text(s.clone()),
-                    serde_json::Value::Bool(b) => Arg::Int(i64::from(*b)),
-                    other => Arg::Text(other.to_string()),
-                };
-                self.arg(a)
-            }
-        }
-    }
-    fn in_list(&mut self, items: &[String]) -> String {
-        let ph: Vec<String> = items
-            .iter()
-            .map(|s| self.arg(Arg::Text(s.clone())))
-            .collect();
-        format!("({})", ph.join(", "))
-    }
-}
-
-fn json_path(name: &str) -> String {
-    format!("$.\"{}\"", name.replace('"', ""))
-}
-
-struct Params {
-    workflow: Option<String>,
-    states: Vec<String>,
-    assignee: Option<String>,
-    fields: Vec<(String, String)>,
-    sort: String,
-    desc: bool,
-    limit: usize,
+pub(super) struct Params {
+    pub workflow: Option<String>,
+    pub states: Vec<String>,
+    /// `assignee=` as written (an actor id, or `op:value`).
+    pub assignee: Option<String>,
+    /// Field conditions as written: (name, `value` or `op:value`).
+    pub fields: Vec<(String, String)>,
+    /// Column conditions as written (`created_at=gte:2026-01-01`).
+    pub columns: Vec<(String, String)>,
+    /// `None`: not given (`id`, or a view's own sort).
+    pub sort: Option<String>,
+    pub desc: bool,
+    pub limit: usize,
+    pub count: bool,
     /// The `after` cursor as sent; opened by [`open_cursor`].
-    cursor: Option<String>,
-    after: Option<(serde_json::Value, i64)>,
+    pub cursor: Option<String>,
 }
 
 /// A field name as given in `filter`, `field.<name>` or `sort`.
@@ -319,17 +261,18 @@ fn once(given: &mut Vec<&'static str>, name: &'static str) -> Result<(), ApiErro
 }
 
 /// The query in order (repeated names are kept: `state`, `filter`).
-fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
+pub(super) fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
     let mut p = Params {
         workflow: None,
         states: Vec::new(),
         assignee: None,
         fields: Vec::new(),
-        sort: "id".into(),
+        columns: Vec::new(),
+        sort: None,
         desc: false,
         limit: DEFAULT_LIMIT,
+        count: false,
         cursor: None,
-        after: None,
     };
     let mut given = Vec::new();
     for (k, v) in q {
@@ -383,7 +326,7 @@ fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
                     return Err(ApiError::bad_request("sort: give a field or column name, `-` first for descending"));
                 }
                 field_name("sort", name)?;
-                p.sort = name.to_string();
+                p.sort = Some(name.to_string());
                 p.desc = desc;
             }
             "limit" => {
@@ -398,11 +341,27 @@ fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
                 once(&mut given, "after")?;
                 p.cursor = Some(v)
             }
+            "count" => {
+                once(&mut given, "count")?;
+                p.count = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::bad_request("count: true or false")),
+                }
+            }
+            c @ ("created_at" | "entered_at" | "updated_at") => {
+                if p.columns.iter().filter(|(n, _)| n == c).count() == 2 {
+                    return Err(ApiError::bad_request(format!(
+                        "`{c}` is given more than twice (a range takes two: gte:..&{c}=lt:..)"
+                    )));
+                }
+                p.columns.push((c.to_string(), v))
+            }
             other => match other.strip_prefix("field.") {
                 Some(f) if !f.is_empty() => add_filter(&mut p, other, f, v)?,
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown parameter `{other}` (workflow, state, assignee, filter, sort, limit, after)"
+                        "unknown parameter `{other}` (workflow, state, assignee, created_at, entered_at, updated_at, filter, field.<name>, sort, limit, after, count)"
                     )))
                 }
             },
@@ -413,55 +372,43 @@ fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
     p.states.sort();
     p.states.dedup();
     p.fields.sort();
+    p.columns.sort();
     Ok(p)
-}
-
-/// Filter and sort field names must be declared by some loaded version of
-/// the workflow in scope (`workflow`, else any workflow of the tenant):
-/// 400 naming the field, rather than an empty page or an arbitrary order.
-fn refuse_unknown(versions: &crate::apply::Versions, p: &Params) -> Result<(), ApiError> {
-    let wfs: Vec<_> = versions
-        .all()
-        .into_iter()
-        .filter(|wf| p.workflow.as_ref().is_none_or(|w| *w == wf.id))
-        .collect();
-    let sort = (!COLUMNS.contains(&p.sort.as_str())).then_some(("sort", p.sort.as_str()));
-    let names = p.fields.iter().map(|(f, _)| ("filter", f.as_str()));
-    for (param, name) in names.chain(sort) {
-        if wfs.iter().any(|wf| wf.field(name).is_some()) {
-            continue;
-        }
-        let scope = match &p.workflow {
-            Some(w) => format!("workflow `{w}`"),
-            None => "any workflow of the tenant".to_string(),
-        };
-        let mut e = ApiError::bad_request(format!(
-            "{param}: unknown field `{name}` (no loaded version of {scope} declares it)"
-        ));
-        e.body.field = Some(name.to_string());
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Actor-bound callers may not filter or sort on a field that is `pii` in
 /// the workflow listed (any workflow of the tenant if none is named), in
 /// any loaded version: whether they see it depends on each record.
-fn refuse_pii(
+pub(super) fn refuse_pii(
     caller: &Caller,
     versions: &crate::apply::Versions,
     p: &Params,
 ) -> Result<(), ApiError> {
+    let sort = p.sort.as_deref().filter(|s| !COLUMNS.contains(s));
+    let names: Vec<&str> = p
+        .fields
+        .iter()
+        .map(|(f, _)| f.as_str())
+        .chain(sort)
+        .collect();
+    refuse_pii_names(caller, versions, p.workflow.as_deref(), &names)
+}
+
+/// [`refuse_pii`] for names however they were given.
+pub(super) fn refuse_pii_names(
+    caller: &Caller,
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    names: &[&str],
+) -> Result<(), ApiError> {
     if caller.admin {
         return Ok(());
     }
-    let sort = (!COLUMNS.contains(&p.sort.as_str())).then_some(p.sort.as_str());
-    let names = p.fields.iter().map(|(f, _)| f.as_str()).chain(sort);
     let wfs = versions.all();
     for name in names {
         let pii = wfs.iter().find(|wf| {
-            p.workflow.as_ref().is_none_or(|w| *w == wf.id)
-                && wf.fields.iter().any(|f| f.pii && f.name == name)
+            workflow.is_none_or(|w| w == wf.id)
+                && wf.fields.iter().any(|f| f.pii && f.name == *name)
         });
         if let Some(wf) = pii {
             return Err(ApiError::new(
@@ -512,7 +459,7 @@ fn derive_key(secret: Option<&str>) -> Option<LessSafeKey> {
 }
 
 /// What a cursor is bound to: who asked, and the query but for `limit`.
-fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
+pub(super) fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
     serde_json::to_vec(&(
         tenant,
         &caller.key,
@@ -520,6 +467,7 @@ fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
         &p.states,
         &p.assignee,
         &p.fields,
+        &p.columns,
         &p.sort,
         p.desc,
     ))
@@ -572,266 +520,327 @@ pub(super) fn open_cursor(
     serde_json::from_slice(plain).map_err(|_| bad())
 }
 
-/// The JSON values a query-string value may stand for: the string itself,
-/// and the number or boolean it spells.
-fn candidates(v: &str) -> Vec<serde_json::Value> {
-    let mut out = vec![serde_json::Value::String(v.to_string())];
-    if let Ok(j @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) =
-        serde_json::from_str::<serde_json::Value>(v)
-    {
-        out.push(j);
-    }
-    // An instant matches as the engine stores it, however it is written
-    // (the API answers microseconds, the store may hold fewer digits).
-    if let Some(t) = leadflow_engine::value::parse_instant(v) {
-        let stored = leadflow_engine::Value::DateTime(t).to_json();
-        if !out.contains(&stored) {
-            out.push(stored);
-        }
-    }
-    out
+/// A 400 naming the parameter and the field it is about.
+fn bad_param(param: &str, field: &str, msg: impl std::fmt::Display) -> ApiError {
+    let mut e = ApiError::bad_request(format!("{param}: {msg}"));
+    e.body.field = Some(field.to_string());
+    e
 }
 
-fn build(
-    d: Dialect,
-    tenant: &str,
-    caller: &Caller,
-    pools: &[crate::config::PoolConfig],
-    reach: &crate::org::Reach,
-    p: &Params,
-) -> Sql {
-    let mut s = Sql {
-        d,
-        text: String::new(),
-        args: Vec::new(),
-    };
-    let key = if COLUMNS.contains(&p.sort.as_str()) {
-        match d {
-            Dialect::Pg => format!("to_jsonb({})", p.sort),
-            Dialect::Sqlite => p.sort.clone(),
+/// The kind a field compares as, across the loaded versions of the
+/// workflows in scope (declared by some, else 400; one kind, else 400).
+fn field_kind(
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    param: &str,
+    name: &str,
+) -> Result<Kind, ApiError> {
+    let mut kinds: Vec<(Kind, String)> = Vec::new();
+    for wf in versions.all() {
+        if workflow.is_some_and(|w| w != wf.id) {
+            continue;
         }
-    } else {
-        s.field_key(&p.sort)
-    };
-    let mut wh = vec![format!("tenant_id = {}", s.arg(Arg::Text(tenant.into())))];
-    if let Some(w) = &p.workflow {
-        wh.push(format!("workflow = {}", s.arg(Arg::Text(w.clone()))));
-    }
-    if !p.states.is_empty() {
-        wh.push(format!("state IN {}", s.in_list(&p.states)));
-    }
-    if let Some(a) = &p.assignee {
-        wh.push(format!("assignee = {}", s.arg(Arg::Text(a.clone()))));
-    }
-    for (f, v) in &p.fields {
-        let alts: Vec<String> = candidates(v)
-            .into_iter()
-            .map(|c| {
-                let k = s.field_json(f);
-                let l = s.json_literal(c);
-                format!("{k} = {l}")
-            })
-            .collect();
-        wh.push(format!("({})", alts.join(" OR ")));
-    }
-    if !caller.admin {
-        let mut vis = vec![format!(
-            "assignee = {}",
-            s.arg(Arg::Text(caller.actor.id.clone()))
-        )];
-        if !caller.actor.zones.is_empty() {
-            for pool in pools {
-                let w = s.arg(Arg::Text(pool.workflow.clone()));
-                let st = s.in_list(&pool.states);
-                let z = s.field_string(&pool.zone_field);
-                let zones = s.in_list(&caller.actor.zones);
-                if pool.followed_by(&caller.actor) {
-                    vis.push(format!("(workflow = {w} AND {z} IN {zones})"));
-                } else {
-                    vis.push(format!(
-                        "(assignee IS NULL AND workflow = {w} AND state IN {st} AND {z} IN {zones})"
-                    ));
-                }
+        if let Some(f) = wf.field(name) {
+            let k = Kind::of(wf.fields[f].ty);
+            if !kinds.iter().any(|(x, _)| *x == k) {
+                kinds.push((k, wf.id.clone()));
             }
         }
-        // The organisation (`visible_to`, `reveal_to`): every record of a
-        // workflow naming the caller's role, the records of the people it
-        // manages, the records of its areas.
-        if !reach.all.is_empty() {
-            vis.push(format!("workflow IN {}", s.in_list(&reach.all)));
-        }
-        if !reach.managed.is_empty() && !reach.reports.is_empty() {
-            let w = s.in_list(&reach.managed);
-            let who = s.in_list(&reach.reports);
-            vis.push(format!("(workflow IN {w} AND assignee IN {who})"));
-        }
-        for (wf, field) in &reach.areas {
-            let w = s.arg(Arg::Text(wf.clone()));
-            let z = s.field_string(field);
-            let zones = s.in_list(&reach.zones);
-            vis.push(format!("(workflow = {w} AND {z} IN {zones})"));
-        }
-        wh.push(format!("({})", vis.join(" OR ")));
     }
-    if let Some((v, id)) = &p.after {
-        let idp = s.arg(Arg::Int(*id));
-        let cond = match (v.is_null(), p.desc) {
-            (true, false) => format!("(({key} IS NULL AND id > {idp}) OR {key} IS NOT NULL)"),
-            (true, true) => format!("({key} IS NULL AND id < {idp})"),
-            (false, false) => {
-                let vp = s.key_value(v);
-                format!("({key} > {vp} OR ({key} = {vp} AND id > {idp}))")
-            }
-            (false, true) => {
-                let vp = s.key_value(v);
-                format!("({key} < {vp} OR ({key} = {vp} AND id < {idp}) OR {key} IS NULL)")
-            }
-        };
-        wh.push(cond);
-    }
-    let order = if p.desc {
-        format!("{key} DESC NULLS LAST, id DESC")
-    } else {
-        format!("{key} ASC NULLS FIRST, id ASC")
-    };
-    let key_out = match d {
-        Dialect::Pg => key.clone(),
-        Dialect::Sqlite => format!("json_quote({key})"),
-    };
-    s.text = format!(
-        "SELECT id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at, {key_out} AS k
-         FROM records WHERE {} ORDER BY {order} LIMIT {}",
-        wh.join(" AND "),
-        p.limit + 1
-    );
-    s
-}
-
-type PgRow = (
-    i64,
-    String,
-    String,
-    String,
-    sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
-    Option<String>,
-    i64,
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    Option<serde_json::Value>,
-);
-type LiteRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-);
-
-async fn fetch(
-    b: &AnyBackend,
-    tenant: &str,
-    caller: &Caller,
-    pools: &[crate::config::PoolConfig],
-    reach: &crate::org::Reach,
-    p: &Params,
-) -> Result<Vec<(StoredRecord, serde_json::Value)>, ApiError> {
-    let storage = |e: crate::backend::Error| ApiError::from(e);
-    match b {
-        AnyBackend::Pg(pg) => {
-            let s = build(Dialect::Pg, tenant, caller, pools, reach, p);
-            let mut q = sqlx::query_as::<_, PgRow>(&s.text);
-            for a in &s.args {
-                q = match a {
-                    Arg::Text(v) => q.bind(v),
-                    Arg::Int(i) => q.bind(i),
-                    Arg::Float(f) => q.bind(f),
-                    Arg::Json(j) => q.bind(sqlx::types::Json(j)),
-                };
-            }
-            let mut tx = pg.tx().await?;
-            let rows = q.fetch_all(&mut *tx).await.map_err(|e| storage(db(e)))?;
-            tx.commit().await.map_err(|e| storage(db(e)))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    (
-                        StoredRecord {
-                            id: r.0,
-                            workflow: r.1,
-                            version: r.2,
-                            state: r.3,
-                            fields: r.4 .0,
-                            assignee: r.5,
-                            revision: r.6,
-                            created_at: r.7,
-                            entered_at: r.8,
-                            updated_at: r.9,
-                        },
-                        r.10.unwrap_or(serde_json::Value::Null),
-                    )
-                })
-                .collect())
+    match kinds.as_slice() {
+        [] => {
+            let scope = match workflow {
+                Some(w) => format!("workflow `{w}`"),
+                None => "any workflow of the tenant".to_string(),
+            };
+            Err(bad_param(
+                param,
+                name,
+                format!("unknown field `{name}` (no loaded version of {scope} declares it)"),
+            ))
         }
-        AnyBackend::Sqlite(lite) => {
-            let s = build(Dialect::Sqlite, tenant, caller, pools, reach, p);
-            let mut q = sqlx::query_as::<_, LiteRow>(&s.text);
-            for a in &s.args {
-                q = match a {
-                    Arg::Text(v) => q.bind(v),
-                    Arg::Int(i) => q.bind(i),
-                    Arg::Float(f) => q.bind(f),
-                    Arg::Json(j) => q.bind(j.to_string()),
-                };
-            }
-            let rows = q
-                .fetch_all(lite.read_pool())
-                .await
-                .map_err(|e| storage(db(e)))?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok((
-                        StoredRecord {
-                            id: r.0,
-                            workflow: r.1,
-                            version: r.2,
-                            state: r.3,
-                            fields: serde_json::from_str(&r.4).map_err(|e| storage(json_err(e)))?,
-                            assignee: r.5,
-                            revision: r.6,
-                            created_at: instant(r.7),
-                            entered_at: instant(r.8),
-                            updated_at: instant(r.9),
-                        },
-                        serde_json::from_str(&r.10).unwrap_or(serde_json::Value::Null),
-                    ))
-                })
-                .collect()
-        }
-        AnyBackend::Mem(_) => Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "E_UNSUPPORTED",
-            "listing needs a SQL store (sqlite: or postgres://)",
+        [(k, _)] => Ok(*k),
+        many => Err(bad_param(
+            param,
+            name,
+            format!(
+                "field `{name}` has different types in workflows {}: name one with `workflow=`",
+                many.iter()
+                    .map(|(k, w)| format!("`{w}` ({})", k.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )),
     }
 }
 
+const OPERATORS: [&str; 9] = [
+    "eq", "ne", "in", "lt", "lte", "gt", "gte", "prefix", "contains",
+];
+
+/// `value`, `op:value`, `empty` or `not_empty` for a key of `kind`.
+pub(super) fn parse_op(param: &str, name: &str, kind: Kind, spec: &str) -> Result<Op, ApiError> {
+    let supported = |op: &str| -> Result<(), ApiError> {
+        match kind.ops().contains(&op) {
+            true => Ok(()),
+            false => Err(bad_param(
+                param,
+                name,
+                format!(
+                    "operator `{op}` does not apply to a {} value (it takes {})",
+                    kind.name(),
+                    kind.ops().join(", ")
+                ),
+            )),
+        }
+    };
+    let lit = |v: &str| Lit::parse(kind, v).map_err(|m| bad_param(param, name, m));
+    match spec {
+        "empty" => return supported("empty").map(|_| Op::Empty),
+        "not_empty" => return supported("not_empty").map(|_| Op::NotEmpty),
+        _ => {}
+    }
+    let (op, value) = match spec.split_once(':') {
+        Some((op, v))
+            if !op.is_empty() && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
+            if !OPERATORS.contains(&op) {
+                return Err(bad_param(
+                    param,
+                    name,
+                    format!(
+                        "unknown operator `{op}` ({}, empty, not_empty; write eq:<value> for a value that holds `:`)",
+                        OPERATORS.join(", ")
+                    ),
+                ));
+            }
+            (op, v)
+        }
+        _ => ("eq", spec),
+    };
+    supported(op)?;
+    Ok(match op {
+        "eq" => Op::In(vec![lit(value)?]),
+        "ne" => Op::Ne(lit(value)?),
+        "in" => {
+            let vs: Vec<Lit> = value.split(',').map(lit).collect::<Result<_, _>>()?;
+            if vs.len() > MAX_STATES {
+                return Err(bad_param(
+                    param,
+                    name,
+                    format!("in: at most {MAX_STATES} values"),
+                ));
+            }
+            Op::In(vs)
+        }
+        "lt" => Op::Lt(lit(value)?),
+        "lte" => Op::Lte(lit(value)?),
+        "gt" => Op::Gt(lit(value)?),
+        "gte" => Op::Gte(lit(value)?),
+        "prefix" | "contains" if value.is_empty() => {
+            return Err(bad_param(
+                param,
+                name,
+                format!("{op}: give a non-empty string"),
+            ))
+        }
+        "prefix" => Op::Prefix(value.to_string()),
+        _ => Op::Contains(value.to_string()),
+    })
+}
+
+/// The caller's conditions, typed (`field.<name>`/`filter`, `assignee`,
+/// the instant columns).
+pub(super) fn typed_filters(
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    assignee: Option<&str>,
+    fields: &[(String, String)],
+    columns: &[(String, String)],
+) -> Result<Vec<Filter>, ApiError> {
+    let mut out = Vec::new();
+    for (name, spec) in fields {
+        let param = format!("field.{name}");
+        let kind = field_kind(versions, workflow, &param, name)?;
+        let op = parse_op(&param, name, kind, spec)?;
+        out.push(Filter::Cond(Cond {
+            key: Key::Field {
+                name: name.clone(),
+                kind,
+            },
+            op,
+        }));
+    }
+    if let Some(a) = assignee {
+        let op = parse_op("assignee", "assignee", Kind::Text, a)?;
+        out.push(Filter::Cond(Cond {
+            key: Key::Column(Column::Assignee),
+            op,
+        }));
+    }
+    for (name, spec) in columns {
+        let Some(c) = Column::parse(name) else {
+            continue;
+        };
+        let op = parse_op(name, name, c.kind(), spec)?;
+        out.push(Filter::Cond(Cond {
+            key: Key::Column(c),
+            op,
+        }));
+    }
+    Ok(out)
+}
+
+/// The sort key a `sort` name stands for.
+pub(super) fn sort_key(
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    name: &str,
+) -> Result<Key, ApiError> {
+    if let Some(c) = Column::parse(name) {
+        return Ok(Key::Column(c));
+    }
+    let kind = field_kind(versions, workflow, "sort", name)?;
+    if kind == Kind::List {
+        return Err(bad_param(
+            "sort",
+            name,
+            format!("`{name}` is a list: lists do not sort"),
+        ));
+    }
+    Ok(Key::Field {
+        name: name.to_string(),
+        kind,
+    })
+}
+
+/// Whether every one of `states` is a non-final state wherever a loaded
+/// version in scope declares it (then the open-record indexes serve).
+pub(super) fn only_open(
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    states: &[String],
+) -> bool {
+    !states.is_empty()
+        && versions
+            .all()
+            .iter()
+            .filter(|wf| workflow.is_none_or(|w| w == wf.id))
+            .all(|wf| {
+                states
+                    .iter()
+                    .all(|s| wf.state(s).is_none_or(|id| !wf.states[id].is_final))
+            })
+}
+
+/// What an actor-bound caller may see (`None` for an admin key): its own
+/// records, the pools of its zones, and what the organisation gives it
+/// (`visible_to`, the people it manages, its areas).
+pub(super) fn visibility(
+    t: &super::state::Tenant,
+    caller: &Caller,
+    pools: &[crate::config::PoolConfig],
+) -> Option<Visibility> {
+    let reach = crate::org::Reach::of(
+        t.backend.versions().all_current().iter().map(|w| &**w),
+        &caller.directory,
+        &caller.actor,
+    );
+    (!caller.admin).then(|| Visibility {
+        all: reach.all,
+        managed: reach.managed,
+        reports: reach.reports,
+        areas: reach.areas,
+        area_zones: reach.zones,
+        actor: caller.actor.id.clone(),
+        zones: caller.actor.zones.clone(),
+        pools: pools
+            .iter()
+            .map(|p| PoolRule {
+                workflow: p.workflow.clone(),
+                states: p.states.clone(),
+                zone_field: p.zone_field.clone(),
+                followed: p.followed_by(&caller.actor),
+            })
+            .collect(),
+    })
+}
+
+/// Counts read at most this many rows exactly; past it the count is the
+/// planner's estimate (PostgreSQL) or this bound (SQLite), flagged.
+pub const COUNT_BOUND: i64 = 200_000;
+
+/// Run `q` (its cursor opened from `after` under `aad`) and shape the page
+/// for `caller`: rows redacted as `/v1/records/{id}` would show them.
+pub(super) async fn page(
+    t: &super::state::Tenant,
+    caller: &Caller,
+    mut q: RQuery,
+    after: Option<&str>,
+    aad: &[u8],
+    with_count: bool,
+) -> Result<Page, ApiError> {
+    if matches!(t.backend, AnyBackend::Mem(_)) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "E_UNSUPPORTED",
+            "listing needs a SQL store (sqlite: or postgres://)",
+        ));
+    }
+    let count = match with_count {
+        true => Some(t.backend.count(&q, COUNT_BOUND).await?),
+        false => None,
+    };
+    if let Some(c) = after {
+        let (k, id) = open_cursor(cursor_key()?, aad, c)?;
+        let (seg, key): (u8, serde_json::Value) = serde_json::from_value(k)
+            .map_err(|_| ApiError::bad_request("after: not a `next` cursor of this query"))?;
+        q.after = Some(Cursor { seg, key, id });
+    }
+    let limit = q.limit;
+    let mut rows = t.backend.query(&q).await?;
+    let has_more = rows.len() > limit;
+    let next = if has_more {
+        rows.truncate(limit);
+        match rows.last() {
+            Some(h) => Some(seal_cursor(
+                cursor_key()?,
+                aad,
+                &serde_json::json!([h.cursor.seg, h.cursor.key]),
+                h.cursor.id,
+            )?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|h| {
+            let wf = version_of(t, &h.record);
+            view(caller, wf.as_deref(), h.record)
+        })
+        .collect();
+    Ok(Page {
+        items,
+        has_more,
+        next,
+        count,
+    })
+}
+
 /// List the records the caller may see.
 ///
-/// Filtered (`workflow`, `state`, `assignee`, `filter`), sorted (`sort`)
-/// and paged by keyset (`limit`, `after`). Unknown parameters, and filter
-/// or sort names that no loaded version of the workflow(s) in scope
-/// declares, are 400.
+/// Filtered (`workflow`, `state`, `assignee`, the instant columns, typed
+/// field conditions `field.<name>=[op:]value`), sorted (`sort`) and paged by
+/// keyset (`limit`, `after`); `count=true` adds the number of matches.
+/// Unknown parameters, operators a type does not take, values that do not
+/// parse, and filter or sort names that no loaded version of the
+/// workflow(s) in scope declares, are 400.
 #[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "records_list",
     params(ListQuery),
     responses((status = 200, body = Page, description = "a page of records, in the order asked"),
-              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it); more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query"),
+              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it), an operator its type does not take, a value that does not parse as its type; more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
     security(("bearer" = [])))]
 pub async fn list(
@@ -840,41 +849,28 @@ pub async fn list(
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<Page>, ApiError> {
     let t = s.tenant(&caller);
-    let mut p = parse(q)?;
-    refuse_unknown(t.backend.versions(), &p)?;
-    refuse_pii(&caller, t.backend.versions(), &p)?;
+    let p = parse(q)?;
+    let versions = t.backend.versions();
+    let wf = p.workflow.as_deref();
+    refuse_pii(&caller, versions, &p)?;
+    let filters = typed_filters(versions, wf, p.assignee.as_deref(), &p.fields, &p.columns)?;
+    let sort = sort_key(versions, wf, p.sort.as_deref().unwrap_or("id"))?;
     let aad = binding(&t.id, &caller, &p);
-    if let Some(c) = &p.cursor {
-        p.after = Some(open_cursor(cursor_key()?, &aad, c)?);
-    }
-    let reach = crate::org::Reach::of(
-        t.backend.versions().all_current().iter().map(|w| &**w),
-        &caller.directory,
-        &caller.actor,
-    );
-    let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &reach, &p).await?;
-    let has_more = rows.len() > p.limit;
-    let next = if has_more {
-        rows.truncate(p.limit);
-        match rows.last() {
-            Some((r, k)) => Some(seal_cursor(cursor_key()?, &aad, k, r.id)?),
-            None => None,
-        }
-    } else {
-        None
+    let query = RQuery {
+        tenant: t.id.clone(),
+        workflow: p.workflow.clone(),
+        open_only: only_open(versions, wf, &p.states),
+        states: p.states.clone(),
+        filters,
+        visible_to: visibility(t, &caller, t.pools()),
+        sort,
+        desc: p.desc,
+        limit: p.limit,
+        after: None,
     };
-    let items = rows
-        .into_iter()
-        .map(|(r, _)| {
-            let wf = version_of(t, &r);
-            view(&caller, wf.as_deref(), r)
-        })
-        .collect();
-    Ok(Json(Page {
-        items,
-        has_more,
-        next,
-    }))
+    page(t, &caller, query, p.cursor.as_deref(), &aad, p.count)
+        .await
+        .map(Json)
 }
 
 #[cfg(test)]

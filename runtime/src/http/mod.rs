@@ -16,7 +16,8 @@
 //! | `links.rs` | the pages of one-click action links: `GET`/`POST /links/{token}` (HTML, no key) |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
-//! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
+//! | `list.rs` | `GET /v1/records`: typed filters, sort, keyset pages, counts (the SQL is the store's `RecordQuery`) |
+//! | `views.rs` | `GET /v1/views`, `GET /v1/views/{workflow}/{view}`: the workflows' views served |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
 //! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
 //! | `timers.rs` | parked timer items and their retry (admin) |
@@ -51,6 +52,7 @@ pub mod schema;
 pub mod serve;
 pub mod state;
 pub mod timers;
+pub mod views;
 pub mod webhooks_doc;
 
 pub use state::{AppState, Caller, StartError, Tenant};
@@ -105,6 +107,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             "/v1/records/{id}/notifications",
             get(notifications::list),
         )
+        .route("/v1/views", get(views::list))
+        .route("/v1/views/{workflow}/{view}", get(views::get))
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
         .route("/v1/reports/runs", get(kpis::report_runs))

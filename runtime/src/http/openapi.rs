@@ -8,7 +8,7 @@ use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
     admin, audit, codes, error, history, kpis, links, list, notifications, ops, records, schema,
-    timers,
+    timers, views,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
+        list::list, views::list, views::get, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -41,6 +41,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "actors", description = "The actor directory and unavailability periods"),
         (name = "workflows", description = "Workflow versions, their check status and their JSON Schemas"),
         (name = "timers", description = "Parked timer items (admin keys)"),
+        (name = "views", description = "The workflows' `[views]` served as lists: columns, filter, sort, counts, keyset pages"),
         (name = "history", description = "The tenant's record events, for supervisors and audits"),
         (name = "audit", description = "The audit of admin actions (admin keys)"),
         (name = "kpis", description = "KPIs computed by the store, per group and period (admin keys; docs/kpis.md)"),
@@ -388,6 +389,21 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "items": [record], "has_more": true,
             "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK"
         })))),
+        "views_list" => (None, Some(("200", json!({"items": [{
+            "workflow": "cc_lead", "name": "lista_nord", "title": "Lista zona Nord",
+            "columns": ["first_name", "last_name", "phone", "province", "state", "assignee"],
+            "states": ["new", "in_progress", "appointment"], "filter": "lead.zone == \"nord\"",
+            "sort": "province", "href": "/v1/views/cc_lead/lista_nord"
+        }]})))),
+        "views_get" => (None, Some(("200", json!({
+            "view": {"workflow": "aslm", "name": "not_yet_handled", "title": "Non ancora gestiti (not yet handled)",
+                     "columns": ["first_name", "last_name", "created_at", "state", "attempts", "age_days", "priority"],
+                     "states": ["assigned"], "filter": "lead.attempts == 0", "sort": "priority",
+                     "href": "/v1/views/aslm/not_yet_handled"},
+            "items": [record_example(42, "assigned", 1, json!({"first_name": "Mario", "last_name": "Rossi", "attempts": 0, "priority": 1}))],
+            "has_more": true, "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK",
+            "count": {"value": 137, "estimated": false}
+        })))),
         "records_create" => (
             Some(json!({"workflow": "aslm", "fields": {
                 "first_name": "Mario", "last_name": "Rossi", "province": "RM", "phone": "3331234567"}})),
@@ -732,7 +748,20 @@ mod tests {
         let names: BTreeSet<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            ["workflow", "state", "assignee", "filter", "sort", "limit", "after"].into()
+            [
+                "workflow",
+                "state",
+                "assignee",
+                "filter",
+                "sort",
+                "limit",
+                "after",
+                "count",
+                "created_at",
+                "entered_at",
+                "updated_at"
+            ]
+            .into()
         );
         for p in params {
             assert_eq!(p["in"], "query");

@@ -288,6 +288,8 @@ impl AppState {
                 .register_snapshot(&snapshot, &set)
                 .await
                 .map_err(store)?;
+            // The field indexes of the published versions (issue 17).
+            crate::sql::query::publish_indexes(&backend, &set).await;
             // Config actors are upserted into the stored directory; actors
             // and periods added through the API survive (see directory.rs).
             let directory = crate::directory::sync(&backend, tc.directory())

@@ -98,11 +98,14 @@ impl AnyBackend {
         match self {
             AnyBackend::Mem(b) => {
                 b.set_workflows(set);
-                Ok(())
+                return Ok(());
             }
-            AnyBackend::Sqlite(b) => b.set_workflows(set).await,
-            AnyBackend::Pg(b) => b.set_workflows(set).await,
+            AnyBackend::Sqlite(b) => b.set_workflows(set).await?,
+            AnyBackend::Pg(b) => b.set_workflows(set).await?,
         }
+        // The field indexes follow the published versions (issue 17).
+        crate::sql::query::publish_indexes(self, set).await;
+        Ok(())
     }
 
     /// Store the project snapshot `set` was loaded from, so its versions are

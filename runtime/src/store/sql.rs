@@ -1,5 +1,7 @@
 //! Helpers shared by the SQL stores.
 
+pub mod query;
+
 use crate::apply::{Current, Versions};
 use crate::backend::{Change, Error, Event, EventKind, RecordId};
 use crate::error::{StoreError, StoreErrorKind};

@@ -14,6 +14,7 @@ mod events_migration;
 mod group_commit;
 mod outbox;
 mod pg_store;
+mod record_query;
 mod refusal_restores;
 mod report_schedule;
 mod sqlite_store;

@@ -1,0 +1,970 @@
+//! `RecordQuery`: typed, indexed record queries (issue 17 section 1), the
+//! one place that turns a list query into SQL. The query is built once,
+//! dialect-neutral ([`Query`] -> [`Sql`]); only value expressions,
+//! placeholders and casts differ by dialect (`pg.rs` and `sqlite.rs` run it).
+//!
+//! Typing: a field is compared and sorted by the value of its declared type
+//! (a [`Kind`]), never by its JSON encoding: numbers as numbers (PostgreSQL
+//! `numeric`, SQLite `REAL`), instants as instants, dates as dates, strings
+//! by code point (`COLLATE "C"` on PostgreSQL, SQLite's `BINARY`: the same
+//! order on both stores, and a `prefix:` filter reads an index range). A
+//! value of another type (a field retyped between versions) reads as
+//! missing.
+//!
+//! Order and keyset: missing values first ascending, last descending, ties
+//! by id. The query is two index-ordered arms (missing values, present
+//! values) of at most `limit + 1` rows each, merged: each arm walks an
+//! index in order from the cursor, so page 1,000 costs what page 1 does.
+//!
+//! Indexes: every field declared `indexed = true` in a published version
+//! gets one expression index `(tenant_id, <typed value>, id)`; see
+//! [`IndexSpec`].
+
+pub mod pg;
+pub mod sqlite;
+pub mod view;
+
+use crate::backend::{Error, StoredRecord};
+use chrono::{DateTime, NaiveDate, Utc};
+use leadflow_engine::FieldType;
+
+/// The SQL dialect a statement is rendered for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dialect {
+    Pg,
+    Sqlite,
+}
+
+/// How a field's value compares and sorts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Kind {
+    /// string, text, enum, actor, link: code point order.
+    Text,
+    /// int and decimal.
+    Num,
+    Bool,
+    Date,
+    DateTime,
+    /// Lists: `empty`/`not_empty` only.
+    List,
+}
+
+impl Kind {
+    pub fn of(ty: FieldType) -> Kind {
+        match ty {
+            FieldType::String
+            | FieldType::Text
+            | FieldType::Enum
+            | FieldType::Actor
+            | FieldType::Link => Kind::Text,
+            FieldType::Int | FieldType::Decimal => Kind::Num,
+            FieldType::Bool => Kind::Bool,
+            FieldType::Date => Kind::Date,
+            FieldType::Datetime => Kind::DateTime,
+            FieldType::List => Kind::List,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Text => "string",
+            Kind::Num => "number",
+            Kind::Bool => "bool",
+            Kind::Date => "date",
+            Kind::DateTime => "datetime",
+            Kind::List => "list",
+        }
+    }
+
+    /// The operators a value of this kind supports.
+    pub fn ops(self) -> &'static [&'static str] {
+        match self {
+            Kind::Text => &["eq", "ne", "in", "prefix", "contains", "empty", "not_empty"],
+            Kind::Num | Kind::Date | Kind::DateTime => &[
+                "eq",
+                "ne",
+                "in",
+                "lt",
+                "lte",
+                "gt",
+                "gte",
+                "empty",
+                "not_empty",
+            ],
+            Kind::Bool => &["eq", "ne", "in", "empty", "not_empty"],
+            Kind::List => &["empty", "not_empty"],
+        }
+    }
+
+    /// Whether an expression index on this kind serves filters and sorts.
+    pub fn indexable(self) -> bool {
+        self != Kind::List
+    }
+}
+
+/// A record column a query may filter or sort on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Column {
+    Id,
+    Workflow,
+    State,
+    Assignee,
+    Revision,
+    Created,
+    Entered,
+    Updated,
+}
+
+impl Column {
+    pub const ALL: [Column; 8] = [
+        Column::Id,
+        Column::Workflow,
+        Column::State,
+        Column::Assignee,
+        Column::Revision,
+        Column::Created,
+        Column::Entered,
+        Column::Updated,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::Workflow => "workflow",
+            Column::State => "state",
+            Column::Assignee => "assignee",
+            Column::Revision => "revision",
+            Column::Created => "created_at",
+            Column::Entered => "entered_at",
+            Column::Updated => "updated_at",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The kind its values compare as (`Num` for the integer columns).
+    pub fn kind(self) -> Kind {
+        match self {
+            Column::Id | Column::Revision => Kind::Num,
+            Column::Workflow | Column::State | Column::Assignee => Kind::Text,
+            Column::Created | Column::Entered | Column::Updated => Kind::DateTime,
+        }
+    }
+
+    fn nullable(self) -> bool {
+        self == Column::Assignee
+    }
+}
+
+/// What a condition or sort reads.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Key {
+    Column(Column),
+    Field { name: String, kind: Kind },
+}
+
+impl Key {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Key::Column(c) => c.kind(),
+            Key::Field { kind, .. } => *kind,
+        }
+    }
+    fn nullable(&self) -> bool {
+        match self {
+            Key::Column(c) => c.nullable(),
+            Key::Field { .. } => true,
+        }
+    }
+}
+
+/// A typed literal.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Lit {
+    Text(String),
+    /// The number as written (canonical decimal) and as a float.
+    Num(String, f64),
+    Bool(bool),
+    Date(NaiveDate),
+    Instant(DateTime<Utc>),
+}
+
+impl Lit {
+    /// `s` read as a value of `kind`; the error says what was expected.
+    pub fn parse(kind: Kind, s: &str) -> Result<Lit, String> {
+        match kind {
+            Kind::Text => Ok(Lit::Text(s.to_string())),
+            Kind::Num => {
+                let d: rust_decimal::Decimal = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a number (write 12 or 12.5)"))?;
+                let f: f64 = s.trim().parse().unwrap_or_default();
+                Ok(Lit::Num(d.normalize().to_string(), f))
+            }
+            Kind::Bool => match s {
+                "true" => Ok(Lit::Bool(true)),
+                "false" => Ok(Lit::Bool(false)),
+                _ => Err(format!("`{s}` is not a boolean (true or false)")),
+            },
+            Kind::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Lit::Date)
+                .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)")),
+            Kind::DateTime => {
+                if let Some(t) = leadflow_engine::value::parse_instant(s) {
+                    return Ok(Lit::Instant(t));
+                }
+                NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| Lit::Instant(t.and_utc()))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{s}` is not an instant (RFC 3339, or YYYY-MM-DD for midnight UTC)"
+                        )
+                    })
+            }
+            Kind::List => Err("a list has no values to compare".to_string()),
+        }
+    }
+}
+
+/// A comparison.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Op {
+    /// Equal to one of (one value: equality).
+    In(Vec<Lit>),
+    /// Not equal (a missing value is not equal to anything).
+    Ne(Lit),
+    Lt(Lit),
+    Lte(Lit),
+    Gt(Lit),
+    Gte(Lit),
+    /// Starts with (strings).
+    Prefix(String),
+    /// Contains, case-insensitively (strings).
+    Contains(String),
+    /// Missing, null, `""` or `[]`.
+    Empty,
+    NotEmpty,
+}
+
+/// One condition on one key.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Cond {
+    pub key: Key,
+    pub op: Op,
+}
+
+/// A boolean combination of conditions (views' filters use `||`).
+#[derive(Clone, PartialEq, Debug)]
+pub enum Filter {
+    Cond(Cond),
+    All(Vec<Filter>),
+    Any(Vec<Filter>),
+}
+
+/// A pool an actor sees records of (see `config::PoolConfig`).
+#[derive(Clone, Debug)]
+pub struct PoolRule {
+    pub workflow: String,
+    pub states: Vec<String>,
+    pub zone_field: String,
+    /// The actor follows every record of the workflow in its zones.
+    pub followed: bool,
+}
+
+/// What an actor-bound caller may see: its own records, and the pools of
+/// its zones. `None` in [`Query::visible_to`]: everything (an admin).
+#[derive(Clone, Debug)]
+pub struct Visibility {
+    pub actor: String,
+    pub zones: Vec<String>,
+    pub pools: Vec<PoolRule>,
+    /// Workflows whose every record it sees (`visible_to` its role).
+    pub all: Vec<String>,
+    /// Workflows whose records assigned to `reports` it sees.
+    pub managed: Vec<String>,
+    /// Everyone it manages.
+    pub reports: Vec<String>,
+    /// (workflow, area field): records whose area is one of `area_zones`.
+    pub areas: Vec<(String, String)>,
+    pub area_zones: Vec<String>,
+}
+
+/// Where the previous page ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// 0 or 1: the arm (missing values, present values; in page order).
+    pub seg: u8,
+    /// The sort key as the store returned it (null in the missing arm).
+    pub key: serde_json::Value,
+    pub id: i64,
+}
+
+/// A list query.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub tenant: String,
+    pub workflow: Option<String>,
+    /// Any of these states (empty: any).
+    pub states: Vec<String>,
+    /// Only records in a non-final state (lets the open-record partial
+    /// indexes serve the query).
+    pub open_only: bool,
+    /// All must hold.
+    pub filters: Vec<Filter>,
+    pub visible_to: Option<Visibility>,
+    pub sort: Key,
+    pub desc: bool,
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+/// A record of a page and where it ends the page.
+pub struct Hit {
+    pub record: StoredRecord,
+    pub cursor: Cursor,
+}
+
+/// A count: exact, or the planner's estimate when an exact count would
+/// read more than the bound.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub value: i64,
+    /// True: `value` is an estimate (or a lower bound on SQLite).
+    pub estimated: bool,
+}
+
+/// An expression index the store keeps for an `indexed` field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IndexSpec {
+    /// `lf_q_` and a hash of the field name and kind: the same in every
+    /// tenant (the records table is shared).
+    pub name: String,
+    pub field: String,
+    kind_name: &'static str,
+}
+
+impl IndexSpec {
+    pub fn new(field: &str, kind: Kind) -> IndexSpec {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(format!("{}\u{0}{field}", kind.name()).as_bytes());
+        IndexSpec {
+            name: format!("lf_q_{}", &hex::encode(h)[..16]),
+            field: field.to_string(),
+            kind_name: kind.name(),
+        }
+    }
+    pub fn kind(&self) -> Kind {
+        [
+            Kind::Text,
+            Kind::Num,
+            Kind::Bool,
+            Kind::Date,
+            Kind::DateTime,
+        ]
+        .into_iter()
+        .find(|k| k.name() == self.kind_name)
+        .unwrap_or(Kind::Text)
+    }
+    /// The `CREATE INDEX` statement (`CONCURRENTLY` on PostgreSQL).
+    pub fn create_sql(&self, d: Dialect) -> String {
+        let key = Key::Field {
+            name: self.field.clone(),
+            kind: self.kind(),
+        };
+        let expr = value_expr(d, &key);
+        match d {
+            Dialect::Pg => format!(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON records (tenant_id, {expr}, id)",
+                self.name
+            ),
+            Dialect::Sqlite => format!(
+                "CREATE INDEX IF NOT EXISTS {} ON records (tenant_id, {expr}, id)",
+                self.name
+            ),
+        }
+    }
+}
+
+/// The indexes the fields declared `indexed = true` in `wfs` need.
+pub fn wanted_indexes<'a>(
+    wfs: impl IntoIterator<Item = &'a leadflow_engine::Workflow>,
+) -> Vec<IndexSpec> {
+    let mut out: Vec<IndexSpec> = wfs
+        .into_iter()
+        .flat_map(|wf| wf.fields.iter())
+        .filter(|f| f.indexed && Kind::of(f.ty).indexable())
+        .map(|f| IndexSpec::new(&f.name, Kind::of(f.ty)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The capability: list and count records by a [`Query`], keep the field
+/// indexes. Implemented by the SQL stores and `AnyBackend`.
+#[allow(async_fn_in_trait)]
+pub trait RecordQuery {
+    /// One page: at most `limit + 1` records (one more tells a page follows).
+    async fn query(&self, q: &Query) -> Result<Vec<Hit>, Error>;
+    /// How many records match (the cursor and limit are ignored); exact up
+    /// to `bound` rows read, else estimated.
+    async fn count(&self, q: &Query, bound: i64) -> Result<Count, Error>;
+    /// Create the indexes of `wanted` this tenant lacks, drop the field
+    /// indexes no tenant wants any more. Returns the names created.
+    async fn sync_indexes(&self, wanted: &[IndexSpec]) -> Result<Vec<String>, Error>;
+}
+
+/// A bound argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// A statement and its arguments.
+#[derive(Debug)]
+pub struct Sql {
+    pub d: Dialect,
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+/// A SQL string literal (field names are inlined so that the expressions
+/// match the indexes' exactly).
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The typed value expression of `key` (identical in queries and indexes).
+pub fn value_expr(d: Dialect, key: &Key) -> String {
+    match (d, key) {
+        // Columns compare in their own collation (equality is the same in
+        // any), so the column indexes serve; [`sort_expr`] orders them.
+        (_, Key::Column(c)) => c.name().to_string(),
+        (Dialect::Pg, Key::Field { name, kind }) => {
+            let v = format!("(fields -> {})", quote(name));
+            match kind {
+                Kind::Text => format!("(leadflow_text({v}) COLLATE \"C\")"),
+                Kind::Num => format!("leadflow_num({v})"),
+                Kind::Bool => format!("leadflow_bool({v})"),
+                Kind::Date => format!("leadflow_date({v})"),
+                Kind::DateTime => format!("leadflow_ts({v})"),
+                Kind::List => v,
+            }
+        }
+        (Dialect::Sqlite, Key::Field { name, kind }) => {
+            let p = quote(&format!("$.\"{}\"", name.replace('"', "")));
+            let t = format!("json_type(fields, {p})");
+            let v = format!("(fields ->> {p})");
+            match kind {
+                Kind::Text | Kind::Date => format!("(CASE WHEN {t} = 'text' THEN {v} END)"),
+                Kind::Num => format!(
+                    "(CASE WHEN {t} IN ('integer', 'real', 'text') THEN CAST({v} AS REAL) END)"
+                ),
+                Kind::Bool => format!("(CASE {t} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"),
+                // Milliseconds since the epoch: exact as a cursor value.
+                Kind::DateTime => format!(
+                    "(CASE WHEN {t} = 'text' THEN CAST(round((julianday({v}) - 2440587.5) * 86400000.0) AS INTEGER) END)"
+                ),
+                Kind::List => format!("(fields -> {p})"),
+            }
+        }
+    }
+}
+
+/// The expression `key` sorts by, and a prefix range reads: strings by
+/// code point in both dialects.
+pub fn sort_expr(d: Dialect, key: &Key) -> String {
+    match (d, key) {
+        (Dialect::Pg, Key::Column(c)) if c.kind() == Kind::Text => {
+            format!("({} COLLATE \"C\")", c.name())
+        }
+        _ => value_expr(d, key),
+    }
+}
+
+impl Sql {
+    pub fn new(d: Dialect) -> Sql {
+        Sql {
+            d,
+            text: String::new(),
+            args: Vec::new(),
+        }
+    }
+
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        match self.d {
+            Dialect::Pg => format!("${}", self.args.len()),
+            Dialect::Sqlite => format!("?{}", self.args.len()),
+        }
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        match self.d {
+            Dialect::Pg => format!("({} COLLATE \"C\")", self.arg(Arg::Text(s.into()))),
+            Dialect::Sqlite => self.arg(Arg::Text(s.into())),
+        }
+    }
+
+    fn texts(&mut self, items: &[String]) -> String {
+        let ph: Vec<String> = items
+            .iter()
+            .map(|s| self.arg(Arg::Text(s.clone())))
+            .collect();
+        format!("({})", ph.join(", "))
+    }
+
+    /// A literal compared with `key`, bound and cast as the key's value.
+    fn lit(&mut self, key: &Key, l: &Lit) -> String {
+        let is_column = matches!(key, Key::Column(_));
+        match (self.d, l) {
+            (Dialect::Pg, Lit::Text(s)) if is_column => self.arg(Arg::Text(s.clone())),
+            (Dialect::Pg, Lit::Text(s)) => self.text(s),
+            (Dialect::Pg, Lit::Num(s, _)) => {
+                let p = self.arg(Arg::Text(s.clone()));
+                match key {
+                    Key::Column(_) => format!("{p}::bigint"),
+                    Key::Field { .. } => format!("{p}::numeric"),
+                }
+            }
+            (Dialect::Pg, Lit::Bool(b)) => {
+                format!("{}::boolean", self.arg(Arg::Text(b.to_string())))
+            }
+            (Dialect::Pg, Lit::Date(d)) => format!(
+                "{}::date",
+                self.arg(Arg::Text(d.format("%Y-%m-%d").to_string()))
+            ),
+            (Dialect::Pg, Lit::Instant(t)) => format!(
+                "{}::timestamptz",
+                self.arg(Arg::Text(
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ))
+            ),
+            (Dialect::Sqlite, Lit::Text(s)) => self.arg(Arg::Text(s.clone())),
+            (Dialect::Sqlite, Lit::Num(s, f)) => match (key, s.parse::<i64>()) {
+                (Key::Column(_), Ok(i)) => self.arg(Arg::Int(i)),
+                _ => self.arg(Arg::Float(*f)),
+            },
+            (Dialect::Sqlite, Lit::Bool(b)) => self.arg(Arg::Int(i64::from(*b))),
+            (Dialect::Sqlite, Lit::Date(d)) => {
+                self.arg(Arg::Text(d.format("%Y-%m-%d").to_string()))
+            }
+            (Dialect::Sqlite, Lit::Instant(t)) => match is_column {
+                true => self.arg(Arg::Int(t.timestamp_micros())),
+                false => self.arg(Arg::Int(t.timestamp_millis())),
+            },
+        }
+    }
+
+    /// A cursor's key value bound back as `key`'s value.
+    fn cursor_key(&mut self, key: &Key, v: &serde_json::Value) -> String {
+        use serde_json::Value as J;
+        match self.d {
+            Dialect::Pg => {
+                let s = match v {
+                    J::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let p = self.arg(Arg::Text(s));
+                match (key, key.kind()) {
+                    (_, Kind::Text) => format!("({p} COLLATE \"C\")"),
+                    (Key::Column(_), Kind::Num) => format!("{p}::bigint"),
+                    (_, Kind::Num) => format!("{p}::numeric"),
+                    (_, Kind::Bool) => format!("{p}::boolean"),
+                    (_, Kind::Date) => format!("{p}::date"),
+                    (_, Kind::DateTime) => format!("{p}::timestamptz"),
+                    (_, Kind::List) => format!("{p}::jsonb"),
+                }
+            }
+            Dialect::Sqlite => {
+                let a = match v {
+                    J::Number(n) => match n.as_i64() {
+                        Some(i) => Arg::Int(i),
+                        None => Arg::Float(n.as_f64().unwrap_or_default()),
+                    },
+                    J::String(s) => Arg::Text(s.clone()),
+                    J::Bool(b) => Arg::Int(i64::from(*b)),
+                    other => Arg::Text(other.to_string()),
+                };
+                self.arg(a)
+            }
+        }
+    }
+
+    fn escape_like(s: &str) -> String {
+        s.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    }
+
+    fn cond(&mut self, c: &Cond) -> String {
+        let k = value_expr(self.d, &c.key);
+        let cmp = |s: &mut Sql, op: &str, l: &Lit| {
+            let p = s.lit(&c.key, l);
+            format!("{k} {op} {p}")
+        };
+        match &c.op {
+            Op::In(ls) if ls.len() == 1 => cmp(self, "=", &ls[0]),
+            Op::In(ls) => {
+                let ps: Vec<String> = ls.iter().map(|l| self.lit(&c.key, l)).collect();
+                format!("{k} IN ({})", ps.join(", "))
+            }
+            Op::Ne(l) => {
+                let p = self.lit(&c.key, l);
+                format!("({k} IS NULL OR {k} <> {p})")
+            }
+            Op::Lt(l) => cmp(self, "<", l),
+            Op::Lte(l) => cmp(self, "<=", l),
+            Op::Gt(l) => cmp(self, ">", l),
+            Op::Gte(l) => cmp(self, ">=", l),
+            Op::Prefix(p) => {
+                // A code point range: exact under code point order, and
+                // read from the index.
+                let k = sort_expr(self.d, &c.key);
+                let lo = self.text(p);
+                match successor(p) {
+                    Some(up) => {
+                        let hi = self.text(&up);
+                        format!("({k} >= {lo} AND {k} < {hi})")
+                    }
+                    None => format!("{k} >= {lo}"),
+                }
+            }
+            Op::Contains(s) => {
+                let pat = format!("%{}%", Sql::escape_like(s));
+                let p = self.arg(Arg::Text(pat));
+                match self.d {
+                    Dialect::Pg => format!("{k} ILIKE {p}"),
+                    Dialect::Sqlite => format!("{k} LIKE {p} ESCAPE '\\'"),
+                }
+            }
+            Op::Empty => self.empty(&c.key, &k),
+            Op::NotEmpty => format!("NOT {}", self.empty(&c.key, &k)),
+        }
+    }
+
+    fn empty(&mut self, key: &Key, k: &str) -> String {
+        match (self.d, key.kind()) {
+            (_, Kind::Text) => format!("({k} IS NULL OR {k} = '')"),
+            (Dialect::Pg, Kind::List) => {
+                format!("({k} IS NULL OR {k} = 'null'::jsonb OR {k} = '[]'::jsonb)")
+            }
+            (Dialect::Sqlite, Kind::List) => format!("({k} IS NULL OR {k} IN ('null', '[]'))"),
+            _ => format!("({k} IS NULL)"),
+        }
+    }
+
+    fn filter(&mut self, f: &Filter) -> String {
+        match f {
+            Filter::Cond(c) => self.cond(c),
+            Filter::All(fs) if fs.is_empty() => "TRUE".into(),
+            Filter::Any(fs) if fs.is_empty() => "FALSE".into(),
+            Filter::All(fs) => {
+                let parts: Vec<String> = fs.iter().map(|f| self.filter(f)).collect();
+                format!("({})", parts.join(" AND "))
+            }
+            Filter::Any(fs) => {
+                let parts: Vec<String> = fs.iter().map(|f| self.filter(f)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+        }
+    }
+
+    fn visibility(&mut self, v: &Visibility) -> String {
+        let mut vis = vec![format!(
+            "assignee = {}",
+            self.arg(Arg::Text(v.actor.clone()))
+        )];
+        if !v.zones.is_empty() {
+            for pool in &v.pools {
+                let w = self.arg(Arg::Text(pool.workflow.clone()));
+                // Zones match JSON strings only (a number 5 is not the zone
+                // "5"), as `Tenant::visible` decides.
+                let z = value_expr(
+                    self.d,
+                    &Key::Field {
+                        name: pool.zone_field.clone(),
+                        kind: Kind::Text,
+                    },
+                );
+                let zones: Vec<String> = v.zones.iter().map(|s| self.text(s)).collect();
+                let zones = zones.join(", ");
+                if pool.followed {
+                    vis.push(format!("(workflow = {w} AND {z} IN ({zones}))"));
+                } else {
+                    let st = self.texts(&pool.states);
+                    vis.push(format!(
+                        "(assignee IS NULL AND workflow = {w} AND state IN {st} AND {z} IN ({zones}))"
+                    ));
+                }
+            }
+        }
+        // The organisation: `visible_to`, managed people, areas.
+        if !v.all.is_empty() {
+            vis.push(format!("workflow IN {}", self.texts(&v.all)));
+        }
+        if !v.managed.is_empty() && !v.reports.is_empty() {
+            let w = self.texts(&v.managed);
+            let who = self.texts(&v.reports);
+            vis.push(format!("(workflow IN {w} AND assignee IN {who})"));
+        }
+        if !v.area_zones.is_empty() {
+            for (wf, field) in &v.areas {
+                let w = self.arg(Arg::Text(wf.clone()));
+                let z = value_expr(
+                    self.d,
+                    &Key::Field {
+                        name: field.clone(),
+                        kind: Kind::Text,
+                    },
+                );
+                let zones: Vec<String> = v.area_zones.iter().map(|s| self.text(s)).collect();
+                vis.push(format!(
+                    "(workflow = {w} AND {z} IN ({}))",
+                    zones.join(", ")
+                ));
+            }
+        }
+        format!("({})", vis.join(" OR "))
+    }
+
+    /// The conditions every arm shares (no cursor).
+    fn base(&mut self, q: &Query) -> Vec<String> {
+        let mut wh = vec![format!(
+            "tenant_id = {}",
+            self.arg(Arg::Text(q.tenant.clone()))
+        )];
+        if let Some(w) = &q.workflow {
+            wh.push(format!("workflow = {}", self.arg(Arg::Text(w.clone()))));
+        }
+        if !q.states.is_empty() {
+            wh.push(format!("state IN {}", self.texts(&q.states)));
+        }
+        if q.open_only {
+            wh.push(match self.d {
+                Dialect::Pg => "NOT is_final".into(),
+                Dialect::Sqlite => "is_final = 0".into(),
+            });
+        }
+        for f in &q.filters {
+            wh.push(self.filter(f));
+        }
+        if let Some(v) = &q.visible_to {
+            wh.push(self.visibility(v));
+        }
+        wh
+    }
+}
+
+/// The smallest string greater than every string starting with `p` (in
+/// code point order), or `None` when there is none.
+fn successor(p: &str) -> Option<String> {
+    let mut cs: Vec<char> = p.chars().collect();
+    while let Some(c) = cs.pop() {
+        let mut n = c as u32 + 1;
+        while n <= char::MAX as u32 {
+            if let Some(next) = char::from_u32(n) {
+                cs.push(next);
+                return Some(cs.into_iter().collect());
+            }
+            n += 1;
+        }
+    }
+    None
+}
+
+pub const SELECT_COLUMNS: &str =
+    "id, workflow, version, state, fields, assignee, revision, created_at, entered_at, updated_at";
+
+/// The page statement: one or two index-ordered arms (missing values,
+/// present values; in page order), each from the cursor, merged.
+pub fn select(d: Dialect, q: &Query) -> Sql {
+    let mut s = Sql::new(d);
+    let k = sort_expr(d, &q.sort);
+    let base = s.base(q);
+    let (dir, cmp) = if q.desc { ("DESC", "<") } else { ("ASC", ">") };
+    let n = q.limit + 1;
+    let key_out = match d {
+        Dialect::Pg => format!("({k})::text"),
+        Dialect::Sqlite => k.clone(),
+    };
+    // Arms in page order: ascending, missing values come first.
+    let missing_first = !q.desc;
+    let nullable = q.sort.nullable();
+    let mut arms = Vec::new();
+    for seg in 0u8..2 {
+        let missing = (seg == 0) == missing_first;
+        if missing && !nullable {
+            continue;
+        }
+        let from = q.after.as_ref().map(|c| c.seg).unwrap_or(0);
+        if seg < from {
+            continue;
+        }
+        let mut wh = base.clone();
+        wh.push(match missing {
+            true => format!("{k} IS NULL"),
+            false => format!("{k} IS NOT NULL"),
+        });
+        if let Some(c) = q.after.as_ref().filter(|c| c.seg == seg) {
+            let idp = s.arg(Arg::Int(c.id));
+            if missing {
+                wh.push(format!("id {cmp} {idp}"));
+            } else {
+                let vp = s.cursor_key(&q.sort, &c.key);
+                wh.push(format!("({k}, id) {cmp} ({vp}, {idp})"));
+            }
+        }
+        let order = match missing {
+            true => format!("id {dir}"),
+            false => format!("{k} {dir}, id {dir}"),
+        };
+        let out = match missing {
+            true => "NULL".to_string(),
+            false => key_out.clone(),
+        };
+        arms.push(format!(
+            "SELECT * FROM (SELECT {SELECT_COLUMNS}, {seg} AS seg, {out} AS k FROM records WHERE {} ORDER BY {order} LIMIT {n}) AS a{seg}",
+            wh.join(" AND ")
+        ));
+    }
+    // The merge sorts at most 2 * (limit + 1) rows; within an arm the order
+    // is the arm's (its rows' `k` in SQL order), so keep it by position.
+    let union = arms.join(" UNION ALL ");
+    let key_order = match d {
+        // `k` is text on PostgreSQL: re-sort by the typed key.
+        Dialect::Pg => {
+            let kk = match q.sort.kind() {
+                Kind::Text => "k COLLATE \"C\"".to_string(),
+                Kind::Num => "k::numeric".to_string(),
+                Kind::Bool => "k::boolean".to_string(),
+                Kind::Date => "k::date".to_string(),
+                Kind::DateTime => "k::timestamptz".to_string(),
+                Kind::List => "k".to_string(),
+            };
+            format!("{kk} {dir}")
+        }
+        Dialect::Sqlite => format!("k {dir}"),
+    };
+    s.text = format!("SELECT * FROM ({union}) AS u ORDER BY seg, {key_order}, id {dir} LIMIT {n}");
+    s
+}
+
+/// `SELECT count(*)` over the query's records, at most `cap + 1` read when
+/// `cap` is given.
+pub fn count(d: Dialect, q: &Query, cap: Option<i64>) -> Sql {
+    let mut s = Sql::new(d);
+    let wh = s.base(q).join(" AND ");
+    s.text = match cap {
+        Some(c) => format!(
+            "SELECT count(*) FROM (SELECT 1 FROM records WHERE {wh} LIMIT {}) AS c",
+            c + 1
+        ),
+        None => format!("SELECT count(*) FROM records WHERE {wh}"),
+    };
+    s
+}
+
+fn unsupported() -> Error {
+    Error::Storage(crate::error::StoreError::new(
+        crate::error::StoreErrorKind::Setup,
+        "record queries need a SQL store (sqlite: or postgres://)".to_string(),
+    ))
+}
+
+impl RecordQuery for crate::any::AnyBackend {
+    async fn query(&self, q: &Query) -> Result<Vec<Hit>, Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.query(q).await,
+            crate::any::AnyBackend::Sqlite(b) => b.query(q).await,
+            crate::any::AnyBackend::Mem(_) => Err(unsupported()),
+        }
+    }
+    async fn count(&self, q: &Query, bound: i64) -> Result<Count, Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.count(q, bound).await,
+            crate::any::AnyBackend::Sqlite(b) => b.count(q, bound).await,
+            crate::any::AnyBackend::Mem(_) => Err(unsupported()),
+        }
+    }
+    async fn sync_indexes(&self, wanted: &[IndexSpec]) -> Result<Vec<String>, Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.sync_indexes(wanted).await,
+            crate::any::AnyBackend::Sqlite(b) => b.sync_indexes(wanted).await,
+            crate::any::AnyBackend::Mem(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// After a publish: the indexes of the `indexed` fields of `set`. A store
+/// that cannot build them (a PostgreSQL login that owns no table) keeps
+/// working, slower, and says so in the log.
+pub async fn publish_indexes(b: &crate::any::AnyBackend, set: &leadflow_engine::WorkflowSet) {
+    let wanted = wanted_indexes(set.workflows.values().map(|w| &**w));
+    match b.sync_indexes(&wanted).await {
+        Ok(created) if !created.is_empty() => {
+            tracing::info!(indexes = ?created, "field indexes created")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            error = %e,
+            "field indexes could not be created or dropped: lists filtered or sorted by `indexed` \
+             fields scan instead (on PostgreSQL the daemon's login must own the schema; see docs/api.md)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_bounds_a_prefix() {
+        assert_eq!(successor("+39347").as_deref(), Some("+39348"));
+        assert_eq!(successor("az").as_deref(), Some("a{"));
+        assert_eq!(successor(""), None);
+        let max = char::MAX.to_string();
+        assert_eq!(successor(&format!("a{max}")).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn literals_parse_by_kind_and_name_what_they_expect() {
+        assert_eq!(
+            Lit::parse(Kind::Num, "12.50").unwrap(),
+            Lit::Num("12.5".into(), 12.5)
+        );
+        assert!(Lit::parse(Kind::Num, "twelve")
+            .unwrap_err()
+            .contains("not a number"));
+        assert!(Lit::parse(Kind::Date, "2026-13-01").is_err());
+        assert_eq!(
+            Lit::parse(Kind::DateTime, "2026-12-01").unwrap(),
+            Lit::Instant("2026-12-01T00:00:00Z".parse().unwrap())
+        );
+        assert!(Lit::parse(Kind::Bool, "yes").is_err());
+        assert!(Lit::parse(Kind::List, "x").is_err());
+    }
+
+    #[test]
+    fn field_names_are_inlined_quoted_and_index_names_are_stable() {
+        let k = Key::Field {
+            name: "o'neil".into(),
+            kind: Kind::Num,
+        };
+        assert_eq!(
+            value_expr(Dialect::Pg, &k),
+            "leadflow_num((fields -> 'o''neil'))"
+        );
+        let a = IndexSpec::new("zone", Kind::Text);
+        assert_eq!(a, IndexSpec::new("zone", Kind::Text));
+        assert_ne!(a.name, IndexSpec::new("zone", Kind::Num).name);
+        assert!(a.create_sql(Dialect::Pg).contains("CONCURRENTLY"));
+    }
+}
