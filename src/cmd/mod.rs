@@ -1,5 +1,6 @@
 //! One function per command.
 
+mod bulk;
 mod calendar;
 mod check;
 mod fmt;
@@ -106,6 +107,60 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             period,
             format,
+        }),
+        Command::Import {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            file,
+            format,
+            map,
+            dedup,
+            on_duplicate,
+            update_with,
+            key,
+            report,
+            batch,
+            country,
+        } => bulk::import(bulk::ImportArgs {
+            store: kpi::StoreArgs {
+                config,
+                database_url,
+                tenant,
+            },
+            workflow,
+            file,
+            format,
+            map,
+            dedup,
+            on_duplicate,
+            update_with,
+            key,
+            report,
+            batch,
+            country,
+        }),
+        Command::Export {
+            config,
+            database_url,
+            tenant,
+            workflow,
+            filter,
+            format,
+            actor,
+            output,
+        } => bulk::export(bulk::ExportArgs {
+            store: kpi::StoreArgs {
+                config,
+                database_url,
+                tenant,
+            },
+            workflow,
+            filter,
+            format,
+            actor,
+            output,
         }),
         Command::Completions { shell } => completions(shell),
         Command::Lsp => crate::lsp::run(),

@@ -13,6 +13,7 @@ mod lsp_support;
 #[path = "../../runtime/tests/common/smtp.rs"]
 mod smtp;
 
+mod bulk;
 mod check;
 mod cli;
 mod cli_fmt;

@@ -61,25 +61,30 @@ impl Tenant {
     /// Whether the caller may see (and act on) a record: admins see every
     /// record; an actor sees its own and the pools it may claim from.
     pub fn visible(&self, caller: &Caller, r: &StoredRecord) -> bool {
-        if caller.admin {
-            return true;
-        }
-        if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
-            return true;
-        }
-        self.pools().iter().any(|p| {
-            let in_zone = || {
-                r.fields
-                    .get(&p.zone_field)
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
-            };
-            p.workflow == r.workflow
-                && ((r.assignee.is_none() && p.states.contains(&r.state))
-                    || p.followed_by(&caller.actor))
-                && in_zone()
-        })
+        visible_to(self.pools(), caller.admin, &caller.actor, r)
     }
+}
+
+/// [`Tenant::visible`] for a tenant's `pools`: also what `leadflow export
+/// --actor` applies, so an export shows exactly what that actor's key would.
+pub fn visible_to(pools: &[PoolConfig], admin: bool, actor: &Actor, r: &StoredRecord) -> bool {
+    if admin {
+        return true;
+    }
+    if r.assignee.as_deref() == Some(actor.id.as_str()) {
+        return true;
+    }
+    pools.iter().any(|p| {
+        let in_zone = || {
+            r.fields
+                .get(&p.zone_field)
+                .and_then(|v| v.as_str())
+                .is_some_and(|z| actor.zones.iter().any(|c| c == z))
+        };
+        p.workflow == r.workflow
+            && ((r.assignee.is_none() && p.states.contains(&r.state)) || p.followed_by(actor))
+            && in_zone()
+    })
 }
 
 /// Who is calling: resolved from the API key.

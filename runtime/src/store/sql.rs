@@ -157,3 +157,6 @@ pub(crate) fn join_events(
     }
     by_rev.into_values().collect()
 }
+
+/// Bulk import, export and bulk operations (issue 17): the `Import` capability.
+pub mod import;
