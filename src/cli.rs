@@ -407,6 +407,48 @@ pub enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// Fire one transition over a list of records or every open record a filter selects (docs/import.md).
+    #[command(
+        after_help = "Examples:\n  leadflow bulk --config leadflow.toml --tenant callcenter --workflow cc_lead --transition close_not_interested \\\n      --input '{\"close_reason\":\"other\"}' --filter state=new --filter zone=isole --dry-run\n  leadflow bulk --tenant callcenter --workflow cc_lead --transition mark_invalid --ids 17,18,42 --input '{\"close_reason\":\"wrong_number\"}'\n\nPrints id,outcome,code,message per record (outcome fired, would_fire or refused) and the totals on stderr.\n--dry-run runs the same batches and rolls them back: its report is what the real run does."
+    )]
+    Bulk {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant of the records.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow of the records.
+        #[arg(long)]
+        workflow: String,
+        /// The transition to fire on each record.
+        #[arg(long)]
+        transition: String,
+        /// The transition's input, a JSON object.
+        #[arg(long)]
+        input: Option<String>,
+        /// Record ids, comma-separated (instead of --filter).
+        #[arg(long)]
+        ids: Option<String>,
+        /// A condition (repeatable): state=a,b, assignee=ID (- for none), <field>=value. Open records only.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Report what would happen per record; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Fire as this actor of the directory.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Fire as `bulk` with this role (default: the first role the transition's `by` allows).
+        #[arg(long)]
+        role: Option<String>,
+    },
     /// Render a message template for a record, as its recipient would get it.
     #[command(
         after_help = "Examples:\n  leadflow render proposal --record-json lead.json              # to the record's assignee\n  leadflow render appointment_confirmation --record-json l.json --to customer --lang en\n  curl -H \"Authorization: Bearer $KEY\" $URL/v1/records/42 > lead.json   # a record as the API returns it\n\nThe record JSON has `workflow`, `state`, `assignee` and `fields` (the API's record shape);\nthe fields pass through the privacy rule for the recipient. Templates: <root>/templates/."

@@ -291,3 +291,108 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+pub struct BulkArgs {
+    pub store: StoreArgs,
+    pub workflow: String,
+    pub transition: String,
+    pub input: Option<String>,
+    pub ids: Option<String>,
+    pub filter: Vec<String>,
+    pub dry_run: bool,
+    pub batch: usize,
+    pub actor: Option<String>,
+    pub role: Option<String>,
+}
+
+/// `leadflow bulk`: one transition over a list of records or a filter;
+/// the per-record report as CSV on stdout, the totals on stderr.
+pub fn bulk_run(a: BulkArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let (b, wf, _) = open(&a.store, &a.workflow).await?;
+        if wf.transition(&a.transition).is_none() {
+            anyhow::bail!("workflow `{}` has no transition `{}`", wf.id, a.transition);
+        }
+        let input = match &a.input {
+            None => Vec::new(),
+            Some(text) => {
+                let v: serde_json::Value = serde_json::from_str(text)
+                    .context("--input: a JSON object such as '{\"close_reason\":\"other\"}'")?;
+                let serde_json::Value::Object(m) = v else {
+                    anyhow::bail!(
+                        "--input: a JSON object such as '{{\"close_reason\":\"other\"}}'"
+                    );
+                };
+                m.iter()
+                    .map(|(k, v)| (k.clone(), leadflow_engine::Value::from_json(v)))
+                    .collect()
+            }
+        };
+        let ids = match &a.ids {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<i64>()
+                            .with_context(|| format!("--ids: `{s}` is not a record id"))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        if ids.is_some() && !a.filter.is_empty() {
+            anyhow::bail!("give either --ids or --filter, not both");
+        }
+        let filter = export::Filter::parse(&wf, &a.filter).map_err(anyhow::Error::msg)?;
+        let req = bulk::ops::BulkRequest {
+            transition: a.transition.clone(),
+            input,
+            ids,
+            filter,
+            dry_run: a.dry_run,
+            batch: a.batch.max(1),
+        };
+        // Fired as an actor of the directory, or as `bulk` with a role
+        // (default: the first the transition's `by` allows).
+        let supervisor = match (&a.actor, &a.role) {
+            (Some(id), _) => b
+                .actors()
+                .await?
+                .into_iter()
+                .find(|x| &x.id == id)
+                .with_context(|| {
+                    format!(
+                        "--actor {id}: tenant `{}` has no such actor",
+                        a.store.tenant
+                    )
+                })?,
+            (None, role) => leadflow_engine::Actor {
+                id: "bulk".into(),
+                role: role.clone().unwrap_or_else(|| {
+                    wf.transition(&a.transition)
+                        .and_then(|t| wf.transitions[t].by.first().cloned())
+                        .unwrap_or_else(|| "system".into())
+                }),
+                ..leadflow_engine::Actor::default()
+            },
+        };
+        let now = chrono::Utc::now;
+        let report = bulk::ops::run(&b, b.versions(), &wf, &req, &supervisor, None, &now).await?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(["id", "outcome", "code", "message"])?;
+        for r in &report.records {
+            w.write_record([
+                r.id.to_string().as_str(),
+                r.outcome,
+                r.code.as_deref().unwrap_or(""),
+                r.message.as_deref().unwrap_or(""),
+            ])?;
+        }
+        let text = String::from_utf8(w.into_inner()?)?;
+        crate::out!("{text}")?;
+        let verb = if a.dry_run { "would fire" } else { "fired" };
+        eprintln!("{verb} {}, refused {}", report.fired, report.refused);
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -67,7 +67,7 @@ impl Filter {
         Ok(f)
     }
 
-    fn matches(&self, wf: Option<&Workflow>, r: &StoredRecord) -> bool {
+    pub(crate) fn matches(&self, wf: Option<&Workflow>, r: &StoredRecord) -> bool {
         (self.states.is_empty() || self.states.contains(&r.state))
             && match self.assignee.as_deref() {
                 None => true,

@@ -311,6 +311,8 @@ impl<S: Import, W: Write> Run<'_, S, W> {
                 actor: &self.opts.actor,
                 now: (self.clock)(),
                 ops: &ops,
+                dry_run: false,
+                visible: None,
             })
             .await?;
         for (p, r) in pending.into_iter().zip(results) {
@@ -493,6 +495,19 @@ pub async fn import<S: Import, R: Read + Send + 'static, W: Write>(
     progress: Progress<'_>,
 ) -> Result<(Summary, Vec<String>), ImportError> {
     let dedup = check_options(&wf, opts)?;
+    // Updates fire a transition, which checks its `by` roles: the default
+    // import actor takes the first role the update transition allows.
+    let mut with_role;
+    let opts = match (&opts.update_transition, opts.actor.role.as_str()) {
+        (Some(t), "system") if opts.on_duplicate == OnDuplicate::Update => {
+            with_role = opts.clone();
+            if let Some(r) = wf.transition(t).and_then(|i| wf.transitions[i].by.first()) {
+                with_role.actor.role = r.clone();
+            }
+            &with_role
+        }
+        _ => opts,
+    };
     let done = match &opts.key {
         Some(k) => store.import_done(k).await?,
         None => HashSet::new(),

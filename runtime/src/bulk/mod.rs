@@ -5,6 +5,7 @@
 pub mod dedup;
 pub mod export;
 pub mod import;
+pub mod ops;
 pub mod report;
 pub mod source;
 pub mod values;

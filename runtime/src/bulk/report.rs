@@ -57,7 +57,12 @@ impl<W: Write> Report<W> {
                 let line = r.line.to_string();
                 let mut rec: Vec<&str> = vec![&line, &r.column, &r.code, &r.message];
                 match raw {
-                    Raw::Csv(cells) => rec.extend(cells.iter().map(String::as_str)),
+                    // A short line is padded to the header, so the report
+                    // imports again once its values are fixed.
+                    Raw::Csv(cells) => {
+                        rec.extend(cells.iter().map(String::as_str));
+                        rec.extend((cells.len()..columns.len()).map(|_| ""));
+                    }
                     Raw::Text(t) => rec.push(t),
                     Raw::Json(_) => {}
                 }

@@ -25,6 +25,7 @@ mod sqlite;
 
 use crate::apply::{self, Tx, Versions};
 use crate::backend::{CreateRequest, Error, FireRequest, RecordId, StoredRecord};
+
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Value};
 use std::collections::HashSet;
@@ -74,7 +75,7 @@ impl Done {
 }
 
 /// A batch of lines for [`Import::import_batch`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Batch<'a> {
     /// The import key the lines are marked under (`None`: no marks, a bulk
     /// operation or an import without a key).
@@ -83,6 +84,12 @@ pub struct Batch<'a> {
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
     pub ops: &'a [Op],
+    /// Run every line, then roll back instead of committing: the answers
+    /// are what a real run would answer, nothing is written.
+    pub dry_run: bool,
+    /// A record that fails it is "not found" (an actor-bound caller's
+    /// visibility, see [`crate::backend::Visible`]).
+    pub visible: Option<crate::backend::Visible>,
 }
 
 /// One line's answer: what it did, or why it was refused (refusals,
@@ -177,7 +184,7 @@ pub(crate) async fn run_op<T: Tx>(
                 now: b.now,
                 expected_revision: None,
                 idempotency_key: None,
-                visible: None,
+                visible: b.visible.clone(),
                 bulk: true,
             };
             apply::fire_only(tx, v, &req)

@@ -22,6 +22,10 @@ impl PgBackend {
     async fn import_together(&self, b: &Batch<'_>) -> Result<Vec<LineResult>, Error> {
         let mut tx = self.begin().await?;
         let results = run_all(&mut tx, self.versions(), b).await?;
+        if b.dry_run {
+            // Dropped: rolled back.
+            return Ok(results);
+        }
         if let Some(key) = b.key {
             let m = marks(b.ops, &results);
             if !m.is_empty() {
@@ -94,7 +98,7 @@ impl Import for PgBackend {
         for op in b.ops {
             let one = Batch {
                 ops: std::slice::from_ref(op),
-                ..b
+                ..b.clone()
             };
             let mut r = self.import_together(&one).await?;
             out.push(r.pop().unwrap_or_else(|| Err(Error::storage("no answer"))));

@@ -16,6 +16,10 @@ impl SqliteBackend {
     async fn import_together(&self, b: &Batch<'_>) -> Result<Vec<LineResult>, Error> {
         let mut tx = self.begin().await?;
         let results = run_all(&mut tx, self.versions(), b).await?;
+        if b.dry_run {
+            // Dropped: rolled back.
+            return Ok(results);
+        }
         if let Some(key) = b.key {
             for (line, id, outcome) in marks(b.ops, &results) {
                 sqlx::query(MARK_SQL)
@@ -79,7 +83,7 @@ impl Import for SqliteBackend {
         for op in b.ops {
             let one = Batch {
                 ops: std::slice::from_ref(op),
-                ..b
+                ..b.clone()
             };
             let mut r = self.import_together(&one).await?;
             out.push(r.pop().unwrap_or_else(|| Err(Error::storage("no answer"))));
