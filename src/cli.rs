@@ -191,7 +191,7 @@ pub enum Command {
     },
     /// Move a workflow's records from one version to another (checked).
     #[command(
-        after_help = "Example:\n  leadflow migrate --tenant aslm --workflow aslm --from 3f2a... --to 9c1b... --map contacted=attempted --dry-run\n\nVersions (content hashes) are listed by GET /v1/workflows."
+        after_help = "Example:\n  leadflow migrate --tenant aslm --workflow aslm --from 3f2a... --to 9c1b... --map contacted=attempted --dry-run\n\nVersions (content hashes) are listed by GET /v1/workflows. Armed timers whose definition changed are recomputed\nfrom when they were armed, dropped ones cancelled (--timers keep: left as they are); --dry-run lists them per record."
     )]
     Migrate {
         /// The daemon's config (the tenant's project and database).
@@ -215,9 +215,14 @@ pub enum Command {
         /// State renames, old=new,...; other states keep their name.
         #[arg(long)]
         map: Option<String>,
-        /// Check and report, change nothing.
+        /// Check and report (each record's timer changes too), change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Armed timers the target version defines differently or drops:
+        /// `recompute` them from when they were armed (or cancel them), or
+        /// `keep` them as they are.
+        #[arg(long, default_value = "recompute", value_parser = ["keep", "recompute"])]
+        timers: String,
     },
     /// Create a new project: a workflow, its rules, a calendar, scenarios and a daemon config.
     #[command(
@@ -326,6 +331,9 @@ pub enum Command {
         /// A period: 2025-Q1, 2025-03, 2025-W10, 2025-03-04, 2025 or 2025-01-01..2025-03-31 (default: the whole history).
         #[arg(long)]
         period: Option<String>,
+        /// Print the SQL the report becomes (postgres or sqlite) instead of computing it.
+        #[arg(long, value_name = "DIALECT")]
+        show_sql: Option<String>,
         /// Output: human, json or csv.
         #[arg(long, value_enum, default_value = "human")]
         format: TableFormat,

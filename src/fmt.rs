@@ -43,6 +43,9 @@ pub const KEY_ORDER: [(&str, &[&str]); 9] = [
             "calendar",
             "rules",
             "roles",
+            "area",
+            "visible_to",
+            "reveal_to",
         ],
     ),
     (

@@ -152,6 +152,9 @@ codes! {
     "E029" => "workflows spawn each other on every creation, without end", "make one spawn of the cycle conditional (`when = \"...\"`), move it to a transition, or schedule it with `at`";
     "E030" => "a script compares or computes values of types that cannot go together", "compare a value with one of its own type: a string field with \"50000\", a number with 50000 (or convert: `lead.postal_code.parse_int()`)";
     "E031" => "a KPI or report declaration is invalid: an unknown state, field or transition, a field of the wrong type, or forms mixed", "name states, fields and transitions the workflow declares; give one measure (hits, start/stop with within, funnel) or the Rhai of/hit; docs/kpis.md";
+    "E032" => "a report's `every` is not a schedule", "write day, week, month, quarter, year, `daily 09:00`, `monday 09:00` or `day 1 of month` (1 to 28, optionally `at 09:00`); docs/kpis.md#schedules";
+    "E036" => "a dotted name in `by`, `visible_to`, `reveal_to` or a notify's `to` is no relation", "write a role, `assignee.manager` (the assignee's managers) or `area.<role>` (the actors of the role responsible for the record's area)";
+    "E037" => "an `area.<role>` relation without a usable `[workflow] area`", "declare the field holding a record's area, a string or enum field: [workflow] area = \"zone\"";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
@@ -161,12 +164,16 @@ codes! {
     "E071" => "a message template does not compile or does not render (syntax, unknown filter or function, a filter given a value of the wrong type)", "fix the template at the caret; filters: date, datetime, time, longdate, money, list, label and MiniJinja's own";
     "E072" => "a message template uses a variable a message does not have", "use lead.<field> (a field of the workflow), record, state, state_title, assignee, recipient.name, lang, ...";
     "E073" => "a message template shows a pii field to a recipient who may not see it in that state", "leave the field out, send it to the assignee from a state in its `reveal_in`, or guard it with `{% if lead.<field> is defined %}`";
+    "E074" => "a message template's action_url names no transition of the workflow", "write action_url(\"<transition>\") with a transition of the workflow, quoted";
+    "E075" => "a message template with action links is sent to a recipient who cannot act (a customer, an address, a list)", "send it to actors only (assignee, a role, actor:<id>), or move the links to a template for them";
     "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";
     "W004" => "`customer` has no e-mail address", "map the field holding it: `[customer] email = \"email\"`";
     "W005" => "a role looks like a misspelling of another role", "fix the spelling; declare the roles with `[workflow] roles` to have every role checked";
+    "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
+    "W071" => "a message template's action link is for a transition not enabled where the message is sent", "link a transition enabled from the state the notify sends the message from, or drop the link";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";
     "E_UNKNOWN_TIMER" => "the workflow has no timer of that name", "name a timer of the record's workflow";
     "E_NOT_ENABLED" => "the transition cannot be fired from the record's current state", "fire one of the transitions enabled in this state";

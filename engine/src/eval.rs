@@ -98,6 +98,16 @@ pub struct Actor {
     /// The language of messages to the actor (`it`, `en`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The team the actor works in (`crate::org`): the actors whose
+    /// `manages` lists it are its managers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The actor's own manager, by id (besides its team's managers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_to: Option<String>,
+    /// The teams the actor manages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manages: Vec<String>,
 }
 
 impl Actor {
@@ -414,7 +424,7 @@ pub fn fire(
     // Checked before the copy: refusals that need no evaluation stay cheap
     // (the HTTP actions list fires every transition as a dry run).
     let ti = transition_id(wf, transition)?;
-    may_fire(wf, rec.state, ti, ctx.actor)?;
+    may_fire(wf, rec, ti, ctx.actor, ctx.directory)?;
     run_transition(Work::new(wf, rec.clone(), ctx, true), ti, input, None).map_err(|r| r.refusal)
 }
 
@@ -429,7 +439,7 @@ pub fn fire_owned(
     ctx: Ctx,
 ) -> Result<Outcome, Box<Refused>> {
     let checked = transition_id(wf, transition)
-        .and_then(|ti| may_fire(wf, rec.state, ti, ctx.actor).map(|()| ti));
+        .and_then(|ti| may_fire(wf, &rec, ti, ctx.actor, ctx.directory).map(|()| ti));
     match checked {
         Ok(ti) => run_transition(Work::new(wf, rec, ctx, true), ti, input, None),
         Err(refusal) => Err(Box::new(Refused {
@@ -451,7 +461,7 @@ pub fn fire_timer(
 ) -> Result<Outcome, Refusal> {
     let id = timer_id(wf, rec.state, timer)?;
     if let TimerAction::Fire(ti) = wf.timers[id].action {
-        may_fire(wf, rec.state, ti, Actor::system_shared())?;
+        may_fire(wf, rec, ti, Actor::system_shared(), directory)?;
     }
     run_timer(wf, rec.clone(), id, now, directory).map_err(|r| r.refusal)
 }
@@ -466,7 +476,9 @@ pub fn fire_timer_owned(
     directory: &[Actor],
 ) -> Result<Outcome, Box<Refused>> {
     let checked = timer_id(wf, rec.state, timer).and_then(|id| match wf.timers[id].action {
-        TimerAction::Fire(ti) => may_fire(wf, rec.state, ti, Actor::system_shared()).map(|()| id),
+        TimerAction::Fire(ti) => {
+            may_fire(wf, &rec, ti, Actor::system_shared(), directory).map(|()| id)
+        }
         TimerAction::Effects(_) => Ok(id),
     });
     match checked {
@@ -520,8 +532,15 @@ fn timer_id(wf: &Workflow, state: StateId, timer: &str) -> Result<TimerId, Refus
 }
 
 /// The refusals that need no evaluation: a final state, a transition not
-/// enabled in this state, a role that may not fire it.
-fn may_fire(wf: &Workflow, from: StateId, ti: TransitionId, actor: &Actor) -> Result<(), Refusal> {
+/// enabled in this state, a role (or relation) that may not fire it.
+fn may_fire(
+    wf: &Workflow,
+    rec: &Record,
+    ti: TransitionId,
+    actor: &Actor,
+    directory: &[Actor],
+) -> Result<(), Refusal> {
+    let from = rec.state;
     let t = &wf.transitions[ti];
     if wf.states[from].is_final {
         return Err(Refusal::new(
@@ -544,7 +563,7 @@ fn may_fire(wf: &Workflow, from: StateId, ti: TransitionId, actor: &Actor) -> Re
             ),
         ));
     }
-    if !t.allows_role(&actor.role) {
+    if !t.allows(wf, rec, actor, directory) {
         return Err(Refusal::new(
             Code::Forbidden,
             format!(
@@ -556,6 +575,31 @@ fn may_fire(wf: &Workflow, from: StateId, ti: TransitionId, actor: &Actor) -> Re
         ));
     }
     Ok(())
+}
+
+/// When timer `timer` would be due on `rec` had it been armed at
+/// `armed_at` (`None`: an `at` that gives nothing, so not armed). Scripts
+/// see `now = armed_at`. For `leadflow migrate --timers recompute`.
+pub fn timer_due(
+    wf: &Workflow,
+    rec: &Record,
+    timer: &str,
+    armed_at: DateTime<Utc>,
+    directory: &[Actor],
+) -> Result<Option<DateTime<Utc>>, Refusal> {
+    let id = wf.timer(timer).ok_or_else(|| {
+        Refusal::new(
+            Code::UnknownTimer,
+            format!("workflow `{}` has no timer `{timer}`", wf.id),
+        )
+    })?;
+    let ctx = Ctx {
+        now: armed_at,
+        actor: Actor::system_shared(),
+        directory,
+    };
+    let mut w = Work::new(wf, rec.clone(), ctx, true);
+    w.due(&wf.timers[id])
 }
 
 /// Run a due timer that [`timer_id`] (and [`may_fire`] for a transition)

@@ -103,6 +103,7 @@ pub fn load(project: &Project) -> Loaded {
             in_initial: false,
             declared_roles: None,
             role_uses: Vec::new(),
+            area: None,
         };
         if let Some(wf) = r.workflow(raw, &calendars) {
             let spawn_checks = std::mem::take(&mut r.spawns);
@@ -397,6 +398,8 @@ struct Resolver<'a> {
     declared_roles: Option<Vec<String>>,
     /// Every place a role is named: (role, span), for the checks of roles.
     role_uses: Vec<(String, Range<usize>)>,
+    /// `[workflow] area`, resolved: what `area.<role>` relations compare.
+    area: Option<FieldId>,
 }
 
 /// Entries of a spanned-key map in file order.
@@ -621,6 +624,27 @@ impl Resolver<'_> {
             });
         }
         let customer = self.customer(raw.customer.as_ref(), &names);
+        self.area = raw.workflow.area.as_ref().and_then(|a| {
+            let f = self.field(a, &names)?;
+            if !matches!(
+                names.field_types[f],
+                FieldType::String | FieldType::Enum | FieldType::Text
+            ) {
+                self.err(
+                    "E037",
+                    a.span(),
+                    format!(
+                        "`[workflow] area` must name a string or enum field; `{}` is {}",
+                        a.get_ref(),
+                        names.field_types[f].name()
+                    ),
+                );
+                return None;
+            }
+            Some(f)
+        });
+        let visible_to = self.relations(&raw.workflow.visible_to, raw.workflow.area.is_some());
+        let reveal_to = self.relations(&raw.workflow.reveal_to, raw.workflow.area.is_some());
         self.customer_email = customer.email.is_some();
         self.declared_roles = raw
             .workflow
@@ -672,9 +696,13 @@ impl Resolver<'_> {
                 .collect()
         };
         let mut transitions = Vec::new();
+        let has_area = raw.workflow.area.is_some();
         for (name, span, t) in transitions_raw {
+            let mut by_relations = Vec::new();
             for b in &t.by {
-                if b.get_ref() != "system" && b.get_ref() != "*" {
+                if crate::org::Relation::is_relation(b.get_ref()) {
+                    by_relations.extend(self.relations(std::slice::from_ref(b), has_area));
+                } else if b.get_ref() != "system" && b.get_ref() != "*" {
                     let at = refine(&self.file.text, &b.span(), b.get_ref());
                     self.role_uses.push((b.get_ref().clone(), at));
                 }
@@ -731,6 +759,7 @@ impl Resolver<'_> {
                 from,
                 to,
                 by: t.by.iter().map(|b| b.get_ref().clone()).collect(),
+                by_relations,
                 input,
                 require,
                 guard,
@@ -830,11 +859,24 @@ impl Resolver<'_> {
                 }
             };
             if let (Some(due), Some(action)) = (due, action) {
+                let due_text = match (&t.after, &t.at) {
+                    (Some(a), _) => format!(
+                        "after {}{}",
+                        a.get_ref().trim(),
+                        t.since
+                            .as_ref()
+                            .map(|s| format!(" since {}", s.get_ref()))
+                            .unwrap_or_default()
+                    ),
+                    (None, Some(at)) => format!("at {}", at.get_ref().trim()),
+                    (None, None) => String::new(),
+                };
                 timers.push(Timer {
                     title: t.title.unwrap_or_else(|| name.clone()),
                     name,
                     in_states,
                     due,
+                    due_text,
                     action,
                     span,
                 });
@@ -922,27 +964,46 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(|a| self.moment(&ctx, a, &names, &transition_index))
                 .unwrap_or(crate::measure::Moment::Created);
+            let schedule = match &r.every {
+                Some(e) => match crate::schedule::Schedule::parse(e.get_ref()) {
+                    Ok(s) => Some(s),
+                    Err(m) => {
+                        self.err("E032", e.span(), format!("{ctx}: {m}"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let (Some(_), Some(e)) = (&r.notify, &r.every) {
+                if !r.group_by.iter().any(|g| g.get_ref() == "assignee") {
+                    self.err(
+                        "W006",
+                        e.span(),
+                        format!("{ctx} runs `every = \"{}\"` with `notify`, but is not grouped by assignee: its message reaches nobody", e.get_ref()),
+                    );
+                }
+            }
             let period = match &r.period {
+                // The whole history, whatever `every` says.
+                Some(p) if p.get_ref() == "all" => None,
                 Some(p) => {
                     let k = crate::measure::PeriodKind::parse(p.get_ref());
                     if k.is_none() {
                         self.err(
                             "E031",
                             p.span(),
-                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter or year", p.get_ref()),
+                            format!("{ctx} has unknown period `{}`: use day, week, month, quarter, year or all", p.get_ref()),
                         );
                     }
                     k
                 }
-                None => r
-                    .every
-                    .as_deref()
-                    .and_then(crate::measure::PeriodKind::parse),
+                None => schedule.and_then(|s| s.period()),
             };
             reports.push(Report {
                 title: r.title.unwrap_or_else(|| name.clone()),
                 name,
-                every: r.every,
+                every: r.every.map(|e| e.into_inner()),
+                schedule,
                 filter,
                 spec,
                 group_by: r.group_by.into_iter().map(|g| g.into_inner()).collect(),
@@ -971,6 +1032,9 @@ impl Resolver<'_> {
             reports,
             calendar,
             customer,
+            area: self.area,
+            visible_to,
+            reveal_to,
             scripts,
             state_index,
             field_index,
@@ -1668,6 +1732,7 @@ impl Resolver<'_> {
         match name {
             "assignee" => return Some(Recipient::Assignee),
             "previous_assignee" => return Some(Recipient::PreviousAssignee),
+            "assignee.manager" => return Some(Recipient::AssigneeManager),
             "customer" => {
                 if !self.customer_email {
                     self.diags.push(
@@ -1696,6 +1761,34 @@ impl Resolver<'_> {
                 );
             }
             return Some(Recipient::Address(name.to_string()));
+        }
+        if crate::org::Relation::is_relation(name) {
+            use crate::org::Relation;
+            return match Relation::parse(name) {
+                Ok(Relation::Area(role)) if self.area.is_some() => {
+                    self.role_uses.push((role.clone(), at.clone()));
+                    Some(Recipient::Area(role))
+                }
+                Ok(Relation::Area(_)) => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "E037",
+                            self.file,
+                            at.clone(),
+                            format!("`{name}` needs the record's area, and the workflow declares no `[workflow] area`"),
+                        )
+                        .hint("name the field holding the area: [workflow] area = \"zone\""),
+                    );
+                    None
+                }
+                Ok(_) => None,
+                Err(msg) => {
+                    self.diags.push(Diagnostic::new("E036", self.file, at.clone(), msg).hint(
+                        "relations: `assignee.manager` (the assignee's managers), `area.<role>` (the actors of the role responsible for the record's area)",
+                    ));
+                    None
+                }
+            };
         }
         if let Some((kind, rest)) = name.split_once(':') {
             if rest.is_empty() {
@@ -1767,6 +1860,47 @@ impl Resolver<'_> {
             "no transition's `by` nor any `assign` names this role"
         };
         bad(self, format!("unknown recipient `{name}`: {why}"), hint)
+    }
+
+    /// Relations as written in `by`, `visible_to`, `reveal_to` (roles,
+    /// `assignee.manager`, `area.<role>`): E036 for a dotted name that is
+    /// none, E037 for `area.<role>` without `[workflow] area`; roles are
+    /// checked with the others (E026).
+    fn relations(&mut self, list: &[Spanned<String>], has_area: bool) -> Vec<crate::org::Relation> {
+        use crate::org::Relation;
+        let mut out = Vec::new();
+        for item in list {
+            let at = refine(&self.file.text, &item.span(), item.get_ref());
+            match Relation::parse(item.get_ref()) {
+                Err(msg) => self.diags.push(
+                    Diagnostic::new("E036", self.file, at, msg).hint(
+                        "relations: a role, `assignee.manager` (the assignee's managers), `area.<role>` (the actors of the role responsible for the record's area)",
+                    ),
+                ),
+                Ok(rel) => {
+                    if let Relation::Area(_) = rel {
+                        if !has_area {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "E037",
+                                    self.file,
+                                    at.clone(),
+                                    format!("`{}` needs the record's area, and the workflow declares no `[workflow] area`", item.get_ref()),
+                                )
+                                .hint("name the field holding the area: [workflow] area = \"zone\""),
+                            );
+                        }
+                    }
+                    if let Some(role) = rel.role() {
+                        if role != "system" && role != "*" {
+                            self.role_uses.push((role.to_string(), at));
+                        }
+                    }
+                    out.push(rel);
+                }
+            }
+        }
+        out
     }
 
     /// Roles named where the workflow declares none of them (E026), or,
@@ -2083,7 +2217,10 @@ fn known_roles(
     for t in transitions.values() {
         out.extend(
             t.by.iter()
-                .map(|b| b.get_ref().clone())
+                .filter_map(|b| match crate::org::Relation::parse(b.get_ref()) {
+                    Ok(r) => r.role().map(str::to_string),
+                    Err(_) => None,
+                })
                 .filter(|b| b != "system" && b != "*"),
         );
         assigns(&t.effects, &mut out);

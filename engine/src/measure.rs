@@ -209,7 +209,7 @@ impl PeriodKind {
     }
 
     /// First day of the period holding `d`.
-    fn start(self, d: NaiveDate) -> NaiveDate {
+    pub fn start(self, d: NaiveDate) -> NaiveDate {
         let ymd = |y, m| NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d);
         match self {
             PeriodKind::Day => d,

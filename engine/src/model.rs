@@ -34,6 +34,14 @@ pub struct Workflow {
     pub calendar: Arc<Calendar>,
     /// Who `customer` is in a `notify` (`[customer]`).
     pub customer: Customer,
+    /// The field holding a record's area (`[workflow] area`), for the
+    /// `area.<role>` relations.
+    pub area: Option<FieldId>,
+    /// Who sees records besides their assignee (`[workflow] visible_to`).
+    pub visible_to: Vec<crate::org::Relation>,
+    /// Who sees `pii` fields as the assignee does (`[workflow] reveal_to`);
+    /// they see the record too.
+    pub reveal_to: Vec<crate::org::Relation>,
     pub(crate) scripts: Scripts,
     pub(crate) state_index: HashMap<String, StateId>,
     pub(crate) field_index: Arc<HashMap<String, FieldId>>,
@@ -42,6 +50,14 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// A record's area (`[workflow] area`, a string or enum field).
+    pub fn area_of(&self, rec: &crate::eval::Record) -> Option<String> {
+        match rec.fields.get(self.area?)? {
+            crate::value::Value::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     pub fn state(&self, name: &str) -> Option<StateId> {
         self.state_index.get(name).copied()
     }
@@ -122,6 +138,10 @@ pub enum Recipient {
     PreviousAssignee,
     /// The person the record is about (`[customer]`).
     Customer,
+    /// The managers of the record's assignee, direct and above (`crate::org`).
+    AssigneeManager,
+    /// The actors of `role` responsible for the record's area.
+    Area(String),
     /// Every actor of `role` (available or not), narrowed by `filter` (a
     /// Rhai condition over `actor` and `lead`, see [`crate::eval::recipient_matches`]).
     Role {
@@ -169,6 +189,9 @@ pub struct Transition {
     pub from: Vec<bool>,
     pub to: Option<StateId>,
     pub by: Vec<String>,
+    /// The entries of `by` that are relations (`assignee.manager`,
+    /// `area.<role>`), not roles.
+    pub by_relations: Vec<crate::org::Relation>,
     pub input: Vec<FieldId>,
     pub require: Vec<FieldId>,
     pub guard: Option<ScriptId>,
@@ -184,6 +207,26 @@ impl Transition {
     }
     pub fn allows_role(&self, role: &str) -> bool {
         self.by.iter().any(|r| r == role || r == "*")
+    }
+
+    /// Whether `actor` may fire it on `rec`: by role, or by a relation of
+    /// `by` to the record ([`crate::org`]).
+    pub fn allows(
+        &self,
+        wf: &Workflow,
+        rec: &crate::eval::Record,
+        actor: &crate::eval::Actor,
+        directory: &[crate::eval::Actor],
+    ) -> bool {
+        self.allows_role(&actor.role)
+            || self.by_relations.iter().any(|r| {
+                r.holds(
+                    directory,
+                    actor,
+                    rec.assignee.as_deref(),
+                    wf.area_of(rec).as_deref(),
+                )
+            })
     }
 }
 
@@ -257,6 +300,10 @@ pub struct Timer {
     pub title: String,
     pub in_states: Vec<bool>,
     pub due: Due,
+    /// When it is due, as written (`after 2wd since assigned_at`, `at
+    /// lead.callback_at`): two versions whose texts agree arm it alike
+    /// (`leadflow migrate --timers`).
+    pub due_text: String,
     pub action: TimerAction,
     pub span: Range<usize>,
 }
@@ -314,6 +361,8 @@ pub struct Report {
     pub name: String,
     pub title: String,
     pub every: Option<String>,
+    /// `every` parsed (`None`: the report runs only when asked).
+    pub schedule: Option<crate::schedule::Schedule>,
     pub filter: Option<ScriptId>,
     /// Declared selection (`where`), computed by the store; `None` with a
     /// Rhai `filter` (evaluated in memory) or no selection at all.

@@ -111,6 +111,23 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub roles: Option<Vec<Spanned<String>>>,
+    /// The field holding a record's area (a zone, a province, a sales
+    /// area): the `area.<role>` relations compare it with the actors' zones.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub area: Option<Spanned<String>>,
+    /// Who sees the workflow's records besides their assignee: roles,
+    /// `assignee.manager`, `area.<role>`. They see `pii` fields only if
+    /// `reveal_to` names them too.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub visible_to: Vec<Spanned<String>>,
+    /// Who sees `pii` fields as the assignee does (in the fields'
+    /// `reveal_in` states), and the record with them: roles,
+    /// `assignee.manager`, `area.<role>`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub reveal_to: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -521,9 +538,11 @@ pub struct RawWhere {
 pub struct RawReport {
     #[serde(default)]
     pub title: Option<String>,
-    /// week | month | quarter
+    /// When the report runs by itself: day, week, month, quarter, year,
+    /// `daily 09:00`, `monday 09:00`, `day 1 of month [at 09:00]`.
     #[serde(default)]
-    pub every: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub every: Option<Spanned<String>>,
     /// Rhai expression selecting records.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -539,7 +558,8 @@ pub struct RawReport {
     #[serde(default)]
     pub notify: Option<String>,
     /// The period a run covers: day, week, month, quarter or year
-    /// (default: `every`).
+    /// (default: `every` when it names one), or `all` for the whole
+    /// history (a reminder of every lead still open).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub period: Option<Spanned<String>>,

@@ -118,7 +118,7 @@ pub fn why_not(wf: &Workflow, rec: &Record, transition: &str, input: &Input, ctx
             None,
         ));
     }
-    if !t.allows_role(&ctx.actor.role) {
+    if !t.allows(wf, rec, ctx.actor, ctx.directory) {
         out.reasons.push(reason(
             "E_FORBIDDEN",
             format!(

@@ -32,6 +32,9 @@ pub struct Versions {
     /// The tenant's notification settings (default language, address
     /// lists), read when messages are queued.
     notify: std::sync::RwLock<Arc<crate::notify::Settings>>,
+    /// The version of the tenant's templates new messages are queued under
+    /// (set by the outbox dispatcher once it stored it).
+    templates: std::sync::RwLock<Option<Arc<str>>>,
 }
 
 #[derive(Debug, Default)]
@@ -156,6 +159,19 @@ impl Versions {
     /// Set the tenant's notification settings (the daemon, from its config).
     pub fn set_notify(&self, settings: crate::notify::Settings) {
         *self.notify.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+    }
+
+    /// Stamp new messages with template version `hash` (stored first).
+    pub fn set_templates(&self, hash: &str) {
+        *self.templates.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(hash));
+    }
+
+    /// The template version new messages are queued under, once known.
+    pub fn templates_version(&self) -> Option<Arc<str>> {
+        self.templates
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The tenant's notification settings.
@@ -641,10 +657,17 @@ async fn write_effects<T: Tx>(
             false => Arc::default(),
         };
         let settings = v.notify_settings();
+        let templates = v.templates_version();
         for n in &out.notifications {
             for to in crate::notify::resolve(wf, out, n, &dir, &settings, now) {
                 let payload = match tx.keeps_payloads() {
-                    true => crate::notify::payload(id, revision, wf, out, n, &to),
+                    true => {
+                        let mut p = crate::notify::payload(id, revision, wf, out, n, &to);
+                        if let (Some(h), Some(o)) = (&templates, p.as_object_mut()) {
+                            o.insert("templates".into(), serde_json::Value::from(&**h));
+                        }
+                        p
+                    }
                     false => serde_json::Value::Null,
                 };
                 tx.notify(id, &n.template, &to, revision, payload, now)

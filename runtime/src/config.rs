@@ -37,6 +37,15 @@ pub enum ConfigError {
         code: &'static str,
         message: String,
     },
+    /// A tenant's organisation is wrong; `code` is stable (`E_ORG_*`): a
+    /// `reports_to` naming no actor of the tenant, a team managed by nobody
+    /// it names, a chain of managers that comes back to its start.
+    #[error("tenant `{tenant}`, actors: {message} [{code}]")]
+    Org {
+        tenant: String,
+        code: &'static str,
+        message: String,
+    },
     /// A tenant's `sink` is wrong; `code` is stable (`E_SINK_*`, listed in
     /// `examples/leadflow.toml` and docs/store.md).
     #[error("tenant `{tenant}`, sink: {message} [{code}]")]
@@ -45,6 +54,9 @@ pub enum ConfigError {
         code: &'static str,
         message: String,
     },
+    /// `[links]` is wrong: its key is missing or short (`E_LINK_KEY`).
+    #[error("links: {message} [{code}]")]
+    Links { code: &'static str, message: String },
     /// A tenant's `rate_limit` or `cors_origins` is wrong; `code` is
     /// stable (`E_RATE_LIMIT`, `E_CORS_ORIGIN`).
     #[error("tenant `{tenant}`, {setting}: {message} [{code}]")]
@@ -65,7 +77,9 @@ impl ConfigError {
             ConfigError::Invalid(_) => "E_CONFIG",
             ConfigError::Sink { code, .. }
             | ConfigError::Key { code, .. }
-            | ConfigError::Http { code, .. } => code,
+            | ConfigError::Http { code, .. }
+            | ConfigError::Links { code, .. }
+            | ConfigError::Org { code, .. } => code,
         }
     }
 
@@ -100,12 +114,89 @@ pub struct Config {
     /// answers 403 `E_METRICS_DISABLED` (docs/security.md).
     #[serde(default)]
     pub metrics_token_env: Option<String>,
+    /// One-click action links in messages (docs/notifications.md#action-links).
+    #[serde(default)]
+    pub links: Option<LinksConfig>,
     /// Tenant id -> tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
     /// Directory the relative paths were resolved against (not a key).
     #[serde(skip)]
     pub base: PathBuf,
+}
+
+/// `[links]`: the signed one-click links a template prints with
+/// `{{ action_url("accept") }}` (docs/notifications.md#action-links).
+/// Without the table the daemon signs with a random key made at start:
+/// links work until it stops, and only on its listen address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksConfig {
+    /// The public URL of the daemon, as a recipient's browser reaches it
+    /// (`https://leads.example.it`); default `http://<listen address>`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding the HMAC-SHA256 key (at least 32
+    /// bytes: `openssl rand -hex 32`); never in the file. Default
+    /// `LEADFLOW_LINK_KEY`.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// The key written in the file (prefer `secret_env`: anyone who can
+    /// read the file can then make links).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Days a link lives when the step armed no timer (default 7).
+    #[serde(default)]
+    pub max_age_days: Option<u32>,
+}
+
+/// The variable `[links]` reads its key from unless `secret_env` says.
+pub const DEFAULT_LINK_KEY_ENV: &str = "LEADFLOW_LINK_KEY";
+
+impl LinksConfig {
+    /// The daemon's link key; `listen` is the bound address (the default
+    /// base URL). `env` reads a variable (tests pass their own).
+    pub fn resolve(
+        config: Option<&LinksConfig>,
+        listen: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::links::LinkKey, ConfigError> {
+        let default_base = format!("http://{listen}");
+        let err = |message: String| ConfigError::Links {
+            code: "E_LINK_KEY",
+            message,
+        };
+        let Some(c) = config else {
+            return crate::links::LinkKey::ephemeral(&default_base).map_err(err);
+        };
+        let base = c.base_url.clone().unwrap_or(default_base);
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(err(format!(
+                "base_url `{base}` is not an http:// or https:// URL"
+            )));
+        }
+        let (var, key) = match (&c.secret_env, &c.secret) {
+            (Some(_), Some(_)) => {
+                return Err(err("give `secret_env` or `secret`, not both".into()))
+            }
+            (None, Some(k)) => ("secret", Some(k.clone())),
+            (v, None) => {
+                let var = v.as_deref().unwrap_or(DEFAULT_LINK_KEY_ENV);
+                (var, env(var))
+            }
+        };
+        let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
+            return Err(err(format!(
+                "the environment variable `{var}` (secret_env) is not set: it holds the key that signs action links"
+            )));
+        };
+        crate::links::LinkKey::new(
+            key.trim().as_bytes(),
+            &base,
+            c.max_age_days.unwrap_or(crate::links::DEFAULT_MAX_AGE_DAYS),
+        )
+        .map_err(|e| err(format!("`{var}`: {e}")))
+    }
 }
 
 fn default_listen() -> String {
@@ -305,6 +396,16 @@ pub struct ActorConfig {
     /// tenant's `[notifications] language`.
     #[serde(default)]
     pub language: Option<String>,
+    /// The team the actor works in: the actors that `manages` it are its
+    /// managers (`assignee.manager`).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The actor's own manager, by id.
+    #[serde(default)]
+    pub reports_to: Option<String>,
+    /// The teams the actor manages.
+    #[serde(default)]
+    pub manages: Vec<String>,
 }
 
 impl ActorConfig {
@@ -324,6 +425,9 @@ impl ActorConfig {
                 .collect(),
             email: self.email.clone(),
             language: self.language.as_deref().map(str::to_ascii_lowercase),
+            team: self.team.clone(),
+            reports_to: self.reports_to.clone(),
+            manages: self.manages.clone(),
         }
     }
 }
@@ -433,6 +537,10 @@ pub struct WebhookSinkConfig {
     /// only, replayable) for receivers not yet migrated. Default false.
     #[serde(default)]
     pub legacy_signature: bool,
+    /// At most this many events a second to the receiver (per tenant); a
+    /// bulk import waits instead of flooding it. Default: no limit.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
 }
 
 impl WebhookSinkConfig {
@@ -462,6 +570,12 @@ impl WebhookSinkConfig {
                 return err("E_SINK_CREDENTIALS", "webhook secret is empty".into())
             }
             _ => {}
+        }
+        if self.max_per_second == Some(0) {
+            return err(
+                "E_SINK_RATE",
+                "webhook max_per_second must be at least 1 (leave it out for no limit)".into(),
+            );
         }
         for (key, v) in [
             ("secret_env", &self.secret_env),
@@ -511,6 +625,7 @@ impl WebhookSinkConfig {
             url: self.url.clone(),
             secrets,
             legacy_signature: self.legacy_signature,
+            max_per_second: self.max_per_second,
         })
     }
 }
@@ -710,6 +825,28 @@ fn validate_notifications(tid: &str, t: &TenantConfig) -> Result<(), ConfigError
             )))
         }
     };
+    let org = |code: &'static str, message: String| ConfigError::Org {
+        tenant: tid.to_string(),
+        code,
+        message,
+    };
+    for (id, a) in &t.actors {
+        if let Some(m) = &a.reports_to {
+            if !t.actors.contains_key(m) {
+                return Err(org(
+                    "E_ORG_UNKNOWN_ACTOR",
+                    format!("actor `{id}`: reports_to `{m}` is no actor of the tenant"),
+                ));
+            }
+        }
+    }
+    let directory: Vec<Actor> = t.actors.iter().map(|(id, a)| a.to_actor(id)).collect();
+    if let Some(chain) = leadflow_engine::org::cycle(&directory) {
+        return Err(org(
+            "E_ORG_CYCLE",
+            format!("the managers go round in a circle: {}", chain.join(" -> ")),
+        ));
+    }
     for (id, a) in &t.actors {
         if let Some(e) = &a.email {
             addr(format!("actor `{id}`: email"), e)?;
@@ -877,11 +1014,15 @@ impl TenantConfig {
 
     /// Directories whose changes call for a reload.
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
-        ["workflows", "rules", "calendars"]
+        let mut dirs: Vec<PathBuf> = ["workflows", "rules", "calendars"]
             .iter()
             .map(|d| self.root.join(d))
-            .filter(|p| p.is_dir())
-            .collect()
+            .collect();
+        let templates = self.templates_dir();
+        if !dirs.iter().any(|d| templates.starts_with(d)) {
+            dirs.push(templates);
+        }
+        dirs.into_iter().filter(|p| p.is_dir()).collect()
     }
 
     /// The `[notifications]` settings as messages use them (languages in

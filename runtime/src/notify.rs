@@ -67,11 +67,16 @@ pub struct Addressee {
     /// A name to greet (the customer's name fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An actor the workflow's `reveal_to` names for the record (not its
+    /// assignee): it sees `pii` fields as the assignee does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reveal: bool,
 }
 
 impl Addressee {
     fn viewer(&self) -> Viewer<'_> {
         match self.kind {
+            Kind::Actor if self.reveal => Viewer::Revealed,
             Kind::Actor => Viewer::Actor(&self.id),
             Kind::Customer => Viewer::Customer,
             Kind::Address => Viewer::Other,
@@ -86,6 +91,7 @@ impl Addressee {
             address: a.and_then(|a| a.email.clone()),
             language: a.and_then(|a| a.language.clone()),
             name: None,
+            reveal: false,
         }
     }
 
@@ -96,6 +102,7 @@ impl Addressee {
             address: Some(a.to_string()),
             language: None,
             name: None,
+            reveal: false,
         }
     }
 }
@@ -112,6 +119,8 @@ pub fn needs_directory(n: &[Notification]) -> bool {
                     | Recipient::Role { .. }
                     | Recipient::Actor(_)
                     | Recipient::Field(_)
+                    | Recipient::AssigneeManager
+                    | Recipient::Area(_)
             )
         })
     })
@@ -149,6 +158,23 @@ pub fn resolve(
                 }
             }
             Recipient::Actor(id) => list.push(Addressee::actor(id, dir)),
+            Recipient::AssigneeManager => {
+                if let Some(a) = rec.assignee.as_deref() {
+                    for m in leadflow_engine::org::managers_above(dir, a) {
+                        list.push(Addressee::actor(&m.id, dir));
+                    }
+                }
+            }
+            Recipient::Area(role) => {
+                let area = wf.area_of(rec);
+                let rel = leadflow_engine::org::Relation::Area(role.clone());
+                for a in dir
+                    .iter()
+                    .filter(|a| rel.holds(dir, a, None, area.as_deref()))
+                {
+                    list.push(Addressee::actor(&a.id, dir));
+                }
+            }
             Recipient::Role { role, filter } => {
                 for a in dir.iter().filter(|a| &a.role == role) {
                     let pass = match filter {
@@ -176,6 +202,7 @@ pub fn resolve(
                     address: get(c.email),
                     language: get(c.language).map(|l| l.to_ascii_lowercase()),
                     name: (!name.is_empty()).then(|| name.join(" ")),
+                    reveal: false,
                 });
             }
             Recipient::Field(f) => {
@@ -200,12 +227,28 @@ pub fn resolve(
                     address: None,
                     language: None,
                     name: None,
+                    reveal: false,
                 }),
             },
         }
     }
     let mut seen = std::collections::HashSet::new();
     list.retain(|a| seen.insert((a.kind == Kind::Actor, a.id.clone())));
+    if !wf.reveal_to.is_empty() {
+        let area = wf.area_of(rec);
+        let assignee = rec.assignee.as_deref();
+        for to in list.iter_mut().filter(|t| t.kind == Kind::Actor) {
+            if assignee == Some(to.id.as_str()) {
+                continue;
+            }
+            if let Some(a) = dir.iter().find(|a| a.id == to.id) {
+                to.reveal = wf
+                    .reveal_to
+                    .iter()
+                    .any(|r| r.holds(dir, a, assignee, area.as_deref()));
+            }
+        }
+    }
     for a in &mut list {
         if a.language.is_none() {
             a.language.clone_from(&settings.language);
@@ -241,6 +284,9 @@ pub fn payload(
         &mut fields,
     );
     let state = wf.states.get(rec.state);
+    // The soonest timer the step armed (a proposal's lapse): the deadline a
+    // message's action links expire at.
+    let deadline = out.arm.iter().map(|a| a.due).min();
     serde_json::json!({
         "record": id,
         "revision": revision,
@@ -253,6 +299,7 @@ pub fn payload(
         "fields": fields,
         "redacted": redacted,
         "time_zone": wf.calendar.timezone().name(),
+        "deadline": deadline.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })
 }
 
@@ -317,6 +364,7 @@ pub fn preview(
                 address: get(c.email),
                 language: get(c.language).map(|l| l.to_ascii_lowercase()),
                 name: (!name.is_empty()).then(|| name.join(" ")),
+                reveal: false,
             }
         }
         "assignee" => match assignee {

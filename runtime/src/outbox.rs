@@ -87,6 +87,119 @@ pub trait OutboxQueue: Clone + Send + Sync + 'static {
     fn noted(&self, id: i64, note: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// The tenant the queue belongs to (logs).
     fn tenant(&self) -> &str;
+    /// Store the template version `hash` (its files), once per content.
+    fn save_templates(
+        &self,
+        _hash: &str,
+        _files: Vec<Source>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
+    /// The files of a stored template version.
+    fn load_templates(
+        &self,
+        _hash: &str,
+    ) -> impl Future<Output = Result<Option<Vec<Source>>, Error>> + Send {
+        async { Ok(None) }
+    }
+    /// Stamp the messages queued from now on with template version `hash`.
+    fn stamp_templates(&self, _hash: &str) {}
+}
+
+use crate::templates::Source;
+
+/// Stored form of a template version's files.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredFile {
+    path: String,
+    text: String,
+}
+
+fn stored(files: Vec<Source>) -> serde_json::Value {
+    serde_json::to_value(
+        files
+            .into_iter()
+            .map(|f| StoredFile {
+                path: f.path,
+                text: f.text,
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
+}
+
+fn unstored(v: serde_json::Value) -> Option<Vec<Source>> {
+    let files: Vec<StoredFile> = serde_json::from_value(v).ok()?;
+    Some(
+        files
+            .into_iter()
+            .map(|f| Source {
+                path: f.path,
+                text: f.text,
+            })
+            .collect(),
+    )
+}
+
+/// Publish the tenant's templates if they changed: re-read the directory,
+/// store the new version, then stamp it on the messages queued from now
+/// on (stored first, so every stamped version can be read back). The
+/// dispatcher does it before each pass; hot reload when a file changes.
+pub async fn publish_templates<Q: OutboxQueue>(q: &Q, templates: &Templates) -> Result<(), Error> {
+    templates.refresh();
+    if let Some(set) = templates.unpublished() {
+        q.save_templates(set.hash(), set.source_list()).await?;
+        q.stamp_templates(set.hash());
+        templates.mark_published(set.hash());
+        tracing::info!(
+            tenant = q.tenant(),
+            version = set.hash(),
+            "templates version published"
+        );
+    }
+    Ok(())
+}
+
+/// [`publish_templates`] for any store (the memory store keeps no versions).
+pub async fn publish_templates_any(
+    b: &crate::any::AnyBackend,
+    templates: &Templates,
+) -> Result<(), Error> {
+    match b {
+        crate::any::AnyBackend::Pg(b) => publish_templates(b, templates).await,
+        crate::any::AnyBackend::Sqlite(b) => publish_templates(b, templates).await,
+        crate::any::AnyBackend::Mem(_) => {
+            templates.refresh();
+            Ok(())
+        }
+    }
+}
+
+/// Make sure the template version a message was queued under is at hand:
+/// read it from the store if this process does not have it. `Some(note)`
+/// when it is not stored (the message is then rendered with the current
+/// templates).
+async fn version_for<Q: OutboxQueue>(
+    q: &Q,
+    templates: &Templates,
+    payload: &serde_json::Value,
+) -> Result<Option<String>, Error> {
+    let Some(hash) = payload.get("templates").and_then(|h| h.as_str()) else {
+        return Ok(None);
+    };
+    if templates.version(hash).is_some() {
+        return Ok(None);
+    }
+    match q.load_templates(hash).await? {
+        Some(files) => {
+            templates.add_version(files);
+            Ok(None)
+        }
+        None => Ok(Some(format!(
+            "template version {} is not stored: rendered with the current templates",
+            &hash[..hash.len().min(12)]
+        ))),
+    }
 }
 
 type PgPending = (
@@ -103,6 +216,38 @@ impl OutboxQueue for PgBackend {
     fn tenant(&self) -> &str {
         PgBackend::tenant(self)
     }
+
+    async fn save_templates(&self, hash: &str, files: Vec<Source>) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
+        sqlx::query("INSERT INTO template_versions (tenant_id, hash, files, stored_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(self.tenant())
+            .bind(hash)
+            .bind(stored(files))
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_templates(&self, hash: &str) -> Result<Option<Vec<Source>>, Error> {
+        let mut tx = self.tx().await?;
+        let v: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT files FROM template_versions WHERE tenant_id = $1 AND hash = $2",
+        )
+        .bind(self.tenant())
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(v.and_then(unstored))
+    }
+
+    fn stamp_templates(&self, hash: &str) {
+        self.versions().set_templates(hash);
+    }
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -116,7 +261,7 @@ impl OutboxQueue for PgBackend {
              FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= $3 AND attempts < $4
                    ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
              WHERE o.tenant_id = c.tenant_id AND o.id = c.id
-             RETURNING o.id, o.record_id, o.template, o.recipients, o.payload, o.attempts, o.created_at",
+             RETURNING o.id, coalesce(o.record_id, 0), o.template, o.recipients, o.payload, o.attempts, o.created_at",
         )
         .bind(lease_until)
         .bind(self.tenant())
@@ -200,6 +345,35 @@ impl OutboxQueue for SqliteBackend {
     fn tenant(&self) -> &str {
         SqliteBackend::tenant(self)
     }
+
+    async fn save_templates(&self, hash: &str, files: Vec<Source>) -> Result<(), Error> {
+        sqlx::query("INSERT INTO template_versions (tenant_id, hash, files, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(self.tenant())
+            .bind(hash)
+            .bind(stored(files).to_string())
+            .bind(crate::sql::micros(Utc::now()))
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_templates(&self, hash: &str) -> Result<Option<Vec<Source>>, Error> {
+        let v: Option<String> = sqlx::query_scalar(
+            "SELECT files FROM template_versions WHERE tenant_id = ? AND hash = ?",
+        )
+        .bind(self.tenant())
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(v.and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(unstored))
+    }
+
+    fn stamp_templates(&self, hash: &str) {
+        self.versions().set_templates(hash);
+    }
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -211,7 +385,7 @@ impl OutboxQueue for SqliteBackend {
             "UPDATE outbox SET next_attempt = ?
              WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= ? AND attempts < ?
                              ORDER BY next_attempt, id LIMIT ?)
-             RETURNING id, record_id, template, recipients, payload, attempts, created_at",
+             RETURNING id, coalesce(record_id, 0), template, recipients, payload, attempts, created_at",
         )
         .bind(micros(lease_until))
         .bind(self.tenant())
@@ -297,7 +471,7 @@ pub fn render(
     tenant: &str,
     p: &Pending,
 ) -> Result<(Delivery, Option<String>), crate::templates::RenderError> {
-    let r = templates.set().render(&p.template, &p.payload, None)?;
+    let r = templates.render(&p.template, &p.payload, p.created_at)?;
     Ok((
         Delivery {
             tenant: tenant.to_string(),
@@ -367,6 +541,8 @@ pub struct WebhookConfig {
     /// Also send the deprecated `X-Leadflow-Signature: sha256=<hex HMAC of
     /// the body>` (first secret), for receivers not yet migrated.
     pub legacy_signature: bool,
+    /// At most this many events a second (per tenant: each has its sink).
+    pub max_per_second: Option<u32>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -375,6 +551,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("url", &self.url)
             .field("secrets", &format!("<{} redacted>", self.secrets.len()))
             .field("legacy_signature", &self.legacy_signature)
+            .field("max_per_second", &self.max_per_second)
             .finish()
     }
 }
@@ -393,6 +570,8 @@ pub enum Sink {
     Webhook {
         config: Arc<WebhookConfig>,
         client: reqwest::Client,
+        /// `max_per_second`, per tenant.
+        limiter: Option<Arc<governor::DefaultDirectRateLimiter>>,
     },
     Smtp {
         config: Arc<SmtpConfig>,
@@ -409,6 +588,7 @@ impl Sink {
             url: url.into(),
             secrets: vec![secret.into()],
             legacy_signature: false,
+            max_per_second: None,
         })
     }
 
@@ -429,6 +609,7 @@ impl Sink {
             .build()
             .map_err(|e| Error::storage(format!("webhook client: {e}")))?;
         Ok(Sink::Webhook {
+            limiter: limiter(config.max_per_second),
             config: Arc::new(config),
             client,
         })
@@ -452,18 +633,10 @@ impl Sink {
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        let limiter = config
-            .max_per_second
-            .and_then(std::num::NonZeroU32::new)
-            .map(|n| {
-                Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
-                    n,
-                )))
-            });
         Ok(Sink::Smtp {
             transport: b.build(),
+            limiter: limiter(config.max_per_second),
             config: Arc::new(config),
-            limiter,
         })
     }
 
@@ -474,7 +647,16 @@ impl Sink {
                 tracing::info!(id = d.id, record = d.record, template = %d.template, recipients = ?d.recipients, subject = %d.subject, "outbox message");
                 Ok(())
             }
-            Sink::Webhook { config, client } => post_event(config, client, d).await,
+            Sink::Webhook {
+                config,
+                client,
+                limiter,
+            } => {
+                if let Some(l) = limiter {
+                    l.until_ready().await;
+                }
+                post_event(config, client, d).await
+            }
             Sink::Smtp {
                 config,
                 transport,
@@ -487,6 +669,15 @@ impl Sink {
             }
         }
     }
+}
+
+/// A sink's `max_per_second` budget (a burst of that many, then that rate).
+fn limiter(max_per_second: Option<u32>) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
+    max_per_second.and_then(std::num::NonZeroU32::new).map(|n| {
+        Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+            n,
+        )))
+    })
 }
 
 /// Why a webhook URL is refused: `Ok` for `http://host...` or
@@ -722,11 +913,15 @@ pub async fn dispatch_once<Q: OutboxQueue>(
     now: DateTime<Utc>,
 ) -> Result<DispatchStats, Error> {
     let mut stats = DispatchStats::default();
-    templates.refresh();
+    publish_templates(q, templates).await?;
     for p in q
         .claim_outbox(now, now + cfg.lease, cfg.max_attempts, cfg.batch)
         .await?
     {
+        if let Some(note) = version_for(q, templates, &p.payload).await? {
+            tracing::warn!(id = p.id, template = %p.template, "{note}");
+            q.noted(p.id, &note).await?;
+        }
         let result = match render(templates, q.tenant(), &p) {
             Ok((d, note)) => {
                 if let Some(note) = &note {
@@ -807,14 +1002,14 @@ impl DispatcherHandle {
 pub fn spawn<Q: OutboxQueue, C: Clock>(
     q: Q,
     sink: Sink,
-    templates: Templates,
+    templates: impl Into<Arc<Templates>>,
     cfg: DispatchConfig,
     clock: Arc<C>,
 ) -> DispatcherHandle {
     let (stop, rx) = watch::channel(false);
     let health = Health::new("outbox_dispatcher", q.tenant(), &cfg.restart);
     let total = Arc::new(std::sync::Mutex::new(DispatchStats::default()));
-    let (sink, templates, sum) = (Arc::new(sink), Arc::new(templates), total.clone());
+    let (sink, templates, sum) = (Arc::new(sink), templates.into(), total.clone());
     let stop_rx = rx.clone();
     let policy = cfg.restart.clone();
     let join = tokio::spawn(supervise(health.clone(), policy, rx, move |_| {

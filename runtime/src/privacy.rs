@@ -5,8 +5,10 @@
 //! A field that is not `pii` is visible to anyone who may see the record.
 //! A `pii` field is visible to:
 //! - an admin (an API key without an actor): always;
-//! - an actor: only when it is the record's assignee AND the record is in
-//!   one of the field's `reveal_in` states;
+//! - an actor: only when it is the record's assignee, or the workflow's
+//!   `reveal_to` names it for the record (`crate::org`: a role, the
+//!   assignee's manager, the area's `<role>`), AND the record is in one of
+//!   the field's `reveal_in` states;
 //! - the customer (the person the record is about, a message recipient
 //!   only): the fields of the workflow's `[customer]` mapping, their own
 //!   contact data;
@@ -23,6 +25,10 @@ pub enum Viewer<'a> {
     Admin,
     /// An actor (an actor-bound key, or a message to an actor).
     Actor(&'a str),
+    /// An actor the workflow's `reveal_to` names for this record (the
+    /// assignee's manager, the area's sales rep, ...): sees a `pii` field
+    /// as the assignee does, in the field's `reveal_in` states.
+    Revealed,
     /// The person the record is about (messages to `customer`).
     Customer,
     /// Anyone else: an address that is no actor of the directory.
@@ -46,6 +52,7 @@ pub fn may_see(
         Viewer::Actor(id) => {
             assignee == Some(id) && state.is_some_and(|s| field.reveal_in.contains(&s))
         }
+        Viewer::Revealed => state.is_some_and(|s| field.reveal_in.contains(&s)),
         Viewer::Customer => wf.customer_sees(&field.name),
         Viewer::Other => false,
     }

@@ -4,7 +4,11 @@
 //! function, a filter given the wrong type), uses only variables the
 //! payload has (E072), and shows a `pii` field only to recipients who may
 //! see it in the states the message is sent from (E073); a template no
-//! `notify` uses is a warning (W070).
+//! `notify` uses is a warning (W070). Action links (`action_url("t")`):
+//! `t` must be a transition of the workflow (E074), every recipient of the
+//! message must be an actor (E075: a customer or an address cannot act),
+//! and `t` should be enabled from a state the message is sent from (W071:
+//! else every link is refused as out of date).
 
 use crate::privacy::{self, Viewer};
 use crate::templates::{parse_name, Source, TemplateSet};
@@ -118,6 +122,8 @@ const PAYLOAD: &[&str] = &[
     "time_zone",
     "lang",
     "lead",
+    // A scheduled report's message (`crate::kpi::schedule::messages`).
+    "report",
 ];
 const RECIPIENT: &[&str] = &["id", "kind", "address", "language", "name"];
 /// Globals of the environment (MiniJinja built-ins and ours).
@@ -164,10 +170,14 @@ fn sample_payload(wf: &Workflow, template: &str, lang: &str) -> serde_json::Valu
 
 /// Who a recipient is for the privacy rule: `None` when it may be anyone
 /// (an actor id, a role member) and so sees no `pii` field.
-fn viewer<'a>(r: &Recipient, assignee: &'a str) -> Viewer<'a> {
+fn viewer<'a>(wf: &Workflow, r: &Recipient, assignee: &'a str) -> Viewer<'a> {
+    use leadflow_engine::org::Relation;
+    let revealed = |rel: Relation| wf.reveal_to.contains(&rel);
     match r {
         Recipient::Assignee => Viewer::Actor(assignee),
         Recipient::Customer => Viewer::Customer,
+        Recipient::AssigneeManager if revealed(Relation::AssigneeManager) => Viewer::Revealed,
+        Recipient::Area(role) if revealed(Relation::Area(role.clone())) => Viewer::Revealed,
         _ => Viewer::Other,
     }
 }
@@ -179,6 +189,8 @@ fn recipient_name(r: &Recipient, wf: &Workflow) -> String {
         Recipient::Customer => "customer".into(),
         Recipient::Role { role, .. } => format!("role `{role}`"),
         Recipient::Actor(a) => format!("actor `{a}`"),
+        Recipient::AssigneeManager => "assignee.manager".into(),
+        Recipient::Area(role) => format!("area.{role}"),
         Recipient::Field(f) => format!(
             "field:{}",
             wf.fields.get(*f).map_or("?", |d| d.name.as_str())
@@ -312,6 +324,106 @@ pub fn check(set: &WorkflowSet, workflows: &[SourceFile], sources: &[Source]) ->
     out
 }
 
+/// Every `action_url(...)` call of a template: its byte span and the
+/// transition named by its string argument (`None`: not a literal).
+pub fn action_calls(text: &str) -> Vec<(std::ops::Range<usize>, Option<String>)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("action_url") {
+        let at = from + i;
+        from = at + "action_url".len();
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[from..];
+        let trimmed = rest.trim_start();
+        let Some(args) = trimmed.strip_prefix('(') else {
+            continue; // `action_url is defined`
+        };
+        let args_at = text.len() - args.len();
+        let end = args.find(')').map_or(text.len(), |e| args_at + e + 1);
+        let arg = args.trim_start();
+        let name = match arg.chars().next() {
+            Some(q @ ('"' | '\'')) => arg[1..].find(q).map(|e| arg[1..1 + e].to_string()),
+            _ => None,
+        };
+        out.push((at..end, name));
+    }
+    out
+}
+
+/// E074, E075, W071 for the `action_url` calls of one template file.
+fn check_links(wf: &Workflow, u: &Use<'_>, f: &SourceFile) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let calls = action_calls(&f.text);
+    for (span, name) in &calls {
+        let Some(name) = name else {
+            out.push(Diagnostic::new(
+                "E074",
+                f,
+                span.clone(),
+                "action_url takes the name of a transition, quoted: `action_url(\"accept\")`"
+                    .to_string(),
+            ));
+            continue;
+        };
+        let Some(t) = wf.transition(name).and_then(|i| wf.transitions.get(i)) else {
+            let names: Vec<&str> = wf.transitions.iter().map(|t| t.name.as_str()).collect();
+            out.push(Diagnostic::new(
+                "E074",
+                f,
+                span.clone(),
+                format!(
+                    "action_url(\"{name}\"): workflow `{}` has no transition `{name}` ({})",
+                    wf.id,
+                    names.join(", ")
+                ),
+            ));
+            continue;
+        };
+        if !u.states.is_empty() && !u.states.iter().any(|&s| t.enabled_from(s)) {
+            let states: Vec<&str> = u
+                .states
+                .iter()
+                .filter_map(|&s| wf.states.get(s).map(|x| x.name.as_str()))
+                .collect();
+            out.push(Diagnostic::new(
+                "W071",
+                f,
+                span.clone(),
+                format!(
+                    "action_url(\"{name}\"): `{name}` is not enabled from {} where the notify of {} sends this message: every such link would be refused",
+                    states.join(", "),
+                    u.owner
+                ),
+            ));
+        }
+    }
+    if let Some((span, _)) = calls.first() {
+        let not_actor = u.to.iter().find(|r| {
+            matches!(
+                r,
+                Recipient::Customer | Recipient::Address(_) | Recipient::List(_)
+            )
+        });
+        if let Some(r) = not_actor {
+            out.push(Diagnostic::new(
+                "E075",
+                f,
+                span.clone(),
+                format!(
+                    "action links are for actors of the directory: the notify of {} in workflow `{}` sends this template to {}, who cannot act (the message would fail with E_TEMPLATE_RENDER)",
+                    u.owner,
+                    wf.id,
+                    recipient_name(r, wf)
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// A diagnostic from a `path:line:col: message` error of [`crate::templates`].
 fn at_message(f: &SourceFile, code: &'static str, e: &str) -> Diagnostic {
     let rest = e.strip_prefix(&format!("{}:", f.path)).unwrap_or(e);
@@ -410,7 +522,7 @@ fn check_file(
             continue;
         }
         let blind = u.to.iter().find_map(|r| {
-            let who = viewer(r, "the-assignee");
+            let who = viewer(wf, r, "the-assignee");
             u.states.iter().find_map(|&s| {
                 (!privacy::may_see(wf, field, Some(s), Some("the-assignee"), who))
                     .then(|| (recipient_name(r, wf), s))
@@ -434,6 +546,7 @@ fn check_file(
             ));
         }
     }
+    out.extend(check_links(wf, u, f));
     if first {
         let payload = sample_payload(wf, &u.template, lang);
         if let Err(e) = lenient.render_file(&f.path, &payload, lang) {

@@ -141,6 +141,8 @@ pub struct TemplateSet {
     broken: BTreeMap<String, String>,
     sources: BTreeMap<String, String>,
     default_language: Option<String>,
+    /// SHA-256 (hex) of every file, path and text: the set's version.
+    hash: String,
 }
 
 impl std::fmt::Debug for TemplateSet {
@@ -190,13 +192,32 @@ impl TemplateSet {
                 parts.text = Some(path);
             }
         }
+        let hash = version_hash(&texts);
         TemplateSet {
             env,
             index,
             broken,
             sources: texts,
             default_language: default_language.map(|l| l.to_ascii_lowercase()),
+            hash,
         }
+    }
+
+    /// The set's version: the SHA-256 (hex) of its files (paths and texts,
+    /// length-prefixed), whatever order they were read in.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The files of the set, as [`Source`]s (to store a version).
+    pub fn source_list(&self) -> Vec<Source> {
+        self.sources
+            .iter()
+            .map(|(path, text)| Source {
+                path: path.clone(),
+                text: text.clone(),
+            })
+            .collect()
     }
 
     /// The same templates where a missing value prints as nothing
@@ -319,6 +340,18 @@ impl TemplateSet {
         payload: &serde_json::Value,
         lang: Option<&str>,
     ) -> Result<Rendered, RenderError> {
+        self.render_linked(id, payload, lang, None)
+    }
+
+    /// [`TemplateSet::render`] with `action_url(...)` defined when `links`
+    /// is given (the daemon's dispatcher).
+    pub fn render_linked(
+        &self,
+        id: &str,
+        payload: &serde_json::Value,
+        lang: Option<&str>,
+        links: Option<&LinkContext>,
+    ) -> Result<Rendered, RenderError> {
         let workflow = payload
             .get("workflow")
             .and_then(|w| w.as_str())
@@ -339,7 +372,11 @@ impl TemplateSet {
                 variable: None,
             });
         };
-        let ctx = context(payload, &language);
+        let mut ctx = context_map(payload, &language);
+        if let Some(l) = links {
+            ctx.insert("action_url".into(), l.function(payload));
+        }
+        let ctx = Value::from(ctx);
         let text_name = parts.text.as_deref().unwrap_or_default();
         let text = self.render_one(text_name, &ctx)?;
         let html = match &parts.html {
@@ -398,6 +435,18 @@ impl TemplateSet {
             }
         })
     }
+}
+
+fn version_hash(files: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, text) in files {
+        for part in [path, text] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// `file:line:col: what` and the failing expression of a MiniJinja error.
@@ -476,14 +525,88 @@ pub fn read_dir_as(dir: &Path, prefix: &str) -> Result<Vec<Source>, String> {
 /// What the directory held when last read: (name, modified, length).
 type Stamp = Vec<(String, Option<std::time::SystemTime>, u64)>;
 
+/// What `action_url("<transition>")` needs besides the payload: the
+/// daemon's link key, the tenant, and when the message was queued (the
+/// start of its links' `max_age_days`).
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    pub key: Arc<crate::links::LinkKey>,
+    pub tenant: String,
+    pub queued: DateTime<Utc>,
+}
+
+impl LinkContext {
+    /// The `action_url` function for one recipient's payload: a signed link
+    /// for its record, revision and actor, expiring at the payload's
+    /// `deadline` (the timer the step armed) or after `max_age_days`. A
+    /// recipient that is no actor (the customer, an address) cannot act:
+    /// calling it then is a render error.
+    fn function(&self, payload: &serde_json::Value) -> Value {
+        let record = payload.get("record").and_then(|v| v.as_i64());
+        let revision = payload.get("revision").and_then(|v| v.as_i64());
+        let recipient = payload.get("recipient");
+        let actor = recipient
+            .filter(|r| r.get("kind").and_then(|k| k.as_str()) == Some("actor"))
+            .and_then(|r| r.get("id"))
+            .and_then(|i| i.as_str())
+            .map(str::to_string);
+        let deadline = payload
+            .get("deadline")
+            .and_then(|d| d.as_str())
+            .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&Utc));
+        let (key, tenant) = (self.key.clone(), self.tenant.clone());
+        let expires = key.expiry(self.queued, deadline);
+        Value::from_function(move |transition: &str| -> Result<String, JError> {
+            let (Some(record), Some(revision)) = (record, revision) else {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: the message has no record",
+                ));
+            };
+            let Some(actor) = &actor else {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: only an actor of the directory can act through a link, not this recipient",
+                ));
+            };
+            if transition.is_empty() {
+                return Err(JError::new(
+                    ErrorKind::InvalidOperation,
+                    "action_url: name a transition",
+                ));
+            }
+            Ok(key.url(&crate::links::Claims {
+                tenant: tenant.clone(),
+                record,
+                revision,
+                transition: transition.to_string(),
+                actor: actor.clone(),
+                expires,
+            }))
+        })
+    }
+}
+
 /// The templates a dispatcher renders with: the project's `templates/`
 /// directory, re-read when its files change ([`Templates::refresh`]).
 #[derive(Debug)]
 pub struct Templates {
     dir: PathBuf,
+    /// The daemon's link key and the tenant: `action_url` is defined.
+    links: Option<(Arc<crate::links::LinkKey>, String)>,
     default_language: Option<String>,
     current: RwLock<(Stamp, Arc<TemplateSet>)>,
+    /// Versions in force earlier in this process, or loaded from the store
+    /// for messages queued under them (the newest last, at most
+    /// [`KEPT_VERSIONS`]).
+    older: std::sync::Mutex<Vec<Arc<TemplateSet>>>,
+    /// The version last stored and stamped on new messages.
+    published: std::sync::Mutex<Option<String>>,
 }
+
+/// Template versions a dispatcher keeps in memory besides the current one.
+pub const KEPT_VERSIONS: usize = 16;
 
 impl Templates {
     pub fn new(dir: impl Into<PathBuf>) -> Templates {
@@ -494,8 +617,11 @@ impl Templates {
     pub fn with_language(dir: impl Into<PathBuf>, default_language: Option<String>) -> Templates {
         let t = Templates {
             dir: dir.into(),
+            links: None,
             default_language,
             current: RwLock::new((Vec::new(), Arc::new(TemplateSet::default()))),
+            older: Default::default(),
+            published: Default::default(),
         };
         t.refresh();
         t
@@ -505,8 +631,11 @@ impl Templates {
     pub fn fixed(set: TemplateSet) -> Templates {
         Templates {
             dir: PathBuf::new(),
+            links: None,
             default_language: set.default_language.clone(),
             current: RwLock::new((Vec::new(), Arc::new(set))),
+            older: Default::default(),
+            published: Default::default(),
         }
     }
 
@@ -559,10 +688,81 @@ impl Templates {
         match TemplateSet::load(&self.dir, self.default_language.clone()) {
             Ok(set) => {
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+                if cur.1.hash() != set.hash() && !cur.0.is_empty() {
+                    // Messages queued under it still render with it.
+                    self.keep(cur.1.clone());
+                }
                 *cur = (stamp, Arc::new(set));
             }
             Err(e) => tracing::warn!("templates not reloaded: {e}"),
         }
+    }
+
+    fn keep(&self, set: Arc<TemplateSet>) {
+        let mut older = self.older.lock().unwrap_or_else(|e| e.into_inner());
+        older.retain(|s| s.hash() != set.hash());
+        older.push(set);
+        let over = older.len().saturating_sub(KEPT_VERSIONS);
+        older.drain(..over);
+    }
+
+    /// The set of version `hash`, if this process has it (current or kept).
+    pub fn version(&self, hash: &str) -> Option<Arc<TemplateSet>> {
+        let cur = self.set();
+        if cur.hash() == hash {
+            return Some(cur);
+        }
+        let older = self.older.lock().unwrap_or_else(|e| e.into_inner());
+        older.iter().find(|s| s.hash() == hash).cloned()
+    }
+
+    /// Keep a version read back from the store.
+    pub fn add_version(&self, sources: Vec<Source>) -> Arc<TemplateSet> {
+        let set = Arc::new(TemplateSet::new(sources, self.default_language.clone()));
+        self.keep(set.clone());
+        set
+    }
+
+    /// The current set when it is not yet the published version.
+    pub fn unpublished(&self) -> Option<Arc<TemplateSet>> {
+        let cur = self.set();
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        (published.as_deref() != Some(cur.hash())).then_some(cur)
+    }
+
+    /// Record that `hash` is stored and stamped on new messages.
+    pub fn mark_published(&self, hash: &str) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(hash.to_string());
+    }
+
+    /// Messages rendered with `action_url` for `tenant`'s recipients.
+    pub fn with_links(mut self, key: Arc<crate::links::LinkKey>, tenant: &str) -> Templates {
+        self.links = Some((key, tenant.to_string()));
+        self
+    }
+
+    /// Render an outbox row's message queued at `queued` with the set in
+    /// force (and its action links, when the daemon makes them).
+    pub fn render(
+        &self,
+        id: &str,
+        payload: &serde_json::Value,
+        queued: DateTime<Utc>,
+    ) -> Result<Rendered, RenderError> {
+        let links = self.links.as_ref().map(|(key, tenant)| LinkContext {
+            key: key.clone(),
+            tenant: tenant.clone(),
+            queued,
+        });
+        // The version the message was queued under, when this process has
+        // it (the dispatcher loads it from the store first); else the
+        // current one.
+        let set = payload
+            .get("templates")
+            .and_then(|h| h.as_str())
+            .and_then(|h| self.version(h))
+            .unwrap_or_else(|| self.set());
+        set.render_linked(id, payload, None, links.as_ref())
     }
 
     /// The set in force.
@@ -577,6 +777,10 @@ impl Templates {
 
 /// The rendering context of a payload.
 fn context(payload: &serde_json::Value, lang: &str) -> Value {
+    Value::from(context_map(payload, lang))
+}
+
+fn context_map(payload: &serde_json::Value, lang: &str) -> BTreeMap<String, Value> {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(o) = payload.as_object() {
         for (k, v) in o {
@@ -593,7 +797,7 @@ fn context(payload: &serde_json::Value, lang: &str) -> Value {
             }
         }
     }
-    Value::from(map)
+    map
 }
 
 fn environment() -> Environment<'static> {

@@ -269,6 +269,7 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         let viewer = export::ViewerSpec {
             actor: actor.as_ref(),
             pools: &tc.pools,
+            directory: std::sync::Arc::new(b.actors().await?),
         };
         let out: Box<dyn std::io::Write + Send> = match &a.output {
             Some(p) => Box::new(std::io::BufWriter::new(

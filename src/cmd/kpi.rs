@@ -33,6 +33,7 @@ pub struct ReportArgs {
     pub workflow: String,
     pub name: String,
     pub period: Option<String>,
+    pub show_sql: Option<String>,
     pub format: TableFormat,
 }
 
@@ -205,6 +206,21 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
             Some(p) => Range::period(&wf, p).map_err(bad)?,
             None => Range::all(),
         };
+        if let Some(d) = &a.show_sql {
+            let pg = match d.as_str() {
+                "postgres" | "pg" => true,
+                "sqlite" => false,
+                other => anyhow::bail!("--show-sql {other}: use postgres or sqlite"),
+            };
+            let text = kpi::show_report_sql(pg, &wf, r, range).map_err(bad)?;
+            crate::outln!(
+                "-- {}: {}\n{};\n",
+                r.name,
+                r.title,
+                text.unwrap_or_else(|| "-- a Rhai filter: evaluated in memory, no SQL".into())
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let out = kpi::report(&b, &wf, r, range, chrono::Utc::now())
             .await
             .map_err(bad)?;

@@ -96,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         } => kpi::report(kpi::ReportArgs {
             store: kpi::StoreArgs {
@@ -106,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             name,
             period,
+            show_sql,
             format,
         }),
         Command::Import {
@@ -241,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         } => serve::migrate(serve::MigrateArgs {
             config,
             database_url,
@@ -250,6 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             map,
             dry_run,
+            timers,
         }),
     }
 }

@@ -105,6 +105,8 @@ pub struct MigrateArgs {
     pub to: String,
     pub map: Option<String>,
     pub dry_run: bool,
+    /// `keep` or `recompute`.
+    pub timers: String,
 }
 
 pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
@@ -138,7 +140,11 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
         if !a.dry_run {
             b.register_snapshot(&snapshot, &set).await?;
         }
-        let moved = leadflow_runtime::migrate::migrate(
+        let mode: leadflow_runtime::migrate::TimerMode = a
+            .timers
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--timers {e}"))?;
+        let report = leadflow_runtime::migrate::migrate(
             &b,
             &a.tenant,
             &wf,
@@ -147,13 +153,40 @@ pub fn migrate(a: MigrateArgs) -> Result<ExitCode> {
                 to: &a.to,
                 map: &map,
                 dry_run: a.dry_run,
+                timers: mode,
             },
             chrono::Utc::now(),
         )
         .await?;
+        let moved = report.moved;
         let total: u64 = moved.iter().map(|m| m.records).sum();
         for m in &moved {
             crate::outln!("{} -> {}: {} records", m.from_state, m.to_state, m.records)?;
+        }
+        use leadflow_runtime::migrate::TimerAction;
+        let (will, did) = if a.dry_run {
+            ("would be", "would be")
+        } else {
+            ("is", "was")
+        };
+        for c in &report.timers {
+            let due = c.due.to_rfc3339();
+            let what = match &c.action {
+                TimerAction::Recomputed(Some(t)) => {
+                    format!("due {due} -> {} ({did} recomputed)", t.to_rfc3339())
+                }
+                TimerAction::Recomputed(None) => {
+                    format!("due {due}: {will} cancelled (its `at` gives nothing now)")
+                }
+                TimerAction::Cancelled => format!("due {due}: {will} cancelled"),
+                TimerAction::Kept => format!("due {due}: kept (--timers keep)"),
+            };
+            crate::outln!(
+                "record {}: timer `{}` {what}: {}",
+                c.record,
+                c.timer,
+                c.reason
+            )?;
         }
         let verb = if a.dry_run { "would move" } else { "moved" };
         crate::outln!(

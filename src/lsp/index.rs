@@ -180,7 +180,12 @@ pub fn roles(text: &str, out: &mut Vec<String>) {
                 continue;
             };
             for (i, part) in rest.split('"').enumerate() {
-                if i % 2 == 1 && !part.is_empty() && !out.iter().any(|r| r == part) {
+                // `assignee.manager`, `area.<role>`: relations, not roles.
+                if i % 2 == 1
+                    && !part.is_empty()
+                    && !part.contains('.')
+                    && !out.iter().any(|r| r == part)
+                {
                     out.push(part.to_string());
                 }
             }

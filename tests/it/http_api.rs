@@ -1428,7 +1428,15 @@ async fn parked_timers_and_background_task_liveness(kind: Kind) {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.body["parked_timers"], 1);
     let tasks = ready.body["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 2, "the timer worker and the outbox dispatcher");
+    assert_eq!(
+        tasks.len(),
+        3,
+        "the timer worker, the outbox dispatcher, the report scheduler"
+    );
+    assert!(
+        tasks.iter().any(|t| t["task"] == "report_scheduler"),
+        "{tasks:?}"
+    );
     assert!(tasks
         .iter()
         .all(|t| t["state"] == "running" && t["tenant"] == "aslm"));

@@ -123,11 +123,16 @@ fn kpis_and_reports_agree_on_memory_sqlite_and_postgres() {
     rt.block_on(async {
         for (i, file) in files.iter().enumerate() {
             let path = file.display().to_string();
-            let sc = parse(&path, &std::fs::read_to_string(file).unwrap()).unwrap();
+            let mut sc = parse(&path, &std::fs::read_to_string(file).unwrap()).unwrap();
             let proj = project_root(file, sc.project.as_deref()).unwrap();
             let loaded = projects.load(&proj);
             let loaded = loaded.as_ref().as_ref().unwrap();
+            // As `leadflow test` runs them: with the project's templates.
+            sc.templates = Some(loaded.templates.clone());
             sc.resolve(&loaded.set, &loaded.broken).unwrap();
+            // Message expectations render with the project's templates, as
+            // `leadflow test` does.
+            sc.templates = Some(loaded.templates.clone());
             let set = loaded.set.clone();
             let mem = MemBackend::new(set.clone());
             let lite = leadflow_runtime::open(&lite_url, &format!("t{i}"), set.clone())

@@ -13,6 +13,7 @@ mod lsp_support;
 #[path = "../../runtime/tests/common/smtp.rs"]
 mod smtp;
 
+mod action_links;
 mod bulk;
 mod check;
 mod cli;
@@ -23,12 +24,15 @@ mod http_errors;
 mod http_history;
 mod http_kpis;
 mod http_limits;
+mod http_org;
 mod http_ratelimit;
 mod http_reload;
+mod http_report_runs;
 mod http_shutdown;
 mod http_why;
 mod kpi_conformance;
 mod lsp;
+mod migrate_timers;
 mod notifications;
 mod openapi_client;
 mod scenarios;

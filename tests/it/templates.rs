@@ -49,7 +49,8 @@ fn recipient(
             .as_str()
             .unwrap_or("field")
             .to_string(),
-        Some(Recipient::Role { role, .. }) => format!("{role}-1"),
+        Some(Recipient::Role { role, .. } | Recipient::Area(role)) => format!("{role}-1"),
+        Some(Recipient::AssigneeManager) => "manager-1".into(),
         Some(Recipient::Actor(a)) => a.clone(),
         Some(Recipient::PreviousAssignee) => "previous-assignee".into(),
         Some(Recipient::Address(a)) => a.clone(),

@@ -11,7 +11,7 @@
 use super::source::Format;
 use crate::apply::Versions;
 use crate::backend::{Error, StoredRecord};
-use crate::privacy::{self, Viewer};
+use crate::privacy;
 use crate::store::sql::import::Import;
 use leadflow_engine::Workflow;
 use std::io::Write;
@@ -89,6 +89,25 @@ pub struct ViewerSpec<'a> {
     pub actor: Option<&'a leadflow_engine::Actor>,
     /// The tenant's pools (an actor also sees the pools it may claim from).
     pub pools: &'a [crate::config::PoolConfig],
+    /// The tenant's directory (who manages whom, areas: `crate::org`).
+    pub directory: std::sync::Arc<Vec<leadflow_engine::Actor>>,
+}
+
+impl ViewerSpec<'_> {
+    /// The caller an API key of this viewer would be: the one visibility
+    /// and redaction rule of the HTTP API applies to the export.
+    fn caller(&self, tenant: &str) -> crate::http::state::Caller {
+        crate::http::state::Caller {
+            tenant: tenant.to_string(),
+            key: "export".into(),
+            admin: self.actor.is_none(),
+            actor: self
+                .actor
+                .cloned()
+                .unwrap_or_else(leadflow_engine::Actor::system),
+            directory: self.directory.clone(),
+        }
+    }
 }
 
 /// The text of a stored field value in a cell.
@@ -136,20 +155,16 @@ pub async fn export<S: Import, W: Write + Send>(
         w.write_record(&h).map_err(|e| io(e.into()))?;
     }
     let mut n = 0u64;
-    let system = leadflow_engine::Actor::system();
-    let actor = viewer.actor.unwrap_or(&system);
-    let who = match viewer.actor {
-        None => Viewer::Admin,
-        Some(a) => Viewer::Actor(&a.id),
-    };
+    let caller = viewer.caller("");
     store
         .export_scan(&wf.id, &mut |mut r: StoredRecord| {
             let version = versions.version(&r.workflow, &r.version).ok();
             if !filter.matches(version.as_deref(), &r)
-                || !crate::http::state::visible_to(viewer.pools, viewer.actor.is_none(), actor, &r)
+                || !crate::http::state::visible_to(viewer.pools, versions, &caller, &r)
             {
                 return Ok(());
             }
+            let who = caller.viewer(version.as_deref(), &r);
             let redacted = privacy::redact(
                 version.as_deref(),
                 &r.state,

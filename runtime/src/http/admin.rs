@@ -22,6 +22,12 @@ pub struct ActorView {
     /// Open records assigned to the actor now.
     pub load: u32,
     pub unavailable: Vec<PeriodView>,
+    /// The team the actor works in (its managers: the actors managing it).
+    pub team: Option<String>,
+    /// The actor's own manager.
+    pub reports_to: Option<String>,
+    /// The teams the actor manages.
+    pub manages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -50,6 +56,9 @@ fn actor_view(a: &Actor) -> ActorView {
                 until: p.until,
             })
             .collect(),
+        team: a.team.clone(),
+        reports_to: a.reports_to.clone(),
+        manages: a.manages.clone(),
     }
 }
 

@@ -299,7 +299,12 @@ impl Sql {
 
 /// The records an actor-bound caller may see now (`Tenant::visible`), as
 /// a condition on the joined record `r`.
-fn visible_sql(s: &mut Sql, caller: &Caller, pools: &[PoolConfig]) -> String {
+fn visible_sql(
+    s: &mut Sql,
+    caller: &Caller,
+    pools: &[PoolConfig],
+    reach: &crate::org::Reach,
+) -> String {
     let mut vis = vec![format!("r.assignee = {}", s.text(&caller.actor.id))];
     if !caller.actor.zones.is_empty() {
         for pool in pools {
@@ -316,14 +321,31 @@ fn visible_sql(s: &mut Sql, caller: &Caller, pools: &[PoolConfig]) -> String {
             }
         }
     }
+    // The organisation, as `GET /v1/records` (`list.rs`).
+    if !reach.all.is_empty() {
+        vis.push(format!("r.workflow IN {}", s.list(&reach.all)));
+    }
+    if !reach.managed.is_empty() && !reach.reports.is_empty() {
+        let w = s.list(&reach.managed);
+        let who = s.list(&reach.reports);
+        vis.push(format!("(r.workflow IN {w} AND r.assignee IN {who})"));
+    }
+    for (wf, field) in &reach.areas {
+        let w = s.text(wf);
+        let z = s.field_string(field);
+        let zones = s.list(&reach.zones);
+        vis.push(format!("(r.workflow = {w} AND {z} IN {zones})"));
+    }
     format!("({})", vis.join(" OR "))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     d: Dialect,
     tenant: &str,
     caller: &Caller,
     pools: &[PoolConfig],
+    reach: &crate::org::Reach,
     f: &Filters,
     after: Option<Key>,
     limit: usize,
@@ -352,7 +374,7 @@ fn build(
         wh.push(format!("e.kind = {}", s.text(k.as_str())));
     }
     if !caller.admin {
-        wh.push(visible_sql(&mut s, caller, pools));
+        wh.push(visible_sql(&mut s, caller, pools, reach));
     }
     if let Some(k) = after {
         let at = s.arg(Arg::Instant(k.at));
@@ -451,9 +473,23 @@ async fn fetch(
     after: Option<Key>,
     limit: usize,
 ) -> Result<Vec<(Event, StoredRecord)>, ApiError> {
+    let reach = crate::org::Reach::of(
+        t.backend.versions().all_current().iter().map(|w| &**w),
+        &caller.directory,
+        &caller.actor,
+    );
     match &t.backend {
         AnyBackend::Pg(pg) => {
-            let (text, args) = build(Dialect::Pg, &t.id, caller, t.pools(), f, after, limit);
+            let (text, args) = build(
+                Dialect::Pg,
+                &t.id,
+                caller,
+                t.pools(),
+                &reach,
+                f,
+                after,
+                limit,
+            );
             let mut q = sqlx::query_as::<_, PgRow>(&text);
             for a in args {
                 q = match a {
@@ -470,7 +506,16 @@ async fn fetch(
             attach(rows, changes, |r| r.split(|t| t, |j| Ok(j.0)))
         }
         AnyBackend::Sqlite(lite) => {
-            let (text, args) = build(Dialect::Sqlite, &t.id, caller, t.pools(), f, after, limit);
+            let (text, args) = build(
+                Dialect::Sqlite,
+                &t.id,
+                caller,
+                t.pools(),
+                &reach,
+                f,
+                after,
+                limit,
+            );
             let mut q = sqlx::query_as::<_, LiteRow>(&text);
             for a in args {
                 q = match a {

@@ -7,7 +7,9 @@
 
 use super::auth::require_admin;
 use super::error::{ApiError, ErrorBody, Json, Query};
+use super::list::{cursor_key, open_cursor, seal_cursor};
 use super::state::{AppState, Caller};
+use crate::kpi::schedule::{ReportRun, RunStore, RunsQuery};
 use crate::kpi::{self, GroupKey, KpiResult, QueryError, Range, ReportResult};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
@@ -194,4 +196,165 @@ pub async fn report(
             .into_response());
     }
     Ok(Json(out).into_response())
+}
+
+/// One page of scheduled report runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportRunsPage {
+    /// Newest first, without their results.
+    pub runs: Vec<ReportRun>,
+    /// Whether more runs follow this page.
+    pub has_more: bool,
+    /// Pass as `after` for the next page (same filters, same key); absent
+    /// on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn runs_binding(
+    tenant: &str,
+    caller: &Caller,
+    wf: Option<&String>,
+    report: Option<&String>,
+) -> Vec<u8> {
+    serde_json::to_vec(&("report_runs", tenant, &caller.key, wf, report)).unwrap_or_default()
+}
+
+/// The runs of scheduled reports (`every`), newest first: when each ran
+/// (or is due), its status, attempts, last error, the period it covered and
+/// how many messages it queued. Admin keys only.
+#[utoipa::path(get, path = "/v1/reports/runs", tag = "reports", operation_id = "reports_runs_list",
+    params(("workflow" = Option<String>, Query, description = "only this workflow's runs"),
+           ("report" = Option<String>, Query, description = "only this report's runs"),
+           ("limit" = Option<i64>, Query, description = "1..=500, default 50"),
+           ("after" = Option<String>, Query, description = "the `next` of the previous page: opaque, valid only with the same filters and the same API key")),
+    responses((status = 200, body = ReportRunsPage),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST: unknown parameter, a limit out of range, a cursor altered or from another query"),
+              (status = 403, body = ErrorBody, description = "E_FORBIDDEN: an actor-bound key")),
+    security(("bearer" = [])))]
+pub async fn report_runs(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<ReportRunsPage>, ApiError> {
+    require_admin(&caller)?;
+    only(&q, &["workflow", "report", "limit", "after"])?;
+    let limit: i64 = match q.get("limit") {
+        None => 50,
+        Some(l) => match l.parse() {
+            Ok(n) if (1..=500).contains(&n) => n,
+            _ => return Err(ApiError::bad_request(format!("limit `{l}`: give 1 to 500"))),
+        },
+    };
+    let t = s.tenant(&caller);
+    let aad = runs_binding(&t.id, &caller, q.get("workflow"), q.get("report"));
+    let before = match q.get("after") {
+        Some(c) => Some(open_cursor(cursor_key()?, &aad, c)?.1),
+        None => None,
+    };
+    let mut runs = t
+        .backend
+        .list_runs(&RunsQuery {
+            workflow: q.get("workflow").cloned(),
+            report: q.get("report").cloned(),
+            before,
+            limit: limit + 1,
+        })
+        .await?;
+    let has_more = runs.len() as i64 > limit;
+    runs.truncate(limit as usize);
+    let next = match runs.last().filter(|_| has_more) {
+        Some(r) => Some(seal_cursor(
+            cursor_key()?,
+            &aad,
+            &serde_json::Value::Null,
+            r.id,
+        )?),
+        None => None,
+    };
+    Ok(Json(ReportRunsPage {
+        runs,
+        has_more,
+        next,
+    }))
+}
+
+/// One run of a scheduled report with its stored result (the report as
+/// `GET /v1/reports/{workflow}/{name}` answered it when the run ran), as
+/// JSON, or the result as CSV (`format=csv` or `Accept: text/csv`).
+#[utoipa::path(get, path = "/v1/reports/runs/{id}", tag = "reports", operation_id = "reports_runs_get",
+    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, description = "the run with its `result` (JSON), or the result as CSV",
+               content((ReportRun = "application/json"),
+                       (String = "text/csv"))),
+              (status = 400, body = ErrorBody, description = "E_BAD_REQUEST: unknown parameter or format, an id that is not a number"),
+              (status = 403, body = ErrorBody, description = "E_FORBIDDEN: an actor-bound key"),
+              (status = 404, body = ErrorBody, description = "E_REPORT_RUN_NOT_FOUND"),
+              (status = 409, body = ErrorBody, description = "E_REPORT_RUN_NOT_READY: CSV asked of a run without a result")),
+    security(("bearer" = [])))]
+pub async fn report_run(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    only(&q, &["format"])?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("run id `{id}` is not a number")))?;
+    let csv = match q.get("format").map(String::as_str) {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format `{f}`: use json or csv"
+            )))
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+    };
+    let t = s.tenant(&caller);
+    let run = t.backend.get_run(id).await?.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "E_REPORT_RUN_NOT_FOUND",
+            format!("no report run {id}"),
+        )
+    })?;
+    if !csv {
+        return Ok(Json(run).into_response());
+    }
+    let result: Option<ReportResult> = run
+        .result
+        .as_ref()
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    let Some(result) = result else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "E_REPORT_RUN_NOT_READY",
+            format!("report run {id} is {} and has no result yet", run.status),
+        ));
+    };
+    let body = kpi::report_csv(&result)?;
+    let file = format!(
+        "attachment; filename=\"{}-{}{}.csv\"",
+        run.workflow,
+        run.report,
+        run.period
+            .as_deref()
+            .map(|p| format!("-{p}"))
+            .unwrap_or_default()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -597,6 +597,7 @@ fn build(
     tenant: &str,
     caller: &Caller,
     pools: &[crate::config::PoolConfig],
+    reach: &crate::org::Reach,
     p: &Params,
 ) -> Sql {
     let mut s = Sql {
@@ -652,6 +653,23 @@ fn build(
                     ));
                 }
             }
+        }
+        // The organisation (`visible_to`, `reveal_to`): every record of a
+        // workflow naming the caller's role, the records of the people it
+        // manages, the records of its areas.
+        if !reach.all.is_empty() {
+            vis.push(format!("workflow IN {}", s.in_list(&reach.all)));
+        }
+        if !reach.managed.is_empty() && !reach.reports.is_empty() {
+            let w = s.in_list(&reach.managed);
+            let who = s.in_list(&reach.reports);
+            vis.push(format!("(workflow IN {w} AND assignee IN {who})"));
+        }
+        for (wf, field) in &reach.areas {
+            let w = s.arg(Arg::Text(wf.clone()));
+            let z = s.field_string(field);
+            let zones = s.in_list(&reach.zones);
+            vis.push(format!("(workflow = {w} AND {z} IN {zones})"));
         }
         wh.push(format!("({})", vis.join(" OR ")));
     }
@@ -721,12 +739,13 @@ async fn fetch(
     tenant: &str,
     caller: &Caller,
     pools: &[crate::config::PoolConfig],
+    reach: &crate::org::Reach,
     p: &Params,
 ) -> Result<Vec<(StoredRecord, serde_json::Value)>, ApiError> {
     let storage = |e: crate::backend::Error| ApiError::from(e);
     match b {
         AnyBackend::Pg(pg) => {
-            let s = build(Dialect::Pg, tenant, caller, pools, p);
+            let s = build(Dialect::Pg, tenant, caller, pools, reach, p);
             let mut q = sqlx::query_as::<_, PgRow>(&s.text);
             for a in &s.args {
                 q = match a {
@@ -761,7 +780,7 @@ async fn fetch(
                 .collect())
         }
         AnyBackend::Sqlite(lite) => {
-            let s = build(Dialect::Sqlite, tenant, caller, pools, p);
+            let s = build(Dialect::Sqlite, tenant, caller, pools, reach, p);
             let mut q = sqlx::query_as::<_, LiteRow>(&s.text);
             for a in &s.args {
                 q = match a {
@@ -828,7 +847,12 @@ pub async fn list(
     if let Some(c) = &p.cursor {
         p.after = Some(open_cursor(cursor_key()?, &aad, c)?);
     }
-    let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &p).await?;
+    let reach = crate::org::Reach::of(
+        t.backend.versions().all_current().iter().map(|w| &**w),
+        &caller.directory,
+        &caller.actor,
+    );
+    let mut rows = fetch(&t.backend, &t.id, &caller, t.pools(), &reach, &p).await?;
     let has_more = rows.len() > p.limit;
     let next = if has_more {
         rows.truncate(p.limit);

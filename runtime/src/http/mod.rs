@@ -12,7 +12,8 @@
 //! | `error.rs` | the error type, answered as an RFC 9457 problem document; extractors that answer 400 |
 //! | `codes.rs` | the catalogue of error codes; `GET /errors`, `GET /errors/{code}` |
 //! | `records.rs` | create, get, fire, actions, history, links; PII redaction |
-//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`) |
+//! | `kpis.rs` | `GET /v1/kpis/{workflow}`, `GET /v1/reports/{workflow}/{name}` (JSON, CSV): computed by the store (`crate::kpi`); `GET /v1/reports/runs[/{id}]`: scheduled runs and their stored results |
+//! | `links.rs` | the pages of one-click action links: `GET`/`POST /links/{token}` (HTML, no key) |
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | filtered, sorted, keyset-paginated listing (SQL) |
@@ -38,6 +39,7 @@ pub mod cors;
 pub mod error;
 pub mod history;
 pub mod kpis;
+pub mod links;
 pub mod list;
 pub mod notifications;
 pub mod openapi;
@@ -55,7 +57,8 @@ pub use state::{AppState, Caller, StartError, Tenant};
 
 use crate::any::AnyBackend;
 use crate::clock::SystemClock;
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, LinksConfig, SinkConfig};
+use crate::kpi::schedule;
 use crate::{outbox, worker};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
@@ -104,6 +107,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
+        .route("/v1/reports/runs", get(kpis::report_runs))
+        .route("/v1/reports/runs/{id}", get(kpis::report_run))
         .route("/v1/reports/{workflow}/{name}", get(kpis::report))
         .route("/v1/actors", get(admin::list))
         .route("/v1/actors/{id}", get(admin::get))
@@ -119,6 +124,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             post(timers::retry),
         )
         .route("/v1/audit", get(audit::list))
+        .route("/links/{token}", get(links::show).post(links::submit))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
@@ -222,6 +228,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<worker::WorkerHandle>,
     dispatchers: Vec<outbox::DispatcherHandle>,
+    schedulers: Vec<schedule::SchedulerHandle>,
     _reload: Option<reload::ReloadHandle>,
 }
 
@@ -231,6 +238,8 @@ pub struct ServeOptions {
     pub timers: bool,
     pub outbox: bool,
     pub watch: bool,
+    /// Run scheduled reports (`every`, docs/kpis.md "Schedules").
+    pub schedules: bool,
 }
 
 impl Default for ServeOptions {
@@ -239,6 +248,7 @@ impl Default for ServeOptions {
             timers: true,
             outbox: true,
             watch: true,
+            schedules: true,
         }
     }
 }
@@ -254,6 +264,9 @@ impl Server {
         for (id, tc) in &config.tenants {
             sinks.insert(id.clone(), sink(id, tc.sink.as_ref())?);
         }
+        // The link key likewise (its variable unset or short stops the start).
+        let env = |v: &str| std::env::var(v).ok();
+        LinksConfig::resolve(config.links.as_ref(), &config.listen, env)?;
         let state = AppState::open(config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -266,17 +279,38 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+        let links = Arc::new(LinksConfig::resolve(
+            config.links.as_ref(),
+            &addr.to_string(),
+            env,
+        )?);
+        if config.links.as_ref().is_some_and(|l| l.secret.is_some()) {
+            tracing::warn!("[links] secret written in the config file: prefer `secret_env`");
+        }
+        if config.links.is_none() {
+            tracing::warn!(
+                base_url = links.base_url(),
+                "no [links] in the config: action links are signed with a key made at start and stop working when the daemon stops"
+            );
+        }
+        let _ = state.links.set(links.clone());
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
+        let mut schedulers = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
-            let templates = outbox::Templates::with_language(
-                t.config.templates_dir(),
-                t.config.notifications.language.clone(),
+            let templates = Arc::new(
+                outbox::Templates::with_language(
+                    t.config.templates_dir(),
+                    t.config.notifications.language.clone(),
+                )
+                .with_links(links.clone(), &t.id),
             );
+            let _ = t.templates.set(templates.clone());
             let wcfg = worker::WorkerConfig::default();
             let dcfg = outbox::DispatchConfig::default();
+            let scfg = schedule::SchedulerConfig::default();
             match &t.backend {
                 AnyBackend::Pg(b) => {
                     if opts.timers {
@@ -289,6 +323,11 @@ impl Server {
                         state.tasks.add(d.health());
                         dispatchers.push(d);
                     }
+                    if opts.schedules {
+                        let s = schedule::spawn_pg(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
+                    }
                 }
                 AnyBackend::Sqlite(b) => {
                     if opts.timers {
@@ -300,6 +339,12 @@ impl Server {
                         let d = outbox::spawn(b.clone(), sink, templates, dcfg, clock.clone());
                         state.tasks.add(d.health());
                         dispatchers.push(d);
+                    }
+                    if opts.schedules {
+                        let s =
+                            schedule::spawn_sqlite(b.clone(), &t.id, clock.clone(), scfg.clone());
+                        state.tasks.add(s.health());
+                        schedulers.push(s);
                     }
                 }
                 AnyBackend::Mem(_) => {}
@@ -338,6 +383,7 @@ impl Server {
             http,
             workers,
             dispatchers,
+            schedulers,
             _reload: reload,
         })
     }
@@ -370,6 +416,9 @@ impl Server {
                 panics = s.panics,
                 "timer worker stopped, claims released"
             );
+        }
+        for s in self.schedulers {
+            s.shutdown().await;
         }
         for d in self.dispatchers {
             let s = d.shutdown().await;

@@ -92,10 +92,7 @@ pub async fn list(
     let wf = version_of(t, &r);
     // The values the caller may not see, to blank wherever they appear.
     let mut shown = r.fields.clone();
-    let viewer = match caller.admin {
-        true => crate::privacy::Viewer::Admin,
-        false => crate::privacy::Viewer::Actor(&caller.actor.id),
-    };
+    let viewer = caller.viewer(wf.as_deref(), &r);
     let hidden_names = crate::privacy::redact(
         wf.as_deref(),
         &r.state,

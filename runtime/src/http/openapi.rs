@@ -7,7 +7,8 @@
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
-    admin, audit, codes, error, history, kpis, list, notifications, ops, records, schema, timers,
+    admin, audit, codes, error, history, kpis, links, list, notifications, ops, records, schema,
+    timers,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -30,8 +31,9 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
         audit::list,
-        kpis::kpis, kpis::report,
+        kpis::kpis, kpis::report, kpis::report_runs, kpis::report_run,
         ops::healthz, ops::readyz, ops::metrics_text, json,
+        links::show, links::submit,
     ),
     components(schemas(error::ErrorBody, schema::FieldValue)),
     tags(
@@ -45,6 +47,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "reports", description = "Reports for a period, JSON or CSV, billing amounts from the declared charge (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "errors", description = "The catalogue of error codes a problem document's `type` points at"),
+        (name = "links", description = "The HTML pages of one-click action links in messages (no key: the signed token is the credential; docs/notifications.md)"),
     ),
     security(("bearer" = [])),
     modifiers(&Bearer, &Public, &StandardErrors, &RateLimitDoc, &Headers, &Examples, &Webhooks)
@@ -52,7 +55,9 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
 pub struct ApiDoc;
 
 /// Operations any client may call without a key.
-pub const PUBLIC: [&str; 5] = [
+pub const PUBLIC: [&str; 7] = [
+    "links_show",
+    "links_submit",
     "ops_healthz",
     "ops_readyz",
     "ops_openapi",
@@ -218,8 +223,11 @@ impl Modify for StandardErrors {
                 utoipa::openapi::Ref::from_response_name("MethodNotAllowed").into()
             });
             for (status, resp) in r.iter_mut() {
+                // The action link pages answer their refusals as pages.
                 if let RefOr::T(resp) = resp {
-                    problem_response(status, resp);
+                    if !resp.content.contains_key("text/html") {
+                        problem_response(status, resp);
+                    }
                 }
             }
         }
@@ -441,6 +449,24 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
             "total_count": 2, "total_amount": 100.0
         })))),
+        "reports_runs_list" => (None, Some(("200", json!({
+            "runs": [{"id": 2, "workflow": "oplead_project", "report": "billing", "slot": "2025-06-30T22:00:00Z",
+                      "status": "done", "attempts": 1, "next_attempt": "2025-06-30T22:00:00Z",
+                      "started_at": "2025-06-30T22:00:12.104220Z", "finished_at": "2025-06-30T22:00:12.311907Z",
+                      "error": null, "period": "2025-Q2", "messages": 0}],
+            "has_more": false
+        })))),
+        "reports_runs_get" => (None, Some(("200", json!({
+            "id": 2, "workflow": "oplead_project", "report": "billing", "slot": "2025-06-30T22:00:00Z",
+            "status": "done", "attempts": 1, "next_attempt": "2025-06-30T22:00:00Z",
+            "started_at": "2025-06-30T22:00:12.104220Z", "finished_at": "2025-06-30T22:00:12.311907Z",
+            "error": null, "period": "2025-Q2", "messages": 0,
+            "result": {"workflow": "oplead_project", "name": "billing", "title": "OPL-12: quarterly billing",
+                       "period": "2025-Q2", "from": "2025-03-31T22:00:00Z", "to": "2025-06-30T22:00:00Z",
+                       "anchor": "transition:close_sale", "computed": "sql", "group_by": ["assignee"],
+                       "charge": 50.0, "currency": "EUR", "rows": [{"group": ["exp-a"], "count": 2, "amount": 100.0}],
+                       "total_count": 2, "total_amount": 100.0}
+        })))),
         "records_notifications" => (None, Some(("200", json!([
             {"id": 7, "template": "appointment_confirmation", "recipients": ["customer"], "revision": 3,
              "status": "delivered", "attempts": 1, "created_at": "2026-11-30T09:40:11.020311Z",
@@ -490,6 +516,11 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "title": "Revision conflict", "description": "`If-Match` named a revision the record is no longer at ..."}])))),
         "errors_get" => (None, Some(("200", json!({"code": "E_CONFLICT", "status": 412,
             "title": "Revision conflict", "description": "`If-Match` named a revision the record is no longer at ..."})))),
+        "links_show" => (None, Some(("200", json!("<!doctype html><title>RIFIUTA</title><form method=\"post\" action=\"/links/WzEsIm9wbGVhZCIs...\"><label for=\"f-refusal_reason\">Motivo del rifiuto *</label>...</form>")))),
+        "links_submit" => (
+            Some(json!({"refusal_reason": "troppo lontano"})),
+            Some(("200", json!("<!doctype html><title>RIFIUTA</title><div class=\"done\"><p>Fatto. Puoi chiudere questa pagina.</p></div>"))),
+        ),
         "ops_healthz" => (None, Some(("200", json!({"status": "ok"})))),
         "ops_readyz" => (None, Some(("200", json!({"status": "ready"})))),
         "ops_metrics" => (None, Some(("200", json!("# TYPE leadflow_transitions_total counter\nleadflow_transitions_total{tenant=\"aslm\",workflow=\"aslm\",transition=\"make_appointment\"} 3\n")))),
@@ -544,6 +575,7 @@ impl Modify for Examples {
                     ("id" | "record", _) => json!(42),
                     ("transition", _) => json!("make_appointment"),
                     ("timer", _) => json!("first_contact_sla"),
+                    ("token", _) => json!("WzEsIm9wbGVhZCIsNDIsMywicmVmdXNlIiwiZXhwLWEiLDE3NjQ1ODk2MDBd.q0HxD0tWYgp9fRkvO7n6b5wV3zNUQm8CqkZr0yX2e4s"),
                     ("If-Match", _) => json!("\"1\""),
                     ("Idempotency-Key", _) => json!("form-submission-8f14e45f"),
                     _ => continue,
@@ -628,6 +660,8 @@ mod tests {
             "audit_list",
             "kpis_get",
             "reports_get",
+            "reports_runs_list",
+            "reports_runs_get",
             "ops_healthz",
             "ops_readyz",
             "ops_metrics",
@@ -956,6 +990,11 @@ mod tests {
                         None => resp,
                     };
                     let content = resp["content"].as_object().unwrap();
+                    if path.starts_with("/links/") && content.contains_key("text/html") {
+                        // The action link pages: refusals are pages too.
+                        assert_eq!(content.len(), 1, "{method} {path} {status}");
+                        continue;
+                    }
                     assert_eq!(
                         content.keys().collect::<Vec<_>>(),
                         ["application/problem+json"],

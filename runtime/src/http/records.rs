@@ -65,11 +65,8 @@ pub struct TimerView {
 /// caller is the record's assignee ([`crate::privacy`], the rule messages
 /// follow too).
 pub fn view(caller: &Caller, wf: Option<&Workflow>, r: StoredRecord) -> RecordView {
+    let viewer = caller.viewer(wf, &r);
     let mut fields = r.fields;
-    let viewer = match caller.admin {
-        true => crate::privacy::Viewer::Admin,
-        false => crate::privacy::Viewer::Actor(&caller.actor.id),
-    };
     let redacted = crate::privacy::redact(wf, &r.state, r.assignee.as_deref(), viewer, &mut fields);
     if let Some(wf) = wf {
         super::schema::normalize_fields(wf, &mut fields);
@@ -543,10 +540,7 @@ fn why_not(
     ctx: Ctx,
 ) -> TransitionCheck {
     let w = leadflow_engine::why_not(wf, rec, transition, &[], ctx);
-    let viewer = match caller.admin {
-        true => crate::privacy::Viewer::Admin,
-        false => crate::privacy::Viewer::Actor(&caller.actor.id),
-    };
+    let viewer = caller.viewer(Some(wf), r);
     let guard = w
         .guard
         .into_iter()
@@ -666,7 +660,7 @@ pub async fn actions(
     for tr in &wf.transitions {
         let enabled = tr.enabled_from(rec.state)
             && !wf.states[rec.state].is_final
-            && tr.allows_role(&caller.actor.role)
+            && tr.allows(&wf, &rec, &caller.actor, &dir)
             && match leadflow_engine::fire(&wf, &rec, &tr.name, &[], ctx) {
                 Ok(_) => true,
                 Err(e) => matches!(

@@ -1,5 +1,6 @@
-//! Hot reload: watch each tenant's `workflows/`, `rules/` and `calendars/`;
-//! on a change, load and check. Clean: the files are stored as a project
+//! Hot reload: watch each tenant's `workflows/`, `rules/`, `calendars/` and
+//! `templates/`; on a change, publish a new templates version (stored, then
+//! stamped on new messages), load and check the workflows. Clean: the files are stored as a project
 //! snapshot and the new versions become current for new records (existing
 //! records stay on theirs, across restarts too). Broken: the last good
 //! versions keep serving, and the diagnostics are logged and shown by
@@ -21,6 +22,13 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Load the tenant's files again and publish them if they are clean.
 /// Returns whether a new version was published.
 pub async fn reload(t: &Tenant) -> bool {
+    // Templates first: a new version is stored and stamped on the messages
+    // queued from now on (those queued before keep theirs).
+    if let Some(templates) = t.templates.get() {
+        if let Err(e) = crate::outbox::publish_templates_any(&t.backend, templates).await {
+            tracing::warn!(tenant = %t.id, error = %e, "reload: storing the new templates version failed; the dispatcher retries");
+        }
+    }
     let config = t.config.clone();
     let loaded = tokio::task::spawn_blocking(move || load_project(&config))
         .await

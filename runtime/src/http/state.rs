@@ -33,6 +33,9 @@ pub struct Tenant {
     /// keys and the actions endpoint use this copy.
     pub actors: RwLock<Arc<Vec<Actor>>>,
     pub status: RwLock<ReloadStatus>,
+    /// The tenant's message templates, shared with its outbox dispatcher
+    /// (set when the daemon starts it; hot reload publishes new versions).
+    pub templates: std::sync::OnceLock<Arc<crate::templates::Templates>>,
 }
 
 impl Tenant {
@@ -59,19 +62,42 @@ impl Tenant {
     }
 
     /// Whether the caller may see (and act on) a record: admins see every
-    /// record; an actor sees its own and the pools it may claim from.
+    /// record; an actor sees its own, the pools it may claim from, and the
+    /// records its workflow's `visible_to`/`reveal_to` show it (its team's,
+    /// its area's: `crate::org`).
     pub fn visible(&self, caller: &Caller, r: &StoredRecord) -> bool {
-        visible_to(self.pools(), caller.admin, &caller.actor, r)
+        visible_to(self.pools(), self.backend.versions(), caller, r)
     }
 }
 
-/// [`Tenant::visible`] for a tenant's `pools`: also what `leadflow export
-/// --actor` applies, so an export shows exactly what that actor's key would.
-pub fn visible_to(pools: &[PoolConfig], admin: bool, actor: &Actor, r: &StoredRecord) -> bool {
-    if admin {
+/// [`Tenant::visible`] from its parts: also what `leadflow export
+/// --actor` applies, so an export shows exactly what that actor's key
+/// would see.
+pub fn visible_to(
+    pools: &[PoolConfig],
+    versions: &crate::apply::Versions,
+    caller: &Caller,
+    r: &StoredRecord,
+) -> bool {
+    if caller.admin {
         return true;
     }
-    if r.assignee.as_deref() == Some(actor.id.as_str()) {
+    if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
+        return true;
+    }
+    let by_org = || {
+        // The current version's rules, as the list and history queries.
+        versions.current(&r.workflow).ok().is_some_and(|wf| {
+            crate::org::sees(
+                &wf,
+                &caller.directory,
+                &caller.actor,
+                r.assignee.as_deref(),
+                &r.fields,
+            )
+        })
+    };
+    if by_org() {
         return true;
     }
     pools.iter().any(|p| {
@@ -79,10 +105,11 @@ pub fn visible_to(pools: &[PoolConfig], admin: bool, actor: &Actor, r: &StoredRe
             r.fields
                 .get(&p.zone_field)
                 .and_then(|v| v.as_str())
-                .is_some_and(|z| actor.zones.iter().any(|c| c == z))
+                .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
         };
         p.workflow == r.workflow
-            && ((r.assignee.is_none() && p.states.contains(&r.state)) || p.followed_by(actor))
+            && ((r.assignee.is_none() && p.states.contains(&r.state))
+                || p.followed_by(&caller.actor))
             && in_zone()
     })
 }
@@ -96,6 +123,39 @@ pub struct Caller {
     pub admin: bool,
     /// What transitions are evaluated with.
     pub actor: Actor,
+    /// The tenant's directory when the request came in: who manages whom,
+    /// who is responsible for which area (`crate::org`).
+    pub directory: Arc<Vec<Actor>>,
+}
+
+impl Caller {
+    /// Who the caller is for the `pii` rule on record `r` of `wf`.
+    pub fn viewer(
+        &self,
+        wf: Option<&leadflow_engine::Workflow>,
+        r: &StoredRecord,
+    ) -> crate::privacy::Viewer<'_> {
+        use crate::privacy::Viewer;
+        if self.admin {
+            return Viewer::Admin;
+        }
+        let assignee = r.assignee.as_deref();
+        match wf {
+            Some(wf)
+                if assignee != Some(self.actor.id.as_str())
+                    && crate::org::reveals(
+                        wf,
+                        &self.directory,
+                        &self.actor,
+                        assignee,
+                        &r.fields,
+                    ) =>
+            {
+                Viewer::Revealed
+            }
+            _ => Viewer::Actor(&self.actor.id),
+        }
+    }
 }
 
 /// One configured key.
@@ -123,6 +183,10 @@ pub struct Inner {
     pub limits: Arc<ServerConfig>,
     /// SHA-256 of the `/metrics` bearer token; `None`: metrics disabled.
     pub metrics_token: Option<[u8; 32]>,
+    /// The key of one-click action links, set once the daemon knows its
+    /// address ([`crate::http::Server::start`]); unset, every link page
+    /// answers `E_LINK_INVALID`.
+    pub links: std::sync::OnceLock<Arc<crate::links::LinkKey>>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -258,6 +322,7 @@ impl AppState {
                         diagnostics,
                         error: None,
                     }),
+                    templates: std::sync::OnceLock::new(),
                 }),
             );
         }
@@ -268,6 +333,7 @@ impl AppState {
             tasks: crate::background::Tasks::default(),
             limits: Arc::new(config.server.clone()),
             metrics_token,
+            links: std::sync::OnceLock::new(),
         })))
     }
 
@@ -311,6 +377,7 @@ impl AppState {
             key: k.name.clone(),
             admin: k.actor.is_none(),
             actor,
+            directory: tenant.directory(),
         })
     }
 

@@ -17,7 +17,11 @@
 //! | --- | --- |
 //! | `mod.rs` | queries and answers, ranges and groupings, the memory evaluation, dispatch |
 //! | `sql.rs` | the aggregate query for PostgreSQL and SQLite |
+//! | `schedule.rs` | scheduled runs (`every`): enqueue, claim, run, record; the memory store's runs |
+//! | `schedule_sql.rs` | the runs in PostgreSQL and SQLite |
 
+pub mod schedule;
+mod schedule_sql;
 mod sql;
 
 pub use sql::show as show_sql;
@@ -59,6 +63,18 @@ pub trait Source: Backend {
 impl Source for MemBackend {
     fn sql(&self) -> Option<sql::SqlStore<'_>> {
         None
+    }
+}
+
+impl Source for crate::sqlite::SqliteBackend {
+    fn sql(&self) -> Option<sql::SqlStore<'_>> {
+        Some(sql::SqlStore::Sqlite(self))
+    }
+}
+
+impl Source for crate::pg::PgBackend {
+    fn sql(&self) -> Option<sql::SqlStore<'_>> {
+        Some(sql::SqlStore::Pg(self))
     }
 }
 
@@ -516,7 +532,7 @@ pub async fn kpis<S: Source>(
 }
 
 /// One row of a report: a group, its count and amount.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ReportLine {
     pub group: Vec<String>,
     pub count: i64,
@@ -525,7 +541,7 @@ pub struct ReportLine {
 }
 
 /// A report for one period.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ReportResult {
     pub workflow: String,
     pub name: String,
@@ -646,6 +662,46 @@ pub async fn report<S: Source>(
         total_count,
         total_amount: amount(total_count),
     })
+}
+
+/// The statement a declared report becomes (as [`show_sql`] for a KPI):
+/// `None` for a Rhai `filter`.
+pub fn show_report_sql(
+    postgres: bool,
+    wf: &Workflow,
+    r: &Report,
+    range: Range,
+) -> Result<Option<String>, QueryError> {
+    if r.filter.is_some() {
+        return Ok(None);
+    }
+    let group_by = r
+        .group_by
+        .iter()
+        .map(|g| GroupKey::parse(wf, g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = r.spec.clone().unwrap_or(Spec {
+        of: Default::default(),
+        measure: Measure::Count,
+    });
+    let as_kpi = Kpi {
+        name: r.name.clone(),
+        title: r.title.clone(),
+        of: None,
+        hit: None,
+        spec: Some(spec),
+        target: None,
+        anchor: r.anchor.clone(),
+        window: None,
+        group_by: r.group_by.clone(),
+    };
+    let q = Query {
+        wf,
+        range,
+        group_by,
+        now: chrono::Utc::now(),
+    };
+    show_sql(postgres, &q, &as_kpi)
 }
 
 /// The report's last complete period before `now` (what a scheduled run

@@ -128,6 +128,14 @@ pub struct Expect {
     /// `{ template = [recipients] }`: no notification of the template
     /// reached any of them.
     pub outbox_not_to: BTreeMap<String, Vec<String>>,
+    /// Actors who see the record (its assignee, or through the workflow's
+    /// `visible_to`/`reveal_to`: `crate::org`), and actors who do not.
+    pub seen_by: Vec<String>,
+    pub hidden_from: Vec<String>,
+    /// Actors who see every `pii` field revealed in the current state, and
+    /// actors who see none.
+    pub pii_seen_by: Vec<String>,
+    pub pii_hidden_from: Vec<String>,
     pub timers: BTreeMap<String, TimerExpect>,
     pub no_timers: Vec<String>,
     pub history: Vec<HistoryExpect>,

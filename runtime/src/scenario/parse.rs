@@ -73,6 +73,13 @@ struct RawActor {
     email: Option<String>,
     #[serde(default)]
     language: Option<String>,
+    /// The organisation (`leadflow_engine::org`).
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    reports_to: Option<String>,
+    #[serde(default)]
+    manages: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +196,14 @@ struct RawExpect {
     outbox_to: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     outbox_not_to: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    seen_by: Vec<String>,
+    #[serde(default)]
+    hidden_from: Vec<String>,
+    #[serde(default)]
+    pii_seen_by: Vec<String>,
+    #[serde(default)]
+    pii_hidden_from: Vec<String>,
     #[serde(default)]
     timers: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -427,6 +442,9 @@ impl Parser<'_> {
                 .collect(),
             email: a.email,
             language: a.language,
+            team: a.team,
+            reports_to: a.reports_to,
+            manages: a.manages,
         })
     }
 
@@ -675,6 +693,10 @@ impl Parser<'_> {
             outbox_count: raw.outbox_count,
             outbox_to: raw.outbox_to,
             outbox_not_to: raw.outbox_not_to,
+            seen_by: raw.seen_by,
+            hidden_from: raw.hidden_from,
+            pii_seen_by: raw.pii_seen_by,
+            pii_hidden_from: raw.pii_hidden_from,
             timers,
             no_timers: raw.no_timers,
             history: raw

@@ -202,4 +202,15 @@ impl Backend for AnyBackend {
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error> {
         each!(self, b => b.links(id).await)
     }
+    async fn link_used(&self, link: &str) -> Result<bool, Error> {
+        each!(self, b => b.link_used(link).await)
+    }
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        each!(self, b => b.use_link(link, record, at).await)
+    }
 }

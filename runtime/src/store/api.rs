@@ -1,6 +1,6 @@
 //! The one storage interface the runtime needs. Three implementations: in
 //! memory (scenario replay), SQLite (embedded default) and PostgreSQL
-//! (production). One conformance suite (`tests/conformance.rs`) runs against
+//! (production). One conformance suite (`runtime/tests/it/conformance.rs`) runs against
 //! all three, and `leadflow test --database-url` replays scenarios through
 //! any of them with the same results.
 //!
@@ -402,6 +402,17 @@ pub trait Backend {
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error>;
     /// Links from this record (both directions are stored as two links).
     async fn links(&self, id: RecordId) -> Result<Vec<Link>, Error>;
+    /// Whether the one-click action link `link` (its id, `crate::links`)
+    /// was used.
+    async fn link_used(&self, link: &str) -> Result<bool, Error>;
+    /// Mark the action link `link` (of `record`) used at `at`; false if it
+    /// already was.
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
     /// Ids of the non-final records a filter selects, ascending.
     async fn select(&self, filter: &Filter<'_>) -> Result<Vec<RecordId>, Error>;
 

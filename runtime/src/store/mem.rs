@@ -200,6 +200,8 @@ struct State {
     /// row index -> payload.
     keep_payloads: bool,
     payloads: HashMap<usize, serde_json::Value>,
+    /// Used action links: id -> (record, when).
+    used_links: HashMap<String, (RecordId, DateTime<Utc>)>,
 }
 
 impl State {
@@ -301,6 +303,8 @@ impl State {
 pub struct MemBackend {
     versions: Versions,
     state: Mutex<State>,
+    /// Scheduled report runs (`crate::kpi::schedule`).
+    runs: std::sync::Mutex<crate::kpi::schedule::MemRuns>,
 }
 
 impl MemBackend {
@@ -308,7 +312,13 @@ impl MemBackend {
         MemBackend {
             versions: Versions::new(&set),
             state: Mutex::new(State::default()),
+            runs: Default::default(),
         }
+    }
+
+    /// The scheduled report runs of this store.
+    pub fn runs(&self) -> &std::sync::Mutex<crate::kpi::schedule::MemRuns> {
+        &self.runs
     }
 
     /// Keep the payloads of the messages queued from now on (the store
@@ -967,6 +977,24 @@ impl Backend for MemBackend {
             .unwrap_or_default();
         list.sort_by(|a, b| (a.due, &a.timer).cmp(&(b.due, &b.timer)));
         Ok(list)
+    }
+
+    async fn link_used(&self, link: &str) -> Result<bool, Error> {
+        Ok(self.state.lock().await.used_links.contains_key(link))
+    }
+
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut st = self.state.lock().await;
+        if st.used_links.contains_key(link) {
+            return Ok(false);
+        }
+        st.used_links.insert(link.to_string(), (record, at));
+        Ok(true)
     }
 
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {

@@ -1644,6 +1644,40 @@ impl Backend for PgBackend {
             .collect())
     }
 
+    async fn link_used(&self, link: &str) -> Result<bool, Error> {
+        let mut tx = self.tx().await?;
+        let n: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM used_links WHERE tenant_id = $1 AND id = $2")
+                .bind(&*self.tenant)
+                .bind(link)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n.is_some())
+    }
+
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut tx = self.tx().await?;
+        let r = sqlx::query(
+            "INSERT INTO used_links (tenant_id, id, record_id, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&*self.tenant)
+        .bind(link)
+        .bind(record)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
         let mut tx = self.tx().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(

@@ -1000,6 +1000,36 @@ impl Backend for SqliteBackend {
             .collect())
     }
 
+    async fn link_used(&self, link: &str) -> Result<bool, Error> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM used_links WHERE tenant_id = ? AND id = ?")
+                .bind(&self.tenant)
+                .bind(link)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db)?;
+        Ok(n.is_some())
+    }
+
+    async fn use_link(
+        &self,
+        link: &str,
+        record: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "INSERT INTO used_links (tenant_id, id, record_id, used_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.tenant)
+        .bind(link)
+        .bind(record)
+        .bind(micros(at))
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn outbox(&self, id: RecordId) -> Result<Vec<OutboxMessage>, Error> {
         type Row = (
             i64,

@@ -4,7 +4,7 @@
 //! files, while new records get version 2. Real SQLite files and real
 //! PostgreSQL databases.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::*;

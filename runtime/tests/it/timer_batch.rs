@@ -10,7 +10,7 @@
 //! back the items behind it, on both SQL stores; the worker itself is
 //! supervised (a panic restarts it, and shutdown reports it).
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;

@@ -1,7 +1,7 @@
 //! The outbox dispatcher against real receivers: an HTTP server and an SMTP
 //! server, both on ephemeral local ports inside the test.
 
-mod common;
+use crate::common;
 
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{Duration, Utc};
@@ -268,6 +268,7 @@ async fn outbox_webhook_rotation_legacy_header_and_no_redirects() {
         url: format!("http://{addr}/hook"),
         secrets: vec!["new".into(), "old".into()],
         legacy_signature: true,
+        max_per_second: None,
     })
     .unwrap();
     let s = outbox::dispatch_once(&b, &sink, &tpl, &cfg, now + Duration::minutes(1))
@@ -745,4 +746,161 @@ async fn outbox_one_recipient_fails_the_other_is_delivered_and_the_fallback_note
         got[0]
     );
     assert!(got[0].contains("Ciao Mario."), "{}", got[0]);
+}
+
+/// Template versions: a message renders with the templates in force when
+/// it was queued, after the files changed and after a restart (the version
+/// read back from the store), and new messages take the new version.
+#[tokio::test]
+async fn a_message_renders_with_the_template_version_it_was_queued_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let write = |subject: &str| {
+        std::fs::write(
+            tdir.join("started.txt"),
+            format!("Subject: {subject} {{{{name}}}}\nHello {{{{name}}}}.\n"),
+        )
+        .unwrap();
+    };
+    let (port, got) = common::smtp::server().await;
+    let sink = Sink::smtp(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "leadflow <noreply@example.com>".into(),
+        reply_to: None,
+        max_per_second: None,
+        addresses: [("a1".to_string(), "dealer.a1@example.com".to_string())].into(),
+    })
+    .unwrap();
+    let cfg = DispatchConfig::default();
+    let subjects = |got: &common::smtp::Mails| -> Vec<String> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            })
+            .collect()
+    };
+
+    // First process: version 1 is published before any message is queued.
+    write("V1");
+    let b = sqlite(&dir).await;
+    let t = Templates::new(&tdir);
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    let v1 = b.versions().templates_version().expect("v1 stamped");
+    started(&b).await;
+    // The files change before the message goes out: it keeps version 1.
+    write("Version 2");
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(subjects(&got), ["V1 Mario"]);
+    let v2 = b.versions().templates_version().unwrap();
+    assert_ne!(v1, v2, "the change published version 2");
+    // Queued now: version 2.
+    started(&b).await;
+    // Version 3 on disk, then a "restart": a new store handle and a new
+    // dispatcher that never saw version 2.
+    write("Third");
+    drop(t);
+    drop(b);
+    let b = sqlite(&dir).await;
+    let t = Templates::new(&tdir);
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(subjects(&got), ["V1 Mario", "Version 2 Mario"]);
+    // And a message queued after the restart: version 3.
+    started(&b).await;
+    outbox::dispatch_once(&b, &sink, &t, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects(&got),
+        ["V1 Mario", "Version 2 Mario", "Third Mario"]
+    );
+    // A version that is not stored: the current templates, noted.
+    let pool = b.pool();
+    sqlx::query("DELETE FROM template_versions")
+        .execute(pool)
+        .await
+        .unwrap();
+    let b2 = sqlite(&dir).await;
+    let t2 = Templates::new(&tdir);
+    b2.versions().set_templates("0000");
+    started(&b2).await;
+    t2.mark_published(t2.set().hash());
+    let rows = outbox::dispatch_once(&b2, &sink, &t2, &cfg, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(rows.delivered, 1);
+    assert_eq!(subjects(&got).last().unwrap(), "Third Mario");
+    let msgs = b2.outbox(4).await.unwrap();
+    let note = msgs.iter().find_map(|m| m.note.clone()).unwrap_or_default();
+    assert!(note.contains("is not stored"), "{msgs:?}");
+}
+
+/// A webhook sink's `max_per_second`: a bulk of events reaches the receiver
+/// at that rate (after a first burst of that many), every one delivered;
+/// without it the same bulk goes at once.
+#[tokio::test]
+async fn a_webhook_sink_is_held_to_its_max_per_second() {
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let cfg = DispatchConfig::default();
+    for (limit, bounds) in [(Some(2), (1.4, 10.0)), (None, (0.0, 1.0))] {
+        got.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        let b = sqlite(&dir).await;
+        for _ in 0..3 {
+            started(&b).await; // two events each (assignee, customer)
+        }
+        let sink = Sink::webhook_with(WebhookConfig {
+            url: format!("http://{addr}/hook"),
+            secrets: vec!["s".into()],
+            legacy_signature: false,
+            max_per_second: limit,
+        })
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let s = outbox::dispatch_once(&b, &sink, &templates(&dir), &cfg, Utc::now())
+            .await
+            .unwrap();
+        let took = t0.elapsed().as_secs_f64();
+        assert_eq!((s.delivered, s.failed), (6, 0), "{limit:?}");
+        assert_eq!(got.lock().unwrap().len(), 6);
+        // 2 a second: 2 at once, then 4 more 0.5 s apart.
+        assert!(
+            took >= bounds.0 && took < bounds.1,
+            "max_per_second {limit:?}: 6 events took {took:.2} s"
+        );
+    }
+    let bad = leadflow_runtime::config::Config::parse(
+        "[tenants.t]\nroot = \".\"\n[tenants.t.sink]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"X\"\nmax_per_second = 0\n",
+        "leadflow.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), "E_SINK_RATE", "{bad}");
 }

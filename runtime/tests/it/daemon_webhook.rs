@@ -11,7 +11,7 @@
 //! One plain `#[test]`, alone in its binary: the environment variable is set
 //! before any other thread exists.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};

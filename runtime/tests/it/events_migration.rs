@@ -4,7 +4,7 @@
 //! the store opens and migrates, as one legacy event per record revision
 //! with its changes; new transitions add ordinary events after them.
 
-mod common;
+use crate::common;
 
 use common::*;
 use leadflow_runtime::backend::{Backend, Change, Event, EventKind};

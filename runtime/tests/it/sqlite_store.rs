@@ -1,6 +1,6 @@
 //! SQLite-only checks: concurrent writers, the timer worker on a manual clock.
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use common::*;

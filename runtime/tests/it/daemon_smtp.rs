@@ -6,7 +6,7 @@
 //! One plain `#[test]`, alone in its binary: the environment variable is set
 //! before any other thread exists.
 
-mod common;
+use crate::common;
 
 use common::{LEAD, TASK};
 use leadflow_runtime::config::{hash_key, Config};

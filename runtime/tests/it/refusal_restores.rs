@@ -3,7 +3,7 @@
 //! memory store lends its record to the engine, which changes it in place,
 //! so this is the path where the record has to be given back reverted.
 
-mod common;
+use crate::common;
 
 use common::{agent, at, create_req, fire_req, s, t0};
 use leadflow_engine::{load, Project, SourceFile, WorkflowSet};

@@ -1,7 +1,7 @@
 //! PostgreSQL-only guarantees: concurrent writers, row-level security,
 //! several timer workers, crash recovery, LISTEN/NOTIFY wake-up.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;
@@ -405,7 +405,12 @@ async fn pg_crashed_claims_are_fired_once_after_the_lease() {
     seed_ticks(&b, 50, t0()).await;
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "pg_store::crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LEADFLOW_CRASH_URL", &db.url)
         .status()
         .unwrap();
@@ -862,4 +867,35 @@ async fn pg_app_role_cannot_escape_row_level_security() {
     ] {
         admin.execute(sql.as_str()).await.unwrap();
     }
+}
+
+/// Used action links and stored template versions on PostgreSQL: a link is
+/// used once, per tenant (row-level security: another tenant neither sees
+/// the mark nor the templates), and a stored version reads back whole.
+#[tokio::test]
+async fn pg_used_links_and_template_versions_are_per_tenant() {
+    use leadflow_runtime::outbox::OutboxQueue;
+    use leadflow_runtime::templates::Source;
+    let db = PgDb::new().await;
+    let a = PgBackend::open(&db.url, "tenant_a", set()).await.unwrap();
+    let b = PgBackend::open(&db.url, "tenant_b", set()).await.unwrap();
+    assert!(!a.link_used("abc").await.unwrap());
+    assert!(a.use_link("abc", 1, t0()).await.unwrap(), "first use");
+    assert!(
+        !a.use_link("abc", 1, t0()).await.unwrap(),
+        "second use refused"
+    );
+    assert!(a.link_used("abc").await.unwrap());
+    assert!(!b.link_used("abc").await.unwrap(), "tenant B sees no mark");
+    assert!(b.use_link("abc", 1, t0()).await.unwrap());
+
+    let files = vec![Source {
+        path: "templates/started.it.txt".into(),
+        text: "Subject: Ciao {{ name }}\nè partita.\n".into(),
+    }];
+    a.save_templates("h1", files.clone()).await.unwrap();
+    a.save_templates("h1", files.clone()).await.unwrap(); // once per content
+    assert_eq!(a.load_templates("h1").await.unwrap(), Some(files));
+    assert_eq!(b.load_templates("h1").await.unwrap(), None);
+    assert_eq!(a.load_templates("h2").await.unwrap(), None);
 }

@@ -1,6 +1,6 @@
 //! The conformance suite against every backend.
 
-mod common;
+use crate::common;
 
 use leadflow_runtime::mem::MemBackend;
 

@@ -8,7 +8,7 @@
 //! the store's only writer blocks on it with the first request while the
 //! others queue up; releasing it lets them run as one batch.
 
-mod common;
+use crate::common;
 
 use common::*;
 use leadflow_engine::Value;
