@@ -44,6 +44,24 @@ pub enum Format {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BulkFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnDuplicate {
+    /// Leave the line out (counted as skipped).
+    Skip,
+    /// Fire --update-with on the record it duplicates.
+    Update,
+    /// Refuse the line (E_IMPORT_DUPLICATE in the report).
+    Error,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TableFormat {
     /// Text for people.
     Human,
@@ -319,6 +337,125 @@ pub enum Command {
         /// Output: human, json or csv.
         #[arg(long, value_enum, default_value = "human")]
         format: TableFormat,
+    },
+    /// Import records from a CSV (header row) or NDJSON file, each as a real create (docs/import.md).
+    #[command(
+        after_help = "Examples:\n  leadflow import --config leadflow.toml --tenant callcenter --workflow cc_lead leads.csv --dedup phone,email\n  leadflow import --tenant callcenter --workflow cc_lead leads.csv --map Telefono=phone,Provincia=province\n  leadflow import --tenant callcenter --workflow cc_lead leads.csv --dedup phone --on-duplicate update --update-with edit_inline\n  gunzip -c leads.csv.gz | leadflow import --tenant callcenter --workflow cc_lead --key leads-2026-03 -\n\nRefused lines go to <file>.rejects.csv (line, column, code, message, then the line): fix them there and\nimport that file. Running the same file again imports only what is missing (the import key is the\nfile's SHA-256 unless --key is given). Exit code 1 when lines were rejected."
+    )]
+    Import {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant the records belong to.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow of the records.
+        #[arg(long)]
+        workflow: String,
+        /// The input file; `-` reads standard input.
+        file: PathBuf,
+        /// Input format (default: from the file name, CSV for stdin).
+        #[arg(long, value_enum)]
+        format: Option<BulkFormat>,
+        /// Map a column to a field: `--map Telefono=phone` (repeatable or comma-separated).
+        #[arg(long, value_name = "COLUMN=FIELD")]
+        map: Vec<String>,
+        /// Fields whose normalised values identify a record (phones by digits with country prefix, text lower-case).
+        #[arg(long, value_name = "FIELDS")]
+        dedup: Option<String>,
+        /// What to do with a duplicate line.
+        #[arg(long, value_enum, default_value = "skip")]
+        on_duplicate: OnDuplicate,
+        /// The transition `--on-duplicate update` fires (its input fields are updated).
+        #[arg(long, value_name = "TRANSITION")]
+        update_with: Option<String>,
+        /// Import key: lines committed under it are not imported again (default: the file's SHA-256).
+        #[arg(long)]
+        key: Option<String>,
+        /// Where refused lines go (default: <file>.rejects.csv beside the input).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Lines per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Country prefix of phones written without one.
+        #[arg(long, default_value = "39")]
+        country: String,
+    },
+    /// Export records as CSV or NDJSON, as an admin or a given actor would see them.
+    #[command(
+        after_help = "Examples:\n  leadflow export --config leadflow.toml --tenant callcenter --workflow cc_lead > leads.csv\n  leadflow export --tenant callcenter --workflow cc_lead --filter state=new,in_progress --filter zone=centro --format ndjson\n  leadflow export --tenant qpartner --workflow qpartner --actor inst-a -o mine.csv   # what inst-a may see\n\nFilters: state=a,b  assignee=ID (- for unassigned)  open=true  <field>=value."
+    )]
+    Export {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant whose records are exported.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow of the records.
+        #[arg(long)]
+        workflow: String,
+        /// A condition (repeatable): state=a,b, assignee=ID, open=true, <field>=value.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: BulkFormat,
+        /// Export as this actor sees the records (visibility, pii redaction); default: admin.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Fire one transition over a list of records or every open record a filter selects (docs/import.md).
+    #[command(
+        after_help = "Examples:\n  leadflow bulk --config leadflow.toml --tenant callcenter --workflow cc_lead --transition close_not_interested \\\n      --input '{\"close_reason\":\"other\"}' --filter state=new --filter zone=isole --dry-run\n  leadflow bulk --tenant callcenter --workflow cc_lead --transition mark_invalid --ids 17,18,42 --input '{\"close_reason\":\"wrong_number\"}'\n\nPrints id,outcome,code,message per record (outcome fired, would_fire or refused) and the totals on stderr.\n--dry-run runs the same batches and rolls them back: its report is what the real run does."
+    )]
+    Bulk {
+        /// The daemon's config (the tenant's project and database).
+        #[arg(long, default_value = "leadflow.toml")]
+        config: PathBuf,
+        /// Override `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The tenant of the records.
+        #[arg(long)]
+        tenant: String,
+        /// The workflow of the records.
+        #[arg(long)]
+        workflow: String,
+        /// The transition to fire on each record.
+        #[arg(long)]
+        transition: String,
+        /// The transition's input, a JSON object.
+        #[arg(long)]
+        input: Option<String>,
+        /// Record ids, comma-separated (instead of --filter).
+        #[arg(long)]
+        ids: Option<String>,
+        /// A condition (repeatable): state=a,b, assignee=ID (- for none), <field>=value. Open records only.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Report what would happen per record; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Fire as this actor of the directory.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Fire as `bulk` with this role (default: the first role the transition's `by` allows).
+        #[arg(long)]
+        role: Option<String>,
     },
     /// Render a message template for a record, as its recipient would get it.
     #[command(

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod audit;
 pub mod background;
+pub mod bulk;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -14,6 +14,7 @@ mod lsp_support;
 mod smtp;
 
 mod action_links;
+mod bulk;
 mod check;
 mod cli;
 mod cli_fmt;

@@ -66,44 +66,52 @@ impl Tenant {
     /// records its workflow's `visible_to`/`reveal_to` show it (its team's,
     /// its area's: `crate::org`).
     pub fn visible(&self, caller: &Caller, r: &StoredRecord) -> bool {
-        if caller.admin {
-            return true;
-        }
-        if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
-            return true;
-        }
-        let by_org = || {
-            // The current version's rules, as the list and history queries.
-            self.backend
-                .versions()
-                .current(&r.workflow)
-                .ok()
-                .is_some_and(|wf| {
-                    crate::org::sees(
-                        &wf,
-                        &caller.directory,
-                        &caller.actor,
-                        r.assignee.as_deref(),
-                        &r.fields,
-                    )
-                })
-        };
-        if by_org() {
-            return true;
-        }
-        self.pools().iter().any(|p| {
-            let in_zone = || {
-                r.fields
-                    .get(&p.zone_field)
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
-            };
-            p.workflow == r.workflow
-                && ((r.assignee.is_none() && p.states.contains(&r.state))
-                    || p.followed_by(&caller.actor))
-                && in_zone()
-        })
+        visible_to(self.pools(), self.backend.versions(), caller, r)
     }
+}
+
+/// [`Tenant::visible`] from its parts: also what `leadflow export
+/// --actor` applies, so an export shows exactly what that actor's key
+/// would see.
+pub fn visible_to(
+    pools: &[PoolConfig],
+    versions: &crate::apply::Versions,
+    caller: &Caller,
+    r: &StoredRecord,
+) -> bool {
+    if caller.admin {
+        return true;
+    }
+    if r.assignee.as_deref() == Some(caller.actor.id.as_str()) {
+        return true;
+    }
+    let by_org = || {
+        // The current version's rules, as the list and history queries.
+        versions.current(&r.workflow).ok().is_some_and(|wf| {
+            crate::org::sees(
+                &wf,
+                &caller.directory,
+                &caller.actor,
+                r.assignee.as_deref(),
+                &r.fields,
+            )
+        })
+    };
+    if by_org() {
+        return true;
+    }
+    pools.iter().any(|p| {
+        let in_zone = || {
+            r.fields
+                .get(&p.zone_field)
+                .and_then(|v| v.as_str())
+                .is_some_and(|z| caller.actor.zones.iter().any(|c| c == z))
+        };
+        p.workflow == r.workflow
+            && ((r.assignee.is_none() && p.states.contains(&r.state))
+                || p.followed_by(&caller.actor))
+            && in_zone()
+    })
 }
 
 /// Who is calling: resolved from the API key.

@@ -237,7 +237,7 @@ impl PgBackend {
     /// bulk load before ANALYZE, autovacuum off): it would otherwise read
     /// every timer of the tenant for a batch's cancels, thinking the tenant
     /// has a handful. Reads and list queries keep custom plans.
-    async fn begin(&self) -> Result<PgTx<'_>, Error> {
+    pub(crate) async fn begin(&self) -> Result<PgTx<'_>, Error> {
         let tx = begin_on(
             &self.pool,
             format!(
@@ -433,9 +433,9 @@ pub async fn connect(url: &str, opts: &PgOptions) -> Result<PgPool, Error> {
         .map_err(db)
 }
 
-struct PgTx<'a> {
-    tx: Transaction<'static, Postgres>,
-    tenant: &'a str,
+pub(crate) struct PgTx<'a> {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) tenant: &'a str,
     versions: &'a Versions,
     notified: bool,
     /// Writes buffered until commit and sent as one statement (fewer round
@@ -552,7 +552,7 @@ impl PgTx<'_> {
         }
     }
 
-    async fn commit(mut self) -> Result<(), Error> {
+    pub(crate) async fn commit(mut self) -> Result<(), Error> {
         self.flush().await?;
         self.tx.commit().await.map_err(db)
     }

@@ -176,3 +176,5 @@ pub(crate) mod pg {
 pub(crate) mod sqlite {
     pub(crate) mod conn;
 }
+/// Bulk import, export and bulk operations (issue 17): the `Import` capability.
+pub mod import;

@@ -149,7 +149,7 @@ impl SqliteBackend {
         &self.read
     }
 
-    async fn begin(&self) -> Result<SqliteTx<'_>, Error> {
+    pub(crate) async fn begin(&self) -> Result<SqliteTx<'_>, Error> {
         let tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         Ok(SqliteTx {
             tx,
@@ -248,9 +248,9 @@ impl SqliteBackend {
     }
 }
 
-struct SqliteTx<'a> {
-    tx: Transaction<'static, Sqlite>,
-    tenant: &'a str,
+pub(crate) struct SqliteTx<'a> {
+    pub(crate) tx: Transaction<'static, Sqlite>,
+    pub(crate) tenant: &'a str,
     versions: &'a Versions,
     wake: &'a Wake,
 }
