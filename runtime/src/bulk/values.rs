@@ -159,6 +159,7 @@ mod tests {
             pii: false,
             reveal_in: Vec::new(),
             track: false,
+            indexed: false,
         }
     }
 
