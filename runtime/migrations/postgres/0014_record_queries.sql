@@ -50,3 +50,16 @@ CREATE TABLE query_indexes (
     kind      text NOT NULL,
     PRIMARY KEY (tenant_id, name)
 );
+
+-- Row-level security like every table: the daemon's sessions read their
+-- tenant's rows only; the index builder (a member of the table's owner role)
+-- sees every tenant's rows, to drop an index only when no tenant wants it.
+ALTER TABLE query_indexes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE query_indexes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON query_indexes
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+CREATE POLICY index_builder ON query_indexes
+    USING (pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'query_indexes'::regclass), 'MEMBER'))
+    WITH CHECK (pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'query_indexes'::regclass), 'MEMBER'));
+GRANT SELECT ON query_indexes TO leadflow_app;
