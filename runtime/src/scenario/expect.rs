@@ -185,7 +185,7 @@ fn check_org(
 }
 
 /// Every mismatch between `e` and record `id`, one message each.
-pub(crate) async fn check<B: crate::kpi::Source>(
+pub(crate) async fn check<B: crate::kpi::schedule::RunStore>(
     b: &B,
     set: &WorkflowSet,
     names: &HashMap<String, RecordId>,
@@ -469,7 +469,90 @@ pub(crate) async fn check<B: crate::kpi::Source>(
             lists(b, wf, names, e, now, &mut out).await?;
         }
     }
+    if !e.report_runs.is_empty() {
+        if let Some(wf) = wf {
+            runs(b, wf, e, &mut out).await?;
+        }
+    }
     Ok(out)
+}
+
+/// The runs of the workflow's scheduled reports so far, as `GET
+/// /v1/reports/runs` lists them (oldest first here).
+async fn runs<B: crate::kpi::schedule::RunStore>(
+    b: &B,
+    wf: &Workflow,
+    e: &Expect,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    use crate::kpi::schedule::RunsQuery;
+    for (name, want) in &e.report_runs {
+        if !wf
+            .reports
+            .iter()
+            .any(|r| r.name == *name && r.schedule.is_some())
+        {
+            out.push(format!(
+                "report_runs.{name}: workflow `{}` has no scheduled report `{name}` (a report with `every`)",
+                wf.id
+            ));
+            continue;
+        }
+        let q = RunsQuery {
+            workflow: Some(wf.id.clone()),
+            report: Some(name.clone()),
+            before: None,
+            limit: 10_000,
+        };
+        let mut got = b.list_runs(&q).await.map_err(|e| e.to_string())?;
+        got.sort_by_key(|r| r.slot);
+        let not_done: Vec<String> = got
+            .iter()
+            .filter(|r| r.status != "done")
+            .map(|r| {
+                format!(
+                    "{} {}: {}",
+                    r.slot.to_rfc3339(),
+                    r.status,
+                    r.error.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        if !not_done.is_empty() {
+            out.push(format!(
+                "report_runs.{name}: runs not done: {}",
+                not_done.join("; ")
+            ));
+        }
+        if let Some(n) = want.count {
+            if got.len() != n {
+                out.push(format!(
+                    "report_runs.{name}: expected {n} run(s), got {}",
+                    got.len()
+                ));
+            }
+        }
+        if let Some(periods) = &want.periods {
+            let have: Vec<String> = got
+                .iter()
+                .map(|r| r.period.clone().unwrap_or_default())
+                .collect();
+            if &have != periods {
+                out.push(format!(
+                    "report_runs.{name}: expected periods {periods:?}, got {have:?}"
+                ));
+            }
+        }
+        if let Some(messages) = &want.messages {
+            let have: Vec<i32> = got.iter().map(|r| r.messages).collect();
+            if &have != messages {
+                out.push(format!(
+                    "report_runs.{name}: expected messages per run {messages:?}, got {have:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Views, KPIs and reports, computed by the engine over every record of

@@ -148,6 +148,20 @@ pub struct Expect {
     pub kpis: BTreeMap<String, KpiExpect>,
     /// Report name -> its rows for a period (or the whole history).
     pub reports: BTreeMap<String, ReportExpect>,
+    /// Scheduled report name -> the runs made so far on the virtual clock.
+    pub report_runs: BTreeMap<String, RunsExpect>,
+}
+
+/// The runs of a scheduled report so far (`report_runs.<report>`), as
+/// `GET /v1/reports/runs` lists them, oldest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunsExpect {
+    /// How many runs were made.
+    pub count: Option<usize>,
+    /// The period each run covered (`""` for the whole history).
+    pub periods: Option<Vec<String>>,
+    /// The messages each run queued (`notify`: one per assignee line).
+    pub messages: Option<Vec<i32>>,
 }
 
 /// A KPI as the daemon serves it (`GET /v1/kpis`): its total over the

@@ -221,6 +221,17 @@ struct RawExpect {
     kpis: BTreeMap<String, RawKpiExpect>,
     #[serde(default)]
     reports: BTreeMap<String, RawReportExpect>,
+    #[serde(default)]
+    report_runs: BTreeMap<String, RawRunsExpect>,
+}
+
+/// `report_runs.billing = { count = 2, periods = ["2025-Q1", "2025-Q2"], messages = [1, 0] }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunsExpect {
+    count: Option<usize>,
+    periods: Option<Vec<String>>,
+    messages: Option<Vec<i32>>,
 }
 
 /// `sla1 = [hits, population]`, or a table with a period and groups.
@@ -775,6 +786,20 @@ impl Parser<'_> {
                         },
                     };
                     (k, e)
+                })
+                .collect(),
+            report_runs: raw
+                .report_runs
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        RunsExpect {
+                            count: v.count,
+                            periods: v.periods,
+                            messages: v.messages,
+                        },
+                    )
                 })
                 .collect(),
         })

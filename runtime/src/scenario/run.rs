@@ -17,7 +17,7 @@ use std::time::Instant;
 /// steps that only need the outcome (the memory store then skips building
 /// a [`crate::backend::StoredRecord`], fields as JSON, per step).
 #[allow(async_fn_in_trait)]
-pub trait Replay: crate::kpi::Source {
+pub trait Replay: crate::kpi::schedule::RunStore {
     /// Create; only the new record's id.
     async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
         self.create(req).await.map(|r| r.id)
@@ -75,6 +75,10 @@ pub async fn run<B: Replay>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> Sc
         current: None,
         fired: 0,
         system: Actor::system(),
+        schedules: sc
+            .steps
+            .iter()
+            .any(|s| s.expect.iter().any(|e| !e.report_runs.is_empty())),
     };
     let mut failures = Vec::new();
     let mut steps_run = 0;
@@ -93,6 +97,16 @@ pub async fn run<B: Replay>(sc: &Scenario, set: &WorkflowSet, backend: &B) -> Sc
             code: Some(e.code().to_string()),
         }),
         Ok(()) => {
+            // The schedules start with the scenario's clock.
+            let workflows = crate::kpi::schedule::RunStore::workflows(backend);
+            if let Err(e) = r.run_schedules(&workflows, sc.start).await {
+                failures.push(Failure {
+                    step: 0,
+                    line: 1,
+                    message: format!("cannot start the report schedules: {e}"),
+                    code: Some(e.code().to_string()),
+                });
+            }
             for (i, step) in sc.steps.iter().enumerate() {
                 steps_run = i + 1;
                 let problems = r.step(step).await;
@@ -133,6 +147,11 @@ struct Runner<'a, B> {
     current: Option<RecordId>,
     fired: usize,
     system: Actor,
+    /// Whether the scenario checks scheduled report runs (`report_runs`):
+    /// only then are they run (their messages are for no record, so no
+    /// other expectation sees them, and a thousand-year `advance` would
+    /// otherwise run every day's report).
+    schedules: bool,
 }
 
 /// Whether a refusal is the one the step expects: its code, or a substring
@@ -150,6 +169,67 @@ fn refused(what: &str, e: &Error) -> (String, Option<String>) {
 }
 
 impl<B: Replay> Runner<'_, B> {
+    /// Move the clock to `target` as a daemon would live through it: at
+    /// each instant a scheduled report is due, the timers due by then fire
+    /// first and the report runs next (so it counts the records as they
+    /// are at its instant), then the timers up to `target`. How many timers
+    /// fired.
+    async fn advance_clock(&self, target: DateTime<Utc>) -> Result<usize, Error> {
+        if !self.schedules {
+            return self.b.run_due(target).await;
+        }
+        let workflows = crate::kpi::schedule::RunStore::workflows(self.b);
+        let mut slots: Vec<DateTime<Utc>> = workflows
+            .iter()
+            .flat_map(|wf| {
+                let tz = wf.calendar.timezone();
+                wf.reports
+                    .iter()
+                    .filter_map(|r| r.schedule)
+                    .flat_map(move |s| s.due_between(self.now, target, tz))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        slots.sort();
+        slots.dedup();
+        let mut fired = 0;
+        for slot in slots {
+            fired += self.b.run_due(slot).await?;
+            self.run_schedules(&workflows, slot).await?;
+        }
+        fired += self.b.run_due(target).await?;
+        Ok(fired)
+    }
+
+    /// The scheduled reports due by `now`, run as the daemon's scheduler
+    /// runs them (claimed, stored, messages queued), all of them.
+    async fn run_schedules(
+        &self,
+        workflows: &[std::sync::Arc<leadflow_engine::Workflow>],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if !self.schedules
+            || !workflows
+                .iter()
+                .any(|w| w.reports.iter().any(|r| r.schedule.is_some()))
+        {
+            return Ok(());
+        }
+        let cfg = crate::kpi::schedule::TickConfig {
+            owner: "scenario".into(),
+            ..Default::default()
+        };
+        // A failed run is retried a minute later, so a tick that only
+        // fails ends the loop.
+        loop {
+            let t =
+                crate::kpi::schedule::tick(self.b, workflows, &self.sc.actors, &cfg, now).await?;
+            if t.done.is_empty() && t.lost.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
     fn actor(&self, by: Option<&str>) -> &Actor {
         match by {
             Some("system") => &self.system,
@@ -209,7 +289,7 @@ impl<B: Replay> Runner<'_, B> {
                 .expect_error
                 .as_deref()
                 .filter(|_| step.create.is_none() && step.fire.is_none());
-            match (self.b.run_due(target).await, expecting) {
+            match (self.advance_clock(target).await, expecting) {
                 (Ok(n), None) => self.fired += n,
                 (Ok(_), Some(x)) => {
                     out.push((
