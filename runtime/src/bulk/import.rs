@@ -425,6 +425,13 @@ impl<S: Import, W: Write> Run<'_, S, W> {
     }
 }
 
+/// Check `opts` against `wf` before any input is read (`POST /v1/imports`
+/// answers 400 at once): the `E_IMPORT_MAP`, `E_IMPORT_DEDUP` and
+/// `E_IMPORT_UPDATE` refusals of [`import`].
+pub fn check(wf: &Workflow, opts: &Options) -> Result<(), ImportError> {
+    check_options(wf, opts).map(drop)
+}
+
 /// Check the options against the workflow before reading anything.
 fn check_options(wf: &Workflow, opts: &Options) -> Result<Vec<(usize, Norm)>, ImportError> {
     for (col, field) in &opts.map {
