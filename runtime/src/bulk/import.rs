@@ -115,6 +115,19 @@ pub enum ImportError {
     Store(#[from] Error),
 }
 
+impl ImportError {
+    /// Its stable code (docs/import.md): `E_IMPORT_MAP`, `E_IMPORT_READ`, ...;
+    /// a store error has the store's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImportError::Options { code, .. } => code,
+            ImportError::Read(_) => "E_IMPORT_READ",
+            ImportError::Report(_) => "E_IMPORT_REPORT",
+            ImportError::Store(e) => e.code(),
+        }
+    }
+}
+
 fn opt_err(code: &'static str, message: String) -> ImportError {
     ImportError::Options { code, message }
 }

@@ -439,7 +439,7 @@ async fn run(
         Some(Err(e)) => {
             let (code, message) = match &e {
                 ImportError::Options { code, message } => (*code, message.clone()),
-                ImportError::Read(m) => ("E_IMPORT_READ", m.clone()),
+                ImportError::Read(m) => (e.code(), m.clone()),
                 ImportError::Report(_) => (
                     "E_INTERNAL",
                     "the reject report could not be written".into(),

@@ -29,12 +29,6 @@ pub struct Runner {
     set: Mutex<JoinSet<()>>,
 }
 
-/// Why a job's future ended early.
-pub enum Ended {
-    /// The daemon is stopping.
-    Stopped,
-}
-
 impl Runner {
     pub fn new(tasks: &crate::background::Tasks) -> Runner {
         let health = Health::new("bulk_jobs", "*", &Restart::default());
