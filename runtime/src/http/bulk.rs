@@ -59,12 +59,12 @@ pub struct BulkBody {
     /// The parameters of `GET /v1/records` (`state`, `assignee`,
     /// `field.<name>`, `filter`, `created_at`, ...; a list for a repeated
     /// one): every open record they select that the caller may see.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub filter: Option<serde_json::Map<String, serde_json::Value>>,
     /// Records by id (at most 100,000).
     pub ids: Option<Vec<i64>>,
     /// The transition's input.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub input: Option<serde_json::Map<String, serde_json::Value>>,
     /// Report what would happen per record; write nothing.
     #[serde(default)]

@@ -245,7 +245,7 @@ async fn spool(body: Body, max: u64, idle: std::time::Duration) -> Result<Spoole
 /// the reject report (`GET /v1/imports/{id}/rejected`), lines committed
 /// under the import key are skipped when the same key is posted again.
 /// Admin keys only.
-#[utoipa::path(post, path = "/v1/imports", tag = "bulk", operation_id = "imports_create",
+#[utoipa::path(post, path = "/v1/imports", tag = "imports", operation_id = "imports_create",
     params(ImportParams),
     request_body(content((String = "text/csv"), (String = "application/x-ndjson")),
         description = "CSV with a header row, or one JSON object a line"),
@@ -473,7 +473,7 @@ async fn run(
 }
 
 /// An import job: its state, counts and, when done, its report.
-#[utoipa::path(get, path = "/v1/imports/{id}", tag = "bulk", operation_id = "imports_get",
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", operation_id = "imports_get",
     params(("id" = i64, Path, description = "the job id", example = 1)),
     responses((status = 200, body = JobView, description = "the job"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: not an admin key"),
@@ -497,7 +497,7 @@ pub async fn get(
 /// again); NDJSON input: one object a line with those keys. Empty when no
 /// line was refused. Streams what has been written so far while the job
 /// runs.
-#[utoipa::path(get, path = "/v1/imports/{id}/rejected", tag = "bulk", operation_id = "imports_rejected",
+#[utoipa::path(get, path = "/v1/imports/{id}/rejected", tag = "imports", operation_id = "imports_rejected",
     params(("id" = i64, Path, description = "the job id", example = 1)),
     responses((status = 200, description = "the reject report: CSV, or NDJSON for an NDJSON import",
                content((String = "text/csv"), (String = "application/x-ndjson"))),

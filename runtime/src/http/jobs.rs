@@ -99,20 +99,20 @@ pub struct JobView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The request's parameters.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, serde_json::Value>)]
     pub params: serde_json::Value,
     /// Counts so far. Imports: `lines` read, `imported`, `updated`,
     /// `skipped`, `rejected`, `already` (committed by an earlier run with
     /// the key), `bytes`. Bulk: `selected`, `fired`, `refused`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, serde_json::Value>)]
     pub progress: serde_json::Value,
     /// When done: imports `{"summary", "ignored_columns"}`; bulk
     /// operations the per-record report (`records`: id, outcome
     /// `fired`/`would_fire`/`refused`, code, message).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub report: Option<serde_json::Value>,
     /// When failed: `{"code", "message"}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub error: Option<serde_json::Value>,
     /// The API key (its name) that posted it.
     pub created_by: String,
