@@ -433,8 +433,15 @@ pub enum Command {
         #[arg(long)]
         workflow: String,
         /// The transition to fire on each record.
-        #[arg(long)]
-        transition: String,
+        #[arg(
+            long,
+            required_unless_present = "reassign_to",
+            conflicts_with = "reassign_to"
+        )]
+        transition: Option<String>,
+        /// Move each record to this actor instead (history and actor loads follow; state, fields and timers stay).
+        #[arg(long, value_name = "ACTOR")]
+        reassign_to: Option<String>,
         /// The transition's input, a JSON object.
         #[arg(long)]
         input: Option<String>,

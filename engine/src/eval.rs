@@ -449,6 +449,37 @@ pub fn fire_owned(
     }
 }
 
+/// Move a record to another actor (a bulk reassignment: an absent
+/// operator's leads to a colleague). State, fields and timers stay; the
+/// outcome is the step `reassign` with the assignee change, which the store
+/// writes like a transition (history, actor loads). Refused for a record in
+/// a final state (`E_FINAL`) and for an actor that is not in
+/// `ctx.directory` (`E_INPUT`, field `to`).
+pub fn reassign_owned(
+    wf: &Workflow,
+    rec: Record,
+    to: &str,
+    ctx: Ctx,
+) -> Result<Outcome, Box<Refused>> {
+    let refused = |refusal: Refusal, record: Record| Err(Box::new(Refused { refusal, record }));
+    if wf.states[rec.state].is_final {
+        let msg = format!(
+            "the record is in final state `{}` and accepts no change",
+            wf.state_name(rec.state)
+        );
+        return refused(Refusal::new(Code::Final, msg), rec);
+    }
+    if !ctx.directory.iter().any(|a| a.id == to) {
+        let mut r = Refusal::new(Code::Input, format!("no actor `{to}` in the directory"));
+        r.field = Some("to".into());
+        return refused(r, rec);
+    }
+    let from = rec.state;
+    let mut w = Work::new(wf, rec, ctx, true);
+    w.set_assignee(Some(to.to_string()));
+    Ok(w.finish(Some("reassign"), None, Some(from), Vec::new(), Vec::new()))
+}
+
 /// Fire a due timer. A timer whose record has left the timer's states is
 /// refused with E_NOT_ENABLED: the caller discards it. The record is copied;
 /// callers that own it use [`fire_timer_owned`] instead.

@@ -63,8 +63,8 @@ pub mod why;
 pub use calendar::Calendar;
 pub use diag::{Diagnostic, Severity, SourceFile};
 pub use eval::{
-    create, fire, fire_owned, fire_timer, fire_timer_owned, Actor, Code, Ctx, Outcome, Period,
-    Record, Refusal, Refused,
+    create, fire, fire_owned, fire_timer, fire_timer_owned, reassign_owned, Actor, Code, Ctx,
+    Outcome, Period, Record, Refusal, Refused,
 };
 pub use load::{load, Loaded, Project, WorkflowSet};
 pub use model::Workflow;

@@ -1180,3 +1180,62 @@ async fn run_locked<T: Tx>(
     }
     Ok(Ran::Fired)
 }
+
+/// Move record `req.record` to actor `to` (a bulk reassignment): the
+/// engine's `reassign` step, written as a transition is (history event of
+/// kind `bulk`, the record row; the actor loads follow the assignee through
+/// the stores' triggers). `req.transition` is ignored.
+pub(crate) async fn reassign<T: Tx>(
+    tx: &mut T,
+    req: &FireRequest<'_>,
+    to: &str,
+) -> Result<(), Error> {
+    let cur = tx
+        .lock(req.record)
+        .await?
+        .ok_or(Error::NotFound(req.record))?;
+    let Current {
+        wf,
+        record,
+        revision,
+    } = cur;
+    if let Some(v) = &req.visible {
+        if !(v.0)(&stored(req.record, &wf, &record, revision, req.now)) {
+            tx.release(req.record, record);
+            return Err(Error::NotFound(req.record));
+        }
+    }
+    let dir = match tx.directory().await {
+        Ok(dir) => dir,
+        Err(e) => {
+            tx.release(req.record, record);
+            return Err(e);
+        }
+    };
+    let ctx = Ctx {
+        now: req.now,
+        actor: req.actor,
+        directory: &dir,
+    };
+    let out = match leadflow_engine::reassign_owned(&wf, record, to, ctx) {
+        Ok(out) => out,
+        Err(r) => {
+            tx.release(req.record, r.record);
+            return Err(r.refusal.into());
+        }
+    };
+    let revision = revision + 1;
+    let step = Step {
+        kind: EventKind::Bulk,
+        actor: &req.actor.id,
+        timer: None,
+        input: &req.input,
+        now: req.now,
+    };
+    if let Err(e) = tx.event_of(req.record, revision, &wf, &out, &step).await {
+        tx.release(req.record, out.revert(&wf));
+        return Err(e);
+    }
+    tx.update(req.record, &wf, out.record, revision, req.now)
+        .await
+}

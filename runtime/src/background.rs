@@ -129,6 +129,11 @@ impl Health {
         s.last_panic = Some(msg.to_string());
     }
 
+    /// The task ended on request (a task run without [`supervise`]).
+    pub fn stopped(&self) {
+        self.set(Phase::Stopped);
+    }
+
     /// Panics since start.
     pub fn panics(&self) -> u64 {
         self.lock().panics

@@ -219,6 +219,10 @@ pub struct ServerConfig {
     pub body_timeout: f64,
     /// Largest request body in bytes (413 `E_TOO_LARGE`).
     pub max_body_bytes: usize,
+    /// Largest body of `POST /v1/imports` in bytes (413 `E_TOO_LARGE`): it
+    /// streams to a spool file, never into memory; `body_timeout` bounds
+    /// each pause of the client's sending rather than the whole upload.
+    pub max_import_bytes: u64,
     /// Open connections served at once; more are answered 503 `E_OVERLOADED`.
     pub max_connections: usize,
     /// On SIGTERM, time given to the requests in flight; connections still
@@ -232,6 +236,7 @@ impl Default for ServerConfig {
             header_timeout: 10.0,
             body_timeout: 30.0,
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 4 * 1024 * 1024 * 1024,
             max_connections: 512,
             shutdown_grace: 20.0,
         }
@@ -269,6 +274,11 @@ impl ServerConfig {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "[server] max_body_bytes must be at least 1".into(),
+            ));
+        }
+        if self.max_import_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_import_bytes must be at least 1".into(),
             ));
         }
         Ok(())

@@ -296,7 +296,8 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
 pub struct BulkArgs {
     pub store: StoreArgs,
     pub workflow: String,
-    pub transition: String,
+    pub transition: Option<String>,
+    pub reassign_to: Option<String>,
     pub input: Option<String>,
     pub ids: Option<String>,
     pub filter: Vec<String>,
@@ -312,9 +313,16 @@ pub fn bulk_run(a: BulkArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (b, wf, _) = open(&a.store, &a.workflow).await?;
-        if wf.transition(&a.transition).is_none() {
-            anyhow::bail!("workflow `{}` has no transition `{}`", wf.id, a.transition);
-        }
+        let action = match (&a.transition, &a.reassign_to) {
+            (Some(t), None) => {
+                if wf.transition(t).is_none() {
+                    anyhow::bail!("workflow `{}` has no transition `{t}`", wf.id);
+                }
+                bulk::ops::Action::Transition(t.clone())
+            }
+            (None, Some(to)) => bulk::ops::Action::Reassign(to.clone()),
+            _ => anyhow::bail!("give either --transition or --reassign-to, not both"),
+        };
         let input = match &a.input {
             None => Vec::new(),
             Some(text) => {
@@ -347,7 +355,7 @@ pub fn bulk_run(a: BulkArgs) -> Result<ExitCode> {
         }
         let filter = export::Filter::parse(&wf, &a.filter).map_err(anyhow::Error::msg)?;
         let req = bulk::ops::BulkRequest {
-            transition: a.transition.clone(),
+            action,
             input,
             ids,
             filter,
@@ -371,7 +379,9 @@ pub fn bulk_run(a: BulkArgs) -> Result<ExitCode> {
             (None, role) => leadflow_engine::Actor {
                 id: "bulk".into(),
                 role: role.clone().unwrap_or_else(|| {
-                    wf.transition(&a.transition)
+                    a.transition
+                        .as_deref()
+                        .and_then(|t| wf.transition(t))
                         .and_then(|t| wf.transitions[t].by.first().cloned())
                         .unwrap_or_else(|| "system".into())
                 }),

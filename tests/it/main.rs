@@ -20,6 +20,7 @@ mod cli;
 mod cli_fmt;
 mod http_actors;
 mod http_api;
+mod http_bulk;
 mod http_errors;
 mod http_history;
 mod http_kpis;

@@ -115,6 +115,19 @@ pub enum ImportError {
     Store(#[from] Error),
 }
 
+impl ImportError {
+    /// Its stable code (docs/import.md): `E_IMPORT_MAP`, `E_IMPORT_READ`, ...;
+    /// a store error has the store's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImportError::Options { code, .. } => code,
+            ImportError::Read(_) => "E_IMPORT_READ",
+            ImportError::Report(_) => "E_IMPORT_REPORT",
+            ImportError::Store(e) => e.code(),
+        }
+    }
+}
+
 fn opt_err(code: &'static str, message: String) -> ImportError {
     ImportError::Options { code, message }
 }
@@ -423,6 +436,13 @@ impl<S: Import, W: Write> Run<'_, S, W> {
         }
         Ok(())
     }
+}
+
+/// Check `opts` against `wf` before any input is read (`POST /v1/imports`
+/// answers 400 at once): the `E_IMPORT_MAP`, `E_IMPORT_DEDUP` and
+/// `E_IMPORT_UPDATE` refusals of [`import`].
+pub fn check(wf: &Workflow, opts: &Options) -> Result<(), ImportError> {
+    check_options(wf, opts).map(drop)
 }
 
 /// Check the options against the workflow before reading anything.

@@ -1,7 +1,7 @@
 //! Bulk operations (issue 17, section 4): fire one transition over a list
 //! of records or every record a filter selects (SOC-8 "in calup", closing a
 //! list, moving an absent operator's leads through the workflow's own
-//! reassignment transition), in batches that share a transaction, each
+//! reassignment transition, or moving them with `Action::Reassign`), in batches that share a transaction, each
 //! record all-or-nothing, as `leadflow bulk` and `POST /v1/bulk`.
 //!
 //! A dry run runs exactly the same batches and rolls each back instead of
@@ -14,10 +14,20 @@ use crate::backend::{Error, RecordId, StoredRecord, Visible};
 use crate::store::sql::import::{Batch, Done, Import, Op, OpKind};
 use leadflow_engine::{Actor, Value, Workflow};
 
+/// What a bulk operation does to each record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Fire this transition (with the request's input).
+    Transition(String),
+    /// Move the record to this actor (`apply::reassign`): history and
+    /// actor loads follow; state, fields and timers stay.
+    Reassign(String),
+}
+
 /// What to fire and where.
 #[derive(Debug, Clone)]
 pub struct BulkRequest {
-    pub transition: String,
+    pub action: Action,
     pub input: Vec<(String, Value)>,
     /// Records by id (`None`: every open record `filter` selects).
     pub ids: Option<Vec<RecordId>>,
@@ -87,6 +97,21 @@ pub async fn run<S: Import>(
     visible: Option<Visible>,
     now: super::import::Now<'_>,
 ) -> Result<BulkReport, Error> {
+    run_with(store, versions, wf, req, actor, visible, now, &mut |_| {}).await
+}
+
+/// [`run`], calling `progress` with the report so far after each batch.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with<S: Import>(
+    store: &S,
+    versions: &Versions,
+    wf: &Workflow,
+    req: &BulkRequest,
+    actor: &Actor,
+    visible: Option<Visible>,
+    now: super::import::Now<'_>,
+    progress: &mut (dyn FnMut(&BulkReport) + Send),
+) -> Result<BulkReport, Error> {
     // Explicit ids are checked like the filter's: of this workflow, and
     // visible to the caller.
     let wf_id = wf.id.clone();
@@ -107,10 +132,16 @@ pub async fn run<S: Import>(
             .iter()
             .map(|id| Op {
                 line: *id,
-                kind: OpKind::Fire {
-                    record: *id,
-                    transition: req.transition.clone(),
-                    input: req.input.clone(),
+                kind: match &req.action {
+                    Action::Transition(t) => OpKind::Fire {
+                        record: *id,
+                        transition: t.clone(),
+                        input: req.input.clone(),
+                    },
+                    Action::Reassign(to) => OpKind::Reassign {
+                        record: *id,
+                        to: to.clone(),
+                    },
                 },
             })
             .collect();
@@ -147,6 +178,7 @@ pub async fn run<S: Import>(
                 }
             });
         }
+        progress(&report);
     }
     Ok(report)
 }

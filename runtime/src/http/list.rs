@@ -180,6 +180,17 @@ impl utoipa::IntoParams for ListQuery {
             )
             .build(),
             param(
+                "format",
+                "`json` (default: a page), or `csv` / `ndjson`: every matching row streamed (keyset inside; with `workflow`; not with `after` or `count`), columns `_id`, `_state`, `_assignee`, `_created_at`, `_updated_at`, `_redacted`, then the workflow's fields, PII redacted as for this caller (docs/import.md, Export over HTTP).",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["json", "csv", "ndjson"]))
+                    .build()
+                    .into(),
+                serde_json::json!("csv"),
+            )
+            .build(),
+            param(
                 "created_at",
                 "Creation instant condition, `op:value` with `eq`, `lt`, `lte`, `gt`, `gte` (RFC 3339, or YYYY-MM-DD for midnight UTC); twice for a range. `entered_at` (entered its state) and `updated_at` take the same.",
                 text(MAX_VALUE).build().into(),
@@ -834,21 +845,25 @@ pub(super) async fn page(
 /// Filtered (`workflow`, `state`, `assignee`, the instant columns, typed
 /// field conditions `field.<name>=[op:]value`), sorted (`sort`) and paged by
 /// keyset (`limit`, `after`); `count=true` adds the number of matches.
+/// `format=csv` or `format=ndjson` (with `workflow`) streams every
+/// matching row instead, as `leadflow export` writes them.
 /// Unknown parameters, operators a type does not take, values that do not
 /// parse, and filter or sort names that no loaded version of the
 /// workflow(s) in scope declares, are 400.
 #[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "records_list",
     params(ListQuery),
-    responses((status = 200, body = Page, description = "a page of records, in the order asked"),
+    responses((status = 200, body = Page, description = "a page of records, in the order asked; with `format=csv` (text/csv) or `format=ndjson` (application/x-ndjson), every matching row, streamed: `_id,_state,_assignee,_created_at,_updated_at,_redacted`, then the workflow's fields, redacted as the caller sees them"),
               (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it), an operator its type does not take, a value that does not parse as its type; more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<Page>, ApiError> {
+    Query(mut q): Query<Vec<(String, String)>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let t = s.tenant(&caller);
+    let format = super::export::take_format(&mut q)?;
     let p = parse(q)?;
     let versions = t.backend.versions();
     let wf = p.workflow.as_deref();
@@ -868,9 +883,26 @@ pub async fn list(
         limit: p.limit,
         after: None,
     };
+    if let Some(format) = format {
+        super::export::refuse_paging(p.cursor.is_some(), p.count)?;
+        let wf = match &p.workflow {
+            Some(w) => versions.current(w)?,
+            None => return Err(ApiError::bad_request(
+                "an export (format=csv or ndjson) names its `workflow`: the columns are its fields",
+            )),
+        };
+        let cols = super::export::Columns::Records(wf);
+        return Ok(super::export::stream(
+            t.clone(),
+            caller,
+            query,
+            cols,
+            format,
+        ));
+    }
     page(t, &caller, query, p.cursor.as_deref(), &aad, p.count)
         .await
-        .map(Json)
+        .map(|p| Json(p).into_response())
 }
 
 #[cfg(test)]

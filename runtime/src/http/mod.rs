@@ -18,6 +18,10 @@
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | `GET /v1/records`: typed filters, sort, keyset pages, counts (the SQL is the store's `RecordQuery`) |
 //! | `views.rs` | `GET /v1/views`, `GET /v1/views/{workflow}/{view}`: the workflows' views served |
+//! | `export.rs` | `format=csv\|ndjson` on `/v1/records` and views: every row streamed by keyset, redacted |
+//! | `imports.rs` | `POST /v1/imports` (body spooled, then a background job), `GET /v1/imports/{id}[/rejected]` |
+//! | `bulk.rs` | `POST /v1/bulk` (a transition or a reassignment over ids or a filter), `GET /v1/bulk/{id}` |
+//! | `jobs.rs` | the background jobs of imports and bulk operations, their document |
 //! | `admin.rs` | actors and unavailability, workflow versions and status |
 //! | `ops.rs` | healthz, readyz (with background-task liveness), metrics, latency middleware |
 //! | `timers.rs` | parked timer items and their retry (admin) |
@@ -34,11 +38,15 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod bulk;
 pub mod codes;
 pub mod conns;
 pub mod cors;
 pub mod error;
+pub mod export;
 pub mod history;
+pub mod imports;
+pub mod jobs;
 pub mod kpis;
 pub mod links;
 pub mod list;
@@ -109,6 +117,11 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/v1/views", get(views::list))
         .route("/v1/views/{workflow}/{view}", get(views::get))
+        .route("/v1/imports", post(imports::create))
+        .route("/v1/imports/{id}", get(imports::get))
+        .route("/v1/imports/{id}/rejected", get(imports::rejected))
+        .route("/v1/bulk", post(bulk::create))
+        .route("/v1/bulk/{id}", get(bulk::get))
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
         .route("/v1/reports/runs", get(kpis::report_runs))
@@ -406,6 +419,9 @@ impl Server {
             Err(e) => Err(std::io::Error::other(e)),
         };
         drop(self._reload);
+        // Running imports and bulk operations stop at once (their open
+        // batch rolls back) and are marked interrupted.
+        self.state.jobs.shutdown().await;
         for w in self.workers {
             let s = w.shutdown().await;
             tracing::info!(

@@ -7,8 +7,8 @@
 use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
-    admin, audit, codes, error, history, kpis, links, list, notifications, ops, records, schema,
-    timers, views,
+    admin, audit, bulk, codes, error, history, imports, kpis, links, list, notifications, ops,
+    records, schema, timers, views,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -34,6 +34,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         kpis::kpis, kpis::report, kpis::report_runs, kpis::report_run,
         ops::healthz, ops::readyz, ops::metrics_text, json,
         links::show, links::submit,
+        imports::create, imports::get, imports::rejected, bulk::create, bulk::get,
     ),
     components(schemas(error::ErrorBody, schema::FieldValue)),
     tags(
@@ -43,6 +44,8 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "timers", description = "Parked timer items (admin keys)"),
         (name = "views", description = "The workflows' `[views]` served as lists: columns, filter, sort, counts, keyset pages"),
         (name = "history", description = "The tenant's record events, for supervisors and audits"),
+        (name = "imports", description = "Bulk import of CSV or NDJSON as a background job, its progress and reject report (admin keys; docs/import.md)"),
+        (name = "bulk", description = "One transition, or a reassignment, over a list of records or a filter, as a background job; dry runs (docs/import.md)"),
         (name = "audit", description = "The audit of admin actions (admin keys)"),
         (name = "kpis", description = "KPIs computed by the store, per group and period (admin keys; docs/kpis.md)"),
         (name = "reports", description = "Reports for a period, JSON or CSV, billing amounts from the declared charge (admin keys)"),
@@ -537,12 +540,51 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             Some(json!({"refusal_reason": "troppo lontano"})),
             Some(("200", json!("<!doctype html><title>RIFIUTA</title><div class=\"done\"><p>Fatto. Puoi chiudere questa pagina.</p></div>"))),
         ),
+        "imports_create" => (
+            Some(json!("first_name,last_name,phone,province\nMario,Rossi,+39 347 1234567,MI\nAnna,Verdi,not a phone,TO\n")),
+            Some(("202", import_job("running", json!({"lines": 0, "imported": 0, "updated": 0, "skipped": 0, "rejected": 0, "already": 0, "bytes": 0}), Value::Null))),
+        ),
+        "imports_get" => (None, Some(("200", import_job("done",
+            json!({"lines": 2, "imported": 1, "updated": 0, "skipped": 0, "rejected": 1, "already": 0, "bytes": 76}),
+            json!({"summary": "imported 1, updated 0, skipped 0, rejected 1", "ignored_columns": []}))))),
+        "imports_rejected" => (None, Some(("200", json!("_line,_column,_code,_message,first_name,last_name,phone,province\n3,phone,E_PATTERN,\"phone: does not match the pattern\",Anna,Verdi,not a phone,TO\n")))),
+        "bulk_create" => (
+            Some(json!({"workflow": "cc_lead", "transition": "close_not_interested",
+                "filter": {"state": "new", "field.zone": "isole"}, "input": {"close_reason": "other"}, "dry_run": true})),
+            Some(("202", bulk_job("running", json!({"selected": 0, "fired": 0, "refused": 0}), Value::Null))),
+        ),
+        "bulk_get" => (None, Some(("200", bulk_job("done", json!({"selected": 2, "fired": 1, "refused": 1}),
+            json!({"dry_run": true, "fired": 1, "refused": 1, "records": [
+                {"id": 17, "outcome": "would_fire"},
+                {"id": 18, "outcome": "refused", "code": "E_NOT_ENABLED", "message": "`close_not_interested` cannot be fired in state `closed`"}]}))))),
         "ops_healthz" => (None, Some(("200", json!({"status": "ok"})))),
         "ops_readyz" => (None, Some(("200", json!({"status": "ready"})))),
         "ops_metrics" => (None, Some(("200", json!("# TYPE leadflow_transitions_total counter\nleadflow_transitions_total{tenant=\"aslm\",workflow=\"aslm\",transition=\"make_appointment\"} 3\n")))),
         "ops_openapi" => (None, Some(("200", json!({"openapi": "3.1.0", "info": {"title": "leadflow", "version": "0.1.0"}, "paths": {}})))),
         _ => (None, None),
     }
+}
+
+/// An import job's document in examples.
+fn import_job(state: &str, progress: Value, report: Value) -> Value {
+    json!({"id": 7, "kind": "import", "workflow": "cc_lead", "state": state,
+        "key": "sha256:5f0c6e1d2a9b8c7d5f0c6e1d2a9b8c7d5f0c6e1d2a9b8c7d5f0c6e1d2a9b8c7d",
+        "params": {"workflow": "cc_lead", "format": "csv", "dedup": ["phone"], "on_duplicate": "skip", "country": "39", "bytes": 76},
+        "progress": progress, "report": report, "error": null, "created_by": "cc-admin",
+        "created_at": "2026-11-30T09:12:03.530101Z", "updated_at": "2026-11-30T09:12:04.101934Z",
+        "finished_at": if state == "done" { json!("2026-11-30T09:12:04.101934Z") } else { Value::Null },
+        "href": "/v1/imports/7", "rejected_href": "/v1/imports/7/rejected"})
+}
+
+/// A bulk job's document in examples.
+fn bulk_job(state: &str, progress: Value, report: Value) -> Value {
+    json!({"id": 8, "kind": "bulk", "workflow": "cc_lead", "state": state,
+        "params": {"workflow": "cc_lead", "transition": "close_not_interested", "reassign": null,
+            "filter": {"state": "new", "field.zone": "isole"}, "ids": null, "input": {"close_reason": "other"}, "dry_run": true},
+        "progress": progress, "report": report, "error": null, "created_by": "cc-admin",
+        "created_at": "2026-11-30T09:12:03.530101Z", "updated_at": "2026-11-30T09:12:04.101934Z",
+        "finished_at": if state == "done" { json!("2026-11-30T09:12:04.101934Z") } else { Value::Null },
+        "href": "/v1/bulk/8"})
 }
 
 /// An example for each operation's request body and success answer;
@@ -561,9 +603,13 @@ impl Modify for Examples {
             let id = op_id(op).to_string();
             let (request, response) = examples(&id);
             if let (Some(v), Some(body)) = (request, op.request_body.as_mut()) {
-                for c in body.content.values_mut() {
+                for (kind, c) in body.content.iter_mut() {
+                    let v = match kind.as_str() {
+                        "application/x-ndjson" => json!("{\"first_name\":\"Mario\",\"last_name\":\"Rossi\",\"phone\":\"+39 347 1234567\",\"province\":\"MI\"}\n"),
+                        _ => v.clone(),
+                    };
                     c.examples
-                        .insert("example".into(), named("a request", v.clone()).into());
+                        .insert("example".into(), named("a request", v).into());
                 }
             }
             if let Some((status, v)) = response {
@@ -577,6 +623,7 @@ impl Modify for Examples {
                             "text/csv" if !v.is_string() => {
                                 json!("assignee,count,amount\nexp-a,2,100.00\n")
                             }
+                            "application/x-ndjson" => json!("{\"_line\":3,\"_column\":\"email\",\"_code\":\"E_PATTERN\",\"_message\":\"email: does not match the pattern\",\"first_name\":\"Anna\",\"email\":\"anna@\"}\n"),
                             _ => v.clone(),
                         };
                         c.examples
@@ -757,6 +804,7 @@ mod tests {
                 "limit",
                 "after",
                 "count",
+                "format",
                 "created_at",
                 "entered_at",
                 "updated_at"

@@ -227,6 +227,11 @@ pub async fn bound_body(
             return e.into_response();
         }
     }
+    // An import streams its body to a spool file itself (`imports.rs`,
+    // within `max_import_bytes`): never collected here.
+    if parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/imports" {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let max = limits.max_body_bytes;
     let declared = parts
         .headers

@@ -189,6 +189,8 @@ pub struct Inner {
     pub links: std::sync::OnceLock<Arc<crate::links::LinkKey>>,
     /// Where handlers read the time ([`AppState::now`]).
     pub clock: Arc<dyn crate::clock::ReadClock>,
+    /// The running imports and bulk operations (`http/jobs.rs`).
+    pub jobs: super::jobs::Runner,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -340,11 +342,14 @@ impl AppState {
                 }),
             );
         }
+        let tasks = crate::background::Tasks::default();
+        let jobs = super::jobs::Runner::new(&tasks);
         Ok(AppState(Arc::new(Inner {
             tenants,
             keys,
             ready: AtomicBool::new(true),
-            tasks: crate::background::Tasks::default(),
+            jobs,
+            tasks,
             limits: Arc::new(config.server.clone()),
             metrics_token,
             links: std::sync::OnceLock::new(),

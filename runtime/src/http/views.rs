@@ -145,11 +145,13 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<View
 /// (the parameters of `GET /v1/records` but `workflow`: `state` narrows the
 /// view's states, `sort` replaces its sort), keyset pages and `count`.
 /// Rows show the view's field columns only, redacted as `/v1/records/{id}`.
+/// `format=csv` or `format=ndjson` streams every row of the view instead,
+/// with the view's columns.
 #[utoipa::path(get, path = "/v1/views/{workflow}/{view}", tag = "views", operation_id = "views_get",
     params(("workflow" = String, Path, description = "workflow id", example = "cc_lead"),
            ("view" = String, Path, description = "view name", example = "lista_nord"),
            ViewQuery),
-    responses((status = 200, body = ViewPage, description = "a page of the view, in its order"),
+    responses((status = 200, body = ViewPage, description = "a page of the view, in its order; with `format=csv` (text/csv, the view's columns as header) or `format=ndjson` (application/x-ndjson), every row of the view, streamed, redacted as the caller sees them"),
               (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: as `GET /v1/records`; `workflow` is not a parameter here"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key, and the view or the caller filters or sorts on a `pii` field"),
               (status = 404, body = super::error::ErrorBody, description = "E_VIEW_NOT_FOUND: no such workflow or view"),
@@ -159,9 +161,11 @@ pub async fn get(
     State(s): State<AppState>,
     caller: Caller,
     Path((workflow, name)): Path<(String, String)>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Result<Json<ViewPage>, ApiError> {
+    Query(mut q): Query<Vec<(String, String)>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let t = s.tenant(&caller);
+    let format = super::export::take_format(&mut q)?;
     let not_found = || {
         ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -240,6 +244,17 @@ pub async fn get(
         limit: bound.limit,
         after: None,
     };
+    if let Some(format) = format {
+        super::export::refuse_paging(bound.cursor.is_some(), bound.count)?;
+        let cols = super::export::Columns::View(v.columns.clone());
+        return Ok(super::export::stream(
+            t.clone(),
+            caller,
+            query,
+            cols,
+            format,
+        ));
+    }
     let mut page = page(
         t,
         &caller,
@@ -257,5 +272,6 @@ pub async fn get(
     Ok(Json(ViewPage {
         view: info(&wf, v),
         page,
-    }))
+    })
+    .into_response())
 }

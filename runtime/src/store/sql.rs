@@ -178,3 +178,5 @@ pub(crate) mod sqlite {
 }
 /// Bulk import, export and bulk operations (issue 17): the `Import` capability.
 pub mod import;
+/// The rows of bulk jobs over HTTP (imports, bulk operations): the `Jobs` capability.
+pub mod jobs;

@@ -42,6 +42,8 @@ pub enum OpKind {
         transition: String,
         input: Vec<(String, Value)>,
     },
+    /// Move `record` to actor `to` (a bulk reassignment).
+    Reassign { record: RecordId, to: String },
 }
 
 /// One line of a bulk job: its number in the source (the mark's key) and
@@ -191,6 +193,22 @@ pub(crate) async fn run_op<T: Tx>(
                 .await
                 .map(|()| Done::Fired(*record))
         }
+        OpKind::Reassign { record, to } => {
+            let req = FireRequest {
+                record: *record,
+                transition: "reassign",
+                input: Vec::new(),
+                actor: b.actor,
+                now: b.now,
+                expected_revision: None,
+                idempotency_key: None,
+                visible: b.visible.clone(),
+                bulk: true,
+            };
+            apply::reassign(tx, &req, to)
+                .await
+                .map(|()| Done::Fired(*record))
+        }
     };
     match r {
         Ok(d) => Ok(Ok(d)),
@@ -265,7 +283,7 @@ impl Import for crate::AnyBackend {
 }
 
 /// Bulk work needs a SQL store (the memory store replays scenarios only).
-fn unsupported() -> Error {
+pub(crate) fn unsupported() -> Error {
     Error::Storage(crate::error::StoreError::new(
         crate::error::StoreErrorKind::Setup,
         "bulk import, export and bulk operations need a PostgreSQL or SQLite store",
