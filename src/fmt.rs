@@ -18,7 +18,7 @@
 use toml_edit::{DocumentMut, Item, Key, Table};
 
 /// Top-level tables, in order.
-pub const TOP_ORDER: [&str; 9] = [
+pub const TOP_ORDER: [&str; 10] = [
     "workflow",
     "fields",
     "customer",
@@ -26,12 +26,13 @@ pub const TOP_ORDER: [&str; 9] = [
     "transitions",
     "timers",
     "views",
+    "queues",
     "kpis",
     "reports",
 ];
 
 /// The keys of each kind of table, in order.
-pub const KEY_ORDER: [(&str, &[&str]); 9] = [
+pub const KEY_ORDER: [(&str, &[&str]); 10] = [
     (
         "workflow",
         &[
@@ -75,6 +76,19 @@ pub const KEY_ORDER: [(&str, &[&str]); 9] = [
         &["title", "in", "after", "since", "at", "fire", "do"],
     ),
     ("views", &["title", "states", "filter", "columns", "sort"]),
+    (
+        "queues",
+        &[
+            "title",
+            "states",
+            "filter",
+            "order",
+            "by",
+            "calling_hours",
+            "max_attempts",
+            "lease",
+        ],
+    ),
     (
         "kpis",
         &[

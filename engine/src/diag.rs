@@ -155,6 +155,10 @@ codes! {
     "E032" => "a report's `every` is not a schedule", "write day, week, month, quarter, year, `daily 09:00`, `monday 09:00` or `day 1 of month` (1 to 28, optionally `at 09:00`); docs/kpis.md#schedules";
     "E036" => "a dotted name in `by`, `visible_to`, `reveal_to` or a notify's `to` is no relation", "write a role, `assignee.manager` (the assignee's managers) or `area.<role>` (the actors of the role responsible for the record's area)";
     "E037" => "an `area.<role>` relation without a usable `[workflow] area`", "declare the field holding a record's area, a string or enum field: [workflow] area = \"zone\"";
+    "E038" => "a queue's `order` key names no field or column, or cannot order", "write `due:<datetime field>`, `<field>` or `-<field>` (also created_at, updated_at, entered_at, id)";
+    "E039" => "a queue's `calling_hours` is not a window", "write \"HH:MM-HH:MM\" (24:00 for midnight), start before end: calling_hours = \"09:00-20:00\"";
+    "E040" => "a queue's `max_attempts` names no int field or a max below 1", "max_attempts = { field = \"call_attempts\", max = 5 } with an int field";
+    "E041" => "a queue's `lease` is not between 1 minute and 24 hours", "write minutes or hours: lease = \"5m\"";
     "E050" => "a calendar file is not valid", "fix the calendar file at the caret";
     "E051" => "unknown time zone", "use an IANA name such as Europe/Rome";
     "E052" => "bad working-hours range", "write ranges as \"09:00-13:00\", increasing, not overlapping";
@@ -174,6 +178,7 @@ codes! {
     "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
     "W080" => "a view filters or sorts on a field that is not indexed", "declare `indexed = true` on the field, so the store keeps an index for the view (docs/api.md, Lists and views)";
     "W081" => "a view's filter cannot run as a store query", "write it as comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; `GET /v1/views` cannot serve it otherwise";
+    "W082" => "a queue's filter cannot run as a store query", "write it as a view's filter may be written: comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; POST /v1/queues/{workflow}/{queue}/next answers E_QUEUE_FILTER otherwise";
     "W090" => "a KPI or report is anchored on a datetime field that is not indexed", "declare `indexed = true` on the anchor field, so a KPI over a period reads only that period's records (docs/kpis.md)";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
     "W071" => "a message template's action link is for a transition not enabled where the message is sent", "link a transition enabled from the state the notify sends the message from, or drop the link";

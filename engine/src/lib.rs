@@ -53,6 +53,7 @@ pub mod measure;
 pub mod model;
 mod native;
 pub mod org;
+pub mod queue;
 pub mod raw;
 pub mod schedule;
 pub mod script;

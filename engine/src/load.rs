@@ -926,6 +926,10 @@ impl Resolver<'_> {
                 sort: v.sort.map(|s| s.into_inner()),
             });
         }
+        let mut queues = Vec::new();
+        for (name, _, q) in in_file_order(raw.queues) {
+            queues.push(self.queue(name, q, &names, &mut scripts));
+        }
         let mut kpis = Vec::new();
         for (name, span, k) in in_file_order(raw.kpis) {
             if let Some(kpi) = self.kpi(name, span, k, &names, &transition_index, &mut scripts) {
@@ -1030,6 +1034,7 @@ impl Resolver<'_> {
             transitions,
             timers,
             views,
+            queues,
             kpis,
             reports,
             calendar,
@@ -1486,6 +1491,140 @@ impl Resolver<'_> {
 
     /// Compile a script written as a TOML string; map script positions to
     /// file positions.
+    /// A `[queues.<name>]`: order keys (E038), calling hours (E039),
+    /// `max_attempts` (E040) and `lease` (E041) checked; roles as `by`'s.
+    fn queue(
+        &mut self,
+        name: String,
+        q: crate::raw::RawQueue,
+        names: &Names,
+        scripts: &mut Scripts,
+    ) -> crate::queue::Queue {
+        use crate::queue::{MaxAttempts, OrderKey, Window, ORDER_COLUMNS};
+        let states = self.states(&q.states, names, true);
+        let filter = q
+            .filter
+            .as_ref()
+            .and_then(|f| self.script(f, names, scripts));
+        let mut order = Vec::new();
+        for o in &q.order {
+            let Some(key) = OrderKey::parse(o.get_ref()) else {
+                self.err(
+                    "E038",
+                    o.span(),
+                    format!("queue `{name}` has an empty order key `{}`", o.get_ref()),
+                );
+                continue;
+            };
+            let field = names.fields.get(key.name()).map(|f| names.field_types[*f]);
+            let problem = match (&key, field) {
+                (OrderKey::Due(_), Some(FieldType::Datetime | FieldType::Date)) => None,
+                (OrderKey::Due(n), Some(t)) => Some(format!(
+                    "needs a datetime or date field; `{n}` is {}",
+                    t.name()
+                )),
+                (OrderKey::By { .. }, Some(FieldType::List)) => {
+                    Some("names a list field, which has no order".to_string())
+                }
+                (OrderKey::By { name: n, .. }, None) if ORDER_COLUMNS.contains(&n.as_str()) => None,
+                (_, Some(_)) => None,
+                (_, None) => Some(format!(
+                    "names no field or column ({})",
+                    Self::did_you_mean(key.name(), names.fields.keys())
+                )),
+            };
+            match problem {
+                Some(p) => self.err(
+                    "E038",
+                    o.span(),
+                    format!("queue `{name}`: order key `{}` {p}", o.get_ref()),
+                ),
+                None => order.push(key),
+            }
+        }
+        let calling_hours = q.calling_hours.as_ref().and_then(|c| {
+            Window::parse(c.get_ref())
+                .map_err(|m| {
+                    self.err(
+                        "E039",
+                        c.span(),
+                        format!("queue `{name}`: calling_hours {m}"),
+                    )
+                })
+                .ok()
+        });
+        let max_attempts = q.max_attempts.as_ref().and_then(|m| {
+            let raw = m.get_ref();
+            let ty = names.fields.get(&raw.field).map(|f| names.field_types[*f]);
+            let problem = match ty {
+                _ if raw.max < 1 => Some(format!("`max = {}` must be at least 1", raw.max)),
+                Some(FieldType::Int) => None,
+                Some(t) => Some(format!("`{}` is {}, not an int field", raw.field, t.name())),
+                None => Some(format!("unknown field `{}`", raw.field)),
+            };
+            match problem {
+                Some(p) => {
+                    self.err(
+                        "E040",
+                        m.span(),
+                        format!("queue `{name}`: max_attempts {p}"),
+                    );
+                    None
+                }
+                None => Some(MaxAttempts {
+                    field: raw.field.clone(),
+                    max: raw.max,
+                }),
+            }
+        });
+        let default = chrono::Duration::minutes(crate::queue::DEFAULT_LEASE_MINUTES);
+        let lease = match &q.lease {
+            None => default,
+            Some(l) => {
+                let fixed = crate::duration::Span::parse(l.get_ref())
+                    .map_err(|m| m.to_string())
+                    .and_then(|s| {
+                        s.fixed()
+                            .filter(|d| {
+                                matches!(
+                                    s.unit,
+                                    crate::duration::Unit::Minutes | crate::duration::Unit::Hours
+                                ) && *d > chrono::Duration::zero()
+                                    && *d <= chrono::Duration::hours(24)
+                            })
+                            .ok_or_else(|| {
+                                format!(
+                                    "`{}` is not between 1m and 24h (minutes or hours)",
+                                    l.get_ref()
+                                )
+                            })
+                    });
+                match fixed {
+                    Ok(d) => d,
+                    Err(m) => {
+                        self.err("E041", l.span(), format!("queue `{name}`: lease {m}"));
+                        default
+                    }
+                }
+            }
+        };
+        for r in &q.by {
+            self.role_uses.push((r.get_ref().clone(), r.span()));
+        }
+        crate::queue::Queue {
+            title: q.title.unwrap_or_else(|| name.clone()),
+            name,
+            states,
+            filter,
+            filter_source: q.filter.map(|f| f.into_inner()),
+            order,
+            by: q.by.into_iter().map(|r| r.into_inner()).collect(),
+            calling_hours,
+            max_attempts,
+            lease,
+        }
+    }
+
     fn script(
         &mut self,
         s: &Spanned<String>,

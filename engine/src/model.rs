@@ -29,6 +29,8 @@ pub struct Workflow {
     pub transitions: Vec<Transition>,
     pub timers: Vec<Timer>,
     pub views: Vec<View>,
+    /// Work queues (`[queues]`), in file order.
+    pub queues: Vec<crate::queue::Queue>,
     pub kpis: Vec<Kpi>,
     pub reports: Vec<Report>,
     pub calendar: Arc<Calendar>,

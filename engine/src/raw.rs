@@ -38,6 +38,11 @@ pub struct RawFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawView>")]
     pub views: BTreeMap<Spanned<String>, RawView>,
+    /// Work queues: operators pull the next record to work, one at a time,
+    /// and hold it for a lease (docs/workflow-format.md, "Queues").
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawQueue>")]
+    pub queues: BTreeMap<Spanned<String>, RawQueue>,
     /// KPIs: ratios over records, computed by the runtime.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawKpi>")]
@@ -435,6 +440,60 @@ pub struct RawView {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub sort: Option<Spanned<String>>,
+}
+
+/// A work queue: `POST /v1/queues/{workflow}/{queue}/next` gives the
+/// caller the first record of the queue's order that nobody holds, and
+/// holds it for the caller for `lease`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// States served (default: every non-final state).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub states: Vec<Spanned<String>>,
+    /// Rhai expression over `lead`, as a view's filter: true to serve.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<Spanned<String>>,
+    /// Order, first key first: `"due:<field>"` (records whose instant has
+    /// passed first, earliest first), `"<field>"` ascending, `"-<field>"`
+    /// descending (also `created_at`, `updated_at`, `entered_at`, `id`).
+    /// Missing values last; ties by record id.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub order: Vec<Spanned<String>>,
+    /// Roles that may pull from the queue (default: any actor).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub by: Vec<Spanned<String>>,
+    /// `"09:00-20:00"`: the queue serves only in this window (the
+    /// workflow calendar's time zone) on the calendar's working days.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub calling_hours: Option<Spanned<String>>,
+    /// `{ field = "call_attempts", max = 5 }`: records whose int field
+    /// reached `max` are not served.
+    #[serde(default)]
+    #[schemars(with = "Option<RawMaxAttempts>")]
+    pub max_attempts: Option<Spanned<RawMaxAttempts>>,
+    /// How long a pulled record stays the puller's: `"5m"` (the default),
+    /// minutes or hours.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub lease: Option<Spanned<String>>,
+}
+
+/// `max_attempts` of a queue.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaxAttempts {
+    /// An int field counting the attempts.
+    pub field: String,
+    /// Served while the field is below this.
+    pub max: i64,
 }
 
 /// A KPI. Declared form (computed by the store in SQL, docs/kpis.md): a

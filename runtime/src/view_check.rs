@@ -2,8 +2,10 @@
 //! filter or sort reads a field that is not `indexed = true` (W080: its
 //! list scans the workflow's records), a view whose filter the store cannot
 //! run as a query (W081: `GET /v1/views/{workflow}/{view}` answers
-//! `E_VIEW_FILTER`), and KPIs or reports anchored on a datetime field that is
-//! not indexed (W090: their period reads every record).
+//! `E_VIEW_FILTER`), a queue whose filter the store cannot run (W082:
+//! `POST /v1/queues/{workflow}/{queue}/next` answers `E_QUEUE_FILTER`), and
+//! KPIs or reports anchored on a datetime field that is not indexed (W090:
+//! their period reads every record).
 
 use crate::sql::query::view::{fields_of, translate};
 use leadflow_engine::{Diagnostic, SourceFile, WorkflowSet};
@@ -11,7 +13,12 @@ use leadflow_engine::{Diagnostic, SourceFile, WorkflowSet};
 /// Where `key` of view `view` is written (else the view's header, else the
 /// file's start).
 fn at(text: &str, view: &str, key: &str) -> std::ops::Range<usize> {
-    let header = format!("[views.{view}]");
+    at_in(text, "views", view, key)
+}
+
+/// [`at`] in any kind of table (`queues`).
+fn at_in(text: &str, section: &str, view: &str, key: &str) -> std::ops::Range<usize> {
+    let header = format!("[{section}.{view}]");
     let Some(start) = text.find(&header) else {
         return 0..0;
     };
@@ -130,6 +137,22 @@ pub fn check(set: &WorkflowSet, files: &[SourceFile]) -> Vec<Diagnostic> {
                         "view `{}` {} field `{name}`, which is not indexed: its list reads every record of the workflow",
                         v.name,
                         if key == "sort" { "sorts by" } else { "filters on" }
+                    ),
+                ));
+            }
+        }
+        for q in &wf.queues {
+            let Some(src) = &q.filter_source else {
+                continue;
+            };
+            if let Err(reason) = translate(wf, src, now, "actor") {
+                out.push(Diagnostic::new(
+                    "W082",
+                    f,
+                    at_in(&f.text, "queues", &q.name, "filter"),
+                    format!(
+                        "queue `{}`: {reason}; the store cannot run it, so POST /v1/queues/{}/{}/next answers E_QUEUE_FILTER",
+                        q.name, wf.id, q.name
                     ),
                 ));
             }

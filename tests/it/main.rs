@@ -26,6 +26,7 @@ mod http_history;
 mod http_kpis;
 mod http_limits;
 mod http_org;
+mod http_queues;
 mod http_ratelimit;
 mod http_reload;
 mod http_report_runs;

@@ -17,6 +17,7 @@
 //! | `notifications.rs` | a record's messages and their delivery state, `GET /v1/records/{id}/notifications` |
 //! | `history.rs` | events as a caller sees them (PII redaction), the tenant-wide audit query `GET /v1/history` |
 //! | `list.rs` | `GET /v1/records`: typed filters, sort, keyset pages, counts (the SQL is the store's `RecordQuery`) |
+//! | `queues.rs` | `GET /v1/queues`, `POST /v1/queues/{workflow}/{queue}/next`, `DELETE .../lease`: work queues |
 //! | `views.rs` | `GET /v1/views`, `GET /v1/views/{workflow}/{view}`: the workflows' views served |
 //! | `export.rs` | `format=csv\|ndjson` on `/v1/records` and views: every row streamed by keyset, redacted |
 //! | `imports.rs` | `POST /v1/imports` (body spooled, then a background job), `GET /v1/imports/{id}[/rejected]` |
@@ -53,6 +54,7 @@ pub mod list;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod queues;
 pub mod ratelimit;
 pub mod records;
 pub mod reload;
@@ -122,6 +124,12 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/v1/imports/{id}/rejected", get(imports::rejected))
         .route("/v1/bulk", post(bulk::create))
         .route("/v1/bulk/{id}", get(bulk::get))
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{workflow}/{queue}/next", post(queues::next))
+        .route(
+            "/v1/queues/{workflow}/{queue}/lease",
+            axum::routing::delete(queues::release),
+        )
         .route("/v1/history", get(history::list))
         .route("/v1/kpis/{workflow}", get(kpis::kpis))
         .route("/v1/reports/runs", get(kpis::report_runs))

@@ -8,7 +8,7 @@ use super::ratelimit::RateLimitDoc;
 use super::webhooks_doc::Webhooks;
 use super::{
     admin, audit, bulk, codes, error, history, imports, kpis, links, list, notifications, ops,
-    records, schema, timers, views,
+    queues, records, schema, timers, views,
 };
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with microseconds (`2026-11-30T20:27:18.388018Z`); a record's `revision` is its `ETag` (send it back as `If-Match`); every response carries `X-Request-Id`; errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` (`GET /errors` lists the codes); a method a path does not take is 405 with `Allow`. Query parameters a list operation does not know are refused (400), so are filter and sort field names no loaded workflow version declares. Field values are typed per workflow: `GET /v1/workflows/{id}/schema`."),
     servers((url = "/", description = "the daemon serving this document")),
     paths(
-        list::list, views::list, views::get, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
+        list::list, views::list, views::get, queues::list, queues::next, queues::release, history::list, records::create, records::get, records::fire, records::check, records::actions, records::history, records::links, notifications::list,
         admin::list, admin::get, admin::get_unavailability, admin::put_unavailability,
         admin::workflows, schema::workflow,
         timers::parked, timers::retry,
@@ -43,6 +43,7 @@ Conventions (docs/api.md): JSON bodies; every instant is RFC 3339 in UTC with mi
         (name = "workflows", description = "Workflow versions, their check status and their JSON Schemas"),
         (name = "timers", description = "Parked timer items (admin keys)"),
         (name = "views", description = "The workflows' `[views]` served as lists: columns, filter, sort, counts, keyset pages"),
+        (name = "queues", description = "Work queues (`[queues]`): pull the next record to work and hold it for a lease"),
         (name = "history", description = "The tenant's record events, for supervisors and audits"),
         (name = "imports", description = "Bulk import of CSV or NDJSON as a background job, its progress and reject report (admin keys; docs/import.md)"),
         (name = "bulk", description = "One transition, or a reassignment, over a list of records or a filter, as a background job; dry runs (docs/import.md)"),
@@ -407,6 +408,28 @@ fn examples(op: &str) -> (Option<Value>, Option<(&'static str, Value)>) {
             "has_more": true, "next": "3q2-7wHnR0uJ5cT1m8lY0aQ9vW4xZ2bK",
             "count": {"value": 137, "estimated": false}
         })))),
+        "queues_list" => (None, Some(("200", json!({"items": [{
+            "workflow": "cc_lead", "name": "chiamate", "title": "Prossima chiamata",
+            "states": ["new", "in_progress"],
+            "filter": "lead.callback_at == () || lead.callback_at <= now",
+            "order": ["due:callback_at", "call_attempts", "created_at"],
+            "calling_hours": "09:00-20:00", "calendar": "it", "open": true,
+            "max_attempts": {"field": "call_attempts", "max": 5},
+            "lease_seconds": 300, "href": "/v1/queues/cc_lead/chiamate/next"
+        }]})))),
+        "queues_next" => {
+            let mut r = record_example(7, "in_progress", 3, json!({
+                "first_name": "Mario", "last_name": "Rossi", "phone": "+39 347 1234567",
+                "province": "MI", "zone": "nord", "call_attempts": 1, "call_outcome": "call_back",
+                "callback_at": "2026-12-01T09:30:00.000000Z"}));
+            r["workflow"] = json!("cc_lead");
+            r["assignee"] = json!("op-mi-1");
+            r["timers"] = json!([]);
+            r["lease_expires_at"] = json!("2026-12-01T09:36:12.204518Z");
+            r["again"] = json!(false);
+            (None, Some(("200", r)))
+        }
+        "queues_release" => (None, Some(("200", json!({"released": 7})))),
         "records_create" => (
             Some(json!({"workflow": "aslm", "fields": {
                 "first_name": "Mario", "last_name": "Rossi", "province": "RM", "phone": "3331234567"}})),

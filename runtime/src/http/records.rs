@@ -329,8 +329,19 @@ pub async fn get(
     if if_none_match(&headers, r.revision)? {
         return Ok(not_modified(r.revision));
     }
+    let v = full_view(t, &caller, r).await?;
+    Ok(with_etag(StatusCode::OK, v))
+}
+
+/// A record as `GET /v1/records/{id}` shows it to `caller` (redacted, with
+/// its armed timers); the caller may see it.
+pub async fn full_view(
+    t: &Tenant,
+    caller: &Caller,
+    r: StoredRecord,
+) -> Result<RecordView, ApiError> {
     let wf = version_of(t, &r);
-    let mut timers = t.backend.timers(id).await?;
+    let mut timers = t.backend.timers(r.id).await?;
     timers.sort_by(|a, b| (a.due, &a.timer).cmp(&(b.due, &b.timer)));
     let timers = timers
         .into_iter()
@@ -343,9 +354,9 @@ pub async fn get(
             due: a.due,
         })
         .collect();
-    let mut v = view(&caller, wf.as_deref(), r);
+    let mut v = view(caller, wf.as_deref(), r);
     v.timers = Some(timers);
-    Ok(with_etag(StatusCode::OK, v))
+    Ok(v)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

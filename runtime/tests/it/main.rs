@@ -20,3 +20,4 @@ mod report_schedule;
 mod sqlite_store;
 mod timer_batch;
 mod versions;
+mod work_queue;

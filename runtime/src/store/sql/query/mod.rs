@@ -21,6 +21,9 @@
 //! [`IndexSpec`].
 
 pub mod pg;
+pub mod queue;
+mod queue_pg;
+mod queue_sqlite;
 pub mod sqlite;
 pub mod view;
 
