@@ -38,6 +38,10 @@ enum Arg {
 struct Sql {
     d: Dialect,
     args: Vec<Arg>,
+    /// The tenant's placeholder once bound: subqueries on `events` repeat
+    /// it, so that on Citus each of them reaches the tenant's shard alone
+    /// (a correlation `e.tenant_id = r.tenant_id` does not tell it).
+    tenant: Option<String>,
 }
 
 impl Sql {
@@ -47,6 +51,13 @@ impl Sql {
             Dialect::Pg => format!("${}", self.args.len()),
             Dialect::Sqlite => format!("?{}", self.args.len()),
         }
+    }
+
+    /// What a subquery compares `e.tenant_id` with.
+    fn tenant_key(&self) -> String {
+        self.tenant
+            .clone()
+            .unwrap_or_else(|| "r.tenant_id".to_string())
     }
 
     fn text(&mut self, s: &str) -> String {
@@ -120,22 +131,25 @@ impl Sql {
             Moment::Created => self.col_ms("r.created_at"),
             Moment::Field(f) => self.field_ms(f),
             Moment::Transition(t) => {
+                let tenant = self.tenant_key();
                 let t = self.text(t);
                 let at = self.col_ms("min(e.at)");
-                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.transition = {t})")
+                format!("(SELECT {at} FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.transition = {t})")
             }
             Moment::Entered(s) => {
+                let tenant = self.tenant_key();
                 let s = self.text(s);
                 let at = self.col_ms("min(e.at)");
-                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state = {s})")
+                format!("(SELECT {at} FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.to_state = {s})")
             }
         }
     }
 
     fn reached(&mut self, states: &[String]) -> String {
+        let tenant = self.tenant_key();
         let l1 = self.list(states);
         let l2 = self.list(states);
-        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state IN {l2}))")
+        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.to_state IN {l2}))")
     }
 
     /// Every condition of `w`, as one boolean expression.
@@ -218,6 +232,7 @@ fn base(
     periods: Option<&(PeriodKind, Vec<Interval>)>,
 ) -> (String, Vec<String>) {
     let tenant = s.text(tenant);
+    s.tenant = Some(tenant.clone());
     let workflow = s.text(&q.wf.id);
     let mut cols = Vec::new();
     let mut keys = Vec::new();
@@ -304,6 +319,7 @@ fn aggregate_sql(
     let mut s = Sql {
         d,
         args: Vec::new(),
+        tenant: None,
     };
     let (from, keys) = base(&mut s, tenant, q, spec, anchor, range, periods);
     let big = s.bigint();
@@ -357,6 +373,7 @@ fn facts_sql(
     let mut s = Sql {
         d,
         args: Vec::new(),
+        tenant: None,
     };
     let (from, keys) = base(&mut s, tenant, q, spec, anchor, range, periods);
     let text = format!(
