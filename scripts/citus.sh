@@ -21,9 +21,8 @@ export LEADFLOW_TEST_PG=postgres://postgres@127.0.0.1:9700/postgres
 # the same suites ran in the ordinary test run).
 run() { echo "== $*"; nice cargo test -q "$@" 2>&1 | grep -v '^$' | tail -n 25; return "${PIPESTATUS[0]}"; }
 run -p leadflow-runtime --test it citus::
-run -p leadflow-runtime --test it conformance::conformance_pg
-run -p leadflow-runtime --test it group_commit:: -- pg
-run -p leadflow-runtime --test it timer_batch:: -- pg
+run -p leadflow-runtime --test it -- conformance::conformance_pg pg_store::pg_row_level_security_isolates_tenants \
+  pg_store::pg_worker_wakes_on_notify group_commit::pg timer_batch::pg
 run --test it scenarios::every_scenario_passes_on_postgres
-run --test it http_ -- postgres
+run --test it -- http_ --skip sqlite
 echo "citus: all suites passed on the cluster"

@@ -310,3 +310,67 @@ async fn citus_transitions_claims_and_lists_are_router_queries() {
     other.pool().close().await;
     db.drop_db().await;
 }
+
+/// Two daemons on the coordinator (two stores with their own pools and
+/// timer workers, as two processes would have) share one tenant's due
+/// timers: each fires exactly once, claims being single-shard
+/// `SKIP LOCKED` updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citus_two_daemons_fire_each_timer_exactly_once() {
+    use leadflow_engine::Value;
+    use leadflow_runtime::clock::SystemClock;
+    use leadflow_runtime::worker::{self, WorkerConfig};
+    use std::sync::Arc;
+    if !is_citus() {
+        return;
+    }
+    const N: i64 = 300;
+    let db = PgDb::new().await;
+    let d1 = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    let d2 = PgBackend::open(&db.url, "acme", set()).await.unwrap();
+    for k in 0..N {
+        d1.create(create_req(
+            "tick",
+            vec![("k".into(), Value::Int(k))],
+            &agent("a1"),
+            t0(),
+        ))
+        .await
+        .unwrap();
+    }
+    let count = |sql: &'static str| {
+        let b = d1.clone();
+        async move {
+            let mut tx = b.tx().await.unwrap();
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap()
+        }
+    };
+    let cfg = |name: &str| WorkerConfig {
+        owner: name.into(),
+        batch: 20,
+        ..WorkerConfig::default()
+    };
+    let clock = Arc::new(SystemClock);
+    let w1 = worker::spawn(d1.clone(), clock.clone(), cfg("d1"));
+    let w2 = worker::spawn(d2.clone(), clock.clone(), cfg("d2"));
+    let deadline = chrono::Utc::now() + Duration::seconds(120);
+    while count("SELECT count(*) FROM timers WHERE fired_at IS NOT NULL").await < N {
+        assert!(chrono::Utc::now() < deadline, "timers not fired in 120 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (s1, s2) = (w1.shutdown().await, w2.shutdown().await);
+    assert_eq!(s1.fired + s2.fired, N as u64, "{s1:?} {s2:?}");
+    assert_eq!(s1.errors + s2.errors, 0);
+    assert_eq!(count("SELECT count(DISTINCT record_id) FROM outbox").await, N);
+    assert_eq!(count("SELECT count(*) FROM outbox").await, N);
+    assert_eq!(
+        count("SELECT count(*) FROM records WHERE state = 'done' AND revision = 2").await,
+        N
+    );
+    d1.pool().close().await;
+    d2.pool().close().await;
+    db.drop_db().await;
+}
