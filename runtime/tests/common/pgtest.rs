@@ -75,7 +75,7 @@ pub fn is_citus() -> bool {
     !citus_workers().is_empty()
 }
 
-fn worker_url(node: &str, db: &str) -> String {
+pub fn worker_url(node: &str, db: &str) -> String {
     format!("{}{node}/{db}", user_part(&admin_url()))
 }
 

@@ -364,7 +364,10 @@ async fn citus_two_daemons_fire_each_timer_exactly_once() {
     let (s1, s2) = (w1.shutdown().await, w2.shutdown().await);
     assert_eq!(s1.fired + s2.fired, N as u64, "{s1:?} {s2:?}");
     assert_eq!(s1.errors + s2.errors, 0);
-    assert_eq!(count("SELECT count(DISTINCT record_id) FROM outbox").await, N);
+    assert_eq!(
+        count("SELECT count(DISTINCT record_id) FROM outbox").await,
+        N
+    );
     assert_eq!(count("SELECT count(*) FROM outbox").await, N);
     assert_eq!(
         count("SELECT count(*) FROM records WHERE state = 'done' AND revision = 2").await,
@@ -373,4 +376,74 @@ async fn citus_two_daemons_fire_each_timer_exactly_once() {
     d1.pool().close().await;
     d2.pool().close().await;
     db.drop_db().await;
+}
+
+/// `leadflow db distribute` on a database that grew on one node and then
+/// got Citus: its rows move to the shards, the store keeps working on them
+/// (RLS included), and a second run has nothing left to do.
+#[tokio::test]
+async fn citus_db_distribute_moves_an_existing_database() {
+    use crate::common::pgtest::{citus_workers, drop_db, url_of, worker_url};
+    if !is_citus() {
+        return;
+    }
+    let name = unique("lf_grew");
+    // On the coordinator only, without the extension: a plain database.
+    psql_at(
+        &crate::common::pgtest::admin_url(),
+        &format!("CREATE DATABASE {name}"),
+    )
+    .unwrap();
+    let url = url_of(&name);
+    let b = PgBackend::open(&url, "acme", set()).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let r = b
+            .create(create_req(
+                "lead",
+                vec![("name".into(), s(&format!("n{i}")))],
+                &agent("a1"),
+                t0(),
+            ))
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    b.pool().close().await;
+    // The cluster arrives.
+    for w in citus_workers() {
+        psql_at(
+            &worker_url(w, "postgres"),
+            &format!("CREATE DATABASE {name}"),
+        )
+        .unwrap();
+        psql_at(&worker_url(w, &name), "CREATE EXTENSION citus").unwrap();
+    }
+    let admin = crate::common::pgtest::admin_url();
+    let port = admin
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.split('/').next())
+        .unwrap_or("5432");
+    let mut setup =
+        format!("CREATE EXTENSION citus; SELECT citus_set_coordinator_host('127.0.0.1', {port});");
+    for w in citus_workers() {
+        let (h, p) = w.rsplit_once(':').unwrap();
+        setup.push_str(&format!(" SELECT citus_add_node('{h}', {p});"));
+    }
+    psql_at(&url, &setup).unwrap();
+    let moved = leadflow_runtime::pg_roles::distribute(&url).await.unwrap();
+    assert!(moved.contains(&"records".to_string()), "{moved:?}");
+    assert!(leadflow_runtime::pg_roles::distribute(&url)
+        .await
+        .unwrap()
+        .is_empty());
+    let b = PgBackend::open(&url, "acme", set()).await.unwrap();
+    for id in &ids {
+        let r = b.get(*id).await.unwrap().expect("record moved");
+        assert_eq!(r.revision, 1);
+    }
+    let h = b.history(ids[0]).await.unwrap();
+    assert!(!h.is_empty());
+    b.pool().close().await;
+    drop_db(&name);
 }
