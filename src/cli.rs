@@ -514,4 +514,16 @@ pub enum DbCommand {
         #[arg(long)]
         database_url: String,
     },
+    /// Distribute an existing database over its Citus cluster (after
+    /// `CREATE EXTENSION citus` and the workers were added): every table not
+    /// distributed yet moves to the shards by tenant. Stop the daemons
+    /// first; it is one transaction, so run it again after a failure.
+    #[command(
+        after_help = "Example:\n  leadflow db distribute --database-url postgres://owner@coordinator/leadflow"
+    )]
+    Distribute {
+        /// URL of the schema owner on the Citus coordinator.
+        #[arg(long)]
+        database_url: String,
+    },
 }

@@ -210,7 +210,7 @@ impl OutboxQueue for PgBackend {
             "UPDATE outbox o SET next_attempt = $1
              FROM (SELECT tenant_id, id FROM outbox WHERE tenant_id = $2 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= $3 AND attempts < $4
                    ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
-             WHERE o.tenant_id = c.tenant_id AND o.id = c.id
+             WHERE o.tenant_id = $2 AND o.tenant_id = c.tenant_id AND o.id = c.id
              RETURNING o.id, coalesce(o.record_id, 0), o.template, o.recipients, o.payload, o.attempts, o.created_at",
         )
         .bind(lease_until)

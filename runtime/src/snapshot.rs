@@ -284,7 +284,7 @@ async fn pg_rebuild(
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT workflow, hash, snapshot FROM workflow_versions v WHERE tenant_id = $1
            AND CASE WHEN $2::text IS NULL
-                 THEN EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = v.tenant_id
+                 THEN EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = $1
                                 AND r.workflow = v.workflow AND r.version = v.hash)
                  ELSE workflow = $2 AND hash = $3 END
            ORDER BY workflow, loaded_at",

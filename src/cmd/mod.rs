@@ -236,6 +236,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db {
             action: crate::cli::DbCommand::Migrate { database_url },
         } => serve::db_migrate(&database_url),
+        Command::Db {
+            action: crate::cli::DbCommand::Distribute { database_url },
+        } => serve::db_distribute(&database_url),
         Command::Migrate {
             config,
             database_url,

@@ -96,6 +96,26 @@ pub fn db_migrate(url: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `leadflow db distribute`: migrate, then distribute every table of an
+/// existing database that is not distributed yet over its Citus cluster.
+pub fn db_distribute(url: &str) -> Result<ExitCode> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!("`leadflow db distribute` is for the PostgreSQL URL of a Citus coordinator");
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let tables = rt.block_on(leadflow_runtime::pg_roles::distribute(url))?;
+    if tables.is_empty() {
+        crate::outln!("every table is already distributed")?;
+    } else {
+        crate::outln!(
+            "distributed {} tables by tenant: {}",
+            tables.len(),
+            tables.join(", ")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub struct MigrateArgs {
     pub config: PathBuf,
     pub database_url: Option<String>,

@@ -1,6 +1,8 @@
 //! Shared by the `tests/http_*.rs` suites: a real daemon on an ephemeral
 //! port over a fresh SQLite file or a fresh PostgreSQL database (created
-//! and dropped per test on 127.0.0.1:5432, user postgres), and a client.
+//! and dropped per test on `LEADFLOW_TEST_PG`, default 127.0.0.1:5432 user
+//! postgres; a Citus cluster works too, see runtime/tests/common/pgtest.rs),
+//! and a client.
 #![allow(dead_code)]
 
 use leadflow_runtime::config::{hash_key, Config};
@@ -45,26 +47,9 @@ pub struct Db {
     _dir: tempfile::TempDir,
 }
 
-/// Run `sql` as the `postgres` superuser on the local server (asserts success).
+/// Run `sql` as the superuser of the test server (asserts success).
 pub fn psql(sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qAtc",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::pgtest::psql_admin(sql);
 }
 
 impl Db {
@@ -83,10 +68,8 @@ impl Db {
                     std::process::id(),
                     N.fetch_add(1, Ordering::SeqCst)
                 );
-                psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                psql(&format!("CREATE DATABASE {name}"));
                 Db {
-                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    url: crate::pgtest::create_db(&name),
                     pg_name: Some(name),
                     _dir: dir,
                 }
@@ -118,18 +101,7 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         if let Some(n) = &self.pg_name {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-qAtc",
-                ])
-                .arg(format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
-                .output();
+            crate::pgtest::drop_db(n);
         }
     }
 }

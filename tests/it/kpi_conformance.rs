@@ -92,26 +92,7 @@ fn kpis_and_reports_agree_on_memory_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let lite_url = format!("sqlite:{}", dir.path().join("kpis.db").display());
     let name = format!("leadflow_kpis_{}", std::process::id());
-    let admin = std::env::var("LEADFLOW_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let psql = |sql: &str| {
-        let ok = std::process::Command::new("psql")
-            .args([admin.as_str(), "-qc", sql])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "psql failed: {sql} (is PostgreSQL running on 127.0.0.1:5432?)"
-        );
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let pg_url = format!(
-        "{}/{name}",
-        admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base)
-    );
+    let pg_url = crate::pgtest::create_db(&name);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,5 +141,5 @@ fn kpis_and_reports_agree_on_memory_sqlite_and_postgres() {
         }
     });
     assert!(compared > 500, "only {compared} answers compared");
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    crate::pgtest::drop_db(&name);
 }

@@ -5,6 +5,8 @@
 //! (build time and disk). Run one suite with `cargo test --test it <module>::`,
 //! e.g. `cargo test --test it scenarios::`.
 
+#[path = "../../runtime/tests/common/pgtest.rs"]
+mod pgtest;
 #[macro_use]
 #[path = "../http_support/mod.rs"]
 mod http_support;

@@ -53,26 +53,15 @@ fn every_scenario_passes_on_sqlite() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The same suite through the real PostgreSQL at 127.0.0.1:5432, in a
-/// database of its own (created here, dropped at the end).
+/// The same suite through a real PostgreSQL (`LEADFLOW_TEST_PG`, default
+/// 127.0.0.1:5432; a Citus cluster too), in a database of its own
+/// (created here, dropped at the end).
 #[test]
 fn every_scenario_passes_on_postgres() {
     let name = format!("leadflow_scenarios_{}", std::process::id());
-    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-    let psql = |sql: &str| {
-        let ok = std::process::Command::new("psql")
-            .args([admin, "-qc", sql])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "psql failed: {sql} (is PostgreSQL running on 127.0.0.1:5432?)"
-        );
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    replay_through(&format!("postgres://postgres@127.0.0.1:5432/{name}"));
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let url = crate::pgtest::create_db(&name);
+    replay_through(&url);
+    crate::pgtest::drop_db(&name);
 }
 
 /// Every shipped scenario file, read once: (path, text).

@@ -140,7 +140,7 @@ impl RunStore for PgBackend {
                    WHERE tenant_id = $4 AND status <> 'done' AND next_attempt <= $3
                      AND (lease_until IS NULL OR lease_until < $3)
                    ORDER BY slot, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
-             WHERE r.tenant_id = c.tenant_id AND r.id = c.id
+             WHERE r.tenant_id = $4 AND r.tenant_id = c.tenant_id AND r.id = c.id
              RETURNING r.id, r.workflow, r.report, r.slot, r.attempts",
         )
         .bind(owner)

@@ -41,6 +41,10 @@ enum Arg {
 struct Sql {
     d: Dialect,
     args: Vec<Arg>,
+    /// The tenant's placeholder once bound: subqueries on `events` repeat
+    /// it, so that on Citus each of them reaches the tenant's shard alone
+    /// (a correlation `e.tenant_id = r.tenant_id` does not tell it).
+    tenant: Option<String>,
 }
 
 impl Sql {
@@ -50,6 +54,13 @@ impl Sql {
             Dialect::Pg => format!("${}", self.args.len()),
             Dialect::Sqlite => format!("?{}", self.args.len()),
         }
+    }
+
+    /// What a subquery compares `e.tenant_id` with.
+    fn tenant_key(&self) -> String {
+        self.tenant
+            .clone()
+            .unwrap_or_else(|| "r.tenant_id".to_string())
     }
 
     fn text(&mut self, s: &str) -> String {
@@ -123,24 +134,27 @@ impl Sql {
             Moment::Created => self.col_ms("r.created_at"),
             Moment::Field(f) => self.field_ms(f),
             Moment::Transition(t) => {
+                let tenant = self.tenant_key();
                 let t = self.text(t);
                 let at = self.col_ms("min(e.at)");
-                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.transition = {t})")
+                format!("(SELECT {at} FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.transition = {t})")
             }
             Moment::Entered(s) => {
+                let tenant = self.tenant_key();
                 let s = self.text(s);
                 let at = self.col_ms("min(e.at)");
                 let entered = self.entered();
-                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state = {s} AND {entered})")
+                format!("(SELECT {at} FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.to_state = {s} AND {entered})")
             }
         }
     }
 
     fn reached(&mut self, states: &[String]) -> String {
+        let tenant = self.tenant_key();
         let l1 = self.list(states);
         let l2 = self.list(states);
         let entered = self.entered();
-        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state IN {l2} AND {entered}))")
+        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = {tenant} AND e.record_id = r.id AND e.to_state IN {l2} AND {entered}))")
     }
 
     /// The events that enter their `to_state` (a create, or a move from
@@ -210,16 +224,18 @@ impl Sql {
                 Some(c.join(" AND "))
             }
             Moment::Transition(t) => {
+                let tenant = self.tenant_key();
                 let t = self.text(t);
                 let w = self.text(&wf.id);
                 let at = span(self, "e.at");
-                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = r.tenant_id AND e.workflow = {w} AND e.transition = {t} AND {at})"))
+                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = {tenant} AND e.workflow = {w} AND e.transition = {t} AND {at})"))
             }
             Moment::Entered(st) => {
+                let tenant = self.tenant_key();
                 let st = self.text(st);
                 let entered = self.entered();
                 let at = span(self, "e.at");
-                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = r.tenant_id AND e.to_state = {st} AND {entered} AND {at})"))
+                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = {tenant} AND e.to_state = {st} AND {entered} AND {at})"))
             }
             Moment::Created => Some(span(self, "r.created_at")),
         }
@@ -326,6 +342,7 @@ fn base(
     periods: Option<&(PeriodKind, Vec<Interval>)>,
 ) -> (String, Vec<String>) {
     let tenant = s.text(tenant);
+    s.tenant = Some(tenant.clone());
     let workflow = s.text(&q.wf.id);
     let mut cols = Vec::new();
     let mut keys = Vec::new();
@@ -415,6 +432,7 @@ fn aggregate_sql(
     let mut s = Sql {
         d,
         args: Vec::new(),
+        tenant: None,
     };
     let (from, keys) = base(&mut s, tenant, q, spec, anchor, range, periods);
     let big = s.bigint();
@@ -468,6 +486,7 @@ fn facts_sql(
     let mut s = Sql {
         d,
         args: Vec::new(),
+        tenant: None,
     };
     let (from, keys) = base(&mut s, tenant, q, spec, anchor, range, periods);
     let text = format!(

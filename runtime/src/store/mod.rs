@@ -7,6 +7,7 @@
 
 pub mod any;
 pub mod api;
+pub mod citus;
 pub mod mem;
 pub mod pg;
 pub mod pg_roles;

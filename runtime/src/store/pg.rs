@@ -88,6 +88,9 @@ pub struct PgBackend {
     group: Option<Arc<Group>>,
     /// The database URL (the timer workers' shared LISTEN connection).
     url: Arc<str>,
+    /// The database runs Citus: write transactions keep custom plans
+    /// (Citus cannot route a generic plan's parameters to a shard).
+    citus: bool,
 }
 
 impl PgBackend {
@@ -120,6 +123,10 @@ impl PgBackend {
         set: Arc<WorkflowSet>,
         opts: &PgOptions,
     ) -> Result<PgBackend, Error> {
+        let citus = {
+            let mut c = pool.acquire().await.map_err(db)?;
+            crate::store::citus::is_citus(&mut c).await?
+        };
         let mut b = PgBackend {
             tenant: tenant.into(),
             set_tenant: set_tenant_sql(tenant)?.into(),
@@ -127,6 +134,7 @@ impl PgBackend {
             pool,
             group: None,
             url: url.into(),
+            citus,
         };
         let mut tx = b.tx().await?;
         sqlx::query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
@@ -236,12 +244,19 @@ impl PgBackend {
     /// the index condition even when it has no statistics (a new tenant, a
     /// bulk load before ANALYZE, autovacuum off): it would otherwise read
     /// every timer of the tenant for a batch's cancels, thinking the tenant
-    /// has a handful. Reads and list queries keep custom plans.
+    /// has a handful. Reads and list queries keep custom plans. On Citus
+    /// every plan stays custom: the coordinator routes a statement to a
+    /// shard by its tenant value, which a generic plan does not have.
     pub(crate) async fn begin(&self) -> Result<PgTx<'_>, Error> {
+        let plans = if self.citus {
+            ""
+        } else {
+            "; SET LOCAL plan_cache_mode = force_generic_plan"
+        };
         let tx = begin_on(
             &self.pool,
             format!(
-                "BEGIN; {}; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+                "BEGIN; {}{plans}; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
                 self.set_tenant
             ),
         )
@@ -251,6 +266,7 @@ impl PgBackend {
             tenant: &self.tenant,
             versions: &self.versions,
             notified: false,
+            citus: self.citus,
             buf: Buffer::default(),
             pre: None,
         })
@@ -274,7 +290,7 @@ impl PgBackend {
                    WHERE tenant_id = $3 AND fired_at IS NULL AND parked_at IS NULL AND due <= $4
                      AND (lease_until IS NULL OR lease_until < $5) AND (next_attempt_at IS NULL OR next_attempt_at <= $5)
                    ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED) c
-             WHERE t.tenant_id = c.tenant_id AND t.record_id = c.record_id AND t.timer = c.timer
+             WHERE t.tenant_id = $3 AND t.tenant_id = c.tenant_id AND t.record_id = c.record_id AND t.timer = c.timer
              RETURNING t.record_id, t.timer, t.due, t.seq",
         )
         .bind(owner)
@@ -414,7 +430,15 @@ async fn begin_on(pool: &PgPool, sql: String) -> Result<Transaction<'static, Pos
 /// URL, shared by its tenants; `opts.max_connections` bounds it). Sessions
 /// run as `leadflow_app`. First, [`crate::pg_roles::prepare`] the schema.
 pub async fn connect(url: &str, opts: &PgOptions) -> Result<PgPool, Error> {
-    crate::pg_roles::prepare(url, opts.migrate).await?;
+    let login = crate::pg_roles::prepare(url, opts.migrate).await?;
+    // On Citus the tenant set by `SET LOCAL app.tenant_id` must reach the
+    // shards, or row-level security there sees no tenant: propagate every
+    // `SET LOCAL` of a transaction to the workers it touches.
+    let session = if login.citus {
+        "SET citus.propagate_set_commands = 'local'; SET ROLE leadflow_app"
+    } else {
+        "SET ROLE leadflow_app"
+    };
     PgPoolOptions::new()
         .max_connections(opts.max_connections)
         .acquire_timeout(Duration::from_secs(60))
@@ -422,9 +446,9 @@ pub async fn connect(url: &str, opts: &PgOptions) -> Result<PgPool, Error> {
         // the server dropped fails its first statement instead, with a
         // storage error, and the pool then discards it.
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
-                conn.execute("SET ROLE leadflow_app").await?;
+                conn.execute(session).await?;
                 Ok(())
             })
         })
@@ -438,6 +462,8 @@ pub(crate) struct PgTx<'a> {
     pub(crate) tenant: &'a str,
     versions: &'a Versions,
     notified: bool,
+    /// The database runs Citus (the flush's form, see `Buffer::flush`).
+    citus: bool,
     /// Writes buffered until commit and sent as one statement (fewer round
     /// trips per transition, one for a whole timer batch): record updates,
     /// events, history, cancels, armings.
@@ -463,7 +489,7 @@ struct Prefetch {
 impl PgTx<'_> {
     /// Send the buffered writes (see [`Buffer::flush`]).
     async fn flush(&mut self) -> Result<(), Error> {
-        self.buf.flush(&mut self.tx, self.tenant).await
+        self.buf.flush(&mut self.tx, self.tenant, self.citus).await
     }
 
     /// Lock the records `ids` in one statement, in id order (as every batch
@@ -577,12 +603,13 @@ impl Tx for PgTx<'_> {
     async fn idem_put(&mut self, key: Idempotency<'_>, rec: &StoredRecord) -> Result<bool, Error> {
         // One statement: delete a few expired keys of the tenant (not this
         // one: a statement cannot change a row twice), then insert, or
-        // replace this key if it has expired.
+        // replace this key if it has expired. By key, not ctid: Citus
+        // cannot plan a distributed DELETE on ctid.
         let now = Utc::now();
         let r = sqlx::query(
             "WITH expired AS (
-                 DELETE FROM idempotency WHERE ctid IN (
-                     SELECT ctid FROM idempotency
+                 DELETE FROM idempotency WHERE tenant_id = $1 AND key IN (
+                     SELECT key FROM idempotency
                      WHERE tenant_id = $1 AND created_at <= $5 AND key <> $2
                      LIMIT 16 FOR UPDATE SKIP LOCKED))
              INSERT INTO idempotency (tenant_id, key, request, response, created_at)

@@ -20,6 +20,9 @@ pub struct Login {
     pub bypasses_rls: bool,
     /// Owns the schema (or there is none yet, so it would own it).
     pub owns_schema: bool,
+    /// The database runs Citus (see `store/citus.rs`): sessions propagate
+    /// their `SET LOCAL` to the shards, plans stay custom.
+    pub citus: bool,
 }
 
 impl Login {
@@ -59,24 +62,61 @@ async fn login(conn: &mut PgConnection) -> Result<Login, Error> {
             .await
             .map_err(db)?,
     };
+    let citus = crate::store::citus::is_citus(conn).await?;
     Ok(Login {
         user,
         bypasses_rls,
         owns_schema,
+        citus,
     })
 }
 
 /// `leadflow db migrate`: apply the migrations as the URL's role (the
-/// schema owner) and return the versions now applied.
+/// schema owner), distribute what they added on Citus, and return the
+/// versions now applied.
 pub async fn migrate(url: &str) -> Result<Vec<i64>, Error> {
     let mut conn = PgConnection::connect(url).await.map_err(db)?;
+    run_migrations(&mut conn).await?;
+    let v = applied(&mut conn).await?;
+    conn.close().await.map_err(db)?;
+    Ok(v)
+}
+
+/// `leadflow db distribute`: on a Citus coordinator, apply the migrations
+/// and distribute every table not distributed yet, moving its rows to the
+/// shards. Returns the tables it distributed (none: nothing left to do).
+pub async fn distribute(url: &str) -> Result<Vec<String>, Error> {
+    let mut conn = PgConnection::connect(url).await.map_err(db)?;
+    if !crate::store::citus::is_citus(&mut conn).await? {
+        return Err(Error::Storage(crate::error::StoreError::new(
+            crate::error::StoreErrorKind::Setup,
+            "not a Citus database (no `citus` extension): run `CREATE EXTENSION citus` and add \
+             the workers (`citus_add_node`) first (docs/scaling.md)"
+                .to_string(),
+        )));
+    }
     crate::pg::MIGRATOR
         .run(&mut conn)
         .await
         .map_err(|e| Error::Storage(e.into()))?;
-    let v = applied(&mut conn).await?;
+    let done = crate::store::citus::distribute(&mut conn).await?;
     conn.close().await.map_err(db)?;
-    Ok(v)
+    Ok(done)
+}
+
+/// The migrations, then (on Citus) the distribution of every table they
+/// created that is not distributed yet: one step, so no migration needs a
+/// Citus variant.
+async fn run_migrations(conn: &mut PgConnection) -> Result<(), Error> {
+    crate::pg::MIGRATOR
+        .run(&mut *conn)
+        .await
+        .map_err(|e| Error::Storage(e.into()))?;
+    let done = crate::store::citus::distribute(conn).await?;
+    if !done.is_empty() {
+        tracing::info!(tables = ?done, "Citus: distributed on tenant_id");
+    }
+    Ok(())
 }
 
 async fn applied(conn: &mut PgConnection) -> Result<Vec<i64>, Error> {
@@ -102,10 +142,7 @@ pub async fn prepare(url: &str, migrate: bool) -> Result<Login, Error> {
     let who = login(&mut conn).await?;
     if !who.is_bounded() {
         if migrate {
-            crate::pg::MIGRATOR
-                .run(&mut conn)
-                .await
-                .map_err(|e| Error::Storage(e.into()))?;
+            run_migrations(&mut conn).await?;
         }
         tracing::warn!(
             role = %who.user,

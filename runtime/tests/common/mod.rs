@@ -8,6 +8,7 @@ use leadflow_runtime::backend::*;
 use std::sync::Arc;
 
 pub mod conformance;
+pub mod pgtest;
 pub mod smtp;
 
 pub const LEAD: &str = r#"
@@ -294,8 +295,7 @@ pub struct PgDb {
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("LEADFLOW_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    pgtest::admin_url()
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -314,38 +314,27 @@ pub fn unique(prefix: &str) -> String {
 }
 
 impl PgDb {
+    /// A fresh database (on every node of a Citus cluster, see `pgtest.rs`).
     pub async fn new() -> PgDb {
-        use sqlx::Connection;
-        let admin = pg_admin_url();
         let name = unique("lf_test");
-        let mut c = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or(admin.clone());
+        let url = tokio::task::spawn_blocking({
+            let name = name.clone();
+            move || pgtest::create_db(&name)
+        })
+        .await
+        .unwrap();
         PgDb {
-            url: format!("{base}/{name}"),
+            url,
             name,
-            admin,
+            admin: pg_admin_url(),
         }
     }
 
     pub async fn drop_db(self) {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&self.admin).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut c)
-        .await
-        .unwrap();
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || pgtest::drop_db(&name))
+            .await
+            .unwrap();
     }
 }
 

@@ -58,7 +58,8 @@ enum Held {
 async fn hold_pg(db: &PgDb, id: i64) -> Held {
     let mut c = PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut c).await.unwrap();
-    sqlx::query("SELECT 1 FROM records WHERE id = $1 FOR UPDATE")
+    // The tenant too: on Citus a row lock needs the distribution column.
+    sqlx::query("SELECT 1 FROM records WHERE tenant_id = 'acme' AND id = $1 FOR UPDATE")
         .bind(id)
         .execute(&mut c)
         .await

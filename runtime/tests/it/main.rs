@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod citus;
 mod conformance;
 mod daemon_smtp;
 mod daemon_webhook;

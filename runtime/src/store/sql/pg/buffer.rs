@@ -181,13 +181,35 @@ impl Buffer {
     /// Send the buffered writes in one statement and empty the buffer. The
     /// engine never cancels and arms the same timer in one outcome, and the
     /// caller flushes first when a timer row would be touched twice.
-    pub async fn flush(&mut self, c: &mut PgConnection, tenant: &str) -> Result<(), Error> {
+    /// On Citus (`citus`) the statement is built for the batch's row counts
+    /// (see [`source`]); elsewhere it is one of a few fixed texts.
+    pub async fn flush(
+        &mut self,
+        c: &mut PgConnection,
+        tenant: &str,
+        citus: bool,
+    ) -> Result<(), Error> {
         if self.is_empty() {
             return Ok(());
         }
         let b = std::mem::take(self);
         let parts = b.parts();
-        let mut q = sqlx::query(flush_sql(parts)).bind(tenant);
+        let text;
+        let sql = if citus {
+            text = build_flush_sql(
+                parts,
+                Some(Rows {
+                    history: b.steps.iter().map(|s| s.rows.len()).sum(),
+                    events: b.steps.len(),
+                    arms: b.arms.len(),
+                    outbox: b.outbox.len(),
+                }),
+            );
+            text.as_str()
+        } else {
+            flush_sql(parts)
+        };
+        let mut q = sqlx::query(sql).bind(tenant);
         if parts.update_one {
             if let Some(u) = b.updates.into_iter().next() {
                 q = q
@@ -407,15 +429,79 @@ fn flush_sql(parts: Parts) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     &SQL.get_or_init(|| {
         (0..Parts::COUNT)
-            .map(|i| build_flush_sql(Parts::from_index(i)))
+            .map(|i| build_flush_sql(Parts::from_index(i), None))
             .collect()
     })[parts.index()]
+}
+
+/// Rows of each inserting part, for the Citus form of the flush.
+#[derive(Debug, Clone, Copy)]
+struct Rows {
+    history: usize,
+    events: usize,
+    arms: usize,
+    outbox: usize,
+}
+
+/// The rows an `INSERT` takes: `select` (columns over `x.<name>`) from
+/// `UNNEST` of the arrays `params`, in order (`ordered`: keep the arrays'
+/// order, for ids drawn from a sequence). On Citus (`rows` given) a
+/// `VALUES` list of the arrays' elements instead: Citus runs `INSERT ...
+/// SELECT` from a function by pulling the rows to the coordinator and
+/// copying them to the shard, which row-level security refuses (`COPY FROM
+/// not supported with row-level security`), while a multi-row `VALUES`
+/// insert of one tenant is a router statement on the tenant's shard.
+fn source(
+    rows: Option<usize>,
+    select: &str,
+    params: &[String],
+    types: &[&str],
+    names: &[&str],
+    ordered: bool,
+) -> String {
+    let arrays: Vec<String> = params
+        .iter()
+        .zip(types)
+        .map(|(p, t)| format!("{p}::{t}[]"))
+        .collect();
+    let Some(n) = rows else {
+        return if ordered {
+            format!(
+                "SELECT {select} FROM UNNEST({}) WITH ORDINALITY AS x({}, n) ORDER BY x.n",
+                arrays.join(", "),
+                names.join(", ")
+            )
+        } else {
+            format!(
+                "SELECT {select} FROM UNNEST({}) AS x({})",
+                arrays.join(", "),
+                names.join(", ")
+            )
+        };
+    };
+    let values: Vec<String> = (1..=n)
+        .map(|i| {
+            let cols: Vec<String> = select
+                .split(", ")
+                .map(|c| match c.strip_prefix("x.") {
+                    Some(name) => match names.iter().position(|n| *n == name) {
+                        Some(k) => format!("({})[{i}]", arrays[k]),
+                        None => c.to_string(),
+                    },
+                    None => c.to_string(),
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect();
+    format!("VALUES {}", values.join(", "))
 }
 
 /// Each join on UNNEST arrays also says `id = ANY(array)`: the index scan
 /// then visits only the listed rows whatever the planner thinks of the join
 /// (without statistics, or with one big tenant, it hashes the whole table).
-fn build_flush_sql(parts: Parts) -> String {
+/// `rows`: the Citus form (see [`source`]).
+fn build_flush_sql(parts: Parts, rows: Option<Rows>) -> String {
     let mut n = 1;
     let mut p = |k: usize| {
         let s: Vec<String> = (n + 1..=n + k).map(|i| format!("${i}")).collect();
@@ -446,21 +532,29 @@ fn build_flush_sql(parts: Parts) -> String {
     if parts.history {
         let a = p(9);
         ctes.push(format!(
-            "h AS (INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new)
-             SELECT $1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new
-             FROM UNNEST({}::bigint[], {}::bigint[], {}::int[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::jsonb[], {}::jsonb[])
-                  AS x(record_id, revision, ord, at, actor, transition, field, old, new))",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+            "h AS (INSERT INTO history (tenant_id, record_id, revision, ord, at, actor, transition, field, old, new) {})",
+            source(
+                rows.map(|r| r.history),
+                "$1, x.record_id, x.revision, x.ord, x.at, x.actor, x.transition, x.field, x.old, x.new",
+                &a,
+                &["bigint", "bigint", "int", "timestamptz", "text", "text", "text", "jsonb", "jsonb"],
+                &["record_id", "revision", "ord", "at", "actor", "transition", "field", "old", "new"],
+                false,
+            )
         ));
     }
     if parts.events {
         let a = p(11);
         ctes.push(format!(
-            "e AS (INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input)
-             SELECT $1, x.record_id, x.revision, x.workflow, x.at, x.kind, x.actor, x.transition, x.from_state, x.to_state, x.assignee, x.input
-             FROM UNNEST({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::jsonb[])
-                  AS x(record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input))",
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]
+            "e AS (INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee, input) {})",
+            source(
+                rows.map(|r| r.events),
+                "$1, x.record_id, x.revision, x.workflow, x.at, x.kind, x.actor, x.transition, x.from_state, x.to_state, x.assignee, x.input",
+                &a,
+                &["bigint", "bigint", "text", "timestamptz", "text", "text", "text", "text", "text", "text", "jsonb"],
+                &["record_id", "revision", "workflow", "at", "kind", "actor", "transition", "from_state", "to_state", "assignee", "input"],
+                false,
+            )
         ));
     }
     if parts.cancels {
@@ -474,24 +568,32 @@ fn build_flush_sql(parts: Parts) -> String {
     if parts.arms {
         let a = p(5);
         ctes.push(format!(
-            "a AS (INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload)
-             SELECT $1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload
-             FROM UNNEST({}::bigint[], {}::text[], {}::timestamptz[], {}::bigint[], {}::jsonb[]) AS x(record_id, timer, due, revision, payload)
+            "a AS (INSERT INTO timers (tenant_id, record_id, timer, due, seq, armed_revision, payload) {}
              ON CONFLICT (tenant_id, record_id, timer) DO UPDATE SET due = excluded.due, seq = excluded.seq,
                 armed_revision = excluded.armed_revision, payload = excluded.payload, claim_owner = NULL, lease_until = NULL, fired_at = NULL,
                 attempts = 0, last_error = NULL, next_attempt_at = NULL, parked_at = NULL)",
-            a[0], a[1], a[2], a[3], a[4]
+            source(
+                rows.map(|r| r.arms),
+                "$1, x.record_id, x.timer, x.due, nextval('timer_seq'), x.revision, x.payload",
+                &a,
+                &["bigint", "text", "timestamptz", "bigint", "jsonb"],
+                &["record_id", "timer", "due", "revision", "payload"],
+                false,
+            )
         ));
     }
     if parts.outbox {
         let a = p(5);
         ctes.push(format!(
-            "o AS (INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
-             SELECT $1, nextval('outbox_ids'), x.record_id, x.template, x.recipients, x.payload, x.created_at, x.created_at
-             FROM UNNEST({}::bigint[], {}::text[], {}::jsonb[], {}::jsonb[], {}::timestamptz[]) WITH ORDINALITY
-                  AS x(record_id, template, recipients, payload, created_at, n)
-             ORDER BY x.n)",
-            a[0], a[1], a[2], a[3], a[4]
+            "o AS (INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt) {})",
+            source(
+                rows.map(|r| r.outbox),
+                "$1, nextval('outbox_ids'), x.record_id, x.template, x.recipients, x.payload, x.created_at, x.created_at",
+                &a,
+                &["bigint", "text", "jsonb", "jsonb", "timestamptz"],
+                &["record_id", "template", "recipients", "payload", "created_at"],
+                true,
+            )
         ));
     }
     format!("WITH {} SELECT 1", ctes.join(", "))
@@ -510,11 +612,14 @@ mod tests {
 
     #[test]
     fn flush_statement_numbers_parameters_in_part_order() {
-        let sql = build_flush_sql(Parts {
-            update_one: true,
-            cancels: true,
-            ..Parts::default()
-        });
+        let sql = build_flush_sql(
+            Parts {
+                update_one: true,
+                cancels: true,
+                ..Parts::default()
+            },
+            None,
+        );
         // The tenant, nine update columns, then the two cancel arrays.
         assert!(sql.contains("WHERE tenant_id = $1 AND id = $2)"), "{sql}");
         assert!(sql.contains("UNNEST($11::bigint[], $12::text[])"), "{sql}");
