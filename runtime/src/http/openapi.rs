@@ -753,6 +753,7 @@ mod tests {
                 "state",
                 "assignee",
                 "filter",
+                "q",
                 "sort",
                 "limit",
                 "after",
