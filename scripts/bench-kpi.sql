@@ -12,7 +12,7 @@ SET synchronous_commit = off;
 -- its state follows (closed with a sale, without, appointment, open).
 CREATE TEMP TABLE g AS
 SELECT i AS id,
-       timestamptz '2025-01-01 00:00:00+01' + ((i * 7919) % 31536000) * interval '1 second' AS assigned_at,
+       timestamptz '2025-01-01 00:00:00+01' + ((i::bigint * 7919) % 31536000) * interval '1 second' AS assigned_at,
        'dealer-' || (i % 40) AS dealer,
        (ARRAY['web_form','owner_app','service_reminder','warranty_end_reminder','seasonal_promo','extended_warranty','accessories'])[1 + i % 7] AS source,
        (i * 31) % 48 AS contact_h,
@@ -52,13 +52,13 @@ SELECT 'oplead', i, 'oplead_project', (SELECT hash FROM workflow_versions WHERE 
        CASE WHEN i % 5 = 0 THEN 'closed_sale' ELSE 'in_progress' END, i % 5 = 0,
        jsonb_build_object('town', 'Milano', 'sale_amount', CASE WHEN i % 5 = 0 THEN 300 + (i % 2) * 400 END),
        'exp-' || (i % 30), 6,
-       timestamptz '2025-01-01 00:00:00+01' + ((i * 7919) % 31536000) * interval '1 second',
-       timestamptz '2025-01-01 00:00:00+01' + ((i * 7919) % 31536000) * interval '1 second',
-       timestamptz '2025-01-01 00:00:00+01' + ((i * 7919) % 31536000) * interval '1 second'
+       timestamptz '2025-01-01 00:00:00+01' + ((i::bigint * 7919) % 31536000) * interval '1 second',
+       timestamptz '2025-01-01 00:00:00+01' + ((i::bigint * 7919) % 31536000) * interval '1 second',
+       timestamptz '2025-01-01 00:00:00+01' + ((i::bigint * 7919) % 31536000) * interval '1 second'
 FROM generate_series(1, :oplead) AS i;
 INSERT INTO events (tenant_id, record_id, revision, workflow, at, kind, actor, transition, from_state, to_state, assignee)
 SELECT 'oplead', i, 6, 'oplead_project',
-       timestamptz '2025-01-01 00:00:00+01' + ((i * 7919) % 31536000 + 86400 * 9) * interval '1 second',
+       timestamptz '2025-01-01 00:00:00+01' + ((i::bigint * 7919) % 31536000 + 86400 * 9) * interval '1 second',
        'transition', 'exp-' || (i % 30), 'close_sale', 'in_progress', 'closed_sale', 'exp-' || (i % 30)
 FROM generate_series(1, :oplead) AS i WHERE i % 5 = 0;
 

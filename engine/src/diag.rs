@@ -175,6 +175,7 @@ codes! {
     "W006" => "a scheduled report's `notify` reaches nobody: it is not grouped by assignee", "add \"assignee\" to the report's `group_by` (each assignee gets their own line), or drop `notify`";
     "W080" => "a view filters or sorts on a field that is not indexed", "declare `indexed = true` on the field, so the store keeps an index for the view (docs/api.md, Lists and views)";
     "W081" => "a view's filter cannot run as a store query", "write it as comparisons of `lead.<field>` with a value, `()`, `now` (+ days(n)) or `actor.id`, joined by && and ||; `GET /v1/views` cannot serve it otherwise";
+    "W090" => "a KPI or report is anchored on a datetime field that is not indexed", "declare `indexed = true` on the anchor field, so a KPI over a period reads only that period's records (docs/kpis.md)";
     "W070" => "a message template is not used by any notify", "remove it, or fix its name: templates/<workflow>/<id>.<lang>.txt where a notify says `notify = \"<id>\"`";
     "W071" => "a message template's action link is for a transition not enabled where the message is sent", "link a transition enabled from the state the notify sends the message from, or drop the link";
     "E_UNKNOWN_TRANSITION" => "the workflow has no transition of that name", "call one of the transitions the record offers";

@@ -603,6 +603,9 @@ pub struct Templates {
     older: std::sync::Mutex<Vec<Arc<TemplateSet>>>,
     /// The version last stored and stamped on new messages.
     published: std::sync::Mutex<Option<String>>,
+    /// The files' stamp of an edit refused because a file no longer
+    /// compiled: not read again until the files change.
+    refused: std::sync::Mutex<Stamp>,
 }
 
 /// Template versions a dispatcher keeps in memory besides the current one.
@@ -622,6 +625,7 @@ impl Templates {
             current: RwLock::new((Vec::new(), Arc::new(TemplateSet::default()))),
             older: Default::default(),
             published: Default::default(),
+            refused: Default::default(),
         };
         t.refresh();
         t
@@ -636,6 +640,7 @@ impl Templates {
             current: RwLock::new((Vec::new(), Arc::new(set))),
             older: Default::default(),
             published: Default::default(),
+            refused: Default::default(),
         }
     }
 
@@ -685,9 +690,29 @@ impl Templates {
                 return;
             }
         }
+        if !stamp.is_empty() && *self.refused.lock().unwrap_or_else(|e| e.into_inner()) == stamp {
+            return;
+        }
         match TemplateSet::load(&self.dir, self.default_language.clone()) {
             Ok(set) => {
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+                // An edit that breaks a template is not taken: the last
+                // good set keeps rendering until the files compile again
+                // (as a broken workflow edit keeps the last good version).
+                let newly_broken: Vec<&str> = set
+                    .broken()
+                    .iter()
+                    .filter(|(k, e)| cur.1.broken().get(*k) != Some(*e))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                if !newly_broken.is_empty() && !cur.0.is_empty() {
+                    tracing::warn!(
+                        files = ?newly_broken,
+                        "templates not reloaded: an edited template does not compile; the last good templates keep rendering (`leadflow check` shows where)"
+                    );
+                    *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+                    return;
+                }
                 if cur.1.hash() != set.hash() && !cur.0.is_empty() {
                     // Messages queued under it still render with it.
                     self.keep(cur.1.clone());

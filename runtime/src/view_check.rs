@@ -2,7 +2,8 @@
 //! filter or sort reads a field that is not `indexed = true` (W080: its
 //! list scans the workflow's records), a view whose filter the store cannot
 //! run as a query (W081: `GET /v1/views/{workflow}/{view}` answers
-//! `E_VIEW_FILTER`).
+//! `E_VIEW_FILTER`), and KPIs or reports anchored on a datetime field that is
+//! not indexed (W090: their period reads every record).
 
 use crate::sql::query::view::{fields_of, translate};
 use leadflow_engine::{Diagnostic, SourceFile, WorkflowSet};
@@ -29,9 +30,65 @@ fn at(text: &str, view: &str, key: &str) -> std::ops::Range<usize> {
     start..start + header.len()
 }
 
+/// Where `[<section>.<name>]`'s `anchor` is written (else its header).
+fn anchor_at(text: &str, section: &str, name: &str) -> std::ops::Range<usize> {
+    let header = format!("[{section}.{name}]");
+    let Some(start) = text.find(&header) else {
+        return 0..0;
+    };
+    let body = &text[start..];
+    let end = body[header.len()..]
+        .find("\n[")
+        .map_or(body.len(), |e| e + header.len());
+    match body[..end].find("anchor") {
+        Some(i) => {
+            let line = body[i..end].lines().next().unwrap_or("");
+            start + i..start + i + line.trim_end().len()
+        }
+        None => start..start + header.len(),
+    }
+}
+
+/// KPIs and reports anchored on a datetime field that is not `indexed =
+/// true` (W090): their query over a period reads every record of the
+/// workflow instead of the period's.
+fn anchors(set: &WorkflowSet, files: &[SourceFile], out: &mut Vec<Diagnostic>) {
+    use leadflow_engine::measure::Moment;
+    for wf in set.workflows.values() {
+        let Some(f) = files.iter().find(|f| f.path == wf.file) else {
+            continue;
+        };
+        let kpis = wf.kpis.iter().filter(|k| k.spec.is_some());
+        let declared = kpis.map(|k| ("kpis", "KPI", &k.name, &k.anchor)).chain(
+            wf.reports
+                .iter()
+                .map(|r| ("reports", "report", &r.name, &r.anchor)),
+        );
+        for (section, what, name, anchor) in declared {
+            let Moment::Field(field) = anchor else {
+                continue;
+            };
+            let Some(id) = wf.field(field) else { continue };
+            let fd = &wf.fields[id];
+            if fd.indexed || fd.ty != leadflow_engine::FieldType::Datetime {
+                continue;
+            }
+            out.push(Diagnostic::new(
+                "W090",
+                f,
+                anchor_at(&f.text, section, name),
+                format!(
+                    "{what} `{name}` is anchored on field `{field}`, which is not indexed: its query over a period reads every record of the workflow"
+                ),
+            ));
+        }
+    }
+}
+
 /// The view findings of the loaded workflows.
 pub fn check(set: &WorkflowSet, files: &[SourceFile]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    anchors(set, files, &mut out);
     let now = chrono::DateTime::UNIX_EPOCH;
     for wf in set.workflows.values() {
         let Some(f) = files.iter().find(|f| f.path == wf.file) else {

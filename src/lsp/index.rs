@@ -5,9 +5,10 @@
 //! text (not the loaded model) so that completion, definition and rename
 //! keep working while the file being edited does not load.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     State,
     Field,
@@ -65,6 +66,10 @@ pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 /// header of a workflow file, first occurrence of each name.
 pub fn declarations(text: &str) -> Vec<Decl> {
     let mut out: Vec<Decl> = Vec::new();
+    // First declaration wins; a set, not a search of `out`, keeps a
+    // 4,000-declaration file linear (the search made every completion
+    // quadratic).
+    let mut seen: HashSet<(Kind, &str)> = HashSet::new();
     for (start, line) in lines(text) {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
@@ -86,7 +91,7 @@ pub fn declarations(text: &str) -> Vec<Decl> {
         let lead = name.len() - name.trim_start().len();
         let name_q = name.trim();
         let name = name_q.trim_matches('"');
-        if name.is_empty() || out.iter().any(|d| d.kind == kind && d.name == name) {
+        if name.is_empty() || !seen.insert((kind, name)) {
             continue;
         }
         let name_start =

@@ -356,3 +356,135 @@ fn each_recipient_gets_only_what_it_may_see() {
         assert!(rows[0].1.contains(PHONE), "the assignee may see it, now");
     });
 }
+
+/// Copy the directory tree `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A new Oplead lead qualified to the Expert; the text of the proposal
+/// mail it gets.
+async fn proposal_for_new_lead(base: &str, mails: &smtp::Mails) -> String {
+    let lead = call(
+        base,
+        "cc-key",
+        "/v1/records",
+        json!({"workflow": "oplead_project", "fields": {
+        "request_type": "supply_and_installation", "applications": ["roller_shutters"],
+        "town": "Milano", "postal_code": "20121", "province": "MI",
+        "first_name": "Mario", "last_name": "Rossi", "phone": PHONE, "email": EMAIL,
+        "address": STREET, "request": "Motorizzare 4 tapparelle"}}),
+    )
+    .await;
+    let id = lead["id"].as_i64().unwrap();
+    call(
+        base,
+        "cc-key",
+        &format!("/v1/records/{id}/transitions/qualify"),
+        json!({"input": {"qualification": "ok"}}),
+    )
+    .await;
+    let marker = format!("lead n. {id}");
+    wait_for("the proposal mail", || {
+        mails
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| plain(m))
+            .find(|m| m.contains("RCPT <expert.a@example.it>") && m.contains(&marker))
+    })
+    .await
+}
+
+/// The daemon's watcher, through real files: an edited template reaches
+/// the next mails without a restart; an edit that does not compile is not
+/// published (the last good templates keep rendering, nothing fails); the
+/// fix is picked up again.
+#[test]
+fn an_edited_template_reaches_the_next_mails_and_a_broken_edit_keeps_the_last_good_one() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("templates");
+        copy_tree(&repo().join("templates"), &templates);
+        let (port, mails) = smtp::server().await;
+        let (hook, _events) = webhook_receiver().await;
+        let cfg = config(dir.path(), port, &hook, &templates);
+        let opts = ServeOptions {
+            timers: false,
+            watch: true,
+            ..ServeOptions::default()
+        };
+        let server = Server::start(&cfg, opts).await.expect("daemon starts");
+        let base = format!("http://{}", server.addr);
+        let file = templates.join("oplead_project/proposal.it.txt");
+        let original = std::fs::read_to_string(&file).unwrap();
+
+        let first = proposal_for_new_lead(&base, &mails).await;
+        assert!(first.contains("Il team Somfy") && !first.contains("VERSIONE"));
+
+        // A valid edit: the next mails carry it, once the watcher saw it.
+        std::fs::write(&file, format!("{original}\nVERSIONE DUE\n")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = proposal_for_new_lead(&base, &mails).await;
+            if m.contains("VERSIONE DUE") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the edit never reached a mail:\n{m}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+
+        // A broken edit: not published; the last good version keeps
+        // rendering, and the message is delivered, not failed.
+        std::fs::write(&file, format!("{original}\n{{% if %}}VERSIONE ROTTA\n")).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let m = proposal_for_new_lead(&base, &mails).await;
+        assert!(
+            m.contains("VERSIONE DUE") && !m.contains("ROTTA"),
+            "a broken edit replaced the last good template:\n{m}"
+        );
+
+        // The fix is picked up.
+        std::fs::write(&file, format!("{original}\nVERSIONE TRE\n")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = proposal_for_new_lead(&base, &mails).await;
+            if m.contains("VERSIONE TRE") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the fix never reached a mail:\n{m}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let failed: Vec<(String, String)> = {
+            let pool = sqlx::SqlitePool::connect(&format!(
+                "sqlite:{}",
+                dir.path().join("lf.db").display()
+            ))
+            .await
+            .unwrap();
+            let rows = sqlx::query_as(
+                "SELECT template, coalesce(last_error, '') FROM outbox WHERE last_error IS NOT NULL",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            rows
+        };
+        assert!(failed.is_empty(), "messages failed: {failed:?}");
+    });
+}

@@ -14,7 +14,10 @@ use crate::backend::Error;
 use crate::pg::PgBackend;
 use crate::sql::db;
 use crate::sqlite::SqliteBackend;
+use crate::store::sql::query;
+use chrono::{DateTime, SecondsFormat, Utc};
 use leadflow_engine::measure::{Interval, Measure, Moment, PeriodKind, Spec, Where};
+use leadflow_engine::{FieldType, Workflow};
 use std::collections::BTreeMap;
 
 /// A SQL store a query runs on.
@@ -127,7 +130,8 @@ impl Sql {
             Moment::Entered(s) => {
                 let s = self.text(s);
                 let at = self.col_ms("min(e.at)");
-                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state = {s})")
+                let entered = self.entered();
+                format!("(SELECT {at} FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state = {s} AND {entered})")
             }
         }
     }
@@ -135,7 +139,111 @@ impl Sql {
     fn reached(&mut self, states: &[String]) -> String {
         let l1 = self.list(states);
         let l2 = self.list(states);
-        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state IN {l2}))")
+        let entered = self.entered();
+        format!("(r.state IN {l1} OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = r.tenant_id AND e.record_id = r.id AND e.to_state IN {l2} AND {entered}))")
+    }
+
+    /// The events that enter their `to_state` (a create, or a move from
+    /// another state): the first event into a state is always one, so
+    /// "reached" and "entered at" read only these, which the partial
+    /// index `events_entered` holds (a record's many self-transitions,
+    /// contact attempts and edits, are not in it).
+    fn entered(&self) -> &'static str {
+        match self.d {
+            Dialect::Pg => "e.from_state IS DISTINCT FROM e.to_state",
+            Dialect::Sqlite => "e.from_state IS NOT e.to_state",
+        }
+    }
+
+    /// A condition on the inner SELECT that an index can serve, implied by
+    /// the outer range on the anchor (the outer range stays the exact
+    /// test; this one is widened by a millisecond on each side because the
+    /// outer one compares rounded milliseconds):
+    /// - a datetime field declared `indexed = true`: the typed expression
+    ///   the record queries index (`store::sql::query`);
+    /// - `transition:<t>`: records with such an event in the range
+    ///   (`events_transition`);
+    /// - `entered:<state>`: records with an entering event in the range
+    ///   (`events_entered`);
+    /// - `created`: the column.
+    fn anchor_range(&mut self, wf: &Workflow, anchor: &Moment, range: &Range) -> Option<String> {
+        if range.from.is_none() && range.to.is_none() {
+            return None;
+        }
+        let from = range.from.map(|t| t - chrono::Duration::milliseconds(1));
+        let to = range.to.map(|t| t + chrono::Duration::milliseconds(1));
+        let span = |s: &mut Self, expr: &str| -> String {
+            let mut c = Vec::new();
+            if let Some(t) = from {
+                c.push(format!("{expr} >= {}", s.instant(t)));
+            }
+            if let Some(t) = to {
+                c.push(format!("{expr} < {}", s.instant(t)));
+            }
+            c.join(" AND ")
+        };
+        match anchor {
+            Moment::Field(name) => {
+                let f = &wf.fields[wf.field(name)?];
+                if !f.indexed || f.ty != FieldType::Datetime {
+                    return None;
+                }
+                let d = match self.d {
+                    Dialect::Pg => query::Dialect::Pg,
+                    Dialect::Sqlite => query::Dialect::Sqlite,
+                };
+                let key = query::Key::Field {
+                    name: name.clone(),
+                    kind: query::Kind::DateTime,
+                };
+                // Unqualified `fields`: the inner SELECT reads `records r`
+                // only, and both databases match the index expression after
+                // resolving it. SQLite's expression is in milliseconds.
+                let expr = query::value_expr(d, &key);
+                let mut c = Vec::new();
+                if let Some(t) = from {
+                    c.push(format!("{expr} >= {}", self.typed_instant(t)));
+                }
+                if let Some(t) = to {
+                    c.push(format!("{expr} < {}", self.typed_instant(t)));
+                }
+                Some(c.join(" AND "))
+            }
+            Moment::Transition(t) => {
+                let t = self.text(t);
+                let w = self.text(&wf.id);
+                let at = span(self, "e.at");
+                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = r.tenant_id AND e.workflow = {w} AND e.transition = {t} AND {at})"))
+            }
+            Moment::Entered(st) => {
+                let st = self.text(st);
+                let entered = self.entered();
+                let at = span(self, "e.at");
+                Some(format!("r.id IN (SELECT e.record_id FROM events e WHERE e.tenant_id = r.tenant_id AND e.to_state = {st} AND {entered} AND {at})"))
+            }
+            Moment::Created => Some(span(self, "r.created_at")),
+        }
+    }
+
+    /// An instant as the stored columns compare it.
+    fn instant(&mut self, t: DateTime<Utc>) -> String {
+        match self.d {
+            Dialect::Pg => {
+                let v = self.text(&t.to_rfc3339_opts(SecondsFormat::Micros, true));
+                format!("CAST({v} AS timestamptz)")
+            }
+            // SQLite stores instants as microseconds since the epoch.
+            Dialect::Sqlite => self.int(t.timestamp_micros()),
+        }
+    }
+
+    /// An instant as the typed field expression of the record queries
+    /// compares it (PostgreSQL timestamptz, SQLite milliseconds).
+    fn typed_instant(&mut self, t: DateTime<Utc>) -> String {
+        match self.d {
+            Dialect::Pg => self.instant(t),
+            Dialect::Sqlite => self.int(super::millis(t)),
+        }
     }
 
     /// Every condition of `w`, as one boolean expression.
@@ -253,7 +361,10 @@ fn base(
             cols.push(format!("CASE WHEN {c} THEN 1 ELSE 0 END AS s{i}"));
         }
     }
-    let of = s.cond(&spec.of);
+    let mut of = s.cond(&spec.of);
+    if let Some(c) = s.anchor_range(q.wf, anchor, range) {
+        of = format!("{of} AND {c}");
+    }
     let mut outer = Vec::new();
     if let Some(f) = range.from {
         outer.push(format!("x.anchor >= {}", s.int(super::millis(f))));
