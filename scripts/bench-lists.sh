@@ -7,7 +7,12 @@
 #   2. an operator's own open list: GET /v1/records?assignee=op-7&state=...;
 #   3. a phone lookup: GET /v1/records?field.phone=prefix:+393471...;
 #   4. page 1,000 of a keyset walk of the zone list (50 rows a page);
-# and the time of `count=true` on the zone list.
+#   5. a name search: GET /v1/records?q=cognome1234%20mar (full-text, two
+#      words; an admin key), and the same kind by an operator (op-7: its
+#      own records only);
+#   6. a phone search: GET /v1/records?q=393471... (the digits of a pii
+#      field: an admin key);
+# and the time of `count=true` on the zone list and on the name search.
 #   bash scripts/bench-lists.sh            # short profile: 300,000 records
 #   PROFILE=3m bash scripts/bench-lists.sh # 3,000,000 records
 # Needs wrk (installed with apt-get if missing), psql, jq, curl.
@@ -115,10 +120,17 @@ ZONE="/v1/views/cc_lead/lista_nord?limit=50"
 OWN="/v1/records?workflow=cc_lead&assignee=op-7&state=new,in_progress,appointment&limit=50"
 LOOKUP="/v1/records?workflow=cc_lead&field.phone=prefix:$PREFIX&limit=50"
 DEEP="/v1/views/cc_lead/lista_nord?limit=50&after=$CUR"
-for q in "$ZONE" "$OWN" "$LOOKUP" "$DEEP"; do
+NAME="/v1/records?workflow=cc_lead&q=cognome$((N / 2 % 5003))%20mar&limit=50"
+OPNAME="/v1/records?workflow=cc_lead&q=cognome1&limit=50"
+PHONEQ="/v1/records?workflow=cc_lead&q=${PHONE:1:9}&limit=50"
+for q in "$ZONE" "$OWN" "$LOOKUP" "$DEEP" "$NAME" "$PHONEQ"; do
   n=$(get "$q" cc-admin | jq '.items | length')
   echo "check: $n rows for $q"
+  [ "$n" -gt 0 ] || { echo "no rows: the benchmark would measure nothing" >&2; exit 1; }
 done
+n=$(get "$OPNAME" op-7 | jq '.items | length')
+echo "check: $n rows for $OPNAME (op-7)"
+[ "$n" -gt 0 ] || { echo "no rows for op-7's name search" >&2; exit 1; }
 
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { # name path key
@@ -141,10 +153,17 @@ run "zone list (lista_nord, 50 rows)" "$ZONE" cc-admin
 run "operator's own open list" "$OWN" op-7
 run "phone lookup (prefix)" "$LOOKUP" cc-admin
 run "page 1,000 of the zone list" "$DEEP" cc-admin
+run "name search (q=, 2 words)" "$NAME" cc-admin
+run "operator's name search (q=)" "$OPNAME" op-7
+run "phone search (q=, digits)" "$PHONEQ" cc-admin
 for i in 1 2 3; do
   S=$(date +%s%N)
   C=$(get "/v1/views/cc_lead/lista_nord?limit=1&count=true" cc-admin | jq -c .count)
   E=$(date +%s%N)
   echo "count of the zone list: $C in $(( (E - S) / 1000000 )) ms"
 done
+S=$(date +%s%N)
+C=$(get "$NAME&count=true" cc-admin | jq -c .count)
+E=$(date +%s%N)
+echo "count of the name search: $C in $(( (E - S) / 1000000 )) ms"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -170,6 +170,7 @@ codes! {
     "E073" => "a message template shows a pii field to a recipient who may not see it in that state", "leave the field out, send it to the assignee from a state in its `reveal_in`, or guard it with `{% if lead.<field> is defined %}`";
     "E074" => "a message template's action_url names no transition of the workflow", "write action_url(\"<transition>\") with a transition of the workflow, quoted";
     "E075" => "a message template with action links is sent to a recipient who cannot act (a customer, an address, a list)", "send it to actors only (assignee, a role, actor:<id>), or move the links to a template for them";
+    "E080" => "`search = true` on a field that is not a string", "search only string, text and enum fields; drop `search` from the others";
     "W001" => "a state cannot be reached from the initial state", "add a transition into it, or remove it";
     "W002" => "nobody can fire a transition", "list the roles that may fire it in `by`";
     "W003" => "a pii field is never revealed", "list the states where the assignee may see it in `reveal_in`";

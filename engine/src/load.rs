@@ -610,6 +610,21 @@ impl Resolver<'_> {
                     format!("pii field `{name}` is never revealed to an assigned actor"),
                 );
             }
+            let searchable = matches!(ty, FieldType::String | FieldType::Text | FieldType::Enum);
+            if f.search == Some(true) && !searchable {
+                self.err(
+                    "E080",
+                    span.clone(),
+                    format!(
+                        "`search = true` on `{name}`, which is a {} field: only string, text and enum fields are searched",
+                        ty.name()
+                    ),
+                );
+            }
+            let search = f
+                .search
+                .unwrap_or(matches!(ty, FieldType::String | FieldType::Text))
+                && searchable;
             fields.push(Field {
                 title: f.title.unwrap_or_else(|| name.clone()),
                 name,
@@ -622,6 +637,7 @@ impl Resolver<'_> {
                 reveal_in,
                 track: f.track,
                 indexed: f.indexed,
+                search,
             });
         }
         let customer = self.customer(raw.customer.as_ref(), &names);

@@ -183,6 +183,9 @@ pub struct Field {
     pub track: bool,
     /// `indexed = true`: the SQL stores keep an index on its typed value.
     pub indexed: bool,
+    /// Full-text search reads its words (`search`, default: string and
+    /// text fields).
+    pub search: bool,
 }
 
 #[derive(Debug)]

@@ -175,6 +175,13 @@ pub struct RawField {
     /// down the writes that change the record's fields).
     #[serde(default)]
     pub indexed: bool,
+    /// Full-text search (`q=` on lists and views) reads its words. Default:
+    /// true for `string` and `text` fields, false for the other types; only
+    /// `string`, `text` and `enum` fields may be searched. A `pii` field is
+    /// searched only for callers who may see every record's personal data
+    /// (admin keys).
+    #[serde(default)]
+    pub search: Option<bool>,
 }
 
 fn yes() -> bool {

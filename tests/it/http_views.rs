@@ -1,8 +1,8 @@
 //! Typed list filters and served views over HTTP (issue 17), on a fresh
 //! SQLite file and a fresh PostgreSQL database: each view as each caller
 //! sees it (own records, the pool of its zones, followed zones), PII left
-//! out, the caller's own conditions, counts, and the 400s that name what
-//! is wrong.
+//! out, the caller's own conditions, counts, full-text search (`q=`), and
+//! the 400s that name what is wrong.
 
 use crate::http_support;
 
@@ -12,6 +12,7 @@ use serde_json::json;
 both!(
     views_are_served_as_each_caller_sees_them,
     typed_filters_refuse_what_does_not_parse,
+    full_text_search_as_each_caller_may,
 );
 
 fn ids(r: &http_support::Resp) -> Vec<i64> {
@@ -234,6 +235,75 @@ async fn typed_filters_refuse_what_does_not_parse(kind: Kind) {
     let r = list("created_at=soon").await;
     assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
     let r = list("count=maybe").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
+    let _ = d.stop().await;
+}
+
+/// `q=` on lists and views: words as prefixes, case and accents aside,
+/// with counts and cursors bound to the search; `pii` fields (qpartner's
+/// phone, street, email) searched for admin keys only, so an installer
+/// never finds a record by a value it cannot see.
+async fn full_text_search_as_each_caller_may(kind: Kind) {
+    let d = Daemon::start(kind).await;
+    let a = d.qp_lead().await.id();
+    let mi = d
+        .post(
+            "/v1/records",
+            "qp-admin",
+            json!({"workflow": "qpartner", "fields": {"area": "IT-LOMBARDIA", "name": "Bottega Città",
+                   "postal_code": "20121", "city": "Milano", "street": "Via Dante 1",
+                   "email": "m@example.it", "phone": "02 1234 5678"}}),
+        )
+        .await
+        .id();
+    let get = |path: String, who: &'static str| {
+        let d = &d;
+        async move { d.get(&path, who).await }
+    };
+    let list = |q: &str, who: &'static str| get(format!("/v1/records?workflow=qpartner&{q}"), who);
+    assert_eq!(ids(&list("q=itrom", "qp-admin").await), [a]);
+    assert_eq!(ids(&list("q=bottega%20citta", "qp-admin").await), [mi]);
+    assert_eq!(ids(&list("q=CITT%C3%80%20bott", "qp-admin").await), [mi]);
+    let r = list("q=milano&count=true", "qp-admin").await;
+    assert_eq!(
+        (ids(&r), &r.body["count"]),
+        (vec![mi], &json!({"value": 1, "estimated": false}))
+    );
+    // A pii phone: found by an admin key, in a list and in a view.
+    assert_eq!(ids(&list("q=0212345", "qp-admin").await), [mi]);
+    assert_eq!(ids(&list("q=02%201234", "qp-admin").await), [mi]);
+    let view = |q: &str, who: &'static str| get(format!("/v1/views/qpartner/available?{q}"), who);
+    assert_eq!(ids(&view("q=034114", "qp-admin").await), [a]);
+    // The installer of Rome sees `a` and finds it by its name and city,
+    // never by its phone or street (pii), nor Milan's record at all.
+    assert_eq!(ids(&view("q=roma", "inst-a").await), [a]);
+    assert_eq!(ids(&list("q=test1", "inst-a").await), [a]);
+    for q in [
+        "q=034114",
+        "q=cialdini",
+        "q=example",
+        "q=milano",
+        "q=bottega",
+    ] {
+        let r = list(q, "inst-a").await;
+        assert_eq!((r.status, ids(&r).len()), (200, 0), "{q}: {r:?}");
+    }
+    // A cursor is bound to its search.
+    let b = d.qp_lead().await.id();
+    let r = list("q=roma&limit=1", "qp-admin").await;
+    assert_eq!(ids(&r), [a]);
+    let next = r.body["next"].as_str().unwrap().to_string();
+    let r = list(&format!("q=roma&limit=1&after={next}"), "qp-admin").await;
+    assert_eq!(ids(&r), [b]);
+    let r = list(&format!("q=rom&limit=1&after={next}"), "qp-admin").await;
+    assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
+    // Refusals.
+    for q in ["q=%20-%20", "q=a&q=b", "q="] {
+        let r = list(q, "qp-admin").await;
+        assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{q}: {r:?}");
+    }
+    let many = vec!["w"; 17].join("%20");
+    let r = list(&format!("q={many}"), "qp-admin").await;
     assert_eq!((r.status, r.code()), (400, "E_BAD_REQUEST"), "{r:?}");
     let _ = d.stop().await;
 }

@@ -160,6 +160,7 @@ mod tests {
             reveal_in: Vec::new(),
             track: false,
             indexed: false,
+            search: false,
         }
     }
 

@@ -18,7 +18,7 @@
 use super::error::{ApiError, JsonObject, Path};
 use super::export::next_page;
 use super::jobs::{accepted, stale, visible_job, Beat, JobView};
-use super::list::{only_open, parse, refuse_pii, sort_key, typed_filters, visibility};
+use super::list::{only_open, parse, refuse_pii, search, sort_key, typed_filters, visibility};
 use super::state::{AppState, Caller, Tenant};
 use crate::bulk::ops::{run_with, Action, BulkReport, BulkRequest};
 use crate::sql::jobs::{JobEnd, Jobs, NewJob};
@@ -127,6 +127,7 @@ fn query_of(
         open_only: true,
         states: p.states.clone(),
         filters,
+        search: search(caller, p.q.as_deref())?,
         visible_to: visibility(t, caller, t.pools()),
         sort: sort_key(versions, wf, "id")?,
         desc: false,

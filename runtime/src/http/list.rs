@@ -31,7 +31,7 @@ use super::state::{AppState, Caller};
 use crate::any::AnyBackend;
 use crate::sql::query::{
     Column, Cond, Cursor, Filter, Key, Kind, Lit, Op, PoolRule, Query as RQuery, RecordQuery,
-    Visibility,
+    Search, Visibility,
 };
 use axum::extract::State;
 use base64::Engine as _;
@@ -152,6 +152,13 @@ impl utoipa::IntoParams for ListQuery {
             .explode(Some(true))
             .build(),
             param(
+                "q",
+                &format!("Full-text search: records whose searched fields (`search` in the workflow; by default its string and text fields) have, for every word, a word starting with it (`ross mar` finds \"Rossi Mario\"), ignoring case and accents; words are letters and digits, anything else separates them, at most {} words; a value with digits is also one word without its spaces and `+-.()/` (`3906123` finds \"+39 06 1234567\"). `pii` fields are searched for admin keys only. Combines with every filter, `sort`, `count` and `after`.", crate::sql::query::Search::MAX_WORDS),
+                text(MAX_VALUE).min_length(Some(1)).build().into(),
+                serde_json::json!("ross mar"),
+            )
+            .build(),
+            param(
                 "sort",
                 &format!("A column ({}) or a field name (known as for `filter`); `-` first: descending. Missing values sort first ascending, last descending; ties by id. Default `id`.", COLUMNS.join(", ")),
                 text(MAX_NAME + 1).min_length(Some(1)).build().into(),
@@ -224,6 +231,8 @@ pub(super) struct Params {
     pub fields: Vec<(String, String)>,
     /// Column conditions as written (`created_at=gte:2026-01-01`).
     pub columns: Vec<(String, String)>,
+    /// `q=` as written (full-text search).
+    pub q: Option<String>,
     /// `None`: not given (`id`, or a view's own sort).
     pub sort: Option<String>,
     pub desc: bool,
@@ -279,6 +288,7 @@ pub(super) fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
         assignee: None,
         fields: Vec::new(),
         columns: Vec::new(),
+        q: None,
         sort: None,
         desc: false,
         limit: DEFAULT_LIMIT,
@@ -327,6 +337,10 @@ pub(super) fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
                     ))
                 }
             },
+            "q" => {
+                once(&mut given, "q")?;
+                p.q = Some(v)
+            }
             "sort" => {
                 once(&mut given, "sort")?;
                 let (desc, name) = match v.strip_prefix('-') {
@@ -372,7 +386,7 @@ pub(super) fn parse(q: Vec<(String, String)>) -> Result<Params, ApiError> {
                 Some(f) if !f.is_empty() => add_filter(&mut p, other, f, v)?,
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown parameter `{other}` (workflow, state, assignee, created_at, entered_at, updated_at, filter, field.<name>, sort, limit, after, count)"
+                        "unknown parameter `{other}` (workflow, state, assignee, created_at, entered_at, updated_at, filter, field.<name>, q, sort, limit, after, count)"
                     )))
                 }
             },
@@ -479,6 +493,7 @@ pub(super) fn binding(tenant: &str, caller: &Caller, p: &Params) -> Vec<u8> {
         &p.assignee,
         &p.fields,
         &p.columns,
+        &p.q,
         &p.sort,
         p.desc,
     ))
@@ -702,6 +717,22 @@ pub(super) fn typed_filters(
     Ok(out)
 }
 
+/// The full-text search of `q=` for `caller`: `pii` fields only for admin
+/// keys (an actor sees a record's personal data only where it is revealed
+/// to it, and a match on a hidden value would tell what the value holds).
+pub(super) fn search(caller: &Caller, q: Option<&str>) -> Result<Option<Search>, ApiError> {
+    let Some(q) = q else {
+        return Ok(None);
+    };
+    match Search::parse(q, caller.admin) {
+        Ok(Some(s)) => Ok(Some(s)),
+        Ok(None) => Err(ApiError::bad_request(
+            "q: give at least one word (letters or digits)",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("q: {e}"))),
+    }
+}
+
 /// The sort key a `sort` name stands for.
 pub(super) fn sort_key(
     versions: &crate::apply::Versions,
@@ -843,7 +874,8 @@ pub(super) async fn page(
 /// List the records the caller may see.
 ///
 /// Filtered (`workflow`, `state`, `assignee`, the instant columns, typed
-/// field conditions `field.<name>=[op:]value`), sorted (`sort`) and paged by
+/// field conditions `field.<name>=[op:]value`, full-text search `q`),
+/// sorted (`sort`) and paged by
 /// keyset (`limit`, `after`); `count=true` adds the number of matches.
 /// `format=csv` or `format=ndjson` (with `workflow`) streams every
 /// matching row instead, as `leadflow export` writes them.
@@ -853,7 +885,7 @@ pub(super) async fn page(
 #[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "records_list",
     params(ListQuery),
     responses((status = 200, body = Page, description = "a page of records, in the order asked; with `format=csv` (text/csv) or `format=ndjson` (application/x-ndjson), every matching row, streamed: `_id,_state,_assignee,_created_at,_updated_at,_redacted`, then the workflow's fields, redacted as the caller sees them"),
-              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it), an operator its type does not take, a value that does not parse as its type; more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query"),
+              (status = 400, body = super::error::ErrorBody, description = "E_BAD_REQUEST: an unknown parameter, or one that takes one value given twice; an unknown filter or sort field (`field` names it), an operator its type does not take, a value that does not parse as its type; more than 20 filters or 64 states; a field name over 128 bytes or with control characters or `\"`; a value over 1024 bytes or with NUL; `limit` outside 1..=500; a cursor altered or from another query; `q` without a word or with more than 16"),
               (status = 403, body = super::error::ErrorBody, description = "E_FORBIDDEN: an actor-bound key filtering or sorting on a `pii` field")),
     security(("bearer" = [])))]
 pub async fn list(
@@ -877,6 +909,7 @@ pub async fn list(
         open_only: only_open(versions, wf, &p.states),
         states: p.states.clone(),
         filters,
+        search: search(&caller, p.q.as_deref())?,
         visible_to: visibility(t, &caller, t.pools()),
         sort,
         desc: p.desc,

@@ -823,6 +823,7 @@ mod tests {
                 "state",
                 "assignee",
                 "filter",
+                "q",
                 "sort",
                 "limit",
                 "after",

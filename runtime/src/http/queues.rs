@@ -266,6 +266,7 @@ fn pull(
         open_only: states.is_empty() || only_open(versions, Some(&wf.id), &states),
         states,
         filters,
+        search: None,
         visible_to: visibility(t, caller, t.pools()),
         sort: Key::Column(Column::Id),
         desc: false,

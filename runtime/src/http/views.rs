@@ -9,7 +9,8 @@
 
 use super::error::{ApiError, Json, Path, Query};
 use super::list::{
-    binding, only_open, page, parse, refuse_pii_names, sort_key, typed_filters, visibility, Page,
+    binding, only_open, page, parse, refuse_pii_names, search, sort_key, typed_filters, visibility,
+    Page,
 };
 use super::state::{AppState, Caller, Tenant};
 use crate::sql::query::view::{fields_of, translate};
@@ -238,6 +239,7 @@ pub async fn get(
         open_only: only_open(versions, wid, &states),
         states,
         filters,
+        search: search(&caller, bound.q.as_deref())?,
         visible_to: visibility(t, &caller, t.pools()),
         sort,
         desc,

@@ -18,6 +18,7 @@ mod pg_store;
 mod record_query;
 mod refusal_restores;
 mod report_schedule;
+mod search;
 mod sqlite_store;
 mod timer_batch;
 mod versions;

@@ -81,6 +81,7 @@ fn q(tenant: &str, filters: Vec<Filter>, sort: Key, desc: bool) -> Query {
         states: Vec::new(),
         open_only: false,
         filters,
+        search: None,
         visible_to: None,
         sort,
         desc,

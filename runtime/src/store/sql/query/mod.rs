@@ -297,6 +297,99 @@ pub struct Visibility {
     pub area_zones: Vec<String>,
 }
 
+/// A full-text search (`q=`): records whose searched fields (`search` in
+/// the workflow, see [`SearchField`]) have, for every word, a word starting
+/// with it ("ross mar" finds "Rossi Mario"), case and accents aside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Search {
+    /// Letters and digits only (anything else separates words).
+    pub words: Vec<String>,
+    /// Also the words of `pii` fields: only for callers who may see every
+    /// record's personal data (admin keys), so that a match never tells an
+    /// actor what a hidden value holds.
+    pub pii: bool,
+}
+
+impl Search {
+    /// At most this many words.
+    pub const MAX_WORDS: usize = 16;
+
+    /// The words of `text` (`None` when it has none, or too many).
+    pub fn parse(text: &str, pii: bool) -> Result<Option<Search>, String> {
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect();
+        if words.len() > Search::MAX_WORDS {
+            return Err(format!(
+                "at most {} words (letters and digits; anything else separates them)",
+                Search::MAX_WORDS
+            ));
+        }
+        Ok((!words.is_empty()).then_some(Search { words, pii }))
+    }
+
+    /// The FTS5 query: every word as a prefix, in the `pub` column only
+    /// unless `pii`.
+    fn fts5(&self) -> String {
+        let terms: Vec<String> = self.words.iter().map(|w| format!("\"{w}\"*")).collect();
+        let cols = if self.pii { "{pub pii}" } else { "{pub}" };
+        format!("{cols} : ({})", terms.join(" AND "))
+    }
+}
+
+/// A field full-text search reads, as the current version of its workflow
+/// declares it (`search`, `pii`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SearchField {
+    pub workflow: String,
+    pub field: String,
+    pub pii: bool,
+}
+
+/// The fields the workflows of `wfs` search.
+pub fn wanted_search<'a>(
+    wfs: impl IntoIterator<Item = &'a leadflow_engine::Workflow>,
+) -> Vec<SearchField> {
+    let mut out: Vec<SearchField> = wfs
+        .into_iter()
+        .flat_map(|wf| {
+            wf.fields.iter().filter(|f| f.search).map(|f| SearchField {
+                workflow: wf.id.clone(),
+                field: f.name.clone(),
+                pii: f.pii,
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The workflows whose searched fields differ between `have` and `want`
+/// (their records' words are computed again).
+pub fn search_changed(have: &[SearchField], want: &[SearchField]) -> Vec<String> {
+    let of = |v: &[SearchField], w: &str| -> Vec<(String, bool)> {
+        let mut f: Vec<(String, bool)> = v
+            .iter()
+            .filter(|s| s.workflow == w)
+            .map(|s| (s.field.clone(), s.pii))
+            .collect();
+        f.sort();
+        f
+    };
+    let mut wfs: Vec<String> = have
+        .iter()
+        .chain(want)
+        .map(|s| s.workflow.clone())
+        .collect();
+    wfs.sort();
+    wfs.dedup();
+    wfs.retain(|w| of(have, w) != of(want, w));
+    wfs
+}
+
 /// Where the previous page ended.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
@@ -319,6 +412,8 @@ pub struct Query {
     pub open_only: bool,
     /// All must hold.
     pub filters: Vec<Filter>,
+    /// Full-text search (`q=`).
+    pub search: Option<Search>,
     pub visible_to: Option<Visibility>,
     pub sort: Key,
     pub desc: bool,
@@ -420,6 +515,10 @@ pub trait RecordQuery {
     /// Create the indexes of `wanted` this tenant lacks, drop the field
     /// indexes no tenant wants any more. Returns the names created.
     async fn sync_indexes(&self, wanted: &[IndexSpec]) -> Result<Vec<String>, Error>;
+    /// Make `wanted` the fields this tenant searches; compute the words of
+    /// the records of every workflow whose fields changed; build the search
+    /// index if it is missing. Returns the workflows whose words changed.
+    async fn sync_search(&self, wanted: &[SearchField]) -> Result<Vec<String>, Error>;
 }
 
 /// A bound argument.
@@ -680,6 +779,36 @@ impl Sql {
         }
     }
 
+    /// The full-text condition: the GIN-indexed `search_doc` on PostgreSQL
+    /// (words of `pii` fields have weight A, the others D), the FTS5 table
+    /// on SQLite.
+    fn search(&mut self, tenant: &str, s: &Search) -> String {
+        match self.d {
+            Dialect::Pg => {
+                let suffix = if s.pii { ":*" } else { ":*D" };
+                let parts: Vec<String> = s
+                    .words
+                    .iter()
+                    .map(|w| {
+                        let p = self.arg(Arg::Text(w.clone()));
+                        format!(
+                            "to_tsquery('simple', quote_literal(leadflow_fold({p})) || '{suffix}')"
+                        )
+                    })
+                    .collect();
+                format!("search_doc @@ ({})", parts.join(" && "))
+            }
+            Dialect::Sqlite => {
+                let m = self.arg(Arg::Text(s.fts5()));
+                let t = self.arg(Arg::Text(tenant.to_string()));
+                format!(
+                    "id IN (SELECT d.id FROM record_search JOIN search_docs AS d ON d.docid = record_search.rowid \
+                     WHERE record_search MATCH {m} AND d.tenant_id = {t})"
+                )
+            }
+        }
+    }
+
     fn visibility(&mut self, v: &Visibility) -> String {
         let mut vis = vec![format!(
             "assignee = {}",
@@ -758,6 +887,9 @@ impl Sql {
         }
         for f in &q.filters {
             wh.push(self.filter(f));
+        }
+        if let Some(search) = &q.search {
+            wh.push(self.search(&q.tenant, search));
         }
         if let Some(v) = &q.visible_to {
             wh.push(self.visibility(v));
@@ -904,9 +1036,17 @@ impl RecordQuery for crate::any::AnyBackend {
             crate::any::AnyBackend::Mem(_) => Ok(Vec::new()),
         }
     }
+    async fn sync_search(&self, wanted: &[SearchField]) -> Result<Vec<String>, Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.sync_search(wanted).await,
+            crate::any::AnyBackend::Sqlite(b) => b.sync_search(wanted).await,
+            crate::any::AnyBackend::Mem(_) => Ok(Vec::new()),
+        }
+    }
 }
 
-/// After a publish: the indexes of the `indexed` fields of `set`. A store
+/// After a publish: the indexes of the `indexed` fields of `set`, and the
+/// fields full-text search reads. A store
 /// that cannot build them (a PostgreSQL login that owns no table) keeps
 /// working, slower, and says so in the log.
 pub async fn publish_indexes(b: &crate::any::AnyBackend, set: &leadflow_engine::WorkflowSet) {
@@ -920,6 +1060,18 @@ pub async fn publish_indexes(b: &crate::any::AnyBackend, set: &leadflow_engine::
             error = %e,
             "field indexes could not be created or dropped: lists filtered or sorted by `indexed` \
              fields scan instead (on PostgreSQL the daemon's login must own the schema; see docs/api.md)"
+        ),
+    }
+    let search = wanted_search(set.workflows.values().map(|w| &**w));
+    match b.sync_search(&search).await {
+        Ok(changed) if !changed.is_empty() => {
+            tracing::info!(workflows = ?changed, "full-text search words computed again")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the searched fields could not be updated: `q=` searches the fields of the previous \
+             publish (on PostgreSQL the search index needs a login that owns the schema; see docs/api.md)"
         ),
     }
 }

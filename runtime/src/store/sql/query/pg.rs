@@ -4,7 +4,7 @@
 //! which owns no table).
 
 use super::{count as count_sql, select, Arg, Count, Cursor, Dialect, Hit, IndexSpec, Query};
-use super::{RecordQuery, Sql};
+use super::{search_changed, RecordQuery, SearchField, Sql};
 use crate::backend::{Error, StoredRecord};
 use crate::pg::PgBackend;
 use crate::sql::db;
@@ -200,4 +200,113 @@ impl RecordQuery for PgBackend {
         conn.close().await;
         Ok(created)
     }
+
+    async fn sync_search(&self, wanted: &[SearchField]) -> Result<Vec<String>, Error> {
+        let tenant = self.tenant();
+        let mut tx = self.tx().await?;
+        let have: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT workflow, field, pii FROM search_fields WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        let have: Vec<SearchField> = have
+            .into_iter()
+            .map(|(workflow, field, pii)| SearchField {
+                workflow,
+                field,
+                pii,
+            })
+            .collect();
+        let changed = search_changed(&have, wanted);
+        if !changed.is_empty() {
+            sqlx::query("DELETE FROM search_fields WHERE tenant_id = $1")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            for f in wanted {
+                sqlx::query(
+                    "INSERT INTO search_fields (tenant_id, workflow, field, pii) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant)
+                .bind(&f.workflow)
+                .bind(&f.field)
+                .bind(f.pii)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+        }
+        let top: Option<i64> =
+            sqlx::query_scalar("SELECT max(id) FROM records WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        // The records of a changed workflow get their words again, a range
+        // of ids per transaction: row locks are held briefly, and records
+        // written meanwhile get theirs from the trigger (the fields above
+        // are committed).
+        const BATCH: i64 = 5_000;
+        for wf in &changed {
+            let mut from = 0i64;
+            while from < top.unwrap_or(0) {
+                let mut tx = self.tx().await?;
+                sqlx::query(
+                    "UPDATE records SET search_doc = leadflow_search_doc(tenant_id, workflow, fields)
+                     WHERE tenant_id = $1 AND workflow = $2 AND id > $3 AND id <= $4",
+                )
+                .bind(tenant)
+                .bind(wf)
+                .bind(from)
+                .bind(from + BATCH)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                from += BATCH;
+            }
+        }
+        if !wanted.is_empty() {
+            search_index(self.url()).await?;
+        }
+        Ok(changed)
+    }
+}
+
+/// The GIN index of the search documents, built `CONCURRENTLY` by the login
+/// role (as the field indexes) when missing or left invalid by an
+/// interrupted build. Partial: records of workflows that search nothing
+/// have no document and no entry.
+async fn search_index(url: &str) -> Result<(), Error> {
+    let conn = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(db)?;
+    let valid: Option<bool> = sqlx::query_scalar(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = 'records'::regclass AND c.relname = 'lf_search'",
+    )
+    .fetch_optional(&conn)
+    .await
+    .map_err(db)?;
+    if valid == Some(false) {
+        sqlx::raw_sql("DROP INDEX CONCURRENTLY IF EXISTS lf_search")
+            .execute(&conn)
+            .await
+            .map_err(db)?;
+    }
+    if valid != Some(true) {
+        sqlx::raw_sql(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS lf_search ON records USING gin (search_doc) WHERE search_doc IS NOT NULL",
+        )
+        .execute(&conn)
+        .await
+        .map_err(db)?;
+    }
+    conn.close().await;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! wait for the writer), field indexes on the write connection.
 
 use super::{count as count_sql, select, Arg, Count, Cursor, Dialect, Hit, IndexSpec, Query};
-use super::{Kind, RecordQuery};
+use super::{search_changed, Kind, RecordQuery, SearchField};
 use crate::backend::{Error, StoredRecord};
 use crate::sql::{db, instant, json_err};
 use crate::sqlite::SqliteBackend;
@@ -154,5 +154,71 @@ impl RecordQuery for SqliteBackend {
             }
         }
         Ok(created)
+    }
+
+    async fn sync_search(&self, wanted: &[SearchField]) -> Result<Vec<String>, Error> {
+        let pool = self.pool();
+        let tenant = self.tenant();
+        let have: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT workflow, field, pii FROM search_fields WHERE tenant_id = ?1")
+                .bind(tenant)
+                .fetch_all(pool)
+                .await
+                .map_err(db)?;
+        let have: Vec<SearchField> = have
+            .into_iter()
+            .map(|(workflow, field, pii)| SearchField {
+                workflow,
+                field,
+                pii,
+            })
+            .collect();
+        let changed = search_changed(&have, wanted);
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        // One write transaction: the fields and every changed workflow's
+        // words (the single writer makes writes wait meanwhile).
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        sqlx::query("DELETE FROM search_fields WHERE tenant_id = ?1")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for f in wanted {
+            sqlx::query(
+                "INSERT INTO search_fields (tenant_id, workflow, field, pii) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(tenant)
+            .bind(&f.workflow)
+            .bind(&f.field)
+            .bind(f.pii)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        for wf in &changed {
+            sqlx::query(
+                "DELETE FROM search_docs WHERE tenant_id = ?1
+                 AND id IN (SELECT id FROM records WHERE tenant_id = ?1 AND workflow = ?2)",
+            )
+            .bind(tenant)
+            .bind(wf)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "INSERT INTO search_docs (tenant_id, id, pub, pii)
+                 SELECT tenant_id, id, pub, pii FROM search_doc_of
+                 WHERE tenant_id = ?1 AND workflow = ?2 AND (pub IS NOT NULL OR pii IS NOT NULL)",
+            )
+            .bind(tenant)
+            .bind(wf)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
     }
 }
