@@ -5,6 +5,8 @@
 #
 #   bash scripts/bench-kpi.sh            # full: 1,000,000 ASLM leads, 10,000,000 events
 #   bash scripts/bench-kpi.sh --short    # 50,000 leads, 500,000 events
+#   KEEP=1 bash ...                      # keep the database lf_bench_kpi
+#   REUSE=1 KEEP=1 bash ...              # time the kept database again
 #
 # Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust; PGHOST/PGPORT/
 # PGUSER move it) and builds the leadflow binary if it is missing. Creates
@@ -25,25 +27,32 @@ BIN=${LEADFLOW_BIN:-$TARGET/release/leadflow}   # LEADFLOW_BIN: another build (s
 [ -x "$BIN" ] || cargo build --release --bin leadflow
 CFG=examples/leadflow.toml
 
-psql -qAt -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-trap 'psql -qAt -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null' EXIT
-# Start the daemon once on the empty database, as a deployment would: it
-# migrates, registers the tenants and workflow versions and builds the
-# field indexes of the `indexed = true` fields (the KPIs' anchors among
-# them); then stop it and load the data.
-"$BIN" serve --config $CFG --database-url "$URL" --listen 127.0.0.1:0 >/tmp/lf-bench-kpi-serve.log 2>&1 &
-SERVE=$!
-for _ in $(seq 1 300); do
-  n=$(psql -qAt -d $DB -c "SELECT count(*) FROM pg_indexes WHERE tablename = 'records' AND indexdef LIKE '%assigned_at%'" 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge 1 ] && break
-  sleep 0.2
-done
-kill $SERVE; wait $SERVE 2>/dev/null || true
-[ "${n:-0}" -ge 1 ] || { echo "the daemon built no index on assigned_at (log: /tmp/lf-bench-kpi-serve.log)"; exit 1; }
-start=$(date +%s)
-psql -q -d $DB -v leads=$LEADS -v oplead=$OPLEAD -f scripts/bench-kpi.sql
-echo "generated $LEADS ASLM leads, $(psql -qAt -d $DB -c 'SELECT count(*) FROM events') events, $OPLEAD Oplead leads in $(( $(date +%s) - start )) s"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# KEEP=1 keeps the database at the end; REUSE=1 times the kept one again
+# (no generation), e.g. after a change to the statements.
+if [ -z "${KEEP:-}" ]; then
+  trap 'psql -qAt -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null' EXIT
+fi
+if [ -z "${REUSE:-}" ]; then
+  psql -qAt -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  # Start the daemon once on the empty database, as a deployment would: it
+  # migrates, registers the tenants and workflow versions and builds the
+  # field indexes of the `indexed = true` fields (the KPIs' anchors among
+  # them); then stop it and load the data.
+  "$BIN" serve --config $CFG --database-url "$URL" --listen 127.0.0.1:0 >/tmp/lf-bench-kpi-serve.log 2>&1 &
+  SERVE=$!
+  for _ in $(seq 1 300); do
+    n=$(psql -qAt -d $DB -c "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename = 'records' AND indexdef LIKE '%assigned_at%')
+                                   * (SELECT count(*) FROM workflow_versions WHERE tenant_id = 'oplead' AND workflow = 'oplead_project')" 2>/dev/null || echo 0)
+    [ "${n:-0}" -ge 1 ] && break
+    sleep 0.2
+  done
+  kill $SERVE; wait $SERVE 2>/dev/null || true
+  [ "${n:-0}" -ge 1 ] || { echo "the daemon built no index on assigned_at (log: /tmp/lf-bench-kpi-serve.log)"; exit 1; }
+  start=$(date +%s)
+  psql -q -d $DB -v leads=$LEADS -v oplead=$OPLEAD -f scripts/bench-kpi.sql
+  echo "generated $LEADS ASLM leads, $(psql -qAt -d $DB -c 'SELECT count(*) FROM events') events, $OPLEAD Oplead leads in $(( $(date +%s) - start )) s"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 # The statement of a KPI, its $N parameters filled in.
 statement() { # tenant; the show-sql output on stdin

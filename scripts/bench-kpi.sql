@@ -76,5 +76,5 @@ GROUP BY tenant_id, assignee
 ON CONFLICT (tenant_id, actor) DO UPDATE SET open_records = EXCLUDED.open_records;
 ALTER TABLE records FORCE ROW LEVEL SECURITY;
 ALTER TABLE events FORCE ROW LEVEL SECURITY;
-ANALYZE records;
-ANALYZE events;
+VACUUM ANALYZE records;
+VACUUM ANALYZE events;

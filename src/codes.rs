@@ -53,9 +53,6 @@ codes! {
     "E_PATTERN" => "an imported value does not match its field's `pattern` (the API answers E_TYPE for the same value)", "fix the value in the reject report and import the report", "docs/import.md";
     "E_IMPORT_DUPLICATE" => "an imported line repeats a stored record or an earlier line by a --dedup key, and --on-duplicate is `error`", "drop the line, or import with --on-duplicate skip or update", "docs/import.md";
     "E_IMPORT_MALFORMED" => "an imported line cannot be read: a CSV line with another number of cells than the header, a line that is not a JSON object, not UTF-8", "fix the line in the reject report (quote cells holding commas) and import the report", "docs/import.md";
-    "E_IMPORT_MAP" => "--map names a field the workflow does not have", "write --map column=field with a field of the workflow (`leadflow schema` or the workflow file lists them)", "docs/import.md";
-    "E_IMPORT_DEDUP" => "--dedup names a field the workflow does not have, or --on-duplicate is given without --dedup", "name the workflow's fields that identify a record, e.g. --dedup phone,email", "docs/import.md";
-    "E_IMPORT_UPDATE" => "--on-duplicate update without --update-with, or with a transition the workflow does not have", "name the workflow's edit transition, e.g. --update-with edit_inline", "docs/import.md";
     "E_IMPORT_READ" => "the import's input cannot be read (no header row, an I/O error)", "check the file; the lines committed so far stay, and running the import again resumes", "docs/import.md";
     "E_IMPORT_REPORT" => "the reject report cannot be written", "give a writable path with --report", "docs/import.md";
     "E_STORAGE" => "the store failed (a database error that retrying will not cure)", "read the message (in the daemon: its log, by request id); check the database", "docs/store.md";

@@ -94,7 +94,7 @@ impl Sql {
     fn field_ms(&mut self, name: &str) -> String {
         match self.d {
             Dialect::Pg => format!(
-                "round(extract(epoch from (r.fields ->> {})::timestamptz) * 1000)::bigint",
+                "round(date_part('epoch', (r.fields ->> {})::timestamptz) * 1000)::bigint",
                 self.text(name)
             ),
             Dialect::Sqlite => {
@@ -107,7 +107,10 @@ impl Sql {
     /// A stored instant column in milliseconds.
     fn col_ms(&self, col: &str) -> String {
         match self.d {
-            Dialect::Pg => format!("round(extract(epoch from {col}) * 1000)::bigint"),
+            // `date_part` is double precision: `extract` gives numeric, whose
+            // arithmetic made the per-record conversions most of an SLA's
+            // time on a million leads (docs/benchmarks.md).
+            Dialect::Pg => format!("round(date_part('epoch', {col}) * 1000)::bigint"),
             Dialect::Sqlite => format!("(({col} + 500) / 1000)"),
         }
     }
@@ -372,10 +375,31 @@ fn base(
         _ => "1 = 0".to_string(),
     };
     cols.push(format!("CASE WHEN {hit} THEN 1 ELSE 0 END AS hit"));
+    // Funnel steps: which steps each record reached, from one aggregate
+    // over the entering events of the steps' states, joined once (per-
+    // record `EXISTS` probes in the select list cannot become a join:
+    // three probes per lead made a year's funnel over a million leads take
+    // 16 s, docs/benchmarks.md).
+    let mut funnel_join = String::new();
     if let Measure::Funnel(steps) = &spec.measure {
-        for (i, st) in steps.iter().enumerate() {
-            let c = s.reached(std::slice::from_ref(st));
-            cols.push(format!("CASE WHEN {c} THEN 1 ELSE 0 END AS s{i}"));
+        if !steps.is_empty() {
+            let states = s.list(steps);
+            let entered = s.entered();
+            let mut flags = Vec::new();
+            for (i, st) in steps.iter().enumerate() {
+                let p = s.text(st);
+                flags.push(format!(
+                    "max(CASE WHEN e.to_state = {p} THEN 1 ELSE 0 END) AS f{i}"
+                ));
+                let p = s.text(st);
+                cols.push(format!(
+                    "CASE WHEN r.state = {p} OR f.f{i} = 1 THEN 1 ELSE 0 END AS s{i}"
+                ));
+            }
+            funnel_join = format!(
+                " LEFT JOIN (SELECT e.record_id, {} FROM events e WHERE e.tenant_id = {tenant} AND e.to_state IN {states} AND {entered} GROUP BY e.record_id) f ON f.record_id = r.id",
+                flags.join(", ")
+            );
         }
     }
     let mut of = s.cond(&spec.of);
@@ -405,7 +429,7 @@ fn base(
         format!(" WHERE {}", outer.join(" AND "))
     };
     let from = format!(
-        "(SELECT {} FROM records r WHERE r.tenant_id = {tenant} AND r.workflow = {workflow} AND {of}) x{join}{wh}",
+        "(SELECT {} FROM records r{funnel_join} WHERE r.tenant_id = {tenant} AND r.workflow = {workflow} AND {of}) x{join}{wh}",
         cols.join(", ")
     );
     (from, keys)

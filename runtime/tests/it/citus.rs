@@ -245,6 +245,7 @@ async fn citus_transitions_claims_and_lists_are_router_queries() {
             states: Vec::new(),
             open_only: true,
             filters: Vec::new(),
+            search: None,
             visible_to: None,
             sort: Key::Column(Column::parse("updated_at").unwrap()),
             desc: true,

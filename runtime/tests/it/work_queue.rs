@@ -88,6 +88,7 @@ fn pull(actor: &str, now: chrono::DateTime<chrono::Utc>, vis: Option<Visibility>
             states: Vec::new(),
             open_only: true,
             filters: vec![attempts],
+            search: None,
             visible_to: vis,
             sort: Key::Column(Column::Id),
             desc: false,
