@@ -156,83 +156,14 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
         .register_type_with_name::<Lead>("lead")
         .register_indexer_get(|l: &mut Lead, name: &str| l.get(name))
         .register_type_with_name::<ActorView>("actor")
-        .register_indexer_get(|a: &mut ActorView, name: &str| a.get(name));
-    engine
-        .register_fn("minutes", |n: INT| {
-            Duration::try_minutes(n)
-                .map(Span)
-                .ok_or_else(|| out_of_range(format!("minutes({n})")))
-        })
-        .register_fn("hours", |n: INT| {
-            Duration::try_hours(n)
-                .map(Span)
-                .ok_or_else(|| out_of_range(format!("hours({n})")))
-        })
-        .register_fn("days", |n: INT| {
-            Duration::try_days(n)
-                .map(Span)
-                .ok_or_else(|| out_of_range(format!("days({n})")))
-        })
-        .register_fn("+", |a: Instant, b: Span| {
-            a.0.checked_add_signed(b.0)
-                .map(Instant)
-                .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
-        })
-        .register_fn("-", |a: Instant, b: Span| {
-            a.0.checked_sub_signed(b.0)
-                .map(Instant)
-                .ok_or_else(|| out_of_range(format!("{} - {}", a.text(), b.text())))
-        })
-        // Cannot overflow: two instants are at most about 524,000 years
-        // apart, a duration holds 292 million.
-        .register_fn("-", |a: Instant, b: Instant| Span(a.0 - b.0))
-        .register_fn("+", |a: Span, b: Span| {
-            a.0.checked_add(&b.0)
-                .map(Span)
-                .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
-        })
-        .register_fn("+", |a: Day, n: Span| {
-            Duration::try_days(n.0.num_days())
-                .and_then(|d| a.0.checked_add_signed(d))
-                .map(Day)
-                .ok_or_else(|| out_of_range(format!("{} + {}", a.0, n.text())))
-        })
-        .register_fn("-", |a: Day, b: Day| Span(a.0.signed_duration_since(b.0)))
-        .register_fn("to_string", |a: &mut Instant| a.0.to_rfc3339())
-        .register_fn("to_string", |a: &mut Day| a.0.to_string())
-        .register_fn("to_string", |a: &mut Span| {
-            format!("{}m", a.0.num_minutes())
-        })
+        .register_indexer_get(|a: &mut ActorView, name: &str| a.get(name))
         .register_get("in_minutes", |a: &mut Span| a.0.num_minutes() as INT)
         .register_get("in_hours", |a: &mut Span| a.0.num_hours() as INT)
-        .register_get("in_days", |a: &mut Span| a.0.num_days() as INT)
-        .register_fn(
-            "parse_datetime",
-            |s: &str| -> Result<Instant, Box<EvalAltResult>> {
-                crate::value::parse_instant(s).map(Instant).ok_or_else(|| {
-                    EvalAltResult::ErrorArithmetic(
-                        format!("parse_datetime: not an RFC 3339 instant: {s}"),
-                        rhai::Position::NONE,
-                    )
-                    .into()
-                })
-            },
-        );
-    macro_rules! compare {
-        ($t:ty) => {
-            engine
-                .register_fn("<", |a: $t, b: $t| a < b)
-                .register_fn("<=", |a: $t, b: $t| a <= b)
-                .register_fn(">", |a: $t, b: $t| a > b)
-                .register_fn(">=", |a: $t, b: $t| a >= b)
-                .register_fn("==", |a: $t, b: $t| a == b)
-                .register_fn("!=", |a: $t, b: $t| a != b);
-        };
-    }
-    compare!(Instant);
-    compare!(Span);
-    compare!(Day);
-    register_mismatches(engine);
+        .register_get("in_days", |a: &mut Span| a.0.num_days() as INT);
+    engine.register_global_module(types_module());
+    // Needed by the type mismatches of `types_module`: with fast operators
+    // on, Rhai's built-in fallback for different types would answer first.
+    engine.set_fast_operators(false);
     let cal = calendar.clone();
     engine.register_fn("add_working_hours", move |t: Instant, n: INT| {
         n.checked_mul(60)
@@ -258,6 +189,104 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
     });
 }
 
+/// The functions and operators of leadflow's script types that do not
+/// depend on a workflow's calendar (durations, instant arithmetic,
+/// comparisons, the type mismatches below), built once per process and
+/// shared by every engine: registering these few hundred functions anew for
+/// each workflow was a third of `leadflow check`'s time.
+fn types_module() -> rhai::Shared<Module> {
+    static MODULE: std::sync::OnceLock<rhai::Shared<Module>> = std::sync::OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            let mut m = Module::new();
+            add_type_functions(&mut m);
+            add_mismatches(&mut m);
+            m.build_index();
+            m.into()
+        })
+        .clone()
+}
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn add_type_functions(m: &mut Module) {
+    m.set_native_fn("minutes", |n: INT| {
+        Duration::try_minutes(n)
+            .map(Span)
+            .ok_or_else(|| out_of_range(format!("minutes({n})")))
+    });
+    m.set_native_fn("hours", |n: INT| {
+        Duration::try_hours(n)
+            .map(Span)
+            .ok_or_else(|| out_of_range(format!("hours({n})")))
+    });
+    m.set_native_fn("days", |n: INT| {
+        Duration::try_days(n)
+            .map(Span)
+            .ok_or_else(|| out_of_range(format!("days({n})")))
+    });
+    m.set_native_fn("+", |a: Instant, b: Span| {
+        a.0.checked_add_signed(b.0)
+            .map(Instant)
+            .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
+    });
+    m.set_native_fn("-", |a: Instant, b: Span| {
+        a.0.checked_sub_signed(b.0)
+            .map(Instant)
+            .ok_or_else(|| out_of_range(format!("{} - {}", a.text(), b.text())))
+    });
+    // Cannot overflow: two instants are at most about 524,000 years
+    // apart, a duration holds 292 million.
+    m.set_native_fn("-", |a: Instant, b: Instant| -> Fallible<Span> {
+        Ok(Span(a.0 - b.0))
+    });
+    m.set_native_fn("+", |a: Span, b: Span| {
+        a.0.checked_add(&b.0)
+            .map(Span)
+            .ok_or_else(|| out_of_range(format!("{} + {}", a.text(), b.text())))
+    });
+    m.set_native_fn("+", |a: Day, n: Span| {
+        Duration::try_days(n.0.num_days())
+            .and_then(|d| a.0.checked_add_signed(d))
+            .map(Day)
+            .ok_or_else(|| out_of_range(format!("{} + {}", a.0, n.text())))
+    });
+    m.set_native_fn("-", |a: Day, b: Day| -> Fallible<Span> {
+        Ok(Span(a.0.signed_duration_since(b.0)))
+    });
+    m.set_native_fn("to_string", |a: &mut Instant| -> Fallible<String> {
+        Ok(a.0.to_rfc3339())
+    });
+    m.set_native_fn("to_string", |a: &mut Day| -> Fallible<String> {
+        Ok(a.0.to_string())
+    });
+    m.set_native_fn("to_string", |a: &mut Span| -> Fallible<String> {
+        Ok(format!("{}m", a.0.num_minutes()))
+    });
+    m.set_native_fn("parse_datetime", |s: &str| -> Fallible<Instant> {
+        crate::value::parse_instant(s).map(Instant).ok_or_else(|| {
+            EvalAltResult::ErrorArithmetic(
+                format!("parse_datetime: not an RFC 3339 instant: {s}"),
+                rhai::Position::NONE,
+            )
+            .into()
+        })
+    });
+    macro_rules! compare {
+        ($t:ty) => {
+            m.set_native_fn("<", |a: $t, b: $t| -> Fallible<bool> { Ok(a < b) });
+            m.set_native_fn("<=", |a: $t, b: $t| -> Fallible<bool> { Ok(a <= b) });
+            m.set_native_fn(">", |a: $t, b: $t| -> Fallible<bool> { Ok(a > b) });
+            m.set_native_fn(">=", |a: $t, b: $t| -> Fallible<bool> { Ok(a >= b) });
+            m.set_native_fn("==", |a: $t, b: $t| -> Fallible<bool> { Ok(a == b) });
+            m.set_native_fn("!=", |a: $t, b: $t| -> Fallible<bool> { Ok(a != b) });
+        };
+    }
+    compare!(Instant);
+    compare!(Span);
+    compare!(Day);
+}
+
 /// Ordering values of types that cannot be ordered together (`"20121" >
 /// 50000`, a datetime with a number) is a script error (E_SCRIPT), not
 /// Rhai's silent `false` (which would refuse every attempt as E_GUARD with
@@ -266,7 +295,7 @@ fn register_types(engine: &mut Engine, calendar: Arc<Calendar>) {
 /// unequal). `leadflow check` reports the cases it can see (E030). Needs
 /// the engine's fast operators off, or Rhai's built-in fallback for
 /// different types would answer first.
-fn register_mismatches(engine: &mut Engine) {
+fn add_mismatches(m: &mut Module) {
     fn fail(op: &str, a: &str, b: &str) -> Box<EvalAltResult> {
         EvalAltResult::ErrorArithmetic(
             format!("`{op}` cannot compare {a} with {b}: a type error in the script"),
@@ -276,19 +305,18 @@ fn register_mismatches(engine: &mut Engine) {
     }
     macro_rules! pair {
         ($a:ty, $an:literal, $b:ty, $bn:literal) => {
-            engine
-                .register_fn("<", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
-                    Err(fail("<", $an, $bn))
-                })
-                .register_fn("<=", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
-                    Err(fail("<=", $an, $bn))
-                })
-                .register_fn(">", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
-                    Err(fail(">", $an, $bn))
-                })
-                .register_fn(">=", |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
-                    Err(fail(">=", $an, $bn))
-                });
+            m.set_native_fn("<", |_: $a, _: $b| -> Fallible<bool> {
+                Err(fail("<", $an, $bn))
+            });
+            m.set_native_fn("<=", |_: $a, _: $b| -> Fallible<bool> {
+                Err(fail("<=", $an, $bn))
+            });
+            m.set_native_fn(">", |_: $a, _: $b| -> Fallible<bool> {
+                Err(fail(">", $an, $bn))
+            });
+            m.set_native_fn(">=", |_: $a, _: $b| -> Fallible<bool> {
+                Err(fail(">=", $an, $bn))
+            });
         };
     }
     macro_rules! against {
@@ -302,7 +330,6 @@ fn register_mismatches(engine: &mut Engine) {
     against!(bool, "bool"; Instant, "datetime"; Day, "date"; Span, "duration");
     against!(Instant, "datetime"; Day, "date"; Span, "duration");
     against!(Day, "date"; Span, "duration");
-    engine.set_fast_operators(false);
 }
 
 /// The script error of a date or duration operation whose result chrono
