@@ -9,7 +9,7 @@
 
 use crate::http_support;
 
-use http_support::{repo, Daemon, Kind};
+use http_support::{repo, test_config, Daemon, Db, Kind};
 use serde_json::{json, Value};
 
 both!(
@@ -17,6 +17,7 @@ both!(
     a_bulk_dry_run_is_the_real_run_and_hides_what_the_caller_cannot_see,
     a_reassignment_moves_records_with_history_and_loads,
     an_export_imports_into_an_empty_tenant_and_redacts_as_the_caller_sees,
+    an_import_streams_past_the_body_limit_and_stops_at_its_own,
 );
 
 /// POST a body with a content type; (status, JSON body or Null, text).
@@ -567,4 +568,46 @@ async fn an_export_imports_into_an_empty_tenant_and_redacts_as_the_caller_sees(k
     assert_eq!(rows(&none).len(), 0, "{none}");
     let (_, _, view) = text(&d, "/v1/views/qpartner/available?format=ndjson", "inst-mi").await;
     assert_eq!(view, "");
+}
+
+/// `[server] max_import_bytes` bounds an import's body, not
+/// `max_body_bytes`: a body over the JSON limit streams in and imports; one
+/// over the import limit is refused 413 `E_TOO_LARGE` with nothing created.
+async fn an_import_streams_past_the_body_limit_and_stops_at_its_own(kind: Kind) {
+    let mut cfg = test_config(&repo());
+    cfg.server.max_body_bytes = 1024;
+    cfg.server.max_import_bytes = 8 * 1024;
+    let d = Daemon::start_config(Db::new(kind), cfg, false).await;
+    let body = |n: usize| {
+        let mut s = String::from("first_name,last_name,email,province,postal_code,model\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "Anna,Verdi{i},anna{i}@example.it,RM,00185,Ghibli\n"
+            ));
+        }
+        s
+    };
+    let within = body(60);
+    assert!(
+        within.len() > 1024 && within.len() < 8 * 1024,
+        "{}",
+        within.len()
+    );
+    let path = "/v1/imports?workflow=aslm";
+    let (s, job, _) = send(&d, path, "admin", "text/csv", within).await;
+    assert_eq!(s, 202, "{job}");
+    let done = finished(&d, job["href"].as_str().unwrap(), "admin").await;
+    assert_eq!(done["progress"]["imported"], 60, "{done}");
+
+    let over = body(300);
+    assert!(over.len() > 8 * 1024);
+    let (s, b, _) = send(&d, path, "admin", "text/csv", over).await;
+    assert_eq!((s, b["code"].as_str()), (413, Some("E_TOO_LARGE")), "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("max_import_bytes"),
+        "{b}"
+    );
+    let l = d.get("/v1/records?workflow=aslm&limit=500", "admin").await;
+    assert_eq!(l.body["items"].as_array().unwrap().len(), 60, "{l:?}");
+    d.stop().await;
 }
