@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod privacy;
 pub mod project_limits;
 pub mod scenario;
+pub mod search_backfill;
 pub mod snapshot;
 pub mod store;
 pub mod template_check;

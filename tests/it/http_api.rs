@@ -1430,13 +1430,12 @@ async fn parked_timers_and_background_task_liveness(kind: Kind) {
     let tasks = ready.body["tasks"].as_array().unwrap();
     assert_eq!(
         tasks.len(),
-        3,
-        "the timer worker, the outbox dispatcher, the report scheduler"
+        4,
+        "the timer worker, the outbox dispatcher, the report scheduler, the search backfill"
     );
-    assert!(
-        tasks.iter().any(|t| t["task"] == "report_scheduler"),
-        "{tasks:?}"
-    );
+    for task in ["report_scheduler", "search_backfill"] {
+        assert!(tasks.iter().any(|t| t["task"] == task), "{task}: {tasks:?}");
+    }
     assert!(tasks
         .iter()
         .all(|t| t["state"] == "running" && t["tenant"] == "aslm"));

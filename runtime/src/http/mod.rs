@@ -254,6 +254,7 @@ pub struct Server {
     workers: Vec<worker::WorkerHandle>,
     dispatchers: Vec<outbox::DispatcherHandle>,
     schedulers: Vec<schedule::SchedulerHandle>,
+    backfills: Vec<crate::search_backfill::BackfillHandle>,
     _reload: Option<reload::ReloadHandle>,
 }
 
@@ -322,6 +323,7 @@ impl Server {
         let mut workers = Vec::new();
         let mut dispatchers = Vec::new();
         let mut schedulers = Vec::new();
+        let mut backfills = Vec::new();
         let clock = Arc::new(SystemClock);
         for t in state.tenants.values() {
             let sink = sinks.remove(&t.id).unwrap_or(outbox::Sink::Log);
@@ -338,6 +340,15 @@ impl Server {
             let scfg = schedule::SchedulerConfig::default();
             // The memory store has no queue to claim from: no tasks.
             if t.backend.is_durable() {
+                // Always: a search leaves out the records whose words are
+                // still to be computed again after a publish.
+                let f = crate::search_backfill::spawn(
+                    t.backend.clone(),
+                    &t.id,
+                    crate::search_backfill::BackfillConfig::default(),
+                );
+                state.tasks.add(f.health());
+                backfills.push(f);
                 if opts.timers {
                     let w = worker::spawn(t.backend.clone(), clock.clone(), wcfg);
                     state.tasks.add(w.health());
@@ -405,6 +416,7 @@ impl Server {
             workers,
             dispatchers,
             schedulers,
+            backfills,
             _reload: reload,
         })
     }
@@ -443,6 +455,9 @@ impl Server {
         }
         for s in self.schedulers {
             s.shutdown().await;
+        }
+        for f in self.backfills {
+            f.shutdown().await;
         }
         for d in self.dispatchers {
             let s = d.shutdown().await;

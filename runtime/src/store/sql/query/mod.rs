@@ -515,10 +515,48 @@ pub trait RecordQuery {
     /// Create the indexes of `wanted` this tenant lacks, drop the field
     /// indexes no tenant wants any more. Returns the names created.
     async fn sync_indexes(&self, wanted: &[IndexSpec]) -> Result<Vec<String>, Error>;
-    /// Make `wanted` the fields this tenant searches; compute the words of
-    /// the records of every workflow whose fields changed; build the search
-    /// index if it is missing. Returns the workflows whose words changed.
+    /// Make `wanted` the fields this tenant searches, and mark the records
+    /// of every workflow whose fields changed for [`backfill_search`] (their
+    /// words are computed again in the background; searches leave them out
+    /// meanwhile). Quick: no record is rewritten here. Returns the
+    /// workflows whose fields changed.
     async fn sync_search(&self, wanted: &[SearchField]) -> Result<Vec<String>, Error>;
+    /// Compute the words of one batch of at most `batch` ids of the oldest
+    /// pending backfill, in one transaction with its progress (a restart
+    /// resumes there). `None`: nothing pending.
+    async fn backfill_search_batch(&self, batch: i64) -> Result<Option<Backfill>, Error>;
+    /// Build the search index if a workflow searches fields and the index
+    /// is missing or invalid (PostgreSQL's GIN index; SQLite's FTS5 table
+    /// always exists).
+    async fn ensure_search_index(&self) -> Result<(), Error>;
+}
+
+/// One batch of a search backfill done: `workflow`'s records up to id
+/// `done` (of `upto`) have their words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backfill {
+    pub workflow: String,
+    pub done: i64,
+    pub upto: i64,
+}
+
+/// Ids per backfill batch: one short write transaction each.
+pub const BACKFILL_BATCH: i64 = 5_000;
+
+/// Run the pending search backfills of `b`'s tenant to the end, then build
+/// the search index if it is missing. Returns the batches done. The daemon
+/// runs this in a supervised background task (`search_backfill`); a
+/// one-shot caller (tests, tools) may call it directly.
+pub async fn backfill_search(b: &impl RecordQuery) -> Result<u64, Error> {
+    let mut batches = 0u64;
+    while let Some(done) = b.backfill_search_batch(BACKFILL_BATCH).await? {
+        batches += 1;
+        if done.done >= done.upto {
+            tracing::info!(workflow = %done.workflow, "full-text search words computed again");
+        }
+    }
+    b.ensure_search_index().await?;
+    Ok(batches)
 }
 
 /// A bound argument.
@@ -796,14 +834,20 @@ impl Sql {
                         )
                     })
                     .collect();
-                format!("search_doc @@ ({})", parts.join(" && "))
+                let t = self.arg(Arg::Text(tenant.to_string()));
+                format!(
+                    "search_doc @@ ({}) AND {}",
+                    parts.join(" && "),
+                    backfilled(&t)
+                )
             }
             Dialect::Sqlite => {
                 let m = self.arg(Arg::Text(s.fts5()));
                 let t = self.arg(Arg::Text(tenant.to_string()));
                 format!(
                     "id IN (SELECT d.id FROM record_search JOIN search_docs AS d ON d.docid = record_search.rowid \
-                     WHERE record_search MATCH {m} AND d.tenant_id = {t})"
+                     WHERE record_search MATCH {m} AND d.tenant_id = {t}) AND {}",
+                    backfilled(&t)
                 )
             }
         }
@@ -1014,6 +1058,16 @@ fn unsupported() -> Error {
     ))
 }
 
+/// Not among the records a search backfill has still to do: their words
+/// are the previous version's (a field that became `pii` would still be
+/// searchable by anyone), so a search leaves them out until they are done.
+fn backfilled(tenant: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM search_backfill AS sb WHERE sb.tenant_id = {tenant} \
+         AND sb.workflow = records.workflow AND records.id > sb.next_id AND records.id <= sb.upto)"
+    )
+}
+
 impl RecordQuery for crate::any::AnyBackend {
     async fn query(&self, q: &Query) -> Result<Vec<Hit>, Error> {
         match self {
@@ -1043,6 +1097,20 @@ impl RecordQuery for crate::any::AnyBackend {
             crate::any::AnyBackend::Mem(_) => Ok(Vec::new()),
         }
     }
+    async fn backfill_search_batch(&self, batch: i64) -> Result<Option<Backfill>, Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.backfill_search_batch(batch).await,
+            crate::any::AnyBackend::Sqlite(b) => b.backfill_search_batch(batch).await,
+            crate::any::AnyBackend::Mem(_) => Ok(None),
+        }
+    }
+    async fn ensure_search_index(&self) -> Result<(), Error> {
+        match self {
+            crate::any::AnyBackend::Pg(b) => b.ensure_search_index().await,
+            crate::any::AnyBackend::Sqlite(b) => b.ensure_search_index().await,
+            crate::any::AnyBackend::Mem(_) => Ok(()),
+        }
+    }
 }
 
 /// After a publish: the indexes of the `indexed` fields of `set`, and the
@@ -1064,9 +1132,10 @@ pub async fn publish_indexes(b: &crate::any::AnyBackend, set: &leadflow_engine::
     }
     let search = wanted_search(set.workflows.values().map(|w| &**w));
     match b.sync_search(&search).await {
-        Ok(changed) if !changed.is_empty() => {
-            tracing::info!(workflows = ?changed, "full-text search words computed again")
-        }
+        Ok(changed) if !changed.is_empty() => tracing::info!(
+            workflows = ?changed,
+            "searched fields changed: their records' words are computed again in the background"
+        ),
         Ok(_) => {}
         Err(e) => tracing::warn!(
             error = %e,

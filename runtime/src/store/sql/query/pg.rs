@@ -4,7 +4,7 @@
 //! which owns no table).
 
 use super::{count as count_sql, select, Arg, Count, Cursor, Dialect, Hit, IndexSpec, Query};
-use super::{search_changed, RecordQuery, SearchField, Sql};
+use super::{search_changed, Backfill, RecordQuery, SearchField, Sql};
 use crate::backend::{Error, StoredRecord};
 use crate::pg::PgBackend;
 use crate::sql::db;
@@ -238,41 +238,86 @@ impl RecordQuery for PgBackend {
                 .map_err(db)?;
             }
         }
-        let top: Option<i64> =
-            sqlx::query_scalar("SELECT max(id) FROM records WHERE tenant_id = $1")
+        // The records of a changed workflow get their words again in the
+        // background (`backfill_search`); records written from now on get
+        // theirs from the trigger (the fields above commit with this row).
+        for wf in &changed {
+            sqlx::query(
+                "INSERT INTO search_backfill (tenant_id, workflow, next_id, upto)
+                 SELECT $1, $2, 0, max(id) FROM records WHERE tenant_id = $1 HAVING max(id) IS NOT NULL
+                 ON CONFLICT (tenant_id, workflow) DO UPDATE SET next_id = 0, upto = EXCLUDED.upto",
+            )
+            .bind(tenant)
+            .bind(wf)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+
+    async fn backfill_search_batch(&self, batch: i64) -> Result<Option<Backfill>, Error> {
+        let tenant = self.tenant();
+        let mut tx = self.tx().await?;
+        // SKIP LOCKED: two daemons on one database share the work.
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT workflow, next_id, upto FROM search_backfill WHERE tenant_id = $1
+             ORDER BY workflow LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((workflow, next_id, upto)) = row else {
+            return Ok(None);
+        };
+        let to = next_id.saturating_add(batch.max(1)).min(upto);
+        sqlx::query(
+            "UPDATE records SET search_doc = leadflow_search_doc(tenant_id, workflow, fields)
+             WHERE tenant_id = $1 AND workflow = $2 AND id > $3 AND id <= $4",
+        )
+        .bind(tenant)
+        .bind(&workflow)
+        .bind(next_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let step = if to >= upto {
+            sqlx::query("DELETE FROM search_backfill WHERE tenant_id = $1 AND workflow = $2")
                 .bind(tenant)
+                .bind(&workflow)
+        } else {
+            sqlx::query(
+                "UPDATE search_backfill SET next_id = $3 WHERE tenant_id = $1 AND workflow = $2",
+            )
+            .bind(tenant)
+            .bind(&workflow)
+            .bind(to)
+        };
+        step.execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(Backfill {
+            workflow,
+            done: to,
+            upto,
+        }))
+    }
+
+    async fn ensure_search_index(&self) -> Result<(), Error> {
+        let mut tx = self.tx().await?;
+        let any: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_fields WHERE tenant_id = $1)")
+                .bind(self.tenant())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        // The records of a changed workflow get their words again, a range
-        // of ids per transaction: row locks are held briefly, and records
-        // written meanwhile get theirs from the trigger (the fields above
-        // are committed).
-        const BATCH: i64 = 5_000;
-        for wf in &changed {
-            let mut from = 0i64;
-            while from < top.unwrap_or(0) {
-                let mut tx = self.tx().await?;
-                sqlx::query(
-                    "UPDATE records SET search_doc = leadflow_search_doc(tenant_id, workflow, fields)
-                     WHERE tenant_id = $1 AND workflow = $2 AND id > $3 AND id <= $4",
-                )
-                .bind(tenant)
-                .bind(wf)
-                .bind(from)
-                .bind(from + BATCH)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                tx.commit().await.map_err(db)?;
-                from += BATCH;
-            }
-        }
-        if !wanted.is_empty() {
+        if any {
             search_index(self.url()).await?;
         }
-        Ok(changed)
+        Ok(())
     }
 }
 

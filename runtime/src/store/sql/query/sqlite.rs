@@ -2,7 +2,7 @@
 //! wait for the writer), field indexes on the write connection.
 
 use super::{count as count_sql, select, Arg, Count, Cursor, Dialect, Hit, IndexSpec, Query};
-use super::{search_changed, Kind, RecordQuery, SearchField};
+use super::{search_changed, Backfill, Kind, RecordQuery, SearchField};
 use crate::backend::{Error, StoredRecord};
 use crate::sql::{db, instant, json_err};
 use crate::sqlite::SqliteBackend;
@@ -177,8 +177,10 @@ impl RecordQuery for SqliteBackend {
         if changed.is_empty() {
             return Ok(changed);
         }
-        // One write transaction: the fields and every changed workflow's
-        // words (the single writer makes writes wait meanwhile).
+        // The fields, and a backfill row per changed workflow: its records
+        // get their words again in the background (`backfill_search`), a
+        // batch per write transaction; records written from now on get
+        // theirs from the triggers.
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         sqlx::query("DELETE FROM search_fields WHERE tenant_id = ?1")
             .bind(tenant)
@@ -199,18 +201,9 @@ impl RecordQuery for SqliteBackend {
         }
         for wf in &changed {
             sqlx::query(
-                "DELETE FROM search_docs WHERE tenant_id = ?1
-                 AND id IN (SELECT id FROM records WHERE tenant_id = ?1 AND workflow = ?2)",
-            )
-            .bind(tenant)
-            .bind(wf)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query(
-                "INSERT INTO search_docs (tenant_id, id, pub, pii)
-                 SELECT tenant_id, id, pub, pii FROM search_doc_of
-                 WHERE tenant_id = ?1 AND workflow = ?2 AND (pub IS NOT NULL OR pii IS NOT NULL)",
+                "INSERT INTO search_backfill (tenant_id, workflow, next_id, upto)
+                 SELECT ?1, ?2, 0, max(id) FROM records WHERE tenant_id = ?1 HAVING max(id) IS NOT NULL
+                 ON CONFLICT (tenant_id, workflow) DO UPDATE SET next_id = 0, upto = excluded.upto",
             )
             .bind(tenant)
             .bind(wf)
@@ -220,5 +213,74 @@ impl RecordQuery for SqliteBackend {
         }
         tx.commit().await.map_err(db)?;
         Ok(changed)
+    }
+
+    async fn backfill_search_batch(&self, batch: i64) -> Result<Option<Backfill>, Error> {
+        let tenant = self.tenant();
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db)?;
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT workflow, next_id, upto FROM search_backfill WHERE tenant_id = ?1
+             ORDER BY workflow LIMIT 1",
+        )
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((workflow, next_id, upto)) = row else {
+            return Ok(None);
+        };
+        let to = next_id.saturating_add(batch.max(1)).min(upto);
+        sqlx::query(
+            "DELETE FROM search_docs WHERE tenant_id = ?1 AND id IN
+             (SELECT id FROM records WHERE tenant_id = ?1 AND workflow = ?2 AND id > ?3 AND id <= ?4)",
+        )
+        .bind(tenant)
+        .bind(&workflow)
+        .bind(next_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO search_docs (tenant_id, id, pub, pii)
+             SELECT tenant_id, id, pub, pii FROM search_doc_of
+             WHERE tenant_id = ?1 AND workflow = ?2 AND id > ?3 AND id <= ?4
+               AND (pub IS NOT NULL OR pii IS NOT NULL)",
+        )
+        .bind(tenant)
+        .bind(&workflow)
+        .bind(next_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let step = if to >= upto {
+            sqlx::query("DELETE FROM search_backfill WHERE tenant_id = ?1 AND workflow = ?2")
+                .bind(tenant)
+                .bind(&workflow)
+        } else {
+            sqlx::query(
+                "UPDATE search_backfill SET next_id = ?3 WHERE tenant_id = ?1 AND workflow = ?2",
+            )
+            .bind(tenant)
+            .bind(&workflow)
+            .bind(to)
+        };
+        step.execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(Backfill {
+            workflow,
+            done: to,
+            upto,
+        }))
+    }
+
+    async fn ensure_search_index(&self) -> Result<(), Error> {
+        // The FTS5 table is the index; its triggers keep it.
+        Ok(())
     }
 }
