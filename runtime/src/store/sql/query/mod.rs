@@ -20,6 +20,7 @@
 //! gets one expression index `(tenant_id, <typed value>, id)`; see
 //! [`IndexSpec`].
 
+mod backfill;
 pub mod pg;
 pub mod queue;
 mod queue_pg;

@@ -199,84 +199,34 @@ impl RecordQuery for SqliteBackend {
             .await
             .map_err(db)?;
         }
-        for wf in &changed {
-            sqlx::query(
-                "INSERT INTO search_backfill (tenant_id, workflow, next_id, upto)
-                 SELECT ?1, ?2, 0, max(id) FROM records WHERE tenant_id = ?1 HAVING max(id) IS NOT NULL
-                 ON CONFLICT (tenant_id, workflow) DO UPDATE SET next_id = 0, upto = excluded.upto",
-            )
-            .bind(tenant)
-            .bind(wf)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        super::backfill::mark(&mut *tx, tenant, &changed).await?;
         tx.commit().await.map_err(db)?;
         Ok(changed)
     }
 
     async fn backfill_search_batch(&self, batch: i64) -> Result<Option<Backfill>, Error> {
-        let tenant = self.tenant();
         let mut tx = self
             .pool()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db)?;
-        let row: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT workflow, next_id, upto FROM search_backfill WHERE tenant_id = ?1
-             ORDER BY workflow LIMIT 1",
+        let done = super::backfill::batch(
+            &mut *tx,
+            self.tenant(),
+            batch,
+            "",
+            &[
+                "DELETE FROM search_docs WHERE tenant_id = $1 AND id IN
+                 (SELECT id FROM records WHERE tenant_id = $1 AND workflow = $2 AND id > $3 AND id <= $4)",
+                "INSERT INTO search_docs (tenant_id, id, pub, pii)
+                 SELECT tenant_id, id, pub, pii FROM search_doc_of
+                 WHERE tenant_id = $1 AND workflow = $2 AND id > $3 AND id <= $4
+                   AND (pub IS NOT NULL OR pii IS NOT NULL)",
+            ],
         )
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some((workflow, next_id, upto)) = row else {
-            return Ok(None);
-        };
-        let to = next_id.saturating_add(batch.max(1)).min(upto);
-        sqlx::query(
-            "DELETE FROM search_docs WHERE tenant_id = ?1 AND id IN
-             (SELECT id FROM records WHERE tenant_id = ?1 AND workflow = ?2 AND id > ?3 AND id <= ?4)",
-        )
-        .bind(tenant)
-        .bind(&workflow)
-        .bind(next_id)
-        .bind(to)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO search_docs (tenant_id, id, pub, pii)
-             SELECT tenant_id, id, pub, pii FROM search_doc_of
-             WHERE tenant_id = ?1 AND workflow = ?2 AND id > ?3 AND id <= ?4
-               AND (pub IS NOT NULL OR pii IS NOT NULL)",
-        )
-        .bind(tenant)
-        .bind(&workflow)
-        .bind(next_id)
-        .bind(to)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let step = if to >= upto {
-            sqlx::query("DELETE FROM search_backfill WHERE tenant_id = ?1 AND workflow = ?2")
-                .bind(tenant)
-                .bind(&workflow)
-        } else {
-            sqlx::query(
-                "UPDATE search_backfill SET next_id = ?3 WHERE tenant_id = ?1 AND workflow = ?2",
-            )
-            .bind(tenant)
-            .bind(&workflow)
-            .bind(to)
-        };
-        step.execute(&mut *tx).await.map_err(db)?;
+        .await?;
         tx.commit().await.map_err(db)?;
-        Ok(Some(Backfill {
-            workflow,
-            done: to,
-            upto,
-        }))
+        Ok(done)
     }
 
     async fn ensure_search_index(&self) -> Result<(), Error> {
