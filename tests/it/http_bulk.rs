@@ -5,7 +5,8 @@
 //! what the real run does, never touching nor revealing a record the caller
 //! cannot see; a reassignment with its history and the actors' loads; and
 //! exports (`format=csv`) that import into an empty tenant as the same
-//! records and redact as the caller sees.
+//! records and redact as the caller sees; a daemon stopped in the middle
+//! of an import, whose re-post after the restart resumes it.
 
 use crate::http_support;
 
@@ -18,6 +19,7 @@ both!(
     a_reassignment_moves_records_with_history_and_loads,
     an_export_imports_into_an_empty_tenant_and_redacts_as_the_caller_sees,
     an_import_streams_past_the_body_limit_and_stops_at_its_own,
+    a_shutdown_interrupts_an_import_and_a_repost_resumes_it,
 );
 
 /// POST a body with a content type; (status, JSON body or Null, text).
@@ -609,5 +611,88 @@ async fn an_import_streams_past_the_body_limit_and_stops_at_its_own(kind: Kind) 
     );
     let l = d.get("/v1/records?workflow=aslm&limit=500", "admin").await;
     assert_eq!(l.body["items"].as_array().unwrap().len(), 60, "{l:?}");
+    d.stop().await;
+}
+
+/// The daemon shuts down while an import runs: the job ends `interrupted`
+/// (shown so after the restart), every record it committed is whole (its
+/// history there), and the same body posted again resumes: each line
+/// becomes exactly one record.
+async fn a_shutdown_interrupts_an_import_and_a_repost_resumes_it(kind: Kind) {
+    const LINES: usize = 12_000;
+    let d = Daemon::start(kind).await;
+    let mut body = String::from("first_name,last_name,email,province,postal_code,model\n");
+    for i in 0..LINES {
+        body.push_str(&format!(
+            "Anna,Verdi{i},anna{i}@example.it,RM,00185,Ghibli\n"
+        ));
+    }
+    let path = "/v1/imports?workflow=aslm";
+    let (s, job, _) = send(&d, path, "admin", "text/csv", body.clone()).await;
+    assert_eq!(s, 202, "{job}");
+    let href = job["href"].as_str().unwrap().to_string();
+    // Stop once the first batches are in, well before the end.
+    let mut seen = Value::Null;
+    for _ in 0..1200 {
+        seen = d.get(&href, "admin").await.body;
+        if seen["progress"]["imported"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        seen["state"], "running",
+        "the import ended before the stop: {seen}"
+    );
+    let db = d.stop().await;
+
+    let d = Daemon::start_with(db, &repo(), false).await;
+    let first = d.get(&href, "admin").await.body;
+    assert_eq!(first["state"], "interrupted", "{first}");
+    async fn count(d: &Daemon) -> u64 {
+        let r = d
+            .get("/v1/records?workflow=aslm&count=true&limit=1", "admin")
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["count"]["value"].as_u64().unwrap()
+    }
+    let kept = count(&d).await;
+    assert!(
+        kept > 0 && (kept as usize) < LINES,
+        "{kept} of {LINES} committed"
+    );
+    // The newest record, of the last batch committed, has its history.
+    let newest = d
+        .get("/v1/records?workflow=aslm&sort=-id&limit=1", "admin")
+        .await;
+    let id = newest.body["items"][0]["id"].clone();
+    let h = d.get(&format!("/v1/records/{id}/history"), "admin").await;
+    assert_eq!(h.status, 200, "{h:?}");
+    assert!(
+        !h.body.as_array().unwrap().is_empty(),
+        "no history for {id}: {h:?}"
+    );
+
+    // Posted again (same body, same key): it resumes.
+    let (s, again, _) = send(&d, path, "admin", "text/csv", body).await;
+    assert_eq!(s, 202, "{again}");
+    let href = again["href"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..2400 {
+        done = d.get(&href, "admin").await.body;
+        if done["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["state"], "done", "{done}");
+    let p = &done["progress"];
+    assert_eq!(
+        p["imported"].as_u64().unwrap() + p["already"].as_u64().unwrap(),
+        LINES as u64,
+        "{p}"
+    );
+    assert!(p["already"].as_u64().unwrap() >= kept, "{p}, {kept} kept");
+    assert_eq!(count(&d).await, LINES as u64, "each line one record");
     d.stop().await;
 }
