@@ -15,7 +15,8 @@
 # own overhead.
 # Needs psql, curl, python3. Env: LEADFLOW (binary, default
 # target/release/leadflow, built if missing), DURATION, RECORDS (overrides
-# the profile), PGURL (postgres://postgres@127.0.0.1:5432), PORT (18093).
+# the profile), PGURL (postgres://postgres@127.0.0.1:5432), PORT (18093),
+# KEEP=1 (keep the database lf_bench_queue for EXPLAIN afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=3000000
@@ -71,7 +72,7 @@ start() {
   echo "daemon did not start: $WORK/daemon.log" >&2; exit 1
 }
 stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
-cleanup() { stop; psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() { stop; [ -n "${KEEP:-}" ] || psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 psql "$PGURL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"

@@ -35,10 +35,16 @@ type = "string"
 type = "int"
 default = 0
 [states.open]
+[states.closed]
+final = true
 [transitions.touch]
 from = ["open"]
 by = ["agent"]
 do = [{ set = "n", expr = "lead.n + 1" }]
+[transitions.close]
+from = ["open"]
+to = "closed"
+by = ["agent"]
 "#;
 
 const LOUD: &str = r#"
@@ -54,10 +60,16 @@ pii = true
 type = "int"
 default = 0
 [states.open]
+[states.closed]
+final = true
 [transitions.touch]
 from = ["open"]
 by = ["agent"]
 do = [{ set = "n", expr = "lead.n + 1" }, { notify = "touched", to = "ops@example.com" }]
+[transitions.close]
+from = ["open"]
+to = "closed"
+by = ["agent"]
 "#;
 
 const TEMPLATE: &str = "Subject: Lead {{ lead.name }} touched ({{ lead.n }})\nHello,\n\nlead {{ record }} ({{ lead.name }}) was touched {{ lead.n }} times; it is {{ state }}.\n{% if lead.phone is defined %}Phone: {{ lead.phone }}\n{% endif %}\nleadflow\n";

@@ -20,7 +20,7 @@ fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let read = |p: &str| std::fs::read_to_string(repo.join(p)).expect(p);
     let project = Project {
-        workflows: ["oplead_project", "aslm", "qpartner"]
+        workflows: ["oplead_project", "oplead_survey", "aslm", "qpartner"]
             .iter()
             .map(|w| {
                 let p = format!("workflows/{w}.toml");
