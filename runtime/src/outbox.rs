@@ -514,9 +514,17 @@ impl Sink {
                 .map_err(tls_err)?,
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
         };
+        // Sessions are kept open and reused (greeting, EHLO, STARTTLS and
+        // AUTH once per connection, not per message), as many as the
+        // dispatcher's deliveries in flight.
         b = b
             .port(config.port)
-            .timeout(Some(std::time::Duration::from_secs(10)));
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .pool_config(
+                lettre::transport::smtp::PoolConfig::new()
+                    .max_size(u32::try_from(DispatchConfig::default().concurrency).unwrap_or(16))
+                    .idle_timeout(std::time::Duration::from_secs(30)),
+            );
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
@@ -748,6 +756,8 @@ pub struct DispatchConfig {
     pub max_attempts: i32,
     /// Sleep when nothing is pending.
     pub idle: chrono::Duration,
+    /// Deliveries in flight at once (within the sink's `max_per_second`).
+    pub concurrency: usize,
     /// What happens when the dispatcher panics.
     pub restart: Restart,
 }
@@ -761,6 +771,7 @@ impl Default for DispatchConfig {
             max_backoff: chrono::Duration::hours(1),
             max_attempts: 12,
             idle: chrono::Duration::seconds(2),
+            concurrency: 32,
             restart: Restart::default(),
         }
     }
@@ -791,7 +802,10 @@ pub struct DispatchStats {
     pub panics: u64,
 }
 
-/// One pass: claim due messages, deliver each, record the result.
+/// One pass: claim due messages, render them, deliver up to
+/// `cfg.concurrency` at once, then record each result. A crash between a
+/// delivery and its record delivers that message again when its lease
+/// ends (at least once; webhook receivers dedupe by `Leadflow-Delivery`).
 pub async fn dispatch_once<Q: OutboxQueue>(
     q: &Q,
     sink: &Sink,
@@ -799,8 +813,11 @@ pub async fn dispatch_once<Q: OutboxQueue>(
     cfg: &DispatchConfig,
     now: DateTime<Utc>,
 ) -> Result<DispatchStats, Error> {
+    use futures_util::stream::{self, StreamExt};
     let mut stats = DispatchStats::default();
     publish_templates(q, templates).await?;
+    let mut ready = Vec::new();
+    let mut outcomes = Vec::new();
     for p in q
         .claim_outbox(now, now + cfg.lease, cfg.max_attempts, cfg.batch)
         .await?
@@ -809,19 +826,47 @@ pub async fn dispatch_once<Q: OutboxQueue>(
             tracing::warn!(id = p.id, template = %p.template, "{note}");
             q.noted(p.id, &note).await?;
         }
-        let result = match render(templates, q.tenant(), &p) {
+        match render(templates, q.tenant(), &p) {
             Ok((d, note)) => {
                 if let Some(note) = &note {
                     tracing::info!(id = p.id, template = %p.template, "{note}");
                     q.noted(p.id, note).await?;
                 }
-                sink.deliver(&d).await.map_err(|e| {
+                ready.push((p, d));
+            }
+            Err(e) => outcomes.push((p, Err((e.to_string(), e.permanent())))),
+        }
+    }
+    // Each delivery waits on its receiver (an SMTP session is several
+    // round trips): those of different records overlap, within the sink's
+    // own rate limit; one record's messages go one after the other, in the
+    // order they were queued.
+    let mut by_record: Vec<Vec<(Pending, Delivery)>> = Vec::new();
+    let mut group_of = std::collections::HashMap::new();
+    for (p, d) in ready {
+        let g = *group_of.entry(p.record).or_insert_with(|| {
+            by_record.push(Vec::new());
+            by_record.len() - 1
+        });
+        by_record[g].push((p, d));
+    }
+    let delivered: Vec<Vec<_>> = stream::iter(by_record)
+        .map(|group| async move {
+            let mut out = Vec::with_capacity(group.len());
+            for (p, d) in group {
+                let r = sink.deliver(&d).await.map_err(|e| {
                     let permanent = e.starts_with("E_SINK_ADDRESS");
                     (e, permanent)
-                })
+                });
+                out.push((p, r));
             }
-            Err(e) => Err((e.to_string(), e.permanent())),
-        };
+            out
+        })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    outcomes.extend(delivered.into_iter().flatten());
+    for (p, result) in outcomes {
         match result {
             Ok(()) => {
                 q.delivered(p.id, now).await?;
