@@ -379,3 +379,340 @@ impl WorkQueue for MemBackend {
         Ok(given)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, CreateRequest, FireRequest};
+    use crate::sql::query::queue::pull_of;
+    use crate::sql::query::PoolRule;
+    use leadflow_engine::Value;
+
+    const WF: &str = r#"
+[workflow]
+id = "w"
+record = "lead"
+initial = "open"
+roles = ["op"]
+[fields.zone]
+type = "string"
+[fields.tries]
+type = "int"
+[fields.due_at]
+type = "datetime"
+[fields.prio]
+type = "int"
+[states.open]
+[states.done]
+final = true
+[transitions.touch]
+from = ["open"]
+by = ["op"]
+input = ["prio"]
+[transitions.close]
+from = ["open"]
+to = "done"
+by = ["op"]
+[queues.q]
+filter = "lead.zone != \"x\""
+order = ["due:due_at", "-prio"]
+max_attempts = { field = "tries", max = 3 }
+lease = "5m"
+"#;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn op(id: &str) -> Actor {
+        Actor {
+            id: id.into(),
+            role: "op".into(),
+            ..Actor::default()
+        }
+    }
+
+    fn store() -> MemBackend {
+        let loaded = leadflow_engine::load(&leadflow_engine::Project {
+            workflows: vec![leadflow_engine::SourceFile::new("workflows/w.toml", WF)],
+            ..Default::default()
+        });
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        MemBackend::new(Arc::new(loaded.set))
+    }
+
+    async fn create(b: &MemBackend, fields: &[(&str, Value)], now: DateTime<Utc>) -> RecordId {
+        b.create(CreateRequest {
+            workflow: "w",
+            input: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            actor: &op("admin"),
+            now,
+            idempotency_key: None,
+        })
+        .await
+        .unwrap()
+        .id
+    }
+
+    async fn fire(b: &MemBackend, id: RecordId, transition: &str, now: DateTime<Utc>) {
+        b.fire(FireRequest {
+            record: id,
+            transition,
+            input: Vec::new(),
+            actor: &op("admin"),
+            now,
+            expected_revision: None,
+            idempotency_key: None,
+            visible: None,
+            bulk: false,
+        })
+        .await
+        .unwrap();
+    }
+
+    fn pull(b: &MemBackend, actor: &str, vis: Option<Visibility>, now: DateTime<Utc>) -> Pull {
+        let wf = b.versions().current("w").unwrap();
+        pull_of("", b.versions(), &wf, &wf.queues[0], actor, vis, now)
+            .unwrap()
+            .0
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    #[tokio::test]
+    async fn due_first_then_the_order_then_the_id_and_never_past_max_attempts() {
+        let b = store();
+        let now = t("2024-03-04T10:00:00Z");
+        let zone = ("zone", s("RM"));
+        let plain = create(&b, &[zone.clone()], now).await;
+        let high = create(&b, &[zone.clone(), ("prio", Value::Int(9))], now).await;
+        let low = create(&b, &[zone.clone(), ("prio", Value::Int(1))], now).await;
+        let due_late = create(
+            &b,
+            &[zone.clone(), ("due_at", s("2024-03-04T09:30:00Z"))],
+            now,
+        )
+        .await;
+        let due_early = create(
+            &b,
+            &[zone.clone(), ("due_at", s("2024-03-04T08:00:00Z"))],
+            now,
+        )
+        .await;
+        let future = create(
+            &b,
+            &[
+                zone.clone(),
+                ("prio", Value::Int(5)),
+                ("due_at", s("2024-03-05T08:00:00Z")),
+            ],
+            now,
+        )
+        .await;
+        let _spent = create(
+            &b,
+            &[
+                zone.clone(),
+                ("prio", Value::Int(99)),
+                ("tries", Value::Int(3)),
+            ],
+            now,
+        )
+        .await;
+        let _filtered = create(&b, &[("zone", s("x")), ("prio", Value::Int(99))], now).await;
+        let closed = create(&b, &[zone.clone(), ("prio", Value::Int(99))], now).await;
+        fire(&b, closed, "close", now).await;
+        let mut got = Vec::new();
+        for i in 0..7 {
+            match b
+                .next(&pull(&b, &format!("a{i}"), None, now))
+                .await
+                .unwrap()
+            {
+                Some(c) => {
+                    assert!(!c.again);
+                    got.push(c.record);
+                }
+                None => break,
+            }
+        }
+        // Due (earliest first), then -prio (the future one is not due: 5),
+        // missing last, by id; the spent, filtered and final ones never.
+        assert_eq!(got, vec![due_early, due_late, high, future, low, plain]);
+    }
+
+    #[tokio::test]
+    async fn a_lease_holds_until_a_transition_its_end_or_give_back() {
+        let b = store();
+        let now = t("2024-03-04T10:00:00Z");
+        let first = create(&b, &[("zone", s("RM"))], now).await;
+        let second = create(&b, &[("zone", s("RM"))], now).await;
+        let c = b.next(&pull(&b, "a", None, now)).await.unwrap().unwrap();
+        assert_eq!(
+            (c.record, c.again, c.expires_at),
+            (first, false, t("2024-03-04T10:05:00Z"))
+        );
+        // Asked again: the same record and lease.
+        let later = t("2024-03-04T10:01:00Z");
+        let again = b.next(&pull(&b, "a", None, later)).await.unwrap().unwrap();
+        assert_eq!(
+            (again.record, again.again, again.expires_at),
+            (first, true, c.expires_at)
+        );
+        // Another puller gets the other one, a third nothing.
+        let cb = b.next(&pull(&b, "b", None, later)).await.unwrap().unwrap();
+        assert_eq!(cb.record, second);
+        assert_eq!(b.next(&pull(&b, "c", None, later)).await.unwrap(), None);
+        // A transition releases `first`.
+        fire(&b, first, "touch", later).await;
+        let cc = b.next(&pull(&b, "c", None, later)).await.unwrap().unwrap();
+        assert_eq!((cc.record, cc.again), (first, false));
+        // `a` held nothing any more: giving back gives nothing, and its
+        // next pull is a new one (nothing free).
+        assert_eq!(b.give_back("w", "q", "a", later).await.unwrap(), None);
+        assert_eq!(b.next(&pull(&b, "a", None, later)).await.unwrap(), None);
+        // Giving back frees the record for the next puller.
+        assert_eq!(
+            b.give_back("w", "q", "b", later).await.unwrap(),
+            Some(second)
+        );
+        assert_eq!(b.give_back("w", "q", "b", later).await.unwrap(), None);
+        let ca = b.next(&pull(&b, "a", None, later)).await.unwrap().unwrap();
+        assert_eq!(ca.record, second);
+        // Past its end, a lease holds nothing: `c`'s lease on `first` ends
+        // at 10:06, and `d` gets it then (not before).
+        let before = t("2024-03-04T10:05:59Z");
+        assert_eq!(b.next(&pull(&b, "d", None, before)).await.unwrap(), None);
+        let end = t("2024-03-04T10:06:00Z");
+        let cd = b.next(&pull(&b, "d", None, end)).await.unwrap().unwrap();
+        assert_eq!(cd.record, first);
+        // `c` gives back nothing: its lease had ended.
+        assert_eq!(b.give_back("w", "q", "c", end).await.unwrap(), None);
+        // Another queue's give-back does not touch this one's leases.
+        assert_eq!(b.give_back("w", "other", "d", end).await.unwrap(), None);
+        let cd2 = b.next(&pull(&b, "d", None, end)).await.unwrap().unwrap();
+        assert_eq!((cd2.record, cd2.again), (first, true));
+    }
+
+    fn nobody(actor: &str) -> Visibility {
+        Visibility {
+            actor: actor.into(),
+            zones: Vec::new(),
+            pools: Vec::new(),
+            all: Vec::new(),
+            managed: Vec::new(),
+            reports: Vec::new(),
+            areas: Vec::new(),
+            area_zones: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_the_caller_may_not_see_is_never_served() {
+        let b = store();
+        let now = t("2024-03-04T10:00:00Z");
+        let rm = create(&b, &[("zone", s("RM")), ("prio", Value::Int(1))], now).await;
+        let na = create(&b, &[("zone", s("NA")), ("prio", Value::Int(9))], now).await;
+        // Sees nothing of its own, no pools, no organisation.
+        assert_eq!(
+            b.next(&pull(&b, "a", Some(nobody("a")), now))
+                .await
+                .unwrap(),
+            None
+        );
+        // The pool of zone RM (unassigned, open): only `rm`, though `na`
+        // comes first in the order.
+        let pooled = Visibility {
+            zones: vec!["RM".into()],
+            pools: vec![PoolRule {
+                workflow: "w".into(),
+                states: vec!["open".into()],
+                zone_field: "zone".into(),
+                followed: false,
+            }],
+            ..nobody("a")
+        };
+        let c = b
+            .next(&pull(&b, "a", Some(pooled.clone()), now))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.record, rm);
+        let other = Visibility {
+            actor: "b".into(),
+            ..pooled
+        };
+        assert_eq!(
+            b.next(&pull(&b, "b", Some(other), now)).await.unwrap(),
+            None
+        );
+        // An area of its zones: NA.
+        let area = Visibility {
+            areas: vec![("w".into(), "zone".into())],
+            area_zones: vec!["NA".into()],
+            ..nobody("c")
+        };
+        assert_eq!(
+            b.next(&pull(&b, "c", Some(area), now))
+                .await
+                .unwrap()
+                .unwrap()
+                .record,
+            na
+        );
+        // Every record of the workflow (`visible_to` its role): nothing
+        // free is left.
+        let all = Visibility {
+            all: vec!["w".into()],
+            ..nobody("d")
+        };
+        assert_eq!(b.next(&pull(&b, "d", Some(all), now)).await.unwrap(), None);
+    }
+
+    #[test]
+    fn values_read_by_their_type_and_missing_ones_sort_last() {
+        use serde_json::json;
+        assert_eq!(typed(Kind::Num, &json!(2)), Some(Val::Num(2.0)));
+        assert_eq!(typed(Kind::Num, &json!("x")), None);
+        assert_eq!(typed(Kind::Text, &json!(2)), None);
+        assert_eq!(
+            typed(Kind::DateTime, &json!("2024-03-04T10:00:00+01:00")),
+            Some(Val::Instant(t("2024-03-04T09:00:00Z")))
+        );
+        assert_eq!(
+            typed(Kind::Date, &json!("2024-03-04")),
+            NaiveDate::from_ymd_opt(2024, 3, 4).map(Val::Date)
+        );
+        let k = Key::Field {
+            name: "p".into(),
+            kind: Kind::Num,
+        };
+        let now = t("2024-03-04T10:00:00Z");
+        let (one, two) = (Some(Val::Num(1.0)), Some(Val::Num(2.0)));
+        for desc in [false, true] {
+            let o = OrderBy::By(k.clone(), desc);
+            assert_eq!(by_key(&o, &one, &None, now), Ordering::Less);
+            assert_eq!(by_key(&o, &None, &two, now), Ordering::Greater);
+        }
+        assert_eq!(
+            by_key(&OrderBy::By(k.clone(), true), &one, &two, now),
+            Ordering::Greater
+        );
+        // A due date: today is due.
+        let d = Key::Field {
+            name: "d".into(),
+            kind: Kind::Date,
+        };
+        let today = Some(Val::Date(now.date_naive()));
+        let tomorrow = Some(Val::Date(now.date_naive().succ_opt().unwrap()));
+        assert_eq!(
+            by_key(&OrderBy::Due(d), &today, &tomorrow, now),
+            Ordering::Less
+        );
+    }
+}
