@@ -54,6 +54,35 @@ pub fn in_view(
     test(wf, v.filter, rec, now)
 }
 
+/// Whether `rec` passes the filter of work queue `queue` for the puller
+/// `actor` (`actor.id` in the filter is the puller, as the SQL stores read
+/// it). States, `max_attempts` and leases are the store's business.
+pub fn in_queue(
+    wf: &Workflow,
+    queue: &str,
+    rec: &Record,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, Refusal> {
+    let q = wf
+        .queues
+        .iter()
+        .find(|q| q.name == queue)
+        .ok_or_else(|| unknown("queue", wf, queue))?;
+    let Some(id) = q.filter else { return Ok(true) };
+    let ctx = Ctx {
+        now,
+        actor,
+        directory: &[],
+    };
+    let v = crate::eval::eval_script(wf, rec, id, ctx)?;
+    v.as_bool().map_err(|t| Refusal {
+        code: Code::Script,
+        message: format!("a queue filter returned {t} instead of true or false"),
+        field: None,
+    })
+}
+
 /// A KPI's value: `hits` of `population` records.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct KpiValue {

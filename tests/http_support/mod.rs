@@ -37,6 +37,8 @@ pub fn repo() -> PathBuf {
 pub enum Kind {
     Sqlite,
     Pg,
+    /// The memory store (`mem:`): nothing outlives the daemon.
+    Mem,
 }
 
 /// A database for one test: dropped (PostgreSQL) or deleted with its
@@ -57,6 +59,11 @@ impl Db {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::tempdir().unwrap();
         match kind {
+            Kind::Mem => Db {
+                url: "mem:".to_string(),
+                pg_name: None,
+                _dir: dir,
+            },
             Kind::Sqlite => Db {
                 url: format!("sqlite:{}", dir.path().join("lf.db").display()),
                 pg_name: None,

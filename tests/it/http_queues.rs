@@ -1,5 +1,5 @@
-//! Work queues over HTTP (issue 13), on a fresh SQLite file and a fresh
-//! PostgreSQL database: `GET /v1/queues` lists what the caller may pull
+//! Work queues over HTTP (issue 13), on a fresh SQLite file, a fresh
+//! PostgreSQL database and the memory store (the same rules): `GET /v1/queues` lists what the caller may pull
 //! from; `POST .../next` gives each operator a record of its own zone's
 //! pool only, shown exactly as `GET /v1/records/{id}` shows it (PII
 //! redacted), the same record again to the same operator, never one
@@ -21,6 +21,19 @@ both!(
     operators_pull_what_they_may_see_one_each,
     twenty_operators_never_share
 );
+
+/// The memory store serves queues as the SQL stores do (it answered 501
+/// `E_UNSUPPORTED` before).
+mod memory {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn operators_pull_what_they_may_see_one_each() {
+        super::operators_pull_what_they_may_see_one_each(crate::http_support::Kind::Mem).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn twenty_operators_never_share() {
+        super::twenty_operators_never_share(crate::http_support::Kind::Mem).await
+    }
+}
 
 const CALLS: &str = r#"
 [workflow]

@@ -30,8 +30,8 @@ use super::records::{version_of, view, RecordView};
 use super::state::{AppState, Caller};
 use crate::any::AnyBackend;
 use crate::sql::query::{
-    Column, Cond, Cursor, Filter, Key, Kind, Lit, Op, PoolRule, Query as RQuery, RecordQuery,
-    Search, Visibility,
+    Column, Cond, Cursor, Filter, Key, Kind, Lit, Op, Query as RQuery, RecordQuery, Search,
+    Visibility,
 };
 use axum::extract::State;
 use base64::Engine as _;
@@ -756,24 +756,7 @@ pub(super) fn sort_key(
     })
 }
 
-/// Whether every one of `states` is a non-final state wherever a loaded
-/// version in scope declares it (then the open-record indexes serve).
-pub(super) fn only_open(
-    versions: &crate::apply::Versions,
-    workflow: Option<&str>,
-    states: &[String],
-) -> bool {
-    !states.is_empty()
-        && versions
-            .all()
-            .iter()
-            .filter(|wf| workflow.is_none_or(|w| w == wf.id))
-            .all(|wf| {
-                states
-                    .iter()
-                    .all(|s| wf.state(s).is_none_or(|id| !wf.states[id].is_final))
-            })
-}
+pub(super) use crate::sql::query::only_open;
 
 /// What an actor-bound caller may see (`None` for an admin key): its own
 /// records, the pools of its zones, and what the organisation gives it
@@ -783,28 +766,14 @@ pub(super) fn visibility(
     caller: &Caller,
     pools: &[crate::config::PoolConfig],
 ) -> Option<Visibility> {
-    let reach = crate::org::Reach::of(
-        t.backend.versions().all_current().iter().map(|w| &**w),
-        &caller.directory,
-        &caller.actor,
-    );
-    (!caller.admin).then(|| Visibility {
-        all: reach.all,
-        managed: reach.managed,
-        reports: reach.reports,
-        areas: reach.areas,
-        area_zones: reach.zones,
-        actor: caller.actor.id.clone(),
-        zones: caller.actor.zones.clone(),
-        pools: pools
-            .iter()
-            .map(|p| PoolRule {
-                workflow: p.workflow.clone(),
-                states: p.states.clone(),
-                zone_field: p.zone_field.clone(),
-                followed: p.followed_by(&caller.actor),
-            })
-            .collect(),
+    let wfs = t.backend.versions().all_current();
+    (!caller.admin).then(|| {
+        Visibility::of(
+            wfs.iter().map(|w| &**w),
+            &caller.directory,
+            &caller.actor,
+            pools,
+        )
     })
 }
 

@@ -8,14 +8,11 @@
 //! Queue names are per workflow, as views' are: the path names both.
 
 use super::error::{ApiError, ErrorBody, Json, Path};
-use super::list::{only_open, refuse_pii_names, visibility};
+use super::list::{refuse_pii_names, visibility};
 use super::records::{full_view, RecordView};
 use super::state::{AppState, Caller, Tenant};
-use crate::any::AnyBackend;
 use crate::backend::Backend;
-use crate::sql::query::queue::{OrderBy, Pull, WorkQueue};
-use crate::sql::query::view::{fields_of, translate};
-use crate::sql::query::{Column, Cond, Filter, Key, Kind, Lit, Op, Query as RQuery};
+use crate::sql::query::queue::{pull_of, Pull, WorkQueue};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -177,28 +174,11 @@ fn find(
             ),
         ));
     }
-    if matches!(t.backend, AnyBackend::Mem(_)) {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "E_UNSUPPORTED",
-            "work queues need a SQL store (sqlite: or postgres://)",
-        ));
-    }
     Ok((wf, i))
 }
 
-/// The typed key of an order name (a field or a column).
-fn key(wf: &Workflow, name: &str) -> Option<Key> {
-    match wf.field(name) {
-        Some(f) => Some(Key::Field {
-            name: name.to_string(),
-            kind: Kind::of(wf.fields[f].ty),
-        }),
-        None => Column::parse(name).map(Key::Column),
-    }
-}
-
-/// The store's pull for `caller` at `now`.
+/// The store's pull for `caller` at `now` (`queue::pull_of`, shared with
+/// the scenario harness).
 fn pull(
     t: &Tenant,
     wf: &Workflow,
@@ -206,82 +186,31 @@ fn pull(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Pull, ApiError> {
-    let mut filters = Vec::new();
-    let mut names = Vec::new();
-    if let Some(src) = &q.filter_source {
-        let f = translate(wf, src, now, &caller.actor.id).map_err(|reason| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "E_QUEUE_FILTER",
-                format!(
-                    "queue `{}` of `{}` cannot be served: {reason} (leadflow check: W082)",
-                    q.name, wf.id
-                ),
-            )
-        })?;
-        names.extend(fields_of(&f));
-        filters.push(f);
-    }
-    if let Some(m) = &q.max_attempts {
-        let k = Key::Field {
-            name: m.field.clone(),
-            kind: Kind::Num,
-        };
-        // A record never called has no count yet: served.
-        filters.push(Filter::Any(vec![
-            Filter::Cond(Cond {
-                key: k.clone(),
-                op: Op::Empty,
-            }),
-            Filter::Cond(Cond {
-                key: k,
-                op: Op::Lt(Lit::Num(m.max.to_string(), m.max as f64)),
-            }),
-        ]));
-    }
-    let mut order = Vec::new();
-    for o in &q.order {
-        // The loader refused unknown names (E038).
-        let Some(k) = key(wf, o.name()) else { continue };
-        order.push(match o {
-            OrderKey::Due(_) => OrderBy::Due(k),
-            OrderKey::By { desc, .. } => OrderBy::By(k, *desc),
-        });
-        names.push(o.name().to_string());
-    }
+    let versions = t.backend.versions();
+    let (p, names) = pull_of(
+        &t.id,
+        versions,
+        wf,
+        q,
+        &caller.actor.id,
+        visibility(t, caller, t.pools()),
+        now,
+    )
+    .map_err(|reason| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "E_QUEUE_FILTER",
+            format!(
+                "queue `{}` of `{}` cannot be served: {reason} (leadflow check: W082)",
+                q.name, wf.id
+            ),
+        )
+    })?;
     // An order or a selection on a `pii` field would tell what the records
     // hide, as a view's would.
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    refuse_pii_names(caller, t.backend.versions(), Some(&wf.id), &names)?;
-    let states: Vec<String> = q
-        .states
-        .iter()
-        .map(|s| wf.state_name(*s).to_string())
-        .collect();
-    let versions = t.backend.versions();
-    let select = RQuery {
-        tenant: t.id.clone(),
-        workflow: Some(wf.id.clone()),
-        // No states: the open ones.
-        open_only: states.is_empty() || only_open(versions, Some(&wf.id), &states),
-        states,
-        filters,
-        search: None,
-        visible_to: visibility(t, caller, t.pools()),
-        sort: Key::Column(Column::Id),
-        desc: false,
-        limit: 1,
-        after: None,
-    };
-    Ok(Pull {
-        workflow: wf.id.clone(),
-        queue: q.name.clone(),
-        actor: caller.actor.id.clone(),
-        now,
-        lease_until: now + q.lease,
-        select,
-        order,
-    })
+    refuse_pii_names(caller, versions, Some(&wf.id), &names)?;
+    Ok(p)
 }
 
 /// Pull the next record of a queue and hold it.
@@ -298,8 +227,7 @@ fn pull(
     responses((status = 200, body = Pulled, description = "the record, as `GET /v1/records/{id}` shows it to the caller, and the end of the lease"),
               (status = 403, body = ErrorBody, description = "E_FORBIDDEN: the caller's role is not in the queue's `by`, or an actor-bound key and the queue orders or filters on a `pii` field"),
               (status = 404, body = ErrorBody, description = "E_QUEUE_NOT_FOUND: no such workflow or queue; E_QUEUE_EMPTY: nothing to serve now; E_QUEUE_CLOSED: outside the calling hours"),
-              (status = 422, body = ErrorBody, description = "E_QUEUE_FILTER: the queue's filter is not one the store can run (leadflow check warns: W082)"),
-              (status = 501, body = ErrorBody, description = "E_UNSUPPORTED: the memory store")),
+              (status = 422, body = ErrorBody, description = "E_QUEUE_FILTER: the queue's filter is not one the store can run (leadflow check warns: W082)")),
     security(("bearer" = [])))]
 pub async fn next(
     State(s): State<AppState>,
@@ -355,8 +283,7 @@ pub async fn next(
            ("queue" = String, Path, description = "queue name", example = "chiamate")),
     responses((status = 200, body = Released, description = "what was given back (`released: null`: nothing was held)"),
               (status = 403, body = ErrorBody, description = "E_FORBIDDEN: the caller's role is not in the queue's `by`"),
-              (status = 404, body = ErrorBody, description = "E_QUEUE_NOT_FOUND: no such workflow or queue"),
-              (status = 501, body = ErrorBody, description = "E_UNSUPPORTED: the memory store")),
+              (status = 404, body = ErrorBody, description = "E_QUEUE_NOT_FOUND: no such workflow or queue")),
     security(("bearer" = [])))]
 pub async fn release(
     State(s): State<AppState>,

@@ -49,8 +49,26 @@ pub struct Step {
     pub alias: Option<Alias>,
     pub create: Option<Create>,
     pub fire: Option<Fire>,
+    /// `pull = { queue, by }`: the next record of a work queue.
+    pub pull: Option<Pull>,
+    /// `release = { queue, by }`: give back what the puller holds.
+    pub release: Option<Pull>,
+    /// The record the step's `pull` must give (or its `release` give back;
+    /// `""` for none).
+    pub expect_record: Option<Option<RecordRef>>,
     pub expect: Vec<Expect>,
     pub expect_error: Option<String>,
+}
+
+/// A `pull` or `release` step: who, from which queue.
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub workflow: Located<String>,
+    pub queue: String,
+    pub by: String,
+    /// `again = true`: the puller must already hold the record (a repeated
+    /// pull); `false`: it must be newly held.
+    pub again: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -97,6 +97,9 @@ struct RawStep {
     alias: Option<Spanned<RawAlias>>,
     create: Option<Spanned<RawCreate>>,
     fire: Option<Spanned<RawFire>>,
+    pull: Option<Spanned<RawPull>>,
+    release: Option<Spanned<RawPull>>,
+    expect_record: Option<Spanned<String>>,
     expect: Option<Spanned<toml::Value>>,
     expect_error: Option<String>,
     /// Free text for the reader; ignored.
@@ -131,6 +134,15 @@ struct RawFire {
     by: Option<Spanned<String>>,
     #[serde(default)]
     input: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPull {
+    queue: String,
+    by: Spanned<String>,
+    workflow: Option<Spanned<String>>,
+    again: Option<bool>,
 }
 
 /// An `outbox` entry: a template name, or a table checking its messages.
@@ -365,6 +377,12 @@ impl Scenario {
                 .iter()
                 .filter_map(|s| s.create.as_ref().map(|c| &c.workflow)),
         );
+        named.extend(
+            self.steps
+                .iter()
+                .flat_map(|s| s.pull.iter().chain(&s.release))
+                .map(|p| &p.workflow),
+        );
         for w in named {
             if set.get(&w.value).is_none() {
                 let known: Vec<&str> = set.workflows.keys().map(String::as_str).collect();
@@ -597,6 +615,93 @@ impl Parser<'_> {
                 input: f.input.into_iter().collect(),
             });
         }
+        let pulls = [("pull", raw.pull), ("release", raw.release)].map(|(what, p)| {
+            p.map(|p| {
+                let pspan = p.span();
+                let p = p.into_inner();
+                let workflow = match (p.workflow, default_wf) {
+                    (Some(w), _) => {
+                        let sp = w.span();
+                        Located::new(w.into_inner(), sp)
+                    }
+                    (None, Some(d)) => d.clone(),
+                    (None, None) => {
+                        return Err(self.err(
+                            "S001",
+                            &pspan,
+                            format!("`{what}` needs a workflow: add `workflow = \"...\"` to it or at the top of the file"),
+                        ))
+                    }
+                };
+                if what == "release" && p.again.is_some() {
+                    return Err(self.err(
+                        "S001",
+                        &pspan,
+                        "`again` is for `pull`: a `release` gives back what the puller holds",
+                    ));
+                }
+                let by_span = p.by.span();
+                let by = self.by(Some(p.by), actors)?.ok_or_else(|| {
+                    self.err("S001", &by_span, "`by` names the puller")
+                })?;
+                Ok((
+                    pspan,
+                    Pull {
+                        workflow,
+                        queue: p.queue,
+                        by,
+                        again: p.again,
+                    },
+                ))
+            })
+            .transpose()
+        });
+        let [pull, release] = pulls;
+        let (pull, release) = (pull?, release?);
+        if let Some((sp, _)) = &pull {
+            if step.create.is_some() || step.fire.is_some() || release.is_some() {
+                return Err(self.err(
+                    "S001",
+                    sp,
+                    "a `pull` goes in a step of its own (with `advance`, `alias` or `expect` at most)",
+                ));
+            }
+        }
+        if let Some((sp, _)) = &release {
+            if step.create.is_some() || step.fire.is_some() {
+                return Err(self.err(
+                    "S001",
+                    sp,
+                    "a `release` goes in a step of its own (with `advance`, `alias` or `expect` at most)",
+                ));
+            }
+        }
+        step.pull = pull.map(|(_, p)| p);
+        step.release = release.map(|(_, p)| p);
+        if let Some(r) = raw.expect_record {
+            let sp = r.span();
+            if step.pull.is_none() && step.release.is_none() {
+                return Err(self.err(
+                    "S001",
+                    &sp,
+                    "`expect_record` needs a `pull` or `release` in the same step",
+                ));
+            }
+            if step.expect_error.is_some() {
+                return Err(self.err("S001", &sp, "a step expects a record or an error, not both"));
+            }
+            step.expect_record = Some(match r.get_ref().trim() {
+                "" if step.release.is_some() => None,
+                "" => {
+                    return Err(self.err(
+                        "S001",
+                        &sp,
+                        "a `pull` that gives nothing is `expect_error = \"E_QUEUE_EMPTY\"`",
+                    ))
+                }
+                name => Some(self.record(name, &sp, names)?),
+            });
+        }
         if let Some(e) = raw.expect {
             let espan = e.span();
             let items = match e.into_inner() {
@@ -607,27 +712,30 @@ impl Parser<'_> {
                 step.expect.push(self.expect(it, &espan, names)?);
             }
         }
+        let pulls = step.pull.is_some() || step.release.is_some();
         if step.expect_error.is_some()
             && step.create.is_none()
             && step.fire.is_none()
             && step.advance.is_none()
+            && !pulls
         {
             return Err(self.err(
                 "S001",
                 &span,
-                "`expect_error` needs a `create`, `fire` or `advance` in the same step",
+                "`expect_error` needs a `create`, `fire`, `pull`, `release` or `advance` in the same step",
             ));
         }
         if step.advance.is_none()
             && step.alias.is_none()
             && step.create.is_none()
             && step.fire.is_none()
+            && !pulls
             && step.expect.is_empty()
         {
             return Err(self.err(
                 "S001",
                 &span,
-                "empty step: give it advance, advance_to, alias, create, fire or expect",
+                "empty step: give it advance, advance_to, alias, create, fire, pull, release or expect",
             ));
         }
         Ok(step)
@@ -918,8 +1026,54 @@ expect = { record = "L2", history = [{ field = "state", new = "x" }] }
     }
 
     #[test]
+    fn pull_and_release_steps_parse_and_bad_ones_say_where() {
+        let head = "start = \"2022-11-14T09:00:00Z\"\nworkflow = \"w\"\n[actors.op]\nrole = \"operator\"\n[[step]]\ncreate = { as = \"L1\" }\n[[step]]\n";
+        let s = parse(
+            "t.toml",
+            &format!("{head}pull = {{ queue = \"q\", by = \"op\", again = true }}\nexpect_record = \"L1\"\n[[step]]\nrelease = {{ queue = \"q\", by = \"op\" }}\nexpect_record = \"\"\n[[step]]\npull = {{ queue = \"q\", by = \"op\" }}\nexpect_error = \"E_QUEUE_EMPTY\"\n"),
+        )
+        .unwrap();
+        let p = s.steps[1].pull.as_ref().unwrap();
+        assert_eq!(
+            (
+                p.workflow.value.as_str(),
+                p.queue.as_str(),
+                p.by.as_str(),
+                p.again
+            ),
+            ("w", "q", "op", Some(true))
+        );
+        assert_eq!(s.steps[1].expect_record, Some(Some(RecordRef::parse("L1"))));
+        assert!(s.steps[2].release.is_some());
+        assert_eq!(s.steps[2].expect_record, Some(None));
+        assert_eq!(s.steps[3].expect_error.as_deref(), Some("E_QUEUE_EMPTY"));
+        for (body, code, line, col, says) in [
+            ("pull = { queue = \"q\", by = \"nobody\" }\n", "S004", 8, 28, "unknown actor"),
+            ("pull = { queue = \"q\" }\n", "S001", 8, 8, "by"),
+            ("pull = { queue = \"q\", by = \"op\", who = 1 }\n", "S001", 8, 34, "who"),
+            ("pull = { queue = \"q\", by = \"op\" }\nexpect_record = \"L9\"\n", "S003", 9, 17, "unknown record"),
+            ("pull = { queue = \"q\", by = \"op\" }\nexpect_record = \"\"\n", "S001", 9, 17, "E_QUEUE_EMPTY"),
+            ("pull = { queue = \"q\", by = \"op\" }\nexpect_record = \"L1\"\nexpect_error = \"E_QUEUE_EMPTY\"\n", "S001", 9, 17, "not both"),
+            ("expect_record = \"L1\"\n", "S001", 8, 17, "needs a `pull`"),
+            ("pull = { queue = \"q\", by = \"op\" }\nfire = { record = \"L1\", transition = \"t\" }\n", "S001", 8, 8, "step of its own"),
+            ("release = { queue = \"q\", by = \"op\", again = true }\n", "S001", 8, 11, "`again` is for `pull`"),
+        ] {
+            let e = err(&format!("{head}{body}"));
+            assert_eq!((e.code, e.line, e.column), (code, line, col), "{body}: {e}");
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+        // Without a workflow anywhere, a pull says it needs one.
+        let e = err("start = \"2022-11-14T09:00:00Z\"\n[actors.op]\nrole = \"operator\"\n[[step]]\npull = { queue = \"q\", by = \"op\" }\n");
+        assert_eq!((e.code, e.line), ("S001", 5), "{e}");
+        // A pull's workflow is checked against the loaded set (S002).
+        let s = parse("t.toml", "start = \"2022-11-14T09:00:00Z\"\n[actors.op]\nrole = \"operator\"\n[[step]]\npull = { queue = \"q\", by = \"op\", workflow = \"nope\" }\n").unwrap();
+        let e = s.resolve(&WorkflowSet::default(), &[]).unwrap_err();
+        assert_eq!((e.code, e.line), ("S002", 5), "{e}");
+    }
+
+    #[test]
     fn never_panics_on_garbage() {
-        for text in ["", "[[step]]", "start = 1", "step = 3\nstart=\"2022-11-14T09:00:00Z\"", "\u{0}", "[actors]\nx = 1", "start = \"2022-11-14T09:00:00Z\"\n[[step]]\nfire = { record = \"/\", transition = \"t\" }"] {
+        for text in ["", "[[step]]", "start = 1", "step = 3\nstart=\"2022-11-14T09:00:00Z\"", "\u{0}", "[actors]\nx = 1", "start = \"2022-11-14T09:00:00Z\"\n[[step]]\npull = 3", "start = \"2022-11-14T09:00:00Z\"\n[[step]]\nrelease = { queue = 1, by = [] }", "start = \"2022-11-14T09:00:00Z\"\n[[step]]\nfire = { record = \"/\", transition = \"t\" }"] {
             assert!(parse("t.toml", text).is_err(), "{text:?}");
         }
     }

@@ -7,6 +7,8 @@ use super::model::*;
 use super::report::{Failure, ScenarioResult};
 use crate::backend::{Backend, CreateRequest, Error, FireRequest, RecordId};
 use crate::mem::MemBackend;
+use crate::sql::query::queue::{pull_of, WorkQueue};
+use crate::sql::query::Visibility;
 use crate::AnyBackend;
 use chrono::{DateTime, Utc};
 use leadflow_engine::{Actor, Calendar, Value, WorkflowSet};
@@ -17,7 +19,12 @@ use std::time::Instant;
 /// steps that only need the outcome (the memory store then skips building
 /// a [`crate::backend::StoredRecord`], fields as JSON, per step).
 #[allow(async_fn_in_trait)]
-pub trait Replay: crate::kpi::schedule::RunStore {
+pub trait Replay: crate::kpi::schedule::RunStore + WorkQueue {
+    /// The workflow versions the store runs (a `pull` is built from the
+    /// current ones, as the HTTP API builds it).
+    fn versions(&self) -> &crate::apply::Versions;
+    /// The tenant the store is bound to (`""` for the memory store).
+    fn tenant(&self) -> &str;
     /// Create; only the new record's id.
     async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
         self.create(req).await.map(|r| r.id)
@@ -31,6 +38,12 @@ pub trait Replay: crate::kpi::schedule::RunStore {
 }
 
 impl Replay for MemBackend {
+    fn versions(&self) -> &crate::apply::Versions {
+        MemBackend::versions(self)
+    }
+    fn tenant(&self) -> &str {
+        ""
+    }
     async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
         MemBackend::create_id(self, req).await
     }
@@ -43,6 +56,16 @@ impl Replay for MemBackend {
 }
 
 impl Replay for AnyBackend {
+    fn versions(&self) -> &crate::apply::Versions {
+        AnyBackend::versions(self)
+    }
+    fn tenant(&self) -> &str {
+        match self {
+            AnyBackend::Mem(_) => "",
+            AnyBackend::Sqlite(b) => b.tenant(),
+            AnyBackend::Pg(b) => b.tenant(),
+        }
+    }
     async fn create_id(&self, req: CreateRequest<'_>) -> Result<RecordId, Error> {
         match self {
             AnyBackend::Mem(m) => m.create_id(req).await,
@@ -285,10 +308,12 @@ impl<B: Replay> Runner<'_, B> {
                 return out;
             }
             // Without a create or fire, expect_error is about the timers.
-            let expecting = step
-                .expect_error
-                .as_deref()
-                .filter(|_| step.create.is_none() && step.fire.is_none());
+            let expecting = step.expect_error.as_deref().filter(|_| {
+                step.create.is_none()
+                    && step.fire.is_none()
+                    && step.pull.is_none()
+                    && step.release.is_none()
+            });
             match (self.advance_clock(target).await, expecting) {
                 (Ok(n), None) => self.fired += n,
                 (Ok(_), Some(x)) => {
@@ -447,6 +472,89 @@ impl<B: Replay> Runner<'_, B> {
                 }
             }
         }
+        for (p, release) in [(&step.pull, false), (&step.release, true)] {
+            let Some(p) = p else { continue };
+            let what = format!(
+                "{} {}/{} by {}",
+                if release { "release" } else { "pull" },
+                p.workflow.value,
+                p.queue,
+                p.by
+            );
+            let got = match release {
+                false => self.pull(p).await,
+                true => self.release(p).await,
+            };
+            match (got, expect_error) {
+                (Ok(got), Some(x)) => {
+                    let shown = got.map_or("nothing".to_string(), |(id, _)| self.label(id));
+                    out.push((
+                        format!("expected {what} to fail with {x}, but it gave {shown}"),
+                        None,
+                    ));
+                    return out;
+                }
+                (Err((code, m)), Some(x)) if code == x || m.contains(x) => {}
+                (Err((code, m)), x) => {
+                    let m = format!("{what} failed: {code}: {m}");
+                    let m = match x {
+                        Some(x) => format!("expected {x}; {m}"),
+                        None => m,
+                    };
+                    out.push((m, Some(code)));
+                    return out;
+                }
+                (Ok(got), None) => {
+                    if let Some(id) = got.map(|(id, _)| id) {
+                        self.current = Some(id);
+                    }
+                    if let Some(want) = &step.expect_record {
+                        let want_id = match want {
+                            Some(r) => match resolve(self.b, &self.names, r).await {
+                                Ok(id) => Some(id),
+                                Err(m) => {
+                                    out.push((format!("expect_record: {m}"), None));
+                                    return out;
+                                }
+                            },
+                            None => None,
+                        };
+                        let got_id = got.map(|(id, _)| id);
+                        if got_id != want_id {
+                            let show = |i: Option<RecordId>| {
+                                i.map_or("nothing".to_string(), |i| self.label(i))
+                            };
+                            out.push((
+                                format!(
+                                    "expected {what} to give {}, but it gave {}",
+                                    show(want_id),
+                                    show(got_id)
+                                ),
+                                None,
+                            ));
+                            return out;
+                        }
+                    }
+                    if let (Some(want), Some((_, again))) = (p.again, got) {
+                        if want != again {
+                            out.push((
+                                format!(
+                                    "expected {what} to give {} record, but it gave {}",
+                                    if want { "the held" } else { "a newly held" },
+                                    if again {
+                                        "the record it already held"
+                                    } else {
+                                        "a record it did not hold"
+                                    }
+                                ),
+                                None,
+                            ));
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
         for e in &step.expect {
             let id = match &e.record {
                 Some(r) => match resolve(self.b, &self.names, r).await {
@@ -483,6 +591,113 @@ impl<B: Replay> Runner<'_, B> {
             }
         }
         out
+    }
+
+    /// A record as a failure shows it: its name(s) and id.
+    fn label(&self, id: RecordId) -> String {
+        let mut names: Vec<&str> = self
+            .names
+            .iter()
+            .filter(|(_, v)| **v == id)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        names.sort();
+        match names.is_empty() {
+            true => format!("record {id}"),
+            false => format!("{} (record {id})", names.join("/")),
+        }
+    }
+
+    /// The workflow and queue a `pull`/`release` names, if its puller may
+    /// pull from it: the HTTP API's checks and codes.
+    fn queue(
+        &self,
+        p: &Pull,
+    ) -> Result<(std::sync::Arc<leadflow_engine::Workflow>, usize), (String, String)> {
+        let not_found = || {
+            (
+                "E_QUEUE_NOT_FOUND".to_string(),
+                format!("no queue `{}` in workflow `{}`", p.queue, p.workflow.value),
+            )
+        };
+        let wf = self
+            .b
+            .versions()
+            .current(&p.workflow.value)
+            .map_err(|_| not_found())?;
+        let i = wf
+            .queues
+            .iter()
+            .position(|q| q.name == p.queue)
+            .ok_or_else(not_found)?;
+        let role = &self.actor(Some(&p.by)).role;
+        if !wf.queues[i].allows(role) {
+            return Err((
+                "E_FORBIDDEN".to_string(),
+                format!(
+                    "role `{role}` may not pull from queue `{}` (its `by`)",
+                    p.queue
+                ),
+            ));
+        }
+        Ok((wf, i))
+    }
+
+    /// A `pull`: the record given, and whether the puller already held it.
+    async fn pull(&self, p: &Pull) -> Result<Option<(RecordId, bool)>, (String, String)> {
+        let (wf, i) = self.queue(p)?;
+        let q = &wf.queues[i];
+        if q.open_at(&wf.calendar, self.now).is_err() {
+            return Err((
+                "E_QUEUE_CLOSED".to_string(),
+                format!(
+                    "queue `{}` serves only in its calling hours on the working days of calendar `{}`",
+                    q.name,
+                    wf.calendar.id()
+                ),
+            ));
+        }
+        let actor = self.actor(Some(&p.by));
+        let versions = self.b.versions();
+        let current = versions.all_current();
+        // The scenario has no tenant config: no pools.
+        let vis = Visibility::of(current.iter().map(|w| &**w), &self.sc.actors, actor, &[]);
+        let (pull, _) = pull_of(
+            self.b.tenant(),
+            versions,
+            &wf,
+            q,
+            &actor.id,
+            Some(vis),
+            self.now,
+        )
+        .map_err(|reason| {
+            (
+                "E_QUEUE_FILTER".to_string(),
+                format!(
+                    "queue `{}` of `{}` cannot be served: {reason}",
+                    q.name, wf.id
+                ),
+            )
+        })?;
+        match self.b.next(&pull).await {
+            Ok(Some(c)) => Ok(Some((c.record, c.again))),
+            Ok(None) => Err((
+                "E_QUEUE_EMPTY".to_string(),
+                format!("queue `{}` has no record for `{}` now", q.name, actor.id),
+            )),
+            Err(e) => Err((e.code().to_string(), e.to_string())),
+        }
+    }
+
+    /// A `release`: the record given back, if the puller held one.
+    async fn release(&self, p: &Pull) -> Result<Option<(RecordId, bool)>, (String, String)> {
+        let (wf, _) = self.queue(p)?;
+        let actor = &self.actor(Some(&p.by)).id;
+        match self.b.give_back(&wf.id, &p.queue, actor, self.now).await {
+            Ok(r) => Ok(r.map(|id| (id, false))),
+            Err(e) => Err((e.code().to_string(), e.to_string())),
+        }
     }
 
     /// Everything a refused step must leave unchanged, as comparable text.

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 mod queue;
+mod work_queue;
 
 /// An armed timer or scheduled spawn of a record: 32 bytes, the name
 /// interned (scheduled spawns are named `spawn:<revision>.<n>`, so their
@@ -202,6 +203,8 @@ struct State {
     payloads: HashMap<usize, serde_json::Value>,
     /// Used action links: id -> (record, when).
     used_links: HashMap<String, (RecordId, DateTime<Utc>)>,
+    /// Work queue leases (`mem/work_queue.rs`).
+    leases: work_queue::Leases,
 }
 
 impl State {

@@ -298,6 +298,58 @@ pub struct Visibility {
     pub area_zones: Vec<String>,
 }
 
+impl Visibility {
+    /// What `actor` may see: its own records, the `pools` of its zones, and
+    /// what the organisation of the workflows `wfs` (their current
+    /// versions) gives it through `directory`. The HTTP API's callers and
+    /// the scenario harness's pullers alike.
+    pub fn of<'a>(
+        wfs: impl IntoIterator<Item = &'a leadflow_engine::Workflow>,
+        directory: &[leadflow_engine::Actor],
+        actor: &leadflow_engine::Actor,
+        pools: &[crate::config::PoolConfig],
+    ) -> Visibility {
+        let reach = crate::org::Reach::of(wfs, directory, actor);
+        Visibility {
+            all: reach.all,
+            managed: reach.managed,
+            reports: reach.reports,
+            areas: reach.areas,
+            area_zones: reach.zones,
+            actor: actor.id.clone(),
+            zones: actor.zones.clone(),
+            pools: pools
+                .iter()
+                .map(|p| PoolRule {
+                    workflow: p.workflow.clone(),
+                    states: p.states.clone(),
+                    zone_field: p.zone_field.clone(),
+                    followed: p.followed_by(actor),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Whether every one of `states` is a non-final state wherever a loaded
+/// version in scope declares it (then the open-record indexes serve).
+pub fn only_open(
+    versions: &crate::apply::Versions,
+    workflow: Option<&str>,
+    states: &[String],
+) -> bool {
+    !states.is_empty()
+        && versions
+            .all()
+            .iter()
+            .filter(|wf| workflow.is_none_or(|w| w == wf.id))
+            .all(|wf| {
+                states
+                    .iter()
+                    .all(|s| wf.state(s).is_none_or(|id| !wf.states[id].is_final))
+            })
+}
+
 /// A full-text search (`q=`): records whose searched fields (`search` in
 /// the workflow, see [`SearchField`]) have, for every word, a word starting
 /// with it ("ross mar" finds "Rossi Mario"), case and accents aside.

@@ -21,9 +21,11 @@
 //! key, the due records (`<field> <= now`, by that field) are tried first,
 //! then the others, each arm `LIMIT 1`.
 
-use super::{value_expr, Dialect, Key, Kind, Lit, Query, Sql};
+use super::{value_expr, Cond, Dialect, Filter, Key, Kind, Lit, Op, Query, Sql};
 use crate::backend::{Error, RecordId};
 use chrono::{DateTime, Utc};
+use leadflow_engine::queue::{OrderKey, Queue as EngineQueue};
+use leadflow_engine::Workflow;
 
 /// One key of a queue's order, typed.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,8 +58,8 @@ pub struct Claim {
     pub again: bool,
 }
 
-/// The capability: pull, and give back. Implemented by the SQL stores and
-/// `AnyBackend`.
+/// The capability: pull, and give back. Implemented by the SQL stores, the
+/// memory store (`store/mem/work_queue.rs`) and `AnyBackend`.
 #[allow(async_fn_in_trait)]
 pub trait WorkQueue {
     /// The record the actor holds in this queue, else the best free one,
@@ -72,6 +74,98 @@ pub trait WorkQueue {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<RecordId>, Error>;
+}
+
+/// The typed key of an order name (a field or a column).
+pub fn order_key(wf: &Workflow, name: &str) -> Option<Key> {
+    match wf.field(name) {
+        Some(f) => Some(Key::Field {
+            name: name.to_string(),
+            kind: Kind::of(wf.fields[f].ty),
+        }),
+        None => super::Column::parse(name).map(Key::Column),
+    }
+}
+
+/// The pull of queue `q` of `wf` for `actor` at `now`, seeing what
+/// `visible_to` lets it see (`None`: everything), and the field names its
+/// selection and order read (for the caller's `pii` check). The HTTP API
+/// and the scenario harness build every pull here, whatever the store.
+/// `Err`: the filter is not one the SQL stores can run (W082).
+pub fn pull_of(
+    tenant: &str,
+    versions: &crate::apply::Versions,
+    wf: &Workflow,
+    q: &EngineQueue,
+    actor: &str,
+    visible_to: Option<super::Visibility>,
+    now: DateTime<Utc>,
+) -> Result<(Pull, Vec<String>), String> {
+    let mut filters = Vec::new();
+    let mut names = Vec::new();
+    if let Some(src) = &q.filter_source {
+        let f = super::view::translate(wf, src, now, actor)?;
+        names.extend(super::view::fields_of(&f));
+        filters.push(f);
+    }
+    if let Some(m) = &q.max_attempts {
+        let k = Key::Field {
+            name: m.field.clone(),
+            kind: Kind::Num,
+        };
+        // A record never called has no count yet: served.
+        filters.push(Filter::Any(vec![
+            Filter::Cond(Cond {
+                key: k.clone(),
+                op: Op::Empty,
+            }),
+            Filter::Cond(Cond {
+                key: k,
+                op: Op::Lt(Lit::Num(m.max.to_string(), m.max as f64)),
+            }),
+        ]));
+    }
+    let mut order = Vec::new();
+    for o in &q.order {
+        // The loader refused unknown names (E038).
+        let Some(k) = order_key(wf, o.name()) else {
+            continue;
+        };
+        order.push(match o {
+            OrderKey::Due(_) => OrderBy::Due(k),
+            OrderKey::By { desc, .. } => OrderBy::By(k, *desc),
+        });
+        names.push(o.name().to_string());
+    }
+    let states: Vec<String> = q
+        .states
+        .iter()
+        .map(|s| wf.state_name(*s).to_string())
+        .collect();
+    let select = Query {
+        tenant: tenant.to_string(),
+        workflow: Some(wf.id.clone()),
+        // No states: the open ones.
+        open_only: states.is_empty() || super::only_open(versions, Some(&wf.id), &states),
+        states,
+        filters,
+        search: None,
+        visible_to,
+        sort: Key::Column(super::Column::Id),
+        desc: false,
+        limit: 1,
+        after: None,
+    };
+    let pull = Pull {
+        workflow: wf.id.clone(),
+        queue: q.name.clone(),
+        actor: actor.to_string(),
+        now,
+        lease_until: now + q.lease,
+        select,
+        order,
+    };
+    Ok((pull, names))
 }
 
 /// How many times a pull retries after losing a record to another puller.
@@ -226,19 +320,12 @@ pub fn release_sql(d: Dialect) -> &'static str {
     }
 }
 
-fn unsupported() -> Error {
-    Error::Storage(crate::error::StoreError::new(
-        crate::error::StoreErrorKind::Setup,
-        "work queues need a SQL store (sqlite: or postgres://)".to_string(),
-    ))
-}
-
 impl WorkQueue for crate::any::AnyBackend {
     async fn next(&self, p: &Pull) -> Result<Option<Claim>, Error> {
         match self {
             crate::any::AnyBackend::Pg(b) => b.next(p).await,
             crate::any::AnyBackend::Sqlite(b) => b.next(p).await,
-            crate::any::AnyBackend::Mem(_) => Err(unsupported()),
+            crate::any::AnyBackend::Mem(b) => b.next(p).await,
         }
     }
     async fn give_back(
@@ -251,7 +338,7 @@ impl WorkQueue for crate::any::AnyBackend {
         match self {
             crate::any::AnyBackend::Pg(b) => b.give_back(workflow, queue, actor, now).await,
             crate::any::AnyBackend::Sqlite(b) => b.give_back(workflow, queue, actor, now).await,
-            crate::any::AnyBackend::Mem(_) => Err(unsupported()),
+            crate::any::AnyBackend::Mem(b) => b.give_back(workflow, queue, actor, now).await,
         }
     }
 }
