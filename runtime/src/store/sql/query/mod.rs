@@ -489,14 +489,20 @@ pub struct Count {
     pub estimated: bool,
 }
 
-/// An expression index the store keeps for an `indexed` field.
+/// An expression index the store keeps for an `indexed` field, or for the
+/// order of a work queue.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexSpec {
-    /// `lf_q_` and a hash of the field name and kind: the same in every
-    /// tenant (the records table is shared).
+    /// `lf_q_` and a hash of the field name and kind (of the columns, for
+    /// a queue's): the same in every tenant (the records table is shared).
     pub name: String,
+    /// The field; for a queue's index `queue:` and its columns.
     pub field: String,
     kind_name: &'static str,
+    /// A queue's index: after `tenant_id, workflow`, these keys (field or
+    /// column name, kind name or `column`, descending, read as a due
+    /// instant), then `id`. Empty for a field's index.
+    order: Vec<(String, &'static str, bool, bool)>,
 }
 
 impl IndexSpec {
@@ -507,6 +513,39 @@ impl IndexSpec {
             name: format!("lf_q_{}", &hex::encode(h)[..16]),
             field: field.to_string(),
             kind_name: kind.name(),
+            order: Vec::new(),
+        }
+    }
+
+    /// The index a queue's pull reads in order: `(tenant_id, workflow,
+    /// keys.., id)`, each key `(key, descending, due)` written as the pull's
+    /// `ORDER BY` writes it ([`queue::arms`]).
+    fn queue(keys: &[(Key, bool, bool)]) -> IndexSpec {
+        use sha2::Digest;
+        let order: Vec<(String, &'static str, bool, bool)> = keys
+            .iter()
+            .map(|(k, desc, due)| match k {
+                Key::Column(c) => (c.name().to_string(), "column", *desc, *due),
+                Key::Field { name, kind } => (name.clone(), kind.name(), *desc, *due),
+            })
+            .collect();
+        let text: Vec<String> = order
+            .iter()
+            .map(|(n, k, desc, due)| {
+                format!(
+                    "{}{}{n}:{k}",
+                    if *due { "due:" } else { "" },
+                    if *desc { "-" } else { "" }
+                )
+            })
+            .collect();
+        let field = format!("queue:{}", text.join(","));
+        let h = sha2::Sha256::digest(field.as_bytes());
+        IndexSpec {
+            name: format!("lf_q_{}", &hex::encode(h)[..16]),
+            field,
+            kind_name: Kind::Text.name(),
+            order,
         }
     }
     pub fn kind(&self) -> Kind {
@@ -523,34 +562,107 @@ impl IndexSpec {
     }
     /// The `CREATE INDEX` statement (`CONCURRENTLY` on PostgreSQL).
     pub fn create_sql(&self, d: Dialect) -> String {
-        let key = Key::Field {
-            name: self.field.clone(),
-            kind: self.kind(),
+        let cols = if self.order.is_empty() {
+            let key = Key::Field {
+                name: self.field.clone(),
+                kind: self.kind(),
+            };
+            format!("tenant_id, {}, id", value_expr(d, &key))
+        } else {
+            let mut cols = vec!["tenant_id".to_string(), "workflow".to_string()];
+            for (name, kind, desc, due) in &self.order {
+                let key = match *kind {
+                    "column" => match Column::parse(name) {
+                        Some(c) => Key::Column(c),
+                        None => continue,
+                    },
+                    k => Key::Field {
+                        name: name.clone(),
+                        kind: [
+                            Kind::Text,
+                            Kind::Num,
+                            Kind::Bool,
+                            Kind::Date,
+                            Kind::DateTime,
+                        ]
+                        .into_iter()
+                        .find(|x| x.name() == k)
+                        .unwrap_or(Kind::Text),
+                    },
+                };
+                cols.push(match (due, desc) {
+                    (true, _) => value_expr(d, &key),
+                    (false, true) => format!("{} DESC NULLS LAST", sort_expr(d, &key)),
+                    (false, false) => sort_expr(d, &key),
+                });
+            }
+            cols.push("id".into());
+            cols.join(", ")
         };
-        let expr = value_expr(d, &key);
         match d {
             Dialect::Pg => format!(
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON records (tenant_id, {expr}, id)",
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON records ({cols})",
                 self.name
             ),
             Dialect::Sqlite => format!(
-                "CREATE INDEX IF NOT EXISTS {} ON records (tenant_id, {expr}, id)",
+                "CREATE INDEX IF NOT EXISTS {} ON records ({cols})",
                 self.name
             ),
         }
     }
 }
 
+/// The indexes a workflow's work queues read their order from (the two
+/// arms of [`queue::arms`]): with a `due:` first key, one on that instant
+/// (the due records, earliest first) and one on the keys after it (the
+/// others); else one on all its keys. A later `due:` key sorts by an
+/// expression of the instant of the pull, which no index holds: the index
+/// stops before it.
+pub fn queue_indexes(wf: &leadflow_engine::Workflow) -> Vec<IndexSpec> {
+    use leadflow_engine::queue::OrderKey;
+    let mut out = Vec::new();
+    for q in &wf.queues {
+        let keys: Vec<(Key, bool, bool)> = q
+            .order
+            .iter()
+            .filter_map(|o| {
+                let k = queue::order_key(wf, o.name())?;
+                Some(match o {
+                    OrderKey::Due(_) => (k, false, true),
+                    OrderKey::By { desc, .. } => (k, *desc, false),
+                })
+            })
+            .collect();
+        let rest = match keys.split_first() {
+            Some((first, rest)) if first.2 => {
+                out.push(IndexSpec::queue(std::slice::from_ref(first)));
+                rest
+            }
+            _ => &keys[..],
+        };
+        let upto = rest.iter().position(|k| k.2).unwrap_or(rest.len());
+        if upto > 0 {
+            out.push(IndexSpec::queue(&rest[..upto]));
+        }
+    }
+    out
+}
+
 /// The indexes the fields declared `indexed = true` in `wfs` need.
 pub fn wanted_indexes<'a>(
     wfs: impl IntoIterator<Item = &'a leadflow_engine::Workflow>,
 ) -> Vec<IndexSpec> {
+    let wfs: Vec<&leadflow_engine::Workflow> = wfs.into_iter().collect();
+    let wfs_again = wfs.clone();
     let mut out: Vec<IndexSpec> = wfs
         .into_iter()
         .flat_map(|wf| wf.fields.iter())
         .filter(|f| f.indexed && Kind::of(f.ty).indexable())
         .map(|f| IndexSpec::new(&f.name, Kind::of(f.ty)))
         .collect();
+    for wf in wfs_again {
+        out.extend(queue_indexes(wf));
+    }
     out.sort();
     out.dedup();
     out
@@ -1227,6 +1339,51 @@ mod tests {
         );
         assert!(Lit::parse(Kind::Bool, "yes").is_err());
         assert!(Lit::parse(Kind::List, "x").is_err());
+    }
+
+    #[test]
+    fn a_queue_gets_the_indexes_of_its_two_arms() {
+        let wf = r#"
+[workflow]
+id = "q"
+initial = "new"
+[fields.callback_at]
+type = "datetime"
+[fields.attempts]
+type = "int"
+[states.new]
+[states.done]
+final = true
+[transitions.close]
+from = ["new"]
+to = "done"
+by = ["op"]
+[queues.calls]
+order = ["due:callback_at", "attempts", "-created_at"]
+"#;
+        let loaded = leadflow_engine::load(&leadflow_engine::Project {
+            workflows: vec![leadflow_engine::SourceFile::new("workflows/q.toml", wf)],
+            ..Default::default()
+        });
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let w = loaded.set.workflows.get("q").unwrap();
+        let ix = queue_indexes(w);
+        assert_eq!(ix.len(), 2, "{ix:?}");
+        let sql: Vec<String> = ix.iter().map(|i| i.create_sql(Dialect::Pg)).collect();
+        assert!(
+            sql[0].ends_with("(tenant_id, workflow, leadflow_ts((fields -> 'callback_at')), id)"),
+            "{}",
+            sql[0]
+        );
+        assert!(
+            sql[1].ends_with(
+                "(tenant_id, workflow, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+            ),
+            "{}",
+            sql[1]
+        );
+        assert!(ix.iter().all(|i| i.name.starts_with("lf_q_")));
+        assert!(wanted_indexes([&**w]).contains(&ix[1]));
     }
 
     #[test]
