@@ -412,6 +412,28 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// The workflow a step names, else the file's; S001 when neither.
+    fn step_workflow(
+        &self,
+        what: &str,
+        given: Option<Spanned<String>>,
+        default_wf: &Option<Located<String>>,
+        span: &Range<usize>,
+    ) -> Result<Located<String>, ScenarioError> {
+        match (given, default_wf) {
+            (Some(w), _) => {
+                let sp = w.span();
+                Ok(Located::new(w.into_inner(), sp))
+            }
+            (None, Some(d)) => Ok(d.clone()),
+            (None, None) => Err(self.err(
+                "S001",
+                span,
+                format!("`{what}` needs a workflow: add `workflow = \"...\"` to it or at the top of the file"),
+            )),
+        }
+    }
+
     fn err(
         &self,
         code: &'static str,
@@ -579,20 +601,7 @@ impl Parser<'_> {
         if let Some(c) = raw.create {
             let cspan = c.span();
             let c = c.into_inner();
-            let workflow = match (c.workflow, default_wf) {
-                (Some(w), _) => {
-                    let sp = w.span();
-                    Located::new(w.into_inner(), sp)
-                }
-                (None, Some(d)) => d.clone(),
-                (None, None) => {
-                    return Err(self.err(
-                        "S001",
-                        &cspan,
-                        "`create` needs a workflow: add `workflow = \"...\"` to it or at the top of the file",
-                    ))
-                }
-            };
+            let workflow = self.step_workflow("create", c.workflow, default_wf, &cspan)?;
             let by = self.by(c.by, actors)?;
             let name = c.name.map(|n| n.into_inner());
             // A create expected to fail names nothing.
@@ -619,20 +628,7 @@ impl Parser<'_> {
             p.map(|p| {
                 let pspan = p.span();
                 let p = p.into_inner();
-                let workflow = match (p.workflow, default_wf) {
-                    (Some(w), _) => {
-                        let sp = w.span();
-                        Located::new(w.into_inner(), sp)
-                    }
-                    (None, Some(d)) => d.clone(),
-                    (None, None) => {
-                        return Err(self.err(
-                            "S001",
-                            &pspan,
-                            format!("`{what}` needs a workflow: add `workflow = \"...\"` to it or at the top of the file"),
-                        ))
-                    }
-                };
+                let workflow = self.step_workflow(what, p.workflow, default_wf, &pspan)?;
                 if what == "release" && p.again.is_some() {
                     return Err(self.err(
                         "S001",
@@ -641,9 +637,9 @@ impl Parser<'_> {
                     ));
                 }
                 let by_span = p.by.span();
-                let by = self.by(Some(p.by), actors)?.ok_or_else(|| {
-                    self.err("S001", &by_span, "`by` names the puller")
-                })?;
+                let by = self
+                    .by(Some(p.by), actors)?
+                    .ok_or_else(|| self.err("S001", &by_span, "`by` names the puller"))?;
                 Ok((
                     pspan,
                     Pull {

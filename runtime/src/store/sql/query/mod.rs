@@ -489,6 +489,20 @@ pub struct Count {
     pub estimated: bool,
 }
 
+/// The indexable kind whose [`Kind::name`] is `name` (`Text` otherwise).
+fn kind_named(name: &str) -> Kind {
+    [
+        Kind::Text,
+        Kind::Num,
+        Kind::Bool,
+        Kind::Date,
+        Kind::DateTime,
+    ]
+    .into_iter()
+    .find(|k| k.name() == name)
+    .unwrap_or(Kind::Text)
+}
+
 /// An expression index the store keeps for an `indexed` field, or for the
 /// order of a work queue.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -549,16 +563,7 @@ impl IndexSpec {
         }
     }
     pub fn kind(&self) -> Kind {
-        [
-            Kind::Text,
-            Kind::Num,
-            Kind::Bool,
-            Kind::Date,
-            Kind::DateTime,
-        ]
-        .into_iter()
-        .find(|k| k.name() == self.kind_name)
-        .unwrap_or(Kind::Text)
+        kind_named(self.kind_name)
     }
     /// The `CREATE INDEX` statement (`CONCURRENTLY` on PostgreSQL).
     pub fn create_sql(&self, d: Dialect) -> String {
@@ -578,16 +583,7 @@ impl IndexSpec {
                     },
                     k => Key::Field {
                         name: name.clone(),
-                        kind: [
-                            Kind::Text,
-                            Kind::Num,
-                            Kind::Bool,
-                            Kind::Date,
-                            Kind::DateTime,
-                        ]
-                        .into_iter()
-                        .find(|x| x.name() == k)
-                        .unwrap_or(Kind::Text),
+                        kind: kind_named(k),
                     },
                 };
                 cols.push(match (due, desc) {
@@ -653,16 +649,13 @@ pub fn wanted_indexes<'a>(
     wfs: impl IntoIterator<Item = &'a leadflow_engine::Workflow>,
 ) -> Vec<IndexSpec> {
     let wfs: Vec<&leadflow_engine::Workflow> = wfs.into_iter().collect();
-    let wfs_again = wfs.clone();
     let mut out: Vec<IndexSpec> = wfs
-        .into_iter()
+        .iter()
         .flat_map(|wf| wf.fields.iter())
         .filter(|f| f.indexed && Kind::of(f.ty).indexable())
         .map(|f| IndexSpec::new(&f.name, Kind::of(f.ty)))
         .collect();
-    for wf in wfs_again {
-        out.extend(queue_indexes(wf));
-    }
+    out.extend(wfs.iter().flat_map(|wf| queue_indexes(wf)));
     out.sort();
     out.dedup();
     out
