@@ -517,6 +517,10 @@ pub struct IndexSpec {
     /// column name, kind name or `column`, descending, read as a due
     /// instant), then `id`. Empty for a field's index.
     order: Vec<(String, &'static str, bool, bool)>,
+    /// A queue's index led by `assignee` (after `tenant_id, workflow`): the
+    /// pulls of an operator who sees only its own records read its records
+    /// alone, in order.
+    by_assignee: bool,
 }
 
 impl IndexSpec {
@@ -528,13 +532,14 @@ impl IndexSpec {
             field: field.to_string(),
             kind_name: kind.name(),
             order: Vec::new(),
+            by_assignee: false,
         }
     }
 
     /// The index a queue's pull reads in order: `(tenant_id, workflow,
-    /// keys.., id)`, each key `(key, descending, due)` written as the pull's
-    /// `ORDER BY` writes it ([`queue::arms`]).
-    fn queue(keys: &[(Key, bool, bool)]) -> IndexSpec {
+    /// [assignee,] keys.., id)`, each key `(key, descending, due)` written as
+    /// the pull's `ORDER BY` writes it ([`queue::arms`]).
+    fn queue(keys: &[(Key, bool, bool)], by_assignee: bool) -> IndexSpec {
         use sha2::Digest;
         let order: Vec<(String, &'static str, bool, bool)> = keys
             .iter()
@@ -553,13 +558,15 @@ impl IndexSpec {
                 )
             })
             .collect();
-        let field = format!("queue:{}", text.join(","));
+        let lead = if by_assignee { "assignee|" } else { "" };
+        let field = format!("queue:{lead}{}", text.join(","));
         let h = sha2::Sha256::digest(field.as_bytes());
         IndexSpec {
             name: format!("lf_q_{}", &hex::encode(h)[..16]),
             field,
             kind_name: Kind::Text.name(),
             order,
+            by_assignee,
         }
     }
     pub fn kind(&self) -> Kind {
@@ -575,6 +582,9 @@ impl IndexSpec {
             format!("tenant_id, {}, id", value_expr(d, &key))
         } else {
             let mut cols = vec!["tenant_id".to_string(), "workflow".to_string()];
+            if self.by_assignee {
+                cols.push("assignee".into());
+            }
             for (name, kind, desc, due) in &self.order {
                 let key = match *kind {
                     "column" => match Column::parse(name) {
@@ -613,7 +623,10 @@ impl IndexSpec {
 /// (the due records, earliest first) and one on the keys after it (the
 /// others); else one on all its keys. A later `due:` key sorts by an
 /// expression of the instant of the pull, which no index holds: the index
-/// stops before it.
+/// stops before it. Each comes twice: as is, for the pullers who see more
+/// than their own records (a supervisor, an admin), and led by `assignee`,
+/// for the operators who see only theirs (`assignee = <caller>` is the
+/// whole visibility): their pull then reads none of the others' records.
 pub fn queue_indexes(wf: &leadflow_engine::Workflow) -> Vec<IndexSpec> {
     use leadflow_engine::queue::OrderKey;
     let mut out = Vec::new();
@@ -631,14 +644,18 @@ pub fn queue_indexes(wf: &leadflow_engine::Workflow) -> Vec<IndexSpec> {
             .collect();
         let rest = match keys.split_first() {
             Some((first, rest)) if first.2 => {
-                out.push(IndexSpec::queue(std::slice::from_ref(first)));
+                for by_assignee in [false, true] {
+                    out.push(IndexSpec::queue(std::slice::from_ref(first), by_assignee));
+                }
                 rest
             }
             _ => &keys[..],
         };
         let upto = rest.iter().position(|k| k.2).unwrap_or(rest.len());
         if upto > 0 {
-            out.push(IndexSpec::queue(&rest[..upto]));
+            for by_assignee in [false, true] {
+                out.push(IndexSpec::queue(&rest[..upto], by_assignee));
+            }
         }
     }
     out
@@ -1361,7 +1378,7 @@ order = ["due:callback_at", "attempts", "-created_at"]
         assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
         let w = loaded.set.workflows.get("q").unwrap();
         let ix = queue_indexes(w);
-        assert_eq!(ix.len(), 2, "{ix:?}");
+        assert_eq!(ix.len(), 4, "{ix:?}");
         let sql: Vec<String> = ix.iter().map(|i| i.create_sql(Dialect::Pg)).collect();
         assert!(
             sql[0].ends_with("(tenant_id, workflow, leadflow_ts((fields -> 'callback_at')), id)"),
@@ -1370,13 +1387,29 @@ order = ["due:callback_at", "attempts", "-created_at"]
         );
         assert!(
             sql[1].ends_with(
-                "(tenant_id, workflow, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+                "(tenant_id, workflow, assignee, leadflow_ts((fields -> 'callback_at')), id)"
             ),
             "{}",
             sql[1]
         );
+        assert!(
+            sql[2].ends_with(
+                "(tenant_id, workflow, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+            ),
+            "{}",
+            sql[2]
+        );
+        assert!(
+            sql[3].ends_with(
+                "(tenant_id, workflow, assignee, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+            ),
+            "{}",
+            sql[3]
+        );
         assert!(ix.iter().all(|i| i.name.starts_with("lf_q_")));
-        assert!(wanted_indexes([&**w]).contains(&ix[1]));
+        let names: std::collections::BTreeSet<&str> = ix.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names.len(), 4, "one name per index");
+        assert!(wanted_indexes([&**w]).contains(&ix[3]));
     }
 
     #[test]
