@@ -1,6 +1,6 @@
 //! The raw model: the workflow file exactly as typed, with spans.
 //!
-//! Stage one of loading (see `load.rs` for stage two). These structs only
+//! Stage one of loading (see `load/` for stage two). These structs only
 //! check shape (unknown keys, wrong TOML types); names are linked later. They
 //! also generate the JSON Schema printed by `leadflow schema`, so every doc
 //! comment here is what an editor shows on hover.
