@@ -13,6 +13,14 @@
 # project (it runs at any hour). Latencies are measured by the client (a
 # Python thread per operator, keep-alive connections), so they include its
 # own overhead.
+# Two runs on the same data: "paced", each operator waiting a random 0-2 s
+# (THINK=1, mean 1 s) between logging a call and pulling again (50
+# operators then pull about 40 times a second in all, still far above a
+# call center's rate of one call per operator per minute or two): the
+# latency an operator sees; then "saturated", no wait at all (THINK 0):
+# the most pulls per second the machine serves, where each request queues
+# behind the 49 others, so its latency is 50 / throughput, not a pull's
+# cost. The duplicates are counted in both.
 # Needs psql, curl, python3. Env: LEADFLOW (binary, default
 # target/release/leadflow, built if missing), DURATION, RECORDS (overrides
 # the profile), PGURL (postgres://postgres@127.0.0.1:5432), PORT (18093),
@@ -116,11 +124,13 @@ start
 curl -fsS -X POST "$API/v1/queues/cc_lead/chiamate/next" -H "Authorization: Bearer op-7" | head -c 300; echo
 curl -fsS -X DELETE "$API/v1/queues/cc_lead/chiamate/lease" -H "Authorization: Bearer op-7" >/dev/null
 
-echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$PORT" "$OPS" "$DURATION" <<'PY'
-import http.client, json, sys, threading, time
-port, ops, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+run() {
+echo "== $1 (think time 0-$(echo "2 * $2" | bc) s), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$PORT" "$OPS" "$DURATION" "$2" <<'PY'
+import http.client, json, random, sys, threading, time
+port, ops, duration, think = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 pulls, calls, holds, errors = [], [], [], []
+firsts, later_all = [], []
 lock = threading.Lock()
 start = threading.Barrier(ops)
 
@@ -153,8 +163,11 @@ def operator(i):
         # Surely held from the pull's answer until the call is sent (the
         # server holds it longer on both sides).
         mine_h.append((rid, t1, t2, key))
+        if think > 0:
+            time.sleep(random.uniform(0, 2 * think))
     with lock:
         pulls.extend(mine_p); calls.extend(mine_c); holds.extend(mine_h); errors.extend(mine_e)
+        firsts.extend(mine_p[:1]); later_all.append(mine_p[1:])
 
 threads = [threading.Thread(target=operator, args=(i,)) for i in range(ops)]
 t = time.monotonic()
@@ -178,9 +191,15 @@ for rid, hs in by.items():
             dups += 1
 print(f"{ops} operators, {wall:.0f} s: {len(pulls)} pulls ({len(pulls) / wall:.0f}/s), {len(calls)} calls logged")
 print(f"pull      p50 {pct(pulls, 50):6.1f} ms  p95 {pct(pulls, 95):6.1f} ms  p99 {pct(pulls, 99):6.1f} ms")
+later = [x for xs in later_all for x in xs]
+print(f"  first pulls (all {ops} at the same instant): p50 {pct(firsts, 50):6.1f} ms  max {pct(firsts, 100):6.1f} ms")
+print(f"  every later pull:                  p50 {pct(later, 50):6.1f} ms  p95 {pct(later, 95):6.1f} ms  p99 {pct(later, 99):6.1f} ms")
 print(f"log_call  p50 {pct(calls, 50):6.1f} ms  p95 {pct(calls, 95):6.1f} ms  p99 {pct(calls, 99):6.1f} ms")
 print(f"duplicates (a lead held by two operators at once): {dups}")
 print(f"distinct leads served: {len(by)}; non-200 answers: {len(errors)} {errors[:3]}")
 sys.exit(1 if dups else 0)
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+run paced "${THINK:-1}"
+run saturated 0

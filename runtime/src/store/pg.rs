@@ -218,6 +218,20 @@ impl PgBackend {
         begin_on(&self.pool, format!("BEGIN; {}", self.set_tenant)).await
     }
 
+    /// A transaction whose prepared statements run on generic plans: for
+    /// statements sent many times a second whose best plan does not depend
+    /// on the values (a work queue's pull reads one index in order whoever
+    /// pulls). A custom plan is planned again on every execution, and with
+    /// a dozen expression indexes on `records` planning a pull took 5-6 ms,
+    /// twenty times its execution. Citus keeps custom plans (see [`Self::begin`]).
+    pub(crate) async fn generic_tx(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        let plans = match self.citus {
+            true => "",
+            false => "; SET LOCAL plan_cache_mode = force_generic_plan",
+        };
+        begin_on(&self.pool, format!("BEGIN; {}{plans}", self.set_tenant)).await
+    }
+
     /// After a failed request (its transaction rolled back): if it lost an
     /// idempotency race, the request that won committed its result; answer
     /// with that, as a retry with the same key would.

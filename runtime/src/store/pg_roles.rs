@@ -12,6 +12,35 @@ use crate::backend::Error;
 use crate::sql::db;
 use sqlx::{Connection, PgConnection};
 
+/// The field-value functions that are not marked LEAKPROOF (a migration
+/// run by a role that is not superuser cannot mark them): under row-level
+/// security a field condition then cannot use its index. Warn, with what a
+/// superuser runs once (docs/security.md).
+async fn warn_leaky_values(conn: &mut PgConnection) -> Result<(), Error> {
+    let leaky: Vec<String> = sqlx::query_scalar(
+        "SELECT proname::text FROM pg_proc WHERE proname IN \
+         ('leadflow_text_of', 'leadflow_num_of', 'leadflow_bool_of', 'leadflow_date_of', 'leadflow_ts_of') \
+         AND NOT proleakproof ORDER BY proname",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    if !leaky.is_empty() {
+        let alter: Vec<String> = leaky
+            .iter()
+            .map(|f| format!("ALTER FUNCTION {f}(jsonb, text) LEAKPROOF;"))
+            .collect();
+        tracing::warn!(
+            functions = ?leaky,
+            "PostgreSQL: the field-value functions are not LEAKPROOF, so under row-level security \
+             a condition on an indexed field reads every record of the tenant instead of its index. \
+             A superuser runs once: {} (docs/security.md)",
+            alter.join(" ")
+        );
+    }
+    Ok(())
+}
+
 /// What the login role of a database URL may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
@@ -160,6 +189,9 @@ pub async fn prepare(url: &str, migrate: bool) -> Result<Login, Error> {
     let have = applied(&mut conn).await?;
     let want = expected_versions();
     let missing: Vec<i64> = want.iter().filter(|v| !have.contains(v)).copied().collect();
+    if missing.is_empty() {
+        warn_leaky_values(&mut conn).await?;
+    }
     conn.close().await.map_err(db)?;
     if !missing.is_empty() {
         return Err(Error::Storage(crate::error::StoreError::new(

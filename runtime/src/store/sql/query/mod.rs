@@ -503,6 +503,12 @@ fn kind_named(name: &str) -> Kind {
     .unwrap_or(Kind::Text)
 }
 
+/// Part of every index name's hash, changed when the indexed expressions
+/// change (`2`: the PostgreSQL values read by the leakproof `leadflow_*_of`
+/// functions): the stores then build the new indexes at the next start or
+/// publish and drop the old ones, which no tenant wants any more.
+const INDEX_GENERATION: &str = "2\u{0}";
+
 /// An expression index the store keeps for an `indexed` field, or for the
 /// order of a work queue.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -526,7 +532,10 @@ pub struct IndexSpec {
 impl IndexSpec {
     pub fn new(field: &str, kind: Kind) -> IndexSpec {
         use sha2::Digest;
-        let h = sha2::Sha256::digest(format!("{}\u{0}{field}", kind.name()).as_bytes());
+        // `INDEX_GENERATION`: the names change when the expressions do.
+        let h = sha2::Sha256::digest(
+            format!("{INDEX_GENERATION}{}\u{0}{field}", kind.name()).as_bytes(),
+        );
         IndexSpec {
             name: format!("lf_q_{}", &hex::encode(h)[..16]),
             field: field.to_string(),
@@ -560,7 +569,7 @@ impl IndexSpec {
             .collect();
         let lead = if by_assignee { "assignee|" } else { "" };
         let field = format!("queue:{lead}{}", text.join(","));
-        let h = sha2::Sha256::digest(field.as_bytes());
+        let h = sha2::Sha256::digest(format!("{INDEX_GENERATION}{field}").as_bytes());
         IndexSpec {
             name: format!("lf_q_{}", &hex::encode(h)[..16]),
             field,
@@ -620,8 +629,9 @@ impl IndexSpec {
 
 /// The indexes a workflow's work queues read their order from (the two
 /// arms of [`queue::arms`]): with a `due:` first key, one on that instant
-/// (the due records, earliest first) and one on the keys after it (the
-/// others); else one on all its keys. A later `due:` key sorts by an
+/// and the keys after it (the due records, earliest first, ties in the
+/// queue's order) and one on the keys after it (the others); else one on
+/// all its keys. A later `due:` key sorts by an
 /// expression of the instant of the pull, which no index holds: the index
 /// stops before it. Each comes twice: as is, for the pullers who see more
 /// than their own records (a supervisor, an admin), and led by `assignee`,
@@ -642,19 +652,22 @@ pub fn queue_indexes(wf: &leadflow_engine::Workflow) -> Vec<IndexSpec> {
                 })
             })
             .collect();
-        let rest = match keys.split_first() {
-            Some((first, rest)) if first.2 => {
-                for by_assignee in [false, true] {
-                    out.push(IndexSpec::queue(std::slice::from_ref(first), by_assignee));
-                }
-                rest
-            }
-            _ => &keys[..],
+        let (first_due, rest) = match keys.split_first() {
+            Some((first, rest)) if first.2 => (Some(first), rest),
+            _ => (None, &keys[..]),
         };
         let upto = rest.iter().position(|k| k.2).unwrap_or(rest.len());
-        if upto > 0 {
+        let rest = &rest[..upto];
+        if let Some(first) = first_due {
+            // The due arm orders by the instant, then by the keys after it.
+            let due: Vec<(Key, bool, bool)> = std::iter::once(first).chain(rest).cloned().collect();
             for by_assignee in [false, true] {
-                out.push(IndexSpec::queue(&rest[..upto], by_assignee));
+                out.push(IndexSpec::queue(&due, by_assignee));
+            }
+        }
+        if !rest.is_empty() {
+            for by_assignee in [false, true] {
+                out.push(IndexSpec::queue(rest, by_assignee));
             }
         }
     }
@@ -762,15 +775,18 @@ pub fn value_expr(d: Dialect, key: &Key) -> String {
         // Columns compare in their own collation (equality is the same in
         // any), so the column indexes serve; [`sort_expr`] orders them.
         (_, Key::Column(c)) => c.name().to_string(),
+        // One leakproof call on the whole document (migration 0023): under
+        // row-level security only a leakproof condition can be an index
+        // condition, and `fields -> 'x'` is not one.
         (Dialect::Pg, Key::Field { name, kind }) => {
-            let v = format!("(fields -> {})", quote(name));
+            let n = quote(name);
             match kind {
-                Kind::Text => format!("(leadflow_text({v}) COLLATE \"C\")"),
-                Kind::Num => format!("leadflow_num({v})"),
-                Kind::Bool => format!("leadflow_bool({v})"),
-                Kind::Date => format!("leadflow_date({v})"),
-                Kind::DateTime => format!("leadflow_ts({v})"),
-                Kind::List => v,
+                Kind::Text => format!("(leadflow_text_of(fields, {n}) COLLATE \"C\")"),
+                Kind::Num => format!("leadflow_num_of(fields, {n})"),
+                Kind::Bool => format!("leadflow_bool_of(fields, {n})"),
+                Kind::Date => format!("leadflow_date_of(fields, {n})"),
+                Kind::DateTime => format!("leadflow_ts_of(fields, {n})"),
+                Kind::List => format!("(fields -> {n})"),
             }
         }
         (Dialect::Sqlite, Key::Field { name, kind }) => {
@@ -1381,27 +1397,27 @@ order = ["due:callback_at", "attempts", "-created_at"]
         assert_eq!(ix.len(), 4, "{ix:?}");
         let sql: Vec<String> = ix.iter().map(|i| i.create_sql(Dialect::Pg)).collect();
         assert!(
-            sql[0].ends_with("(tenant_id, workflow, leadflow_ts((fields -> 'callback_at')), id)"),
+            sql[0].ends_with("(tenant_id, workflow, leadflow_ts_of(fields, 'callback_at'), leadflow_num_of(fields, 'attempts'), created_at DESC NULLS LAST, id)"),
             "{}",
             sql[0]
         );
         assert!(
             sql[1].ends_with(
-                "(tenant_id, workflow, assignee, leadflow_ts((fields -> 'callback_at')), id)"
+                "(tenant_id, workflow, assignee, leadflow_ts_of(fields, 'callback_at'), leadflow_num_of(fields, 'attempts'), created_at DESC NULLS LAST, id)"
             ),
             "{}",
             sql[1]
         );
         assert!(
             sql[2].ends_with(
-                "(tenant_id, workflow, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+                "(tenant_id, workflow, leadflow_num_of(fields, 'attempts'), created_at DESC NULLS LAST, id)"
             ),
             "{}",
             sql[2]
         );
         assert!(
             sql[3].ends_with(
-                "(tenant_id, workflow, assignee, leadflow_num((fields -> 'attempts')), created_at DESC NULLS LAST, id)"
+                "(tenant_id, workflow, assignee, leadflow_num_of(fields, 'attempts'), created_at DESC NULLS LAST, id)"
             ),
             "{}",
             sql[3]
@@ -1420,7 +1436,7 @@ order = ["due:callback_at", "attempts", "-created_at"]
         };
         assert_eq!(
             value_expr(Dialect::Pg, &k),
-            "leadflow_num((fields -> 'o''neil'))"
+            "leadflow_num_of(fields, 'o''neil')"
         );
         let a = IndexSpec::new("zone", Kind::Text);
         assert_eq!(a, IndexSpec::new("zone", Kind::Text));

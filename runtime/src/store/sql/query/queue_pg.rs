@@ -14,7 +14,7 @@ impl WorkQueue for PgBackend {
         let tenant = self.tenant();
         let arms = arms(Dialect::Pg, tenant, p);
         for _ in 0..RETRIES {
-            let mut tx = self.tx().await?;
+            let mut tx = self.generic_tx().await?;
             let held: Option<(i64, DateTime<Utc>)> = sqlx::query_as(held_sql(Dialect::Pg))
                 .bind(tenant)
                 .bind(&p.workflow)
