@@ -48,31 +48,32 @@ CREATE FUNCTION leadflow_bool_of(f jsonb, k text) RETURNS boolean
         RETURN CASE WHEN jsonb_typeof(f -> k) = 'boolean' THEN (f ->> k) = 'true' END;
     END $$;
 
+-- Dates and instants: the shape by a regular expression, then every part
+-- in range, in one expression (plpgsql evaluates a single expression fast),
+-- so the cast cannot fail. `->>` of a value that is not a string does not
+-- have the shape.
 CREATE FUNCTION leadflow_date_of(f jsonb, k text) RETURNS date
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$ DECLARE s text; y int; m int; d int; BEGIN
-        IF jsonb_typeof(f -> k) IS DISTINCT FROM 'string' THEN RETURN NULL; END IF;
-        s := f ->> k;
-        IF s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN RETURN NULL; END IF;
-        y := substr(s, 1, 4)::int; m := substr(s, 6, 2)::int; d := substr(s, 9, 2)::int;
-        IF y < 1 OR m < 1 OR m > 12 OR d < 1 OR d > leadflow_days_in(y, m) THEN RETURN NULL; END IF;
-        RETURN make_date(y, m, d);
+    AS $$ DECLARE s text := f ->> k; BEGIN
+        IF s IS NULL OR s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN RETURN NULL; END IF;
+        RETURN CASE WHEN substr(s, 1, 4) <> '0000'
+                     AND substr(s, 6, 2)::int BETWEEN 1 AND 12
+                     AND substr(s, 9, 2)::int BETWEEN 1 AND leadflow_days_in(substr(s, 1, 4)::int, substr(s, 6, 2)::int)
+                    THEN s::date END;
     END $$;
 
 CREATE FUNCTION leadflow_ts_of(f jsonb, k text) RETURNS timestamptz
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$ DECLARE s text; p text[]; y int; m int; BEGIN
-        IF jsonb_typeof(f -> k) IS DISTINCT FROM 'string' THEN RETURN NULL; END IF;
-        s := f ->> k;
-        p := regexp_match(s, '^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?(Z|[+-]([0-9]{2}):([0-9]{2}))$');
-        IF p IS NULL THEN RETURN NULL; END IF;
-        y := p[1]::int; m := p[2]::int;
-        IF y < 1 OR m < 1 OR m > 12 OR p[3]::int < 1 OR p[3]::int > leadflow_days_in(y, m)
-           OR p[4]::int > 23 OR p[5]::int > 59 OR p[6]::int > 59
-           OR coalesce(p[9]::int, 0) > 15 OR coalesce(p[10]::int, 0) > 59 THEN
+    AS $$ DECLARE s text := f ->> k; BEGIN
+        IF s IS NULL OR s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$' THEN
             RETURN NULL;
         END IF;
-        RETURN s::timestamptz;
+        RETURN CASE WHEN substr(s, 1, 4) <> '0000'
+                     AND substr(s, 6, 2)::int BETWEEN 1 AND 12
+                     AND substr(s, 9, 2)::int BETWEEN 1 AND leadflow_days_in(substr(s, 1, 4)::int, substr(s, 6, 2)::int)
+                     AND substr(s, 12, 2)::int <= 23 AND substr(s, 15, 2)::int <= 59 AND substr(s, 18, 2)::int <= 59
+                     AND (right(s, 1) = 'Z' OR (substr(right(s, 6), 2, 2)::int <= 15 AND right(s, 2)::int <= 59))
+                    THEN s::timestamptz END;
     END $$;
 
 DO $$ BEGIN
