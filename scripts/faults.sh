@@ -216,7 +216,8 @@ import json, sys
 d = json.loads(sys.argv[1])
 # Refusals are allowed while the flood connects (it exhausts the
 # descriptors), plus a second; on a loaded machine that burst takes longer.
-sys.exit(0 if d["last_refusal_s"] <= max(6, (d["flood_connected_s"] or 0) + 1) and (d["probe_503"] + d["probe_closed"]) <= 0.05 * d["probes"] and d["probe_ok"] > 0 and (d["probe_p99_ms"] or 1e9) < 1000
+# After it, at most 5% of the probes may be refused.
+sys.exit(0 if d["last_refusal_s"] <= max(6, (d["flood_connected_s"] or 0) + 1) and d["refused_after_burst"] <= 0.05 * d["probes"] and d["probe_ok"] > 0 and (d["probe_p99_ms"] or 1e9) < 1000
          and d["closed_by_server"] > 0.9 * d["partial_header_conns"] else 1)
 PY
   # SIGTERM with a slow client connected: the daemon exits within its deadline.

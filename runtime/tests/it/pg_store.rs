@@ -519,6 +519,7 @@ async fn pg_idempotency_keys_expire_after_a_day() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(keys, 1, "the expired key was purged");
+    db.drop_db().await;
 }
 
 /// Two tenants on one database, each with a sleeping worker: the daemon
@@ -898,4 +899,5 @@ async fn pg_used_links_and_template_versions_are_per_tenant() {
     assert_eq!(a.load_templates("h1").await.unwrap(), Some(files));
     assert_eq!(b.load_templates("h1").await.unwrap(), None);
     assert_eq!(a.load_templates("h2").await.unwrap(), None);
+    db.drop_db().await;
 }
