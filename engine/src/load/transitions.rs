@@ -275,40 +275,32 @@ impl Resolver<'_> {
             Some(&ti) => {
                 let tr = &built.transitions[ti];
                 let states = built.states;
+                // E012 at the timer's `fire`, with how to mend it.
+                let mut e012 = |msg: String, hint: String| {
+                    let d = Diagnostic::new("E012", self.file, f.span(), msg).hint(hint);
+                    self.diags.push(d);
+                };
                 for (s, armed) in in_states.iter().enumerate() {
                     if *armed && !tr.enabled_from(s) && !names.finals[s] {
-                        self.diags.push(
-                            Diagnostic::new(
-                                "E012",
-                                self.file,
-                                f.span(),
-                                format!(
-                                    "timer `{name}` fires `{}`, which is not enabled in state `{}`",
-                                    tr.name, states[s].name
-                                ),
-                            )
-                            .hint(format!(
+                        e012(
+                            format!(
+                                "timer `{name}` fires `{}`, which is not enabled in state `{}`",
+                                tr.name, states[s].name
+                            ),
+                            format!(
                                 "add \"{}\" to the `from` of transition `{}`",
                                 states[s].name, tr.name
-                            )),
+                            ),
                         );
                     }
                 }
                 if !tr.allows_role("system") {
-                    self.diags.push(
-                        Diagnostic::new(
-                            "E012",
-                            self.file,
-                            f.span(),
-                            format!(
-                                "timer `{name}` fires `{}`, whose `by` does not include \"system\"",
-                                tr.name
-                            ),
-                        )
-                        .hint(format!(
-                            "add \"system\" to the `by` of transition `{}`",
+                    e012(
+                        format!(
+                            "timer `{name}` fires `{}`, whose `by` does not include \"system\"",
                             tr.name
-                        )),
+                        ),
+                        format!("add \"system\" to the `by` of transition `{}`", tr.name),
                     );
                 }
                 Some(TimerAction::Fire(ti))

@@ -225,11 +225,20 @@ impl PgBackend {
     /// a dozen expression indexes on `records` planning a pull took 5-6 ms,
     /// twenty times its execution. Citus keeps custom plans (see [`Self::begin`]).
     pub(crate) async fn generic_tx(&self) -> Result<Transaction<'static, Postgres>, Error> {
-        let plans = match self.citus {
+        begin_on(
+            &self.pool,
+            format!("BEGIN; {}{}", self.set_tenant, self.generic_plans()),
+        )
+        .await
+    }
+
+    /// The statement putting a transaction on generic plans (none on
+    /// Citus, whose coordinator routes by the tenant value of a custom plan).
+    fn generic_plans(&self) -> &'static str {
+        match self.citus {
             true => "",
             false => "; SET LOCAL plan_cache_mode = force_generic_plan",
-        };
-        begin_on(&self.pool, format!("BEGIN; {}{plans}", self.set_tenant)).await
+        }
     }
 
     /// After a failed request (its transaction rolled back): if it lost an
@@ -262,16 +271,12 @@ impl PgBackend {
     /// every plan stays custom: the coordinator routes a statement to a
     /// shard by its tenant value, which a generic plan does not have.
     pub(crate) async fn begin(&self) -> Result<PgTx<'_>, Error> {
-        let plans = if self.citus {
-            ""
-        } else {
-            "; SET LOCAL plan_cache_mode = force_generic_plan"
-        };
         let tx = begin_on(
             &self.pool,
             format!(
-                "BEGIN; {}{plans}; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
-                self.set_tenant
+                "BEGIN; {}{}; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+                self.set_tenant,
+                self.generic_plans()
             ),
         )
         .await?;

@@ -658,17 +658,16 @@ pub fn queue_indexes(wf: &leadflow_engine::Workflow) -> Vec<IndexSpec> {
         };
         let upto = rest.iter().position(|k| k.2).unwrap_or(rest.len());
         let rest = &rest[..upto];
+        let mut both = |keys: &[(Key, bool, bool)]| {
+            out.extend([false, true].map(|by_assignee| IndexSpec::queue(keys, by_assignee)));
+        };
         if let Some(first) = first_due {
             // The due arm orders by the instant, then by the keys after it.
             let due: Vec<(Key, bool, bool)> = std::iter::once(first).chain(rest).cloned().collect();
-            for by_assignee in [false, true] {
-                out.push(IndexSpec::queue(&due, by_assignee));
-            }
+            both(&due);
         }
         if !rest.is_empty() {
-            for by_assignee in [false, true] {
-                out.push(IndexSpec::queue(rest, by_assignee));
-            }
+            both(rest);
         }
     }
     out
