@@ -53,6 +53,19 @@ pub async fn reload(t: &Tenant) -> bool {
                 .filter(|w| !before.contains(&w.hash))
                 .map(|w| (w.id.clone(), w.hash.clone()))
                 .collect();
+            // Unloaded before the new versions are published, so that whoever
+            // sees the new current version also sees the older ones gone.
+            if !older.is_empty() {
+                match t.backend.unload_unused(&older).await {
+                    Ok(gone) if !gone.is_empty() => {
+                        tracing::info!(tenant = %t.id, versions = ?gone, "reload: older versions no record runs on unloaded (kept in the database)")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e, "reload: could not check which older versions are in use; keeping them loaded")
+                    }
+                }
+            }
             let changed = set.workflows.values().any(|w| !before.contains(&w.hash));
             if changed {
                 if let Err(e) = t.backend.publish(&set, &snapshot).await {
@@ -70,17 +83,6 @@ pub async fn reload(t: &Tenant) -> bool {
                 }
             }
             set_status(t, true, diagnostics, None);
-            if !older.is_empty() {
-                match t.backend.unload_unused(&older).await {
-                    Ok(gone) if !gone.is_empty() => {
-                        tracing::info!(tenant = %t.id, versions = ?gone, "reload: older versions no record runs on unloaded (kept in the database)")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(tenant = %t.id, error = %e, "reload: could not check which older versions are in use; keeping them loaded")
-                    }
-                }
-            }
             changed
         }
         Err((diagnostics, error)) => {
