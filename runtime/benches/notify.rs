@@ -2,13 +2,17 @@
 //! SQLite file in the temp directory. Usage:
 //!
 //! ```text
-//! cargo bench -p leadflow-runtime --bench notify -- [messages=10000] [transitions=5000]
+//! [LEADFLOW_BENCH_PG=postgres://postgres@127.0.0.1:5432/postgres] \
+//!   cargo bench -p leadflow-runtime --bench notify -- [messages=10000] [transitions=5000] [rounds=4]
 //! ```
 //!
-//! 1. Transitions/s with notifications off and on: the same transition,
-//!    once in a workflow without `notify`, once in one whose step queues a
+//! 1. Transitions/s with notifications off and on: the same transition on
+//!    records with the same fields, once in a workflow without `notify`,
+//!    once in one whose step queues a
 //!    message (one outbox row with its redacted payload, written in the
-//!    transition's transaction). Run alternately, twice each.
+//!    transition's transaction). Fired alternately in
+//!    chunks of 250, `rounds` runs; the time over all runs and the
+//!    median run are compared.
 //! 2. `messages` notifications queued, then rendered (MiniJinja) and
 //!    delivered by the outbox dispatcher to an SMTP receiver on a local
 //!    port, one SMTP session per message: messages/s from the first claim
@@ -18,8 +22,10 @@ use chrono::{DateTime, Utc};
 use leadflow_engine::{load, Actor, Project, SourceFile, Value, WorkflowSet};
 use leadflow_runtime::backend::{Backend, CreateRequest, FireRequest};
 use leadflow_runtime::outbox::{self, DispatchConfig, Sink, SmtpConfig, SmtpTls, Templates};
+use leadflow_runtime::pg::PgOptions;
 use leadflow_runtime::templates::{Source, TemplateSet};
-use leadflow_runtime::SqliteBackend;
+use leadflow_runtime::{PgBackend, SqliteBackend};
+use sqlx::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +37,9 @@ id = "quiet"
 initial = "open"
 [fields.name]
 type = "string"
+[fields.phone]
+type = "string"
+pii = true
 [fields.n]
 type = "int"
 default = 0
@@ -99,7 +108,7 @@ fn agent() -> Actor {
     }
 }
 
-async fn records(b: &SqliteBackend, wf: &str, n: u64) -> Vec<i64> {
+async fn records<B: Backend>(b: &B, wf: &str, n: u64) -> Vec<i64> {
     let a = agent();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -111,7 +120,6 @@ async fn records(b: &SqliteBackend, wf: &str, n: u64) -> Vec<i64> {
                     ("phone".into(), Value::Str("+39 02 1234567".into())),
                 ]
                 .into_iter()
-                .filter(|(k, _)| wf == "loud" || k != "phone")
                 .collect(),
                 actor: &a,
                 now: now(),
@@ -124,8 +132,8 @@ async fn records(b: &SqliteBackend, wf: &str, n: u64) -> Vec<i64> {
     ids
 }
 
-/// Fire `touch` once on each record: transitions/s.
-async fn touch(b: &SqliteBackend, ids: &[i64]) -> f64 {
+/// Fire `touch` once on each record: the seconds it took.
+async fn touch<B: Backend>(b: &B, ids: &[i64]) -> f64 {
     let a = agent();
     let start = Instant::now();
     for &id in ids {
@@ -143,8 +151,27 @@ async fn touch(b: &SqliteBackend, ids: &[i64]) -> f64 {
         .await
         .expect("fire");
     }
-    ids.len() as f64 / start.elapsed().as_secs_f64()
+    start.elapsed().as_secs_f64()
 }
+
+/// Fire `touch` once on each record from `clients` concurrent tasks (a
+/// daemon's concurrent requests, which group commit batches): seconds.
+async fn touch_concurrent(b: &PgBackend, ids: &[i64], clients: usize) -> f64 {
+    let start = Instant::now();
+    let mut hs = Vec::new();
+    for part in ids.chunks(ids.len().div_ceil(clients).max(1)) {
+        let (b, part) = (b.clone(), part.to_vec());
+        hs.push(tokio::spawn(async move { touch(&b, &part).await }));
+    }
+    for h in hs {
+        h.await.expect("client");
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// Records fired per chunk, off and on alternating, so that the disk's
+/// and the machine's drift (checkpoints, other load) hits both alike.
+const CHUNK: usize = 250;
 
 /// A minimal SMTP receiver on a local port: accepts every message and
 /// counts it.
@@ -202,6 +229,80 @@ async fn smtp_receiver() -> (u16, Arc<AtomicU64>) {
     (port, count)
 }
 
+/// Print the runs of one store: transitions/s off and on, and how far on
+/// is below off per run, over all runs and in the median run.
+fn report(store: &str, transitions: u64, chunk: usize, off: &[f64], on: &[f64]) {
+    let total = |v: &[f64]| v.iter().map(|r| transitions as f64 / r).sum::<f64>();
+    let list = |v: &[f64], p: usize| {
+        v.iter()
+            .map(|x| format!("{x:.p$}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut below: Vec<f64> = off
+        .iter()
+        .zip(on)
+        .map(|(f, n)| 100.0 * (1.0 - n / f))
+        .collect();
+    let per_run = list(&below, 1);
+    below.sort_by(f64::total_cmp);
+    println!(
+        "transitions/s on {store}, {transitions} per run in chunks of {chunk} alternating, {} runs: notifications off {}, on {}; on below off per run: {per_run}%; over all runs {:.1}% below (median run {:.1}%)",
+        off.len(),
+        list(off, 0),
+        list(on, 0),
+        100.0 * (1.0 - total(off) / total(on)),
+        below[below.len() / 2],
+    );
+}
+
+/// The same comparison on PostgreSQL (a scratch database on the server
+/// `admin` names, dropped after), with 16 concurrent clients so that group
+/// commit batches transitions as it does in the daemon.
+async fn pg_runs(admin: &str, transitions: u64, rounds: usize) {
+    const CLIENTS: usize = 16;
+    let name = format!("lf_bench_notify_{}", std::process::id());
+    let mut c = sqlx::PgConnection::connect(admin).await.expect("admin");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .expect("create database");
+    let (server, _) = admin
+        .rsplit_once('/')
+        .expect("LEADFLOW_BENCH_PG: a URL ending in /<database>");
+    let url = format!("{server}/{name}");
+    let opts = PgOptions {
+        max_connections: CLIENTS as u32 + 2,
+        ..PgOptions::default()
+    };
+    let b = PgBackend::open_with(&url, "bench", set(), opts)
+        .await
+        .expect("open");
+    let quiet = records(&b, "quiet", transitions).await;
+    let loud = records(&b, "loud", transitions).await;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (mut t_off, mut t_on) = (0.0, 0.0);
+        for (q, l) in quiet.chunks(CHUNK * 4).zip(loud.chunks(CHUNK * 4)) {
+            t_off += touch_concurrent(&b, q, CLIENTS).await;
+            t_on += touch_concurrent(&b, l, CLIENTS).await;
+        }
+        off.push(transitions as f64 / t_off);
+        on.push(transitions as f64 / t_on);
+    }
+    report(
+        &format!("PostgreSQL, {CLIENTS} clients, group commit"),
+        transitions,
+        CHUNK * 4,
+        &off,
+        &on,
+    );
+    drop(b);
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await;
+}
+
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
@@ -209,6 +310,7 @@ fn main() {
         .collect();
     let messages = args.first().copied().unwrap_or(10_000);
     let transitions = args.get(1).copied().unwrap_or(5_000);
+    let rounds = args.get(2).copied().unwrap_or(4).max(1) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -223,25 +325,24 @@ fn main() {
         // 1. Transitions with notifications off and on.
         let quiet = records(&b, "quiet", transitions).await;
         let loud = records(&b, "loud", transitions).await;
-        let mut off = Vec::new();
-        let mut on = Vec::new();
-        for _ in 0..2 {
-            off.push(touch(&b, &quiet).await);
-            on.push(touch(&b, &loud).await);
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let (mut t_off, mut t_on) = (0.0, 0.0);
+            for (q, l) in quiet.chunks(CHUNK).zip(loud.chunks(CHUNK)) {
+                t_off += touch(&b, q).await;
+                t_on += touch(&b, l).await;
+            }
+            off.push(transitions as f64 / t_off);
+            on.push(transitions as f64 / t_on);
         }
-        let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        println!(
-            "transitions/s on SQLite, {transitions} per run: notifications off {:.0} / {:.0}, on {:.0} / {:.0} (best on is {:.1}% below best off)",
-            off[0],
-            off[1],
-            on[0],
-            on[1],
-            100.0 * (1.0 - best(&on) / best(&off))
-        );
+        report("SQLite, one client", transitions, CHUNK, &off, &on);
+        if let Ok(admin) = std::env::var("LEADFLOW_BENCH_PG") {
+            pg_runs(&admin, transitions, rounds).await;
+        }
 
         // 2. The queue the runs above left (2 x transitions rows), topped up
         // to `messages`, delivered end to end.
-        let queued = 2 * transitions;
+        let queued = rounds as u64 * transitions;
         if messages > queued {
             let more = records(&b, "loud", messages - queued).await;
             touch(&b, &more).await;

@@ -300,9 +300,9 @@ impl OutboxQueue for SqliteBackend {
         limit: i64,
     ) -> Result<Vec<Pending>, Error> {
         let rows: Vec<(i64, i64, String, String, String, i32, i64)> = sqlx::query_as(
-            "UPDATE outbox SET next_attempt = ?
-             WHERE rowid IN (SELECT rowid FROM outbox WHERE tenant_id = ? AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= ? AND attempts < ?
-                             ORDER BY next_attempt, id LIMIT ?)
+            "UPDATE outbox SET next_attempt = ?1
+             WHERE tenant_id = ?2 AND id IN (SELECT id FROM outbox WHERE tenant_id = ?2 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt <= ?3 AND attempts < ?4
+                             ORDER BY next_attempt, id LIMIT ?5)
              RETURNING id, coalesce(record_id, 0), template, recipients, payload, attempts, created_at",
         )
         .bind(micros(lease_until))

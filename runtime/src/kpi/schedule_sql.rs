@@ -467,24 +467,15 @@ impl RunStore for SqliteBackend {
             return Ok(false);
         }
         for m in messages {
-            let oid: i64 = sqlx::query_scalar(
-                "UPDATE tenants SET next_outbox = next_outbox + 1 WHERE id = ? RETURNING next_outbox",
-            )
-            .bind(self.tenant())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
             sqlx::query(
                 "INSERT INTO outbox (tenant_id, id, record_id, report_run_id, template, recipients, payload, created_at, next_attempt)
-                 VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+                 SELECT ?1, coalesce(max(id), 0) + 1, NULL, ?2, ?3, ?4, ?5, ?6, ?6 FROM outbox WHERE tenant_id = ?1",
             )
             .bind(self.tenant())
-            .bind(oid)
             .bind(id)
             .bind(&m.template)
             .bind(serde_json::to_string(&[&m.recipient]).map_err(crate::sql::json_err)?)
             .bind(m.payload.to_string())
-            .bind(micros(now))
             .bind(micros(now))
             .execute(&mut *tx)
             .await

@@ -501,17 +501,18 @@ impl Tx for SqliteTx<'_> {
         payload: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let oid = self.counter("next_outbox").await?;
+        // The id in the same statement (the tenant's highest + 1, one
+        // b-tree seek; this connection is the only writer): no counter row
+        // to update in every transaction that notifies.
         sqlx::query(
-            "INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (tenant_id, id, record_id, template, recipients, payload, created_at, next_attempt)
+             SELECT ?1, coalesce(max(id), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?6 FROM outbox WHERE tenant_id = ?1",
         )
         .bind(self.tenant)
-        .bind(oid)
         .bind(id)
         .bind(template)
         .bind(serde_json::to_string(&recipients).map_err(json_err)?)
         .bind(payload.to_string())
-        .bind(micros(now))
         .bind(micros(now))
         .execute(&mut *self.tx)
         .await
