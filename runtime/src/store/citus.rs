@@ -121,6 +121,38 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
         )
         .await?;
     }
+    // Our functions (policies, expression indexes, triggers use them) on
+    // every node before a shard needs one: made after the extension they
+    // are propagated as they are created; made before it (a database that
+    // grew on one node, `leadflow db distribute`), they are only here.
+    let functions: Vec<String> = sqlx::query_scalar(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+         WHERE p.pronamespace = current_schema()::regnamespace
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                           WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid)
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    if !functions.is_empty() {
+        // A SQL function naming a table is checked when it is created; on a
+        // worker that table is not there yet (it comes with distribution).
+        exec(
+            &mut tx,
+            "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL check_function_bodies = off",
+        )
+        .await?;
+    }
+    for f in &functions {
+        sqlx::query("SELECT create_distributed_function($1::regprocedure)")
+            .bind(f)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
     for t in &todo {
         // Without its foreign keys a Citus-local table is a plain one
         // again, unless it was made one explicitly: undo that too.

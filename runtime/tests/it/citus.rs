@@ -63,7 +63,7 @@ async fn citus_schema_is_distributed_colocated_and_stays_so() {
     )
     .unwrap();
     assert_eq!(role, "t|f");
-    // Keys and the load triggers came back.
+    // Keys and the triggers (actor loads, search words) came back.
     let keys = psql_at(
         &db.url,
         "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'links'::regclass",
@@ -72,10 +72,13 @@ async fn citus_schema_is_distributed_colocated_and_stays_so() {
     assert_eq!(keys, "2");
     let triggers = psql_at(
         &db.url,
-        "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'records'::regclass",
+        "SELECT string_agg(tgname, ' ' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'records'::regclass",
     )
     .unwrap();
-    assert_eq!(triggers, "3");
+    assert_eq!(
+        triggers,
+        "records_load_delete records_load_insert records_load_update records_search_insert records_search_update"
+    );
 
     // A later migration's table (a key to tenants, a trigger; a key to a
     // distributed table cannot be created before the table is distributed,
