@@ -7,7 +7,9 @@
 //! cargo bench -p leadflow-runtime --bench store -- pg-timers [timers=100000] [workers=2]
 //! ```
 //! PostgreSQL: LEADFLOW_BENCH_PG (default postgres://postgres@127.0.0.1:5432/postgres);
-//! a scratch database is created and dropped.
+//! a scratch database is created and dropped. A Citus coordinator: also
+//! LEADFLOW_BENCH_CITUS_WORKERS=127.0.0.1:9701,127.0.0.1:9702 (the scratch
+//! database is made on every node and the store distributes its schema).
 
 use chrono::{DateTime, Duration, Utc};
 use leadflow_engine::{load, Actor, Project, SourceFile, Value, WorkflowSet};
@@ -248,11 +250,58 @@ async fn scratch() -> Scratch {
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
         .unwrap_or(admin.clone());
-    Scratch {
-        url: format!("{base}/{name}"),
-        admin,
-        name,
+    let url = format!("{base}/{name}");
+    // A Citus cluster (scripts/citus-cluster.sh): the database on every
+    // worker too, with the extension, and the nodes registered in the
+    // coordinator's copy; the store then distributes its schema.
+    let workers = citus_workers();
+    if !workers.is_empty() {
+        for w in &workers {
+            let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/postgres"))
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/{name}"))
+                .await
+                .unwrap();
+            sqlx::query("CREATE EXTENSION citus")
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let host_port = base
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or("127.0.0.1:5432");
+        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+        let mut setup =
+            format!("CREATE EXTENSION citus; SELECT citus_set_coordinator_host('{host}', {port});");
+        for w in &workers {
+            let (h, p) = w.rsplit_once(':').unwrap_or((w, "5432"));
+            setup.push_str(&format!(" SELECT citus_add_node('{h}', {p});"));
+        }
+        sqlx::raw_sql(&setup).execute(&mut c).await.unwrap();
     }
+    Scratch { url, admin, name }
+}
+
+/// `LEADFLOW_BENCH_CITUS_WORKERS=host:port,host:port`: the admin URL is a
+/// Citus coordinator with these workers.
+fn citus_workers() -> Vec<String> {
+    std::env::var("LEADFLOW_BENCH_CITUS_WORKERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|w| !w.trim().is_empty())
+        .map(|w| w.trim().to_string())
+        .collect()
 }
 
 async fn drop_scratch(s: Scratch) {
@@ -261,6 +310,15 @@ async fn drop_scratch(s: Scratch) {
         .execute(&mut c)
         .await
         .unwrap();
+    for w in citus_workers() {
+        let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/postgres"))
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.name))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
 }
 
 async fn seed(b: &PgBackend, wf: &'static str, n: u64, tasks: u64) -> Vec<i64> {
@@ -294,6 +352,15 @@ async fn pg_transitions(writers: u64, seconds: u64, group: u64) {
         .await
         .unwrap();
     let ids = Arc::new(seed(&b, "bench", 20_000, writers).await);
+    // What autovacuum does within a minute of such a load (as in
+    // pg-timers). Without statistics the generic plan of the foreign-key
+    // checks (history, events, timers -> records) may pick
+    // `records_state (tenant_id, state, id)` over the primary key and read
+    // the whole tenant per check: 0.4 ms each at 20,000 records.
+    if std::env::var("LEADFLOW_BENCH_NO_ANALYZE").is_err() {
+        let mut admin = sqlx::PgConnection::connect(&s.url).await.unwrap();
+        sqlx::query("ANALYZE").execute(&mut admin).await.unwrap();
+    }
     let stop = Instant::now() + std::time::Duration::from_secs(seconds);
     let start = Instant::now();
     let mut hs = Vec::new();
@@ -303,10 +370,12 @@ async fn pg_transitions(writers: u64, seconds: u64, group: u64) {
         hs.push(tokio::spawn(async move {
             let a = agent();
             let mut n = 0u64;
+            let mut lat = Vec::new();
             let mut i = w as usize;
             while Instant::now() < stop {
                 let id = ids[i % ids.len()];
                 i += writers as usize;
+                let t = Instant::now();
                 b.fire(FireRequest {
                     record: id,
                     transition: "touch",
@@ -320,22 +389,35 @@ async fn pg_transitions(writers: u64, seconds: u64, group: u64) {
                 })
                 .await
                 .unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 n += 1;
             }
-            n
+            (n, lat)
         }));
     }
-    let mut total = 0;
+    let (mut total, mut lat) = (0, Vec::new());
     for h in hs {
-        total += h.await.unwrap();
+        let (n, l) = h.await.unwrap();
+        total += n;
+        lat.extend(l);
     }
     let el = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     let mode = if group == 0 {
         "one transaction each".to_string()
     } else {
         format!("group commit, {group} batch writers")
     };
-    println!("pg-transitions: {writers} writers, distinct records, {mode}: {total} transitions in {el:.1}s = {:.0} transitions/s", total as f64 / el);
+    let cluster = match citus_workers().len() {
+        0 => String::new(),
+        n => format!(" (Citus, coordinator + {n} workers)"),
+    };
+    println!("pg-transitions{cluster}: {writers} writers, distinct records, {mode}: {total} transitions in {el:.1}s = {:.0} transitions/s, latency p50 {:.1} ms, p99 {:.1} ms", total as f64 / el, pct(0.5), pct(0.99));
     b.pool().close().await;
     drop_scratch(s).await;
 }
