@@ -44,8 +44,6 @@ pub mod check;
 pub mod diag;
 pub mod duration;
 pub mod eval;
-#[cfg(test)]
-mod eval_tests;
 pub mod graph;
 pub mod lists;
 pub mod load;

@@ -1,5 +1,5 @@
 //! The resolved model: names linked to indices, scripts compiled, calendars
-//! attached. Built by `load/` from the raw model; evaluated by `eval.rs`.
+//! attached. Built by `load/` from the raw model; evaluated by `eval/`.
 
 use crate::calendar::Calendar;
 use crate::script::{ScriptId, Scripts};
