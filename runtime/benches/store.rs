@@ -257,24 +257,15 @@ async fn scratch() -> Scratch {
     let workers = citus_workers();
     if !workers.is_empty() {
         for w in &workers {
-            let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/postgres"))
-                .await
-                .unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/{name}"))
-                .await
-                .unwrap();
-            sqlx::query("CREATE EXTENSION citus")
-                .execute(&mut c)
-                .await
-                .unwrap();
+            let server = format!("postgres://postgres@{w}");
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            run_sql(&format!("{server}/postgres"), &drop).await;
+            run_sql(
+                &format!("{server}/postgres"),
+                &format!("CREATE DATABASE {name}"),
+            )
+            .await;
+            run_sql(&format!("{server}/{name}"), "CREATE EXTENSION citus").await;
         }
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
         let host_port = base
@@ -311,14 +302,15 @@ async fn drop_scratch(s: Scratch) {
         .await
         .unwrap();
     for w in citus_workers() {
-        let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@{w}/postgres"))
-            .await
-            .unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.name))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.name);
+        run_sql(&format!("postgres://postgres@{w}/postgres"), &drop).await;
     }
+}
+
+/// One statement on a fresh connection to `url`.
+async fn run_sql(url: &str, sql: &str) {
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
 }
 
 async fn seed(b: &PgBackend, wf: &'static str, n: u64, tasks: u64) -> Vec<i64> {
