@@ -9,7 +9,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `model.rs` | the parsed scenario: steps, actions, expectations |
-//! | `parse.rs` | TOML -> model, with `file:line:col` errors (S001..) |
+//! | `parse/` | TOML -> model, with `file:line:col` errors (S001..): `parse`, `ScenarioError`, actors and name checks (`mod.rs`); the file as serde reads it (`raw.rs`); one `[[step]]` (`step.rs`); one `expect` table (`expectation.rs`); tests (`tests.rs`) |
 //! | `files.rs` | finding scenario files and their project, reading it |
 //! | `run.rs` | the step runner, generic over [`Backend`] |
 //! | `expect.rs` | checking one expectation against the backend |
