@@ -30,7 +30,7 @@
 //! | `reload.rs` | watching the workflow files, publishing versions |
 //! | `serve.rs` | connections within the `[server]` limits, body limits, panics |
 //! | `conns.rs` | the open connections; at the limit the longest-idle one makes room |
-//! | `openapi.rs` | the OpenAPI document |
+//! | `openapi/` | the OpenAPI document: `ApiDoc`, the bearer scheme, public operations, serving it (`mod.rs`); the errors every operation can give (`errors.rs`); response headers (`headers.rs`); examples by API area (`examples.rs`); tests (`tests.rs`) |
 //! | `ratelimit.rs` | per-key request budgets of a tenant's `rate_limit`, `RateLimit-*` headers, 429 |
 //! | `cors.rs` | CORS: preflights, `Access-Control-Allow-Origin` for the key's tenant's `cors_origins` |
 //! | `webhooks_doc.rs` | the OpenAPI `webhooks:` section: the signed `message.queued` event a webhook sink POSTs |

@@ -9,10 +9,10 @@
 //! | file | what |
 //! | --- | --- |
 //! | `model.rs` | the parsed scenario: steps, actions, expectations |
-//! | `parse.rs` | TOML -> model, with `file:line:col` errors (S001..) |
+//! | `parse/` | TOML -> model, with `file:line:col` errors (S001..): `parse`, `ScenarioError`, actors and name checks (`mod.rs`); the file as serde reads it (`raw.rs`); one `[[step]]` (`step.rs`); one `expect` table (`expectation.rs`); tests (`tests.rs`) |
 //! | `files.rs` | finding scenario files and their project, reading it |
 //! | `run.rs` | the step runner, generic over [`Backend`] |
-//! | `expect.rs` | checking one expectation against the backend |
+//! | `expect/` | checking one expectation against the backend: `check`, `resolve`, state, fields, links (`mod.rs`); typed value comparison (`values.rs`); outbox and messages (`outbox.rs`); who sees the record and its PII (`org.rs`); timers, history, events (`history.rs`); views, KPIs, reports, report runs (`lists.rs`); tests (`tests.rs`) |
 //! | `report.rs` | results, human and JSON output |
 //! | `suite.rs` | running many scenarios (in parallel) on the memory store |
 //! | `generate.rs` | a large generated ASLM scenario for benchmarks |
