@@ -6,7 +6,7 @@
 //! A declared KPI or report (`where`, `hits`, `start`/`stop`/`within`,
 //! `funnel`) is computed by the SQL stores in one aggregate query
 //! (`sql.rs`): no record is loaded. The memory store computes the same
-//! semantics record by record ([`facts`]), and the conformance tests hold
+//! semantics record by record ([`memory::memory_facts`]), and the conformance tests hold
 //! the three equal. Two things are not SQL: an SLA in working time (`wh`,
 //! `wd`) needs the workflow's calendar, so SQL returns one row per record
 //! of the population (group, start, stop) and the calendar decides here;

@@ -20,7 +20,7 @@ impl Range {
         Range::default()
     }
 
-    /// A period name in the workflow calendar's zone ([`PERIOD_FORMS`]).
+    /// A period name in the workflow calendar's zone ([`leadflow_engine::measure::PERIOD_FORMS`]).
     pub fn period(wf: &Workflow, s: &str) -> Result<Range, QueryError> {
         let i = parse_period(s, wf.calendar.timezone()).map_err(QueryError::Bad)?;
         Ok(Range::of(i))

@@ -232,6 +232,11 @@ impl PgBackend {
         .await
     }
 
+    /// Whether the database runs Citus (docs/scaling.md).
+    pub(crate) fn is_citus(&self) -> bool {
+        self.citus
+    }
+
     /// The statement putting a transaction on generic plans (none on
     /// Citus, whose coordinator routes by the tenant value of a custom plan).
     fn generic_plans(&self) -> &'static str {

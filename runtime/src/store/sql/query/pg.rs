@@ -182,16 +182,25 @@ impl RecordQuery for PgBackend {
                 .map_err(db)?;
             created.push(w.name.clone());
         }
-        // Indexes no tenant of the database wants any more.
-        let unused: Vec<(String,)> = sqlx::query_as(
+        // Indexes no tenant of the database wants any more (two reads: on
+        // Citus the catalog is local and `query_indexes` distributed, and
+        // a join of the two is refused).
+        let wanted_anywhere: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT name FROM query_indexes")
+                .fetch_all(&conn)
+                .await
+                .map_err(db)?;
+        let existing: Vec<String> = sqlx::query_scalar(
             "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             WHERE i.indrelid = 'records'::regclass AND c.relname LIKE 'lf\\_q\\_%'
-               AND NOT EXISTS (SELECT 1 FROM query_indexes q WHERE q.name = c.relname::text)",
+             WHERE i.indrelid = 'records'::regclass AND c.relname LIKE 'lf\\_q\\_%'",
         )
         .fetch_all(&conn)
         .await
         .map_err(db)?;
-        for (name,) in unused {
+        let unused = existing
+            .into_iter()
+            .filter(|n| !wanted_anywhere.contains(n));
+        for name in unused {
             sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
                 .execute(&conn)
                 .await
