@@ -175,6 +175,14 @@ async fn views<B: crate::kpi::Source>(
     Ok(())
 }
 
+/// The range an expectation's `period` names (all time without one).
+fn range_of(wf: &Workflow, period: Option<&str>) -> Result<crate::kpi::Range, String> {
+    match period {
+        Some(p) => crate::kpi::Range::period(wf, p).map_err(|e| e.to_string()),
+        None => Ok(crate::kpi::Range::all()),
+    }
+}
+
 /// `kpis`: totals and rows as `GET /v1/kpis` computes them.
 async fn kpis<B: crate::kpi::Source>(
     b: &B,
@@ -183,14 +191,11 @@ async fn kpis<B: crate::kpi::Source>(
     now: chrono::DateTime<chrono::Utc>,
     out: &mut Vec<String>,
 ) -> Result<(), String> {
-    use crate::kpi::{self, GroupKey, Query, Range};
+    use crate::kpi::{self, GroupKey, Query};
     let kerr = |e: kpi::QueryError| e.to_string();
     for (name, want) in &e.kpis {
         let k = kpi::find_kpi(wf, name).map_err(kerr)?;
-        let range = match &want.period {
-            Some(p) => Range::period(wf, p).map_err(kerr)?,
-            None => Range::all(),
-        };
+        let range = range_of(wf, want.period.as_deref())?;
         let group_by = match &want.group_by {
             Some(g) => GroupKey::parse_list(wf, g).map_err(kerr)?,
             None => Vec::new(),
@@ -234,14 +239,11 @@ async fn reports<B: crate::kpi::Source>(
     now: chrono::DateTime<chrono::Utc>,
     out: &mut Vec<String>,
 ) -> Result<(), String> {
-    use crate::kpi::{self, Range};
+    use crate::kpi;
     let kerr = |e: kpi::QueryError| e.to_string();
     for (name, want) in &e.reports {
         let r = kpi::find_report(wf, name).map_err(kerr)?;
-        let range = match &want.period {
-            Some(p) => Range::period(wf, p).map_err(kerr)?,
-            None => Range::all(),
-        };
+        let range = range_of(wf, want.period.as_deref())?;
         let v = kpi::report(b, wf, r, range, now).await.map_err(kerr)?;
         let got: Vec<(Vec<String>, usize, Option<f64>)> = v
             .rows
