@@ -409,3 +409,69 @@ async fn pg_search_plans_read_the_gin_index_on_100k_rows() {
     drop(b);
     db.drop_db().await;
 }
+
+/// Two tenants of one database publishing at the same instant build the
+/// shared indexes one after the other: neither drops the other's build in
+/// progress (seen as an invalid index), so both succeed and the indexes end
+/// valid. Four rounds, the indexes dropped before each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_tenants_publishing_at_once_build_the_indexes_once() {
+    use leadflow_runtime::sql::query::RecordQuery;
+    use sqlx::Connection;
+    let db = PgDb::new().await;
+    let set = sw_set(SW);
+    let a = leadflow_runtime::open(&db.url, "acme", set.clone())
+        .await
+        .unwrap();
+    let b = leadflow_runtime::open(&db.url, "beta", set.clone())
+        .await
+        .unwrap();
+    let search = query::wanted_search(set.workflows.values().map(|w| &**w));
+    let indexes = query::wanted_indexes(set.workflows.values().map(|w| &**w));
+    assert!(!indexes.is_empty(), "the workflow has an indexed field");
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for round in 0..4 {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = 'records'::regclass AND (c.relname = 'lf_search' OR c.relname LIKE 'lf\\_q\\_%')",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for n in names {
+            sqlx::raw_sql(&format!("DROP INDEX {n}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        let one = |x: AnyBackend| {
+            let (search, indexes) = (search.clone(), indexes.clone());
+            tokio::spawn(async move {
+                x.sync_search(&search).await?;
+                x.ensure_search_index().await?;
+                x.sync_indexes(&indexes).await.map(|_| ())
+            })
+        };
+        let (ra, rb) = tokio::join!(one(a.clone()), one(b.clone()));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra.is_ok() && rb.is_ok(), "round {round}: {ra:?} {rb:?}");
+        let invalid: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = 'records'::regclass AND NOT i.indisvalid",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(invalid, 0, "round {round}: an index was left invalid");
+        let built: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class WHERE relname = 'lf_search' OR relname LIKE 'lf\\_q\\_%'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(built as usize, indexes.len() + 1, "round {round}");
+    }
+    drop((a, b));
+    c.close().await.unwrap();
+    db.drop_db().await;
+}

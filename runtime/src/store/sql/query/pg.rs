@@ -130,11 +130,7 @@ impl RecordQuery for PgBackend {
         // The login role (owner or superuser) builds indexes; the pool's
         // sessions are `leadflow_app`. `CONCURRENTLY` runs outside a
         // transaction and never blocks writes.
-        let conn = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(self.url())
-            .await
-            .map_err(db)?;
+        let conn = builder(self.url()).await?;
         let tenant = self.tenant();
         let names: Vec<String> = wanted.iter().map(|w| w.name.clone()).collect();
         sqlx::query("DELETE FROM query_indexes WHERE tenant_id = $1 AND NOT (name = ANY($2))")
@@ -288,16 +284,41 @@ impl RecordQuery for PgBackend {
     }
 }
 
-/// The GIN index of the search documents, built `CONCURRENTLY` by the login
-/// role (as the field indexes) when missing or left invalid by an
-/// interrupted build. Partial: records of workflows that search nothing
-/// have no document and no entry.
-async fn search_index(url: &str) -> Result<(), Error> {
+/// The index builder's one connection (the login role), holding the
+/// database's builder lock (a session advisory lock) until it is closed: tenants of one database
+/// publish independently, and a second builder would see the first one's
+/// `CREATE INDEX CONCURRENTLY` in progress as an invalid index and drop it
+/// (seen on Citus: deadlocks and "could not open relation").
+async fn builder(url: &str) -> Result<sqlx::PgPool, Error> {
+    /// The advisory lock key of index builds ("leadflow index builder").
+    const BUILDER_LOCK: i64 = 0x6c66_6978_6275_696c;
     let conn = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(url)
         .await
         .map_err(db)?;
+    // Tried, not waited for in one statement: a statement waiting for the
+    // lock is a transaction, and the other builder's `CREATE INDEX
+    // CONCURRENTLY` waits for every running transaction to end (deadlock).
+    loop {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(BUILDER_LOCK)
+            .fetch_one(&conn)
+            .await
+            .map_err(db)?;
+        if got {
+            return Ok(conn);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The GIN index of the search documents, built `CONCURRENTLY` by the login
+/// role (as the field indexes) when missing or left invalid by an
+/// interrupted build. Partial: records of workflows that search nothing
+/// have no document and no entry.
+async fn search_index(url: &str) -> Result<(), Error> {
+    let conn = builder(url).await?;
     let valid: Option<bool> = sqlx::query_scalar(
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          WHERE i.indrelid = 'records'::regclass AND c.relname = 'lf_search'",
