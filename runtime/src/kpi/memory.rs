@@ -58,13 +58,7 @@ pub(super) async fn memory_facts<S: Source>(
     sel: Selector<'_>,
 ) -> Result<Vec<Fact>, QueryError> {
     let wf = q.wf;
-    let filter = Filter {
-        workflow: &wf.id,
-        states: wf.states.iter().map(|s| s.name.as_str()).collect(),
-        fields: Vec::new(),
-        idle_since: None,
-        include_final: true,
-    };
+    let filter = Filter::whole_workflow(wf);
     let mut out = Vec::new();
     for id in b.select(&filter).await? {
         let Some(r) = b.get(id).await? else { continue };

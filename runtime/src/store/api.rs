@@ -351,6 +351,19 @@ pub struct Filter<'a> {
     pub include_final: bool,
 }
 
+impl<'a> Filter<'a> {
+    /// Every record of `wf`, in any state (final ones included).
+    pub fn whole_workflow(wf: &'a leadflow_engine::Workflow) -> Filter<'a> {
+        Filter {
+            workflow: &wf.id,
+            states: wf.states.iter().map(|s| s.name.as_str()).collect(),
+            fields: Vec::new(),
+            idle_since: None,
+            include_final: true,
+        }
+    }
+}
+
 impl Filter<'_> {
     /// Whether a record in `state` with `fields` passes the state and field
     /// conditions (the store checks workflow, finality and idleness).

@@ -108,13 +108,7 @@ async fn records<B: crate::kpi::Source>(
     wf: &Workflow,
 ) -> Result<Vec<(RecordId, leadflow_engine::Record)>, String> {
     let err = |e: crate::backend::Error| e.to_string();
-    let filter = crate::backend::Filter {
-        workflow: &wf.id,
-        states: wf.states.iter().map(|s| s.name.as_str()).collect(),
-        fields: Vec::new(),
-        idle_since: None,
-        include_final: true,
-    };
+    let filter = crate::backend::Filter::whole_workflow(wf);
     let mut records = Vec::new();
     for id in b.select(&filter).await.map_err(err)? {
         if let Some(r) = b.get(id).await.map_err(err)? {
